@@ -1,0 +1,11 @@
+//! # rs2p
+//!
+//! A peer-to-peer distributed hash table, wire-compatible with the chord
+//! module of py2p 0.5.607.
+//!
+//! * [`wire`]: the byte-level codec (base58 integers, frames, compression).
+//! * [`ring`]: 384-bit ring arithmetic and the five key hashes.
+#![warn(missing_docs)]
+
+pub mod ring;
+pub mod wire;

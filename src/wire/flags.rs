@@ -1,0 +1,78 @@
+//! Every protocol flag of py2p 0.5.607, as named constants.
+//!
+//! A flag is one byte. The first packet of a message (its *type*) is one of
+//! [`BROADCAST`], [`RENEGOTIATE`] or [`WHISPER`]; the first payload packet is a
+//! *sub-flag*. Bytes `0x00..=0x2F` are reserved for the protocol.
+
+/// Message type and sub-flag: a relayed message / user broadcast data.
+pub const BROADCAST: u8 = 0x00;
+/// Message type: connection maintenance (compression list, resend).
+pub const RENEGOTIATE: u8 = 0x01;
+/// Message type and sub-flag: a one-hop message / user whisper data.
+pub const WHISPER: u8 = 0x02;
+/// Reserved, never sent.
+pub const PING: u8 = 0x03;
+/// Reserved, never sent.
+pub const PONG: u8 = 0x04;
+
+/// Sub-flag under renegotiate: a new compression list.
+pub const COMPRESSION: u8 = 0x01;
+/// Sub-flag: handshake (5 payload packets) or chord meta (2 payload packets).
+pub const HANDSHAKE: u8 = 0x05;
+/// Sub-flag: chord key-list notification.
+pub const NOTIFY: u8 = 0x06;
+/// Sub-flag: peer list.
+pub const PEERS: u8 = 0x07;
+/// Sub-flag: peer-list or route request.
+pub const REQUEST: u8 = 0x08;
+/// Sub-flag under renegotiate: send your last message again.
+pub const RESEND: u8 = 0x09;
+/// Sub-flag: answer to a route request.
+pub const RESPONSE: u8 = 0x0A;
+/// Sub-flag: chord store.
+pub const STORE: u8 = 0x0B;
+/// Sub-flag: chord retrieve.
+pub const RETRIEVE: u8 = 0x0C;
+/// Sub-flag: chord retrieve answer.
+pub const RETRIEVED: u8 = 0x0D;
+
+/// Compression: bzip2.
+pub const BZ2: u8 = 0x10;
+/// Compression: gzip container.
+pub const GZIP: u8 = 0x11;
+/// Compression: xz container.
+pub const LZMA: u8 = 0x12;
+/// Compression: zlib container.
+pub const ZLIB: u8 = 0x13;
+/// Compression: raw snappy block.
+pub const SNAPPY: u8 = 0x20;
+
+/// Reserved compression names, never implemented by py2p.
+pub const BWTC: u8 = 0x14;
+/// Reserved compression name.
+pub const CONTEXT1: u8 = 0x15;
+/// Reserved compression name.
+pub const DEFSUM: u8 = 0x16;
+/// Reserved compression name.
+pub const DMC: u8 = 0x17;
+/// Reserved compression name.
+pub const FENWICK: u8 = 0x18;
+/// Reserved compression name.
+pub const HUFFMAN: u8 = 0x19;
+/// Reserved compression name.
+pub const LZJB: u8 = 0x1A;
+/// Reserved compression name.
+pub const LZJBR: u8 = 0x1B;
+/// Reserved compression name.
+pub const LZP3: u8 = 0x1C;
+/// Reserved compression name.
+pub const MTF: u8 = 0x1D;
+/// Reserved compression name.
+pub const PPMD: u8 = 0x1E;
+/// Reserved compression name.
+pub const SIMPLE: u8 = 0x1F;
+
+/// True for bytes the protocol reserves (`0x00..=0x2F`); user sub-flags must lie above.
+pub fn is_reserved(flag: u8) -> bool {
+    flag < 0x30
+}
