@@ -7,5 +7,9 @@
 //! * [`ring`]: 384-bit ring arithmetic and the five key hashes.
 #![warn(missing_docs)]
 
+pub mod chord;
+pub mod core;
+pub mod mesh;
 pub mod ring;
+pub mod sim;
 pub mod wire;

@@ -19,6 +19,10 @@ pub enum Compression {
     Lzma,
 }
 
+/// Memory liblzma may use to decode one body. py2p writes preset 6 (about
+/// 9 MiB to decode); a legacy `.lzma` header may claim a 4 GiB dictionary.
+const LZMA_MEMLIMIT: u64 = 64 << 20;
+
 /// py2p's fixed preference order (snappy first when available).
 pub const PREFERENCE: [Compression; 5] = [
     Compression::Snappy,
@@ -130,7 +134,7 @@ impl Compression {
             Compression::Bz2 => read_bounded(self, bzip2::read::MultiBzDecoder::new(data), limit),
             Compression::Lzma => {
                 let stream =
-                    xz2::stream::Stream::new_auto_decoder(u64::MAX, xz2::stream::CONCATENATED)
+                    xz2::stream::Stream::new_auto_decoder(LZMA_MEMLIMIT, xz2::stream::CONCATENATED)
                         .map_err(|e| corrupt(&e))?;
                 read_bounded(self, xz2::read::XzDecoder::new_stream(data, stream), limit)
             }

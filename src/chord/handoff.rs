@@ -1,0 +1,200 @@
+//! Handing items to their new owners, confirmed by a retrieve before the local
+//! copy is dropped (py2p hands off blind and never deletes: D20, D25).
+
+use bytes::Bytes;
+
+use super::get::Waiter;
+use super::{Handoff, ItemKey, Owner};
+use crate::core::{ConnId, Node};
+
+/// Items in flight at once: paces the burst so py2p peers keep up (D25).
+const MAX_IN_FLIGHT: usize = 128;
+/// Sends of one item before it is given up on (the local copy is then kept).
+const MAX_ATTEMPTS: u32 = 5;
+/// An unanswered handoff is retried after this long.
+const RETRY_AFTER_MS: u64 = 5_000;
+
+/// Handoff counters, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandoffStats {
+    /// Items queued for handoff.
+    pub queued: u64,
+    /// Items the new owner confirmed.
+    pub confirmed: u64,
+    /// Items given up on after every attempt (kept locally).
+    pub failed: u64,
+}
+
+impl Node {
+    /// Queues every local item some seeding peer is now closer to.
+    pub(crate) fn handoff_to_closer_peers(&mut self) {
+        let mut items: Vec<ItemKey> = Vec::new();
+        for (i, table) in self.chord.data.iter().enumerate() {
+            let method = crate::ring::HashMethod::ALL[i];
+            for key in table.keys() {
+                if matches!(self.find(key), Owner::Remote(_)) {
+                    items.push((method, *key));
+                }
+            }
+        }
+        for item in items {
+            self.queue_handoff(item);
+        }
+        self.pump_handoff();
+    }
+
+    /// Queues every local item (for a leave).
+    pub(crate) fn handoff_everything(&mut self) {
+        let items: Vec<ItemKey> = self
+            .chord
+            .data
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| t.keys().map(move |k| (crate::ring::HashMethod::ALL[i], *k)))
+            .collect();
+        for item in items {
+            self.queue_handoff(item);
+        }
+        self.pump_handoff();
+    }
+
+    fn queue_handoff(&mut self, item: ItemKey) {
+        if self.chord.handoff.contains_key(&item) {
+            return;
+        }
+        let Some(value) = self.chord.data[item.0.index()].get(&item.1).cloned() else {
+            return;
+        };
+        self.chord.handoff.insert(
+            item,
+            Handoff {
+                value,
+                target: None,
+                sent_at: self.now,
+                attempts: 0,
+            },
+        );
+        self.chord.handoff_queue.push_back(item);
+        self.chord.handoff_stats.queued += 1;
+    }
+
+    /// Sends queued items while fewer than the in-flight bound are unconfirmed.
+    pub(crate) fn pump_handoff(&mut self) {
+        let mut in_flight = self
+            .chord
+            .handoff
+            .values()
+            .filter(|h| h.target.is_some())
+            .count();
+        while in_flight < MAX_IN_FLIGHT {
+            let Some(item) = self.chord.handoff_queue.pop_front() else {
+                break;
+            };
+            let Some(h) = self.chord.handoff.get(&item) else {
+                continue;
+            };
+            if h.target.is_some() {
+                continue;
+            }
+            let value = h.value.clone();
+            match self.find(&item.1) {
+                Owner::Remote(conn) => {
+                    self.send_store(conn, item, value);
+                    if let Some(h) = self.chord.handoff.get_mut(&item) {
+                        h.target = Some(conn);
+                        h.sent_at = self.now;
+                        h.attempts += 1;
+                    }
+                    in_flight += 1;
+                    self.route_retrieve(item, Waiter::Handoff, None);
+                }
+                // We own it again, or nobody else can take it: keep it.
+                Owner::Local | Owner::Nobody => {
+                    self.chord.handoff.remove(&item);
+                }
+            }
+        }
+    }
+
+    /// The new owner answered our check.
+    pub(crate) fn handoff_answer(&mut self, item: ItemKey, value: Bytes) {
+        let Some(h) = self.chord.handoff.get(&item) else {
+            return;
+        };
+        if h.value == value {
+            let h = self.chord.handoff.remove(&item).expect("present");
+            self.chord.handoff_stats.confirmed += 1;
+            let table = &mut self.chord.data[item.0.index()];
+            if table.get(&item.1) == Some(&h.value) && !matches!(self.find(&item.1), Owner::Local) {
+                self.chord.data[item.0.index()].remove(&item.1);
+            }
+            self.pump_handoff();
+        } else {
+            self.handoff_unconfirmed(item);
+        }
+    }
+
+    /// A check failed or went unanswered: send again, or give up and keep the item.
+    pub(crate) fn handoff_unconfirmed(&mut self, item: ItemKey) {
+        let Some(h) = self.chord.handoff.get_mut(&item) else {
+            return;
+        };
+        if h.attempts >= MAX_ATTEMPTS {
+            self.chord.handoff.remove(&item);
+            self.chord.handoff_stats.failed += 1;
+            self.record_error(
+                None,
+                format!(
+                    "handoff of a {} item was never confirmed: kept locally",
+                    item.0
+                ),
+            );
+        } else {
+            h.target = None;
+            self.chord.handoff_queue.push_back(item);
+        }
+        self.pump_handoff();
+    }
+
+    pub(crate) fn handoff_tick(&mut self) {
+        let now = self.now;
+        let stale: Vec<ItemKey> = self
+            .chord
+            .handoff
+            .iter()
+            .filter(|(_, h)| h.target.is_some() && now.saturating_sub(h.sent_at) > RETRY_AFTER_MS)
+            .map(|(k, _)| *k)
+            .collect();
+        for item in stale {
+            self.handoff_unconfirmed(item);
+        }
+        self.pump_handoff();
+    }
+
+    pub(crate) fn handoff_conn_lost(&mut self, conn: ConnId) {
+        let lost: Vec<ItemKey> = self
+            .chord
+            .handoff
+            .iter()
+            .filter(|(_, h)| h.target == Some(conn))
+            .map(|(k, _)| *k)
+            .collect();
+        for item in lost {
+            if let Some(h) = self.chord.handoff.get_mut(&item) {
+                h.target = None;
+                self.chord.handoff_queue.push_back(item);
+            }
+        }
+        self.pump_handoff();
+    }
+
+    /// Items not yet confirmed by their new owners.
+    pub fn handoff_pending(&self) -> usize {
+        self.chord.handoff.len()
+    }
+
+    /// Handoff counters.
+    pub fn handoff_stats(&self) -> HandoffStats {
+        self.chord.handoff_stats
+    }
+}

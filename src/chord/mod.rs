@@ -1,0 +1,89 @@
+//! The chord layer (sans-IO): the five hash tables, ownership on the ring,
+//! store/retrieve routing, `get` aggregation, join/leave with verified handoff.
+//!
+//! These are `impl Node` blocks; shared state is in [`ChordState`] and [`GetState`].
+
+mod get;
+mod handlers;
+mod handoff;
+mod ring_ops;
+mod user;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+
+pub use get::GetState;
+pub use handoff::HandoffStats;
+pub use ring_ops::Owner;
+pub use user::ChordError;
+
+use crate::core::{ConnId, Time};
+use crate::ring::{HashMethod, U512};
+
+/// How long a deleted key stays remembered, so that a stale add-notify
+/// re-sent by py2p after a meta exchange (D10) does not bring it back.
+pub(crate) const TOMBSTONE_MS: u64 = 10 * 60 * 1000;
+
+/// How often a seeding node asks its ring neighbours for their peers.
+pub(crate) const STABILIZE_MS: u64 = 1_000;
+
+/// One item of a hash table, addressed by table and adjusted hash.
+pub type ItemKey = (HashMethod, U512);
+
+/// An item being handed to its new owner, until a retrieve confirms it.
+#[derive(Debug, Clone)]
+pub(crate) struct Handoff {
+    pub value: Bytes,
+    pub target: Option<ConnId>,
+    pub sent_at: Time,
+    pub attempts: u32,
+}
+
+/// Chord state of a node.
+#[derive(Debug)]
+pub struct ChordState {
+    /// Not storing data for the ring (every node starts so; `join` clears it).
+    pub leeching: bool,
+    /// The five tables, indexed by [`HashMethod::index`].
+    pub data: [HashMap<U512, Bytes>; 5],
+    /// The network-wide key list, kept by notifies.
+    pub keys: HashSet<Bytes>,
+    /// Recently deleted keys and when.
+    pub(crate) tombstones: HashMap<Bytes, Time>,
+    /// Items in flight to their new owners.
+    pub(crate) handoff: HashMap<ItemKey, Handoff>,
+    /// Items waiting for a handoff slot.
+    pub(crate) handoff_queue: VecDeque<ItemKey>,
+    /// Handoff counters.
+    pub(crate) handoff_stats: HandoffStats,
+    /// When the last stabilisation round ran.
+    pub(crate) last_stabilize: Time,
+}
+
+impl ChordState {
+    /// Empty, leeching.
+    pub fn new() -> Self {
+        ChordState {
+            leeching: true,
+            data: Default::default(),
+            keys: HashSet::new(),
+            tombstones: HashMap::new(),
+            handoff: HashMap::new(),
+            handoff_queue: VecDeque::new(),
+            handoff_stats: HandoffStats::default(),
+            last_stabilize: 0,
+        }
+    }
+
+    /// Items held, over all five tables.
+    pub fn item_count(&self) -> usize {
+        self.data.iter().map(HashMap::len).sum()
+    }
+}
+
+impl Default for ChordState {
+    fn default() -> Self {
+        Self::new()
+    }
+}

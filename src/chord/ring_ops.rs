@@ -1,0 +1,174 @@
+//! Ownership on the ring: `find`, `find_prev`, neighbours, and the connection heuristic.
+
+use crate::core::{ConnId, Node, PeerId};
+use crate::ring::{distance, U512};
+
+/// Who is responsible for a key, from this node's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// This node (it is seeding and nearest).
+    Local,
+    /// A seeding peer on this connection.
+    Remote(ConnId),
+    /// Nobody: a leeching node without seeding peers.
+    Nobody,
+}
+
+impl Node {
+    /// Seeding, handshaken peers: (id, connection).
+    pub fn data_storing(&self) -> Vec<(PeerId, ConnId)> {
+        let mut v: Vec<(PeerId, ConnId)> = self
+            .routing
+            .iter()
+            .filter(|(_, c)| {
+                self.conns
+                    .get(c)
+                    .is_some_and(|c| c.handshaken && !c.leeching)
+            })
+            .map(|(p, c)| (p.clone(), *c))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn nearest(&self, dist: impl Fn(&U512) -> U512) -> Owner {
+        let mut best = if self.chord.leeching {
+            None
+        } else {
+            Some((dist(self.id.value()), Owner::Local))
+        };
+        for (pid, conn) in &self.routing {
+            let Some(c) = self.conns.get(conn) else {
+                continue;
+            };
+            if !c.handshaken || c.leeching {
+                continue;
+            }
+            let d = dist(pid.value());
+            if best.as_ref().is_none_or(|(bd, _)| d < *bd) {
+                best = Some((d, Owner::Remote(*conn)));
+            }
+        }
+        best.map_or(Owner::Nobody, |(_, o)| o)
+    }
+
+    /// The candidate nearest at or before `key` (py2p's `find`): the owner.
+    pub fn find(&self, key: &U512) -> Owner {
+        self.nearest(|id| distance(id, key))
+    }
+
+    /// The candidate nearest at or after `key` (py2p's `find_prev`).
+    pub fn find_prev(&self, key: &U512) -> Owner {
+        self.nearest(|id| distance(key, id))
+    }
+
+    /// Our predecessor on the ring: the nearest node before us
+    /// (py2p calls this `next`, D19).
+    pub fn predecessor(&self) -> Owner {
+        let key = self.id.value().wrapping_sub(U512::from(1u64));
+        self.find(&crate::ring::reduce(&key))
+    }
+
+    /// Our successor on the ring: the nearest node after us (py2p's `prev`, D19).
+    pub fn successor(&self) -> Owner {
+        let key = self.id.value().wrapping_add(U512::from(1u64));
+        self.find_prev(&crate::ring::reduce(&key))
+    }
+
+    /// The id behind an [`Owner`] (our own id for `Local`).
+    pub fn owner_id(&self, owner: Owner) -> Option<PeerId> {
+        match owner {
+            Owner::Local => Some(self.id.clone()),
+            Owner::Remote(c) => self.peer_of(c).cloned(),
+            Owner::Nobody => None,
+        }
+    }
+
+    /// True when `pid` would be nearer to us than our current neighbours
+    /// (only seeding peers are considered, avoiding py2p's D15).
+    pub(crate) fn would_be_neighbour(&self, pid: &PeerId) -> bool {
+        if self.chord.leeching {
+            return false;
+        }
+        let me = self.id.value();
+        let peers = self.data_storing();
+        if peers.is_empty() {
+            return true;
+        }
+        let pred = peers
+            .iter()
+            .map(|(p, _)| distance(p.value(), me))
+            .min()
+            .unwrap_or(U512::ZERO);
+        let succ = peers
+            .iter()
+            .map(|(p, _)| distance(me, p.value()))
+            .min()
+            .unwrap_or(U512::ZERO);
+        distance(pid.value(), me) < pred || distance(me, pid.value()) < succ
+    }
+
+    /// Closes the outgoing seeding link whose neighbours are closest together
+    /// (py2p's heuristic). True if one was closed.
+    pub fn disconnect_least_efficient(&mut self) -> bool {
+        let peers = self.data_storing();
+        let n = peers.len();
+        if n < 3 {
+            return false;
+        }
+        // Our own neighbours are never dropped: routing depends on them.
+        let keep: Vec<Owner> = vec![self.predecessor(), self.successor()];
+        let mut best: Option<(U512, ConnId)> = None;
+        for i in 0..n {
+            let (a, _) = &peers[i];
+            let (_, b_conn) = &peers[(i + 1) % n];
+            let (c, _) = &peers[(i + 2) % n];
+            if !self.conns.get(b_conn).is_some_and(|c| c.outgoing)
+                || keep.contains(&Owner::Remote(*b_conn))
+            {
+                continue;
+            }
+            let gap = distance(a.value(), c.value());
+            if best.as_ref().is_none_or(|(g, _)| gap < *g) {
+                best = Some((gap, *b_conn));
+            }
+        }
+        match best {
+            Some((_, conn)) => {
+                self.close_conn(conn);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Node {
+    /// Chord's stabilisation, done with py2p's own messages: ask our ring
+    /// neighbours for their peer lists, and dial any node that would be a
+    /// nearer neighbour. Repeated, this links every node to its true
+    /// predecessor and successor, which hop-by-hop routing needs.
+    pub(crate) fn stabilize(&mut self) {
+        if self.chord.leeching {
+            return;
+        }
+        let mut targets = Vec::new();
+        for o in [self.predecessor(), self.successor()] {
+            if let Owner::Remote(c) = o {
+                if !targets.contains(&c) {
+                    targets.push(c);
+                }
+            }
+        }
+        for conn in targets {
+            self.send_on(
+                conn,
+                crate::wire::flags::WHISPER,
+                vec![
+                    bytes::Bytes::from_static(&[crate::wire::flags::REQUEST]),
+                    bytes::Bytes::from_static(b"*"),
+                ],
+            );
+        }
+    }
+}

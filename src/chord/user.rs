@@ -1,0 +1,154 @@
+//! The chord user API on the core: join, unjoin, set, delete, keys, dump_data.
+
+use bytes::Bytes;
+
+use crate::core::{ConnId, Event, Node};
+use crate::ring::{distance, HashMethod, U512};
+use crate::wire::flags;
+
+/// Why a chord operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChordError {
+    /// `unjoin` with items to hand over and no seeding peer to take them (py2p loses them, D12).
+    #[error("no seeding peer to hand {items} items to")]
+    NoSeedingPeer {
+        /// Items held.
+        items: usize,
+    },
+    /// The node is closed.
+    #[error("the node is closed")]
+    Closed,
+    /// The node is a mesh node.
+    #[error("not a chord node")]
+    NotChord,
+}
+
+impl Node {
+    /// True when this node does not store data for the ring.
+    pub fn is_leeching(&self) -> bool {
+        self.chord.leeching
+    }
+
+    fn announce_all(&mut self) {
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.dialing)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in conns {
+            self.send_handshake(conn);
+            self.send_peers(conn);
+            self.send_meta(conn, false);
+        }
+    }
+
+    /// Starts seeding: tells every connection (handshake, peers, meta + notifies).
+    pub fn join(&mut self) -> Result<(), ChordError> {
+        if self.closed {
+            return Err(ChordError::Closed);
+        }
+        self.chord.leeching = false;
+        self.announce_all();
+        Ok(())
+    }
+
+    /// Stops seeding and hands every item to its new owner; items are dropped
+    /// locally only once the new owner confirms them ([`Node::handoff_pending`]).
+    /// Refused, with nothing changed, when items are held and no seeding peer exists.
+    pub fn unjoin(&mut self) -> Result<(), ChordError> {
+        if self.closed {
+            return Err(ChordError::Closed);
+        }
+        let items = self.chord.item_count();
+        if items > 0 && self.data_storing().is_empty() {
+            return Err(ChordError::NoSeedingPeer { items });
+        }
+        self.chord.leeching = true;
+        self.announce_all();
+        self.handoff_everything();
+        Ok(())
+    }
+
+    /// Stores `value` under `key` in all five tables (an empty value deletes),
+    /// and announces a new key to the network.
+    pub fn set(&mut self, key: &[u8], value: Bytes) {
+        for method in HashMethod::ALL {
+            self.route_store((method, method.hash(key)), value.clone(), None);
+        }
+        let key = Bytes::copy_from_slice(key);
+        if value.is_empty() {
+            self.forget_key(key);
+        } else if self.add_key(key.clone()) {
+            self.chord.tombstones.remove(&key);
+            self.send(flags::BROADCAST, flags::NOTIFY, &[key]);
+        }
+    }
+
+    /// Deletes `key` from all five tables.
+    pub fn delete(&mut self, key: &[u8]) {
+        self.set(key, Bytes::new());
+    }
+
+    fn forget_key(&mut self, key: Bytes) {
+        let known = self.chord.keys.remove(&key);
+        self.tombstone(key.clone());
+        if known {
+            self.emit(Event::KeyDeleted(key.clone()));
+        }
+        // A delete-notify makes py2p drop the link (D1): only rs2p peers get one.
+        let payload = vec![
+            Bytes::from_static(&[flags::NOTIFY]),
+            key,
+            Bytes::from_static(b"del"),
+        ];
+        let id = crate::wire::message_id(&payload, self.now_secs());
+        self.recent.insert(&id, self.now_secs());
+        let targets: Vec<ConnId> = self
+            .routing
+            .values()
+            .copied()
+            .filter(|c| self.conns.get(c).is_some_and(|c| c.rs2p))
+            .collect();
+        for conn in targets {
+            self.send_on(conn, flags::BROADCAST, payload.clone());
+        }
+    }
+
+    /// The network-wide key list, sorted.
+    pub fn keys(&self) -> Vec<Bytes> {
+        let mut v: Vec<Bytes> = self.chord.keys.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Local items with `distance(start, key) < distance(end, key)`: those a
+    /// node with id `start` is closer to than one with id `end`. `start = 0`
+    /// and `end = None` selects everything (py2p's `dump_data`).
+    pub fn dump_data(&self, start: &U512, end: Option<&U512>) -> Vec<(HashMethod, U512, Bytes)> {
+        let mut out = Vec::new();
+        for method in HashMethod::ALL {
+            for (key, value) in &self.chord.data[method.index()] {
+                let take = match end {
+                    None => true,
+                    Some(end) => distance(start, key) < distance(end, key),
+                };
+                if take {
+                    out.push((method, *key, value.clone()));
+                }
+            }
+        }
+        out.sort_by_key(|a| (a.0, a.1));
+        out
+    }
+
+    /// Items held locally, over all five tables.
+    pub fn item_count(&self) -> usize {
+        self.chord.item_count()
+    }
+
+    /// A local table lookup (no network).
+    pub fn local_value(&self, method: HashMethod, key: &U512) -> Option<&Bytes> {
+        self.chord.data[method.index()].get(key)
+    }
+}

@@ -1,0 +1,83 @@
+//! Node configuration.
+
+use crate::wire::{compression::PREFERENCE, Compression, Protocol, DEFAULT_MAX_FRAME};
+
+/// Which protocol family the node speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// py2p's `mesh_socket`.
+    Mesh,
+    /// py2p's `chord_socket`.
+    Chord,
+}
+
+/// Everything a node needs to know about itself. Build with [`Config::mesh`] or
+/// [`Config::chord`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Mesh or chord.
+    pub kind: Kind,
+    /// Subnet and encryption; peers with another protocol id are dropped.
+    pub protocol: Protocol,
+    /// The address peers should dial to reach us (sent in the handshake).
+    pub out_addr: (String, u16),
+    /// Salt for the id derivation (a UUID4 text).
+    pub salt: String,
+    /// A fixed id (base58) instead of the derived one.
+    pub id: Option<String>,
+    /// Outgoing connections made from peer lists (py2p: 4).
+    pub max_outgoing: usize,
+    /// Compression methods we accept and use, in preference order.
+    pub compression: Vec<Compression>,
+    /// Largest frame body accepted, compressed or not.
+    pub max_frame: usize,
+    /// A connection with a partial frame and no bytes for this long is closed.
+    pub half_frame_timeout_ms: u64,
+    /// Peer lists longer than this are refused.
+    pub max_peer_list: usize,
+    /// Bound on remembered broadcast ids.
+    pub max_recent_ids: usize,
+    /// Bound on pending retrieve entries and route requests.
+    pub max_pending: usize,
+    /// Bound on the network-wide key list.
+    pub max_keys: usize,
+    /// Bound on items stored per hash table.
+    pub max_items: usize,
+    /// Default `get` timeout.
+    pub get_timeout_ms: u64,
+    /// Advertise the rs2p capability flag, so rs2p peers can use extensions.
+    pub advertise_capability: bool,
+}
+
+impl Config {
+    fn base(kind: Kind, protocol: Protocol, host: &str, port: u16) -> Config {
+        Config {
+            kind,
+            protocol,
+            out_addr: (host.to_owned(), port),
+            salt: crate::wire::protocol::random_salt(),
+            id: None,
+            max_outgoing: 4,
+            compression: PREFERENCE.to_vec(),
+            max_frame: DEFAULT_MAX_FRAME,
+            half_frame_timeout_ms: 60_000,
+            max_peer_list: 1024,
+            max_recent_ids: 100_000,
+            max_pending: 65_536,
+            max_keys: 1 << 20,
+            max_items: 1 << 22,
+            get_timeout_ms: 10_000,
+            advertise_capability: true,
+        }
+    }
+
+    /// A mesh node reachable at `host:port`, with py2p's mesh defaults.
+    pub fn mesh(host: &str, port: u16) -> Config {
+        Config::base(Kind::Mesh, Protocol::mesh_default(), host, port)
+    }
+
+    /// A chord node reachable at `host:port`, with py2p's chord defaults.
+    pub fn chord(host: &str, port: u16) -> Config {
+        Config::base(Kind::Chord, Protocol::chord_default(), host, port)
+    }
+}

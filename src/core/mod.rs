@@ -1,0 +1,443 @@
+//! The sans-IO node: one state machine for the mesh and chord protocols.
+//!
+//! A [`Node`] owns no sockets, tasks or clocks. The driver (the tokio shell in
+//! [`crate::net`], or the in-memory [`crate::sim`] network) feeds it events
+//! (a connection opened, bytes arrived, a timer fired, a user call) and drains
+//! [`Action`]s (send these bytes, dial that address, close, report an event).
+//!
+//! The mesh half lives in [`crate::mesh`], the chord half in [`crate::chord`];
+//! both are `impl Node` blocks over the state defined here.
+
+mod config;
+mod types;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+
+pub use config::{Config, Kind};
+pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
+
+use crate::chord::{ChordState, GetState};
+use crate::mesh::{Conn, RecentIds};
+use crate::wire::{flags, Compression, Message};
+
+/// A peer whose link closed is not re-dialed from peer lists for this long.
+pub(crate) const REDIAL_BACKOFF_MS: u64 = 10_000;
+
+/// Bound on errors kept for [`Node::status`].
+const MAX_ERRORS: usize = 64;
+
+/// The protocol state of one node.
+pub struct Node {
+    pub(crate) cfg: Config,
+    pub(crate) id: PeerId,
+    pub(crate) protocol_id: String,
+    pub(crate) conns: HashMap<ConnId, Conn>,
+    /// Handshaken peers: id text → connection.
+    pub(crate) routing: HashMap<PeerId, ConnId>,
+    /// Outgoing dials made for a known id, not yet handshaken: id → connection.
+    pub(crate) dialing: HashMap<PeerId, ConnId>,
+    pub(crate) recent: RecentIds,
+    /// Route requests we made for `reply()`: request id → (created, payload to send).
+    pub(crate) route_requests: HashMap<String, (Time, Vec<Bytes>)>,
+    /// Whispers waiting for a connection to finish its handshake.
+    pub(crate) deferred: HashMap<ConnId, Vec<Vec<Bytes>>>,
+    pub(crate) chord: ChordState,
+    pub(crate) gets: GetState,
+    pub(crate) actions: VecDeque<Action>,
+    pub(crate) errors: VecDeque<String>,
+    pub(crate) next_conn: u64,
+    pub(crate) next_req: u64,
+    pub(crate) now: Time,
+    pub(crate) had_peer: bool,
+    pub(crate) closed: bool,
+    /// When the link to a peer last closed: peer lists do not re-dial it for a while.
+    pub(crate) dial_backoff: HashMap<PeerId, Time>,
+    /// Sub-flags registered by the user: messages with them are reported, not dropped.
+    pub(crate) user_flags: HashSet<u8>,
+}
+
+impl Node {
+    /// A node with the given configuration, at time `now` (ms since the Unix epoch).
+    pub fn new(cfg: Config, now: Time) -> Node {
+        let protocol_id = cfg.protocol.id();
+        let id_text = match &cfg.id {
+            Some(id) => id.clone(),
+            None => crate::wire::node_id(&cfg.out_addr.0, cfg.out_addr.1, &cfg.protocol, &cfg.salt),
+        };
+        let id = PeerId::parse(id_text.as_bytes()).unwrap_or_else(|| {
+            // A configured id that is not base58 is replaced by a derived one.
+            let derived =
+                crate::wire::node_id(&cfg.out_addr.0, cfg.out_addr.1, &cfg.protocol, &cfg.salt);
+            PeerId::parse(derived.as_bytes()).expect("derived ids are base58")
+        });
+        Node {
+            recent: RecentIds::new(cfg.max_recent_ids),
+            chord: ChordState::new(),
+            gets: GetState::default(),
+            cfg,
+            id,
+            protocol_id,
+            conns: HashMap::new(),
+            routing: HashMap::new(),
+            dialing: HashMap::new(),
+            route_requests: HashMap::new(),
+            deferred: HashMap::new(),
+            actions: VecDeque::new(),
+            errors: VecDeque::new(),
+            next_conn: 1,
+            next_req: 1,
+            now,
+            had_peer: false,
+            closed: false,
+            user_flags: HashSet::new(),
+            dial_backoff: HashMap::new(),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &PeerId {
+        &self.id
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The next action for the driver, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Drains every pending action.
+    pub fn drain_actions(&mut self) -> std::collections::vec_deque::Drain<'_, Action> {
+        self.actions.drain(..)
+    }
+
+    /// `"Nominal"` when nothing went wrong, otherwise the recent errors.
+    pub fn status(&self) -> Result<(), Vec<String>> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors.iter().cloned().collect())
+        }
+    }
+
+    /// Records an error for [`Node::status`] and logs it.
+    pub(crate) fn record_error(&mut self, conn: Option<ConnId>, text: String) {
+        match conn {
+            Some(c) => tracing::warn!(node = %self.id.short(), conn = c.0, "{text}"),
+            None => tracing::warn!(node = %self.id.short(), "{text}"),
+        }
+        if self.errors.len() == MAX_ERRORS {
+            self.errors.pop_front();
+        }
+        self.errors.push_back(text);
+    }
+
+    pub(crate) fn alloc_conn(&mut self) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        id
+    }
+
+    pub(crate) fn alloc_req(&mut self) -> ReqId {
+        let id = ReqId(self.next_req);
+        self.next_req += 1;
+        id
+    }
+
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.actions.push_back(Action::Event(event));
+    }
+
+    /// Seconds since the epoch, for message timestamps.
+    pub(crate) fn now_secs(&self) -> u64 {
+        self.now / 1000
+    }
+
+    /// Advances the clock (never backwards).
+    pub(crate) fn set_now(&mut self, now: Time) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    // ----- driver entry points -----
+
+    /// The driver accepted a connection. Returns its id; the handshake (and for
+    /// chord the meta and notifies) are queued at once, uncompressed.
+    pub fn on_accepted(&mut self, now: Time) -> ConnId {
+        self.set_now(now);
+        let conn = self.alloc_conn();
+        self.conns
+            .insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
+        self.greet(conn);
+        conn
+    }
+
+    /// An outgoing dial requested by [`Action::Dial`] completed.
+    pub fn on_dialed(&mut self, conn: ConnId, now: Time) {
+        self.set_now(now);
+        match self.conns.get_mut(&conn) {
+            Some(c) if c.dialing => {
+                c.dialing = false;
+                c.last_rx = now;
+                self.greet(conn);
+            }
+            _ => {
+                // Closed meanwhile: tell the driver to drop the socket.
+                self.actions.push_back(Action::Close { conn });
+            }
+        }
+    }
+
+    /// An outgoing dial failed.
+    pub fn on_dial_failed(&mut self, conn: ConnId, reason: &str, now: Time) {
+        self.set_now(now);
+        if let Some(c) = self.conns.get(&conn) {
+            let target = format!("{}:{}", c.dial_addr.0, c.dial_addr.1);
+            self.record_error(
+                Some(conn),
+                format!("could not connect to {target}: {reason}"),
+            );
+        }
+        self.forget_conn(conn);
+    }
+
+    /// Bytes arrived on a connection.
+    pub fn on_data(&mut self, conn: ConnId, data: &[u8], now: Time) {
+        self.set_now(now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.last_rx = now;
+        c.decoder.extend(data);
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            match c.decoder.next_body() {
+                Ok(Some(body)) => {
+                    let methods = c.compression.clone();
+                    match Message::decode_body(&body, &methods, self.cfg.max_frame) {
+                        Ok(msg) => self.on_message(conn, msg),
+                        Err(e) => self.on_bad_frame(conn, e),
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    self.record_error(Some(conn), format!("closing connection: {e}"));
+                    self.close_conn(conn);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The connection was closed by the peer or failed.
+    pub fn on_closed(&mut self, conn: ConnId, now: Time) {
+        self.set_now(now);
+        if self.conns.contains_key(&conn) {
+            self.forget_conn(conn);
+            if !self.closed {
+                // py2p asks its remaining peers for their peer lists after every disconnect.
+                self.request_peers();
+            }
+        }
+    }
+
+    /// Timer: expire half-received frames, pending requests, and run maintenance.
+    pub fn on_tick(&mut self, now: Time) {
+        self.set_now(now);
+        let stale: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| {
+                c.decoder.pending() > 0
+                    && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms
+            })
+            .map(|c| c.id)
+            .collect();
+        for conn in stale {
+            self.record_error(
+                Some(conn),
+                "closing connection: half-sent frame idle too long".to_owned(),
+            );
+            self.close_conn(conn);
+        }
+        self.recent.prune(self.now_secs());
+        let horizon = now.saturating_sub(self.cfg.get_timeout_ms.max(60_000));
+        self.route_requests.retain(|_, (t, _)| *t >= horizon);
+        let backoff_horizon = now.saturating_sub(REDIAL_BACKOFF_MS);
+        self.dial_backoff.retain(|_, t| *t > backoff_horizon);
+        self.chord_tick();
+    }
+
+    /// Closes every connection (after a graceful chord leave, if the caller did one).
+    pub fn close(&mut self) -> Result<(), &'static str> {
+        if self.closed {
+            return Err("already closed");
+        }
+        self.closed = true;
+        let all: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in all {
+            self.close_conn(conn);
+        }
+        self.fail_all_gets();
+        Ok(())
+    }
+
+    /// True once [`Node::close`] ran.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ----- connection bookkeeping -----
+
+    /// Closes a connection on our side and forgets it.
+    pub(crate) fn close_conn(&mut self, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.actions.push_back(Action::Close { conn });
+            self.forget_conn(conn);
+        }
+    }
+
+    /// Drops all state of a connection (no action emitted).
+    pub(crate) fn forget_conn(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.deferred.remove(&conn);
+        if let Some(pid) = &c.peer {
+            if self.dial_backoff.len() >= self.cfg.max_pending {
+                self.dial_backoff.clear();
+            }
+            self.dial_backoff.insert(pid.clone(), self.now);
+            if self.routing.get(pid) == Some(&conn) {
+                self.routing.remove(pid);
+                tracing::debug!(node = %self.id.short(), peer = %pid.short(), "peer disconnected");
+                self.emit(Event::Disconnected { peer: pid.clone() });
+            }
+            if self.dialing.get(pid) == Some(&conn) {
+                self.dialing.remove(pid);
+            }
+        }
+        self.chord_conn_lost(conn);
+    }
+
+    /// Sends the opening messages on a fresh connection.
+    fn greet(&mut self, conn: ConnId) {
+        self.send_handshake(conn);
+        if self.cfg.kind == Kind::Chord {
+            self.send_meta(conn, false);
+        }
+    }
+
+    /// Frames and queues a message on one connection.
+    pub(crate) fn send_on(&mut self, conn: ConnId, msg_type: u8, payload: Vec<Bytes>) {
+        let time = self.now_secs();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.dialing {
+            return;
+        }
+        let method = crate::wire::compression::choose(&self.cfg.compression, &c.compression);
+        let msg = Message {
+            msg_type,
+            sender: self.id.bytes(),
+            time,
+            payload,
+        };
+        match msg.encode(method) {
+            Ok(frame) => {
+                if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
+                    c.last_sent = Some((msg_type, msg.payload));
+                }
+                self.actions.push_back(Action::Send { conn, frame });
+            }
+            Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
+        }
+    }
+
+    /// Sends an already-built message (a relay) on one connection, keeping its id.
+    pub(crate) fn relay_on(&mut self, conn: ConnId, msg: &Message, id: &str) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let method = crate::wire::compression::choose(&self.cfg.compression, &c.compression);
+        match msg.encode_with_id(id, method) {
+            Ok(frame) => self.actions.push_back(Action::Send { conn, frame }),
+            Err(e) => self.record_error(Some(conn), format!("not relayed: {e}")),
+        }
+    }
+
+    /// Handshaken connections, in routing order.
+    pub(crate) fn routed_conns(&self) -> Vec<ConnId> {
+        self.routing.values().copied().collect()
+    }
+
+    /// The peer id behind a connection, if handshaken.
+    pub fn peer_of(&self, conn: ConnId) -> Option<&PeerId> {
+        self.conns
+            .get(&conn)
+            .filter(|c| c.handshaken)
+            .and_then(|c| c.peer.as_ref())
+    }
+
+    /// The connection to a peer, if handshaken.
+    pub fn conn_of(&self, peer: &PeerId) -> Option<ConnId> {
+        self.routing.get(peer).copied()
+    }
+
+    /// Ids of handshaken peers on connections we opened.
+    pub fn outgoing(&self) -> Vec<PeerId> {
+        self.routing_filter(true)
+    }
+
+    /// Ids of handshaken peers on connections they opened.
+    pub fn incoming(&self) -> Vec<PeerId> {
+        self.routing_filter(false)
+    }
+
+    fn routing_filter(&self, outgoing: bool) -> Vec<PeerId> {
+        let mut v: Vec<PeerId> = self
+            .routing
+            .iter()
+            .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.outgoing == outgoing))
+            .map(|(p, _)| p.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Connections not yet handshaken (accepted or dialed).
+    pub fn awaiting(&self) -> Vec<ConnId> {
+        let mut v: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| !c.handshaken)
+            .map(|c| c.id)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Number of outgoing links, counting dials in progress (py2p's budget rule).
+    pub(crate) fn outgoing_count(&self) -> usize {
+        self.conns.values().filter(|c| c.outgoing).count()
+    }
+
+    /// Registers a user sub-flag: messages carrying it are reported as [`Event::Message`].
+    pub fn register_flag(&mut self, flag: u8) {
+        self.user_flags.insert(flag);
+    }
+
+    /// The compression list this node advertises.
+    pub fn advertised_compression(&self) -> &[Compression] {
+        &self.cfg.compression
+    }
+}

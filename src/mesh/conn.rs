@@ -1,0 +1,61 @@
+//! Per-connection protocol state.
+
+use bytes::Bytes;
+
+use crate::core::{ConnId, PeerId, Time};
+use crate::wire::{Compression, FrameDecoder};
+
+/// What the node knows about one TCP connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// Its handle.
+    pub id: ConnId,
+    /// We opened it.
+    pub outgoing: bool,
+    /// The dial has not completed yet.
+    pub dialing: bool,
+    /// Where we dialed (outgoing only).
+    pub dial_addr: (String, u16),
+    /// Splits the byte stream into frames.
+    pub decoder: FrameDecoder,
+    /// When the last byte arrived.
+    pub last_rx: Time,
+    /// The peer's id: from its handshake, or the id we expected when dialing.
+    pub peer: Option<PeerId>,
+    /// The peer's handshake was processed.
+    pub handshaken: bool,
+    /// The address the peer advertised.
+    pub addr: Option<(String, u16)>,
+    /// The compression list the peer advertised (or renegotiated).
+    pub compression: Vec<Compression>,
+    /// The peer advertised the rs2p capability flag.
+    pub rs2p: bool,
+    /// Chord: the peer said it is leeching (every connection starts so).
+    pub leeching: bool,
+    /// The last whisper/broadcast sent, for a resend request.
+    pub last_sent: Option<(u8, Vec<Bytes>)>,
+    /// Frames that failed to parse on this connection.
+    pub bad_frames: u32,
+}
+
+impl Conn {
+    /// A fresh connection.
+    pub fn new(id: ConnId, outgoing: bool, max_frame: usize, now: Time) -> Conn {
+        Conn {
+            id,
+            outgoing,
+            dialing: false,
+            dial_addr: (String::new(), 0),
+            decoder: FrameDecoder::new(max_frame),
+            last_rx: now,
+            peer: None,
+            handshaken: false,
+            addr: None,
+            compression: Vec::new(),
+            rs2p: false,
+            leeching: true,
+            last_sent: None,
+            bad_frames: 0,
+        }
+    }
+}

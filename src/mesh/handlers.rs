@@ -1,0 +1,459 @@
+//! Incoming message dispatch and the mesh handlers, in py2p's order.
+
+use bytes::Bytes;
+
+use super::CAPABILITY_FLAG;
+use crate::core::{ConnId, Event, Kind, Node, PeerId, Received};
+use crate::wire::pyjson::{self, PeerEntry};
+use crate::wire::{compression, flags, DecodeError, Message};
+
+/// Frames on one connection that may fail to parse before we give up on it.
+const MAX_BAD_FRAMES: u32 = 3;
+
+impl Node {
+    /// A frame that could not be decoded.
+    pub(crate) fn on_bad_frame(&mut self, conn: ConnId, err: DecodeError) {
+        let renegotiable = matches!(
+            err,
+            DecodeError::BadPacketLength { .. }
+                | DecodeError::MissingHeader { .. }
+                | DecodeError::BadMsgType { .. }
+                | DecodeError::Undecodable { .. }
+        );
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.bad_frames += 1;
+        if renegotiable && c.bad_frames <= MAX_BAD_FRAMES {
+            // py2p's answer to a frame it cannot parse: ask for no compression, then a resend.
+            self.record_error(
+                Some(conn),
+                format!("undecodable frame, renegotiating: {err}"),
+            );
+            self.send_on(
+                conn,
+                flags::RENEGOTIATE,
+                vec![
+                    Bytes::from_static(&[flags::COMPRESSION]),
+                    Bytes::from_static(b"[]"),
+                ],
+            );
+            self.send_on(
+                conn,
+                flags::RENEGOTIATE,
+                vec![Bytes::from_static(&[flags::RESEND])],
+            );
+        } else {
+            self.record_error(
+                Some(conn),
+                format!("closing connection after bad frame: {err}"),
+            );
+            self.close_conn(conn);
+        }
+    }
+
+    /// A whole, id-checked message arrived.
+    pub(crate) fn on_message(&mut self, conn: ConnId, msg: Message) {
+        let id = msg.id();
+        match msg.msg_type {
+            flags::BROADCAST => {
+                if !self.waterfall(conn, &msg, &id) {
+                    return;
+                }
+            }
+            flags::RENEGOTIATE => {
+                if self.handle_renegotiate(conn, &msg) {
+                    return;
+                }
+            }
+            flags::WHISPER => {}
+            other => {
+                // py2p's resend answer puts the sub-flag here (D4); such a frame has no usable payload.
+                tracing::debug!(node = %self.id.short(), conn = conn.0, msg_type = other, "ignoring message of unknown type");
+                return;
+            }
+        }
+        let Some(sub) = msg.sub_flag() else {
+            self.record_error(Some(conn), "dropping message without a sub-flag".to_owned());
+            return;
+        };
+        let n = msg.payload.len();
+        let chord = self.cfg.kind == Kind::Chord;
+        let handled = match sub {
+            flags::HANDSHAKE if n == 5 => {
+                self.handle_handshake(conn, &msg);
+                true
+            }
+            flags::PEERS if n >= 2 => {
+                self.handle_peers(conn, &msg);
+                true
+            }
+            flags::RESPONSE if n >= 3 => {
+                self.handle_response(conn, &msg);
+                true
+            }
+            flags::REQUEST => {
+                self.handle_request(conn, &msg);
+                true
+            }
+            flags::HANDSHAKE if chord && n == 2 => {
+                self.handle_meta(conn, &msg);
+                true
+            }
+            flags::NOTIFY if chord && n >= 2 => {
+                self.handle_notify(conn, &msg);
+                true
+            }
+            flags::RETRIEVED if chord && n >= 4 => {
+                self.handle_retrieved(conn, &msg);
+                true
+            }
+            flags::RETRIEVE if chord && n >= 3 => {
+                self.handle_retrieve(conn, &msg);
+                true
+            }
+            flags::STORE if chord && n >= 4 => {
+                self.handle_store(conn, &msg);
+                true
+            }
+            _ => false,
+        };
+        if handled {
+            return;
+        }
+        if sub == flags::WHISPER || sub == flags::BROADCAST || self.user_flags.contains(&sub) {
+            self.emit(Event::Message(Received { conn, msg, id }));
+        } else {
+            tracing::debug!(node = %self.id.short(), conn = conn.0, sub, "ignoring message with an unhandled sub-flag");
+        }
+    }
+
+    /// §8: age check, duplicate check, relay. True when the message is new.
+    fn waterfall(&mut self, conn: ConnId, msg: &Message, id: &str) -> bool {
+        let now = self.now_secs();
+        if msg.time.saturating_add(super::recent::MAX_AGE_SECS) < now {
+            tracing::debug!(node = %self.id.short(), conn = conn.0, "dropping expired broadcast");
+            return false;
+        }
+        if !self.recent.insert(id, msg.time) {
+            return false;
+        }
+        let delete_notify = is_delete_notify(msg);
+        for target in self.routed_conns() {
+            let Some(c) = self.conns.get(&target) else {
+                continue;
+            };
+            let to_sender = c
+                .peer
+                .as_ref()
+                .is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
+            // A delete-notify makes py2p drop the link (D1): relay it only to rs2p peers.
+            if to_sender || (delete_notify && !c.rs2p) {
+                continue;
+            }
+            self.relay_on(target, msg, id);
+        }
+        true
+    }
+
+    /// §7. True when the message was a renegotiation and is done with.
+    fn handle_renegotiate(&mut self, conn: ConnId, msg: &Message) -> bool {
+        match (msg.sub_flag(), msg.payload.len()) {
+            (Some(flags::COMPRESSION), n) if n >= 2 => {
+                let Some(list) = compression::from_json(&msg.payload[1]) else {
+                    self.record_error(
+                        Some(conn),
+                        "renegotiation with a malformed compression list".to_owned(),
+                    );
+                    return true;
+                };
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return true;
+                };
+                if c.compression != list {
+                    c.compression = list;
+                    let agreed: Vec<_> = self
+                        .cfg
+                        .compression
+                        .iter()
+                        .copied()
+                        .filter(|m| c.compression.contains(m))
+                        .collect();
+                    let text = compression::to_json(&agreed);
+                    self.send_on(
+                        conn,
+                        flags::RENEGOTIATE,
+                        vec![Bytes::from_static(&[flags::COMPRESSION]), text.into()],
+                    );
+                }
+                true
+            }
+            (Some(flags::RESEND), _) => {
+                let last = self.conns.get(&conn).and_then(|c| c.last_sent.clone());
+                if let Some((msg_type, payload)) = last {
+                    self.send_on(conn, msg_type, payload);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn handle_handshake(&mut self, conn: ConnId, msg: &Message) {
+        let p = &msg.payload;
+        if p[2].as_ref() != self.protocol_id.as_bytes() {
+            self.record_error(
+                Some(conn),
+                format!(
+                    "peer is on another subnet (protocol id {}, ours {}): disconnecting",
+                    String::from_utf8_lossy(&p[2]),
+                    self.protocol_id
+                ),
+            );
+            self.close_conn(conn);
+            return;
+        }
+        let Some(pid) = PeerId::parse(&p[1]) else {
+            self.record_error(
+                Some(conn),
+                "handshake with an id that is not base58: disconnecting".to_owned(),
+            );
+            self.close_conn(conn);
+            return;
+        };
+        if pid == self.id {
+            tracing::debug!(node = %self.id.short(), conn = conn.0, "connected to ourselves: closing");
+            self.close_conn(conn);
+            return;
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let new_outgoing = c.outgoing;
+        let other = self
+            .routing
+            .get(&pid)
+            .or_else(|| self.dialing.get(&pid))
+            .copied()
+            .filter(|o| *o != conn);
+        if let Some(other) = other {
+            // §6.9: both ends apply the same rule, so they keep the same TCP connection.
+            let close_new = (self.id.value() > pid.value()) ^ new_outgoing;
+            tracing::debug!(node = %self.id.short(), peer = %pid.short(), close_new, "connection conflict");
+            if close_new {
+                self.close_conn(conn);
+                return;
+            }
+            self.close_conn(other);
+        }
+        let addr = pyjson::parse_addr(&p[3]);
+        let list = compression::from_json(&p[4]).unwrap_or_default();
+        let rs2p = has_capability(&p[4]);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let first_time = !c.handshaken;
+        if let Some(old) = c.peer.replace(pid.clone()) {
+            if old != pid && self.dialing.get(&old) == Some(&conn) {
+                self.dialing.remove(&old);
+            }
+        }
+        c.handshaken = true;
+        c.addr = addr;
+        c.compression = list;
+        c.rs2p = rs2p;
+        if self.dialing.get(&pid) == Some(&conn) {
+            self.dialing.remove(&pid);
+        }
+        self.routing.insert(pid.clone(), conn);
+        self.send_peers(conn);
+        if first_time {
+            let first = !self.had_peer;
+            self.had_peer = true;
+            tracing::debug!(node = %self.id.short(), peer = %pid.short(), "peer connected");
+            self.emit(Event::Connected { peer: pid, first });
+            if let Some(queued) = self.deferred.remove(&conn) {
+                for payload in queued {
+                    self.send_on(conn, flags::WHISPER, payload);
+                }
+            }
+        }
+    }
+
+    fn handle_peers(&mut self, conn: ConnId, msg: &Message) {
+        let entries = match pyjson::parse_peers(&msg.payload[1], self.cfg.max_peer_list) {
+            Ok(e) => e,
+            Err(e) => {
+                self.record_error(Some(conn), format!("ignoring peer list: {e}"));
+                return;
+            }
+        };
+        for entry in entries {
+            let Some(pid) = PeerId::parse(entry.id.as_bytes()) else {
+                continue;
+            };
+            if self.is_known(&pid)
+                || (entry.host.as_str(), entry.port)
+                    == (self.cfg.out_addr.0.as_str(), self.cfg.out_addr.1)
+                || self.in_backoff(&pid)
+            {
+                continue;
+            }
+            let wanted = self.outgoing_count() < self.cfg.max_outgoing
+                || (self.cfg.kind == Kind::Chord && self.would_be_neighbour(&pid));
+            if wanted {
+                // Failures are recorded by connect itself.
+                let _ = self.connect(&entry.host, entry.port, Some(pid));
+            }
+        }
+    }
+
+    fn handle_request(&mut self, conn: ConnId, msg: &Message) {
+        let p = &msg.payload;
+        if p.len() == 2 && p[1].as_ref() == b"*" {
+            self.send_peers(conn);
+            return;
+        }
+        if p.len() < 3 {
+            tracing::debug!(node = %self.id.short(), conn = conn.0, "ignoring malformed request");
+            return;
+        }
+        let Some(wanted) = PeerId::parse(&p[2]) else {
+            return;
+        };
+        let Some(&target) = self.routing.get(&wanted) else {
+            return;
+        };
+        let Some((host, port)) = self.conns.get(&target).and_then(|c| c.addr.clone()) else {
+            return;
+        };
+        let entry = PeerEntry {
+            host,
+            port,
+            id: wanted.to_string(),
+        };
+        let text = pyjson::response_addr_json(&entry);
+        self.send_on(
+            conn,
+            flags::BROADCAST,
+            vec![
+                Bytes::from_static(&[flags::RESPONSE]),
+                p[1].clone(),
+                text.into(),
+            ],
+        );
+    }
+
+    fn handle_response(&mut self, _conn: ConnId, msg: &Message) {
+        let p = &msg.payload;
+        let Ok(req) = std::str::from_utf8(&p[1]) else {
+            return;
+        };
+        if !self.route_requests.contains_key(req) {
+            return;
+        }
+        let Some(entry) = pyjson::parse_response_addr(&p[2]) else {
+            return;
+        };
+        let Some(pid) = PeerId::parse(entry.id.as_bytes()) else {
+            return;
+        };
+        let Some((_, payload)) = self.route_requests.remove(req) else {
+            return;
+        };
+        if let Some(&target) = self.routing.get(&pid) {
+            self.send_on(target, flags::WHISPER, payload);
+            return;
+        }
+        match self.connect(&entry.host, entry.port, Some(pid)) {
+            Ok(target) => self.deferred.entry(target).or_default().push(payload),
+            Err(e) => self.record_error(None, format!("reply not delivered: {e}")),
+        }
+    }
+
+    /// True if the link to this peer closed too recently to dial it from a peer list.
+    fn in_backoff(&self, pid: &PeerId) -> bool {
+        self.dial_backoff
+            .get(pid)
+            .is_some_and(|t| self.now.saturating_sub(*t) < crate::core::REDIAL_BACKOFF_MS)
+    }
+
+    /// True if the id is ours, routed or being dialed.
+    pub(crate) fn is_known(&self, pid: &PeerId) -> bool {
+        *pid == self.id || self.routing.contains_key(pid) || self.dialing.contains_key(pid)
+    }
+
+    pub(crate) fn send_handshake(&mut self, conn: ConnId) {
+        let (host, port) = self.cfg.out_addr.clone();
+        let payload = vec![
+            Bytes::from_static(&[flags::HANDSHAKE]),
+            self.id.bytes(),
+            Bytes::from(self.protocol_id.clone()),
+            Bytes::from(pyjson::addr_packet(&host, port)),
+            Bytes::from(self.advertised_json()),
+        ];
+        self.send_on(conn, flags::WHISPER, payload);
+    }
+
+    /// The compression list of our handshake, with the capability flag when enabled.
+    fn advertised_json(&self) -> String {
+        let list = compression::to_json(&self.cfg.compression);
+        if !self.cfg.advertise_capability {
+            return list;
+        }
+        let flag = pyjson::string(&char::from(CAPABILITY_FLAG).to_string());
+        if self.cfg.compression.is_empty() {
+            format!("[{flag}]")
+        } else {
+            format!("{}, {flag}]", &list[..list.len() - 1])
+        }
+    }
+
+    /// The peer list as py2p builds it: every routed peer with a known address.
+    pub(crate) fn peer_list(&self) -> Vec<PeerEntry> {
+        let mut list: Vec<PeerEntry> = self
+            .routing
+            .iter()
+            .filter_map(|(pid, c)| {
+                let (host, port) = self.conns.get(c)?.addr.clone()?;
+                Some(PeerEntry {
+                    host,
+                    port,
+                    id: pid.to_string(),
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    pub(crate) fn send_peers(&mut self, conn: ConnId) {
+        let text = pyjson::peers_json(&self.peer_list());
+        self.send_on(
+            conn,
+            flags::WHISPER,
+            vec![Bytes::from_static(&[flags::PEERS]), text.into()],
+        );
+    }
+}
+
+/// A notify with the `del` marker.
+pub(crate) fn is_delete_notify(msg: &Message) -> bool {
+    msg.sub_flag() == Some(flags::NOTIFY)
+        && msg.payload.len() >= 3
+        && msg.payload[2].as_ref() == b"del"
+}
+
+/// True if a compression list packet carries the rs2p capability flag.
+fn has_capability(text: &[u8]) -> bool {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(text)
+    else {
+        return false;
+    };
+    items.iter().any(|i| {
+        i.as_str().is_some_and(|s| {
+            s.chars()
+                .any(|c| u32::from(c) == u32::from(CAPABILITY_FLAG))
+        })
+    })
+}

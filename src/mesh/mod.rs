@@ -1,0 +1,17 @@
+//! The mesh layer (sans-IO): connection state, handshake, peer lists,
+//! route requests, renegotiation and broadcast relay ("waterfall").
+//!
+//! These are `impl Node` blocks; the state lives in [`crate::core::Node`].
+
+mod conn;
+mod handlers;
+mod recent;
+mod user;
+
+pub use conn::Conn;
+pub use recent::RecentIds;
+pub use user::ConnectError;
+
+/// The flag rs2p adds to its advertised compression list so that rs2p peers
+/// recognise each other. py2p ignores flags it does not implement.
+pub const CAPABILITY_FLAG: u8 = 0x2F;

@@ -1,0 +1,95 @@
+//! The bounded memory of recently seen broadcast ids.
+
+use std::collections::{HashMap, VecDeque};
+
+/// Broadcast ids seen in the last 60 seconds, bounded in count.
+///
+/// An id older than 60 s can never be accepted again (the age check rejects
+/// it first), so pruning by age loses nothing; the count bound only matters
+/// under a flood, where the oldest ids are forgotten first.
+#[derive(Debug)]
+pub struct RecentIds {
+    seen: HashMap<String, u64>,
+    order: VecDeque<(String, u64)>,
+    max: usize,
+}
+
+/// Seconds a broadcast stays acceptable.
+pub const MAX_AGE_SECS: u64 = 60;
+
+impl RecentIds {
+    /// An empty set holding at most `max` ids.
+    pub fn new(max: usize) -> Self {
+        RecentIds {
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// Records `id`; false if it was already there.
+    pub fn insert(&mut self, id: &str, time: u64) -> bool {
+        if self.seen.contains_key(id) {
+            return false;
+        }
+        while self.seen.len() >= self.max {
+            match self.order.pop_front() {
+                Some((old, _)) => {
+                    self.seen.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.seen.insert(id.to_owned(), time);
+        self.order.push_back((id.to_owned(), time));
+        true
+    }
+
+    /// True if `id` was seen.
+    pub fn contains(&self, id: &str) -> bool {
+        self.seen.contains_key(id)
+    }
+
+    /// Forgets ids whose time is at or before `now - 60`.
+    pub fn prune(&mut self, now_secs: u64) {
+        let horizon = now_secs.saturating_sub(MAX_AGE_SECS);
+        // Times are the senders', so not monotonic: scan the whole order queue.
+        if self.order.iter().any(|(_, t)| *t <= horizon) {
+            let seen = &mut self.seen;
+            self.order.retain(|(id, t)| {
+                let keep = *t > horizon;
+                if !keep {
+                    seen.remove(id);
+                }
+                keep
+            });
+        }
+    }
+
+    /// How many ids are held.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_and_pruned() {
+        let mut r = RecentIds::new(3);
+        for i in 0..10 {
+            assert!(r.insert(&i.to_string(), 1000 + i));
+        }
+        assert_eq!(r.len(), 3);
+        assert!(!r.insert("9", 1009));
+        r.prune(1068);
+        assert_eq!(r.len(), 1);
+    }
+}
