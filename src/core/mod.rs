@@ -9,13 +9,15 @@
 //! both are `impl Node` blocks over the state defined here.
 
 mod config;
+mod stats;
 mod types;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
 pub use config::{Config, Kind};
+pub use stats::NodeStats;
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 
 use crate::chord::{ChordState, GetState};
@@ -54,8 +56,6 @@ pub struct Node {
     pub(crate) closed: bool,
     /// When the link to a peer last closed: peer lists do not re-dial it for a while.
     pub(crate) dial_backoff: HashMap<PeerId, Time>,
-    /// Sub-flags registered by the user: messages with them are reported, not dropped.
-    pub(crate) user_flags: HashSet<u8>,
 }
 
 impl Node {
@@ -91,7 +91,6 @@ impl Node {
             now,
             had_peer: false,
             closed: false,
-            user_flags: HashSet::new(),
             dial_backoff: HashMap::new(),
         }
     }
@@ -198,13 +197,13 @@ impl Node {
     pub fn on_dial_failed(&mut self, conn: ConnId, reason: &str, now: Time) {
         self.set_now(now);
         if let Some(c) = self.conns.get(&conn) {
-            let target = format!("{}:{}", c.dial_addr.0, c.dial_addr.1);
-            self.record_error(
-                Some(conn),
-                format!("could not connect to {target}: {reason}"),
+            let text = format!(
+                "could not connect to {}:{}: {reason}",
+                c.dial_addr.0, c.dial_addr.1
             );
+            self.record_error(Some(conn), text.clone());
+            self.forget_conn(conn, &text);
         }
-        self.forget_conn(conn);
     }
 
     /// Bytes arrived on a connection.
@@ -229,8 +228,9 @@ impl Node {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    self.record_error(Some(conn), format!("closing connection: {e}"));
-                    self.close_conn(conn);
+                    let text = format!("closing connection: {e}");
+                    self.record_error(Some(conn), text.clone());
+                    self.close_conn_because(conn, &text);
                     return;
                 }
             }
@@ -240,8 +240,14 @@ impl Node {
     /// The connection was closed by the peer or failed.
     pub fn on_closed(&mut self, conn: ConnId, now: Time) {
         self.set_now(now);
-        if self.conns.contains_key(&conn) {
-            self.forget_conn(conn);
+        if let Some(c) = self.conns.get(&conn) {
+            let reason = if c.handshaken {
+                "connection closed by the peer".to_owned()
+            } else {
+                "connection closed by the peer during the handshake (is it on another subnet?)"
+                    .to_owned()
+            };
+            self.forget_conn(conn, &reason);
             if !self.closed {
                 // py2p asks its remaining peers for their peer lists after every disconnect.
                 self.request_peers();
@@ -299,14 +305,19 @@ impl Node {
 
     /// Closes a connection on our side and forgets it.
     pub(crate) fn close_conn(&mut self, conn: ConnId) {
+        self.close_conn_because(conn, "closed by this node");
+    }
+
+    /// Closes a connection on our side, with the reason reported in the event.
+    pub(crate) fn close_conn_because(&mut self, conn: ConnId, reason: &str) {
         if self.conns.contains_key(&conn) {
             self.actions.push_back(Action::Close { conn });
-            self.forget_conn(conn);
+            self.forget_conn(conn, reason);
         }
     }
 
-    /// Drops all state of a connection (no action emitted).
-    pub(crate) fn forget_conn(&mut self, conn: ConnId) {
+    /// Drops all state of a connection (no action emitted but the event).
+    pub(crate) fn forget_conn(&mut self, conn: ConnId, reason: &str) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -318,13 +329,18 @@ impl Node {
             self.dial_backoff.insert(pid.clone(), self.now);
             if self.routing.get(pid) == Some(&conn) {
                 self.routing.remove(pid);
-                tracing::debug!(node = %self.id.short(), peer = %pid.short(), "peer disconnected");
-                self.emit(Event::Disconnected { peer: pid.clone() });
+                tracing::debug!(node = %self.id.short(), peer = %pid.short(), reason, "peer disconnected");
             }
             if self.dialing.get(pid) == Some(&conn) {
                 self.dialing.remove(pid);
             }
         }
+        let peer = if c.handshaken { c.peer.clone() } else { None };
+        self.emit(Event::Disconnected {
+            conn,
+            peer,
+            reason: reason.to_owned(),
+        });
         self.chord_conn_lost(conn);
     }
 
@@ -431,9 +447,9 @@ impl Node {
         self.conns.values().filter(|c| c.outgoing).count()
     }
 
-    /// Registers a user sub-flag: messages carrying it are reported as [`Event::Message`].
-    pub fn register_flag(&mut self, flag: u8) {
-        self.user_flags.insert(flag);
+    /// True if the peer on this connection advertised the rs2p capability.
+    pub fn is_rs2p(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.rs2p)
     }
 
     /// The compression list this node advertises.

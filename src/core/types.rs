@@ -128,15 +128,21 @@ pub enum GetError {
 pub enum Event {
     /// A peer finished its handshake.
     Connected {
+        /// Its connection.
+        conn: ConnId,
         /// The peer.
         peer: PeerId,
         /// True for the very first peer this node ever had (py2p's `connect` event).
         first: bool,
     },
-    /// A handshaken peer's connection closed.
+    /// A connection closed (or a dial failed).
     Disconnected {
-        /// The peer.
-        peer: PeerId,
+        /// The connection.
+        conn: ConnId,
+        /// The peer, if its handshake had been processed.
+        peer: Option<PeerId>,
+        /// Why, in words.
+        reason: String,
     },
     /// A user message (whisper, broadcast or registered sub-flag).
     Message(Received),

@@ -121,11 +121,9 @@ impl Node {
         if handled {
             return;
         }
-        if sub == flags::WHISPER || sub == flags::BROADCAST || self.user_flags.contains(&sub) {
-            self.emit(Event::Message(Received { conn, msg, id }));
-        } else {
-            tracing::debug!(node = %self.id.short(), conn = conn.0, sub, "ignoring message with an unhandled sub-flag");
-        }
+        // Whisper and broadcast data go to the application's queue; other
+        // sub-flags go to its registered handlers (the driver drops them if none).
+        self.emit(Event::Message(Received { conn, msg, id }));
     }
 
     /// §8: age check, duplicate check, relay. True when the message is new.
@@ -202,15 +200,13 @@ impl Node {
     fn handle_handshake(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
         if p[2].as_ref() != self.protocol_id.as_bytes() {
-            self.record_error(
-                Some(conn),
-                format!(
-                    "peer is on another subnet (protocol id {}, ours {}): disconnecting",
-                    String::from_utf8_lossy(&p[2]),
-                    self.protocol_id
-                ),
+            let text = format!(
+                "peer is on another subnet (protocol id {}, ours {}): disconnecting",
+                String::from_utf8_lossy(&p[2]),
+                self.protocol_id
             );
-            self.close_conn(conn);
+            self.record_error(Some(conn), text.clone());
+            self.close_conn_because(conn, &text);
             return;
         }
         let Some(pid) = PeerId::parse(&p[1]) else {
@@ -223,7 +219,7 @@ impl Node {
         };
         if pid == self.id {
             tracing::debug!(node = %self.id.short(), conn = conn.0, "connected to ourselves: closing");
-            self.close_conn(conn);
+            self.close_conn_because(conn, "this is our own node");
             return;
         }
         let Some(c) = self.conns.get(&conn) else {
@@ -241,10 +237,10 @@ impl Node {
             let close_new = (self.id.value() > pid.value()) ^ new_outgoing;
             tracing::debug!(node = %self.id.short(), peer = %pid.short(), close_new, "connection conflict");
             if close_new {
-                self.close_conn(conn);
+                self.close_conn_because(conn, "duplicate connection to the same peer");
                 return;
             }
-            self.close_conn(other);
+            self.close_conn_because(other, "duplicate connection to the same peer");
         }
         let addr = pyjson::parse_addr(&p[3]);
         let list = compression::from_json(&p[4]).unwrap_or_default();
@@ -271,7 +267,11 @@ impl Node {
             let first = !self.had_peer;
             self.had_peer = true;
             tracing::debug!(node = %self.id.short(), peer = %pid.short(), "peer connected");
-            self.emit(Event::Connected { peer: pid, first });
+            self.emit(Event::Connected {
+                conn,
+                peer: pid,
+                first,
+            });
             if let Some(queued) = self.deferred.remove(&conn) {
                 for payload in queued {
                     self.send_on(conn, flags::WHISPER, payload);

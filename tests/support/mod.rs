@@ -251,3 +251,4 @@ fn check_tool(what: &str, out: std::io::Result<Output>) -> Result<(), String> {
         String::from_utf8_lossy(&out.stderr)
     ))
 }
+pub mod py2p_node;

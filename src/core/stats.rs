@@ -1,0 +1,49 @@
+//! Counters describing a node's state, for logs, tests and benchmarks.
+
+use super::Node;
+
+/// A snapshot of a node's sizes. Every map a peer can grow is counted here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Open connections (any state).
+    pub connections: usize,
+    /// Handshaken peers.
+    pub peers: usize,
+    /// Connections awaiting a handshake (accepted or dialing).
+    pub awaiting: usize,
+    /// Remembered broadcast ids.
+    pub recent_ids: usize,
+    /// Route requests awaiting a response.
+    pub route_requests: usize,
+    /// Retrieves awaiting an answer.
+    pub pending_retrieves: usize,
+    /// Gets in progress.
+    pub gets: usize,
+    /// Keys in the network-wide key list.
+    pub keys: usize,
+    /// Items stored locally (five tables).
+    pub items: usize,
+    /// Items being handed over.
+    pub handoff_pending: usize,
+    /// Errors kept for `status`.
+    pub errors: usize,
+}
+
+impl Node {
+    /// Current sizes.
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            connections: self.conns.len(),
+            peers: self.routing.len(),
+            awaiting: self.conns.values().filter(|c| !c.handshaken).count(),
+            recent_ids: self.recent.len(),
+            route_requests: self.route_requests.len(),
+            pending_retrieves: self.gets.pending_len(),
+            gets: self.gets.gets_len(),
+            keys: self.chord.keys.len(),
+            items: self.chord.item_count(),
+            handoff_pending: self.chord.handoff.len(),
+            errors: self.errors.len(),
+        }
+    }
+}

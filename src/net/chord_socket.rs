@@ -1,0 +1,280 @@
+//! [`ChordSocket`]: the async handle of a chord DHT node (py2p's `chord_socket`).
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::driver::now;
+use super::mesh_socket::split_addr;
+use super::{Error, MeshSocket};
+use crate::chord::{HandoffStats, Owner};
+use crate::core::{Config, GetError, PeerId};
+use crate::ring::{HashMethod, U512};
+
+/// A chord DHT node on a TCP port. It derefs to [`MeshSocket`] for the mesh
+/// API it inherits (connect, send, recv, peers, close ...).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), rs2p::net::Error> {
+/// use rs2p::net::ChordSocket;
+/// let a = ChordSocket::bind("127.0.0.1:0").await?;
+/// a.join()?;
+/// let b = ChordSocket::bind("127.0.0.1:0").await?;
+/// b.join()?;
+/// b.connect(&a.local_addr().to_string()).await?;
+/// b.set("colour", "blue")?;
+/// assert_eq!(a.get("colour").await?, "blue");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ChordSocket {
+    mesh: MeshSocket,
+}
+
+impl Deref for ChordSocket {
+    type Target = MeshSocket;
+    fn deref(&self) -> &MeshSocket {
+        &self.mesh
+    }
+}
+
+/// Who a lookup points at: this node or a connected peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Responsible {
+    /// This node.
+    This,
+    /// A connected, seeding peer.
+    Peer(PeerId),
+    /// Nobody (a leeching node without seeding peers).
+    Nobody,
+}
+
+impl ChordSocket {
+    /// Binds a chord node with py2p's chord defaults (subnet `chord`). It starts leeching.
+    pub async fn bind(addr: &str) -> Result<ChordSocket, Error> {
+        let (host, port) = split_addr(addr)?;
+        Self::bind_with(addr, Config::chord(&host, port)).await
+    }
+
+    /// Binds with a full configuration (see [`MeshSocket::bind_with`]).
+    pub async fn bind_with(addr: &str, cfg: Config) -> Result<ChordSocket, Error> {
+        Ok(ChordSocket {
+            mesh: MeshSocket::bind_with(addr, cfg).await?,
+        })
+    }
+
+    /// The node id as an integer (py2p's `id_10`).
+    pub fn id_10(&self) -> U512 {
+        *self.id().value()
+    }
+
+    /// True while not storing data for the ring.
+    pub fn is_leeching(&self) -> bool {
+        self.inner.node(|n| n.is_leeching())
+    }
+
+    /// Starts seeding: announces it to every peer (meta message).
+    pub fn join(&self) -> Result<(), Error> {
+        Ok(self.inner.node(|n| n.join())?)
+    }
+
+    /// Stops seeding and starts handing every item to its new owner
+    /// (see [`ChordSocket::leave`] to wait for the confirmations).
+    pub fn unjoin(&self) -> Result<(), Error> {
+        Ok(self.inner.node(|n| n.unjoin())?)
+    }
+
+    /// Unjoins and waits until every item is confirmed by its new owner (or
+    /// the timeout passes). Returns the handoff counters.
+    pub async fn leave(&self, timeout: Duration) -> Result<HandoffStats, Error> {
+        self.unjoin()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (pending, stats) = self
+                .inner
+                .node(|n| (n.handoff_pending(), n.handoff_stats()));
+            if pending == 0 || tokio::time::Instant::now() >= deadline {
+                return Ok(stats);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Seeding peers (py2p's `data_storing`).
+    pub fn data_storing(&self) -> Vec<PeerId> {
+        self.inner
+            .node(|n| n.data_storing().into_iter().map(|(p, _)| p).collect())
+    }
+
+    fn responsible(&self, f: impl FnOnce(&crate::core::Node) -> Owner) -> Responsible {
+        self.inner.node(|n| match f(n) {
+            Owner::Local => Responsible::This,
+            Owner::Remote(c) => n
+                .peer_of(c)
+                .cloned()
+                .map_or(Responsible::Nobody, Responsible::Peer),
+            Owner::Nobody => Responsible::Nobody,
+        })
+    }
+
+    /// The node this one would route `key` to (py2p's `find`).
+    pub fn find(&self, key: &U512) -> Responsible {
+        self.responsible(|n| n.find(key))
+    }
+
+    /// py2p's `find_prev`: the candidate nearest at or after `key`.
+    pub fn find_prev(&self, key: &U512) -> Responsible {
+        self.responsible(|n| n.find_prev(key))
+    }
+
+    /// Our successor on the ring (py2p names this `prev`, D19).
+    pub fn next(&self) -> Responsible {
+        self.responsible(|n| n.successor())
+    }
+
+    /// Our predecessor on the ring (py2p names this `next`, D19).
+    pub fn prev(&self) -> Responsible {
+        self.responsible(|n| n.predecessor())
+    }
+
+    /// Outgoing connections made from peer lists (py2p: 4).
+    pub fn max_outgoing(&self) -> usize {
+        self.inner.node(|n| n.config().max_outgoing)
+    }
+
+    /// Local items a node with id `start` is closer to than one with id `end`
+    /// (all items when `end` is `None`).
+    pub fn dump_data(&self, start: &U512, end: Option<&U512>) -> Vec<(HashMethod, U512, Bytes)> {
+        self.inner.node(|n| n.dump_data(start, end))
+    }
+
+    /// Closes the outgoing link that adds least to the ring; true if one was closed.
+    pub fn disconnect_least_efficient(&self) -> bool {
+        self.inner.node(|n| n.disconnect_least_efficient())
+    }
+
+    /// Items stored on this node, over the five tables.
+    pub fn item_count(&self) -> usize {
+        self.inner.node(|n| n.item_count())
+    }
+
+    /// The value at `key`, agreed by at least 3 of the 5 tables (10 s timeout).
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Bytes, Error> {
+        let timeout = self.inner.node(|n| n.config().get_timeout_ms);
+        self.get_timeout(key, Duration::from_millis(timeout)).await
+    }
+
+    /// [`ChordSocket::get`] with a timeout.
+    pub async fn get_timeout(
+        &self,
+        key: impl AsRef<[u8]>,
+        timeout: Duration,
+    ) -> Result<Bytes, Error> {
+        let (tx, rx) = oneshot::channel();
+        let ms = timeout.as_millis().min(u128::from(u64::MAX)) as u64;
+        let req = self.inner.with(|st| {
+            let req = st.node.get(key.as_ref(), ms, now());
+            st.get_waiters.insert(req, tx);
+            req
+        });
+        // The core times the request out itself; this is a safety net.
+        match tokio::time::timeout(timeout + Duration::from_secs(1), rx).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => {
+                self.inner.with(|st| {
+                    st.node.cancel_get(req);
+                    st.get_waiters.remove(&req);
+                });
+                Err(GetError::Timeout.into())
+            }
+        }
+    }
+
+    /// The value at `key`, or `default` on any failure (py2p's `get(key, ifError)`).
+    pub async fn get_or(&self, key: impl AsRef<[u8]>, default: impl Into<Bytes>) -> Bytes {
+        self.get(key).await.unwrap_or_else(|_| default.into())
+    }
+
+    /// Stores `value` at `key` in the five tables; an empty value deletes.
+    pub fn set(&self, key: impl AsRef<[u8]>, value: impl Into<Bytes>) -> Result<(), Error> {
+        let value = value.into();
+        self.inner.node(|n| {
+            if n.is_closed() {
+                return Err(Error::Closed);
+            }
+            n.set(key.as_ref(), value);
+            Ok(())
+        })
+    }
+
+    /// `set` for every pair (py2p's `update`).
+    pub fn update<K: AsRef<[u8]>, V: Into<Bytes>>(
+        &self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), Error> {
+        for (k, v) in pairs {
+            self.set(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `key` (stores an empty value).
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.set(key, Bytes::new())
+    }
+
+    /// The network-wide key list, as this node knows it.
+    pub fn keys(&self) -> Vec<Bytes> {
+        self.inner.node(|n| n.keys())
+    }
+
+    /// The value of every known key (keys whose get fails are skipped).
+    pub async fn values(&self) -> Vec<Bytes> {
+        self.items().await.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Every known key with its value (keys whose get fails are skipped).
+    pub async fn items(&self) -> Vec<(Bytes, Bytes)> {
+        let mut out = Vec::new();
+        for k in self.keys() {
+            if let Ok(v) = self.get(&k).await {
+                out.push((k, v));
+            }
+        }
+        out
+    }
+
+    /// A map of every known key to its value (py2p's `copy`).
+    pub async fn copy(&self) -> HashMap<Bytes, Bytes> {
+        self.items().await.into_iter().collect()
+    }
+
+    /// Removes `key` and returns its value.
+    pub async fn pop(&self, key: impl AsRef<[u8]>) -> Result<Bytes, Error> {
+        let v = self.get(key.as_ref()).await?;
+        self.delete(key)?;
+        Ok(v)
+    }
+
+    /// Removes `key` and returns its value, or `default` if it has none.
+    pub async fn pop_or(&self, key: impl AsRef<[u8]>, default: impl Into<Bytes>) -> Bytes {
+        match self.pop(key).await {
+            Ok(v) => v,
+            Err(_) => default.into(),
+        }
+    }
+
+    /// Removes and returns some key with its value.
+    pub async fn popitem(&self) -> Result<(Bytes, Bytes), Error> {
+        for k in self.keys() {
+            if let Ok(v) = self.pop(&k).await {
+                return Ok((k, v));
+            }
+        }
+        Err(Error::KeyNotFound("the key list is empty".to_owned()))
+    }
+}

@@ -1,0 +1,320 @@
+//! The tokio shell around a [`Node`]: listener, one reader and one writer task
+//! per connection, a ticker, and the dispatch of the core's actions.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::task::AbortHandle;
+
+use crate::core::{Action, ConnId, Event, GetError, Node, PeerId, Received, ReqId, Time};
+use crate::wire::flags;
+
+/// Frames queued for one connection before it counts as stuck and is closed.
+const WRITE_QUEUE: usize = 8192;
+/// Bound on the application's receive queue (oldest dropped first).
+const RECV_QUEUE: usize = 10_000;
+/// Timer period of the core.
+const TICK: Duration = Duration::from_millis(100);
+/// Dial timeout.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+/// Gap between frames written to a py2p peer, so that its reader sees them one
+/// at a time (py2p mis-reads a buffer left holding exactly 4 bytes, D2).
+const PY2P_PACING: Duration = Duration::from_micros(1500);
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now() -> Time {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A user message handler: returns true when it took the message.
+pub(crate) type Handler = Arc<dyn Fn(&Received) -> bool + Send + Sync>;
+
+struct ConnIo {
+    tx: mpsc::Sender<Bytes>,
+    reader: Option<AbortHandle>,
+    pace: Arc<AtomicBool>,
+}
+
+pub(crate) struct State {
+    pub node: Node,
+    conns: HashMap<ConnId, ConnIo>,
+    pub get_waiters: HashMap<ReqId, oneshot::Sender<Result<Bytes, GetError>>>,
+    pub connect_waiters: HashMap<ConnId, oneshot::Sender<Result<PeerId, String>>>,
+    pub queue: VecDeque<Received>,
+}
+
+/// Shared by the socket handles and the tasks.
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    pub events: broadcast::Sender<Event>,
+    pub msg_notify: Notify,
+    pub handlers: RwLock<Vec<Handler>>,
+    pub local_addr: SocketAddr,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Inner {
+    /// Binds, starts the listener and ticker tasks.
+    pub async fn start(listener: TcpListener, node: Node) -> Arc<Inner> {
+        let local_addr = listener
+            .local_addr()
+            .expect("bound listener has an address");
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                node,
+                conns: HashMap::new(),
+                get_waiters: HashMap::new(),
+                connect_waiters: HashMap::new(),
+                queue: VecDeque::new(),
+            }),
+            events,
+            msg_notify: Notify::new(),
+            handlers: RwLock::new(Vec::new()),
+            local_addr,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let accept = tokio::spawn(accept_loop(Arc::downgrade(&inner), listener));
+        let tick = tokio::spawn(tick_loop(Arc::downgrade(&inner)));
+        inner
+            .tasks
+            .lock()
+            .expect("tasks lock")
+            .extend([accept.abort_handle(), tick.abort_handle()]);
+        inner
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug in the core; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the state, then carries out the actions it produced.
+    pub fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut st = self.lock();
+        let r = f(&mut st);
+        let messages = self.pump(&mut st);
+        drop(st);
+        if !messages.is_empty() {
+            self.deliver_messages(messages);
+        }
+        r
+    }
+
+    /// Runs `f` on the node.
+    pub fn node<R>(self: &Arc<Self>, f: impl FnOnce(&mut Node) -> R) -> R {
+        self.with(|st| f(&mut st.node))
+    }
+
+    /// Carries out the node's actions. User messages are returned, to be
+    /// handed to handlers outside the lock.
+    fn pump(self: &Arc<Self>, st: &mut State) -> Vec<Received> {
+        let mut messages = Vec::new();
+        while let Some(action) = st.node.poll_action() {
+            match action {
+                Action::Send { conn, frame } => {
+                    let full = match st.conns.get(&conn) {
+                        Some(io) => io.tx.try_send(frame).is_err(),
+                        None => false,
+                    };
+                    if full {
+                        tracing::warn!(
+                            conn = conn.0,
+                            "peer is not reading: closing the connection"
+                        );
+                        st.node.disconnect_conn(conn);
+                    }
+                }
+                Action::Dial { conn, host, port } => {
+                    tokio::spawn(dial(Arc::clone(self), conn, host, port));
+                }
+                Action::Close { conn } => drop_io(st, conn),
+                Action::Event(event) => match event {
+                    Event::GetDone { req, result } => {
+                        if let Some(w) = st.get_waiters.remove(&req) {
+                            let _ = w.send(result);
+                        }
+                    }
+                    Event::Message(m) => messages.push(m),
+                    Event::Connected { conn, peer, first } => {
+                        if let Some(io) = st.conns.get(&conn) {
+                            io.pace.store(!st.node.is_rs2p(conn), Ordering::Relaxed);
+                        }
+                        if let Some(w) = st.connect_waiters.remove(&conn) {
+                            let _ = w.send(Ok(peer.clone()));
+                        }
+                        let _ = self.events.send(Event::Connected { conn, peer, first });
+                    }
+                    Event::Disconnected { conn, peer, reason } => {
+                        drop_io(st, conn);
+                        if let Some(w) = st.connect_waiters.remove(&conn) {
+                            let _ = w.send(Err(reason.clone()));
+                        }
+                        let _ = self.events.send(Event::Disconnected { conn, peer, reason });
+                    }
+                    other => {
+                        let _ = self.events.send(other);
+                    }
+                },
+            }
+        }
+        messages
+    }
+
+    fn deliver_messages(self: &Arc<Self>, messages: Vec<Received>) {
+        let handlers: Vec<Handler> = self.handlers.read().map(|h| h.clone()).unwrap_or_default();
+        let mut queued = false;
+        for m in messages {
+            if handlers.iter().any(|h| h(&m)) {
+                continue;
+            }
+            match m.sub_flag() {
+                Some(flags::WHISPER) | Some(flags::BROADCAST) => {
+                    let _ = self.events.send(Event::Message(m.clone()));
+                    let mut st = self.lock();
+                    if st.queue.len() >= RECV_QUEUE {
+                        st.queue.pop_front();
+                        tracing::warn!("receive queue full: dropping the oldest message");
+                    }
+                    st.queue.push_back(m);
+                    queued = true;
+                }
+                other => tracing::debug!(sub_flag = ?other, "no handler took a message: dropped"),
+            }
+        }
+        if queued {
+            self.msg_notify.notify_waiters();
+        }
+    }
+
+    /// Registers a connected stream with the node and starts its tasks.
+    fn attach(self: &Arc<Self>, st: &mut State, conn: ConnId, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let pace = Arc::new(AtomicBool::new(true));
+        tokio::spawn(write_loop(w, rx, Arc::clone(&pace)));
+        let reader = tokio::spawn(read_loop(Arc::downgrade(self), conn, r));
+        st.conns.insert(
+            conn,
+            ConnIo {
+                tx,
+                reader: Some(reader.abort_handle()),
+                pace,
+            },
+        );
+    }
+
+    /// Stops the listener and ticker.
+    pub fn stop_tasks(&self) {
+        for t in self.tasks.lock().expect("tasks lock").drain(..) {
+            t.abort();
+        }
+    }
+}
+
+fn drop_io(st: &mut State, conn: ConnId) {
+    if let Some(mut io) = st.conns.remove(&conn) {
+        // Dropping the sender lets the writer flush what is queued, then shut down.
+        if let Some(r) = io.reader.take() {
+            r.abort();
+        }
+    }
+}
+
+async fn accept_loop(inner: std::sync::Weak<Inner>, listener: TcpListener) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        tracing::debug!(%from, "incoming connection");
+        inner.with(|st| {
+            if st.node.is_closed() {
+                return;
+            }
+            let conn = st.node.on_accepted(now());
+            inner.attach(st, conn, stream);
+        });
+    }
+}
+
+async fn tick_loop(inner: std::sync::Weak<Inner>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.node(|n| n.on_tick(now()));
+    }
+}
+
+async fn dial(inner: Arc<Inner>, conn: ConnId, host: String, port: u16) {
+    let res = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((host.as_str(), port))).await;
+    match res {
+        Ok(Ok(stream)) => inner.with(|st| {
+            inner.attach(st, conn, stream);
+            st.node.on_dialed(conn, now());
+        }),
+        Ok(Err(e)) => inner.node(|n| n.on_dial_failed(conn, &e.to_string(), now())),
+        Err(_) => inner.node(|n| n.on_dial_failed(conn, "timed out", now())),
+    }
+}
+
+async fn read_loop(inner: std::sync::Weak<Inner>, conn: ConnId, mut r: OwnedReadHalf) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let res = r.read(&mut buf).await;
+        let Some(inner) = inner.upgrade() else { return };
+        match res {
+            Ok(0) | Err(_) => {
+                inner.node(|n| n.on_closed(conn, now()));
+                return;
+            }
+            Ok(k) => inner.node(|n| n.on_data(conn, &buf[..k], now())),
+        }
+    }
+}
+
+async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, pace: Arc<AtomicBool>) {
+    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+    while let Some(frame) = rx.recv().await {
+        if pace.load(Ordering::Relaxed) {
+            // One frame per write, spaced, for py2p's reader.
+            if w.write_all(&frame).await.is_err() {
+                break;
+            }
+            if !rx.is_empty() {
+                tokio::time::sleep(PY2P_PACING).await;
+            }
+            continue;
+        }
+        batch.clear();
+        batch.extend_from_slice(&frame);
+        while batch.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(f) => batch.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if w.write_all(&batch).await.is_err() {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}

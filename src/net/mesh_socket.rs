@@ -1,0 +1,247 @@
+//! [`MeshSocket`]: the async handle of a mesh node (py2p's `mesh_socket`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot};
+
+use super::driver::{now, Handler, Inner};
+use super::Error;
+use crate::core::{Config, Event, Node, PeerId, Received};
+
+/// How long `connect` waits for the peer's handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A mesh node on a TCP port.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), rs2p::net::Error> {
+/// use rs2p::net::MeshSocket;
+/// let a = MeshSocket::bind("127.0.0.1:0").await?;
+/// let b = MeshSocket::bind("127.0.0.1:0").await?;
+/// b.connect(&a.local_addr().to_string()).await?;
+/// b.broadcast(&["hello".into()]);
+/// let msg = a.next_message().await;
+/// assert_eq!(msg.args()[0], "hello");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MeshSocket {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Splits `HOST:PORT` (IPv6 hosts in brackets).
+pub fn split_addr(addr: &str) -> Result<(String, u16), Error> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| Error::BadAddress(addr.to_owned()))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| Error::BadAddress(addr.to_owned()))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(Error::BadAddress(addr.to_owned()));
+    }
+    Ok((host.to_owned(), port))
+}
+
+impl MeshSocket {
+    /// Binds a mesh node with py2p's mesh defaults.
+    pub async fn bind(addr: &str) -> Result<MeshSocket, Error> {
+        let (host, port) = split_addr(addr)?;
+        Self::bind_with(addr, Config::mesh(&host, port)).await
+    }
+
+    /// Binds with a full configuration. An out address port of 0 is replaced by
+    /// the bound port; an empty out host by the bound host.
+    pub async fn bind_with(addr: &str, mut cfg: Config) -> Result<MeshSocket, Error> {
+        let (host, _) = split_addr(addr)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| Error::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        if cfg.out_addr.0.is_empty() {
+            cfg.out_addr.0 = host;
+        }
+        if cfg.out_addr.1 == 0 {
+            cfg.out_addr.1 = local.port();
+        }
+        let node = Node::new(cfg, now());
+        tracing::info!(addr = %local, id = %node.id().short(), "listening");
+        Ok(MeshSocket {
+            inner: Inner::start(listener, node).await,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> PeerId {
+        self.inner.node(|n| n.id().clone())
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The address advertised to peers (py2p's `out_addr` / `addr`).
+    pub fn out_addr(&self) -> (String, u16) {
+        self.inner.node(|n| n.config().out_addr.clone())
+    }
+
+    /// The protocol id peers must share.
+    pub fn protocol_id(&self) -> String {
+        self.inner.node(|n| n.config().protocol.id())
+    }
+
+    /// Connects to `HOST:PORT` and waits for the peer's handshake.
+    pub async fn connect(&self, addr: &str) -> Result<PeerId, Error> {
+        let (host, port) = split_addr(addr)?;
+        self.connect_to(&host, port, None).await
+    }
+
+    /// Connects with an expected id; refused if that id is already connected.
+    pub async fn connect_to(
+        &self,
+        host: &str,
+        port: u16,
+        expected: Option<PeerId>,
+    ) -> Result<PeerId, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.with(|st| -> Result<(), Error> {
+            let conn = st.node.connect(host, port, expected)?;
+            st.connect_waiters.insert(conn, tx);
+            Ok(())
+        })?;
+        let addr = format!("{host}:{port}");
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, rx).await {
+            Ok(Ok(Ok(peer))) => Ok(peer),
+            Ok(Ok(Err(reason))) => Err(Error::Connect { addr, reason }),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Connect {
+                addr,
+                reason: "no handshake within 5 s".to_owned(),
+            }),
+        }
+    }
+
+    /// Sends `[sub_flag, args...]` as `msg_type` to every peer (py2p's
+    /// `send(*args, flag=msg_type, type=sub_flag)`).
+    pub fn send(&self, msg_type: u8, sub_flag: u8, args: &[Bytes]) {
+        self.inner.node(|n| n.send(msg_type, sub_flag, args));
+    }
+
+    /// Broadcasts user data to the whole mesh.
+    pub fn broadcast(&self, args: &[Bytes]) {
+        self.inner.node(|n| n.broadcast(args));
+    }
+
+    /// Whispers user data to one connected peer; false if not connected.
+    pub fn whisper(&self, peer: &PeerId, args: &[Bytes]) -> bool {
+        self.inner.node(|n| n.whisper(peer, args))
+    }
+
+    /// Replies to a message's sender (through a route request if not connected).
+    pub fn reply(&self, to: &Received, args: &[Bytes]) {
+        self.inner.node(|n| n.reply(to, args));
+    }
+
+    /// Up to `quantity` queued user messages, oldest first (py2p's `recv(n)`).
+    pub fn recv(&self, quantity: usize) -> Vec<Received> {
+        self.inner.with(|st| {
+            let n = quantity.min(st.queue.len());
+            st.queue.drain(..n).collect()
+        })
+    }
+
+    /// The oldest queued user message, if any (py2p's `recv()`).
+    pub fn recv_one(&self) -> Option<Received> {
+        self.inner.with(|st| st.queue.pop_front())
+    }
+
+    /// Waits for the next user message.
+    pub async fn next_message(&self) -> Received {
+        loop {
+            let notified = self.inner.msg_notify.notified();
+            if let Some(m) = self.recv_one() {
+                return m;
+            }
+            notified.await;
+        }
+    }
+
+    /// Registers a handler for messages the built-in handlers did not take
+    /// (custom sub-flags, and user data before it is queued). Return true to
+    /// consume the message.
+    pub fn register_handler(&self, handler: impl Fn(&Received) -> bool + Send + Sync + 'static) {
+        let h: Handler = Arc::new(handler);
+        if let Ok(mut list) = self.inner.handlers.write() {
+            list.push(h);
+        }
+    }
+
+    /// Events: peers connecting and leaving, user messages, chord key changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Ids of peers on connections we opened.
+    pub fn outgoing(&self) -> Vec<PeerId> {
+        self.inner.node(|n| n.outgoing())
+    }
+
+    /// Ids of peers on connections they opened.
+    pub fn incoming(&self) -> Vec<PeerId> {
+        self.inner.node(|n| n.incoming())
+    }
+
+    /// Every handshaken peer.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.inner.node(|n| {
+            let mut v = n.outgoing();
+            v.extend(n.incoming());
+            v.sort();
+            v
+        })
+    }
+
+    /// Asks every peer for its peer list.
+    pub fn request_peers(&self) {
+        self.inner.node(|n| n.request_peers());
+    }
+
+    /// Closes the connection to one peer; false if not connected.
+    pub fn disconnect(&self, peer: &PeerId) -> bool {
+        self.inner.node(|n| n.disconnect(peer))
+    }
+
+    /// Sizes of the node's tables and queues.
+    pub fn stats(&self) -> crate::core::NodeStats {
+        self.inner.node(|n| n.stats())
+    }
+
+    /// `Ok(())` ("Nominal") or the recent errors.
+    pub fn status(&self) -> Result<(), Vec<String>> {
+        self.inner.node(|n| n.status())
+    }
+
+    /// Closes every connection and stops listening. A second close is an error.
+    pub fn close(&self) -> Result<(), Error> {
+        let res = self.inner.with(|st| {
+            let r = st.node.close();
+            for (_, w) in st.get_waiters.drain() {
+                let _ = w.send(Err(crate::core::GetError::Closed));
+            }
+            r
+        });
+        self.inner.stop_tasks();
+        res.map_err(|_| Error::Closed)
+    }
+}

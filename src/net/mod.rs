@@ -1,0 +1,11 @@
+//! The tokio shell: [`MeshSocket`] and [`ChordSocket`], async handles around
+//! a sans-IO [`Node`](crate::core::Node).
+
+mod chord_socket;
+mod driver;
+mod error;
+mod mesh_socket;
+
+pub use chord_socket::{ChordSocket, Responsible};
+pub use error::Error;
+pub use mesh_socket::{split_addr, MeshSocket};

@@ -1,0 +1,92 @@
+//! rs2p nodes over real sockets on loopback, and one py2p chord node.
+
+mod support;
+
+use std::time::Duration;
+
+use rs2p::net::ChordSocket;
+use serde_json::json;
+use support::py2p_node::Py2pNode;
+
+async fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn read_until(s: &ChordSocket, key: &str, want: &str) {
+    let mut last = None;
+    for _ in 0..100 {
+        match s.get_timeout(key, Duration::from_secs(2)).await {
+            Ok(v) if v == want.as_bytes() => return,
+            other => last = Some(other),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{key} never read as {want:?}; last answer {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs2p_pair_set_get() {
+    let a = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+    a.join().unwrap();
+    b.join().unwrap();
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    wait_for(
+        || a.data_storing().len() == 1 && b.data_storing().len() == 1,
+        "meta exchange",
+    )
+    .await;
+    b.set("colour", "blue").unwrap();
+    // A set is fire-and-forget (as in py2p): poll until the stores have landed.
+    read_until(&a, "colour", "blue").await;
+    assert_eq!(b.get("colour").await.unwrap(), "blue");
+    assert!(matches!(
+        a.get("nothing").await,
+        Err(rs2p::Error::Get(rs2p::core::GetError::NotFound))
+    ));
+    a.close().unwrap();
+    assert!(a.close().is_err(), "a second close is an error");
+    b.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs2p_joins_py2p_node() {
+    let mut py = tokio::task::spawn_blocking(|| Py2pNode::start("chord", None))
+        .await
+        .unwrap();
+    py.cmd(json!({"op": "join"}));
+    py.set("from-py", "py-value");
+    let r = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+    r.join().unwrap();
+    let peer = r.connect(&py.addr()).await.unwrap();
+    assert_eq!(peer.as_str(), py.id);
+    wait_for(|| r.data_storing().len() == 1, "py2p's meta").await;
+    // py2p hands the items we now own over after the meta exchange.
+    read_until(&r, "from-py", "py-value").await;
+    r.set("from-rs", "rs-value").unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut last = Err(String::new());
+        for _ in 0..50 {
+            last = py.get("from-rs", 5.0);
+            if last.as_deref() == Ok("rs-value") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (py, last)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        got.1,
+        Ok("rs-value".to_owned()),
+        "py2p side could not read rs2p's set"
+    );
+    r.close().unwrap();
+}

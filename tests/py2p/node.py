@@ -1,0 +1,159 @@
+"""Runs one real py2p 0.5.607 node and drives it with JSON lines on stdin.
+
+Usage: python node.py chord|mesh [--subnet NAME] [--port N]
+
+Prints {"ready": true, "id": ..., "port": ...} once the node answers a
+handshake, then one JSON answer per command line. Keys and values are text
+(UTF-8). Commands (field "op"):
+  connect {host, port}      join / unjoin          set {key, value}
+  get {key, timeout}        delete {key}           keys
+  peers                     send {args}            recv
+  reply {args}  (replies to every message received so far, then forgets them)
+  items                     status                 quit
+"""
+import json
+import socket
+import sys
+import time
+import traceback
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until_serving(port, deadline=10.0):
+    """py2p's network thread can die if a peer connects too early (D26):
+    poll until the node sends its handshake to a probe connection."""
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(4):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def main():
+    kind = sys.argv[1]
+    args = sys.argv[2:]
+    subnet = None
+    port = None
+    while args:
+        flag = args.pop(0)
+        if flag == "--subnet":
+            subnet = args.pop(0)
+        elif flag == "--port":
+            port = int(args.pop(0))
+    from py2p import base, chord, mesh
+
+    module = chord if kind == "chord" else mesh
+    cls = chord.chord_socket if kind == "chord" else mesh.mesh_socket
+    prot = module.default_protocol if subnet is None else base.protocol(subnet, "Plaintext")
+    sock = None
+    for _ in range(20):
+        p = port or free_port()
+        try:
+            sock = cls("127.0.0.1", p, prot=prot)
+            port = p
+            break
+        except OSError:
+            if port:
+                raise
+            time.sleep(0.05)
+    time.sleep(0.2)
+    ok = wait_until_serving(port)
+    out(ready=ok, id=sock.id.decode(), port=port, protocol_id=prot.id.decode())
+    received = []
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        cmd = json.loads(line)
+        op = cmd.get("op")
+        try:
+            if op == "connect":
+                sock.connect(cmd["host"], int(cmd["port"]))
+                out(ok=True)
+            elif op == "join":
+                sock.join()
+                out(ok=True)
+            elif op == "unjoin":
+                sock.unjoin()
+                out(ok=True)
+            elif op == "set":
+                sock.set(cmd["key"].encode(), cmd["value"].encode())
+                out(ok=True)
+            elif op == "get":
+                try:
+                    value = sock.__getitem__(cmd["key"].encode(), timeout=float(cmd.get("timeout", 10)))
+                    if isinstance(value, (bytes, bytearray)):
+                        value = value.decode("utf-8", "replace")
+                    out(ok=True, value=value)
+                except Exception as e:  # noqa: BLE001 - report every failure kind
+                    out(ok=False, error=type(e).__name__, detail=str(e)[:300])
+            elif op == "delete":
+                sock.set(cmd["key"].encode(), b"")
+                out(ok=True)
+            elif op == "keys":
+                out(ok=True, keys=sorted(k.decode("utf-8", "replace") for k in sock.keys()))
+            elif op == "peers":
+                rt = {k.decode() if isinstance(k, bytes) else k: v for k, v in sock.routing_table.items()}
+                seeding = []
+                if kind == "chord":
+                    seeding = [h.id.decode() for h in sock.data_storing]
+                out(ok=True, routing=sorted(rt), outgoing=sorted(i.decode() for i in sock.outgoing if i),
+                    incoming=sorted(i.decode() for i in sock.incoming if i), seeding=sorted(seeding),
+                    awaiting=len(sock.awaiting_ids))
+            elif op == "send":
+                sock.send(*[a.encode() for a in cmd["args"]])
+                out(ok=True)
+            elif op == "recv":
+                msgs = sock.recv(1000)
+                received.extend(msgs)
+                out(ok=True, messages=[{
+                    "sender": m.sender.decode(),
+                    "flag": m.packets[0].hex(),
+                    "args": [p.decode("utf-8", "replace") for p in m.packets[1:]],
+                } for m in msgs])
+            elif op == "reply":
+                for m in received:
+                    m.reply(*[a.encode() for a in cmd["args"]])
+                n = len(received)
+                received = []
+                out(ok=True, replied=n)
+            elif op == "items":
+                counts = {}
+                if kind == "chord":
+                    counts = {k.decode(): len(v) for k, v in sock.data.items()}
+                out(ok=True, counts=counts)
+            elif op == "status":
+                st = sock.status
+                out(ok=True, status=st if isinstance(st, str) else [str(x)[-300:] for x in st])
+            elif op == "quit":
+                out(ok=True)
+                break
+            else:
+                out(ok=False, error="unknown op %r" % op)
+        except Exception as e:  # noqa: BLE001
+            out(ok=False, error=type(e).__name__, detail=traceback.format_exc()[-500:])
+    try:
+        sock.close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def out(**kw):
+    sys.stdout.write(json.dumps(kw) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
