@@ -201,8 +201,8 @@ impl Node {
                 "could not connect to {}:{}: {reason}",
                 c.dial_addr.0, c.dial_addr.1
             );
-            self.record_error(Some(conn), text.clone());
-            self.forget_conn(conn, &text);
+            self.record_error(Some(conn), text);
+            self.forget_conn(conn, reason);
         }
     }
 

@@ -41,6 +41,7 @@ pub(crate) type Handler = Arc<dyn Fn(&Received) -> bool + Send + Sync>;
 
 struct ConnIo {
     tx: mpsc::Sender<Bytes>,
+    writer: tokio::task::JoinHandle<()>,
     reader: Option<AbortHandle>,
     pace: Arc<AtomicBool>,
 }
@@ -51,6 +52,8 @@ pub(crate) struct State {
     pub get_waiters: HashMap<ReqId, oneshot::Sender<Result<Bytes, GetError>>>,
     pub connect_waiters: HashMap<ConnId, oneshot::Sender<Result<PeerId, String>>>,
     pub queue: VecDeque<Received>,
+    /// Writers of closed connections still flushing their queues.
+    flushing: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Shared by the socket handles and the tasks.
@@ -77,6 +80,7 @@ impl Inner {
                 get_waiters: HashMap::new(),
                 connect_waiters: HashMap::new(),
                 queue: VecDeque::new(),
+                flushing: Vec::new(),
             }),
             events,
             msg_notify: Notify::new(),
@@ -203,16 +207,20 @@ impl Inner {
         let (r, w) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let pace = Arc::new(AtomicBool::new(true));
-        tokio::spawn(write_loop(w, rx, Arc::clone(&pace)));
+        let writer = tokio::spawn(write_loop(w, rx, Arc::clone(&pace)));
         let reader = tokio::spawn(read_loop(Arc::downgrade(self), conn, r));
-        st.conns.insert(
-            conn,
-            ConnIo {
-                tx,
-                reader: Some(reader.abort_handle()),
-                pace,
-            },
-        );
+        st.conns.insert(conn, ConnIo { tx, writer, reader: Some(reader.abort_handle()), pace });
+    }
+
+    /// Waits (up to `limit`) for the writers of closed connections to flush.
+    pub async fn flush(self: &Arc<Self>, limit: Duration) {
+        let handles: Vec<tokio::task::JoinHandle<()>> = self.with(|st| st.flushing.drain(..).collect());
+        let _ = tokio::time::timeout(limit, async {
+            for h in handles {
+                let _ = h.await;
+            }
+        })
+        .await;
     }
 
     /// Stops the listener and ticker.
@@ -224,11 +232,13 @@ impl Inner {
 }
 
 fn drop_io(st: &mut State, conn: ConnId) {
-    if let Some(mut io) = st.conns.remove(&conn) {
+    if let Some(io) = st.conns.remove(&conn) {
         // Dropping the sender lets the writer flush what is queued, then shut down.
-        if let Some(r) = io.reader.take() {
+        if let Some(r) = io.reader {
             r.abort();
         }
+        st.flushing.retain(|h| !h.is_finished());
+        st.flushing.push(io.writer);
     }
 }
 

@@ -232,6 +232,13 @@ impl MeshSocket {
         self.inner.node(|n| n.status())
     }
 
+    /// Closes, then waits (up to 2 s) until queued frames are written out.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.close()?;
+        self.inner.flush(Duration::from_secs(2)).await;
+        Ok(())
+    }
+
     /// Closes every connection and stops listening. A second close is an error.
     pub fn close(&self) -> Result<(), Error> {
         let res = self.inner.with(|st| {

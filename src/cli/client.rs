@@ -1,0 +1,115 @@
+//! `set`, `get`, `del`, `keys`: short-lived leeching clients.
+
+use std::io::Write;
+use std::time::Duration;
+
+use rs2p::core::{Config, GetError};
+use rs2p::net::split_addr;
+use rs2p::wire::Protocol;
+use rs2p::{ChordSocket, Error};
+use tokio::time::Instant;
+
+use super::{net_failure, ClientArgs, Failure, EXIT_NOT_FOUND, EXIT_UNREACHABLE};
+
+/// Binds a leeching node, connects to the peer, and waits until a seeding
+/// node is known (without one, a client could not route anything).
+async fn open(args: &ClientArgs) -> Result<ChordSocket, Failure> {
+    let (host, port) = split_addr(&args.bind).map_err(net_failure)?;
+    let mut cfg = Config::chord(&host, port);
+    cfg.protocol = Protocol::new(args.subnet.clone(), "Plaintext");
+    let sock = ChordSocket::bind_with(&args.bind, cfg).await.map_err(net_failure)?;
+    sock.connect(&args.peer).await.map_err(net_failure)?;
+    let deadline = Instant::now() + args.timeout.min(Duration::from_secs(5));
+    while sock.data_storing().is_empty() {
+        if Instant::now() >= deadline {
+            let _ = sock.shutdown().await;
+            return Err(Failure::new(
+                EXIT_UNREACHABLE,
+                format!("no seeding node reachable through {} (has it joined the ring?)", args.peer),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(sock)
+}
+
+fn get_failure(key: &str, e: Error) -> Failure {
+    match e {
+        Error::Get(GetError::NotFound) => Failure::new(EXIT_NOT_FOUND, format!("key not found: {key}")),
+        Error::Get(GetError::NoAgreement) => {
+            Failure::new(EXIT_NOT_FOUND, format!("no value agreed by 3 of the 5 tables for key {key}"))
+        }
+        Error::Get(GetError::Timeout) => Failure::new(EXIT_NOT_FOUND, format!("timed out waiting for key {key}")),
+        other => net_failure(other),
+    }
+}
+
+pub async fn get(args: &ClientArgs, key: &str) -> Result<(), Failure> {
+    let sock = open(args).await?;
+    let result = sock.get_timeout(key, args.timeout).await;
+    let _ = sock.shutdown().await;
+    let value = result.map_err(|e| get_failure(key, e))?;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_all(&value).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush());
+    written.map_err(|e| Failure::new(super::EXIT_RUNTIME, format!("cannot write to stdout: {e}")))
+}
+
+/// Polls `get` until `done` says the change is visible, or the timeout passes.
+async fn confirm(
+    sock: &ChordSocket,
+    key: &str,
+    timeout: Duration,
+    done: impl Fn(&Result<bytes::Bytes, Error>) -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = sock.get_timeout(key, left.clamp(Duration::from_millis(100), Duration::from_secs(2))).await;
+        if done(&result) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(match result {
+                Ok(v) => format!("still reads {:?}", String::from_utf8_lossy(&v)),
+                Err(e) => e.to_string(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn set(args: &ClientArgs, key: &str, value: &str) -> Result<(), Failure> {
+    if value.is_empty() {
+        return Err(Failure::new(super::EXIT_USAGE, "an empty value deletes: use `rs2p del KEY`"));
+    }
+    let sock = open(args).await?;
+    sock.set(key, value.to_owned()).map_err(net_failure)?;
+    let want = value.as_bytes().to_vec();
+    let res = confirm(&sock, key, args.timeout, |r| matches!(r, Ok(v) if v[..] == want[..])).await;
+    let _ = sock.shutdown().await;
+    res.map_err(|why| Failure::new(EXIT_NOT_FOUND, format!("set of {key} not readable in time: {why}")))
+}
+
+pub async fn del(args: &ClientArgs, key: &str) -> Result<(), Failure> {
+    let sock = open(args).await?;
+    sock.delete(key).map_err(net_failure)?;
+    let res = confirm(&sock, key, args.timeout, |r| matches!(r, Err(Error::Get(GetError::NotFound)))).await;
+    let _ = sock.shutdown().await;
+    res.map_err(|why| Failure::new(EXIT_NOT_FOUND, format!("delete of {key} not visible in time: {why}")))
+}
+
+pub async fn keys(args: &ClientArgs) -> Result<(), Failure> {
+    let sock = open(args).await?;
+    // The peer sends its key list right after its handshake; the answer to a
+    // lookup through it comes after, so once it is in, the list is complete.
+    let _ = sock.get_timeout(b"\x00rs2p-keys-barrier", args.timeout).await;
+    let keys = sock.keys();
+    let _ = sock.shutdown().await;
+    let mut out = std::io::stdout().lock();
+    for k in keys {
+        let _ = out.write_all(&k);
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `rs2p demo`: a local ring on loopback, sample keys, a short summary.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rs2p::net::Responsible;
+use rs2p::ChordSocket;
+
+use super::{net_failure, Failure, EXIT_NOT_FOUND, EXIT_RUNTIME};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Nodes in the ring.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub nodes: u16,
+    /// Sample keys to store and read back.
+    #[arg(long, default_value_t = 200)]
+    pub keys: usize,
+}
+
+fn progress(start: Instant, text: &str) {
+    eprintln!("[{:>5.1}s] {text}", start.elapsed().as_secs_f64());
+}
+
+pub async fn run(args: DemoArgs) -> Result<(), Failure> {
+    let start = Instant::now();
+    let n = usize::from(args.nodes);
+    progress(start, &format!("starting {n} nodes on 127.0.0.1"));
+    let mut nodes: Vec<ChordSocket> = Vec::with_capacity(n);
+    for i in 0..n {
+        let s = ChordSocket::bind("127.0.0.1:0").await.map_err(net_failure)?;
+        s.join().map_err(net_failure)?;
+        if i > 0 {
+            let to = nodes[i / 2].local_addr().to_string();
+            s.connect(&to).await.map_err(net_failure)?;
+        }
+        nodes.push(s);
+    }
+    progress(start, "waiting for every node to link to its ring neighbours");
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| nodes[i].id_10());
+    let settle = Instant::now();
+    while !ring_is_linked(&nodes, &order) {
+        if settle.elapsed() > Duration::from_secs(30) {
+            return Err(Failure::new(EXIT_RUNTIME, "the ring did not settle within 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    progress(start, &format!("ring linked in {} ms; storing {} keys", settle.elapsed().as_millis(), args.keys));
+    for k in 0..args.keys {
+        let node = &nodes[k % n];
+        node.set(format!("demo-key-{k}"), format!("value {k}")).map_err(net_failure)?;
+    }
+    // Sets are fire-and-forget: read each key back, retrying briefly while stores land.
+    let mut latencies = Vec::with_capacity(args.keys * n);
+    let mut failed = Vec::new();
+    for k in 0..args.keys {
+        let key = format!("demo-key-{k}");
+        let want = format!("value {k}");
+        for reader in &nodes {
+            let mut ok = false;
+            for _ in 0..50 {
+                let t = Instant::now();
+                let got = reader.get_timeout(&key, Duration::from_secs(2)).await;
+                if matches!(&got, Ok(v) if v[..] == *want.as_bytes()) {
+                    latencies.push(t.elapsed());
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if !ok {
+                failed.push(key.clone());
+            }
+        }
+        if k > 0 && k % 100 == 0 {
+            progress(start, &format!("read back {k} keys through all {n} nodes"));
+        }
+    }
+    latencies.sort();
+    println!("rs2p demo: a ring of {n} nodes on 127.0.0.1");
+    println!("ring, clockwise (id prefix, address, items held, keys known):");
+    for &i in &order {
+        let s = &nodes[i];
+        println!(
+            "  {}  {:<21} items {:>5}  keys {:>5}",
+            s.id().short(),
+            s.local_addr().to_string(),
+            s.item_count(),
+            s.keys().len()
+        );
+    }
+    let total = args.keys * n;
+    println!("stored {} keys; read back {}/{} (every key through every node)", args.keys, total - failed.len(), total);
+    if !latencies.is_empty() {
+        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+        println!(
+            "get latency: p50 {} µs, p99 {} µs, max {} µs ({} gets)",
+            pct(0.50).as_micros(),
+            pct(0.99).as_micros(),
+            latencies.last().map_or(0, |d| d.as_micros()),
+            latencies.len()
+        );
+    }
+    println!("total time {:.1} s", start.elapsed().as_secs_f64());
+    for s in &nodes {
+        let _ = s.close();
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        failed.dedup();
+        Err(Failure::new(EXIT_NOT_FOUND, format!("{} reads failed, e.g. {}", failed.len(), failed[0])))
+    }
+}
+
+/// True when every node's successor is the next node in id order.
+fn ring_is_linked(nodes: &[ChordSocket], order: &[usize]) -> bool {
+    let n = order.len();
+    if n < 2 {
+        return true;
+    }
+    (0..n).all(|k| {
+        let next = &nodes[order[(k + 1) % n]];
+        nodes[order[k]].next() == Responsible::Peer(next.id())
+    })
+}
