@@ -40,12 +40,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| nodes[i].id_10());
     let settle = Instant::now();
-    while !ring_is_linked(&nodes, &order) {
-        if settle.elapsed() > Duration::from_secs(30) {
-            return Err(Failure::new(EXIT_RUNTIME, "the ring did not settle within 30 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_linked(&nodes, Duration::from_secs(30)).await?;
     progress(start, &format!("ring linked in {} ms; storing {} keys", settle.elapsed().as_millis(), args.keys));
     for k in 0..args.keys {
         let node = &nodes[k % n];
@@ -112,6 +107,20 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         failed.dedup();
         Err(Failure::new(EXIT_NOT_FOUND, format!("{} reads failed, e.g. {}", failed.len(), failed[0])))
     }
+}
+
+/// Waits until every node is linked to its successor, or fails after `limit`.
+pub async fn wait_linked(nodes: &[ChordSocket], limit: Duration) -> Result<(), Failure> {
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_by_key(|&i| nodes[i].id_10());
+    let start = Instant::now();
+    while !ring_is_linked(nodes, &order) {
+        if start.elapsed() > limit {
+            return Err(Failure::new(EXIT_RUNTIME, format!("the ring did not settle within {} s", limit.as_secs())));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 /// True when every node's successor is the next node in id order.

@@ -1,5 +1,6 @@
 //! Command-line definitions and dispatch.
 
+mod bench;
 mod client;
 mod demo;
 mod node;
@@ -76,6 +77,12 @@ pub enum Command {
     /// Run a local ring on loopback, store sample keys, read them back, and summarise.
     #[command(after_help = EXIT_CODES)]
     Demo(demo::DemoArgs),
+    /// Run the same workload on an rs2p ring and a py2p 0.5.607 ring and compare.
+    #[command(after_help = EXIT_CODES)]
+    Bench(bench::BenchArgs),
+    /// (internal) Memory probe used by `bench`.
+    #[command(hide = true)]
+    BenchRss(bench::RssArgs),
 }
 
 /// Options shared by the client subcommands (short-lived leeching nodes).
@@ -118,10 +125,11 @@ impl Failure {
 }
 
 /// Sets up `tracing` on stderr: RUST_LOG wins, then --log-level, then a
-/// per-command default (info for a node and the demo, error for clients).
+/// per-command default (info for a node, warn for demo and bench, error for clients).
 pub fn init_logging(cli: &Cli) {
     let default = match cli.command {
-        Command::Node(_) | Command::Demo(_) => "info",
+        Command::Node(_) => "info",
+        Command::Demo(_) | Command::Bench(_) => "warn",
         // Clients print one line on failure; their node's warnings would repeat it.
         _ => "error",
     };
@@ -143,6 +151,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Del { key, client } => client::del(&client, &key).await,
         Command::Keys { client } => client::keys(&client).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::BenchRss(args) => bench::rss(args).await,
     }
 }
 
