@@ -130,10 +130,7 @@ impl Node {
         };
         match owner {
             Owner::Local | Owner::Nobody => {
-                let value = self.chord.data[item.0.index()]
-                    .get(&item.1)
-                    .cloned()
-                    .unwrap_or_default();
+                let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
                 self.deliver(item, waiter, value);
             }
             Owner::Remote(conn) => {

@@ -139,13 +139,13 @@ impl Node {
 
     /// Writes the local table (an empty value deletes; deleting a missing item is a no-op).
     pub(crate) fn store_local(&mut self, item: super::ItemKey, value: Bytes) {
-        let table = &mut self.chord.data[item.0.index()];
+        let data = &mut self.chord.data;
         if value.is_empty() {
-            table.remove(&item.1);
-        } else if table.len() >= self.cfg.max_items && !table.contains_key(&item.1) {
+            data.remove(item.0, &item.1);
+        } else if data.len(item.0) >= self.cfg.max_items && !data.contains(item.0, &item.1) {
             self.record_error(None, format!("table {} is full: item not stored", item.0));
         } else {
-            table.insert(item.1, value);
+            data.insert(item.0, &item.1, value);
         }
         // A newer value supersedes any handoff in flight for the item.
         self.chord.handoff.remove(&item);

@@ -29,11 +29,10 @@ impl Node {
     /// Queues every local item some seeding peer is now closer to.
     pub(crate) fn handoff_to_closer_peers(&mut self) {
         let mut items: Vec<ItemKey> = Vec::new();
-        for (i, table) in self.chord.data.iter().enumerate() {
-            let method = crate::ring::HashMethod::ALL[i];
-            for key in table.keys() {
-                if matches!(self.find(key), Owner::Remote(_)) {
-                    items.push((method, *key));
+        for method in crate::ring::HashMethod::ALL {
+            for key in self.chord.data.keys(method) {
+                if matches!(self.find(&key), Owner::Remote(_)) {
+                    items.push((method, key));
                 }
             }
         }
@@ -45,12 +44,9 @@ impl Node {
 
     /// Queues every local item (for a leave).
     pub(crate) fn handoff_everything(&mut self) {
-        let items: Vec<ItemKey> = self
-            .chord
-            .data
-            .iter()
-            .enumerate()
-            .flat_map(|(i, t)| t.keys().map(move |k| (crate::ring::HashMethod::ALL[i], *k)))
+        let items: Vec<ItemKey> = crate::ring::HashMethod::ALL
+            .into_iter()
+            .flat_map(|m| self.chord.data.keys(m).into_iter().map(move |k| (m, k)))
             .collect();
         for item in items {
             self.queue_handoff(item);
@@ -62,7 +58,7 @@ impl Node {
         if self.chord.handoff.contains_key(&item) {
             return;
         }
-        let Some(value) = self.chord.data[item.0.index()].get(&item.1).cloned() else {
+        let Some(value) = self.chord.data.get(item.0, &item.1).cloned() else {
             return;
         };
         self.chord.handoff.insert(
@@ -124,9 +120,8 @@ impl Node {
         if h.value == value {
             let h = self.chord.handoff.remove(&item).expect("present");
             self.chord.handoff_stats.confirmed += 1;
-            let table = &mut self.chord.data[item.0.index()];
-            if table.get(&item.1) == Some(&h.value) && !matches!(self.find(&item.1), Owner::Local) {
-                self.chord.data[item.0.index()].remove(&item.1);
+            if self.chord.data.get(item.0, &item.1) == Some(&h.value) && !matches!(self.find(&item.1), Owner::Local) {
+                self.chord.data.remove(item.0, &item.1);
             }
             self.pump_handoff();
         } else {

@@ -7,6 +7,7 @@ mod get;
 mod handlers;
 mod handoff;
 mod ring_ops;
+mod store;
 mod user;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -16,6 +17,7 @@ use bytes::Bytes;
 pub use get::GetState;
 pub use handoff::HandoffStats;
 pub use ring_ops::Owner;
+pub use store::ItemStore;
 pub use user::ChordError;
 
 use crate::core::{ConnId, Time};
@@ -45,8 +47,8 @@ pub(crate) struct Handoff {
 pub struct ChordState {
     /// Not storing data for the ring (every node starts so; `join` clears it).
     pub leeching: bool,
-    /// The five tables, indexed by [`HashMethod::index`].
-    pub data: [HashMap<U512, Bytes>; 5],
+    /// The five tables.
+    pub data: ItemStore,
     /// The network-wide key list, kept by notifies.
     pub keys: HashSet<Bytes>,
     /// Recently deleted keys and when.
@@ -66,7 +68,7 @@ impl ChordState {
     pub fn new() -> Self {
         ChordState {
             leeching: true,
-            data: Default::default(),
+            data: ItemStore::default(),
             keys: HashSet::new(),
             tombstones: HashMap::new(),
             handoff: HashMap::new(),
@@ -78,7 +80,7 @@ impl ChordState {
 
     /// Items held, over all five tables.
     pub fn item_count(&self) -> usize {
-        self.data.iter().map(HashMap::len).sum()
+        self.data.total()
     }
 }
 

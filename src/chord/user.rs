@@ -128,13 +128,13 @@ impl Node {
     pub fn dump_data(&self, start: &U512, end: Option<&U512>) -> Vec<(HashMethod, U512, Bytes)> {
         let mut out = Vec::new();
         for method in HashMethod::ALL {
-            for (key, value) in &self.chord.data[method.index()] {
+            for (key, value) in self.chord.data.items(method) {
                 let take = match end {
                     None => true,
-                    Some(end) => distance(start, key) < distance(end, key),
+                    Some(end) => distance(start, &key) < distance(end, &key),
                 };
                 if take {
-                    out.push((method, *key, value.clone()));
+                    out.push((method, key, value));
                 }
             }
         }
@@ -149,6 +149,6 @@ impl Node {
 
     /// A local table lookup (no network).
     pub fn local_value(&self, method: HashMethod, key: &U512) -> Option<&Bytes> {
-        self.chord.data[method.index()].get(key)
+        self.chord.data.get(method, key)
     }
 }

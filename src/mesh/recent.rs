@@ -1,6 +1,7 @@
 //! The bounded memory of recently seen broadcast ids.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 
 /// Broadcast ids seen in the last 60 seconds, bounded in count.
 ///
@@ -9,9 +10,11 @@ use std::collections::{HashMap, VecDeque};
 /// under a flood, where the oldest ids are forgotten first.
 #[derive(Debug)]
 pub struct RecentIds {
-    seen: HashMap<String, u64>,
-    order: VecDeque<(String, u64)>,
+    /// Fingerprint of an id → its time.
+    seen: HashMap<u128, u64>,
+    order: VecDeque<(u128, u64)>,
     max: usize,
+    keys: (RandomState, RandomState),
 }
 
 /// Seconds a broadcast stays acceptable.
@@ -24,12 +27,23 @@ impl RecentIds {
             seen: HashMap::new(),
             order: VecDeque::new(),
             max: max.max(1),
+            keys: (RandomState::new(), RandomState::new()),
         }
+    }
+
+    /// A 128-bit fingerprint of an id under two random keys: ids are kept in
+    /// 24 bytes instead of a 66-character string, and a collision would need
+    /// about 2^64 tries by someone who cannot see the keys.
+    fn fingerprint(&self, id: &str) -> u128 {
+        let a = self.keys.0.hash_one(id);
+        let b = self.keys.1.hash_one(id);
+        (u128::from(a) << 64) | u128::from(b)
     }
 
     /// Records `id`; false if it was already there.
     pub fn insert(&mut self, id: &str, time: u64) -> bool {
-        if self.seen.contains_key(id) {
+        let fp = self.fingerprint(id);
+        if self.seen.contains_key(&fp) {
             return false;
         }
         while self.seen.len() >= self.max {
@@ -40,14 +54,14 @@ impl RecentIds {
                 None => break,
             }
         }
-        self.seen.insert(id.to_owned(), time);
-        self.order.push_back((id.to_owned(), time));
+        self.seen.insert(fp, time);
+        self.order.push_back((fp, time));
         true
     }
 
     /// True if `id` was seen.
     pub fn contains(&self, id: &str) -> bool {
-        self.seen.contains_key(id)
+        self.seen.contains_key(&self.fingerprint(id))
     }
 
     /// Forgets ids whose time is at or before `now - 60`.

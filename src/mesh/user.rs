@@ -78,7 +78,8 @@ impl Node {
         let mut payload = Vec::with_capacity(args.len() + 1);
         payload.push(Bytes::copy_from_slice(&[sub_flag]));
         payload.extend(args.iter().cloned());
-        if msg_type == flags::BROADCAST {
+        // Remember our own broadcast so its echo is dropped (with no peer, it cannot echo).
+        if msg_type == flags::BROADCAST && !self.routing.is_empty() {
             let id = crate::wire::message_id(&payload, self.now_secs());
             self.recent.insert(&id, self.now_secs());
         }

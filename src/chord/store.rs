@@ -1,0 +1,346 @@
+//! Compact storage for the five hash tables.
+//!
+//! A node may hold millions of items, so each table keeps only the
+//! significant bytes of its keys (a sha1 key is the digest shifted left by
+//! 224 bits: 20 bytes, not 64), in a sorted vector plus a small hash map of
+//! recent inserts that is merged in when it grows. Values live once in a slab
+//! and are shared by the five tables when a local `set` stores the same bytes
+//! in all of them. Keys that are not of their table's shape (only a remote
+//! peer could send one) go to a plain map beside it.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::ring::{HashMethod, U512};
+
+/// Index of a value in the slab.
+type Slot = u32;
+/// Marks a removed entry in a sorted vector.
+const GONE: Slot = Slot::MAX;
+
+struct Table<const N: usize> {
+    shift: usize,
+    sorted: Vec<([u8; N], Slot)>,
+    gone: usize,
+    recent: HashMap<[u8; N], Slot>,
+    odd: HashMap<U512, Slot>,
+}
+
+impl<const N: usize> Table<N> {
+    fn new(shift: usize) -> Self {
+        Table { shift, sorted: Vec::new(), gone: 0, recent: HashMap::new(), odd: HashMap::new() }
+    }
+
+    /// The compact form of `key`, if it has this table's shape.
+    fn compact(&self, key: &U512) -> Option<[u8; N]> {
+        let bits = self.shift + 8 * N;
+        if bits < 512 && !(*key >> bits).is_zero() {
+            return None;
+        }
+        if self.shift > 0 && !(*key << (512 - self.shift)).is_zero() {
+            return None;
+        }
+        let be: [u8; 64] = (*key >> self.shift).to_be_bytes();
+        let mut out = [0u8; N];
+        out.copy_from_slice(&be[64 - N..]);
+        Some(out)
+    }
+
+    fn expand(&self, k: &[u8; N]) -> U512 {
+        crate::ring::u512_from_be(k) << self.shift
+    }
+
+    fn find(&self, k: &[u8; N]) -> Option<usize> {
+        self.sorted.binary_search_by(|(x, _)| x.cmp(k)).ok().filter(|&i| self.sorted[i].1 != GONE)
+    }
+
+    fn get(&self, key: &U512) -> Option<Slot> {
+        match self.compact(key) {
+            Some(k) => self.recent.get(&k).copied().or_else(|| self.find(&k).map(|i| self.sorted[i].1)),
+            None => self.odd.get(key).copied(),
+        }
+    }
+
+    /// Inserts or replaces; returns the replaced slot.
+    fn insert(&mut self, key: &U512, slot: Slot) -> Option<Slot> {
+        let Some(k) = self.compact(key) else { return self.odd.insert(*key, slot) };
+        if let Some(i) = self.find(&k) {
+            return Some(std::mem::replace(&mut self.sorted[i].1, slot));
+        }
+        let old = self.recent.insert(k, slot);
+        if self.recent.len() > (self.sorted.len() / 16).max(1024) {
+            self.merge();
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &U512) -> Option<Slot> {
+        let Some(k) = self.compact(key) else { return self.odd.remove(key) };
+        if let Some(s) = self.recent.remove(&k) {
+            return Some(s);
+        }
+        let i = self.find(&k)?;
+        self.gone += 1;
+        let old = std::mem::replace(&mut self.sorted[i].1, GONE);
+        if self.gone > self.sorted.len() / 2 {
+            self.merge();
+        }
+        Some(old)
+    }
+
+    /// Folds the recent inserts into the sorted vector and drops removed entries.
+    fn merge(&mut self) {
+        let mut fresh: Vec<([u8; N], Slot)> = self.recent.drain().collect();
+        fresh.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let old = std::mem::take(&mut self.sorted);
+        let mut merged = Vec::with_capacity(old.len() - self.gone + fresh.len());
+        let mut a = old.into_iter().filter(|e| e.1 != GONE).peekable();
+        let mut b = fresh.into_iter().peekable();
+        loop {
+            let take_a = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => x.0 < y.0,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_a { a.next() } else { b.next() };
+            merged.extend(next);
+        }
+        self.sorted = merged;
+        self.gone = 0;
+    }
+
+    fn len(&self) -> usize {
+        self.sorted.len() - self.gone + self.recent.len() + self.odd.len()
+    }
+
+    fn entries(&self) -> Vec<(U512, Slot)> {
+        let mut out: Vec<(U512, Slot)> = Vec::with_capacity(self.len());
+        out.extend(self.sorted.iter().filter(|e| e.1 != GONE).map(|(k, s)| (self.expand(k), *s)));
+        out.extend(self.recent.iter().map(|(k, s)| (self.expand(k), *s)));
+        out.extend(self.odd.iter().map(|(k, s)| (*k, *s)));
+        out
+    }
+}
+
+/// The slab of values, reference-counted by the tables that hold them.
+#[derive(Default)]
+struct Values {
+    slots: Vec<Option<(Bytes, u32)>>,
+    free: Vec<Slot>,
+    /// The last value stored: a `set` stores one value in five tables in a row.
+    last: Option<(usize, usize, Slot)>,
+}
+
+impl Values {
+    fn add(&mut self, value: Bytes) -> Slot {
+        let id = (value.as_ptr() as usize, value.len());
+        if let Some((p, l, slot)) = self.last {
+            if (p, l) == id {
+                if let Some(Some((v, refs))) = self.slots.get_mut(slot as usize) {
+                    if v.as_ptr() as usize == p && v.len() == l {
+                        *refs += 1;
+                        return slot;
+                    }
+                }
+            }
+        }
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some((value, 1));
+                s
+            }
+            None => {
+                self.slots.push(Some((value, 1)));
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        self.last = Some((id.0, id.1, slot));
+        slot
+    }
+
+    fn get(&self, slot: Slot) -> Option<&Bytes> {
+        self.slots.get(slot as usize)?.as_ref().map(|(v, _)| v)
+    }
+
+    fn release(&mut self, slot: Slot) {
+        if let Some(entry) = self.slots.get_mut(slot as usize) {
+            if let Some((_, refs)) = entry {
+                *refs -= 1;
+                if *refs == 0 {
+                    *entry = None;
+                    self.free.push(slot);
+                    if self.last.is_some_and(|l| l.2 == slot) {
+                        self.last = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+trait TableOps: Send {
+    fn get(&self, key: &U512) -> Option<Slot>;
+    fn insert(&mut self, key: &U512, slot: Slot) -> Option<Slot>;
+    fn remove(&mut self, key: &U512) -> Option<Slot>;
+    fn len(&self) -> usize;
+    fn entries(&self) -> Vec<(U512, Slot)>;
+}
+
+impl<const N: usize> TableOps for Table<N> {
+    fn get(&self, key: &U512) -> Option<Slot> {
+        Table::get(self, key)
+    }
+    fn insert(&mut self, key: &U512, slot: Slot) -> Option<Slot> {
+        Table::insert(self, key, slot)
+    }
+    fn remove(&mut self, key: &U512) -> Option<Slot> {
+        Table::remove(self, key)
+    }
+    fn len(&self) -> usize {
+        Table::len(self)
+    }
+    fn entries(&self) -> Vec<(U512, Slot)> {
+        Table::entries(self)
+    }
+}
+
+/// The five tables of a node.
+pub struct ItemStore {
+    tables: [Box<dyn TableOps>; 5],
+    values: Values,
+}
+
+impl std::fmt::Debug for ItemStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemStore").field("items", &self.total()).finish()
+    }
+}
+
+impl Default for ItemStore {
+    fn default() -> Self {
+        ItemStore {
+            tables: [
+                Box::new(Table::<20>::new(224)),
+                Box::new(Table::<28>::new(160)),
+                Box::new(Table::<32>::new(128)),
+                Box::new(Table::<48>::new(0)),
+                Box::new(Table::<64>::new(0)),
+            ],
+            values: Values::default(),
+        }
+    }
+}
+
+impl ItemStore {
+    /// The value of an item.
+    pub fn get(&self, method: HashMethod, key: &U512) -> Option<&Bytes> {
+        self.values.get(self.tables[method.index()].get(key)?)
+    }
+
+    /// True if the item is held.
+    pub fn contains(&self, method: HashMethod, key: &U512) -> bool {
+        self.tables[method.index()].get(key).is_some()
+    }
+
+    /// Stores an item (replacing any value it had).
+    pub fn insert(&mut self, method: HashMethod, key: &U512, value: Bytes) {
+        let slot = self.values.add(value);
+        if let Some(old) = self.tables[method.index()].insert(key, slot) {
+            self.values.release(old);
+        }
+    }
+
+    /// Removes an item; true if it was held.
+    pub fn remove(&mut self, method: HashMethod, key: &U512) -> bool {
+        match self.tables[method.index()].remove(key) {
+            Some(old) => {
+                self.values.release(old);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Items in one table.
+    pub fn len(&self, method: HashMethod) -> usize {
+        self.tables[method.index()].len()
+    }
+
+    /// Items over the five tables.
+    pub fn total(&self) -> usize {
+        self.tables.iter().map(|t| t.len()).sum()
+    }
+
+    /// The keys of one table.
+    pub fn keys(&self, method: HashMethod) -> Vec<U512> {
+        self.tables[method.index()].entries().into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// The items of one table.
+    pub fn items(&self, method: HashMethod) -> Vec<(U512, Bytes)> {
+        self.tables[method.index()]
+            .entries()
+            .into_iter()
+            .filter_map(|(k, s)| Some((k, self.values.get(s)?.clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behaves_like_a_map_across_merges() {
+        let mut store = ItemStore::default();
+        let mut model: HashMap<(HashMethod, U512), Bytes> = HashMap::new();
+        for i in 0..5000u32 {
+            let key = format!("k{}", i % 3000);
+            let value = Bytes::from(format!("v{i}"));
+            for m in HashMethod::ALL {
+                let h = m.hash(key.as_bytes());
+                if i % 7 == 3 {
+                    store.remove(m, &h);
+                    model.remove(&(m, h));
+                } else {
+                    store.insert(m, &h, value.clone());
+                    model.insert((m, h), value.clone());
+                }
+            }
+        }
+        // An odd-shaped key (low bits set in the sha1 table) is kept too.
+        let odd = U512::from(12345u64);
+        store.insert(HashMethod::Sha1, &odd, Bytes::from_static(b"odd"));
+        model.insert((HashMethod::Sha1, odd), Bytes::from_static(b"odd"));
+        assert_eq!(store.total(), model.len());
+        for ((m, k), v) in &model {
+            assert_eq!(store.get(*m, k), Some(v));
+        }
+        let mut listed = 0;
+        for m in HashMethod::ALL {
+            for (k, v) in store.items(m) {
+                assert_eq!(model.get(&(m, k)), Some(&v));
+                listed += 1;
+            }
+        }
+        assert_eq!(listed, model.len());
+        assert!(!store.contains(HashMethod::Sha256, &U512::from(1u64)));
+    }
+
+    #[test]
+    fn values_are_shared_and_released() {
+        let mut store = ItemStore::default();
+        let v = Bytes::from_static(b"shared");
+        for m in HashMethod::ALL {
+            store.insert(m, &m.hash(b"x"), v.clone());
+        }
+        assert_eq!(store.values.slots.iter().flatten().count(), 1);
+        for m in HashMethod::ALL {
+            assert!(store.remove(m, &m.hash(b"x")));
+        }
+        assert_eq!(store.values.slots.iter().flatten().count(), 0);
+        assert_eq!(store.total(), 0);
+    }
+}
