@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 pub use config::{Config, Kind};
 pub use stats::NodeStats;
+pub use crate::chord::Owner;
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 
 use crate::chord::{ChordState, GetState};
