@@ -33,6 +33,10 @@ pub struct NodeArgs {
 }
 
 pub async fn run(args: NodeArgs) -> Result<(), Failure> {
+    // Handle SIGINT/SIGTERM from the start: one that arrives after the ready
+    // line, while still connecting, must not kill the process.
+    let signalled =
+        shutdown_signal().map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot wait for signals: {e}")))?;
     let (host, port) = split_addr(&args.bind).map_err(net_failure)?;
     let mut cfg = Config::chord(&host, port);
     cfg.protocol = Protocol::new(args.subnet.clone(), "Plaintext");
@@ -67,7 +71,7 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
         let _ = sock.shutdown().await;
         return Err(Failure::new(EXIT_UNREACHABLE, "could not connect to any of the given peers"));
     }
-    wait_for_signal().await.map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot wait for signals: {e}")))?;
+    signalled.await;
     eprintln!("rs2p node: shutting down");
     if !sock.is_leeching() {
         match sock.leave(args.leave_timeout).await {
@@ -84,21 +88,25 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// Installs the SIGINT/SIGTERM handlers now; the future completes on the first signal.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        Ok(())
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
