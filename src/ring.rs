@@ -12,11 +12,7 @@ pub const RING_BITS: usize = 384;
 
 /// Reads big-endian bytes as an unsigned integer (only the low 64 bytes count).
 pub fn u512_from_be(bytes: &[u8]) -> U512 {
-    let tail = if bytes.len() > 64 {
-        &bytes[bytes.len() - 64..]
-    } else {
-        bytes
-    };
+    let tail = if bytes.len() > 64 { &bytes[bytes.len() - 64..] } else { bytes };
     let mut buf = [0u8; 64];
     buf[64 - tail.len()..].copy_from_slice(tail);
     U512::from_be_bytes(buf)
@@ -79,13 +75,8 @@ pub enum HashMethod {
 
 impl HashMethod {
     /// All five, in order.
-    pub const ALL: [HashMethod; 5] = [
-        HashMethod::Sha1,
-        HashMethod::Sha224,
-        HashMethod::Sha256,
-        HashMethod::Sha384,
-        HashMethod::Sha512,
-    ];
+    pub const ALL: [HashMethod; 5] =
+        [HashMethod::Sha1, HashMethod::Sha224, HashMethod::Sha256, HashMethod::Sha384, HashMethod::Sha512];
 
     /// The table name used on the wire (`sha1` … `sha512`).
     pub fn name(self) -> &'static str {
@@ -100,9 +91,7 @@ impl HashMethod {
 
     /// Parses a wire table name; anything but the five names is `None`.
     pub fn from_name(name: &[u8]) -> Option<HashMethod> {
-        HashMethod::ALL
-            .into_iter()
-            .find(|m| m.name().as_bytes() == name)
+        HashMethod::ALL.into_iter().find(|m| m.name().as_bytes() == name)
     }
 
     /// Index in [`HashMethod::ALL`].
@@ -160,10 +149,7 @@ mod tests {
         let a = U512::from(7u64);
         assert_eq!(distance(&a, &a), U512::ZERO);
         let ring = U512::from(1u64) << 384;
-        assert_eq!(
-            distance(&U512::from(1u64), &U512::ZERO),
-            ring - U512::from(1u64)
-        );
+        assert_eq!(distance(&U512::from(1u64), &U512::ZERO), ring - U512::from(1u64));
         // Inputs above 2^384 are reduced.
         assert_eq!(distance(&U512::ZERO, &(ring + a)), a);
     }
@@ -171,17 +157,8 @@ mod tests {
     #[test]
     fn limit_matches_python_modulo() {
         let l = U512::from(10u64);
-        assert_eq!(
-            distance_with_limit(&U512::from(3u64), &U512::from(1u64), &l),
-            U512::from(8u64)
-        );
-        assert_eq!(
-            distance_with_limit(&U512::from(13u64), &U512::from(3u64), &l),
-            U512::ZERO
-        );
-        assert_eq!(
-            distance_with_limit(&U512::from(1u64), &U512::from(13u64), &l),
-            U512::from(2u64)
-        );
+        assert_eq!(distance_with_limit(&U512::from(3u64), &U512::from(1u64), &l), U512::from(8u64));
+        assert_eq!(distance_with_limit(&U512::from(13u64), &U512::from(3u64), &l), U512::ZERO);
+        assert_eq!(distance_with_limit(&U512::from(1u64), &U512::from(13u64), &l), U512::from(2u64));
     }
 }

@@ -29,15 +29,8 @@ use crate::core::{Action, Config, ConnId, Event, GetError, Node, Time};
 pub const SIM_EPOCH: Time = 1_700_000_000_000;
 
 enum Delivery {
-    Data {
-        node: usize,
-        conn: ConnId,
-        bytes: Bytes,
-    },
-    Closed {
-        node: usize,
-        conn: ConnId,
-    },
+    Data { node: usize, conn: ConnId, bytes: Bytes },
+    Closed { node: usize, conn: ConnId },
 }
 
 /// The simulated network.
@@ -114,19 +107,11 @@ impl Sim {
     pub fn crash(&mut self, idx: usize) {
         if let Some(node) = self.nodes[idx].take() {
             self.listeners.retain(|_, v| *v != idx);
-            let ends: Vec<(usize, ConnId)> = self
-                .links
-                .keys()
-                .filter(|(n, _)| *n == idx)
-                .copied()
-                .collect();
+            let ends: Vec<(usize, ConnId)> = self.links.keys().filter(|(n, _)| *n == idx).copied().collect();
             for end in ends {
                 if let Some(other) = self.links.remove(&end) {
                     self.links.remove(&other);
-                    self.queue.push_back(Delivery::Closed {
-                        node: other.0,
-                        conn: other.1,
-                    });
+                    self.queue.push_back(Delivery::Closed { node: other.0, conn: other.1 });
                 }
             }
             drop(node);
@@ -158,39 +143,25 @@ impl Sim {
             match action {
                 Action::Send { conn, frame } => {
                     if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)) {
-                        self.queue.push_back(Delivery::Data {
-                            node: peer,
-                            conn: peer_conn,
-                            bytes: frame,
-                        });
+                        self.queue.push_back(Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
                     }
                 }
                 Action::Dial { conn, host, port } => {
                     let now = self.now;
-                    match self
-                        .listeners
-                        .get(&(host.clone(), port))
-                        .copied()
-                        .filter(|t| self.alive(*t))
-                    {
+                    match self.listeners.get(&(host.clone(), port)).copied().filter(|t| self.alive(*t)) {
                         Some(target) => {
                             let accepted = self.node(target).on_accepted(now);
                             self.links.insert((idx, conn), (target, accepted));
                             self.links.insert((target, accepted), (idx, conn));
                             self.node(idx).on_dialed(conn, now);
                         }
-                        None => self
-                            .node(idx)
-                            .on_dial_failed(conn, "connection refused", now),
+                        None => self.node(idx).on_dial_failed(conn, "connection refused", now),
                     }
                 }
                 Action::Close { conn } => {
                     if let Some(other) = self.links.remove(&(idx, conn)) {
                         self.links.remove(&other);
-                        self.queue.push_back(Delivery::Closed {
-                            node: other.0,
-                            conn: other.1,
-                        });
+                        self.queue.push_back(Delivery::Closed { node: other.0, conn: other.1 });
                     }
                 }
                 Action::Event(e) => self.events.push((idx, e)),
@@ -279,9 +250,10 @@ impl Sim {
         let req = self.node(idx).get(key, timeout, now);
         loop {
             self.run();
-            let pos = self.events.iter().position(|(n, e)| {
-                *n == idx && matches!(e, Event::GetDone { req: r, .. } if *r == req)
-            });
+            let pos = self
+                .events
+                .iter()
+                .position(|(n, e)| *n == idx && matches!(e, Event::GetDone { req: r, .. } if *r == req));
             if let Some(pos) = pos {
                 if let (_, Event::GetDone { result, .. }) = self.events.remove(pos) {
                     return result;

@@ -83,11 +83,7 @@ fn decide(answers: &[Option<Bytes>; 5]) -> Option<Result<Bytes, GetError>> {
     if best + open >= 3 {
         return None;
     }
-    Some(Err(if counts.is_empty() {
-        GetError::NotFound
-    } else {
-        GetError::NoAgreement
-    }))
+    Some(Err(if counts.is_empty() { GetError::NotFound } else { GetError::NoAgreement }))
 }
 
 impl Node {
@@ -96,19 +92,10 @@ impl Node {
         self.set_now(now);
         let req = self.alloc_req();
         if self.closed {
-            self.emit(Event::GetDone {
-                req,
-                result: Err(GetError::Closed),
-            });
+            self.emit(Event::GetDone { req, result: Err(GetError::Closed) });
             return req;
         }
-        self.gets.gets.insert(
-            req,
-            GetReq {
-                answers: Default::default(),
-                deadline: now.saturating_add(timeout_ms),
-            },
-        );
+        self.gets.gets.insert(req, GetReq { answers: Default::default(), deadline: now.saturating_add(timeout_ms) });
         for method in HashMethod::ALL {
             self.route_retrieve((method, method.hash(key)), Waiter::Local(req), None);
         }
@@ -146,24 +133,15 @@ impl Node {
                     p.sent_at = now;
                 } else {
                     if self.gets.pending.len() >= self.cfg.max_pending {
-                        self.record_error(
-                            None,
-                            "too many retrieves pending: lookup dropped".to_owned(),
-                        );
+                        self.record_error(None, "too many retrieves pending: lookup dropped".to_owned());
                         if let Waiter::Local(_) = waiter {
                             self.deliver(item, waiter, Bytes::new());
                         }
                         return;
                     }
-                    self.gets.pending.insert(
-                        item,
-                        Pending {
-                            to: conn,
-                            sent_at: now,
-                            created: now,
-                            waiters: vec![waiter],
-                        },
-                    );
+                    self.gets
+                        .pending
+                        .insert(item, Pending { to: conn, sent_at: now, created: now, waiters: vec![waiter] });
                 }
                 self.send_retrieve(conn, item);
             }
@@ -225,19 +203,10 @@ impl Node {
     /// Retries and expiry of lookups; called from the node's tick.
     pub(crate) fn get_tick(&mut self) {
         let now = self.now;
-        let expired: Vec<ReqId> = self
-            .gets
-            .gets
-            .iter()
-            .filter(|(_, g)| g.deadline <= now)
-            .map(|(r, _)| *r)
-            .collect();
+        let expired: Vec<ReqId> = self.gets.gets.iter().filter(|(_, g)| g.deadline <= now).map(|(r, _)| *r).collect();
         for req in expired {
             self.gets.gets.remove(&req);
-            self.emit(Event::GetDone {
-                req,
-                result: Err(GetError::Timeout),
-            });
+            self.emit(Event::GetDone { req, result: Err(GetError::Timeout) });
         }
         let limit = self.cfg.get_timeout_ms.max(1_000);
         let mut dead = Vec::new();
@@ -245,8 +214,7 @@ impl Node {
         for (item, p) in &mut self.gets.pending {
             // Drop waiters for gets that are gone.
             let gets = &self.gets.gets;
-            p.waiters
-                .retain(|w| !matches!(w, Waiter::Local(r) if !gets.contains_key(r)));
+            p.waiters.retain(|w| !matches!(w, Waiter::Local(r) if !gets.contains_key(r)));
             if p.waiters.is_empty() || now.saturating_sub(p.created) > limit {
                 dead.push(*item);
             } else if now.saturating_sub(p.sent_at) >= RESEND_AFTER_MS {
@@ -306,10 +274,7 @@ impl Node {
         let reqs: Vec<ReqId> = self.gets.gets.keys().copied().collect();
         for req in reqs {
             self.gets.gets.remove(&req);
-            self.emit(Event::GetDone {
-                req,
-                result: Err(GetError::Closed),
-            });
+            self.emit(Event::GetDone { req, result: Err(GetError::Closed) });
         }
         self.gets.pending.clear();
     }
@@ -330,22 +295,10 @@ mod tests {
 
     #[test]
     fn majority_rules() {
-        assert_eq!(
-            decide(&[b("v"), b("v"), b("v"), None, None]),
-            Some(Ok(Bytes::from_static(b"v")))
-        );
+        assert_eq!(decide(&[b("v"), b("v"), b("v"), None, None]), Some(Ok(Bytes::from_static(b"v"))));
         assert_eq!(decide(&[b("v"), b("v"), None, None, None]), None);
-        assert_eq!(
-            decide(&[b(""), b(""), b(""), None, None]),
-            Some(Err(GetError::NotFound))
-        );
-        assert_eq!(
-            decide(&[b("a"), b("b"), b(""), b(""), None]),
-            Some(Err(GetError::NoAgreement))
-        );
-        assert_eq!(
-            decide(&[b("a"), b("a"), b("b"), b("b"), b("")]),
-            Some(Err(GetError::NoAgreement))
-        );
+        assert_eq!(decide(&[b(""), b(""), b(""), None, None]), Some(Err(GetError::NotFound)));
+        assert_eq!(decide(&[b("a"), b("b"), b(""), b(""), None]), Some(Err(GetError::NoAgreement)));
+        assert_eq!(decide(&[b("a"), b("a"), b("b"), b("b"), b("")]), Some(Err(GetError::NoAgreement)));
     }
 }

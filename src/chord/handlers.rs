@@ -11,10 +11,7 @@ impl Node {
     /// §6.2: a peer says whether it seeds.
     pub(crate) fn handle_meta(&mut self, conn: ConnId, msg: &Message) {
         let Some(leeching) = parse_meta(&msg.payload[1]) else {
-            self.record_error(
-                Some(conn),
-                "ignoring chord meta with a non-integer value".to_owned(),
-            );
+            self.record_error(Some(conn), "ignoring chord meta with a non-integer value".to_owned());
             return;
         };
         let Some(c) = self.conns.get(&conn) else {
@@ -43,18 +40,11 @@ impl Node {
         self.send_on(
             conn,
             flags::WHISPER,
-            vec![
-                Bytes::from_static(&[flags::HANDSHAKE]),
-                Bytes::from_static(flag.as_bytes()),
-            ],
+            vec![Bytes::from_static(&[flags::HANDSHAKE]), Bytes::from_static(flag.as_bytes())],
         );
         let keys: Vec<Bytes> = self.chord.keys.iter().cloned().collect();
         for key in keys {
-            self.send_on(
-                conn,
-                flags::WHISPER,
-                vec![Bytes::from_static(&[flags::NOTIFY]), key],
-            );
+            self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::NOTIFY]), key]);
         }
     }
 
@@ -81,13 +71,7 @@ impl Node {
             return false;
         }
         if self.chord.keys.len() >= self.cfg.max_keys {
-            self.record_error(
-                None,
-                format!(
-                    "key list full ({} keys): key not recorded",
-                    self.cfg.max_keys
-                ),
-            );
+            self.record_error(None, format!("key list full ({} keys): key not recorded", self.cfg.max_keys));
             return false;
         }
         self.chord.keys.insert(key.clone());
@@ -110,10 +94,7 @@ impl Node {
     pub(crate) fn handle_store(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
-            self.record_error(
-                Some(conn),
-                "ignoring store with an unknown table or a bad key".to_owned(),
-            );
+            self.record_error(Some(conn), "ignoring store with an unknown table or a bad key".to_owned());
             return;
         };
         self.route_store(item, p[3].clone(), Some(conn));
@@ -155,10 +136,7 @@ impl Node {
     pub(crate) fn handle_retrieve(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
-            self.record_error(
-                Some(conn),
-                "ignoring retrieve with an unknown table or a bad key".to_owned(),
-            );
+            self.record_error(Some(conn), "ignoring retrieve with an unknown table or a bad key".to_owned());
             return;
         };
         self.route_retrieve(item, Waiter::Remote(conn), Some(conn));
@@ -168,10 +146,7 @@ impl Node {
     pub(crate) fn handle_retrieved(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
-            self.record_error(
-                Some(conn),
-                "ignoring retrieved with an unknown table or a bad key".to_owned(),
-            );
+            self.record_error(Some(conn), "ignoring retrieved with an unknown table or a bad key".to_owned());
             return;
         };
         if !self.answer_pending(item, p[3].clone()) {
@@ -207,10 +182,7 @@ impl Node {
 fn parse_meta(packet: &[u8]) -> Option<bool> {
     let text = std::str::from_utf8(packet).ok()?.trim();
     let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    if digits.is_empty()
-        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-        || digits.starts_with('_')
-    {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_') || digits.starts_with('_') {
         return None;
     }
     Some(digits.bytes().any(|b| (b'1'..=b'9').contains(&b)))

@@ -61,27 +61,14 @@ impl Node {
         let Some(value) = self.chord.data.get(item.0, &item.1).cloned() else {
             return;
         };
-        self.chord.handoff.insert(
-            item,
-            Handoff {
-                value,
-                target: None,
-                sent_at: self.now,
-                attempts: 0,
-            },
-        );
+        self.chord.handoff.insert(item, Handoff { value, target: None, sent_at: self.now, attempts: 0 });
         self.chord.handoff_queue.push_back(item);
         self.chord.handoff_stats.queued += 1;
     }
 
     /// Sends queued items while fewer than the in-flight bound are unconfirmed.
     pub(crate) fn pump_handoff(&mut self) {
-        let mut in_flight = self
-            .chord
-            .handoff
-            .values()
-            .filter(|h| h.target.is_some())
-            .count();
+        let mut in_flight = self.chord.handoff.values().filter(|h| h.target.is_some()).count();
         while in_flight < MAX_IN_FLIGHT {
             let Some(item) = self.chord.handoff_queue.pop_front() else {
                 break;
@@ -137,13 +124,7 @@ impl Node {
         if h.attempts >= MAX_ATTEMPTS {
             self.chord.handoff.remove(&item);
             self.chord.handoff_stats.failed += 1;
-            self.record_error(
-                None,
-                format!(
-                    "handoff of a {} item was never confirmed: kept locally",
-                    item.0
-                ),
-            );
+            self.record_error(None, format!("handoff of a {} item was never confirmed: kept locally", item.0));
         } else {
             h.target = None;
             self.chord.handoff_queue.push_back(item);
@@ -167,13 +148,8 @@ impl Node {
     }
 
     pub(crate) fn handoff_conn_lost(&mut self, conn: ConnId) {
-        let lost: Vec<ItemKey> = self
-            .chord
-            .handoff
-            .iter()
-            .filter(|(_, h)| h.target == Some(conn))
-            .map(|(k, _)| *k)
-            .collect();
+        let lost: Vec<ItemKey> =
+            self.chord.handoff.iter().filter(|(_, h)| h.target == Some(conn)).map(|(k, _)| *k).collect();
         for item in lost {
             if let Some(h) = self.chord.handoff.get_mut(&item) {
                 h.target = None;

@@ -20,11 +20,7 @@ impl Node {
         let mut v: Vec<(PeerId, ConnId)> = self
             .routing
             .iter()
-            .filter(|(_, c)| {
-                self.conns
-                    .get(c)
-                    .is_some_and(|c| c.handshaken && !c.leeching)
-            })
+            .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.handshaken && !c.leeching))
             .map(|(p, c)| (p.clone(), *c))
             .collect();
         v.sort();
@@ -32,11 +28,7 @@ impl Node {
     }
 
     fn nearest(&self, dist: impl Fn(&U512) -> U512) -> Owner {
-        let mut best = if self.chord.leeching {
-            None
-        } else {
-            Some((dist(self.id.value()), Owner::Local))
-        };
+        let mut best = if self.chord.leeching { None } else { Some((dist(self.id.value()), Owner::Local)) };
         for (pid, conn) in &self.routing {
             let Some(c) = self.conns.get(conn) else {
                 continue;
@@ -95,16 +87,8 @@ impl Node {
         if peers.is_empty() {
             return true;
         }
-        let pred = peers
-            .iter()
-            .map(|(p, _)| distance(p.value(), me))
-            .min()
-            .unwrap_or(U512::ZERO);
-        let succ = peers
-            .iter()
-            .map(|(p, _)| distance(me, p.value()))
-            .min()
-            .unwrap_or(U512::ZERO);
+        let pred = peers.iter().map(|(p, _)| distance(p.value(), me)).min().unwrap_or(U512::ZERO);
+        let succ = peers.iter().map(|(p, _)| distance(me, p.value())).min().unwrap_or(U512::ZERO);
         distance(pid.value(), me) < pred || distance(me, pid.value()) < succ
     }
 
@@ -123,9 +107,7 @@ impl Node {
             let (a, _) = &peers[i];
             let (_, b_conn) = &peers[(i + 1) % n];
             let (c, _) = &peers[(i + 2) % n];
-            if !self.conns.get(b_conn).is_some_and(|c| c.outgoing)
-                || keep.contains(&Owner::Remote(*b_conn))
-            {
+            if !self.conns.get(b_conn).is_some_and(|c| c.outgoing) || keep.contains(&Owner::Remote(*b_conn)) {
                 continue;
             }
             let gap = distance(a.value(), c.value());
@@ -164,10 +146,7 @@ impl Node {
             self.send_on(
                 conn,
                 crate::wire::flags::WHISPER,
-                vec![
-                    bytes::Bytes::from_static(&[crate::wire::flags::REQUEST]),
-                    bytes::Bytes::from_static(b"*"),
-                ],
+                vec![bytes::Bytes::from_static(&[crate::wire::flags::REQUEST]), bytes::Bytes::from_static(b"*")],
             );
         }
     }

@@ -92,7 +92,7 @@ impl<const N: usize> Table<N> {
     /// Folds the recent inserts into the sorted vector and drops removed entries.
     fn merge(&mut self) {
         let mut fresh: Vec<([u8; N], Slot)> = self.recent.drain().collect();
-        fresh.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        fresh.sort_unstable_by_key(|e| e.0);
         let old = std::mem::take(&mut self.sorted);
         let mut merged = Vec::with_capacity(old.len() - self.gone + fresh.len());
         let mut a = old.into_iter().filter(|e| e.1 != GONE).peekable();

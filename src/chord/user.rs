@@ -30,12 +30,7 @@ impl Node {
     }
 
     fn announce_all(&mut self) {
-        let conns: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| !c.dialing)
-            .map(|(id, _)| *id)
-            .collect();
+        let conns: Vec<ConnId> = self.conns.iter().filter(|(_, c)| !c.dialing).map(|(id, _)| *id).collect();
         for conn in conns {
             self.send_handshake(conn);
             self.send_peers(conn);
@@ -97,19 +92,11 @@ impl Node {
             self.emit(Event::KeyDeleted(key.clone()));
         }
         // A delete-notify makes py2p drop the link (D1): only rs2p peers get one.
-        let payload = vec![
-            Bytes::from_static(&[flags::NOTIFY]),
-            key,
-            Bytes::from_static(b"del"),
-        ];
+        let payload = vec![Bytes::from_static(&[flags::NOTIFY]), key, Bytes::from_static(b"del")];
         let id = crate::wire::message_id(&payload, self.now_secs());
         self.recent.insert(&id, self.now_secs());
-        let targets: Vec<ConnId> = self
-            .routing
-            .values()
-            .copied()
-            .filter(|c| self.conns.get(c).is_some_and(|c| c.rs2p))
-            .collect();
+        let targets: Vec<ConnId> =
+            self.routing.values().copied().filter(|c| self.conns.get(c).is_some_and(|c| c.rs2p)).collect();
         for conn in targets {
             self.send_on(conn, flags::BROADCAST, payload.clone());
         }

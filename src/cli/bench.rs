@@ -249,7 +249,10 @@ pub async fn rss(args: RssArgs) -> Result<(), Failure> {
         node.set(format!("rss-key-{i:08}"), value.clone()).map_err(net_failure)?;
     }
     if node.item_count() != args.keys * 5 {
-        return Err(Failure::new(EXIT_RUNTIME, format!("expected {} items, hold {}", args.keys * 5, node.item_count())));
+        return Err(Failure::new(
+            EXIT_RUNTIME,
+            format!("expected {} items, hold {}", args.keys * 5, node.item_count()),
+        ));
     }
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb: f64 = status
@@ -282,7 +285,10 @@ fn bench_py2p(args: &BenchArgs, start: Instant) -> Result<Figures, Failure> {
     let out = out.map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot run {}: {e}", python.display())))?;
     let line = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| {
-        Failure::new(EXIT_RUNTIME, format!("the py2p benchmark failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Failure::new(
+            EXIT_RUNTIME,
+            format!("the py2p benchmark failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        )
     })?;
     let num = |k: &str| v[k].as_f64().unwrap_or(0.0);
     progress(start, &format!("py2p: {} of {} gets correct", num("gets_correct"), args.py2p_gets));
@@ -326,7 +332,10 @@ fn machine_info() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()

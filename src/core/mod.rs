@@ -16,9 +16,9 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
+pub use crate::chord::Owner;
 pub use config::{Config, Kind};
 pub use stats::NodeStats;
-pub use crate::chord::Owner;
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 
 use crate::chord::{ChordState, GetState};
@@ -30,6 +30,9 @@ pub(crate) const REDIAL_BACKOFF_MS: u64 = 10_000;
 
 /// Bound on errors kept for [`Node::status`].
 const MAX_ERRORS: usize = 64;
+
+/// Longest error text kept or logged (errors may quote packets a peer sent).
+const MAX_ERROR_LEN: usize = 512;
 
 /// The protocol state of one node.
 pub struct Node {
@@ -69,8 +72,7 @@ impl Node {
         };
         let id = PeerId::parse(id_text.as_bytes()).unwrap_or_else(|| {
             // A configured id that is not base58 is replaced by a derived one.
-            let derived =
-                crate::wire::node_id(&cfg.out_addr.0, cfg.out_addr.1, &cfg.protocol, &cfg.salt);
+            let derived = crate::wire::node_id(&cfg.out_addr.0, cfg.out_addr.1, &cfg.protocol, &cfg.salt);
             PeerId::parse(derived.as_bytes()).expect("derived ids are base58")
         });
         Node {
@@ -126,7 +128,18 @@ impl Node {
     }
 
     /// Records an error for [`Node::status`] and logs it.
-    pub(crate) fn record_error(&mut self, conn: Option<ConnId>, text: String) {
+    pub(crate) fn record_error(&mut self, conn: Option<ConnId>, mut text: String) {
+        // A quoted packet can be a whole frame long: keep a short prefix only, and
+        // release the rest (64 kept errors must not pin 64 frames).
+        if text.len() > MAX_ERROR_LEN {
+            let mut end = MAX_ERROR_LEN;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push_str("...");
+            text.shrink_to_fit();
+        }
         match conn {
             Some(c) => tracing::warn!(node = %self.id.short(), conn = c.0, "{text}"),
             None => tracing::warn!(node = %self.id.short(), "{text}"),
@@ -172,8 +185,7 @@ impl Node {
     pub fn on_accepted(&mut self, now: Time) -> ConnId {
         self.set_now(now);
         let conn = self.alloc_conn();
-        self.conns
-            .insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
+        self.conns.insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
         self.greet(conn);
         conn
     }
@@ -198,10 +210,7 @@ impl Node {
     pub fn on_dial_failed(&mut self, conn: ConnId, reason: &str, now: Time) {
         self.set_now(now);
         if let Some(c) = self.conns.get(&conn) {
-            let text = format!(
-                "could not connect to {}:{}: {reason}",
-                c.dial_addr.0, c.dial_addr.1
-            );
+            let text = format!("could not connect to {}:{}: {reason}", c.dial_addr.0, c.dial_addr.1);
             self.record_error(Some(conn), text);
             self.forget_conn(conn, reason);
         }
@@ -245,8 +254,7 @@ impl Node {
             let reason = if c.handshaken {
                 "connection closed by the peer".to_owned()
             } else {
-                "connection closed by the peer during the handshake (is it on another subnet?)"
-                    .to_owned()
+                "connection closed by the peer during the handshake (is it on another subnet?)".to_owned()
             };
             self.forget_conn(conn, &reason);
             if !self.closed {
@@ -262,17 +270,11 @@ impl Node {
         let stale: Vec<ConnId> = self
             .conns
             .values()
-            .filter(|c| {
-                c.decoder.pending() > 0
-                    && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms
-            })
+            .filter(|c| c.decoder.pending() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
             .map(|c| c.id)
             .collect();
         for conn in stale {
-            self.record_error(
-                Some(conn),
-                "closing connection: half-sent frame idle too long".to_owned(),
-            );
+            self.record_error(Some(conn), "closing connection: half-sent frame idle too long".to_owned());
             self.close_conn(conn);
         }
         self.recent.prune(self.now_secs());
@@ -337,11 +339,7 @@ impl Node {
             }
         }
         let peer = if c.handshaken { c.peer.clone() } else { None };
-        self.emit(Event::Disconnected {
-            conn,
-            peer,
-            reason: reason.to_owned(),
-        });
+        self.emit(Event::Disconnected { conn, peer, reason: reason.to_owned() });
         self.chord_conn_lost(conn);
     }
 
@@ -363,12 +361,7 @@ impl Node {
             return;
         }
         let method = crate::wire::compression::choose(&self.cfg.compression, &c.compression);
-        let msg = Message {
-            msg_type,
-            sender: self.id.bytes(),
-            time,
-            payload,
-        };
+        let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
         match msg.encode(method) {
             Ok(frame) => {
                 if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
@@ -399,10 +392,7 @@ impl Node {
 
     /// The peer id behind a connection, if handshaken.
     pub fn peer_of(&self, conn: ConnId) -> Option<&PeerId> {
-        self.conns
-            .get(&conn)
-            .filter(|c| c.handshaken)
-            .and_then(|c| c.peer.as_ref())
+        self.conns.get(&conn).filter(|c| c.handshaken).and_then(|c| c.peer.as_ref())
     }
 
     /// The connection to a peer, if handshaken.
@@ -433,12 +423,7 @@ impl Node {
 
     /// Connections not yet handshaken (accepted or dialed).
     pub fn awaiting(&self) -> Vec<ConnId> {
-        let mut v: Vec<ConnId> = self
-            .conns
-            .values()
-            .filter(|c| !c.handshaken)
-            .map(|c| c.id)
-            .collect();
+        let mut v: Vec<ConnId> = self.conns.values().filter(|c| !c.handshaken).map(|c| c.id).collect();
         v.sort();
         v
     }

@@ -39,10 +39,7 @@ impl PeerId {
         }
         let value = base58::decode(text).ok()?;
         let text = std::str::from_utf8(text).ok()?;
-        Some(PeerId {
-            value,
-            text: Arc::from(text),
-        })
+        Some(PeerId { value, text: Arc::from(text) })
     }
 
     /// The integer value (py2p's `id_10`).
@@ -62,11 +59,7 @@ impl PeerId {
 
     /// The first 8 characters, for logs and summaries.
     pub fn short(&self) -> &str {
-        let end = self
-            .text
-            .char_indices()
-            .nth(8)
-            .map_or(self.text.len(), |(i, _)| i);
+        let end = self.text.char_indices().nth(8).map_or(self.text.len(), |(i, _)| i);
         &self.text[..end]
     }
 }

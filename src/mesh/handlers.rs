@@ -26,28 +26,15 @@ impl Node {
         c.bad_frames += 1;
         if renegotiable && c.bad_frames <= MAX_BAD_FRAMES {
             // py2p's answer to a frame it cannot parse: ask for no compression, then a resend.
-            self.record_error(
-                Some(conn),
-                format!("undecodable frame, renegotiating: {err}"),
-            );
+            self.record_error(Some(conn), format!("undecodable frame, renegotiating: {err}"));
             self.send_on(
                 conn,
                 flags::RENEGOTIATE,
-                vec![
-                    Bytes::from_static(&[flags::COMPRESSION]),
-                    Bytes::from_static(b"[]"),
-                ],
+                vec![Bytes::from_static(&[flags::COMPRESSION]), Bytes::from_static(b"[]")],
             );
-            self.send_on(
-                conn,
-                flags::RENEGOTIATE,
-                vec![Bytes::from_static(&[flags::RESEND])],
-            );
+            self.send_on(conn, flags::RENEGOTIATE, vec![Bytes::from_static(&[flags::RESEND])]);
         } else {
-            self.record_error(
-                Some(conn),
-                format!("closing connection after bad frame: {err}"),
-            );
+            self.record_error(Some(conn), format!("closing connection after bad frame: {err}"));
             self.close_conn(conn);
         }
     }
@@ -57,7 +44,9 @@ impl Node {
         let id = msg.id();
         match msg.msg_type {
             flags::BROADCAST => {
-                if !self.waterfall(conn, &msg, &id) {
+                // A broadcast without a sub-flag is not relayed (py2p drops the link
+                // on one, §4.5); it falls through to the sub-flag check below.
+                if msg.sub_flag().is_some() && !self.waterfall(conn, &msg, &id) {
                     return;
                 }
             }
@@ -141,10 +130,7 @@ impl Node {
             let Some(c) = self.conns.get(&target) else {
                 continue;
             };
-            let to_sender = c
-                .peer
-                .as_ref()
-                .is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
+            let to_sender = c.peer.as_ref().is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
             // A delete-notify makes py2p drop the link (D1): relay it only to rs2p peers.
             if to_sender || (delete_notify && !c.rs2p) {
                 continue;
@@ -159,10 +145,7 @@ impl Node {
         match (msg.sub_flag(), msg.payload.len()) {
             (Some(flags::COMPRESSION), n) if n >= 2 => {
                 let Some(list) = compression::from_json(&msg.payload[1]) else {
-                    self.record_error(
-                        Some(conn),
-                        "renegotiation with a malformed compression list".to_owned(),
-                    );
+                    self.record_error(Some(conn), "renegotiation with a malformed compression list".to_owned());
                     return true;
                 };
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -170,13 +153,8 @@ impl Node {
                 };
                 if c.compression != list {
                     c.compression = list;
-                    let agreed: Vec<_> = self
-                        .cfg
-                        .compression
-                        .iter()
-                        .copied()
-                        .filter(|m| c.compression.contains(m))
-                        .collect();
+                    let agreed: Vec<_> =
+                        self.cfg.compression.iter().copied().filter(|m| c.compression.contains(m)).collect();
                     let text = compression::to_json(&agreed);
                     self.send_on(
                         conn,
@@ -210,10 +188,7 @@ impl Node {
             return;
         }
         let Some(pid) = PeerId::parse(&p[1]) else {
-            self.record_error(
-                Some(conn),
-                "handshake with an id that is not base58: disconnecting".to_owned(),
-            );
+            self.record_error(Some(conn), "handshake with an id that is not base58: disconnecting".to_owned());
             self.close_conn(conn);
             return;
         };
@@ -226,12 +201,7 @@ impl Node {
             return;
         };
         let new_outgoing = c.outgoing;
-        let other = self
-            .routing
-            .get(&pid)
-            .or_else(|| self.dialing.get(&pid))
-            .copied()
-            .filter(|o| *o != conn);
+        let other = self.routing.get(&pid).or_else(|| self.dialing.get(&pid)).copied().filter(|o| *o != conn);
         if let Some(other) = other {
             // §6.9: both ends apply the same rule, so they keep the same TCP connection.
             let close_new = (self.id.value() > pid.value()) ^ new_outgoing;
@@ -242,8 +212,20 @@ impl Node {
             }
             self.close_conn_because(other, "duplicate connection to the same peer");
         }
+        // Malformed JSON here is recorded, and the peer kept: without an address
+        // it is left out of peer lists; without a compression list nothing is
+        // compressed to it. (py2p's handler raises, which drops the link.)
         let addr = pyjson::parse_addr(&p[3]);
-        let list = compression::from_json(&p[4]).unwrap_or_default();
+        if addr.is_none() {
+            self.record_error(
+                Some(conn),
+                "handshake with a malformed address packet: peer kept, not listed".to_owned(),
+            );
+        }
+        let list = compression::from_json(&p[4]).unwrap_or_else(|| {
+            self.record_error(Some(conn), "handshake with a malformed compression list: none used".to_owned());
+            Vec::new()
+        });
         let rs2p = has_capability(&p[4]);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -267,11 +249,7 @@ impl Node {
             let first = !self.had_peer;
             self.had_peer = true;
             tracing::debug!(node = %self.id.short(), peer = %pid.short(), "peer connected");
-            self.emit(Event::Connected {
-                conn,
-                peer: pid,
-                first,
-            });
+            self.emit(Event::Connected { conn, peer: pid, first });
             if let Some(queued) = self.deferred.remove(&conn) {
                 for payload in queued {
                     self.send_on(conn, flags::WHISPER, payload);
@@ -293,8 +271,7 @@ impl Node {
                 continue;
             };
             if self.is_known(&pid)
-                || (entry.host.as_str(), entry.port)
-                    == (self.cfg.out_addr.0.as_str(), self.cfg.out_addr.1)
+                || (entry.host.as_str(), entry.port) == (self.cfg.out_addr.0.as_str(), self.cfg.out_addr.1)
                 || self.in_backoff(&pid)
             {
                 continue;
@@ -327,21 +304,9 @@ impl Node {
         let Some((host, port)) = self.conns.get(&target).and_then(|c| c.addr.clone()) else {
             return;
         };
-        let entry = PeerEntry {
-            host,
-            port,
-            id: wanted.to_string(),
-        };
+        let entry = PeerEntry { host, port, id: wanted.to_string() };
         let text = pyjson::response_addr_json(&entry);
-        self.send_on(
-            conn,
-            flags::BROADCAST,
-            vec![
-                Bytes::from_static(&[flags::RESPONSE]),
-                p[1].clone(),
-                text.into(),
-            ],
-        );
+        self.send_on(conn, flags::BROADCAST, vec![Bytes::from_static(&[flags::RESPONSE]), p[1].clone(), text.into()]);
     }
 
     fn handle_response(&mut self, _conn: ConnId, msg: &Message) {
@@ -373,9 +338,7 @@ impl Node {
 
     /// True if the link to this peer closed too recently to dial it from a peer list.
     fn in_backoff(&self, pid: &PeerId) -> bool {
-        self.dial_backoff
-            .get(pid)
-            .is_some_and(|t| self.now.saturating_sub(*t) < crate::core::REDIAL_BACKOFF_MS)
+        self.dial_backoff.get(pid).is_some_and(|t| self.now.saturating_sub(*t) < crate::core::REDIAL_BACKOFF_MS)
     }
 
     /// True if the id is ours, routed or being dialed.
@@ -416,11 +379,7 @@ impl Node {
             .iter()
             .filter_map(|(pid, c)| {
                 let (host, port) = self.conns.get(c)?.addr.clone()?;
-                Some(PeerEntry {
-                    host,
-                    port,
-                    id: pid.to_string(),
-                })
+                Some(PeerEntry { host, port, id: pid.to_string() })
             })
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
@@ -429,31 +388,19 @@ impl Node {
 
     pub(crate) fn send_peers(&mut self, conn: ConnId) {
         let text = pyjson::peers_json(&self.peer_list());
-        self.send_on(
-            conn,
-            flags::WHISPER,
-            vec![Bytes::from_static(&[flags::PEERS]), text.into()],
-        );
+        self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
     }
 }
 
 /// A notify with the `del` marker.
 pub(crate) fn is_delete_notify(msg: &Message) -> bool {
-    msg.sub_flag() == Some(flags::NOTIFY)
-        && msg.payload.len() >= 3
-        && msg.payload[2].as_ref() == b"del"
+    msg.sub_flag() == Some(flags::NOTIFY) && msg.payload.len() >= 3 && msg.payload[2].as_ref() == b"del"
 }
 
 /// True if a compression list packet carries the rs2p capability flag.
 fn has_capability(text: &[u8]) -> bool {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(text)
-    else {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(text) else {
         return false;
     };
-    items.iter().any(|i| {
-        i.as_str().is_some_and(|s| {
-            s.chars()
-                .any(|c| u32::from(c) == u32::from(CAPABILITY_FLAG))
-        })
-    })
+    items.iter().any(|i| i.as_str().is_some_and(|s| s.chars().any(|c| u32::from(c) == u32::from(CAPABILITY_FLAG))))
 }

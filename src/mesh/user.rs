@@ -32,12 +32,7 @@ const MAX_DIALS: usize = 32;
 
 impl Node {
     /// Dials `host:port`. With an expected id, a second dial to the same peer is refused.
-    pub fn connect(
-        &mut self,
-        host: &str,
-        port: u16,
-        expected: Option<PeerId>,
-    ) -> Result<ConnId, ConnectError> {
+    pub fn connect(&mut self, host: &str, port: u16, expected: Option<PeerId>) -> Result<ConnId, ConnectError> {
         if self.closed {
             return Err(ConnectError::Closed);
         }
@@ -64,11 +59,7 @@ impl Node {
             c.peer = Some(pid);
         }
         self.conns.insert(conn, c);
-        self.actions.push_back(Action::Dial {
-            conn,
-            host: host.to_owned(),
-            port,
-        });
+        self.actions.push_back(Action::Dial { conn, host: host.to_owned(), port });
         Ok(conn)
     }
 
@@ -116,10 +107,7 @@ impl Node {
             }
         }
         if self.route_requests.len() >= self.cfg.max_pending {
-            self.record_error(
-                None,
-                "too many route requests pending: reply dropped".to_owned(),
-            );
+            self.record_error(None, "too many route requests pending: reply dropped".to_owned());
             return;
         }
         let mut h = Sha384::new();
@@ -127,11 +115,7 @@ impl Node {
         h.update(base58::encode_u64(self.now_secs()).as_bytes());
         let req = base58::encode_be_bytes(&h.finalize());
         self.route_requests.insert(req.clone(), (self.now, payload));
-        self.send(
-            flags::BROADCAST,
-            flags::REQUEST,
-            &[Bytes::from(req), to.msg.sender.clone()],
-        );
+        self.send(flags::BROADCAST, flags::REQUEST, &[Bytes::from(req), to.msg.sender.clone()]);
     }
 
     /// Asks every peer for its peer list.
@@ -141,10 +125,7 @@ impl Node {
 
     /// Closes the connection to a peer.
     pub fn disconnect(&mut self, peer: &PeerId) -> bool {
-        match self
-            .conn_of(peer)
-            .or_else(|| self.dialing.get(peer).copied())
-        {
+        match self.conn_of(peer).or_else(|| self.dialing.get(peer).copied()) {
             Some(conn) => {
                 self.close_conn(conn);
                 true

@@ -61,9 +61,7 @@ impl ChordSocket {
 
     /// Binds with a full configuration (see [`MeshSocket::bind_with`]).
     pub async fn bind_with(addr: &str, cfg: Config) -> Result<ChordSocket, Error> {
-        Ok(ChordSocket {
-            mesh: MeshSocket::bind_with(addr, cfg).await?,
-        })
+        Ok(ChordSocket { mesh: MeshSocket::bind_with(addr, cfg).await? })
     }
 
     /// The node id as an integer (py2p's `id_10`).
@@ -93,9 +91,7 @@ impl ChordSocket {
         self.unjoin()?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let (pending, stats) = self
-                .inner
-                .node(|n| (n.handoff_pending(), n.handoff_stats()));
+            let (pending, stats) = self.inner.node(|n| (n.handoff_pending(), n.handoff_stats()));
             if pending == 0 || tokio::time::Instant::now() >= deadline {
                 return Ok(stats);
             }
@@ -105,17 +101,13 @@ impl ChordSocket {
 
     /// Seeding peers (py2p's `data_storing`).
     pub fn data_storing(&self) -> Vec<PeerId> {
-        self.inner
-            .node(|n| n.data_storing().into_iter().map(|(p, _)| p).collect())
+        self.inner.node(|n| n.data_storing().into_iter().map(|(p, _)| p).collect())
     }
 
     fn responsible(&self, f: impl FnOnce(&crate::core::Node) -> Owner) -> Responsible {
         self.inner.node(|n| match f(n) {
             Owner::Local => Responsible::This,
-            Owner::Remote(c) => n
-                .peer_of(c)
-                .cloned()
-                .map_or(Responsible::Nobody, Responsible::Peer),
+            Owner::Remote(c) => n.peer_of(c).cloned().map_or(Responsible::Nobody, Responsible::Peer),
             Owner::Nobody => Responsible::Nobody,
         })
     }
@@ -168,11 +160,7 @@ impl ChordSocket {
     }
 
     /// [`ChordSocket::get`] with a timeout.
-    pub async fn get_timeout(
-        &self,
-        key: impl AsRef<[u8]>,
-        timeout: Duration,
-    ) -> Result<Bytes, Error> {
+    pub async fn get_timeout(&self, key: impl AsRef<[u8]>, timeout: Duration) -> Result<Bytes, Error> {
         let (tx, rx) = oneshot::channel();
         let ms = timeout.as_millis().min(u128::from(u64::MAX)) as u64;
         let req = self.inner.with(|st| {
@@ -212,10 +200,7 @@ impl ChordSocket {
     }
 
     /// `set` for every pair (py2p's `update`).
-    pub fn update<K: AsRef<[u8]>, V: Into<Bytes>>(
-        &self,
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<(), Error> {
+    pub fn update<K: AsRef<[u8]>, V: Into<Bytes>>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), Error> {
         for (k, v) in pairs {
             self.set(k, v)?;
         }

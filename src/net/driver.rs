@@ -28,12 +28,12 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Gap between frames written to a py2p peer, so that its reader sees them one
 /// at a time (py2p mis-reads a buffer left holding exactly 4 bytes, D2).
 const PY2P_PACING: Duration = Duration::from_micros(1500);
+/// How long the writer of a closed connection may go on flushing its queue.
+const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now() -> Time {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A user message handler: returns true when it took the message.
@@ -69,9 +69,7 @@ pub(crate) struct Inner {
 impl Inner {
     /// Binds, starts the listener and ticker tasks.
     pub async fn start(listener: TcpListener, node: Node) -> Arc<Inner> {
-        let local_addr = listener
-            .local_addr()
-            .expect("bound listener has an address");
+        let local_addr = listener.local_addr().expect("bound listener has an address");
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
@@ -90,11 +88,7 @@ impl Inner {
         });
         let accept = tokio::spawn(accept_loop(Arc::downgrade(&inner), listener));
         let tick = tokio::spawn(tick_loop(Arc::downgrade(&inner)));
-        inner
-            .tasks
-            .lock()
-            .expect("tasks lock")
-            .extend([accept.abort_handle(), tick.abort_handle()]);
+        inner.tasks.lock().expect("tasks lock").extend([accept.abort_handle(), tick.abort_handle()]);
         inner
     }
 
@@ -132,10 +126,7 @@ impl Inner {
                         None => false,
                     };
                     if full {
-                        tracing::warn!(
-                            conn = conn.0,
-                            "peer is not reading: closing the connection"
-                        );
+                        tracing::warn!(conn = conn.0, "peer is not reading: closing the connection");
                         st.node.disconnect_conn(conn);
                     }
                 }
@@ -236,6 +227,15 @@ fn drop_io(st: &mut State, conn: ConnId) {
         // Dropping the sender lets the writer flush what is queued, then shut down.
         if let Some(r) = io.reader {
             r.abort();
+        }
+        // ... for a while only: a writer blocked on a peer that stopped reading would
+        // otherwise keep the socket and every queued frame until the peer reads.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let writer = io.writer.abort_handle();
+            rt.spawn(async move {
+                tokio::time::sleep(FLUSH_GRACE).await;
+                writer.abort();
+            });
         }
         st.flushing.retain(|h| !h.is_finished());
         st.flushing.push(io.writer);

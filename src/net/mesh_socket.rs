@@ -34,12 +34,8 @@ pub struct MeshSocket {
 
 /// Splits `HOST:PORT` (IPv6 hosts in brackets).
 pub fn split_addr(addr: &str) -> Result<(String, u16), Error> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| Error::BadAddress(addr.to_owned()))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| Error::BadAddress(addr.to_owned()))?;
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| Error::BadAddress(addr.to_owned()))?;
+    let port: u16 = port.parse().map_err(|_| Error::BadAddress(addr.to_owned()))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(Error::BadAddress(addr.to_owned()));
@@ -58,16 +54,8 @@ impl MeshSocket {
     /// the bound port; an empty out host by the bound host.
     pub async fn bind_with(addr: &str, mut cfg: Config) -> Result<MeshSocket, Error> {
         let (host, _) = split_addr(addr)?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: addr.to_owned(),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| Error::Bind {
-            addr: addr.to_owned(),
-            source,
-        })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: addr.to_owned(), source })?;
+        let local = listener.local_addr().map_err(|source| Error::Bind { addr: addr.to_owned(), source })?;
         if cfg.out_addr.0.is_empty() {
             cfg.out_addr.0 = host;
         }
@@ -76,9 +64,7 @@ impl MeshSocket {
         }
         let node = Node::new(cfg, now());
         tracing::info!(addr = %local, id = %node.id().short(), "listening");
-        Ok(MeshSocket {
-            inner: Inner::start(listener, node).await,
-        })
+        Ok(MeshSocket { inner: Inner::start(listener, node).await })
     }
 
     /// This node's id.
@@ -108,12 +94,7 @@ impl MeshSocket {
     }
 
     /// Connects with an expected id; refused if that id is already connected.
-    pub async fn connect_to(
-        &self,
-        host: &str,
-        port: u16,
-        expected: Option<PeerId>,
-    ) -> Result<PeerId, Error> {
+    pub async fn connect_to(&self, host: &str, port: u16, expected: Option<PeerId>) -> Result<PeerId, Error> {
         let (tx, rx) = oneshot::channel();
         self.inner.with(|st| -> Result<(), Error> {
             let conn = st.node.connect(host, port, expected)?;
@@ -125,10 +106,7 @@ impl MeshSocket {
             Ok(Ok(Ok(peer))) => Ok(peer),
             Ok(Ok(Err(reason))) => Err(Error::Connect { addr, reason }),
             Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(Error::Connect {
-                addr,
-                reason: "no handshake within 5 s".to_owned(),
-            }),
+            Err(_) => Err(Error::Connect { addr, reason: "no handshake within 5 s".to_owned() }),
         }
     }
 

@@ -161,10 +161,7 @@ mod tests {
         assert_eq!(decode(text.as_bytes()).unwrap(), max);
         let mut longer = text.clone();
         longer.push('2');
-        assert!(matches!(
-            decode(longer.as_bytes()),
-            Err(Base58Error::Overflow { .. })
-        ));
+        assert!(matches!(decode(longer.as_bytes()), Err(Base58Error::Overflow { .. })));
         assert!(decode_u64(b"zzzzzzzzzzzzzzzzzzzzzzz").is_err());
     }
 }

@@ -24,13 +24,8 @@ pub enum Compression {
 const LZMA_MEMLIMIT: u64 = 64 << 20;
 
 /// py2p's fixed preference order (snappy first when available).
-pub const PREFERENCE: [Compression; 5] = [
-    Compression::Snappy,
-    Compression::Zlib,
-    Compression::Gzip,
-    Compression::Bz2,
-    Compression::Lzma,
-];
+pub const PREFERENCE: [Compression; 5] =
+    [Compression::Snappy, Compression::Zlib, Compression::Gzip, Compression::Bz2, Compression::Lzma];
 
 /// A method failed to decompress, or its output would exceed the limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,15 +81,12 @@ impl Compression {
         // Writing into a Vec cannot fail, so the io::Results below are infallible.
         match self {
             Compression::Zlib => {
-                let mut e =
-                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
                 e.write_all(data).expect("write to Vec");
                 e.finish().expect("write to Vec")
             }
             Compression::Gzip => {
-                let mut e = flate2::GzBuilder::new()
-                    .operating_system(3)
-                    .write(Vec::new(), flate2::Compression::new(6));
+                let mut e = flate2::GzBuilder::new().operating_system(3).write(Vec::new(), flate2::Compression::new(6));
                 e.write_all(data).expect("write to Vec");
                 e.finish().expect("write to Vec")
             }
@@ -108,9 +100,9 @@ impl Compression {
                 e.write_all(data).expect("write to Vec");
                 e.finish().expect("write to Vec")
             }
-            Compression::Snappy => snap::raw::Encoder::new()
-                .compress_vec(data)
-                .expect("snappy accepts any input below 4 GiB"),
+            Compression::Snappy => {
+                snap::raw::Encoder::new().compress_vec(data).expect("snappy accepts any input below 4 GiB")
+            }
         }
     }
 
@@ -119,10 +111,7 @@ impl Compression {
     /// zlib and gzip share one auto-detecting decoder, as in py2p; xz also
     /// accepts the legacy `.lzma` container.
     pub fn decompress(self, data: &[u8], limit: usize) -> Result<Vec<u8>, CompressionError> {
-        let corrupt = |e: &dyn std::fmt::Display| CompressionError::Corrupt {
-            method: self,
-            reason: e.to_string(),
-        };
+        let corrupt = |e: &dyn std::fmt::Display| CompressionError::Corrupt { method: self, reason: e.to_string() };
         match self {
             Compression::Zlib | Compression::Gzip => {
                 if data.starts_with(&[0x1f, 0x8b]) {
@@ -133,41 +122,25 @@ impl Compression {
             }
             Compression::Bz2 => read_bounded(self, bzip2::read::MultiBzDecoder::new(data), limit),
             Compression::Lzma => {
-                let stream =
-                    xz2::stream::Stream::new_auto_decoder(LZMA_MEMLIMIT, xz2::stream::CONCATENATED)
-                        .map_err(|e| corrupt(&e))?;
+                let stream = xz2::stream::Stream::new_auto_decoder(LZMA_MEMLIMIT, xz2::stream::CONCATENATED)
+                    .map_err(|e| corrupt(&e))?;
                 read_bounded(self, xz2::read::XzDecoder::new_stream(data, stream), limit)
             }
             Compression::Snappy => {
                 let len = snap::raw::decompress_len(data).map_err(|e| corrupt(&e))?;
                 if len > limit {
-                    return Err(CompressionError::TooLarge {
-                        method: self,
-                        limit,
-                    });
+                    return Err(CompressionError::TooLarge { method: self, limit });
                 }
-                snap::raw::Decoder::new()
-                    .decompress_vec(data)
-                    .map_err(|e| corrupt(&e))
+                snap::raw::Decoder::new().decompress_vec(data).map_err(|e| corrupt(&e))
             }
         }
     }
 }
 
-fn read_bounded<R: Read>(
-    method: Compression,
-    reader: R,
-    limit: usize,
-) -> Result<Vec<u8>, CompressionError> {
+fn read_bounded<R: Read>(method: Compression, reader: R, limit: usize) -> Result<Vec<u8>, CompressionError> {
     let mut out = Vec::new();
     let cap = (limit as u64).saturating_add(1);
-    reader
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(|e| CompressionError::Corrupt {
-            method,
-            reason: e.to_string(),
-        })?;
+    reader.take(cap).read_to_end(&mut out).map_err(|e| CompressionError::Corrupt { method, reason: e.to_string() })?;
     if out.len() > limit {
         return Err(CompressionError::TooLarge { method, limit });
     }
@@ -177,10 +150,7 @@ fn read_bounded<R: Read>(
 /// The first method of `own_preference` that the peer listed, if any
 /// (py2p's rule for choosing the sending method of a connection).
 pub fn choose(own_preference: &[Compression], peer_list: &[Compression]) -> Option<Compression> {
-    own_preference
-        .iter()
-        .copied()
-        .find(|c| peer_list.contains(c))
+    own_preference.iter().copied().find(|c| peer_list.contains(c))
 }
 
 /// Writes a compression list as py2p's JSON text, e.g. `["\u0013", "\u0011"]`.
@@ -191,10 +161,7 @@ pub fn choose(own_preference: &[Compression], peer_list: &[Compression]) -> Opti
 /// assert_eq!(to_json(&[Compression::Snappy]), r#"[" "]"#);
 /// ```
 pub fn to_json(list: &[Compression]) -> String {
-    let items: Vec<String> = list
-        .iter()
-        .map(|c| super::pyjson::string(&char::from(c.flag()).to_string()))
-        .collect();
+    let items: Vec<String> = list.iter().map(|c| super::pyjson::string(&char::from(c.flag()).to_string())).collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -234,23 +201,14 @@ mod tests {
         let zeros = vec![0u8; 1 << 20];
         for m in PREFERENCE {
             let c = m.compress(&zeros);
-            assert!(
-                matches!(
-                    m.decompress(&c, 1000),
-                    Err(CompressionError::TooLarge { .. })
-                ),
-                "{m:?}"
-            );
+            assert!(matches!(m.decompress(&c, 1000), Err(CompressionError::TooLarge { .. })), "{m:?}");
         }
     }
 
     #[test]
     fn json_list_parses_unknown_flags_away() {
         let l = from_json(br#"[" ", "\u0013", "\u0099", "\u0012"]"#).unwrap();
-        assert_eq!(
-            l,
-            vec![Compression::Snappy, Compression::Zlib, Compression::Lzma]
-        );
+        assert_eq!(l, vec![Compression::Snappy, Compression::Zlib, Compression::Lzma]);
         assert_eq!(from_json(b"[]").unwrap(), vec![]);
         assert!(from_json(b"{").is_none());
     }

@@ -34,10 +34,7 @@ impl Default for FrameDecoder {
 impl FrameDecoder {
     /// A decoder refusing bodies longer than `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
-        FrameDecoder {
-            buf: BytesMut::new(),
-            max_frame,
-        }
+        FrameDecoder { buf: BytesMut::new(), max_frame }
     }
 
     /// The configured maximum body size.
@@ -65,10 +62,7 @@ impl FrameDecoder {
         }
         let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as u64;
         if len > self.max_frame as u64 {
-            return Err(DecodeError::FrameTooLarge {
-                len,
-                max: self.max_frame,
-            });
+            return Err(DecodeError::FrameTooLarge { len, max: self.max_frame });
         }
         let len = len as usize;
         if self.buf.len() < 4 + len {

@@ -115,12 +115,7 @@ fn u32_len(len: usize) -> Result<u32, EncodeError> {
 impl Message {
     /// A message with the given type, sender, time and payload.
     pub fn new(msg_type: u8, sender: impl Into<Bytes>, time: u64, payload: Vec<Bytes>) -> Self {
-        Message {
-            msg_type,
-            sender: sender.into(),
-            time,
-            payload,
-        }
+        Message { msg_type, sender: sender.into(), time, payload }
     }
 
     /// The message id (base58 text).
@@ -154,21 +149,12 @@ impl Message {
 
     fn packets_with_id(&self, id: &str) -> Result<BytesMut, EncodeError> {
         let time = base58::encode_u64(self.time);
-        let header: [&[u8]; 4] = [
-            &[self.msg_type],
-            &self.sender,
-            id.as_bytes(),
-            time.as_bytes(),
-        ];
-        let total: usize = header.iter().map(|p| p.len() + 4).sum::<usize>()
-            + self.payload.iter().map(|p| p.len() + 4).sum::<usize>();
+        let header: [&[u8]; 4] = [&[self.msg_type], &self.sender, id.as_bytes(), time.as_bytes()];
+        let total: usize =
+            header.iter().map(|p| p.len() + 4).sum::<usize>() + self.payload.iter().map(|p| p.len() + 4).sum::<usize>();
         u32_len(total)?;
         let mut out = BytesMut::with_capacity(total + 4);
-        for p in header
-            .iter()
-            .copied()
-            .chain(self.payload.iter().map(|p| p.as_ref()))
-        {
+        for p in header.iter().copied().chain(self.payload.iter().map(|p| p.as_ref())) {
             out.put_u32(u32_len(p.len())?);
             out.put_slice(p);
         }
@@ -191,11 +177,7 @@ impl Message {
     }
 
     /// Like [`Message::encode`] with a precomputed id (for relaying one message on many links).
-    pub fn encode_with_id(
-        &self,
-        id: &str,
-        compression: Option<Compression>,
-    ) -> Result<Bytes, EncodeError> {
+    pub fn encode_with_id(&self, id: &str, compression: Option<Compression>) -> Result<Bytes, EncodeError> {
         let mut packets = self.packets_with_id(id)?;
         match compression {
             None => {
@@ -217,37 +199,23 @@ impl Message {
     }
 
     /// Decodes one whole frame (length header included; trailing bytes are an error).
-    pub fn decode_frame(
-        frame: &[u8],
-        peer_methods: &[Compression],
-        max: usize,
-    ) -> Result<Message, DecodeError> {
+    pub fn decode_frame(frame: &[u8], peer_methods: &[Compression], max: usize) -> Result<Message, DecodeError> {
         if frame.len() < 4 {
-            return Err(DecodeError::Truncated {
-                needed: 4,
-                available: frame.len(),
-            });
+            return Err(DecodeError::Truncated { needed: 4, available: frame.len() });
         }
         let len = u64::from(u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
         if len > max as u64 {
             return Err(DecodeError::FrameTooLarge { len, max });
         }
         if len != (frame.len() - 4) as u64 {
-            return Err(DecodeError::Truncated {
-                needed: len,
-                available: frame.len() - 4,
-            });
+            return Err(DecodeError::Truncated { needed: len, available: frame.len() - 4 });
         }
         Message::decode_body(&frame[4..], peer_methods, max)
     }
 
     /// Decodes a frame body: tries the peer's advertised methods in its order,
     /// then the raw bytes (py2p's rule), parses the packets and checks the id.
-    pub fn decode_body(
-        body: &[u8],
-        peer_methods: &[Compression],
-        max: usize,
-    ) -> Result<Message, DecodeError> {
+    pub fn decode_body(body: &[u8], peer_methods: &[Compression], max: usize) -> Result<Message, DecodeError> {
         // An uncompressed body starts with the 1-byte type packet's header, which no
         // supported container accepts, so trying it first changes no outcome.
         if body.starts_with(&[0, 0, 0, 1]) {
@@ -270,9 +238,7 @@ impl Message {
             | DecodeError::BadMsgType { .. }
                 if !peer_methods.is_empty() =>
             {
-                DecodeError::Undecodable {
-                    tried: peer_methods.to_vec(),
-                }
+                DecodeError::Undecodable { tried: peer_methods.to_vec() }
             }
             other => other,
         })
@@ -284,11 +250,7 @@ impl Message {
         let mut rest = body;
         while !rest.is_empty() {
             if rest.len() < 4 {
-                return Err(DecodeError::BadPacketLength {
-                    index: packets.len(),
-                    len: 4,
-                    remaining: rest.len(),
-                });
+                return Err(DecodeError::BadPacketLength { index: packets.len(), len: 4, remaining: rest.len() });
             }
             let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
             rest = &rest[4..];
@@ -303,20 +265,13 @@ impl Message {
             rest = &rest[len..];
         }
         if packets.len() < 4 {
-            return Err(DecodeError::MissingHeader {
-                packets: packets.len(),
-            });
+            return Err(DecodeError::MissingHeader { packets: packets.len() });
         }
         if packets[0].len() != 1 {
-            return Err(DecodeError::BadMsgType {
-                len: packets[0].len(),
-            });
+            return Err(DecodeError::BadMsgType { len: packets[0].len() });
         }
         let time = base58::decode_u64(packets[3]).map_err(DecodeError::BadTime)?;
-        let payload: Vec<Bytes> = packets[4..]
-            .iter()
-            .map(|p| Bytes::copy_from_slice(p))
-            .collect();
+        let payload: Vec<Bytes> = packets[4..].iter().map(|p| Bytes::copy_from_slice(p)).collect();
         let computed = message_id(&payload, time);
         if packets[2] != computed.as_bytes() {
             return Err(DecodeError::IdMismatch {
@@ -324,11 +279,6 @@ impl Message {
                 computed,
             });
         }
-        Ok(Message {
-            msg_type: packets[0][0],
-            sender: Bytes::copy_from_slice(packets[1]),
-            time,
-            payload,
-        })
+        Ok(Message { msg_type: packets[0][0], sender: Bytes::copy_from_slice(packets[1]), time, payload })
     }
 }

@@ -19,10 +19,7 @@ pub struct Protocol {
 impl Protocol {
     /// A protocol from its two parts.
     pub fn new(subnet: impl Into<String>, encryption: impl Into<String>) -> Self {
-        Protocol {
-            subnet: subnet.into(),
-            encryption: encryption.into(),
-        }
+        Protocol { subnet: subnet.into(), encryption: encryption.into() }
     }
 
     /// py2p's `mesh_socket` default: `("mesh", "Plaintext")`.
@@ -94,14 +91,7 @@ pub fn random_salt() -> String {
     b[6] = (b[6] & 0x0F) | 0x40;
     b[8] = (b[8] & 0x3F) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 #[cfg(test)]

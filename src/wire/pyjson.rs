@@ -74,10 +74,8 @@ fn addr_from_value(value: &Value) -> Option<(String, u16)> {
 /// assert_eq!(peers_json(&[e]), r#"[[["127.0.0.1", 48001], "PeerOne"]]"#);
 /// ```
 pub fn peers_json(entries: &[PeerEntry]) -> String {
-    let items: Vec<String> = entries
-        .iter()
-        .map(|e| format!("[[{}, {}], {}]", string(&e.host), e.port, string(&e.id)))
-        .collect();
+    let items: Vec<String> =
+        entries.iter().map(|e| format!("[[{}, {}], {}]", string(&e.host), e.port, string(&e.id))).collect();
     format!("[{}]", items.join(", "))
 }
 
@@ -103,10 +101,7 @@ pub fn parse_peers(text: &[u8], limit: usize) -> Result<Vec<PeerEntry>, PeerList
     let value: Value = serde_json::from_slice(text).map_err(|_| PeerListError::NotAList)?;
     let arr = value.as_array().ok_or(PeerListError::NotAList)?;
     if arr.len() > limit {
-        return Err(PeerListError::TooLong {
-            count: arr.len(),
-            limit,
-        });
+        return Err(PeerListError::TooLong { count: arr.len(), limit });
     }
     Ok(arr
         .iter()
@@ -130,21 +125,12 @@ pub fn parse_response_addr(text: &[u8]) -> Option<PeerEntry> {
         return None;
     }
     let (host, port) = addr_from_value(&pair[0])?;
-    Some(PeerEntry {
-        host,
-        port,
-        id: pair[1].as_str()?.to_owned(),
-    })
+    Some(PeerEntry { host, port, id: pair[1].as_str()?.to_owned() })
 }
 
 /// Writes the `[["HOST", PORT], "ID"]` packet of a route response.
 pub fn response_addr_json(entry: &PeerEntry) -> String {
-    format!(
-        "[[{}, {}], {}]",
-        string(&entry.host),
-        entry.port,
-        string(&entry.id)
-    )
+    format!("[[{}, {}], {}]", string(&entry.host), entry.port, string(&entry.id))
 }
 
 #[cfg(test)]
@@ -154,23 +140,12 @@ mod tests {
     #[test]
     fn peers_round_trip_and_limits() {
         let list = vec![
-            PeerEntry {
-                host: "127.0.0.1".into(),
-                port: 1,
-                id: "a".into(),
-            },
-            PeerEntry {
-                host: "::1".into(),
-                port: 65535,
-                id: "b".into(),
-            },
+            PeerEntry { host: "127.0.0.1".into(), port: 1, id: "a".into() },
+            PeerEntry { host: "::1".into(), port: 65535, id: "b".into() },
         ];
         let text = peers_json(&list);
         assert_eq!(parse_peers(text.as_bytes(), 10).unwrap(), list);
-        assert!(matches!(
-            parse_peers(text.as_bytes(), 1),
-            Err(PeerListError::TooLong { .. })
-        ));
+        assert!(matches!(parse_peers(text.as_bytes(), 1), Err(PeerListError::TooLong { .. })));
         assert_eq!(parse_peers(b"not json", 10), Err(PeerListError::NotAList));
         // Malformed entries are skipped, not fatal.
         let mixed = br#"[[["h", 70000], "x"], 5, [["h", 5], "ok"]]"#;

@@ -1,0 +1,730 @@
+//! Bad input over real sockets.
+//!
+//! Each case starts a chord node `a` (the target) and a well-behaved rs2p peer
+//! `b`, both joined and connected. A raw tokio `TcpStream` then speaks to `a`
+//! as an attacker: usually a proper handshake first, then the bad frames.
+//! After the attack every case checks that
+//!
+//! * `a` reacted as it should (closed the link promptly, or kept it: a probe
+//!   `retrieve` is still answered),
+//! * `a.status()` holds the typed error the case produces,
+//! * `a.stats()` stayed within the configured bounds,
+//! * `b` saw none of the junk (its status stays "Nominal"), and
+//! * a set/get between `a` and `b` still works.
+//!
+//! Conditions are polled with deadlines; nothing sleeps in place of a condition.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rs2p::core::{Config, GetError, NodeStats};
+use rs2p::net::{ChordSocket, Responsible};
+use rs2p::ring::{HashMethod, U512};
+use rs2p::wire::{base58, flags, pyjson, DecodeError, Message, Protocol};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Bound on waiting for anything that should happen "promptly".
+const PROMPT: Duration = Duration::from_secs(3);
+/// Bound on waiting for slower conditions (a flood to drain, a ring to settle).
+const PATIENT: Duration = Duration::from_secs(15);
+
+/// The `errors` bound of `Node::status` (rs2p keeps the last 64).
+const MAX_ERRORS: usize = 64;
+
+/// A process-wide counter for unique ids, keys and salts.
+fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
+}
+
+/// Polls `cond` every 10 ms until it holds; panics after `limit`.
+async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ----- the two good nodes -----
+
+/// The node under attack, its well-behaved peer, and an address for attackers to advertise.
+struct Net {
+    /// The target.
+    a: ChordSocket,
+    /// A joined rs2p peer connected to `a`.
+    b: ChordSocket,
+    /// `a`'s configuration, for its bounds.
+    cfg: Config,
+    /// A port that accepts connections and drops them at once. Attackers
+    /// advertise it, so that `b` (which learns their address from `a`'s peer
+    /// lists) never dials a port another test may be listening on.
+    sink: u16,
+}
+
+/// Starts `a` (chord defaults changed by `tweak`) and `b`, both joined and connected.
+async fn net(tweak: impl FnOnce(&mut Config)) -> Net {
+    let mut cfg = Config::chord("127.0.0.1", 0);
+    tweak(&mut cfg);
+    let a = ChordSocket::bind_with("127.0.0.1:0", cfg.clone()).await.expect("bind a");
+    let b = ChordSocket::bind("127.0.0.1:0").await.expect("bind b");
+    a.join().unwrap();
+    b.join().unwrap();
+    b.connect(&a.local_addr().to_string()).await.expect("b connects to a");
+    wait_for("a and b to see each other seeding", PATIENT, || {
+        a.data_storing().len() == 1 && b.data_storing().len() == 1
+    })
+    .await;
+    let sink = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+    let sink_port = sink.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = sink.accept().await {
+            drop(stream);
+        }
+    });
+    Net { a, b, cfg, sink: sink_port }
+}
+
+impl Net {
+    /// `a`'s recorded errors (empty when "Nominal").
+    fn errors(&self) -> Vec<String> {
+        self.a.status().err().unwrap_or_default()
+    }
+
+    /// Asserts `a` recorded an error containing `needle`.
+    fn assert_error(&self, needle: &str) {
+        let errors = self.errors();
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "no error containing {needle:?} recorded; errors: {errors:#?}"
+        );
+    }
+
+    /// Asserts every map of `a` stayed within its bound, and returns the stats.
+    fn assert_bounded(&self) -> NodeStats {
+        let s = self.a.stats();
+        // b, at most one attacker still connected, nothing else.
+        assert!(s.connections <= 2, "connections grew: {s:?}");
+        assert!(s.awaiting <= 1, "handshakes pile up: {s:?}");
+        assert!(s.peers <= 2, "routing table grew: {s:?}");
+        assert!(s.recent_ids <= self.cfg.max_recent_ids, "recent ids: {s:?}");
+        assert!(s.keys <= self.cfg.max_keys, "key list: {s:?}");
+        // The good nodes set at most three keys per case, five tables each.
+        assert!(s.items <= 15, "items: {s:?}");
+        assert!(s.pending_retrieves <= 5, "pending retrieves: {s:?}");
+        assert!(s.gets <= 1, "gets: {s:?}");
+        assert_eq!(s.route_requests, 0, "route requests: {s:?}");
+        assert!(s.errors <= MAX_ERRORS, "error log: {s:?}");
+        s
+    }
+
+    /// A set on each good node is read back on the other.
+    async fn assert_serves(&self, tag: &str) {
+        for (writer, reader, dir) in [(&self.b, &self.a, "b-to-a"), (&self.a, &self.b, "a-to-b")] {
+            let key = format!("{tag}/{dir}/{}", unique());
+            let value = format!("value of {key}");
+            writer.set(&key, value.clone()).expect("set");
+            read_back(reader, &key, &value).await;
+        }
+    }
+
+    /// The checks every case ends with; closes both nodes.
+    async fn finish(self, tag: &str) {
+        self.assert_serves(tag).await;
+        self.assert_bounded();
+        assert_eq!(self.b.status(), Ok(()), "the good peer received junk relayed by the target");
+        assert!(self.b.peers().contains(&self.a.id()), "b lost its link to a");
+        self.a.close().unwrap();
+        self.b.close().unwrap();
+    }
+}
+
+/// Reads `key` on `s` until it gives `want` (a set is fire-and-forget).
+async fn read_back(s: &ChordSocket, key: &str, want: &str) {
+    let deadline = Instant::now() + PATIENT;
+    let mut last = None;
+    while Instant::now() < deadline {
+        match s.get_timeout(key, Duration::from_secs(2)).await {
+            Ok(v) if v == want.as_bytes() => return,
+            other => last = Some(other),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{key} never read back as {want:?}; last answer {last:?}");
+}
+
+// ----- the attacker: a raw TCP client -----
+
+/// A raw connection to `a`. Frames from `a` are read (and decoded) by a task,
+/// so `a` never sees a stalled reader; the channel closes on EOF or reset.
+struct Raw {
+    id: String,
+    w: OwnedWriteHalf,
+    /// What the target sent, decoded; an undecodable frame from it is a test failure.
+    rx: mpsc::UnboundedReceiver<Result<Message, DecodeError>>,
+}
+
+impl Raw {
+    /// Opens a TCP connection to `to`; sends nothing.
+    async fn connect(to: &ChordSocket) -> Raw {
+        let stream = TcpStream::connect(to.local_addr()).await.expect("connect to a");
+        stream.set_nodelay(true).unwrap();
+        let (mut r, w) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 4];
+                if r.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                if r.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                // We advertise no compression, so frames come uncompressed.
+                if tx.send(Message::decode_body(&body, &[], 1 << 24)).is_err() {
+                    return;
+                }
+            }
+        });
+        let salt = format!("bad-input-{}-{}", std::process::id(), unique());
+        Raw { id: rs2p::wire::node_id("127.0.0.1", 1, &Protocol::chord_default(), &salt), w, rx }
+    }
+
+    /// Connects and handshakes properly, advertising the sink; waits until `a` routes us.
+    async fn handshaken(net: &Net) -> Raw {
+        let mut raw = Raw::connect(&net.a).await;
+        let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+        raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[]").await;
+        raw.wait_routed(net).await;
+        raw
+    }
+
+    /// Sends a handshake whisper with these protocol id, address and compression packets.
+    async fn handshake(&mut self, protocol_id: &str, addr: &[u8], compression: &[u8]) {
+        let payload = vec![
+            Bytes::from_static(&[flags::HANDSHAKE]),
+            Bytes::from(self.id.clone()),
+            Bytes::copy_from_slice(protocol_id.as_bytes()),
+            Bytes::copy_from_slice(addr),
+            Bytes::copy_from_slice(compression),
+        ];
+        self.send_msg(flags::WHISPER, payload).await;
+    }
+
+    /// Waits until `a` has us in its routing table.
+    async fn wait_routed(&self, net: &Net) {
+        wait_for("the target to accept our handshake", PROMPT, || self.routed_by(&net.a)).await;
+    }
+
+    /// True if `node` has us in its routing table.
+    fn routed_by(&self, node: &ChordSocket) -> bool {
+        node.peers().iter().any(|p| p.as_str() == self.id)
+    }
+
+    /// A whole frame of ours (correct id, current time, uncompressed).
+    fn frame(&self, msg_type: u8, payload: Vec<Bytes>) -> Bytes {
+        Message::new(msg_type, self.id.clone(), now_secs(), payload).encode(None).expect("frame fits")
+    }
+
+    /// Writes raw bytes; the error is returned, as the target may have closed already.
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(bytes).await
+    }
+
+    /// Sends one message; the link must still be open.
+    async fn send_msg(&mut self, msg_type: u8, payload: Vec<Bytes>) {
+        let frame = self.frame(msg_type, payload);
+        self.send(&frame).await.expect("write to the target");
+    }
+
+    /// Reads until the target closes the connection; panics after `limit`.
+    /// Returns how long it took and the messages received meanwhile.
+    async fn closed_within(&mut self, limit: Duration) -> (Duration, Vec<Message>) {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(m)) => seen.push(m.expect("the target sent an undecodable frame")),
+                Ok(None) => return (start.elapsed(), seen),
+                Err(_) => panic!("the target did not close the connection within {limit:?}"),
+            }
+        }
+    }
+
+    /// Proves the link is alive and every frame sent before was processed: a
+    /// `retrieve` for a fresh key must come back as a `retrieved` (frames on
+    /// one connection are handled in order).
+    async fn assert_alive(&mut self) {
+        let key = base58::encode(&U512::from(unique()));
+        self.send_msg(
+            flags::WHISPER,
+            vec![Bytes::from_static(&[flags::RETRIEVE]), Bytes::from_static(b"sha384"), Bytes::from(key.clone())],
+        )
+        .await;
+        let deadline = Instant::now() + PROMPT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = tokio::time::timeout(left, self.rx.recv()).await;
+            let next = next.map(|m| m.map(|m| m.expect("the target sent an undecodable frame")));
+            match next {
+                Ok(Some(m))
+                    if m.sub_flag() == Some(flags::RETRIEVED)
+                        && m.payload.get(2).map(|k| k.as_ref()) == Some(key.as_bytes()) =>
+                {
+                    return
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the target closed a link it should have kept"),
+                Err(_) => panic!("the target did not answer the probe within {PROMPT:?}"),
+            }
+        }
+    }
+}
+
+fn b(s: impl Into<Vec<u8>>) -> Bytes {
+    Bytes::from(s.into())
+}
+
+// ----- mesh layer -----
+
+/// Unframed garbage (an HTTP request): its first 4 bytes read as a length far
+/// over the frame limit, so the link is closed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bytes_without_handshake_are_closed() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::connect(&net.a).await;
+    let _ = raw.send(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n\x00\xff\x13garbage").await;
+    raw.closed_within(PROMPT).await;
+    net.assert_error("exceeds the limit");
+    assert!(!raw.routed_by(&net.a));
+    net.finish("garbage-unframed").await;
+}
+
+/// Well-framed garbage after a handshake: py2p's answer (renegotiate to no
+/// compression and ask for a resend) three times, then the link is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_frames_are_renegotiated_then_closed() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let mut x: u32 = 0x9e37_79b9;
+    for _ in 0..6 {
+        let mut body = vec![0xFFu8]; // a packet length running past the body
+        body.extend((0..63).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        }));
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend(&body);
+        if raw.send(&frame).await.is_err() {
+            break;
+        }
+    }
+    let (_, seen) = raw.closed_within(PROMPT).await;
+    assert!(
+        seen.iter().any(|m| m.msg_type == flags::RENEGOTIATE && m.sub_flag() == Some(flags::RESEND)),
+        "no resend request before the close"
+    );
+    net.assert_error("undecodable frame, renegotiating");
+    net.assert_error("closing connection after bad frame");
+    assert!(!raw.routed_by(&net.a));
+    net.finish("garbage-framed").await;
+}
+
+/// A length header claiming 4 GiB: refused as soon as the 4 header bytes are
+/// in (the decoder reserves nothing for a claimed length), link closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_gib_length_header_is_closed_promptly() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let mut bytes = vec![0xFF, 0xFF, 0xFF, 0xFF];
+    bytes.extend(std::iter::repeat_n(0xAB, 1024));
+    let _ = raw.send(&bytes).await;
+    let (took, _) = raw.closed_within(PROMPT).await;
+    assert!(took < Duration::from_secs(2), "close took {took:?}");
+    net.assert_error("frame of 4294967295 bytes exceeds the limit");
+    assert!(!raw.routed_by(&net.a));
+    net.finish("four-gib").await;
+}
+
+/// Half a frame, then silence: closed once the half-frame timeout passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_frame_then_silence_is_closed_after_the_timeout() {
+    let net = net(|cfg| cfg.half_frame_timeout_ms = 300).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let whole = raw.frame(flags::WHISPER, vec![b(vec![flags::WHISPER]), b(vec![b'x'; 500])]);
+    raw.send(&whole[..whole.len() / 2]).await.unwrap();
+    let (took, _) = raw.closed_within(Duration::from_secs(5)).await;
+    assert!(took >= Duration::from_millis(250), "closed after {took:?}, before the 300 ms timeout");
+    net.assert_error("half-sent frame idle too long");
+    assert!(!raw.routed_by(&net.a));
+    net.finish("half-frame").await;
+}
+
+/// A handshake from another subnet: closed, never routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_from_another_subnet_is_closed() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::connect(&net.a).await;
+    let other = Protocol::new("not-chord", "Plaintext").id();
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    raw.handshake(&other, addr.as_bytes(), b"[]").await;
+    raw.closed_within(PROMPT).await;
+    net.assert_error("peer is on another subnet");
+    assert!(!raw.routed_by(&net.a));
+    assert_eq!(net.a.stats().peers, 1, "only b is routed");
+    net.finish("subnet").await;
+}
+
+/// Malformed JSON in the handshake's address or compression packet: the
+/// error is recorded; the peer is kept (without an address it is just never
+/// listed in peer lists; without a compression list nothing is compressed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_handshake_json_is_recorded() {
+    let net = net(|_| {}).await;
+    let proto = Protocol::chord_default().id();
+    let good_addr = pyjson::addr_packet("127.0.0.1", net.sink);
+
+    let mut bad_addr = Raw::connect(&net.a).await;
+    bad_addr.handshake(&proto, br#"["127.0.0.1", "#, b"[]").await;
+    bad_addr.wait_routed(&net).await;
+    bad_addr.assert_alive().await;
+    net.assert_error("malformed address");
+
+    let mut bad_comp = Raw::connect(&net.a).await;
+    bad_comp.handshake(&proto, good_addr.as_bytes(), br#"["\u0013", "#).await;
+    bad_comp.wait_routed(&net).await;
+    bad_comp.assert_alive().await;
+    net.assert_error("malformed compression list");
+
+    assert_eq!(net.a.stats().peers, 3, "both attackers are routed");
+    drop(bad_addr);
+    drop(bad_comp);
+    wait_for("the attackers' links to close", PROMPT, || net.a.stats().connections == 1).await;
+    net.finish("handshake-json").await;
+}
+
+/// Malformed JSON in a peers message: ignored with a typed error, link kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_peers_json_is_ignored() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    for text in [&br#"[[["127.0.0.1", 1], "x""#[..], br#"{"not": "a list"}"#, b"\xff\xfe"] {
+        raw.send_msg(flags::WHISPER, vec![b(vec![flags::PEERS]), b(text)]).await;
+    }
+    raw.assert_alive().await;
+    net.assert_error("ignoring peer list: peer list is not a JSON list");
+    assert_eq!(net.a.stats().connections, 2, "nothing was dialed");
+    net.finish("peers-json").await;
+}
+
+/// A peer list of 10,000 entries is refused whole: no dial at all. One just
+/// under the limit (1,000 entries) dials at most rs2p's 32 dials in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_peer_list_is_refused_without_a_dial_storm() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    // Port 1 on loopback refuses connections: any dial fails at once.
+    let entries = |n: usize| -> String {
+        let list: Vec<pyjson::PeerEntry> = (0..n)
+            .map(|i| pyjson::PeerEntry {
+                host: "127.0.0.1".into(),
+                port: 1,
+                id: base58::encode(&(U512::from(i as u64 + 1) << 300)),
+            })
+            .collect();
+        pyjson::peers_json(&list)
+    };
+
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::PEERS]), b(entries(10_000))]).await;
+    raw.assert_alive().await;
+    net.assert_error("peer list has 10000 entries, more than the limit of 1024");
+    assert_eq!(net.a.stats().connections, 2, "a 10,000-entry list was dialed");
+
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::PEERS]), b(entries(1_000))]).await;
+    raw.assert_alive().await;
+    let peak = net.a.stats().connections;
+    assert!(peak <= 2 + 32, "{peak} connections after a 1,000-entry list");
+    wait_for("the refused dials to be forgotten", PATIENT, || net.a.stats().connections == 2).await;
+    net.assert_error("could not connect to 127.0.0.1:1");
+    raw.assert_alive().await;
+    net.finish("peers-10000").await;
+}
+
+/// 20,000 distinct broadcasts against `max_recent_ids = 1000`: the id memory
+/// stays within its bound, the flood is relayed to the good peer, and the
+/// application's receive queue stays within its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_flood_keeps_recent_ids_bounded() {
+    const FLOOD: usize = 20_000;
+    const BATCH: usize = 1_000;
+    let net = net(|cfg| cfg.max_recent_ids = 1_000).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let base = net.b.stats().recent_ids;
+    let mut sent = 0;
+    while sent < FLOOD {
+        let mut batch = Vec::with_capacity(BATCH * 160);
+        for i in sent..sent + BATCH {
+            let f = raw.frame(flags::BROADCAST, vec![b(vec![flags::BROADCAST]), b(format!("flood {i}"))]);
+            batch.extend_from_slice(&f);
+        }
+        raw.send(&batch).await.unwrap();
+        sent += BATCH;
+        // Pace by the relay: b has seen every broadcast sent so far (so a's
+        // write queue to b never holds more than one batch).
+        wait_for("b to receive the relayed flood", PATIENT, || net.b.stats().recent_ids >= base + sent).await;
+        let s = net.a.stats();
+        assert!(s.recent_ids <= 1_000, "after {sent} broadcasts: {s:?}");
+    }
+    raw.assert_alive().await;
+    // Exactly at the bound: the flood did fill it, and eviction held it there.
+    assert_eq!(net.a.stats().recent_ids, 1_000);
+    let queued = net.a.recv(usize::MAX).len();
+    assert!(queued <= 10_000, "receive queue holds {queued} messages");
+    net.b.recv(usize::MAX);
+    net.finish("broadcast-flood").await;
+}
+
+/// A frame with the 4 header packets and no payload, as a whisper and as a
+/// broadcast (and one whose sub-flag packet is empty): dropped with an error,
+/// link kept, and the broadcasts are not relayed (py2p drops a link on one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_without_payload_is_dropped() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    raw.send_msg(flags::WHISPER, vec![]).await;
+    raw.send_msg(flags::BROADCAST, vec![]).await;
+    raw.send_msg(flags::BROADCAST, vec![Bytes::new(), b("x")]).await;
+    raw.assert_alive().await;
+    net.assert_error("dropping message without a sub-flag");
+    assert!(net.a.recv(usize::MAX).is_empty(), "junk reached the application");
+    // b must not have received a relay; finish() checks b stayed "Nominal".
+    net.finish("no-payload").await;
+}
+
+/// A frame whose id does not match its content: closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_mismatch_is_closed() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let frame = raw.frame(flags::WHISPER, vec![b(vec![flags::WHISPER]), b("hi")]);
+    let mut bad = frame.to_vec();
+    // length(4) | len(4) type(1) | len(4) sender | len(4) id...
+    let id_at = 4 + 5 + 4 + raw.id.len() + 4;
+    bad[id_at] = if bad[id_at] == b'z' { b'y' } else { b'z' };
+    raw.send(&bad).await.unwrap();
+    raw.closed_within(PROMPT).await;
+    net.assert_error("message id mismatch");
+    assert!(!raw.routed_by(&net.a));
+    assert!(net.a.recv(usize::MAX).is_empty());
+    net.finish("id-mismatch").await;
+}
+
+/// 1,000 connections opened and closed at once (half with a reset): all are
+/// forgotten, and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_connections_opened_and_closed() {
+    let net = net(|_| {}).await;
+    for i in 0..1_000 {
+        let s = TcpStream::connect(net.a.local_addr()).await.expect("connect");
+        if i % 2 == 0 {
+            // Linger 0: the close sends a reset instead of a FIN.
+            #[allow(deprecated)]
+            s.set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        drop(s);
+    }
+    wait_for("every dropped connection to be forgotten", PATIENT, || {
+        let s = net.a.stats();
+        s.connections == 1 && s.awaiting == 0
+    })
+    .await;
+    net.finish("thousand-conns").await;
+}
+
+// ----- chord layer -----
+
+/// A store for an unknown hash table (and one with a key that is not base58):
+/// ignored, nothing stored, link kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_for_an_unknown_table_is_ignored() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let key = base58::encode(&HashMethod::Sha384.hash(b"stolen"));
+    for (table, key) in [("md5", key.as_str()), ("sha1", "0OIl")] {
+        raw.send_msg(flags::WHISPER, vec![b(vec![flags::STORE]), b(table), b(key), b("value")]).await;
+    }
+    raw.assert_alive().await;
+    net.assert_error("ignoring store with an unknown table or a bad key");
+    assert_eq!(net.a.stats().items, 0, "something was stored on a");
+    wait_for("nothing forwarded to b", PROMPT, || net.b.stats().items == 0).await;
+    net.finish("store-unknown-table").await;
+}
+
+/// A retrieve with a 10,000-digit base58 key: ignored (the key overflows 512
+/// bits), nothing pending, link kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrieve_with_a_huge_key_is_ignored() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::RETRIEVE]), b("sha384"), b(vec![b'z'; 10_000])]).await;
+    raw.assert_alive().await;
+    net.assert_error("ignoring retrieve with an unknown table or a bad key");
+    assert_eq!(net.a.stats().pending_retrieves, 0);
+    net.finish("retrieve-huge-key").await;
+}
+
+/// `retrieved` answers nobody asked for: dropped, nothing stored, and a later
+/// get does not see the injected value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsolicited_retrieved_is_dropped() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    for m in HashMethod::ALL {
+        raw.send_msg(
+            flags::WHISPER,
+            vec![b(vec![flags::RETRIEVED]), b(m.name()), b(base58::encode(&m.hash(b"victim"))), b("evil")],
+        )
+        .await;
+    }
+    raw.assert_alive().await;
+    let s = net.a.stats();
+    assert_eq!((s.items, s.pending_retrieves, s.gets), (0, 0, 0), "{s:?}");
+    match net.a.get_timeout("victim", Duration::from_secs(5)).await {
+        Err(rs2p::Error::Get(GetError::NotFound)) => {}
+        other => panic!("get of an unset key gave {other:?}"),
+    }
+    net.finish("unsolicited-retrieved").await;
+}
+
+/// 2,000 distinct notifies against `max_keys = 200`: the key list stops at
+/// its bound with a typed error, link kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_flood_keeps_keys_bounded() {
+    let net = net(|cfg| cfg.max_keys = 200).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let mut batch = Vec::new();
+    for i in 0..2_000 {
+        batch.extend_from_slice(&raw.frame(flags::WHISPER, vec![b(vec![flags::NOTIFY]), b(format!("key {i}"))]));
+    }
+    raw.send(&batch).await.unwrap();
+    raw.assert_alive().await;
+    assert_eq!(net.a.stats().keys, 200);
+    net.assert_error("key list full (200 keys): key not recorded");
+    assert_eq!(net.b.stats().keys, 0, "whispered notifies are not relayed");
+    net.finish("notify-flood").await;
+}
+
+/// Oversized packets whose text ends up in an error message (a 1 MiB protocol
+/// id in a handshake, a 1 MiB message id): the link is closed and the
+/// recorded error stays short, so 64 of them cannot pin a gigabyte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_packets_do_not_bloat_the_error_log() {
+    let net = net(|_| {}).await;
+    let big = "x".repeat(1 << 20);
+
+    let mut raw = Raw::connect(&net.a).await;
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    raw.handshake(&big, addr.as_bytes(), b"[]").await;
+    raw.closed_within(PROMPT).await;
+    net.assert_error("peer is on another subnet");
+
+    let mut raw = Raw::handshaken(&net).await;
+    let mut packets = Vec::new();
+    for p in [&[flags::WHISPER][..], raw.id.as_bytes(), big.as_bytes(), b"3bDwmq", &[flags::WHISPER], b"hi"] {
+        packets.extend((p.len() as u32).to_be_bytes());
+        packets.extend(p);
+    }
+    let mut frame = (packets.len() as u32).to_be_bytes().to_vec();
+    frame.extend(packets);
+    let _ = raw.send(&frame).await;
+    raw.closed_within(PROMPT).await;
+    net.assert_error("message id mismatch");
+
+    let longest = net.errors().iter().map(String::len).max().unwrap_or(0);
+    assert!(longest <= 1024, "an error of {longest} bytes was kept");
+    net.finish("oversized-errors").await;
+}
+
+/// True if this process holds an open TCP socket from `local_port` to `peer_port`
+/// on loopback (a row of /proc/net/tcp with an inode; an orphaned socket,
+/// closed by its process, has inode 0).
+#[cfg(target_os = "linux")]
+fn holds_socket(local_port: u16, peer_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let local = format!("0100007F:{local_port:04X}");
+    let peer = format!("0100007F:{peer_port:04X}");
+    table.lines().skip(1).any(|row| {
+        let f: Vec<&str> = row.split_whitespace().collect();
+        f.len() > 9 && f[1] == local && f[2] == peer && f[9] != "0"
+    })
+}
+
+/// A peer that stops reading, with megabytes queued for it, then sends a bad
+/// frame: the target closes the link, and must really release the socket (and
+/// the frames queued for it) within a bounded time, not wait forever for the
+/// peer to read.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_really_closed() {
+    let net = net(|_| {}).await;
+    // A 1 MiB value under a key whose sha384 item `a` owns, so that `a` answers
+    // a retrieve for it at once, from its own table.
+    let (key, item) = (0..)
+        .map(|i| format!("big {i}"))
+        .map(|k| {
+            let item = HashMethod::Sha384.hash(k.as_bytes());
+            (k, item)
+        })
+        .find(|(_, item)| net.a.find(item) == Responsible::This)
+        .unwrap();
+    net.b.set(&key, vec![b'v'; 1 << 20]).unwrap();
+    wait_for("a to hold the 1 MiB item", PATIENT, || {
+        net.a.dump_data(&U512::ZERO, None).iter().any(|(m, k, _)| *m == HashMethod::Sha384 && *k == item)
+    })
+    .await;
+
+    let stream = TcpStream::connect(net.a.local_addr()).await.unwrap();
+    let our_port = stream.local_addr().unwrap().port();
+    let a_port = net.a.local_addr().port();
+    // The read half is kept, never read: what the target sends piles up.
+    let (_unread, w) = stream.into_split();
+    let salt = format!("bad-input-{}-{}", std::process::id(), unique());
+    let id = rs2p::wire::node_id("127.0.0.1", 1, &Protocol::chord_default(), &salt);
+    let (_, rx) = mpsc::unbounded_channel();
+    let mut raw = Raw { id, w, rx };
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[]").await;
+    raw.wait_routed(&net).await;
+    assert!(holds_socket(a_port, our_port), "the socket table check does not work here");
+
+    // One retrieve of the 1 MiB value, then 47 requests to send it again:
+    // 48 MiB, far more than the socket buffers hold.
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::RETRIEVE]), b("sha384"), b(base58::encode(&item))]).await;
+    for _ in 0..47 {
+        raw.send_msg(flags::RENEGOTIATE, vec![b(vec![flags::RESEND])]).await;
+    }
+    // A frame with a wrong id: the target closes the link.
+    let mut bad = raw.frame(flags::WHISPER, vec![b(vec![flags::WHISPER]), b("hi")]).to_vec();
+    let id_at = 4 + 5 + 4 + raw.id.len() + 4;
+    bad[id_at] = if bad[id_at] == b'z' { b'y' } else { b'z' };
+    raw.send(&bad).await.unwrap();
+    wait_for("the target to drop the link", PROMPT, || !raw.routed_by(&net.a)).await;
+    net.assert_error("message id mismatch");
+    wait_for("the target to release the socket of the closed link", PATIENT, || !holds_socket(a_port, our_port)).await;
+    net.finish("stalled-reader").await;
+}
