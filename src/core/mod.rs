@@ -28,6 +28,12 @@ use crate::wire::{flags, Compression, Message};
 /// A peer whose link closed is not re-dialed from peer lists for this long.
 pub(crate) const REDIAL_BACKOFF_MS: u64 = 10_000;
 
+/// A py2p peer closing the survivor of a conflict this soon after it is re-dialed (D8).
+const D8_REDIAL_WINDOW_MS: u64 = 10_000;
+
+/// Re-dials in a row after D8 before giving up on the peer.
+const D8_MAX_REDIALS: u8 = 3;
+
 /// Bound on errors kept for [`Node::status`].
 const MAX_ERRORS: usize = 64;
 
@@ -231,7 +237,23 @@ impl Node {
             match c.decoder.next_body() {
                 Ok(Some(body)) => {
                     let methods = c.compression.clone();
-                    match Message::decode_body(&body, &methods, self.cfg.max_frame) {
+                    let mut decoded = Message::decode_body(&body, &methods, self.cfg.max_frame);
+                    if decoded.is_err() {
+                        // A renegotiation may have just changed the list while the peer
+                        // still uses the method agreed before: py2p sends `renegotiate
+                        // "[]"` and then its resend request, both compressed with the old
+                        // method (§7.2). Any method we advertised is one the peer may
+                        // use; each container is recognisable and an uncompressed body
+                        // was already tried, so this cannot misread a valid frame.
+                        let others: Vec<_> =
+                            self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
+                        if !others.is_empty() {
+                            if let Ok(msg) = Message::decode_body(&body, &others, self.cfg.max_frame) {
+                                decoded = Ok(msg);
+                            }
+                        }
+                    }
+                    match decoded {
                         Ok(msg) => self.on_message(conn, msg),
                         Err(e) => self.on_bad_frame(conn, e),
                     }
@@ -256,8 +278,33 @@ impl Node {
             } else {
                 "connection closed by the peer during the handshake (is it on another subnet?)".to_owned()
             };
+            // D8: after a conflict, py2p registers the connection it closed and then
+            // drops (and frees) the one both ends kept, leaving the pair unlinked for
+            // good (D23). So when a py2p peer closes our survivor soon after the
+            // conflict, dial it again, a bounded number of times.
+            let redial = match (c.conflict_survivor, &c.peer, &c.addr) {
+                (Some(t), Some(pid), Some(addr))
+                    if c.handshaken
+                        && !c.rs2p
+                        && now.saturating_sub(t) <= D8_REDIAL_WINDOW_MS
+                        && c.d8_redials < D8_MAX_REDIALS =>
+                {
+                    Some((pid.clone(), addr.clone(), c.d8_redials + 1))
+                }
+                _ => None,
+            };
             self.forget_conn(conn, &reason);
             if !self.closed {
+                if let Some((pid, (host, port), redials)) = redial.filter(|(pid, ..)| !self.is_known(pid)) {
+                    match self.connect(&host, port, Some(pid)) {
+                        Ok(new) => {
+                            if let Some(c) = self.conns.get_mut(&new) {
+                                c.d8_redials = redials;
+                            }
+                        }
+                        Err(e) => self.record_error(None, format!("could not re-dial after a conflict: {e}")),
+                    }
+                }
                 // py2p asks its remaining peers for their peer lists after every disconnect.
                 self.request_peers();
             }

@@ -36,6 +36,11 @@ pub struct Conn {
     pub last_sent: Option<(u8, Vec<Bytes>)>,
     /// Frames that failed to parse on this connection.
     pub bad_frames: u32,
+    /// When this connection survived a connection conflict (§6.9), if it did:
+    /// a py2p peer that then closes it is re-dialed (D8).
+    pub conflict_survivor: Option<Time>,
+    /// Re-dials after D8 that led to this connection (bounds the recovery).
+    pub d8_redials: u8,
 }
 
 impl Conn {
@@ -56,6 +61,8 @@ impl Conn {
             leeching: true,
             last_sent: None,
             bad_frames: 0,
+            conflict_survivor: None,
+            d8_redials: 0,
         }
     }
 }

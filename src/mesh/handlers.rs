@@ -206,11 +206,17 @@ impl Node {
             // §6.9: both ends apply the same rule, so they keep the same TCP connection.
             let close_new = (self.id.value() > pid.value()) ^ new_outgoing;
             tracing::debug!(node = %self.id.short(), peer = %pid.short(), close_new, "connection conflict");
+            let (survivor, loser) = if close_new { (other, conn) } else { (conn, other) };
+            // The survivor inherits the D8 re-dial count, so the recovery stays bounded.
+            let redials = self.conns.get(&loser).map_or(0, |c| c.d8_redials);
+            self.close_conn_because(loser, "duplicate connection to the same peer");
+            if let Some(c) = self.conns.get_mut(&survivor) {
+                c.conflict_survivor = Some(self.now);
+                c.d8_redials = c.d8_redials.max(redials);
+            }
             if close_new {
-                self.close_conn_because(conn, "duplicate connection to the same peer");
                 return;
             }
-            self.close_conn_because(other, "duplicate connection to the same peer");
         }
         // Malformed JSON here is recorded, and the peer kept: without an address
         // it is left out of peer lists; without a compression list nothing is

@@ -10,12 +10,29 @@ handshake, then one JSON answer per command line. Keys and values are text
   peers                     send {args}            recv
   reply {args}  (replies to every message received so far, then forgets them)
   items                     status                 quit
+  held {keys}    (chord) which local tables hold each key: {key: {method: value}}
+  lookup {key, timeout}  (chord) the five raw table answers of py2p's
+                 per-table lookup (as get does it, minus a race), null = no answer
+  whisper {args, id?}  whisper (type and sub-flag 0x02) to peer `id`, or to
+                 every peer without `id`
+  flood {count, prefix}  `count` broadcasts "<prefix><i>" from this (user)
+                 thread as fast as py2p goes (provokes D24)
+
+py2p prints diagnostics on stdout (e.g. message.reply when not connected, and
+the network thread's "unhandled exception" lines, which `status` also
+reports), so this script writes its JSON answers to the original stdout and
+sends py2p's prints nowhere, or to stderr when RS2P_PY2P_VERBOSE is set.
 """
 import json
+import os
 import socket
 import sys
 import time
 import traceback
+
+# py2p writes its own prints to sys.stdout; keep the JSON channel clean.
+JSON_OUT = sys.stdout
+sys.stdout = sys.stderr if os.environ.get("RS2P_PY2P_VERBOSE") else open(os.devnull, "w")
 
 
 def free_port():
@@ -52,7 +69,7 @@ def main():
             subnet = args.pop(0)
         elif flag == "--port":
             port = int(args.pop(0))
-    from py2p import base, chord, mesh
+    from py2p import base, chord, mesh, utils
 
     module = chord if kind == "chord" else mesh
     cls = chord.chord_socket if kind == "chord" else mesh.mesh_socket
@@ -122,7 +139,25 @@ def main():
                     "sender": m.sender.decode(),
                     "flag": m.packets[0].hex(),
                     "args": [p.decode("utf-8", "replace") for p in m.packets[1:]],
+                    "id": m.id.decode(),
+                    "time": m.time,
+                    "type": m.msg.msg_type.hex(),
                 } for m in msgs])
+            elif op == "whisper":
+                payload = [a.encode() for a in cmd["args"]]
+                if cmd.get("id"):
+                    sock.routing_table[cmd["id"].encode()].send(base.flags.whisper, base.flags.whisper, *payload)
+                else:
+                    sock.send(*payload, type=base.flags.whisper, flag=base.flags.whisper)
+                out(ok=True)
+            elif op == "flood":
+                errors = 0
+                for i in range(int(cmd["count"])):
+                    try:
+                        sock.send(("%s%d" % (cmd["prefix"], i)).encode())
+                    except Exception:  # noqa: BLE001 - D24: count, keep going
+                        errors += 1
+                out(ok=True, errors=errors)
             elif op == "reply":
                 for m in received:
                     m.reply(*[a.encode() for a in cmd["args"]])
@@ -134,6 +169,36 @@ def main():
                 if kind == "chord":
                     counts = {k.decode(): len(v) for k, v in sock.data.items()}
                 out(ok=True, counts=counts)
+            elif op == "held":
+                held = {}
+                for k in cmd["keys"]:
+                    tables = {}
+                    for method, h in zip(chord.hashes, chord.get_hashes(k.encode())):
+                        value = sock.data[method].get(h)
+                        if value is not None:
+                            tables[method.decode()] = text(value)
+                    held[k] = tables
+                out(ok=True, held=held)
+            elif op == "lookup":
+                # What chord_socket.__lookup does for get(), with one change:
+                # the pending entry is registered *before* the retrieve is
+                # sent. py2p registers it after sending, so an answer that
+                # comes back before the user thread runs again is dropped as
+                # unsolicited and the get times out.
+                vals = []
+                for method, h in zip(chord.hashes, chord.get_hashes(cmd["key"].encode())):
+                    node = sock.find(h) if sock.routing_table else None
+                    if node in (sock, None):
+                        vals.append(utils.awaiting_value(sock.data[method].get(h, "")))
+                    else:
+                        ret = utils.awaiting_value()
+                        sock.requests[method, base.to_base_58(h)] = ret
+                        node.send(base.flags.whisper, base.flags.retrieve, method, base.to_base_58(h))
+                        vals.append(ret)
+                end = time.time() + float(cmd.get("timeout", 5))
+                while any(v.value == -1 for v in vals) and time.time() < end:
+                    time.sleep(0.02)
+                out(ok=True, answers=[None if v.value == -1 else text(v.value) for v in vals])
             elif op == "status":
                 st = sock.status
                 out(ok=True, status=st if isinstance(st, str) else [str(x)[-300:] for x in st])
@@ -150,9 +215,16 @@ def main():
         pass
 
 
+def text(value):
+    """A stored value as JSON text (py2p's local "missing" answer is the str '')."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
 def out(**kw):
-    sys.stdout.write(json.dumps(kw) + "\n")
-    sys.stdout.flush()
+    JSON_OUT.write(json.dumps(kw) + "\n")
+    JSON_OUT.flush()
 
 
 if __name__ == "__main__":

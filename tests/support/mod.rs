@@ -49,9 +49,7 @@ pub fn py2p_python() -> PathBuf {
 
 /// `$CARGO_MANIFEST_DIR/tests/py2p`: the Python scripts the tests run.
 pub fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("py2p")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("py2p")
 }
 
 /// The venv directory (whether or not it exists yet).
@@ -67,18 +65,9 @@ pub fn run_py(script: &str, args: &[&str], stdin: &[u8]) -> (ExitStatus, Vec<u8>
 }
 
 /// [`run_py`] with an explicit time limit.
-pub fn run_py_timeout(
-    script: &str,
-    args: &[&str],
-    stdin: &[u8],
-    timeout: Duration,
-) -> (ExitStatus, Vec<u8>, String) {
+pub fn run_py_timeout(script: &str, args: &[&str], stdin: &[u8], timeout: Duration) -> (ExitStatus, Vec<u8>, String) {
     let python = py2p_python();
-    let script_path = if Path::new(script).is_absolute() {
-        PathBuf::from(script)
-    } else {
-        scripts_dir().join(script)
-    };
+    let script_path = if Path::new(script).is_absolute() { PathBuf::from(script) } else { scripts_dir().join(script) };
     let mut cmd = Command::new(&python);
     cmd.arg(&script_path)
         .args(args)
@@ -87,15 +76,8 @@ pub fn run_py_timeout(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let what = format!(
-        "{} {} {}",
-        python.display(),
-        script_path.display(),
-        args.join(" ")
-    );
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"));
+    let what = format!("{} {} {}", python.display(), script_path.display(), args.join(" "));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"));
 
     // Feed stdin and drain both pipes on their own threads so a full pipe can
     // never block the child (or us).
@@ -146,14 +128,7 @@ pub fn run_py_timeout(
 fn resolve_python() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(PYTHON_OVERRIDE_ENV) {
         let p = PathBuf::from(p);
-        return if p.exists() {
-            Ok(p)
-        } else {
-            Err(format!(
-                "{PYTHON_OVERRIDE_ENV}={} does not exist",
-                p.display()
-            ))
-        };
+        return if p.exists() { Ok(p) } else { Err(format!("{PYTHON_OVERRIDE_ENV}={} does not exist", p.display())) };
     }
     ensure_venv(&venv_dir())
 }
@@ -187,30 +162,15 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
     }
     // Anything here without the marker is a build that died half way.
     if venv.exists() {
-        fs::remove_dir_all(venv)
-            .map_err(|e| format!("removing incomplete venv {}: {e}", venv.display()))?;
+        fs::remove_dir_all(venv).map_err(|e| format!("removing incomplete venv {}: {e}", venv.display()))?;
     }
-    eprintln!(
-        "support: building the py2p {PY2P_VERSION} venv at {} (first use)",
-        venv.display()
-    );
+    eprintln!("support: building the py2p {PY2P_VERSION} venv at {} (first use)", venv.display());
 
-    let out = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(venv)
-        .stdin(Stdio::null())
-        .output();
+    let out = Command::new("python3").args(["-m", "venv"]).arg(venv).stdin(Stdio::null()).output();
     check_tool("python3 -m venv", out)?;
 
     let out = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "-q",
-        ])
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"])
         .args(PIP_PACKAGES)
         .env("PIP_NO_INPUT", "1")
         .stdin(Stdio::null())
@@ -221,22 +181,17 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
     let probe = "import snappy, py2p, py2p.base as b; \
                  assert py2p.__version__ == '0.5.607', py2p.__version__; \
                  assert b.flags.snappy in b.compression, b.compression";
-    let out = Command::new(&python)
-        .args(["-c", probe])
-        .stdin(Stdio::null())
-        .output();
+    let out = Command::new(&python).args(["-c", probe]).stdin(Stdio::null()).output();
     check_tool("py2p import check", out)?;
 
-    fs::write(&marker, format!("py2p {PY2P_VERSION}\n"))
-        .map_err(|e| format!("writing {}: {e}", marker.display()))?;
+    fs::write(&marker, format!("py2p {PY2P_VERSION}\n")).map_err(|e| format!("writing {}: {e}", marker.display()))?;
     // The lock is released when `lock` is dropped.
     drop(lock);
     Ok(python)
 }
 
 fn lock_exclusive(lock: &File, path: &Path) -> Result<(), String> {
-    lock.lock()
-        .map_err(|e| format!("locking {}: {e}", path.display()))
+    lock.lock().map_err(|e| format!("locking {}: {e}", path.display()))
 }
 
 fn check_tool(what: &str, out: std::io::Result<Output>) -> Result<(), String> {

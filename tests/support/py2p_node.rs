@@ -30,12 +30,8 @@ impl Py2pNode {
         if let Some(s) = subnet {
             cmd.arg("--subnet").arg(s);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start py2p node");
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start py2p node");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
@@ -47,22 +43,9 @@ impl Py2pNode {
                 }
             }
         });
-        let mut node = Py2pNode {
-            child,
-            stdin,
-            lines,
-            id: String::new(),
-            port: 0,
-            kind: kind.to_owned(),
-        };
-        let ready = node
-            .read_line(Duration::from_secs(60))
-            .unwrap_or_else(|| panic!("py2p {kind} node did not start"));
-        assert_eq!(
-            ready["ready"],
-            json!(true),
-            "py2p node did not come up: {ready}"
-        );
+        let mut node = Py2pNode { child, stdin, lines, id: String::new(), port: 0, kind: kind.to_owned() };
+        let ready = node.read_line(Duration::from_secs(60)).unwrap_or_else(|| panic!("py2p {kind} node did not start"));
+        assert_eq!(ready["ready"], json!(true), "py2p node did not come up: {ready}");
         node.id = ready["id"].as_str().expect("id").to_owned();
         node.port = ready["port"].as_u64().expect("port") as u16;
         node
@@ -70,9 +53,7 @@ impl Py2pNode {
 
     fn read_line(&mut self, timeout: Duration) -> Option<Value> {
         let line = self.lines.recv_timeout(timeout).ok()?;
-        Some(
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("py2p node wrote {line:?}: {e}")),
-        )
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("py2p node wrote {line:?}: {e}")))
     }
 
     /// Sends one command and returns its answer (panics if py2p does not answer in 60 s).
@@ -99,11 +80,7 @@ impl Py2pNode {
         if v["ok"] == json!(true) {
             Ok(v["value"].as_str().unwrap_or_default().to_owned())
         } else {
-            Err(format!(
-                "{} {}",
-                v["error"].as_str().unwrap_or("?"),
-                v["detail"].as_str().unwrap_or("")
-            ))
+            Err(format!("{} {}", v["error"].as_str().unwrap_or("?"), v["detail"].as_str().unwrap_or("")))
         }
     }
 
