@@ -407,7 +407,7 @@ impl Node {
         if c.dialing {
             return;
         }
-        let method = crate::wire::compression::choose(&self.cfg.compression, &c.compression);
+        let method = Self::send_method(&self.cfg.compression, c);
         let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
         match msg.encode(method) {
             Ok(frame) => {
@@ -425,11 +425,22 @@ impl Node {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let method = crate::wire::compression::choose(&self.cfg.compression, &c.compression);
+        let method = Self::send_method(&self.cfg.compression, c);
         match msg.encode_with_id(id, method) {
             Ok(frame) => self.actions.push_back(Action::Send { conn, frame }),
             Err(e) => self.record_error(Some(conn), format!("not relayed: {e}")),
         }
+    }
+
+    /// The compression for frames on a connection: py2p's rule (our first
+    /// preference the peer listed), except that rs2p peers get uncompressed
+    /// frames: on loopback and LANs compressing small frames costs more time
+    /// than it saves, and an rs2p receiver always accepts raw frames.
+    fn send_method(preference: &[Compression], c: &Conn) -> Option<Compression> {
+        if c.rs2p {
+            return None;
+        }
+        crate::wire::compression::choose(preference, &c.compression)
     }
 
     /// Handshaken connections, in routing order.

@@ -84,8 +84,18 @@ pub fn encode(value: &U512) -> String {
 }
 
 /// Encodes a `u64` (a timestamp, say) as canonical base58.
-pub fn encode_u64(value: u64) -> String {
-    encode(&U512::from(value))
+pub fn encode_u64(mut value: u64) -> String {
+    if value == 0 {
+        return "1".to_owned();
+    }
+    let mut digits = [0u8; 11];
+    let mut i = digits.len();
+    while value > 0 {
+        i -= 1;
+        digits[i] = ALPHABET[(value % 58) as usize];
+        value /= 58;
+    }
+    String::from_utf8(digits[i..].to_vec()).expect("base58 digits are ASCII")
 }
 
 /// Encodes a big-endian byte string (a hash digest) read as one unsigned integer.
@@ -104,19 +114,31 @@ pub fn encode_be_bytes(bytes: &[u8]) -> String {
 /// assert!(base58::decode(b"0OIl").is_err());
 /// ```
 pub fn decode(text: &[u8]) -> Result<U512, Base58Error> {
-    let mut value = U512::ZERO;
-    let base = U512::from(58u64);
-    for (position, &byte) in text.iter().enumerate() {
-        let digit = DIGIT_OF[byte as usize];
-        if digit == 0xFF {
-            return Err(Base58Error::InvalidCharacter { byte, position });
+    // Ten digits at a time fit in a u64 (58^10 < 2^64); each chunk is folded
+    // into little-endian 64-bit limbs with one multiply-add per limb.
+    let mut limbs = [0u64; 8];
+    for (c, chunk) in text.chunks(10).enumerate() {
+        let mut acc: u64 = 0;
+        let mut scale: u64 = 1;
+        for (j, &byte) in chunk.iter().enumerate() {
+            let digit = DIGIT_OF[byte as usize];
+            if digit == 0xFF {
+                return Err(Base58Error::InvalidCharacter { byte, position: c * 10 + j });
+            }
+            acc = acc * 58 + u64::from(digit);
+            scale *= 58;
         }
-        value = value
-            .checked_mul(base)
-            .and_then(|v| v.checked_add(U512::from(digit)))
-            .ok_or(Base58Error::Overflow { digits: text.len() })?;
+        let mut carry = u128::from(acc);
+        for limb in &mut limbs {
+            let cur = u128::from(*limb) * u128::from(scale) + carry;
+            *limb = cur as u64;
+            carry = cur >> 64;
+        }
+        if carry != 0 {
+            return Err(Base58Error::Overflow { digits: text.len() });
+        }
     }
-    Ok(value)
+    Ok(U512::from_limbs(limbs))
 }
 
 /// Decodes base58 text into a `u64`, failing on overflow.
