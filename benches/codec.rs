@@ -26,21 +26,15 @@ use rs2p::wire::{Compression, Message, DEFAULT_MAX_FRAME};
 /// LCG), so zlib has something realistic to compress.
 fn payload(len: usize) -> Bytes {
     const WORDS: [&str; 16] = [
-        "alpha", "bravo", "chord", "delta", "echo", "frame", "gamma", "hash", "id", "key",
-        "lookup", "mesh", "node", "peer", "ring", "store",
+        "alpha", "bravo", "chord", "delta", "echo", "frame", "gamma", "hash", "id", "key", "lookup", "mesh", "node",
+        "peer", "ring", "store",
     ];
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         out.extend_from_slice(WORDS[(state >> 60) as usize].as_bytes());
-        out.push(if (state >> 32).is_multiple_of(9) {
-            b'\n'
-        } else {
-            b' '
-        });
+        out.push(if (state >> 32).is_multiple_of(9) { b'\n' } else { b' ' });
     }
     out.truncate(len);
     Bytes::from(out)
@@ -62,11 +56,7 @@ struct Outcome {
 /// `budget` has passed; the batch stops growing once it takes ~1% of the budget.
 fn measure(budget: Duration, mut encode: impl FnMut(), mut decode: impl FnMut()) -> Outcome {
     let mut batch: u64 = 1;
-    let mut out = Outcome {
-        iterations: 0,
-        encode: Duration::ZERO,
-        decode: Duration::ZERO,
-    };
+    let mut out = Outcome { iterations: 0, encode: Duration::ZERO, decode: Duration::ZERO };
     let start = Instant::now();
     while start.elapsed() < budget {
         let t = Instant::now();
@@ -91,15 +81,11 @@ fn measure(budget: Duration, mut encode: impl FnMut(), mut decode: impl FnMut())
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick")
-        || std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let quick =
+        args.iter().any(|a| a == "--quick") || std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     // cargo passes `--bench`; other flags are ignored, the first plain word filters.
     let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
-    let budget = if quick {
-        Duration::from_millis(100)
-    } else {
-        Duration::from_secs(1)
-    };
+    let budget = if quick { Duration::from_millis(100) } else { Duration::from_secs(1) };
     let warm_up = budget / 10;
 
     // A realistic sender: a 66-character base58 node id.
@@ -110,12 +96,7 @@ fn main() {
             let method = compression.map_or("none", Compression::name);
             cases.push(Case {
                 name: format!("{size_name}/{method}"),
-                message: Message::new(
-                    2,
-                    sender,
-                    1_700_000_000,
-                    vec![Bytes::from_static(b"\x02"), payload(size)],
-                ),
+                message: Message::new(2, sender, 1_700_000_000, vec![Bytes::from_static(b"\x02"), payload(size)]),
                 compression,
             });
         }
@@ -124,29 +105,21 @@ fn main() {
     println!(
         "rs2p codec benchmark ({} per case{})",
         if quick { "~0.1 s" } else { "~1 s" },
-        if cfg!(debug_assertions) {
-            ", DEBUG BUILD: numbers are not representative"
-        } else {
-            ""
-        }
+        if cfg!(debug_assertions) { ", DEBUG BUILD: numbers are not representative" } else { "" }
     );
     println!(
         "{:<12} {:>11} {:>12} {:>16} {:>16} {:>10}",
         "case", "frame bytes", "iterations", "encode ns/op", "decode ns/op", "MB/s"
     );
     for case in &cases {
-        if filter
-            .as_ref()
-            .is_some_and(|f| !case.name.contains(f.as_str()))
-        {
+        if filter.as_ref().is_some_and(|f| !case.name.contains(f.as_str())) {
             continue;
         }
         let m = &case.message;
         let c = case.compression;
         let methods: Vec<Compression> = c.into_iter().collect();
         let frame = m.encode(c).expect("benchmark messages encode");
-        let decoded = Message::decode_frame(&frame, &methods, DEFAULT_MAX_FRAME)
-            .expect("benchmark frames decode");
+        let decoded = Message::decode_frame(&frame, &methods, DEFAULT_MAX_FRAME).expect("benchmark frames decode");
         assert_eq!(&decoded, m, "{}: round trip", case.name);
         let plain_len = m.packets().expect("benchmark messages encode").len();
 
@@ -155,8 +128,7 @@ fn main() {
         };
         let decode = || {
             black_box(
-                Message::decode_frame(black_box(&frame), black_box(&methods), DEFAULT_MAX_FRAME)
-                    .expect("decode"),
+                Message::decode_frame(black_box(&frame), black_box(&methods), DEFAULT_MAX_FRAME).expect("decode"),
             );
         };
         measure(warm_up, encode, decode);

@@ -22,11 +22,7 @@ use rs2p::wire::{base58, Compression, DecodeError, FrameDecoder, Message, DEFAUL
 fn cfg(cases: u32) -> ProptestConfig {
     let base = ProptestConfig::default();
     ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            base.cases
-        } else {
-            cases
-        },
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() { base.cases } else { cases },
         failure_persistence: None,
         ..base
     }
@@ -38,18 +34,10 @@ fn message_with(max_packets: usize, max_len: usize) -> impl Strategy<Value = Mes
         any::<u8>(),
         prop::collection::vec(any::<u8>(), 0..80),
         any::<u64>(),
-        prop::collection::vec(
-            prop::collection::vec(any::<u8>(), 0..max_len),
-            0..max_packets,
-        ),
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..max_len), 0..max_packets),
     )
         .prop_map(|(msg_type, sender, time, payload)| {
-            Message::new(
-                msg_type,
-                sender,
-                time,
-                payload.into_iter().map(Bytes::from).collect(),
-            )
+            Message::new(msg_type, sender, time, payload.into_iter().map(Bytes::from).collect())
         })
 }
 
@@ -113,11 +101,7 @@ fn drain(d: &mut FrameDecoder, out: &mut Vec<Bytes>) -> Result<(), DecodeError> 
 
 /// Turns arbitrary indices into sorted, distinct cut points strictly inside `0..len`.
 fn cut_points(cuts: &[Index], len: usize) -> Vec<usize> {
-    let mut points: Vec<usize> = if len == 0 {
-        Vec::new()
-    } else {
-        cuts.iter().map(|i| i.index(len)).collect()
-    };
+    let mut points: Vec<usize> = if len == 0 { Vec::new() } else { cuts.iter().map(|i| i.index(len)).collect() };
     points.sort_unstable();
     points.dedup();
     points.retain(|&p| p > 0);
@@ -145,11 +129,7 @@ fn id_offset(m: &Message) -> usize {
 // Round trips
 // ---------------------------------------------------------------------------
 
-fn check_round_trip(
-    m: &Message,
-    c: Option<Compression>,
-    all: &[Compression],
-) -> Result<(), TestCaseError> {
+fn check_round_trip(m: &Message, c: Option<Compression>, all: &[Compression]) -> Result<(), TestCaseError> {
     let frame = m.encode(c).expect("small messages always encode");
     let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
     prop_assert_eq!(len, frame.len() - 4, "length header");
@@ -158,22 +138,9 @@ fn check_round_trip(
         prop_assert_eq!(Message::from_packets(&frame[4..]), Ok(m.clone()));
     }
     let own = methods_for(c);
-    prop_assert_eq!(
-        Message::decode_frame(&frame, &own, DEFAULT_MAX_FRAME),
-        Ok(m.clone()),
-        "peer_methods = {:?}",
-        own
-    );
-    prop_assert_eq!(
-        Message::decode_frame(&frame, all, DEFAULT_MAX_FRAME),
-        Ok(m.clone()),
-        "peer_methods = {:?}",
-        all
-    );
-    prop_assert_eq!(
-        Message::decode_body(&frame[4..], all, DEFAULT_MAX_FRAME),
-        Ok(m.clone())
-    );
+    prop_assert_eq!(Message::decode_frame(&frame, &own, DEFAULT_MAX_FRAME), Ok(m.clone()), "peer_methods = {:?}", own);
+    prop_assert_eq!(Message::decode_frame(&frame, all, DEFAULT_MAX_FRAME), Ok(m.clone()), "peer_methods = {:?}", all);
+    prop_assert_eq!(Message::decode_body(&frame[4..], all, DEFAULT_MAX_FRAME), Ok(m.clone()));
     Ok(())
 }
 
@@ -300,17 +267,11 @@ fn frame_decoder_one_byte_at_a_time() {
         .chain(PREFERENCE.map(Some))
         .enumerate()
         .map(|(i, c)| {
-            let payload = vec![
-                Bytes::from_static(b"\x02"),
-                Bytes::from(vec![i as u8; i * 50]),
-            ];
+            let payload = vec![Bytes::from_static(b"\x02"), Bytes::from(vec![i as u8; i * 50])];
             (Message::new(2, "me", 1_700_000_000 + i as u64, payload), c)
         })
         .collect();
-    let stream: Vec<u8> = msgs
-        .iter()
-        .flat_map(|(m, c)| m.encode(*c).unwrap().to_vec())
-        .collect();
+    let stream: Vec<u8> = msgs.iter().flat_map(|(m, c)| m.encode(*c).unwrap().to_vec()).collect();
     let mut d = FrameDecoder::default();
     let mut bodies = Vec::new();
     for b in &stream {
@@ -318,10 +279,8 @@ fn frame_decoder_one_byte_at_a_time() {
         drain(&mut d, &mut bodies).unwrap();
     }
     assert_eq!(d.pending(), 0);
-    let decoded: Vec<Message> = bodies
-        .iter()
-        .map(|b| Message::decode_body(b, &PREFERENCE, DEFAULT_MAX_FRAME).unwrap())
-        .collect();
+    let decoded: Vec<Message> =
+        bodies.iter().map(|b| Message::decode_body(b, &PREFERENCE, DEFAULT_MAX_FRAME).unwrap()).collect();
     let expected: Vec<Message> = msgs.into_iter().map(|(m, _)| m).collect();
     assert_eq!(decoded, expected);
 }
@@ -334,10 +293,7 @@ fn frame_decoder_one_byte_at_a_time() {
 /// with lengths mostly small enough to pass a small frame limit.
 fn hostile_stream() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
-        (
-            prop_oneof![3 => 0u32..200, 1 => any::<u32>()],
-            prop::collection::vec(any::<u8>(), 0..250),
-        ),
+        (prop_oneof![3 => 0u32..200, 1 => any::<u32>()], prop::collection::vec(any::<u8>(), 0..250)),
         0..6,
     )
     .prop_map(|segments| {
@@ -375,12 +331,7 @@ fn hostile_packets() -> impl Strategy<Value = Vec<u8>> {
 fn mutated_frame() -> impl Strategy<Value = (Vec<u8>, Option<Compression>)> {
     (
         message_with(4, 200),
-        prop::sample::select(vec![
-            None,
-            Some(Compression::Snappy),
-            Some(Compression::Zlib),
-            Some(Compression::Gzip),
-        ]),
+        prop::sample::select(vec![None, Some(Compression::Snappy), Some(Compression::Zlib), Some(Compression::Gzip)]),
         prop::collection::vec((any::<Index>(), any::<u8>()), 1..5),
     )
         .prop_map(|(m, c, edits)| {
@@ -585,18 +536,9 @@ fn oversize_header_is_refused_promptly() {
     frame.extend_from_slice(b"\x00\x00\x00\x01\x02");
 
     let start = Instant::now();
-    let expected = DecodeError::FrameTooLarge {
-        len: u64::from(u32::MAX),
-        max: DEFAULT_MAX_FRAME,
-    };
-    assert_eq!(
-        Message::decode_frame(&frame, &PREFERENCE, DEFAULT_MAX_FRAME),
-        Err(expected.clone())
-    );
-    assert_eq!(
-        Message::decode_frame(&header, &[], DEFAULT_MAX_FRAME),
-        Err(expected.clone())
-    );
+    let expected = DecodeError::FrameTooLarge { len: u64::from(u32::MAX), max: DEFAULT_MAX_FRAME };
+    assert_eq!(Message::decode_frame(&frame, &PREFERENCE, DEFAULT_MAX_FRAME), Err(expected.clone()));
+    assert_eq!(Message::decode_frame(&header, &[], DEFAULT_MAX_FRAME), Err(expected.clone()));
 
     // Header fed whole.
     let mut d = FrameDecoder::default();
@@ -613,11 +555,7 @@ fn oversize_header_is_refused_promptly() {
     }
     d.extend(&header[3..]);
     assert_eq!(d.next_body(), Err(expected));
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
 }
 
 #[test]
@@ -628,20 +566,14 @@ fn frame_limit_boundary() {
     assert_eq!(Message::decode_frame(&frame, &[], body_len), Ok(m.clone()));
     assert_eq!(
         Message::decode_frame(&frame, &[], body_len - 1),
-        Err(DecodeError::FrameTooLarge {
-            len: body_len as u64,
-            max: body_len - 1
-        })
+        Err(DecodeError::FrameTooLarge { len: body_len as u64, max: body_len - 1 })
     );
     let mut d = FrameDecoder::new(body_len);
     d.extend(&frame);
     assert_eq!(d.next_body().unwrap().as_deref(), Some(&frame[4..]));
     let mut d = FrameDecoder::new(body_len - 1);
     d.extend(&frame);
-    assert!(matches!(
-        d.next_body(),
-        Err(DecodeError::FrameTooLarge { .. })
-    ));
+    assert!(matches!(d.next_body(), Err(DecodeError::FrameTooLarge { .. })));
 }
 
 proptest! {
@@ -790,8 +722,5 @@ fn lzma_legacy_header_does_not_reserve_its_dictionary() {
     assert!(Compression::Lzma.decompress(&body, 1 << 20).is_err());
     assert!(Message::decode_frame(&frame_of(&body), &PREFERENCE, 1 << 20).is_err());
     let grown = vm_peak_kib().saturating_sub(before);
-    assert!(
-        grown < 1 << 20,
-        "decoding a 14-byte body reserved {grown} KiB of address space"
-    );
+    assert!(grown < 1 << 20, "decoding a 14-byte body reserved {grown} KiB of address space");
 }

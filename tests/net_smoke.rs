@@ -37,19 +37,12 @@ async fn rs2p_pair_set_get() {
     a.join().unwrap();
     b.join().unwrap();
     b.connect(&a.local_addr().to_string()).await.unwrap();
-    wait_for(
-        || a.data_storing().len() == 1 && b.data_storing().len() == 1,
-        "meta exchange",
-    )
-    .await;
+    wait_for(|| a.data_storing().len() == 1 && b.data_storing().len() == 1, "meta exchange").await;
     b.set("colour", "blue").unwrap();
     // A set is fire-and-forget (as in py2p): poll until the stores have landed.
     read_until(&a, "colour", "blue").await;
     assert_eq!(b.get("colour").await.unwrap(), "blue");
-    assert!(matches!(
-        a.get("nothing").await,
-        Err(rs2p::Error::Get(rs2p::core::GetError::NotFound))
-    ));
+    assert!(matches!(a.get("nothing").await, Err(rs2p::Error::Get(rs2p::core::GetError::NotFound))));
     a.close().unwrap();
     assert!(a.close().is_err(), "a second close is an error");
     b.close().unwrap();
@@ -57,9 +50,7 @@ async fn rs2p_pair_set_get() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rs2p_joins_py2p_node() {
-    let mut py = tokio::task::spawn_blocking(|| Py2pNode::start("chord", None))
-        .await
-        .unwrap();
+    let mut py = tokio::task::spawn_blocking(|| Py2pNode::start("chord", None)).await.unwrap();
     py.cmd(json!({"op": "join"}));
     py.set("from-py", "py-value");
     let r = ChordSocket::bind("127.0.0.1:0").await.unwrap();
@@ -83,10 +74,6 @@ async fn rs2p_joins_py2p_node() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        got.1,
-        Ok("rs-value".to_owned()),
-        "py2p side could not read rs2p's set"
-    );
+    assert_eq!(got.1, Ok("rs-value".to_owned()), "py2p side could not read rs2p's set");
     r.close().unwrap();
 }

@@ -32,10 +32,7 @@ const SHOWN_FAILURES: usize = 5;
 
 fn seed() -> u64 {
     match std::env::var("RS2P_CROSSCHECK_SEED") {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("RS2P_CROSSCHECK_SEED={s:?} is not a u64")),
+        Ok(s) => s.trim().parse().unwrap_or_else(|_| panic!("RS2P_CROSSCHECK_SEED={s:?} is not a u64")),
         Err(_) => DEFAULT_SEED,
     }
 }
@@ -53,10 +50,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(
-        s.len().is_multiple_of(2),
-        "odd-length hex from python: {s:?}"
-    );
+    assert!(s.len().is_multiple_of(2), "odd-length hex from python: {s:?}");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|_| panic!("bad hex {s:?}")))
@@ -64,9 +58,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("python record lacks string {key:?}: {v}"))
+    v[key].as_str().unwrap_or_else(|| panic!("python record lacks string {key:?}: {v}"))
 }
 
 /// Reads the fields py2p reported (`msg_type`, `sender`, `time`, `payload`) as
@@ -74,21 +66,14 @@ fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
 fn message_from_record(v: &Value) -> (Message, String) {
     let msg_type = unhex(str_field(v, "msg_type"));
     assert_eq!(msg_type.len(), 1, "py2p msg_type is not one byte: {v}");
-    let time = v["time"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("python time is not a u64: {v}"));
+    let time = v["time"].as_u64().unwrap_or_else(|| panic!("python time is not a u64: {v}"));
     let payload = v["payload"]
         .as_array()
         .unwrap_or_else(|| panic!("python payload is not a list: {v}"))
         .iter()
         .map(|p| Bytes::from(unhex(p.as_str().expect("payload item is hex text"))))
         .collect();
-    let msg = Message::new(
-        msg_type[0],
-        Bytes::from(unhex(str_field(v, "sender"))),
-        time,
-        payload,
-    );
+    let msg = Message::new(msg_type[0], Bytes::from(unhex(str_field(v, "sender"))), time, payload);
     (msg, str_field(v, "id").to_owned())
 }
 
@@ -97,9 +82,7 @@ fn parse_json_lines(stdout: &[u8]) -> Vec<Value> {
         .expect("python stdout is UTF-8")
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON from python ({e}): {l}"))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON from python ({e}): {l}")))
         .collect()
 }
 
@@ -118,10 +101,7 @@ fn method_name(m: Option<Compression>) -> &'static str {
 }
 
 fn finish(label: &str, checked: usize, failures: Vec<String>) {
-    eprintln!(
-        "{label}: {checked} frames checked, {} failures",
-        failures.len()
-    );
+    eprintln!("{label}: {checked} frames checked, {} failures", failures.len());
     assert!(checked > 0, "{label}: no frame was checked");
     if failures.is_empty() {
         return;
@@ -148,35 +128,20 @@ fn py2p_frames_decode_in_rs2p() {
     let seed = seed().to_string();
     let n = CASES.to_string();
     let (status, stdout, stderr) = support::run_py(SCRIPT, &["make", &n, &seed], b"");
-    assert!(
-        status.success(),
-        "py2p side failed: `{SCRIPT} make {n} {seed}` exited {status}; stderr:\n{stderr}"
-    );
+    assert!(status.success(), "py2p side failed: `{SCRIPT} make {n} {seed}` exited {status}; stderr:\n{stderr}");
     let records = parse_json_lines(&stdout);
-    assert_eq!(
-        records.len(),
-        CASES,
-        "py2p side: wrong number of messages; stderr:\n{stderr}"
-    );
+    assert_eq!(records.len(), CASES, "py2p side: wrong number of messages; stderr:\n{stderr}");
 
-    let names: Vec<(&str, Option<Compression>)> = std::iter::once(("none", None))
-        .chain(PREFERENCE.iter().map(|&c| (c.name(), Some(c))))
-        .collect();
+    let names: Vec<(&str, Option<Compression>)> =
+        std::iter::once(("none", None)).chain(PREFERENCE.iter().map(|&c| (c.name(), Some(c)))).collect();
     let mut checked = 0;
     let mut identical: Vec<(&str, usize)> = names.iter().map(|(n, _)| (*n, 0)).collect();
     let mut failures = Vec::new();
 
     for (i, rec) in records.iter().enumerate() {
         let (expected, py_id) = message_from_record(rec);
-        let frames = rec["frames"]
-            .as_object()
-            .unwrap_or_else(|| panic!("py2p record {i} lacks frames: {rec}"));
-        assert_eq!(
-            frames.len(),
-            names.len(),
-            "py2p record {i}: frames {:?}",
-            frames.keys()
-        );
+        let frames = rec["frames"].as_object().unwrap_or_else(|| panic!("py2p record {i} lacks frames: {rec}"));
+        assert_eq!(frames.len(), names.len(), "py2p record {i}: frames {:?}", frames.keys());
         if expected.id() != py_id {
             failures.push(format!(
                 "rs2p computes a different id than py2p for message {i} ({}): rs2p {}, py2p {py_id}",
@@ -218,10 +183,8 @@ fn py2p_frames_decode_in_rs2p() {
                     hex(&ours)
                 )),
                 Ok(_) => {}
-                Err(e) => failures.push(format!(
-                    "rs2p failed to encode message {i} ({}) with {name}: {e}",
-                    describe(&expected)
-                )),
+                Err(e) => failures
+                    .push(format!("rs2p failed to encode message {i} ({}) with {name}: {e}", describe(&expected))),
             }
         }
     }
@@ -270,9 +233,7 @@ fn random_sender(rng: &mut Rng) -> Bytes {
     } else {
         rng.range(1, 100) as usize
     };
-    let mut s: Vec<u8> = (0..len)
-        .map(|_| B58[rng.range(0, B58.len() as u64 - 1) as usize])
-        .collect();
+    let mut s: Vec<u8> = (0..len).map(|_| B58[rng.range(0, B58.len() as u64 - 1) as usize]).collect();
     if roll >= 95 && !s.is_empty() {
         // py2p keeps the sender as raw bytes; make sure any byte survives.
         let at = rng.range(0, s.len() as u64 - 1) as usize;
@@ -282,20 +243,8 @@ fn random_sender(rng: &mut Rng) -> Bytes {
 }
 
 fn random_time(rng: &mut Rng) -> u64 {
-    const SPECIAL: [u64; 12] = [
-        0,
-        1,
-        57,
-        58,
-        3363,
-        3364,
-        1_700_000_000,
-        u32::MAX as u64,
-        1 << 32,
-        (1 << 53) + 1,
-        1 << 63,
-        u64::MAX,
-    ];
+    const SPECIAL: [u64; 12] =
+        [0, 1, 57, 58, 3363, 3364, 1_700_000_000, u32::MAX as u64, 1 << 32, (1 << 53) + 1, 1 << 63, u64::MAX];
     if rng.chance(30) {
         SPECIAL[rng.range(0, SPECIAL.len() as u64 - 1) as usize]
     } else {
@@ -319,9 +268,7 @@ fn random_packet(rng: &mut Rng) -> Bytes {
     }
     if roll < 80 {
         let chars = ['a', 'b', 'c', ' ', 'é', '中'];
-        let s: String = (0..len / 3)
-            .map(|_| chars[rng.range(0, chars.len() as u64 - 1) as usize])
-            .collect();
+        let s: String = (0..len / 3).map(|_| chars[rng.range(0, chars.len() as u64 - 1) as usize]).collect();
         return Bytes::from(s);
     }
     Bytes::from(rng.bytes(len))
@@ -352,31 +299,17 @@ fn rs2p_frames_decode_in_py2p() {
     for (i, m) in messages.iter().enumerate() {
         let encode = |method: Option<Compression>| {
             m.encode(method).unwrap_or_else(|e| {
-                panic!(
-                    "rs2p side failed to encode message {i} ({}) with {}: {e}",
-                    describe(m),
-                    method_name(method)
-                )
+                panic!("rs2p side failed to encode message {i} ({}) with {}: {e}", describe(m), method_name(method))
             })
         };
         // Uncompressed: as py2p sees it before the handshake (no methods) and
         // after (every method fails, so the body is taken raw).
         let raw = encode(None);
         for methods in [Vec::new(), PREFERENCE.to_vec()] {
-            cases.push(Case {
-                msg_index: i,
-                method: None,
-                methods,
-                frame: raw.clone(),
-            });
+            cases.push(Case { msg_index: i, method: None, methods, frame: raw.clone() });
         }
         for c in PREFERENCE {
-            cases.push(Case {
-                msg_index: i,
-                method: Some(c),
-                methods: vec![c],
-                frame: encode(Some(c)),
-            });
+            cases.push(Case { msg_index: i, method: Some(c), methods: vec![c], frame: encode(Some(c)) });
         }
     }
 
@@ -388,10 +321,7 @@ fn rs2p_frames_decode_in_py2p() {
         input.push('\n');
     }
     let (status, stdout, stderr) = support::run_py(SCRIPT, &["check"], input.as_bytes());
-    assert!(
-        status.success(),
-        "py2p side failed: `{SCRIPT} check` exited {status}; stderr:\n{stderr}"
-    );
+    assert!(status.success(), "py2p side failed: `{SCRIPT} check` exited {status}; stderr:\n{stderr}");
     let answers = parse_json_lines(&stdout);
     assert_eq!(
         answers.len(),

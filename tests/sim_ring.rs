@@ -26,11 +26,7 @@ fn small_ring_set_get_delete() {
     }
     for &n in &nodes {
         for k in ["a", "b", "c", "d"] {
-            assert_eq!(
-                sim.get(n, k.as_bytes()).unwrap(),
-                format!("value-{k}"),
-                "node {n} key {k}"
-            );
+            assert_eq!(sim.get(n, k.as_bytes()).unwrap(), format!("value-{k}"), "node {n} key {k}");
         }
         assert_eq!(sim.get(n, b"missing"), Err(GetError::NotFound));
     }
@@ -38,12 +34,7 @@ fn small_ring_set_get_delete() {
     sim.run();
     for &n in &nodes {
         assert_eq!(sim.get(n, b"b"), Err(GetError::NotFound), "node {n}");
-        assert!(
-            !sim.node(n)
-                .keys()
-                .contains(&bytes::Bytes::from_static(b"b")),
-            "node {n} still lists b"
-        );
+        assert!(!sim.node(n).keys().contains(&bytes::Bytes::from_static(b"b")), "node {n} still lists b");
     }
 }
 
@@ -52,20 +43,12 @@ fn ring_of_32_with_1000_keys_and_churn() {
     let (mut sim, nodes) = ring(32);
     let keys: Vec<String> = (0..1000).map(|i| format!("key-{i}")).collect();
     for (i, k) in keys.iter().enumerate() {
-        sim.set(
-            nodes[i % nodes.len()],
-            k.as_bytes(),
-            format!("v{i}").as_bytes(),
-        );
+        sim.set(nodes[i % nodes.len()], k.as_bytes(), format!("v{i}").as_bytes());
     }
     let check = |sim: &mut Sim, readers: &[usize]| {
         for (i, k) in keys.iter().enumerate() {
             for &r in readers {
-                assert_eq!(
-                    sim.get(r, k.as_bytes()).as_deref(),
-                    Ok(format!("v{i}").as_bytes()),
-                    "reader {r} key {k}"
-                );
+                assert_eq!(sim.get(r, k.as_bytes()).as_deref(), Ok(format!("v{i}").as_bytes()), "reader {r} key {k}");
             }
         }
     };
@@ -104,11 +87,7 @@ fn leeching_client_reads_and_writes() {
     sim.advance(100);
     assert!(sim.node(client).is_leeching());
     sim.set(client, b"from-client", b"hello");
-    assert_eq!(
-        sim.node(client).item_count(),
-        0,
-        "a leeching client stores nothing"
-    );
+    assert_eq!(sim.node(client).item_count(), 0, "a leeching client stores nothing");
     for &n in &nodes {
         assert_eq!(sim.get(n, b"from-client").unwrap(), "hello");
     }

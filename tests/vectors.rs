@@ -20,10 +20,7 @@ use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 
 use rs2p::ring::{self, distance, distance_with_limit, get_hashes, HashMethod, U512};
 use rs2p::wire::compression::{self, PREFERENCE};
-use rs2p::wire::{
-    base58, node_id, protocol, pyjson, Compression, FrameDecoder, Message, Protocol,
-    DEFAULT_MAX_FRAME,
-};
+use rs2p::wire::{base58, node_id, protocol, pyjson, Compression, FrameDecoder, Message, Protocol, DEFAULT_MAX_FRAME};
 
 // ---------------------------------------------------------------------------
 // Loading and small helpers
@@ -53,34 +50,25 @@ fn vectors_dir() -> PathBuf {
 
 fn load(name: &str) -> Value {
     let path = vectors_dir().join(name);
-    let text = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("cannot read vector file {}: {e}", path.display()));
-    serde_json::from_slice(&text)
-        .unwrap_or_else(|e| panic!("vector file {} is not valid JSON: {e}", path.display()))
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read vector file {}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("vector file {} is not valid JSON: {e}", path.display()))
 }
 
 /// `v[key]`, failing loudly when the key is absent.
 fn get<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key)
-        .unwrap_or_else(|| panic!("vector entry has no field {key:?}: {}", short(v)))
+    v.get(key).unwrap_or_else(|| panic!("vector entry has no field {key:?}: {}", short(v)))
 }
 
 fn st<'a>(v: &'a Value, key: &str) -> &'a str {
-    get(v, key)
-        .as_str()
-        .unwrap_or_else(|| panic!("field {key:?} is not a string: {}", short(v)))
+    get(v, key).as_str().unwrap_or_else(|| panic!("field {key:?} is not a string: {}", short(v)))
 }
 
 fn arr<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
-    get(v, key)
-        .as_array()
-        .unwrap_or_else(|| panic!("field {key:?} is not a list: {}", short(v)))
+    get(v, key).as_array().unwrap_or_else(|| panic!("field {key:?} is not a list: {}", short(v)))
 }
 
 fn u64_of(v: &Value, key: &str) -> u64 {
-    get(v, key)
-        .as_u64()
-        .unwrap_or_else(|| panic!("field {key:?} is not an unsigned integer: {}", short(v)))
+    get(v, key).as_u64().unwrap_or_else(|| panic!("field {key:?} is not an unsigned integer: {}", short(v)))
 }
 
 fn short(v: &Value) -> String {
@@ -106,10 +94,7 @@ fn hex(s: &str) -> Vec<u8> {
             _ => panic!("bad hex digit {:?} in {s:?}", c as char),
         }
     };
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| (nibble(p[0]) << 4) | nibble(p[1]))
-        .collect()
+    s.as_bytes().chunks(2).map(|p| (nibble(p[0]) << 4) | nibble(p[1])).collect()
 }
 
 fn to_hex(b: &[u8]) -> String {
@@ -121,15 +106,11 @@ fn hex_at(v: &Value, key: &str) -> Vec<u8> {
 }
 
 fn u512(s: &str) -> U512 {
-    s.parse::<U512>()
-        .unwrap_or_else(|e| panic!("{s:?} is not a decimal U512: {e}"))
+    s.parse::<U512>().unwrap_or_else(|e| panic!("{s:?} is not a decimal U512: {e}"))
 }
 
 fn method_by_name(name: &str) -> Compression {
-    PREFERENCE
-        .into_iter()
-        .find(|c| c.name() == name)
-        .unwrap_or_else(|| panic!("unknown compression name {name:?}"))
+    PREFERENCE.into_iter().find(|c| c.name() == name).unwrap_or_else(|| panic!("unknown compression name {name:?}"))
 }
 
 /// A compression named either by py2p name (`"zlib"`) or by hex flag (`"13"`).
@@ -150,18 +131,9 @@ fn message_of(v: &Value) -> Message {
     assert_eq!(t.len(), 1, "msg_type must be one byte: {}", short(v));
     let payload = arr(v, "payload")
         .iter()
-        .map(|p| {
-            Bytes::from(hex(p.as_str().unwrap_or_else(|| {
-                panic!("payload item not a string: {}", short(v))
-            })))
-        })
+        .map(|p| Bytes::from(hex(p.as_str().unwrap_or_else(|| panic!("payload item not a string: {}", short(v))))))
         .collect();
-    Message::new(
-        t[0],
-        Bytes::copy_from_slice(st(v, "sender").as_bytes()),
-        u64_of(v, "time"),
-        payload,
-    )
+    Message::new(t[0], Bytes::copy_from_slice(st(v, "sender").as_bytes()), u64_of(v, "time"), payload)
 }
 
 fn assert_msg(got: &Message, want: &Message, want_id: &str, ctx: &str) {
@@ -208,28 +180,18 @@ fn feed(stream: &[u8], mut next_len: impl FnMut(usize) -> usize, ctx: &str) -> V
         let n = next_len(pos).clamp(1, stream.len() - pos);
         d.extend(&stream[pos..pos + n]);
         pos += n;
-        while let Some(body) = d
-            .next_body()
-            .unwrap_or_else(|e| panic!("{ctx}: FrameDecoder error at byte {pos}: {e}"))
+        while let Some(body) = d.next_body().unwrap_or_else(|e| panic!("{ctx}: FrameDecoder error at byte {pos}: {e}"))
         {
             out.push(body);
         }
     }
-    assert_eq!(
-        d.pending(),
-        0,
-        "{ctx}: bytes left in the decoder at end of stream"
-    );
+    assert_eq!(d.pending(), 0, "{ctx}: bytes left in the decoder at end of stream");
     out
 }
 
 /// Feeds `stream` cutting it at the given absolute positions (sorted, deduplicated inside).
 fn feed_cuts(stream: &[u8], cuts: &[usize], ctx: &str) -> Vec<Bytes> {
-    let mut cuts: Vec<usize> = cuts
-        .iter()
-        .copied()
-        .filter(|&c| c > 0 && c < stream.len())
-        .collect();
+    let mut cuts: Vec<usize> = cuts.iter().copied().filter(|&c| c > 0 && c < stream.len()).collect();
     cuts.sort_unstable();
     cuts.dedup();
     let mut it = cuts.into_iter();
@@ -248,11 +210,7 @@ fn check_stream(stream: &[u8], expected: &[(Message, String)], ctx: &str) -> usi
         let len = u32::from_be_bytes(stream[pos..pos + 4].try_into().unwrap()) as usize;
         pos += 4 + len;
     }
-    assert_eq!(
-        pos,
-        stream.len(),
-        "{ctx}: stream is not a whole number of frames"
-    );
+    assert_eq!(pos, stream.len(), "{ctx}: stream is not a whole number of frames");
     assert_eq!(starts.len(), expected.len(), "{ctx}: frame count");
 
     let mut strategies: Vec<(String, Vec<Bytes>)> = Vec::new();
@@ -270,10 +228,7 @@ fn check_stream(stream: &[u8], expected: &[(Message, String)], ctx: &str) -> usi
     // D2-style reads: a read ends exactly k bytes into the next frame.
     for k in [1usize, 3, 4, 5] {
         let cuts: Vec<usize> = starts.iter().map(|s| s + k).collect();
-        strategies.push((
-            format!("cut {k} bytes into each frame"),
-            feed_cuts(stream, &cuts, ctx),
-        ));
+        strategies.push((format!("cut {k} bytes into each frame"), feed_cuts(stream, &cuts, ctx)));
     }
 
     let mut checked = 0;
@@ -348,33 +303,18 @@ fn base58_vectors() {
         );
         if let Ok(small) = st(e, "int").parse::<u64>() {
             assert_eq!(base58::encode_u64(small), text, "encode_u64 {}", short(e));
-            assert_eq!(
-                base58::decode_u64(text.as_bytes()).unwrap(),
-                small,
-                "decode_u64 {}",
-                short(e)
-            );
+            assert_eq!(base58::decode_u64(text.as_bytes()).unwrap(), small, "decode_u64 {}", short(e));
         } else {
-            assert!(
-                base58::decode_u64(text.as_bytes()).is_err(),
-                "decode_u64 must overflow: {}",
-                short(e)
-            );
+            assert!(base58::decode_u64(text.as_bytes()).is_err(), "decode_u64 must overflow: {}", short(e));
         }
         n += 1;
     }
 
     for e in arr(&v, "decode_only") {
         let text = st(e, "b58");
-        let value = base58::decode(text.as_bytes())
-            .unwrap_or_else(|err| panic!("decode_only {text:?}: {err}"));
+        let value = base58::decode(text.as_bytes()).unwrap_or_else(|err| panic!("decode_only {text:?}: {err}"));
         assert_eq!(value, u512(st(e, "int")), "decode_only {}", short(e));
-        assert_eq!(
-            base58::encode(&value),
-            st(e, "reencoded"),
-            "reencode {}",
-            short(e)
-        );
+        assert_eq!(base58::encode(&value), st(e, "reencoded"), "reencode {}", short(e));
         n += 1;
     }
 
@@ -382,19 +322,10 @@ fn base58_vectors() {
         let text = st(e, "b58");
         let result = base58::decode(text.as_bytes());
         if get(e, "error").is_null() {
-            assert!(
-                result.is_ok(),
-                "py2p accepts {text:?} but we reject it: {result:?}"
-            );
+            assert!(result.is_ok(), "py2p accepts {text:?} but we reject it: {result:?}");
         } else {
-            assert!(
-                result.is_err(),
-                "py2p rejects {text:?} but we accept it: {result:?}"
-            );
-            assert!(
-                base58::decode_u64(text.as_bytes()).is_err(),
-                "decode_u64 {text:?}"
-            );
+            assert!(result.is_err(), "py2p rejects {text:?} but we accept it: {result:?}");
+            assert!(base58::decode_u64(text.as_bytes()).is_err(), "decode_u64 {text:?}");
             assert!(!base58::is_valid(text.as_bytes()), "is_valid {text:?}");
         }
         n += 1;
@@ -404,18 +335,8 @@ fn base58_vectors() {
         let data = hex_at(e, "data_hex");
         let d = digest(st(e, "hash"), &data);
         assert_eq!(to_hex(&d), st(e, "digest_hex"), "digest {}", short(e));
-        assert_eq!(
-            ring::u512_from_be(&d),
-            u512(st(e, "int")),
-            "int {}",
-            short(e)
-        );
-        assert_eq!(
-            base58::encode_be_bytes(&d),
-            st(e, "b58"),
-            "b58 {}",
-            short(e)
-        );
+        assert_eq!(ring::u512_from_be(&d), u512(st(e, "int")), "int {}", short(e));
+        assert_eq!(base58::encode_be_bytes(&d), st(e, "b58"), "b58 {}", short(e));
         n += 1;
     }
 
@@ -458,20 +379,10 @@ fn id_vectors() {
     for p in arr(&v, "protocols") {
         let (subnet, enc) = (st(p, "subnet"), st(p, "encryption"));
         let input = format!("{subnet}{enc}{}", protocol::PROTOCOL_VERSION);
-        assert_eq!(
-            to_hex(input.as_bytes()),
-            st(p, "hash_input_hex"),
-            "{}",
-            short(p)
-        );
+        assert_eq!(to_hex(input.as_bytes()), st(p, "hash_input_hex"), "{}", short(p));
         assert_eq!(input, st(p, "hash_input_text"), "{}", short(p));
         let sha = hex_at(p, "sha256_hex");
-        assert_eq!(
-            Sha256::digest(input.as_bytes()).to_vec(),
-            sha,
-            "{}",
-            short(p)
-        );
+        assert_eq!(Sha256::digest(input.as_bytes()).to_vec(), sha, "{}", short(p));
         assert_eq!(base58::encode_be_bytes(&sha), st(p, "id"), "{}", short(p));
         assert_eq!(Protocol::new(subnet, enc).id(), st(p, "id"), "{}", short(p));
         n += 1;
@@ -485,10 +396,7 @@ fn id_vectors() {
     };
     assert_eq!(pair("mesh.default_protocol"), Protocol::mesh_default());
     assert_eq!(pair("chord.default_protocol"), Protocol::chord_default());
-    assert_eq!(
-        pair("base.default_protocol"),
-        Protocol::new("", "Plaintext")
-    );
+    assert_eq!(pair("base.default_protocol"), Protocol::new("", "Plaintext"));
     n += 4;
 
     for e in arr(&v, "node_ids") {
@@ -505,24 +413,14 @@ fn id_vectors() {
         // Whatever the address type, the hash of the recorded input is the id.
         let d = Sha384::digest(&input);
         assert_eq!(base58::encode_be_bytes(&d), id, "{}", short(e));
-        assert_eq!(
-            base58::decode(id.as_bytes()).unwrap(),
-            u512(st(e, "id_int")),
-            "{}",
-            short(e)
-        );
+        assert_eq!(base58::decode(id.as_bytes()).unwrap(), u512(st(e, "id_int")), "{}", short(e));
         let mut tail = st(e, "protocol_id").as_bytes().to_vec();
         tail.extend_from_slice(salt.as_bytes());
         let addr_bytes = st(e, "out_addr_str").as_bytes().to_vec();
         assert_eq!([addr_bytes, tail].concat(), input, "{}", short(e));
 
         if st(e, "out_addr_python_type") == "tuple" {
-            assert_eq!(
-                protocol::python_addr_str(host, port),
-                st(e, "out_addr_str"),
-                "{}",
-                short(e)
-            );
+            assert_eq!(protocol::python_addr_str(host, port), st(e, "out_addr_str"), "{}", short(e));
             assert_eq!(node_id(host, port, &proto, salt), id, "{}", short(e));
         }
         n += 1;
@@ -544,20 +442,13 @@ fn ring_vectors() {
 
     assert_eq!(u512(st(&v, "ring_modulus")), modulus);
     assert_eq!(ring::RING_BITS, 384);
-    let order: Vec<&str> = arr(&v, "hash_order")
-        .iter()
-        .map(|x| x.as_str().unwrap())
-        .collect();
+    let order: Vec<&str> = arr(&v, "hash_order").iter().map(|x| x.as_str().unwrap()).collect();
     let ours: Vec<&str> = HashMethod::ALL.iter().map(|m| m.name()).collect();
     assert_eq!(order, ours, "hash order");
     let shifts = get(&v, "shifts").as_object().expect("shifts object");
     assert_eq!(shifts.len(), 5);
     for m in HashMethod::ALL {
-        assert_eq!(
-            shifts[m.name()].as_u64(),
-            Some(m.shift() as u64),
-            "shift of {m}"
-        );
+        assert_eq!(shifts[m.name()].as_u64(), Some(m.shift() as u64), "shift of {m}");
         assert_eq!(HashMethod::from_name(m.name().as_bytes()), Some(m));
     }
     n += 2;
@@ -570,25 +461,13 @@ fn ring_vectors() {
         for (i, h) in want.iter().enumerate() {
             let method = HashMethod::ALL[i];
             assert_eq!(st(h, "method"), method.name(), "method order {}", short(e));
-            assert_eq!(
-                HashMethod::from_name(st(h, "method").as_bytes()),
-                Some(method)
-            );
+            assert_eq!(HashMethod::from_name(st(h, "method").as_bytes()), Some(method));
             let value = u512(st(h, "int"));
             assert_eq!(ours[i], value, "{method} of key {}", st(e, "key_hex"));
-            assert_eq!(
-                method.hash(&key),
-                value,
-                "{method}.hash of {}",
-                st(e, "key_hex")
-            );
+            assert_eq!(method.hash(&key), value, "{method}.hash of {}", st(e, "key_hex"));
             assert_eq!(base58::encode(&ours[i]), st(h, "b58"), "{method} b58");
             assert_eq!(ours[i].bit_len() as u64, u64_of(h, "bits"), "{method} bits");
-            assert_eq!(
-                ours[i] >= modulus,
-                get(h, "exceeds_ring").as_bool().unwrap(),
-                "{method} exceeds_ring"
-            );
+            assert_eq!(ours[i] >= modulus, get(h, "exceeds_ring").as_bool().unwrap(), "{method} exceeds_ring");
             n += 1;
         }
     }
@@ -600,26 +479,11 @@ fn ring_vectors() {
         match get(e, "limit").as_str() {
             None => {
                 assert_eq!(distance(&a, &b), want, "distance {}", short(e));
-                assert_eq!(
-                    distance_with_limit(&a, &b, &U512::ZERO),
-                    want,
-                    "distance_with_limit(0) {}",
-                    short(e)
-                );
-                assert_eq!(
-                    distance_with_limit(&a, &b, &modulus),
-                    want,
-                    "distance_with_limit(2^384) {}",
-                    short(e)
-                );
+                assert_eq!(distance_with_limit(&a, &b, &U512::ZERO), want, "distance_with_limit(0) {}", short(e));
+                assert_eq!(distance_with_limit(&a, &b, &modulus), want, "distance_with_limit(2^384) {}", short(e));
             }
             Some(limit) => {
-                assert_eq!(
-                    distance_with_limit(&a, &b, &u512(limit)),
-                    want,
-                    "distance_with_limit {}",
-                    short(e)
-                );
+                assert_eq!(distance_with_limit(&a, &b, &u512(limit)), want, "distance_with_limit {}", short(e));
             }
         }
         n += 1;
@@ -661,14 +525,8 @@ fn compression_vectors() {
     let snappy_json = st(&v, "json_compressions_with_snappy");
     assert_eq!(compression::to_json(&PREFERENCE[1..]), default_json);
     assert_eq!(compression::to_json(&PREFERENCE), snappy_json);
-    assert_eq!(
-        compression::from_json(default_json.as_bytes()),
-        Some(PREFERENCE[1..].to_vec())
-    );
-    assert_eq!(
-        compression::from_json(snappy_json.as_bytes()),
-        Some(PREFERENCE.to_vec())
-    );
+    assert_eq!(compression::from_json(default_json.as_bytes()), Some(PREFERENCE[1..].to_vec()));
+    assert_eq!(compression::from_json(snappy_json.as_bytes()), Some(PREFERENCE.to_vec()));
     n += 5;
 
     // method name -> (byte-identical samples, samples, input sizes that differ)
@@ -694,11 +552,7 @@ fn compression_vectors() {
             );
 
             let ours = method.compress(&input);
-            assert_eq!(
-                method.decompress(&ours, DEFAULT_MAX_FRAME).as_deref(),
-                Ok(&input[..]),
-                "{ctx}: our round trip"
-            );
+            assert_eq!(method.decompress(&ours, DEFAULT_MAX_FRAME).as_deref(), Ok(&input[..]), "{ctx}: our round trip");
             let slot = identical.entry(method.name()).or_default();
             slot.1 += 1;
             if ours == theirs {
@@ -712,9 +566,7 @@ fn compression_vectors() {
 
     eprintln!("compression.json: {n} entries checked");
     for (name, (same, total, differ)) in &identical {
-        eprintln!(
-            "  byte-identical to py2p ({name}): {same}/{total} samples; differ at input sizes {differ:?}"
-        );
+        eprintln!("  byte-identical to py2p ({name}): {same}/{total} samples; differ at input sizes {differ:?}");
     }
     assert!(n > 0);
 }
@@ -754,19 +606,12 @@ fn frame_vectors() {
         let want = message_of(f);
         let want_id = st(f, "id").to_owned();
         assert_eq!(want.time, fixed_time, "{name}: time");
-        assert_eq!(
-            base58::encode_u64(want.time),
-            st(f, "time_58"),
-            "{name}: time_58"
-        );
+        assert_eq!(base58::encode_u64(want.time), st(f, "time_58"), "{name}: time_58");
         assert_eq!(want.id(), want_id, "{name}: recomputed id");
 
         let encodings = arr(f, "encodings");
         assert!(!encodings.is_empty(), "{name}: no encodings");
-        assert!(
-            get(&encodings[0], "compression").is_null(),
-            "{name}: encodings[0] must be uncompressed"
-        );
+        assert!(get(&encodings[0], "compression").is_null(), "{name}: encodings[0] must be uncompressed");
 
         // Decode every recorded frame.
         let mut to_decode: Vec<(String, Option<Compression>, Vec<u8>)> = Vec::new();
@@ -810,16 +655,8 @@ fn frame_vectors() {
         // Encoder: the uncompressed frame is byte-exact.
         let exact = hex_at(&encodings[0], "frame");
         let ours = want.encode(None).expect("encode");
-        assert_eq!(
-            to_hex(&ours),
-            to_hex(&exact),
-            "{name}: uncompressed re-encoding differs"
-        );
-        assert_eq!(
-            &want.packets().expect("packets")[..],
-            &exact[4..],
-            "{name}: packets"
-        );
+        assert_eq!(to_hex(&ours), to_hex(&exact), "{name}: uncompressed re-encoding differs");
+        assert_eq!(&want.packets().expect("packets")[..], &exact[4..], "{name}: packets");
         n += 1;
 
         // Our compressed encodings round-trip; record byte identity with py2p's.
@@ -831,10 +668,7 @@ fn frame_vectors() {
                     .unwrap_or_else(|e| panic!("{label}: decode with {methods:?}: {e}"));
                 assert_msg(&got, &want, &want_id, &label);
             }
-            if let Some(e) = encodings
-                .iter()
-                .find(|e| get(e, "compression").as_str() == Some(m.name()))
-            {
+            if let Some(e) = encodings.iter().find(|e| get(e, "compression").as_str() == Some(m.name())) {
                 let slot = identical.entry(m.name()).or_default();
                 slot.1 += 1;
                 if frame[..] == hex_at(e, "frame")[..] {
@@ -857,22 +691,11 @@ fn frame_vectors() {
         }
         if let Some(trigger) = f.get("trigger_payload") {
             // renegotiate/compression in; reply = intersection in OUR preference order.
-            let packets: Vec<Vec<u8>> = trigger
-                .as_array()
-                .expect("trigger_payload list")
-                .iter()
-                .map(|p| hex(p.as_str().unwrap()))
-                .collect();
+            let packets: Vec<Vec<u8>> =
+                trigger.as_array().expect("trigger_payload list").iter().map(|p| hex(p.as_str().unwrap())).collect();
             let asked = compression::from_json(&packets[1]).expect("trigger list parses");
-            let reply: Vec<Compression> = PREFERENCE
-                .into_iter()
-                .filter(|c| asked.contains(c))
-                .collect();
-            assert_eq!(
-                compression::to_json(&reply).as_bytes(),
-                &want.payload[1][..],
-                "{name}: renegotiate reply list"
-            );
+            let reply: Vec<Compression> = PREFERENCE.into_iter().filter(|c| asked.contains(c)).collect();
+            assert_eq!(compression::to_json(&reply).as_bytes(), &want.payload[1][..], "{name}: renegotiate reply list");
             n += 1;
         }
 
@@ -904,16 +727,9 @@ fn check_payload_texts(name: &str, m: &Message) -> usize {
             // handshake: [0x05, id, protocol id, ["HOST", PORT], compressions]
             assert_eq!(p[1], m.sender, "{name}: handshake id = sender");
             let protos = [Protocol::mesh_default(), Protocol::chord_default()];
-            assert!(
-                protos.iter().any(|pr| pr.id().as_bytes() == &p[2][..]),
-                "{name}: protocol id"
-            );
+            assert!(protos.iter().any(|pr| pr.id().as_bytes() == &p[2][..]), "{name}: protocol id");
             let (host, port) = pyjson::parse_addr(&p[3]).expect("address packet parses");
-            assert_eq!(
-                pyjson::addr_packet(&host, port).as_bytes(),
-                &p[3][..],
-                "{name}"
-            );
+            assert_eq!(pyjson::addr_packet(&host, port).as_bytes(), &p[3][..], "{name}");
             let list = compression::from_json(&p[4]).expect("compression list parses");
             assert_eq!(compression::to_json(&list).as_bytes(), &p[4][..], "{name}");
             n += 1;
@@ -925,11 +741,7 @@ fn check_payload_texts(name: &str, m: &Message) -> usize {
         }
         (Some(0x0A), 3) => {
             let entry = pyjson::parse_response_addr(&p[2]).expect("response parses");
-            assert_eq!(
-                pyjson::response_addr_json(&entry).as_bytes(),
-                &p[2][..],
-                "{name}"
-            );
+            assert_eq!(pyjson::response_addr_json(&entry).as_bytes(), &p[2][..], "{name}");
             n += 1;
         }
         (Some(0x01), 2) if m.msg_type == 0x01 => {
@@ -941,11 +753,7 @@ fn check_payload_texts(name: &str, m: &Message) -> usize {
             // store / retrieve / retrieved: [flag, METHOD, KEY_B58, (value)]
             let method = HashMethod::from_name(&p[1]).expect("known hash method");
             let key = base58::decode(&p[2]).expect("key is base58");
-            assert_eq!(
-                base58::encode(&key).as_bytes(),
-                &p[2][..],
-                "{name}: canonical key"
-            );
+            assert_eq!(base58::encode(&key).as_bytes(), &p[2][..], "{name}: canonical key");
             if !name.contains("missing") {
                 // These vectors all concern the key b"alpha".
                 assert_eq!(key, method.hash(b"alpha"), "{name}: key of alpha");
@@ -971,10 +779,7 @@ fn capture_chord_live_vectors() {
         compression::from_json(st(get(&v, "client"), "advertised_compressions").as_bytes()),
         Some(vec![Compression::Zlib])
     );
-    assert_eq!(
-        st(get(&v, "server"), "protocol_id"),
-        Protocol::chord_default().id()
-    );
+    assert_eq!(st(get(&v, "server"), "protocol_id"), Protocol::chord_default().id());
 
     let mut whole_stream = Vec::new();
     let mut whole_expected = Vec::new();
@@ -985,11 +790,7 @@ fn capture_chord_live_vectors() {
             let frame = hex(sent);
             let got = Message::decode_frame(&frame, &PREFERENCE, DEFAULT_MAX_FRAME)
                 .unwrap_or_else(|e| panic!("{pname}: client_sent does not decode: {e}"));
-            assert_eq!(
-                &got.sender[..],
-                client_id.as_bytes(),
-                "{pname}: client sender"
-            );
+            assert_eq!(&got.sender[..], client_id.as_bytes(), "{pname}: client sender");
             n += 1;
         }
         let raw = hex_at(phase, "raw_received");
@@ -1021,24 +822,15 @@ fn capture_chord_live_vectors() {
 fn capture_chord_pair_vectors() {
     let v = load("capture_chord_pair.json");
     let mut n = 0usize;
-    let ids = [
-        ("A->B", st(get(&v, "A"), "id").to_owned()),
-        ("B->A", st(get(&v, "B"), "id").to_owned()),
-    ];
+    let ids = [("A->B", st(get(&v, "A"), "id").to_owned()), ("B->A", st(get(&v, "B"), "id").to_owned())];
     let streams = get(&v, "streams");
     let frames = get(&v, "frames");
     let read_order = arr(&v, "read_order");
     assert!(!read_order.is_empty());
 
     for (dir, sender_id) in &ids {
-        let stream = hex(streams
-            .get(*dir)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no stream {dir}")));
-        let listed = frames
-            .get(*dir)
-            .and_then(Value::as_array)
-            .unwrap_or_else(|| panic!("no frames {dir}"));
+        let stream = hex(streams.get(*dir).and_then(Value::as_str).unwrap_or_else(|| panic!("no stream {dir}")));
+        let listed = frames.get(*dir).and_then(Value::as_array).unwrap_or_else(|| panic!("no frames {dir}"));
         let mut expected = Vec::new();
         let mut concat = Vec::new();
         for (i, f) in listed.iter().enumerate() {
@@ -1049,30 +841,19 @@ fn capture_chord_pair_vectors() {
             expected.push((m, id));
             n += 1;
         }
-        assert_eq!(
-            concat, stream,
-            "pair {dir}: frames do not add up to the stream"
-        );
+        assert_eq!(concat, stream, "pair {dir}: frames do not add up to the stream");
         n += check_stream(&stream, &expected, &format!("pair {dir}"));
 
         // Replay the proxy's real read sizes for this direction.
         let mut reads = Vec::new();
         let mut offset = 0u64;
         for r in read_order.iter().filter(|r| st(r, "direction") == *dir) {
-            assert_eq!(
-                u64_of(r, "offset"),
-                offset,
-                "pair {dir}: read_order offsets"
-            );
+            assert_eq!(u64_of(r, "offset"), offset, "pair {dir}: read_order offsets");
             let len = u64_of(r, "length");
             reads.push(len as usize);
             offset += len;
         }
-        assert_eq!(
-            offset as usize,
-            stream.len(),
-            "pair {dir}: read_order covers the stream"
-        );
+        assert_eq!(offset as usize, stream.len(), "pair {dir}: read_order covers the stream");
         let mut it = reads.into_iter();
         let ctx = format!("pair {dir} [proxy reads]");
         let bodies = feed(&stream, |_| it.next().unwrap_or(usize::MAX), &ctx);
@@ -1109,10 +890,7 @@ fn defect_probe_vectors() {
             let mut d = FrameDecoder::default();
             for (i, r) in reads.iter().enumerate() {
                 d.extend(&hex(r.as_str().expect("read hex")));
-                while let Some(body) = d
-                    .next_body()
-                    .unwrap_or_else(|e| panic!("{probe}: FrameDecoder error: {e}"))
-                {
+                while let Some(body) = d.next_body().unwrap_or_else(|e| panic!("{probe}: FrameDecoder error: {e}")) {
                     delivered.push(Message::decode_body(&body, &PREFERENCE, DEFAULT_MAX_FRAME));
                 }
                 if i == 0 {
@@ -1127,39 +905,25 @@ fn defect_probe_vectors() {
                 // py2p mistakes a read leaving exactly the next 4-byte header for a
                 // whole frame (D2); we must deliver both messages whatever the split.
                 let leftover = if probe.contains("exactly_4") { 4 } else { 5 };
-                assert_eq!(
-                    after_first_read,
-                    Some((1, leftover)),
-                    "{probe}: after the first read"
-                );
+                assert_eq!(after_first_read, Some((1, leftover)), "{probe}: after the first read");
                 assert_eq!(delivered.len(), 2, "{probe}: messages delivered");
                 for (i, m) in delivered.iter().enumerate() {
-                    let m = m
-                        .as_ref()
-                        .unwrap_or_else(|e| panic!("{probe}: message {i}: {e}"));
-                    assert_eq!(
-                        m.sub_flag(),
-                        Some(0x02),
-                        "{probe}: message {i} is a whisper"
-                    );
+                    let m = m.as_ref().unwrap_or_else(|e| panic!("{probe}: message {i}: {e}"));
+                    assert_eq!(m.sub_flag(), Some(0x02), "{probe}: message {i} is a whisper");
                 }
                 n += 1;
             }
             "four_packets_no_payload" => {
                 // Parses (PROTOCOL.md §4.5); dropping it is the handler's job.
                 assert_eq!(delivered.len(), 1, "{probe}");
-                let m = delivered[0]
-                    .as_ref()
-                    .unwrap_or_else(|e| panic!("{probe}: {e}"));
+                let m = delivered[0].as_ref().unwrap_or_else(|e| panic!("{probe}: {e}"));
                 assert!(m.payload.is_empty(), "{probe}: payload");
                 assert_eq!(m.sub_flag(), None, "{probe}: no sub-flag");
                 n += 1;
             }
             "D9_store_delete_missing_key" | "D9_store_unknown_method" => {
-                let payload: Vec<Bytes> = arr(p, "payload")
-                    .iter()
-                    .map(|x| Bytes::from(hex(x.as_str().unwrap())))
-                    .collect();
+                let payload: Vec<Bytes> =
+                    arr(p, "payload").iter().map(|x| Bytes::from(hex(x.as_str().unwrap()))).collect();
                 assert_eq!(payload[0][..], [0x0B], "{probe}: store sub-flag");
                 let method = HashMethod::from_name(&payload[1]);
                 if probe.ends_with("unknown_method") {
@@ -1171,16 +935,13 @@ fn defect_probe_vectors() {
                 // The frame itself is well formed and round-trips.
                 let m = Message::new(0x02, "X", 1_700_000_000, payload);
                 let frame = m.encode(None).expect("encode");
-                let back =
-                    Message::decode_frame(&frame, &PREFERENCE, DEFAULT_MAX_FRAME).expect("decode");
+                let back = Message::decode_frame(&frame, &PREFERENCE, DEFAULT_MAX_FRAME).expect("decode");
                 assert_eq!(back, m, "{probe}");
                 n += 1;
             }
             // D1 (delete notify), D7 (lookup with no connections) and D13 (missing
             // key answered as '') are handler/DHT behaviour with no codec input.
-            "D1_notify_delete"
-            | "D7_lookup_with_no_connections"
-            | "D13_get_missing_key_owned_locally" => {}
+            "D1_notify_delete" | "D7_lookup_with_no_connections" | "D13_get_missing_key_owned_locally" => {}
             other => {
                 // Unknown probe: the generic no-panic feed above is all we can do.
                 eprintln!("defect_probes.json: probe {other:?} has no specific check");
