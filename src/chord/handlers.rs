@@ -20,7 +20,7 @@ impl Node {
         if c.leeching == leeching {
             return;
         }
-        self.send_meta(conn, false);
+        self.send_meta(conn);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.leeching = leeching;
         }
@@ -35,7 +35,7 @@ impl Node {
 
     /// Sends our meta, then one notify per known key (py2p's `_send_meta`).
     /// The notifies are whispers; a receiver ignores those for keys it saw deleted.
-    pub(crate) fn send_meta(&mut self, conn: ConnId, _resync: bool) {
+    pub(crate) fn send_meta(&mut self, conn: ConnId) {
         let flag = if self.chord.leeching { "1" } else { "0" };
         self.send_on(
             conn,

@@ -34,7 +34,7 @@ impl Node {
         for conn in conns {
             self.send_handshake(conn);
             self.send_peers(conn);
-            self.send_meta(conn, false);
+            self.send_meta(conn);
         }
     }
 

@@ -150,15 +150,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
 async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, f64), Failure> {
     let n = usize::from(args.nodes);
     progress(start, &format!("rs2p: starting a ring of {n} nodes"));
-    let mut nodes: Vec<ChordSocket> = Vec::with_capacity(n);
-    for i in 0..n {
-        let s = ChordSocket::bind("127.0.0.1:0").await.map_err(net_failure)?;
-        s.join().map_err(net_failure)?;
-        if i > 0 {
-            s.connect(&nodes[i / 2].local_addr().to_string()).await.map_err(net_failure)?;
-        }
-        nodes.push(s);
-    }
+    let nodes = super::demo::start_ring(n).await?;
     super::demo::wait_linked(&nodes, Duration::from_secs(30)).await?;
     let value = bytes::Bytes::from(vec![b'v'; args.value_size]);
     let keys: Vec<String> = (0..args.sets).map(|i| format!("bench-key-{i}")).collect();

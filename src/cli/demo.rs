@@ -26,16 +26,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let n = usize::from(args.nodes);
     progress(start, &format!("starting {n} nodes on 127.0.0.1"));
-    let mut nodes: Vec<ChordSocket> = Vec::with_capacity(n);
-    for i in 0..n {
-        let s = ChordSocket::bind("127.0.0.1:0").await.map_err(net_failure)?;
-        s.join().map_err(net_failure)?;
-        if i > 0 {
-            let to = nodes[i / 2].local_addr().to_string();
-            s.connect(&to).await.map_err(net_failure)?;
-        }
-        nodes.push(s);
-    }
+    let nodes = start_ring(n).await?;
     progress(start, "waiting for every node to link to its ring neighbours");
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| nodes[i].id_10());
@@ -107,6 +98,20 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         failed.dedup();
         Err(Failure::new(EXIT_NOT_FOUND, format!("{} reads failed, e.g. {}", failed.len(), failed[0])))
     }
+}
+
+/// Starts `n` seeding nodes on loopback, each connected to an earlier one.
+pub async fn start_ring(n: usize) -> Result<Vec<ChordSocket>, Failure> {
+    let mut nodes: Vec<ChordSocket> = Vec::with_capacity(n);
+    for i in 0..n {
+        let s = ChordSocket::bind("127.0.0.1:0").await.map_err(net_failure)?;
+        s.join().map_err(net_failure)?;
+        if i > 0 {
+            s.connect(&nodes[i / 2].local_addr().to_string()).await.map_err(net_failure)?;
+        }
+        nodes.push(s);
+    }
+    Ok(nodes)
 }
 
 /// Waits until every node is linked to its successor, or fails after `limit`.

@@ -394,7 +394,7 @@ impl Node {
     fn greet(&mut self, conn: ConnId) {
         self.send_handshake(conn);
         if self.cfg.kind == Kind::Chord {
-            self.send_meta(conn, false);
+            self.send_meta(conn);
         }
     }
 
