@@ -28,6 +28,12 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Gap between frames written to a py2p peer, so that its reader sees them one
 /// at a time (py2p mis-reads a buffer left holding exactly 4 bytes, D2).
 const PY2P_PACING: Duration = Duration::from_micros(1500);
+/// Delay before a py2p peer is sent the first frame after a quiet spell. py2p's
+/// lookup sends its retrieve *before* registering the pending answer; an answer
+/// that comes back before py2p's user thread runs again (common on a busy
+/// machine) is dropped as unsolicited and the py2p `get` times out. py2p polls
+/// for answers every 100 ms, so a 20 ms later answer costs it nothing.
+const PY2P_ANSWER_DELAY: Duration = Duration::from_millis(20);
 /// How long the writer of a closed connection may go on flushing its queue.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
@@ -303,9 +309,15 @@ async fn read_loop(inner: std::sync::Weak<Inner>, conn: ConnId, mut r: OwnedRead
 
 async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, pace: Arc<AtomicBool>) {
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut last_write = tokio::time::Instant::now();
     while let Some(frame) = rx.recv().await {
         if pace.load(Ordering::Relaxed) {
+            // A burst to py2p starts PY2P_ANSWER_DELAY late (py2p's lookup race).
+            if last_write.elapsed() >= PY2P_ANSWER_DELAY {
+                tokio::time::sleep(PY2P_ANSWER_DELAY).await;
+            }
             // One frame per write, spaced, for py2p's reader.
+            last_write = tokio::time::Instant::now();
             if w.write_all(&frame).await.is_err() {
                 break;
             }
