@@ -556,6 +556,37 @@ async fn a_thousand_connections_opened_and_closed() {
     net.finish("thousand-conns").await;
 }
 
+/// Connections beyond `max_connections` are closed on arrival; those within
+/// the limit and the good peer keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_refused() {
+    // b's link to a is one inbound connection; leave room for three more.
+    let net = net(|c| c.max_connections = 4).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(net.a.local_addr()).await.expect("connect"));
+    }
+    wait_for("the three connections to be accepted", PATIENT, || net.a.stats().connections == 4).await;
+    let mut extra = TcpStream::connect(net.a.local_addr()).await.expect("the kernel accepts the TCP handshake");
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(PATIENT, async {
+        loop {
+            match extra.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "a connection over the limit was not closed");
+    assert_eq!(net.a.stats().connections, 4, "the refused connection was registered");
+    net.assert_serves("conn-limit").await;
+    drop(held);
+    wait_for("the held connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("conn-limit").await;
+}
+
 // ----- chord layer -----
 
 /// A store for an unknown hash table (and one with a key that is not base58):

@@ -33,6 +33,8 @@ pub struct Config {
     pub max_frame: usize,
     /// A connection with a partial frame and no bytes for this long is closed.
     pub half_frame_timeout_ms: u64,
+    /// Connections accepted at once; further ones are closed on arrival.
+    pub max_connections: usize,
     /// Peer lists longer than this are refused.
     pub max_peer_list: usize,
     /// Bound on remembered broadcast ids.
@@ -61,6 +63,7 @@ impl Config {
             compression: PREFERENCE.to_vec(),
             max_frame: DEFAULT_MAX_FRAME,
             half_frame_timeout_ms: 60_000,
+            max_connections: 1024,
             max_peer_list: 1024,
             max_recent_ids: 100_000,
             max_pending: 65_536,

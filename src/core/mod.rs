@@ -196,6 +196,12 @@ impl Node {
         conn
     }
 
+    /// True while another inbound connection may be accepted
+    /// ([`Config::max_connections`]); the driver closes the socket otherwise.
+    pub fn accepts_more(&self) -> bool {
+        !self.closed && self.conns.values().filter(|c| !c.outgoing).count() < self.cfg.max_connections
+    }
+
     /// An outgoing dial requested by [`Action::Dial`] completed.
     pub fn on_dialed(&mut self, conn: ConnId, now: Time) {
         self.set_now(now);

@@ -261,7 +261,10 @@ async fn accept_loop(inner: std::sync::Weak<Inner>, listener: TcpListener) {
         let Some(inner) = inner.upgrade() else { return };
         tracing::debug!(%from, "incoming connection");
         inner.with(|st| {
-            if st.node.is_closed() {
+            if !st.node.accepts_more() {
+                if !st.node.is_closed() {
+                    tracing::warn!(%from, "connection limit reached: refusing a connection");
+                }
                 return;
             }
             let conn = st.node.on_accepted(now());
