@@ -581,7 +581,11 @@ async fn connections_beyond_the_limit_are_refused() {
     .unwrap_or(false);
     assert!(closed, "a connection over the limit was not closed");
     assert_eq!(net.a.stats().connections, 4, "the refused connection was registered");
-    net.assert_serves("conn-limit").await;
+    // At the limit, lookups between the good nodes still work both ways.
+    for (s, name) in [(&net.a, "a"), (&net.b, "b")] {
+        let got = s.get_timeout(format!("conn-limit/absent/{}", unique()), PATIENT).await;
+        assert!(matches!(got, Err(rs2p::Error::Get(GetError::NotFound))), "lookup through {name}: {got:?}");
+    }
     drop(held);
     wait_for("the held connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("conn-limit").await;

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +19,8 @@ use crate::wire::flags;
 
 /// Frames queued for one connection before it counts as stuck and is closed.
 const WRITE_QUEUE: usize = 8192;
+/// Bytes queued for one connection before it counts as stuck and is closed.
+const WRITE_QUEUE_BYTES: usize = 64 << 20;
 /// Bound on the application's receive queue (oldest dropped first).
 const RECV_QUEUE: usize = 10_000;
 /// Timer period of the core.
@@ -50,6 +52,8 @@ struct ConnIo {
     writer: tokio::task::JoinHandle<()>,
     reader: Option<AbortHandle>,
     pace: Arc<AtomicBool>,
+    /// Bytes in the write queue.
+    queued: Arc<AtomicUsize>,
 }
 
 pub(crate) struct State {
@@ -128,7 +132,16 @@ impl Inner {
             match action {
                 Action::Send { conn, frame } => {
                     let full = match st.conns.get(&conn) {
-                        Some(io) => io.tx.try_send(frame).is_err(),
+                        Some(io) => {
+                            // Counted before the send, so the writer's decrement never runs first.
+                            let len = frame.len();
+                            let before = io.queued.fetch_add(len, Ordering::Relaxed);
+                            let sent = before.saturating_add(len) <= WRITE_QUEUE_BYTES && io.tx.try_send(frame).is_ok();
+                            if !sent {
+                                io.queued.fetch_sub(len, Ordering::Relaxed);
+                            }
+                            !sent
+                        }
                         None => false,
                     };
                     if full {
@@ -204,9 +217,10 @@ impl Inner {
         let (r, w) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let pace = Arc::new(AtomicBool::new(true));
-        let writer = tokio::spawn(write_loop(w, rx, Arc::clone(&pace)));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued)));
         let reader = tokio::spawn(read_loop(Arc::downgrade(self), conn, r));
-        st.conns.insert(conn, ConnIo { tx, writer, reader: Some(reader.abort_handle()), pace });
+        st.conns.insert(conn, ConnIo { tx, writer, reader: Some(reader.abort_handle()), pace, queued });
     }
 
     /// Waits (up to `limit`) for the writers of closed connections to flush.
@@ -310,10 +324,16 @@ async fn read_loop(inner: std::sync::Weak<Inner>, conn: ConnId, mut r: OwnedRead
     }
 }
 
-async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, pace: Arc<AtomicBool>) {
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    pace: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
+) {
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut last_write = tokio::time::Instant::now();
     while let Some(frame) = rx.recv().await {
+        queued.fetch_sub(frame.len(), Ordering::Relaxed);
         if pace.load(Ordering::Relaxed) {
             // A burst to py2p starts PY2P_ANSWER_DELAY late (py2p's lookup race).
             if last_write.elapsed() >= PY2P_ANSWER_DELAY {
@@ -333,7 +353,10 @@ async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, pace: 
         batch.extend_from_slice(&frame);
         while batch.len() < 256 * 1024 {
             match rx.try_recv() {
-                Ok(f) => batch.extend_from_slice(&f),
+                Ok(f) => {
+                    queued.fetch_sub(f.len(), Ordering::Relaxed);
+                    batch.extend_from_slice(&f);
+                }
                 Err(_) => break,
             }
         }
