@@ -207,19 +207,7 @@ fn open_frame(frame: &[u8]) -> (Option<Compression>, Message) {
     let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
     assert_eq!(len, frame.len() - 4, "one action must carry exactly one whole frame");
     let body = &frame[4..];
-    let method = if body.starts_with(&[0, 0, 0, 1]) {
-        None
-    } else if body.starts_with(&[0x78]) {
-        Some(Compression::Zlib)
-    } else if body.starts_with(&[0x1f, 0x8b]) {
-        Some(Compression::Gzip)
-    } else if body.starts_with(b"BZh") {
-        Some(Compression::Bz2)
-    } else if body.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Some(Compression::Lzma)
-    } else {
-        Some(Compression::Snappy)
-    };
+    let method = Compression::detect(body);
     let plain = match method {
         None => body.to_vec(),
         Some(m) => m.decompress(body, 1 << 24).unwrap_or_else(|e| panic!("frame is not valid {m:?}: {e}")),
@@ -1014,18 +1002,25 @@ fn d8_survivor_closed_by_py2p_is_redialed() {
 // replies through route requests, and D16
 // ---------------------------------------------------------------------------
 
+/// Three mesh nodes in a line 0 - 1 - 2 (no peer-list dials): 0 and 2 are not linked.
+fn line_of_three() -> (Sim, usize, usize, usize) {
+    let (mut sim, nodes) = build_mesh(3, |c| c.max_outgoing = 0);
+    let (n0, n1, n2) = (nodes[0], nodes[1], nodes[2]);
+    // build_mesh links 1→0 and 2→0; rewire as a line.
+    let id0 = sim.node(n0).id().clone();
+    sim.node(n2).disconnect(&id0);
+    sim.run();
+    sim.connect(n2, n1);
+    (sim, n0, n1, n2)
+}
+
 #[test]
 fn d16_reply_through_route_request_registers_the_peer_once() {
     // Line 0 - 1 - 2 (no peer-list dials): 2 broadcasts, 0 replies; 0 is not
     // linked to 2, so the reply goes through a route request that 1 answers.
-    let (mut sim, nodes) = build_mesh(3, |c| c.max_outgoing = 0);
-    let (n0, n1, n2) = (nodes[0], nodes[1], nodes[2]);
-    // build_mesh links 1→0 and 2→0; rewire as a line 0-1-2.
+    let (mut sim, n0, _n1, n2) = line_of_three();
     let id0 = sim.node(n0).id().clone();
     let id2 = sim.node(n2).id().clone();
-    sim.node(n2).disconnect(&id0);
-    sim.run();
-    sim.connect(n2, n1);
     assert!(sim.node(n0).conn_of(&id2).is_none());
     sim.take_events();
     sim.node(n2).broadcast(&[b("question")]);
@@ -1187,13 +1182,9 @@ fn d5_desynchronised_stream_is_closed_and_delivers_no_garbage() {
 #[test]
 fn d18_relays_keep_sender_time_and_id() {
     // Line 0 - 1 - 2: 2 hears 0's broadcast only through 1's relay.
-    let (mut sim, nodes) = build_mesh(3, |c| c.max_outgoing = 0);
-    let (n0, n1, n2) = (nodes[0], nodes[1], nodes[2]);
+    let (mut sim, n0, n1, n2) = line_of_three();
     let id0 = sim.node(n0).id().clone();
     let id1 = sim.node(n1).id().clone();
-    sim.node(n2).disconnect(&id0);
-    sim.run();
-    sim.connect(n2, n1);
     sim.take_events();
     sim.node(n0).broadcast(&[b("relayed")]);
     sim.run();

@@ -76,6 +76,31 @@ impl Compression {
         }
     }
 
+    /// The method a frame body was written with, told by its container's magic
+    /// bytes (`None` for an uncompressed packet list). A body that is none of
+    /// the containers is taken to be a snappy block, which has no magic.
+    ///
+    /// ```
+    /// use rs2p::wire::Compression;
+    /// assert_eq!(Compression::detect(&Compression::Lzma.compress(b"x")), Some(Compression::Lzma));
+    /// assert_eq!(Compression::detect(&[0, 0, 0, 1, 2]), None);
+    /// ```
+    pub fn detect(body: &[u8]) -> Option<Compression> {
+        if body.starts_with(&[0, 0, 0, 1]) {
+            None
+        } else if body.starts_with(&[0x78]) {
+            Some(Compression::Zlib)
+        } else if body.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else if body.starts_with(b"BZh") {
+            Some(Compression::Bz2)
+        } else if body.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Some(Compression::Lzma)
+        } else {
+            Some(Compression::Snappy)
+        }
+    }
+
     /// Compresses `data` the way py2p does.
     pub fn compress(self, data: &[u8]) -> Vec<u8> {
         // Writing into a Vec cannot fail, so the io::Results below are infallible.
