@@ -292,14 +292,27 @@ fn bench_py2p(args: &BenchArgs, start: Instant) -> Result<Figures, Failure> {
     })
 }
 
+/// Where the venv lives: the test venv of the source tree this binary was
+/// built from, when that tree is still there; else `target/tmp/` under the
+/// current directory.
+fn venv_dir() -> PathBuf {
+    let tree = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if tree.join("Cargo.toml").is_file() {
+        tree.join(VENV)
+    } else {
+        PathBuf::from(VENV)
+    }
+}
+
 /// The test venv with py2p 0.5.607, created on first use.
 fn ensure_venv(start: Instant) -> Result<PathBuf, Failure> {
-    let dir = Path::new(VENV);
+    let dir = venv_dir();
+    let dir = dir.as_path();
     let python = dir.join("bin").join("python");
     if dir.join(".ready").exists() && python.exists() {
         return Ok(python);
     }
-    progress(start, &format!("creating a venv with py2p 0.5.607 in {VENV}"));
+    progress(start, &format!("creating a venv with py2p 0.5.607 in {}", dir.display()));
     let fail = |what: &str, detail: String| Failure::new(EXIT_RUNTIME, format!("{what}: {detail}"));
     let st = Command::new("python3")
         .args(["-m", "venv"])
