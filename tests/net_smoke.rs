@@ -77,3 +77,36 @@ async fn rs2p_joins_py2p_node() {
     assert_eq!(got.1, Ok("rs-value".to_owned()), "py2p side could not read rs2p's set");
     r.close().unwrap();
 }
+
+/// A socket's tasks run on the runtime it was bound in: a connection made
+/// from another, short-lived runtime (or a plain thread) outlives it.
+#[test]
+fn connection_made_from_another_runtime_outlives_it() {
+    let home = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (a, b) = home.block_on(async {
+        let a = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+        a.join().unwrap();
+        b.join().unwrap();
+        (a, b)
+    });
+    // Connect from a runtime of its own, then shut that runtime down.
+    {
+        let visitor = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        visitor.block_on(async {
+            b.connect(&a.local_addr().to_string()).await.unwrap();
+            wait_for(|| a.data_storing().len() == 1 && b.data_storing().len() == 1, "meta exchange").await;
+        });
+    }
+    // From a plain thread (no runtime): the sync calls work.
+    let b2 = b.clone();
+    std::thread::spawn(move || b2.set("k", "v").unwrap()).join().unwrap();
+    // The link is still up, served by the home runtime.
+    home.block_on(async {
+        read_until(&a, "k", "v").await;
+        assert_eq!(a.data_storing().len(), 1, "the link died with the runtime that made it");
+        assert_eq!(b.get("k").await.unwrap(), "v");
+        a.close().unwrap();
+        b.close().unwrap();
+    });
+}

@@ -74,6 +74,9 @@ pub(crate) struct Inner {
     pub handlers: RwLock<Vec<Handler>>,
     pub local_addr: SocketAddr,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// The runtime the socket was bound in: its tasks run there, whichever
+    /// thread or runtime calls the handle's methods.
+    rt: tokio::runtime::Handle,
 }
 
 impl Inner {
@@ -95,9 +98,10 @@ impl Inner {
             handlers: RwLock::new(Vec::new()),
             local_addr,
             tasks: Mutex::new(Vec::new()),
+            rt: tokio::runtime::Handle::current(),
         });
-        let accept = tokio::spawn(accept_loop(Arc::downgrade(&inner), listener));
-        let tick = tokio::spawn(tick_loop(Arc::downgrade(&inner)));
+        let accept = inner.rt.spawn(accept_loop(Arc::downgrade(&inner), listener));
+        let tick = inner.rt.spawn(tick_loop(Arc::downgrade(&inner)));
         inner.tasks.lock().expect("tasks lock").extend([accept.abort_handle(), tick.abort_handle()]);
         inner
     }
@@ -150,9 +154,9 @@ impl Inner {
                     }
                 }
                 Action::Dial { conn, host, port } => {
-                    tokio::spawn(dial(Arc::clone(self), conn, host, port));
+                    self.rt.spawn(dial(Arc::clone(self), conn, host, port));
                 }
-                Action::Close { conn } => drop_io(st, conn),
+                Action::Close { conn } => drop_io(&self.rt, st, conn),
                 Action::Event(event) => match event {
                     Event::GetDone { req, result } => {
                         if let Some(w) = st.get_waiters.remove(&req) {
@@ -170,7 +174,7 @@ impl Inner {
                         let _ = self.events.send(Event::Connected { conn, peer, first });
                     }
                     Event::Disconnected { conn, peer, reason } => {
-                        drop_io(st, conn);
+                        drop_io(&self.rt, st, conn);
                         if let Some(w) = st.connect_waiters.remove(&conn) {
                             let _ = w.send(Err(reason.clone()));
                         }
@@ -218,8 +222,8 @@ impl Inner {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let pace = Arc::new(AtomicBool::new(true));
         let queued = Arc::new(AtomicUsize::new(0));
-        let writer = tokio::spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued)));
-        let reader = tokio::spawn(read_loop(Arc::downgrade(self), conn, r));
+        let writer = self.rt.spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued)));
+        let reader = self.rt.spawn(read_loop(Arc::downgrade(self), conn, r));
         st.conns.insert(conn, ConnIo { tx, writer, reader: Some(reader.abort_handle()), pace, queued });
     }
 
@@ -242,7 +246,7 @@ impl Inner {
     }
 }
 
-fn drop_io(st: &mut State, conn: ConnId) {
+fn drop_io(rt: &tokio::runtime::Handle, st: &mut State, conn: ConnId) {
     if let Some(io) = st.conns.remove(&conn) {
         // Dropping the sender lets the writer flush what is queued, then shut down.
         if let Some(r) = io.reader {
@@ -250,13 +254,11 @@ fn drop_io(st: &mut State, conn: ConnId) {
         }
         // ... for a while only: a writer blocked on a peer that stopped reading would
         // otherwise keep the socket and every queued frame until the peer reads.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let writer = io.writer.abort_handle();
-            rt.spawn(async move {
-                tokio::time::sleep(FLUSH_GRACE).await;
-                writer.abort();
-            });
-        }
+        let writer = io.writer.abort_handle();
+        rt.spawn(async move {
+            tokio::time::sleep(FLUSH_GRACE).await;
+            writer.abort();
+        });
         st.flushing.retain(|h| !h.is_finished());
         st.flushing.push(io.writer);
     }

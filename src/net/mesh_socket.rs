@@ -16,6 +16,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A mesh node on a TCP port.
 ///
+/// Its tasks (listener, connections, timers) run on the tokio runtime that
+/// `bind` was called in, so that runtime must outlive the socket; the handle
+/// itself is cheap to clone and may be used from any thread or runtime.
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), rs2p::net::Error> {
 /// use rs2p::net::MeshSocket;
