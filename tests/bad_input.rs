@@ -120,6 +120,9 @@ impl Net {
         assert!(s.peers <= 2, "routing table grew: {s:?}");
         assert!(s.recent_ids <= self.cfg.max_recent_ids, "recent ids: {s:?}");
         assert!(s.keys <= self.cfg.max_keys, "key list: {s:?}");
+        assert!(s.key_bytes <= self.cfg.max_key_bytes, "key list bytes: {s:?}");
+        assert!(s.tombstone_bytes <= self.cfg.max_key_bytes, "tombstone bytes: {s:?}");
+        assert!(s.value_bytes <= self.cfg.max_store_bytes, "stored bytes: {s:?}");
         // The good nodes set at most three keys per case, five tables each.
         assert!(s.items <= 15, "items: {s:?}");
         assert!(s.pending_retrieves <= 5, "pending retrieves: {s:?}");
@@ -662,6 +665,79 @@ async fn notify_flood_keeps_keys_bounded() {
     net.assert_error("key list full (200 keys): key not recorded");
     assert_eq!(net.b.stats().keys, 0, "whispered notifies are not relayed");
     net.finish("notify-flood").await;
+}
+
+/// Notifies of 1 KiB keys against `max_key_bytes = 64 KiB`: the key list stops
+/// at its byte bound with a typed error; delete-notifies of 1 KiB keys stop
+/// at the tombstones' own byte bound; link kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifies_of_long_keys_keep_key_bytes_bounded() {
+    let net = net(|cfg| cfg.max_key_bytes = 64 << 10).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let long = |c: char, i: usize| b(format!("{i:04}{}", c.to_string().repeat(1020)));
+    let mut batch = Vec::new();
+    for i in 0..200 {
+        batch.extend_from_slice(&raw.frame(flags::WHISPER, vec![b(vec![flags::NOTIFY]), long('k', i)]));
+    }
+    for i in 0..200 {
+        batch.extend_from_slice(&raw.frame(flags::WHISPER, vec![b(vec![flags::NOTIFY]), long('d', i), b("del")]));
+    }
+    raw.send(&batch).await.unwrap();
+    raw.assert_alive().await;
+    let s = net.a.stats();
+    assert_eq!((s.keys, s.key_bytes), (64, 64 << 10), "{s:?}");
+    assert_eq!(s.tombstone_bytes, 64 << 10, "{s:?}");
+    net.assert_error("key list full (65536 bytes): key not recorded");
+    net.finish("long-keys").await;
+}
+
+/// Stores of 100 KiB values for items `a` owns, against `max_store_bytes =
+/// 512 KiB`: five are kept, the rest refused with a typed error; link kept,
+/// and small values still fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_flood_keeps_stored_bytes_bounded() {
+    let net = net(|cfg| cfg.max_store_bytes = 512 << 10).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let big = b(vec![b'v'; 100 << 10]);
+    // Keys just after a's id on the ring: a owns them (b is elsewhere).
+    let base = net.a.id_10();
+    for i in 0..20u64 {
+        let key = base58::encode(&base.wrapping_add(U512::from(i)));
+        raw.send_msg(flags::WHISPER, vec![b(vec![flags::STORE]), b("sha384"), b(key), big.clone()]).await;
+    }
+    raw.assert_alive().await;
+    let s = net.a.stats();
+    assert_eq!((s.items, s.value_bytes), (5, 5 * (100 << 10)), "{s:?}");
+    net.assert_error("store full (512000 of 524288 bytes held): a value of 102400 bytes not stored");
+    net.finish("store-flood").await;
+}
+
+/// 50 whispers of 100 KiB to a node whose application reads nothing, with
+/// `max_recv_queue_bytes = 1 MiB`: the queue keeps the newest ten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_whispers_keep_the_receive_queue_bounded() {
+    let net = net(|cfg| cfg.max_recv_queue_bytes = 1 << 20).await;
+    let mut events = net.a.subscribe();
+    let mut raw = Raw::handshaken(&net).await;
+    for i in 0..50 {
+        let mut body = format!("{i:02}").into_bytes();
+        body.resize(100 << 10, b'w');
+        raw.send_msg(flags::WHISPER, vec![b(vec![flags::WHISPER]), b(body)]).await;
+    }
+    raw.assert_alive().await;
+    // A message's event goes out after it is queued: wait for the 50th.
+    let mut seen = 0;
+    while seen < 50 {
+        match tokio::time::timeout(PROMPT, events.recv()).await {
+            Ok(Ok(rs2p::core::Event::Message(_))) => seen += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("{seen} of 50 whispers seen, then {other:?}"),
+        }
+    }
+    let got = net.a.recv(usize::MAX);
+    let tags: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(&m.args()[0][..2]).into_owned()).collect();
+    assert_eq!(tags, (40..50).map(|i| i.to_string()).collect::<Vec<_>>(), "the newest ten, in order");
+    net.finish("recv-queue").await;
 }
 
 /// Oversized packets whose text ends up in an error message (a 1 MiB protocol

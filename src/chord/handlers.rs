@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::get::{parse_item, Waiter};
-use super::{Owner, TOMBSTONE_MS};
+use super::{Full, Limits, Owner};
 use crate::core::{ConnId, Event, Node};
 use crate::wire::{flags, Message};
 
@@ -58,36 +58,40 @@ impl Node {
             self.emit(Event::KeyDeleted(key));
             return;
         }
-        if msg.msg_type == flags::WHISPER && self.chord.tombstones.contains_key(&key) {
+        if msg.msg_type == flags::WHISPER && self.chord.keys.is_deleted(&key) {
             tracing::debug!(node = %self.id.short(), conn = conn.0, "ignoring stale notify for a deleted key");
             return;
         }
-        self.chord.tombstones.remove(&key);
+        self.chord.keys.untombstone(&key);
         self.add_key(key);
     }
 
+    fn key_limits(&self) -> Limits {
+        Limits { max_keys: self.cfg.max_keys, max_bytes: self.cfg.max_key_bytes }
+    }
+
+    /// Records a key in the network-wide list; true if it is new.
     pub(crate) fn add_key(&mut self, key: Bytes) -> bool {
-        if self.chord.keys.contains(&key) {
-            return false;
+        match self.chord.keys.add(key.clone(), self.key_limits()) {
+            Ok(true) => {
+                self.emit(Event::KeyAdded(key));
+                true
+            }
+            Ok(false) => false,
+            Err(full) => {
+                let why = match full {
+                    Full::Count => format!("{} keys", self.cfg.max_keys),
+                    Full::Bytes => format!("{} bytes", self.cfg.max_key_bytes),
+                };
+                self.record_error(None, format!("key list full ({why}): key not recorded"));
+                false
+            }
         }
-        if self.chord.keys.len() >= self.cfg.max_keys {
-            self.record_error(None, format!("key list full ({} keys): key not recorded", self.cfg.max_keys));
-            return false;
-        }
-        self.chord.keys.insert(key.clone());
-        self.emit(Event::KeyAdded(key));
-        true
     }
 
     pub(crate) fn tombstone(&mut self, key: Bytes) {
-        if self.chord.tombstones.len() >= self.cfg.max_keys {
-            let horizon = self.now.saturating_sub(TOMBSTONE_MS);
-            self.chord.tombstones.retain(|_, t| *t > horizon);
-            if self.chord.tombstones.len() >= self.cfg.max_keys {
-                return;
-            }
-        }
-        self.chord.tombstones.insert(key, self.now);
+        let limits = self.key_limits();
+        self.chord.keys.tombstone(key, self.now, limits);
     }
 
     /// §6.7: store (forward to a closer node, else keep; empty deletes).
@@ -121,15 +125,29 @@ impl Node {
     /// Writes the local table (an empty value deletes; deleting a missing item is a no-op).
     pub(crate) fn store_local(&mut self, item: super::ItemKey, value: Bytes) {
         let data = &mut self.chord.data;
-        if value.is_empty() {
+        let refused = if value.is_empty() {
             data.remove(item.0, &item.1);
+            None
         } else if data.len(item.0) >= self.cfg.max_items && !data.contains(item.0, &item.1) {
-            self.record_error(None, format!("table {} is full: item not stored", item.0));
+            Some(format!("table {} is full: item not stored", item.0))
+        } else if data.value_bytes().saturating_add(data.added_bytes(&value)) > self.cfg.max_store_bytes {
+            Some(format!(
+                "store full ({} of {} bytes held): a value of {} bytes not stored",
+                data.value_bytes(),
+                self.cfg.max_store_bytes,
+                value.len()
+            ))
         } else {
             data.insert(item.0, &item.1, value);
+            None
+        };
+        match refused {
+            Some(why) => self.record_error(None, why),
+            // A newer value supersedes any handoff in flight for the item.
+            None => {
+                self.chord.handoff.remove(&item);
+            }
         }
-        // A newer value supersedes any handoff in flight for the item.
-        self.chord.handoff.remove(&item);
     }
 
     /// §6.8: retrieve.
@@ -164,9 +182,8 @@ impl Node {
         }
         self.get_tick();
         self.handoff_tick();
-        if self.chord.tombstones.len() > 1024 {
-            let horizon = self.now.saturating_sub(TOMBSTONE_MS);
-            self.chord.tombstones.retain(|_, t| *t > horizon);
+        if self.chord.keys.tombstone_count() > 1024 {
+            self.chord.keys.prune(self.now);
         }
     }
 

@@ -6,26 +6,25 @@
 mod get;
 mod handlers;
 mod handoff;
+mod keylist;
 mod ring_ops;
 mod store;
 mod user;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
 pub use get::GetState;
 pub use handoff::HandoffStats;
+pub use keylist::KeyList;
+pub(crate) use keylist::{Full, Limits};
 pub use ring_ops::Owner;
 pub use store::ItemStore;
 pub use user::ChordError;
 
 use crate::core::{ConnId, Time};
 use crate::ring::{HashMethod, U512};
-
-/// How long a deleted key stays remembered, so that a stale add-notify
-/// re-sent by py2p after a meta exchange (D10) does not bring it back.
-pub(crate) const TOMBSTONE_MS: u64 = 10 * 60 * 1000;
 
 /// How often a seeding node asks its ring neighbours for their peers.
 pub(crate) const STABILIZE_MS: u64 = 1_000;
@@ -49,10 +48,8 @@ pub struct ChordState {
     pub leeching: bool,
     /// The five tables.
     pub data: ItemStore,
-    /// The network-wide key list, kept by notifies.
-    pub keys: HashSet<Bytes>,
-    /// Recently deleted keys and when.
-    pub(crate) tombstones: HashMap<Bytes, Time>,
+    /// The network-wide key list, kept by notifies, and recently deleted keys.
+    pub keys: KeyList,
     /// Items in flight to their new owners.
     pub(crate) handoff: HashMap<ItemKey, Handoff>,
     /// Items waiting for a handoff slot.
@@ -69,8 +66,7 @@ impl ChordState {
         ChordState {
             leeching: true,
             data: ItemStore::default(),
-            keys: HashSet::new(),
-            tombstones: HashMap::new(),
+            keys: KeyList::default(),
             handoff: HashMap::new(),
             handoff_queue: VecDeque::new(),
             handoff_stats: HandoffStats::default(),

@@ -131,21 +131,29 @@ struct Values {
     free: Vec<Slot>,
     /// The last value stored: a `set` stores one value in five tables in a row.
     last: Option<(usize, usize, Slot)>,
+    /// Bytes of the values held (each once).
+    bytes: usize,
 }
 
 impl Values {
+    /// The slot already holding this very value (same bytes in memory), if
+    /// it was the last one stored.
+    fn shared(&self, value: &Bytes) -> Option<Slot> {
+        let (p, l, slot) = self.last?;
+        let (v, _) = self.slots.get(slot as usize)?.as_ref()?;
+        let same = |b: &Bytes| b.as_ptr() as usize == p && b.len() == l;
+        (same(value) && same(v)).then_some(slot)
+    }
+
     fn add(&mut self, value: Bytes) -> Slot {
-        let id = (value.as_ptr() as usize, value.len());
-        if let Some((p, l, slot)) = self.last {
-            if (p, l) == id {
-                if let Some(Some((v, refs))) = self.slots.get_mut(slot as usize) {
-                    if v.as_ptr() as usize == p && v.len() == l {
-                        *refs += 1;
-                        return slot;
-                    }
-                }
+        if let Some(slot) = self.shared(&value) {
+            if let Some(Some((_, refs))) = self.slots.get_mut(slot as usize) {
+                *refs += 1;
             }
+            return slot;
         }
+        let id = (value.as_ptr() as usize, value.len());
+        self.bytes += value.len();
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some((value, 1));
@@ -166,9 +174,10 @@ impl Values {
 
     fn release(&mut self, slot: Slot) {
         if let Some(entry) = self.slots.get_mut(slot as usize) {
-            if let Some((_, refs)) = entry {
+            if let Some((v, refs)) = entry {
                 *refs -= 1;
                 if *refs == 0 {
+                    self.bytes -= v.len();
                     *entry = None;
                     self.free.push(slot);
                     if self.last.is_some_and(|l| l.2 == slot) {
@@ -263,6 +272,21 @@ impl ItemStore {
         }
     }
 
+    /// Bytes of the values held (a value shared by several tables counts once).
+    pub fn value_bytes(&self) -> usize {
+        self.values.bytes
+    }
+
+    /// The bytes that storing `value` would add: none when it is the value
+    /// just stored in another table (one `set` stores one value five times).
+    pub fn added_bytes(&self, value: &Bytes) -> usize {
+        if self.values.shared(value).is_some() {
+            0
+        } else {
+            value.len()
+        }
+    }
+
     /// Items in one table.
     pub fn len(&self, method: HashMethod) -> usize {
         self.tables[method.index()].len()
@@ -333,14 +357,27 @@ mod tests {
     fn values_are_shared_and_released() {
         let mut store = ItemStore::default();
         let v = Bytes::from_static(b"shared");
+        assert_eq!(store.added_bytes(&v), 6);
         for m in HashMethod::ALL {
             store.insert(m, &m.hash(b"x"), v.clone());
+            assert_eq!(store.added_bytes(&v), 0, "the value just stored is shared");
         }
         assert_eq!(store.values.slots.iter().flatten().count(), 1);
+        assert_eq!(store.value_bytes(), 6, "a shared value counts once");
+        // Equal bytes elsewhere in memory are a value of their own.
+        let other = Bytes::from(b"shared".to_vec());
+        assert_eq!(store.added_bytes(&other), 6);
+        store.insert(HashMethod::Sha1, &U512::from(7u64), other);
+        assert_eq!(store.value_bytes(), 12);
+        // Replacing releases the old value once nothing holds it.
+        store.insert(HashMethod::Sha1, &U512::from(7u64), Bytes::from_static(b"ab"));
+        assert_eq!(store.value_bytes(), 8);
         for m in HashMethod::ALL {
             assert!(store.remove(m, &m.hash(b"x")));
         }
+        assert!(store.remove(HashMethod::Sha1, &U512::from(7u64)));
         assert_eq!(store.values.slots.iter().flatten().count(), 0);
         assert_eq!(store.total(), 0);
+        assert_eq!(store.value_bytes(), 0);
     }
 }

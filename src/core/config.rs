@@ -41,10 +41,18 @@ pub struct Config {
     pub max_recent_ids: usize,
     /// Bound on pending retrieve entries and route requests.
     pub max_pending: usize,
-    /// Bound on the network-wide key list.
+    /// Bound on the network-wide key list (and, apart, on remembered deletes).
     pub max_keys: usize,
+    /// Bound on the bytes of the key list (and, apart, of remembered deletes).
+    pub max_key_bytes: usize,
     /// Bound on items stored per hash table.
     pub max_items: usize,
+    /// Bound on the bytes of the values this node stores (a value shared by
+    /// several tables counts once). Stores beyond it are refused and logged.
+    pub max_store_bytes: usize,
+    /// Bound on the bytes of user messages waiting in the receive queue
+    /// (oldest dropped first); the queue also holds at most 10,000 messages.
+    pub max_recv_queue_bytes: usize,
     /// Default `get` timeout.
     pub get_timeout_ms: u64,
     /// Advertise the rs2p capability flag, so rs2p peers can use extensions.
@@ -68,7 +76,10 @@ impl Config {
             max_recent_ids: 100_000,
             max_pending: 65_536,
             max_keys: 1 << 20,
+            max_key_bytes: 128 << 20,
             max_items: 1 << 22,
+            max_store_bytes: 1 << 30,
+            max_recv_queue_bytes: 64 << 20,
             get_timeout_ms: 10_000,
             advertise_capability: true,
         }

@@ -21,8 +21,14 @@ pub struct NodeStats {
     pub gets: usize,
     /// Keys in the network-wide key list.
     pub keys: usize,
+    /// Bytes of those keys.
+    pub key_bytes: usize,
+    /// Bytes of remembered deleted keys.
+    pub tombstone_bytes: usize,
     /// Items stored locally (five tables).
     pub items: usize,
+    /// Bytes of the values stored locally (a value in several tables counts once).
+    pub value_bytes: usize,
     /// Items being handed over.
     pub handoff_pending: usize,
     /// Errors kept for `status`.
@@ -41,7 +47,10 @@ impl Node {
             pending_retrieves: self.gets.pending_len(),
             gets: self.gets.gets_len(),
             keys: self.chord.keys.len(),
+            key_bytes: self.chord.keys.bytes().0,
+            tombstone_bytes: self.chord.keys.bytes().1,
             items: self.chord.item_count(),
+            value_bytes: self.chord.data.value_bytes(),
             handoff_pending: self.chord.handoff.len(),
             errors: self.errors.len(),
         }

@@ -1,7 +1,7 @@
 //! The tokio shell around a [`Node`]: listener, one reader and one writer task
 //! per connection, a ticker, and the dispatch of the core's actions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 
+use super::recv_queue::RecvQueue;
 use crate::core::{Action, ConnId, Event, GetError, Node, PeerId, Received, ReqId, Time};
 use crate::wire::flags;
 
@@ -21,8 +22,6 @@ use crate::wire::flags;
 const WRITE_QUEUE: usize = 8192;
 /// Bytes queued for one connection before it counts as stuck and is closed.
 const WRITE_QUEUE_BYTES: usize = 64 << 20;
-/// Bound on the application's receive queue (oldest dropped first).
-const RECV_QUEUE: usize = 10_000;
 /// Timer period of the core.
 const TICK: Duration = Duration::from_millis(100);
 /// Dial timeout.
@@ -61,7 +60,7 @@ pub(crate) struct State {
     conns: HashMap<ConnId, ConnIo>,
     pub get_waiters: HashMap<ReqId, oneshot::Sender<Result<Bytes, GetError>>>,
     pub connect_waiters: HashMap<ConnId, oneshot::Sender<Result<PeerId, String>>>,
-    pub queue: VecDeque<Received>,
+    pub queue: RecvQueue,
     /// Writers of closed connections still flushing their queues.
     flushing: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -90,7 +89,7 @@ impl Inner {
                 conns: HashMap::new(),
                 get_waiters: HashMap::new(),
                 connect_waiters: HashMap::new(),
-                queue: VecDeque::new(),
+                queue: RecvQueue::default(),
                 flushing: Vec::new(),
             }),
             events,
@@ -198,13 +197,17 @@ impl Inner {
             }
             match m.sub_flag() {
                 Some(flags::WHISPER) | Some(flags::BROADCAST) => {
-                    let _ = self.events.send(Event::Message(m.clone()));
+                    // Queued before the event goes out: a subscriber that sees
+                    // the event finds the message in `recv`.
+                    let event = Event::Message(m.clone());
                     let mut st = self.lock();
-                    if st.queue.len() >= RECV_QUEUE {
-                        st.queue.pop_front();
-                        tracing::warn!("receive queue full: dropping the oldest message");
+                    let max_bytes = st.node.config().max_recv_queue_bytes;
+                    let dropped = st.queue.push(m, max_bytes);
+                    drop(st);
+                    if dropped > 0 {
+                        tracing::warn!(dropped, "receive queue full: dropping the oldest messages");
                     }
-                    st.queue.push_back(m);
+                    let _ = self.events.send(event);
                     queued = true;
                 }
                 other => tracing::debug!(sub_flag = ?other, "no handler took a message: dropped"),

@@ -137,10 +137,7 @@ impl MeshSocket {
 
     /// Up to `quantity` queued user messages, oldest first (py2p's `recv(n)`).
     pub fn recv(&self, quantity: usize) -> Vec<Received> {
-        self.inner.with(|st| {
-            let n = quantity.min(st.queue.len());
-            st.queue.drain(..n).collect()
-        })
+        self.inner.with(|st| st.queue.take(quantity))
     }
 
     /// The oldest queued user message, if any (py2p's `recv()`).

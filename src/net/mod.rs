@@ -5,6 +5,7 @@ mod chord_socket;
 mod driver;
 mod error;
 mod mesh_socket;
+mod recv_queue;
 
 pub use chord_socket::{ChordSocket, Responsible};
 pub use error::Error;

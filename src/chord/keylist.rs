@@ -1,0 +1,195 @@
+//! The network-wide key list (kept by notifies) and the tombstones of deleted
+//! keys, bounded by count and by bytes: peers can send keys of any length.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+
+use crate::core::Time;
+
+/// How long a deleted key stays remembered, so that a stale add-notify
+/// re-sent by py2p after a meta exchange (D10) does not bring it back.
+pub(crate) const TOMBSTONE_MS: u64 = 10 * 60 * 1000;
+
+/// Count and byte bounds, each for the keys and for the tombstones.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_keys: usize,
+    pub max_bytes: usize,
+}
+
+/// Why a key was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    Count,
+    Bytes,
+}
+
+/// Known keys and recently deleted ones, with the sum of their lengths.
+#[derive(Debug, Default)]
+pub struct KeyList {
+    keys: HashSet<Bytes>,
+    key_bytes: usize,
+    tombstones: HashMap<Bytes, Time>,
+    tombstone_bytes: usize,
+}
+
+impl KeyList {
+    /// Known keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when no key is known.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Bytes held by keys and by tombstones.
+    pub fn bytes(&self) -> (usize, usize) {
+        (self.key_bytes, self.tombstone_bytes)
+    }
+
+    /// Tombstones held.
+    pub fn tombstone_count(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// True if `key` is known.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.keys.contains(key)
+    }
+
+    /// The known keys, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        self.keys.iter()
+    }
+
+    /// True if `key` was deleted recently.
+    pub(crate) fn is_deleted(&self, key: &[u8]) -> bool {
+        self.tombstones.contains_key(key)
+    }
+
+    /// Records `key`: Ok(true) if it is new, Ok(false) if already known.
+    pub(crate) fn add(&mut self, key: Bytes, limits: Limits) -> Result<bool, Full> {
+        if self.keys.contains(&key) {
+            return Ok(false);
+        }
+        if self.keys.len() >= limits.max_keys {
+            return Err(Full::Count);
+        }
+        if self.key_bytes.saturating_add(key.len()) > limits.max_bytes {
+            return Err(Full::Bytes);
+        }
+        self.key_bytes += key.len();
+        self.keys.insert(key);
+        Ok(true)
+    }
+
+    /// Forgets `key`; true if it was known.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
+        let known = self.keys.remove(key);
+        if known {
+            self.key_bytes -= key.len();
+        }
+        known
+    }
+
+    /// Remembers that `key` was deleted at `now`. When full, tombstones older
+    /// than [`TOMBSTONE_MS`] are dropped first; if that is not enough, this
+    /// one is not kept (a stale notify may then bring the key back to the list).
+    pub(crate) fn tombstone(&mut self, key: Bytes, now: Time, limits: Limits) {
+        if let Some(t) = self.tombstones.get_mut(&key) {
+            *t = now;
+            return;
+        }
+        let fits = |s: &Self| {
+            s.tombstones.len() < limits.max_keys && s.tombstone_bytes.saturating_add(key.len()) <= limits.max_bytes
+        };
+        if !fits(self) {
+            self.prune(now);
+            if !fits(self) {
+                return;
+            }
+        }
+        self.tombstone_bytes += key.len();
+        self.tombstones.insert(key, now);
+    }
+
+    /// Clears `key`'s tombstone (it was set again).
+    pub(crate) fn untombstone(&mut self, key: &[u8]) {
+        if self.tombstones.remove(key).is_some() {
+            self.tombstone_bytes -= key.len();
+        }
+    }
+
+    /// Drops tombstones older than [`TOMBSTONE_MS`].
+    pub(crate) fn prune(&mut self, now: Time) {
+        let horizon = now.saturating_sub(TOMBSTONE_MS);
+        let mut freed = 0;
+        self.tombstones.retain(|k, t| {
+            let keep = *t > horizon;
+            if !keep {
+                freed += k.len();
+            }
+            keep
+        });
+        self.tombstone_bytes -= freed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits { max_keys: 4, max_bytes: 20 };
+
+    #[test]
+    fn bytes_follow_every_change() {
+        let mut l = KeyList::default();
+        assert_eq!(l.add(Bytes::from_static(b"abc"), LIMITS), Ok(true));
+        assert_eq!(l.add(Bytes::from_static(b"abc"), LIMITS), Ok(false));
+        l.tombstone(Bytes::from_static(b"gone"), 1, LIMITS);
+        l.tombstone(Bytes::from_static(b"gone"), 2, LIMITS);
+        assert_eq!(l.bytes(), (3, 4));
+        assert!(l.remove(b"abc"));
+        assert!(!l.remove(b"abc"));
+        l.untombstone(b"gone");
+        l.untombstone(b"gone");
+        assert_eq!((l.bytes(), l.len(), l.tombstone_count()), ((0, 0), 0, 0));
+    }
+
+    #[test]
+    fn full_by_count_or_bytes() {
+        let mut l = KeyList::default();
+        assert_eq!(l.add(Bytes::from(vec![b'x'; 21]), LIMITS), Err(Full::Bytes));
+        for k in ["a", "b", "c", "d"] {
+            assert_eq!(l.add(Bytes::from(k), LIMITS), Ok(true));
+        }
+        assert_eq!(l.add(Bytes::from("e"), LIMITS), Err(Full::Count));
+        assert_eq!(l.add(Bytes::from(vec![b'y'; 17]), LIMITS), Err(Full::Count));
+        assert!(l.remove(b"a"));
+        assert_eq!(l.add(Bytes::from(vec![b'y'; 18]), LIMITS), Err(Full::Bytes));
+        assert_eq!(l.add(Bytes::from(vec![b'y'; 17]), LIMITS), Ok(true));
+        // Tombstones have a budget of their own.
+        l.tombstone(Bytes::from(vec![b't'; 20]), 1, LIMITS);
+        assert_eq!(l.bytes(), (20, 20));
+    }
+
+    #[test]
+    fn full_tombstones_make_room_from_old_ones_only() {
+        let mut l = KeyList::default();
+        let old = 1_000;
+        let now = old + TOMBSTONE_MS + 1;
+        l.tombstone(Bytes::from(vec![b'o'; 15]), old, LIMITS);
+        l.tombstone(Bytes::from(vec![b'n'; 5]), now, LIMITS);
+        // Full by bytes: the old tombstone goes, the new key is kept.
+        l.tombstone(Bytes::from(vec![b'm'; 10]), now, LIMITS);
+        assert!(!l.is_deleted(&[b'o'; 15]) && l.is_deleted(&[b'n'; 5]) && l.is_deleted(&[b'm'; 10]));
+        assert_eq!(l.bytes(), (0, 15));
+        // Full again, nothing old enough to drop: not kept, nothing lost.
+        l.tombstone(Bytes::from(vec![b'z'; 6]), now, LIMITS);
+        assert!(!l.is_deleted(&[b'z'; 6]));
+        assert_eq!(l.bytes(), (0, 15));
+    }
+}
