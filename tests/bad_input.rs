@@ -117,6 +117,7 @@ impl Net {
         // b, at most one attacker still connected, nothing else.
         assert!(s.connections <= 2, "connections grew: {s:?}");
         assert!(s.awaiting <= 1, "handshakes pile up: {s:?}");
+        assert!(s.buffered_bytes <= self.cfg.max_buffered_bytes, "partial frames: {s:?}");
         assert!(s.peers <= 2, "routing table grew: {s:?}");
         assert!(s.recent_ids <= self.cfg.max_recent_ids, "recent ids: {s:?}");
         assert!(s.keys <= self.cfg.max_keys, "key list: {s:?}");
@@ -376,6 +377,31 @@ async fn half_a_frame_then_silence_is_closed_after_the_timeout() {
     net.assert_error("half-sent frame idle too long");
     assert!(!raw.routed_by(&net.a));
     net.finish("half-frame").await;
+}
+
+/// Two peers trickling large frames (8 MiB claimed, 3 MiB and then 2 MiB
+/// sent) against `max_buffered_bytes = 4 MiB`: the one holding the most is
+/// closed as soon as the total passes the bound; the other keeps its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_frames_over_the_byte_bound_close_the_largest() {
+    let net = net(|cfg| cfg.max_buffered_bytes = 4 << 20).await;
+    let start_of_big_frame = |sent: usize| {
+        let mut bytes = (8u32 << 20).to_be_bytes().to_vec();
+        bytes.resize(4 + sent, b'p');
+        bytes
+    };
+    let mut first = Raw::connect(&net.a).await;
+    first.send(&start_of_big_frame(3 << 20)).await.unwrap();
+    wait_for("a to buffer the first partial frame", PATIENT, || net.a.stats().buffered_bytes == (3 << 20) + 4).await;
+    let mut second = Raw::connect(&net.a).await;
+    second.send(&start_of_big_frame(2 << 20)).await.unwrap();
+    first.closed_within(PROMPT).await;
+    net.assert_error(&format!("its partial frame holds {} bytes", (3 << 20) + 4));
+    wait_for("a to buffer the second partial frame", PATIENT, || net.a.stats().buffered_bytes == (2 << 20) + 4).await;
+    assert_eq!(net.a.stats().connections, 2, "the second peer lost its link too");
+    drop(second);
+    wait_for("the second peer's close", PROMPT, || net.a.stats().connections == 1).await;
+    net.finish("buffered-bytes").await;
 }
 
 /// A handshake from another subnet: closed, never routed.

@@ -33,6 +33,10 @@ pub struct Config {
     pub max_frame: usize,
     /// A connection with a partial frame and no bytes for this long is closed.
     pub half_frame_timeout_ms: u64,
+    /// Bound on the bytes of partial frames over all connections; past it the
+    /// connection holding the most is closed (a peer trickling a large frame
+    /// keeps its bytes until the half-frame timeout).
+    pub max_buffered_bytes: usize,
     /// Connections accepted at once; further ones are closed on arrival.
     pub max_connections: usize,
     /// Peer lists longer than this are refused.
@@ -71,6 +75,7 @@ impl Config {
             compression: PREFERENCE.to_vec(),
             max_frame: DEFAULT_MAX_FRAME,
             half_frame_timeout_ms: 60_000,
+            max_buffered_bytes: 256 << 20,
             max_connections: 1024,
             max_peer_list: 1024,
             max_recent_ids: 100_000,

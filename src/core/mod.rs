@@ -264,7 +264,15 @@ impl Node {
                         Err(e) => self.on_bad_frame(conn, e),
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => {
+                    // While every connection holds at most its share of the bound,
+                    // the total is within it: sum only when one holds more.
+                    let share = self.cfg.max_buffered_bytes / self.cfg.max_connections.max(1);
+                    if c.decoder.pending() > share {
+                        self.bound_buffered();
+                    }
+                    return;
+                }
                 Err(e) => {
                     let text = format!("closing connection: {e}");
                     self.record_error(Some(conn), text.clone());
@@ -273,6 +281,24 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Keeps the bytes of partial frames over all connections within
+    /// `max_buffered_bytes` by closing the connection holding the most.
+    fn bound_buffered(&mut self) {
+        let total: usize = self.conns.values().map(|c| c.decoder.pending()).sum();
+        if total <= self.cfg.max_buffered_bytes {
+            return;
+        }
+        let Some((hog, held)) = self.conns.values().map(|c| (c.id, c.decoder.pending())).max_by_key(|&(_, n)| n) else {
+            return;
+        };
+        let text = format!(
+            "closing connection: its partial frame holds {held} bytes, partial frames {total} in all (bound {})",
+            self.cfg.max_buffered_bytes
+        );
+        self.record_error(Some(hog), text.clone());
+        self.close_conn_because(hog, &text);
     }
 
     /// The connection was closed by the peer or failed.

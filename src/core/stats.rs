@@ -11,6 +11,8 @@ pub struct NodeStats {
     pub peers: usize,
     /// Connections awaiting a handshake (accepted or dialing).
     pub awaiting: usize,
+    /// Bytes of partial frames over all connections.
+    pub buffered_bytes: usize,
     /// Remembered broadcast ids.
     pub recent_ids: usize,
     /// Route requests awaiting a response.
@@ -42,6 +44,7 @@ impl Node {
             connections: self.conns.len(),
             peers: self.routing.len(),
             awaiting: self.conns.values().filter(|c| !c.handshaken).count(),
+            buffered_bytes: self.conns.values().map(|c| c.decoder.pending()).sum(),
             recent_ids: self.recent.len(),
             route_requests: self.route_requests.len(),
             pending_retrieves: self.gets.pending_len(),
