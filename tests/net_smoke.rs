@@ -110,3 +110,48 @@ fn connection_made_from_another_runtime_outlives_it() {
         b.close().unwrap();
     });
 }
+
+/// items / values / copy over more keys than one batch of gets in flight,
+/// then pop, pop_or and popitem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_values_copy_and_pops_over_a_pair() {
+    let a = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+    a.join().unwrap();
+    b.join().unwrap();
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    wait_for(|| a.data_storing().len() == 1 && b.data_storing().len() == 1, "meta exchange").await;
+    let n = rs2p::net::ITEMS_IN_FLIGHT * 2 + 10;
+    let want: std::collections::HashMap<bytes::Bytes, bytes::Bytes> =
+        (0..n).map(|i| (format!("item-{i}").into(), format!("value {i}").into())).collect();
+    for (i, (k, v)) in want.iter().enumerate() {
+        [&a, &b][i % 2].set(k, v.clone()).unwrap();
+    }
+    wait_for(|| a.keys().len() == n, "every key in a's key list").await;
+    // Sets are fire-and-forget: the last one written through each node is readable.
+    for (k, v) in want.iter() {
+        read_until(&a, std::str::from_utf8(k).unwrap(), std::str::from_utf8(v).unwrap()).await;
+    }
+    let items = a.items().await;
+    assert_eq!(items.len(), n);
+    assert_eq!(items.into_iter().collect::<std::collections::HashMap<_, _>>(), want);
+    let mut values = b.values().await;
+    let mut expected: Vec<bytes::Bytes> = want.values().cloned().collect();
+    values.sort();
+    expected.sort();
+    assert_eq!(values, expected);
+    assert_eq!(a.copy().await, want);
+
+    assert_eq!(a.pop("item-0").await.unwrap(), "value 0");
+    wait_for(|| !b.keys().iter().any(|k| k == "item-0"), "the pop to reach b's key list").await;
+    assert!(matches!(b.get("item-0").await, Err(rs2p::Error::Get(rs2p::core::GetError::NotFound))));
+    assert_eq!(a.pop_or("item-0", "gone").await, "gone");
+    let (k, v) = b.popitem().await.unwrap();
+    assert_eq!(want.get(&k), Some(&v));
+    assert!(!b.keys().contains(&k));
+    // The delete's stores travel before its notify on the same link.
+    wait_for(|| !a.keys().contains(&k), "the popitem to reach a's key list").await;
+    assert_eq!(a.items().await.len(), n - 2);
+    a.close().unwrap();
+    b.close().unwrap();
+}

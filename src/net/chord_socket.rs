@@ -11,8 +11,13 @@ use super::driver::now;
 use super::mesh_socket::split_addr;
 use super::{Error, MeshSocket};
 use crate::chord::{HandoffStats, Owner};
-use crate::core::{Config, GetError, PeerId};
+use crate::core::{Config, GetError, PeerId, ReqId};
 use crate::ring::{HashMethod, U512};
+
+/// Gets in flight at once in [`ChordSocket::items`] (and `values`, `copy`).
+pub const ITEMS_IN_FLIGHT: usize = 256;
+
+type GetReceiver = oneshot::Receiver<Result<Bytes, GetError>>;
 
 /// A chord DHT node on a TCP port. It derefs to [`MeshSocket`] for the mesh
 /// API it inherits (connect, send, recv, peers, close ...).
@@ -161,13 +166,29 @@ impl ChordSocket {
 
     /// [`ChordSocket::get`] with a timeout.
     pub async fn get_timeout(&self, key: impl AsRef<[u8]>, timeout: Duration) -> Result<Bytes, Error> {
-        let (tx, rx) = oneshot::channel();
+        let mut started = self.start_gets(&[key.as_ref()], timeout);
+        let (req, rx) = started.pop().expect("one get started");
+        self.finish_get(req, rx, timeout).await
+    }
+
+    /// Starts a get for each key under one lock of the node.
+    fn start_gets<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Duration) -> Vec<(ReqId, GetReceiver)> {
         let ms = timeout.as_millis().min(u128::from(u64::MAX)) as u64;
-        let req = self.inner.with(|st| {
-            let req = st.node.get(key.as_ref(), ms, now());
-            st.get_waiters.insert(req, tx);
-            req
-        });
+        self.inner.with(|st| {
+            let t = now();
+            keys.iter()
+                .map(|key| {
+                    let (tx, rx) = oneshot::channel();
+                    let req = st.node.get(key.as_ref(), ms, t);
+                    st.get_waiters.insert(req, tx);
+                    (req, rx)
+                })
+                .collect()
+        })
+    }
+
+    /// Waits for the outcome of a started get.
+    async fn finish_get(&self, req: ReqId, rx: GetReceiver, timeout: Duration) -> Result<Bytes, Error> {
         // The core times the request out itself; this is a safety net.
         match tokio::time::timeout(timeout + Duration::from_secs(1), rx).await {
             Ok(Ok(result)) => Ok(result?),
@@ -223,11 +244,17 @@ impl ChordSocket {
     }
 
     /// Every known key with its value (keys whose get fails are skipped).
+    /// The gets run [`ITEMS_IN_FLIGHT`] at a time.
     pub async fn items(&self) -> Vec<(Bytes, Bytes)> {
-        let mut out = Vec::new();
-        for k in self.keys() {
-            if let Ok(v) = self.get(&k).await {
-                out.push((k, v));
+        let timeout = Duration::from_millis(self.inner.node(|n| n.config().get_timeout_ms));
+        let keys = self.keys();
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(ITEMS_IN_FLIGHT) {
+            let started = self.start_gets(chunk, timeout);
+            for (key, (req, rx)) in chunk.iter().zip(started) {
+                if let Ok(v) = self.finish_get(req, rx, timeout).await {
+                    out.push((key.clone(), v));
+                }
             }
         }
         out

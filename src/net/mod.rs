@@ -7,6 +7,6 @@ mod error;
 mod mesh_socket;
 mod recv_queue;
 
-pub use chord_socket::{ChordSocket, Responsible};
+pub use chord_socket::{ChordSocket, Responsible, ITEMS_IN_FLIGHT};
 pub use error::Error;
 pub use mesh_socket::{split_addr, MeshSocket};
