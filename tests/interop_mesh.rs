@@ -1296,28 +1296,38 @@ async fn d16_py2p_reply_over_a_route_request_reaches_rs2p() {
     // linked to R, so it sends a route request that M answers. py2p then stores
     // R under a text id (D16) and breaks its own later handshakes; the reply
     // must still reach R once, and R must stay healthy.
-    let py = Py::start("P").await;
-    let m = rs_with(|c| c.max_outgoing = 0).await;
     let r = rs_with(|c| c.max_outgoing = 0).await;
-    link(&m, &py).await;
-    m.connect(&r.local_addr().to_string()).await.ok();
     let rid = r.id().to_string();
-    wait_for("rs2p R and M to link", Duration::from_secs(10), || {
-        let ok = r.peers() == vec![m.id()];
-        async move { ok }
-    })
-    .await;
-    assert!(!py.routes_to(&rid).await, "py2p must not be linked to R for this test");
     // py2p's reply() broadcasts its route request before it registers it, so a
     // fast response is dropped on a busy machine (the same send-before-register
-    // race as its lookups): up to three rounds, each with its own answer text.
+    // race as its lookups); and once D16 has struck, that py2p node accepts no
+    // new handshake and may choke on R's next broadcast. So: up to three
+    // rounds, each with fresh P and M and its own answer text; what went
+    // wrong in each is reported.
     let inbox = Arc::new(Mutex::new(Inbox::default()));
     let mut answer = None;
+    let mut rounds = Vec::new();
     for round in 0..3 {
+        // P links to M before M knows R, so M's peer list does not lead P to R.
+        let py = Py::start(&format!("P{round}")).await;
+        let m = rs_with(|c| c.max_outgoing = 0).await;
+        link(&m, &py).await;
+        m.connect(&r.local_addr().to_string()).await.ok();
+        wait_for("rs2p R and M to link", Duration::from_secs(10), || {
+            let ok = r.peers().contains(&m.id());
+            async move { ok }
+        })
+        .await;
+        assert!(!py.routes_to(&rid).await, "py2p must not be linked to R for this test");
         let question = format!("d16-question-{round}");
         let reply = format!("d16-answer-{round}");
         r.broadcast(&[b(question.as_str())]);
-        py_receives(&py, &question, "R's broadcast relayed by M").await;
+        let (pyr, q) = (&py, question.as_str());
+        if !eventually(Duration::from_secs(10), || async move { pyr.count(q).await > 0 }).await {
+            rounds.push(format!("round {round}: py2p side never received R's broadcast relayed by M"));
+            let _ = m.close();
+            continue;
+        }
         let replied = py.cmd(json!({"op": "reply", "args": [reply]})).await;
         assert!(replied["replied"].as_u64().unwrap_or(0) >= 1, "py2p side: nothing to reply to");
         let arrived = eventually(Duration::from_secs(5), || {
@@ -1331,12 +1341,16 @@ async fn d16_py2p_reply_over_a_route_request_reaches_rs2p() {
         })
         .await;
         if arrived {
-            answer = Some(reply);
+            answer = Some((reply, py, m));
             break;
         }
-        eprintln!("d16: py2p lost its route request in round {round} (its send-before-register race)");
+        rounds.push(format!("round {round}: py2p's reply never reached R (py2p lost its route request)"));
+        let _ = m.close();
     }
-    let reply = answer.expect("rs2p side never received py2p's reply through the route request (3 rounds)");
+    eprintln!("d16: {rounds:?}");
+    let (reply, py, m) = answer.unwrap_or_else(|| {
+        panic!("rs2p side never received py2p's reply through the route request in 3 rounds: {rounds:?}")
+    });
     let ib_count = inbox.lock().unwrap().count(&reply);
     assert_eq!(ib_count, 1);
     let ans = inbox.lock().unwrap().find(&reply).cloned().unwrap();
