@@ -350,6 +350,69 @@ fn py2p_seeding() -> Py2pNode {
     py
 }
 
+/// A TCP proxy for one connection that drops the first `drop` store frames
+/// going from the client to `target` (and passes everything else through).
+struct StoreDroppingProxy {
+    /// `127.0.0.1:PORT` to give the client.
+    addr: String,
+    dropped: Arc<Mutex<usize>>,
+}
+
+impl StoreDroppingProxy {
+    fn start(target: &str, drop: usize) -> StoreDroppingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().unwrap().to_string();
+        let dropped = Arc::new(Mutex::new(0));
+        let (target, count) = (target.to_owned(), Arc::clone(&dropped));
+        thread::spawn(move || {
+            let Ok((client, _)) = listener.accept() else { return };
+            let Ok(node) = std::net::TcpStream::connect(&target) else { return };
+            let (mut client_r, mut node_w) = (client.try_clone().unwrap(), node.try_clone().unwrap());
+            let (mut node_r, mut client_w) = (node, client);
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut node_r, &mut client_w);
+                let _ = client_w.shutdown(std::net::Shutdown::Both);
+            });
+            // Client to node, frame by frame: [4-byte length][body].
+            loop {
+                let mut len = [0u8; 4];
+                if client_r.read_exact(&mut len).is_err() {
+                    break;
+                }
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                if client_r.read_exact(&mut body).is_err() {
+                    break;
+                }
+                // rs2p peers exchange uncompressed frames.
+                let is_store = rs2p::wire::Message::decode_body(&body, &[], 1 << 24)
+                    .is_ok_and(|m| m.payload.first().map(|p| p.as_ref()) == Some(&[rs2p::wire::flags::STORE][..]));
+                let drop_it = is_store && {
+                    let mut n = count.lock().unwrap();
+                    let under = *n < drop;
+                    if under {
+                        *n += 1;
+                    }
+                    under
+                };
+                if drop_it {
+                    continue;
+                }
+                if std::io::Write::write_all(&mut node_w, &len).is_err()
+                    || std::io::Write::write_all(&mut node_w, &body).is_err()
+                {
+                    break;
+                }
+            }
+            let _ = node_w.shutdown(std::net::Shutdown::Both);
+        });
+        StoreDroppingProxy { addr, dropped }
+    }
+
+    fn dropped(&self) -> usize {
+        *self.dropped.lock().unwrap()
+    }
+}
+
 /// A port on 127.0.0.1 nothing listens on (bound, then released).
 fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -441,6 +504,21 @@ fn py2p_and_rs2p_read_each_others_values() {
     let r = rs2p(&["get", "from-rs2p", "--peer", &py.addr()]);
     r.expect_code(0);
     assert_eq!(r.stdout, "written by rs2p\n", "{r:#?}");
+}
+
+/// `rs2p set` sends its value again while it is not readable: through a
+/// proxy that drops the client's first five stores (a whole set), the set
+/// still succeeds, and the value is readable through the node directly.
+#[test]
+fn set_sends_again_a_value_lost_on_the_way() {
+    let a = Node::start(&["--join"]);
+    let proxy = StoreDroppingProxy::start(&a.addr, 5);
+    let r = rs2p(&["set", "resent", "lost once", "--peer", &proxy.addr, "--timeout", "8"]);
+    r.expect_quiet_ok();
+    assert_eq!(proxy.dropped(), 5, "the proxy did not drop the first set's five stores");
+    let r = rs2p(&["get", "resent", "--peer", &a.addr]);
+    r.expect_code(0);
+    assert_eq!(r.stdout, "lost once\n", "{r:#?}");
 }
 
 /// SIGTERM to a seeding node that holds data: it hands its items over, exits

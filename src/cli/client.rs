@@ -54,18 +54,41 @@ pub async fn get(args: &ClientArgs, key: &str) -> Result<(), Failure> {
     written.map_err(|e| Failure::new(super::EXIT_RUNTIME, format!("cannot write to stdout: {e}")))
 }
 
-/// Polls `get` until `done` says the change is visible, or the timeout passes.
-async fn confirm(
+/// First re-send of a change that is not visible yet; the gap doubles after each.
+const RESEND_AFTER: Duration = Duration::from_millis(1000);
+
+/// How a change is sent.
+enum Resend {
+    /// Again while it is not visible (1 s, 2 s, 4 s ... after the last send):
+    /// a store lost on the way, e.g. in a py2p link that drops frames under
+    /// load (D2, D24), is repaired. Storing a value twice is harmless.
+    WhileInvisible,
+    /// Once: a delete sent again would reach py2p owners that no longer hold
+    /// the item, and py2p drops the link on such a store (D9).
+    Never,
+}
+
+/// Makes a change with `send`, then polls `get` until `done` says it is
+/// visible, or the timeout passes.
+async fn change_and_confirm(
     sock: &ChordSocket,
     key: &str,
     timeout: Duration,
+    resend: Resend,
+    send: impl Fn() -> Result<(), Error>,
     done: impl Fn(&Result<bytes::Bytes, Error>) -> bool,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + timeout;
+    send().map_err(|e| e.to_string())?;
+    let (mut sent_at, mut gap, mut sends) = (start, RESEND_AFTER, 1);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let result = sock.get_timeout(key, left.clamp(Duration::from_millis(100), Duration::from_secs(2))).await;
         if done(&result) {
+            if sends > 1 {
+                tracing::info!(key, sends, "the change became visible after re-sending it");
+            }
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -73,6 +96,13 @@ async fn confirm(
                 Ok(v) => format!("still reads {:?}", String::from_utf8_lossy(&v)),
                 Err(e) => e.to_string(),
             });
+        }
+        if matches!(resend, Resend::WhileInvisible) && sent_at.elapsed() >= gap {
+            tracing::debug!(key, ?result, "change not visible yet: sending it again");
+            send().map_err(|e| e.to_string())?;
+            sends += 1;
+            sent_at = Instant::now();
+            gap *= 2;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -83,17 +113,31 @@ pub async fn set(args: &ClientArgs, key: &str, value: &str) -> Result<(), Failur
         return Err(Failure::new(super::EXIT_USAGE, "an empty value deletes: use `rs2p del KEY`"));
     }
     let sock = open(args).await?;
-    sock.set(key, value.to_owned()).map_err(net_failure)?;
     let want = value.as_bytes().to_vec();
-    let res = confirm(&sock, key, args.timeout, |r| matches!(r, Ok(v) if v[..] == want[..])).await;
+    let res = change_and_confirm(
+        &sock,
+        key,
+        args.timeout,
+        Resend::WhileInvisible,
+        || sock.set(key, value.to_owned()),
+        |r| matches!(r, Ok(v) if v[..] == want[..]),
+    )
+    .await;
     let _ = sock.shutdown().await;
     res.map_err(|why| Failure::new(EXIT_NOT_FOUND, format!("set of {key} not readable in time: {why}")))
 }
 
 pub async fn del(args: &ClientArgs, key: &str) -> Result<(), Failure> {
     let sock = open(args).await?;
-    sock.delete(key).map_err(net_failure)?;
-    let res = confirm(&sock, key, args.timeout, |r| matches!(r, Err(Error::Get(GetError::NotFound)))).await;
+    let res = change_and_confirm(
+        &sock,
+        key,
+        args.timeout,
+        Resend::Never,
+        || sock.delete(key),
+        |r| matches!(r, Err(Error::Get(GetError::NotFound))),
+    )
+    .await;
     let _ = sock.shutdown().await;
     res.map_err(|why| Failure::new(EXIT_NOT_FOUND, format!("delete of {key} not visible in time: {why}")))
 }
