@@ -1309,6 +1309,59 @@ async fn deletes_on_either_side() {
     eprintln!("deletes_on_either_side: {}", elapsed(t));
 }
 
+/// rs2p deletes keys nobody set, whose items py2p nodes own: py2p drops the
+/// link on a delete of an item it does not hold (D9), so rs2p asks first and
+/// sends no delete there. Every get of those keys answers "not found", py2p
+/// records no exception and every link stays up; a delete of a key py2p does
+/// hold still reaches every table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_missing_keys_keeps_py2p_links() {
+    let _slot = slot();
+    let t = Instant::now();
+    let ring = Ring::build(1, 2).await;
+    let all = ring.all();
+    let pys = [ring.py_member(0), ring.py_member(1)];
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("never-set-{i}"))
+        .filter(|k| HashMethod::ALL.iter().any(|m| pys.contains(owner(&all, &m.hash(k.as_bytes())))))
+        .take(10)
+        .collect();
+    let mut before = Vec::new();
+    for p in &ring.py {
+        before.push(p.exceptions().await);
+    }
+    let rs = &ring.rs[0];
+    for k in &keys {
+        rs.delete(k).unwrap();
+    }
+    // Gets go over the same links after the deletes (and their checks): each
+    // must come back "not found", not time out on a link py2p dropped.
+    for k in &keys {
+        match rs.get_timeout(k, Duration::from_secs(5)).await {
+            Err(rs2p::Error::Get(GetError::NotFound)) => {}
+            other => panic!("rs2p side: get of deleted, never-set {k:?} gave {other:?}"),
+        }
+    }
+    for (i, p) in ring.py.iter().enumerate() {
+        let after = p.exceptions().await;
+        assert_eq!(after, before[i], "py2p side ({}) raised after rs2p deleted keys it never held", p.name);
+    }
+    let missing = ring.missing_links(&all, &all).await;
+    assert!(missing.is_empty(), "links lost after deleting missing keys: {missing:?}");
+
+    // A key that is held: the delete (checked, then sent) reaches every table.
+    let writes = vec![("d9-held".to_owned(), "held".to_owned(), ring.rs_member(0))];
+    ring.set(&writes[0].2, "d9-held", "held").await;
+    ring.wait_replicated(&all, &writes, "before deleting a held key").await;
+    rs.delete("d9-held").unwrap();
+    ring.check_reads(&all, &all, &gone(&["d9-held".to_owned()]), Duration::from_secs(20), "after the delete").await;
+    for (i, p) in ring.py.iter().enumerate() {
+        assert_eq!(p.exceptions().await, before[i], "py2p side ({}) raised on rs2p's delete of a held key", p.name);
+    }
+    ring.close().await;
+    eprintln!("deleting_missing_keys_keeps_py2p_links: {}", elapsed(t));
+}
+
 /// py2p exceptions from a delete-notify (D1: `__handle_key` names an undefined `key`).
 fn count_d1(exceptions: &[String]) -> usize {
     exceptions.iter().filter(|e| e.contains("NameError")).count()

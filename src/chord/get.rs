@@ -25,6 +25,8 @@ pub(crate) enum Waiter {
     Remote(ConnId),
     /// Our own handoff check.
     Handoff,
+    /// A delete for a py2p peer, sent there if the item turns out to be held.
+    DeleteIfHeld(ConnId),
 }
 
 #[derive(Debug)]
@@ -176,6 +178,19 @@ impl Node {
                 self.send_on(conn, flags::WHISPER, payload);
             }
             Waiter::Handoff => self.handoff_answer(item, value),
+            Waiter::DeleteIfHeld(conn) => {
+                if !value.is_empty() {
+                    self.send_store(conn, item, Bytes::new());
+                }
+            }
+        }
+    }
+
+    /// Drops deletes of `item` still waiting for their check (a newer value
+    /// is on its way).
+    pub(crate) fn cancel_checked_deletes(&mut self, item: ItemKey) {
+        if let Some(p) = self.gets.pending.get_mut(&item) {
+            p.waiters.retain(|w| !matches!(w, Waiter::DeleteIfHeld(_)));
         }
     }
 

@@ -105,9 +105,23 @@ impl Node {
     }
 
     /// Routes a store: to the owner, or into the local table.
+    ///
+    /// A delete bound for a py2p peer is preceded by a retrieve and sent only
+    /// if the answer shows the item is held: py2p drops the link on a delete
+    /// of an item it does not hold (D9). A newer value for the item cancels
+    /// such a delete still waiting for its answer.
     pub(crate) fn route_store(&mut self, item: super::ItemKey, value: Bytes, from: Option<ConnId>) {
+        if !value.is_empty() {
+            self.cancel_checked_deletes(item);
+        }
         match self.find(&item.1) {
-            Owner::Remote(c) if Some(c) != from => self.send_store(c, item, value),
+            Owner::Remote(c) if Some(c) != from => {
+                if value.is_empty() && !self.is_rs2p(c) {
+                    self.route_retrieve(item, Waiter::DeleteIfHeld(c), None);
+                } else {
+                    self.send_store(c, item, value);
+                }
+            }
             _ => self.store_local(item, value),
         }
     }

@@ -57,24 +57,16 @@ pub async fn get(args: &ClientArgs, key: &str) -> Result<(), Failure> {
 /// First re-send of a change that is not visible yet; the gap doubles after each.
 const RESEND_AFTER: Duration = Duration::from_millis(1000);
 
-/// How a change is sent.
-enum Resend {
-    /// Again while it is not visible (1 s, 2 s, 4 s ... after the last send):
-    /// a store lost on the way, e.g. in a py2p link that drops frames under
-    /// load (D2, D24), is repaired. Storing a value twice is harmless.
-    WhileInvisible,
-    /// Once: a delete sent again would reach py2p owners that no longer hold
-    /// the item, and py2p drops the link on such a store (D9).
-    Never,
-}
-
 /// Makes a change with `send`, then polls `get` until `done` says it is
-/// visible, or the timeout passes.
+/// visible, or the timeout passes. The change is sent again while it is not
+/// visible (1 s, 2 s, 4 s ... after the last send): a store lost on the way,
+/// e.g. in a py2p link that drops frames under load (D2, D24), is repaired.
+/// Sending a value twice is harmless, and so is a delete: a delete bound for
+/// a py2p node is sent only where the item is still held (D9).
 async fn change_and_confirm(
     sock: &ChordSocket,
     key: &str,
     timeout: Duration,
-    resend: Resend,
     send: impl Fn() -> Result<(), Error>,
     done: impl Fn(&Result<bytes::Bytes, Error>) -> bool,
 ) -> Result<(), String> {
@@ -97,7 +89,7 @@ async fn change_and_confirm(
                 Err(e) => e.to_string(),
             });
         }
-        if matches!(resend, Resend::WhileInvisible) && sent_at.elapsed() >= gap {
+        if sent_at.elapsed() >= gap {
             tracing::debug!(key, ?result, "change not visible yet: sending it again");
             send().map_err(|e| e.to_string())?;
             sends += 1;
@@ -118,7 +110,6 @@ pub async fn set(args: &ClientArgs, key: &str, value: &str) -> Result<(), Failur
         &sock,
         key,
         args.timeout,
-        Resend::WhileInvisible,
         || sock.set(key, value.to_owned()),
         |r| matches!(r, Ok(v) if v[..] == want[..]),
     )
@@ -133,7 +124,6 @@ pub async fn del(args: &ClientArgs, key: &str) -> Result<(), Failure> {
         &sock,
         key,
         args.timeout,
-        Resend::Never,
         || sock.delete(key),
         |r| matches!(r, Err(Error::Get(GetError::NotFound))),
     )
