@@ -793,6 +793,17 @@ async fn py_read_all(
                     got.push_str(&format!("; race-free lookups {answers:?}, silent {silent:?}"));
                 }
             }
+            // And what the reader itself sees: its seeding peers and exceptions.
+            if let Some((_, _, got)) = failed.first_mut() {
+                let seen = p.seeding().await;
+                let names: Vec<String> = seeding
+                    .iter()
+                    .map(|m| format!("{m}: {}", if seen.contains(m.id.as_str()) { "linked" } else { "NOT linked" }))
+                    .collect();
+                let exceptions: Vec<String> =
+                    p.exceptions().await.iter().map(|e| e.lines().last().unwrap_or("").to_owned()).collect();
+                got.push_str(&format!("; {} sees {names:?}; its exceptions {exceptions:?}", p.name));
+            }
             return failed;
         }
         for (k, _, got) in &failed {
