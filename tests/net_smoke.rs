@@ -30,14 +30,20 @@ async fn read_until(s: &ChordSocket, key: &str, want: &str) {
     panic!("{key} never read as {want:?}; last answer {last:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rs2p_pair_set_get() {
+/// Two joined rs2p nodes, `b` connected to `a`, each seeing the other seed.
+async fn seeding_pair() -> (ChordSocket, ChordSocket) {
     let a = ChordSocket::bind("127.0.0.1:0").await.unwrap();
     let b = ChordSocket::bind("127.0.0.1:0").await.unwrap();
     a.join().unwrap();
     b.join().unwrap();
     b.connect(&a.local_addr().to_string()).await.unwrap();
     wait_for(|| a.data_storing().len() == 1 && b.data_storing().len() == 1, "meta exchange").await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs2p_pair_set_get() {
+    let (a, b) = seeding_pair().await;
     b.set("colour", "blue").unwrap();
     // A set is fire-and-forget (as in py2p): poll until the stores have landed.
     read_until(&a, "colour", "blue").await;
@@ -115,12 +121,7 @@ fn connection_made_from_another_runtime_outlives_it() {
 /// then pop, pop_or and popitem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_values_copy_and_pops_over_a_pair() {
-    let a = ChordSocket::bind("127.0.0.1:0").await.unwrap();
-    let b = ChordSocket::bind("127.0.0.1:0").await.unwrap();
-    a.join().unwrap();
-    b.join().unwrap();
-    b.connect(&a.local_addr().to_string()).await.unwrap();
-    wait_for(|| a.data_storing().len() == 1 && b.data_storing().len() == 1, "meta exchange").await;
+    let (a, b) = seeding_pair().await;
     let n = rs2p::net::ITEMS_IN_FLIGHT * 2 + 10;
     let want: std::collections::HashMap<bytes::Bytes, bytes::Bytes> =
         (0..n).map(|i| (format!("item-{i}").into(), format!("value {i}").into())).collect();
