@@ -305,6 +305,18 @@ async fn link(r: &MeshSocket, py: &Py) {
     .await;
 }
 
+/// Connects rs2p to py2p through a proxy in `mode`, checks the handshake named
+/// py2p, and waits until py2p routes rs2p.
+async fn connect_through_proxy(r: &MeshSocket, py: &Py, mode: Mode) -> Proxy {
+    let proxy = Proxy::start(py.port, mode).await;
+    let peer = r.connect(&proxy.addr).await.expect("rs2p side: connect through the proxy");
+    assert_eq!(peer.as_str(), py.id, "rs2p side: handshake through the proxy named another id");
+    let rid = r.id().to_string();
+    let rid = rid.as_str();
+    wait_for("py2p side to route to rs2p", Duration::from_secs(10), || async move { py.routes_to(rid).await }).await;
+    proxy
+}
+
 /// Whisper rs2p → py2p and py2p → rs2p, each checked on arrival.
 async fn check_two_way(r: &MeshSocket, py: &Py, tag: &str) {
     if let Err(e) = try_two_way(r, py, tag, Duration::from_secs(10)).await {
@@ -953,22 +965,13 @@ async fn wrong_subnet_py2p_dialing_rs2p_is_rejected() {
 async fn traffic_with_compression(list: Vec<Compression>, expect: Option<Compression>) {
     let py = Py::start("P").await;
     let r = rs_with(|c| c.compression = list.clone()).await;
-    let proxy = Proxy::start(py.port, Mode::Frames).await;
-    let peer = r.connect(&proxy.addr).await.expect("rs2p side: connect through the proxy");
-    assert_eq!(peer.as_str(), py.id);
-    let rid = r.id().to_string();
-    wait_for("py2p side to route to rs2p", Duration::from_secs(10), || {
-        let rid = rid.clone();
-        let py = &py;
-        async move { py.routes_to(&rid).await }
-    })
-    .await;
+    let proxy = connect_through_proxy(&r, &py, Mode::Frames).await;
     let big = "compressible text ".repeat(300);
     let inbox = Arc::new(Mutex::new(Inbox::default()));
     r.broadcast(&[b("rs-bcast"), b(&big)]);
     assert!(r.whisper(&py.peer_id(), &[b("rs-whisper"), b(&big)]));
     assert!(py.broadcast(&["py-bcast", &big]).await, "py2p side: send failed");
-    assert!(py.whisper(&rid, &["py-whisper", &big]).await, "py2p side: whisper failed");
+    assert!(py.whisper(&r.id().to_string(), &["py-whisper", &big]).await, "py2p side: whisper failed");
     py_receives(&py, "rs-bcast", "broadcast").await;
     py_receives(&py, "rs-whisper", "whisper").await;
     rs_receives(&r, &inbox, "py-bcast", "broadcast").await;
@@ -1030,15 +1033,7 @@ async fn d2_rs2p_reader_handles_a_four_byte_leftover_from_py2p() {
     // buffer. The proxy ends each write to rs2p with the next header.
     let py = Py::start("P").await;
     let r = rs().await;
-    let proxy = Proxy::start(py.port, Mode::SplitHeaders).await;
-    r.connect(&proxy.addr).await.expect("rs2p side: connect through the proxy");
-    let rid = r.id().to_string();
-    wait_for("py2p side to route to rs2p", Duration::from_secs(10), || {
-        let rid = rid.clone();
-        let py = &py;
-        async move { py.routes_to(&rid).await }
-    })
-    .await;
+    let proxy = connect_through_proxy(&r, &py, Mode::SplitHeaders).await;
     let n = 60;
     let flood = py.cmd(json!({"op": "flood", "count": n, "prefix": "d2-"})).await;
     assert_eq!(flood["errors"], json!(0), "py2p side: flood raised: {flood}");
@@ -1062,15 +1057,7 @@ async fn d3_py2p_renegotiates_only_with_one_shared_method_else_drops_the_link() 
     // One shared method (zlib): py2p renegotiates (§7.2) and the link survives.
     let py = Py::start("P").await;
     let r = rs_with(|c| c.compression = vec![Compression::Zlib]).await;
-    let proxy = Proxy::start(py.port, Mode::Frames).await;
-    r.connect(&proxy.addr).await.expect("rs2p side: connect through the proxy");
-    let rid = r.id().to_string();
-    wait_for("py2p side to route to rs2p", Duration::from_secs(10), || {
-        let rid = rid.clone();
-        let py = &py;
-        async move { py.routes_to(&rid).await }
-    })
-    .await;
+    let proxy = connect_through_proxy(&r, &py, Mode::Frames).await;
     proxy.inject.send(bad.clone()).unwrap();
     let saw_renegotiation = eventually(Duration::from_secs(10), || {
         let frames = proxy.frames(Dir::ToRs);
@@ -1110,15 +1097,7 @@ async fn d3_py2p_renegotiates_only_with_one_shared_method_else_drops_the_link() 
     // py2p drops the link instead (D3). rs2p takes that as a normal disconnect.
     let py = Py::start("P2").await;
     let r = rs().await;
-    let proxy = Proxy::start(py.port, Mode::Frames).await;
-    r.connect(&proxy.addr).await.expect("rs2p side: connect through the proxy");
-    let rid = r.id().to_string();
-    wait_for("py2p side to route to rs2p", Duration::from_secs(10), || {
-        let rid = rid.clone();
-        let py = &py;
-        async move { py.routes_to(&rid).await }
-    })
-    .await;
+    let proxy = connect_through_proxy(&r, &py, Mode::Frames).await;
     proxy.inject.send(bad).unwrap();
     wait_for("rs2p side to notice py2p's disconnect (D3)", Duration::from_secs(10), || {
         let gone = r.peers().is_empty();
@@ -1137,15 +1116,7 @@ async fn d3_py2p_renegotiates_only_with_one_shared_method_else_drops_the_link() 
 async fn d4_py2p_resend_answer_with_msg_type_0x07_is_ignored() {
     let py = Py::start("P").await;
     let r = rs().await;
-    let proxy = Proxy::start(py.port, Mode::Frames).await;
-    r.connect(&proxy.addr).await.expect("rs2p side: connect through the proxy");
-    let rid = r.id().to_string();
-    wait_for("py2p side to route to rs2p", Duration::from_secs(10), || {
-        let rid = rid.clone();
-        let py = &py;
-        async move { py.routes_to(&rid).await }
-    })
-    .await;
+    let proxy = connect_through_proxy(&r, &py, Mode::Frames).await;
     // py2p's last message on this link is its peer list: resend puts 0x07 in front.
     r.send(flags::RENEGOTIATE, flags::RESEND, &[]);
     let provoked = eventually(Duration::from_secs(10), || {
@@ -1155,7 +1126,7 @@ async fn d4_py2p_resend_answer_with_msg_type_0x07_is_ignored() {
     .await;
     assert!(provoked, "py2p side never sent its defective resend answer");
     // After a user whisper, the defective answer has type 0x02 and no sub-flag.
-    assert!(py.whisper(&rid, &["d4-once"]).await, "py2p side: whisper failed");
+    assert!(py.whisper(&r.id().to_string(), &["d4-once"]).await, "py2p side: whisper failed");
     let inbox = Arc::new(Mutex::new(Inbox::default()));
     rs_receives(&r, &inbox, "d4-once", "py2p whisper").await;
     r.send(flags::RENEGOTIATE, flags::RESEND, &[]);
