@@ -57,6 +57,11 @@ fn peers_of(node: &Node) -> Vec<PeerId> {
     v
 }
 
+/// The connection to the node's first peer (in id order).
+fn first_peer_conn(node: &Node) -> ConnId {
+    node.conn_of(&peers_of(node)[0]).expect("a peer has a connection")
+}
+
 /// Undirected links both ends agree on; panics on a one-sided link.
 fn agreed_links(sim: &mut Sim, nodes: &[usize]) -> HashSet<(usize, usize)> {
     let by_id = index_by_id(sim, nodes);
@@ -360,10 +365,7 @@ fn waterfall_duplicates_are_suppressed_and_relayed_once() {
     let (mut sim, nodes) = build_mesh(6, |_| {});
     sim.take_events();
     let x = nodes[3];
-    let conn = {
-        let peer = peers_of(sim.node(x))[0].clone();
-        sim.node(x).conn_of(&peer).unwrap()
-    };
+    let conn = first_peer_conn(sim.node(x));
     // A broadcast from a node outside the mesh, arriving three times on one link
     // and then once more on another link.
     let origin = fake_id(7);
@@ -397,10 +399,7 @@ fn waterfall_age_limit_is_sixty_seconds() {
     let (mut sim, nodes) = build_mesh(5, |_| {});
     sim.take_events();
     let x = nodes[0];
-    let conn = {
-        let p = peers_of(sim.node(x))[0].clone();
-        sim.node(x).conn_of(&p).unwrap()
-    };
+    let conn = first_peer_conn(sim.node(x));
     let now = sim.now();
     let origin = fake_id(8);
     let cases =
@@ -470,10 +469,7 @@ fn waterfall_own_broadcast_echo_is_dropped() {
     // a misbehaving relay could still echo it): it is remembered, so not delivered.
     let echo =
         Message::new(flags::BROADCAST, sim.node(a).id().bytes(), secs(now), vec![Bytes::from_static(&[0]), b("mine")]);
-    let conn = {
-        let p = peers_of(sim.node(a))[0].clone();
-        sim.node(a).conn_of(&p).unwrap()
-    };
+    let conn = first_peer_conn(sim.node(a));
     sim.node(a).on_data(conn, &echo.encode(None).unwrap(), now);
     sim.run();
     let counts = deliveries(&user_messages(sim.take_events()), b"mine");
@@ -1114,10 +1110,7 @@ fn d4_resend_answer_shaped_like_a_broadcast_is_not_relayed() {
     let (mut sim, nodes) = build_mesh(4, |_| {});
     sim.take_events();
     let x = nodes[0];
-    let conn = {
-        let p = peers_of(sim.node(x))[0].clone();
-        sim.node(x).conn_of(&p).unwrap()
-    };
+    let conn = first_peer_conn(sim.node(x));
     let now = sim.now();
     let f = frame(flags::BROADCAST, &fake_id(5), secs(now), vec![b("user data")], None);
     let before = sim.frames;
