@@ -105,16 +105,21 @@ def make(n, seed):
             msg.compression = [flag] if flag is not None else []
             assert msg.compression_used == flag, (name, msg.compression_used)
             frames[name] = bytes(msg.string).hex()
-        record = {
-            "msg_type": bytes(msg.msg_type).hex(),
-            "sender": bytes(msg.sender).hex(),
-            "time": msg.time,
-            "payload": [bytes(p).hex() for p in msg.payload],
-            "id": msg.id.decode("ascii"),
-            "frames": frames,
-        }
+        record = fields(msg)
+        record["frames"] = frames
         out.write(json.dumps(record) + "\n")
     out.flush()
+
+
+def fields(msg):
+    """A message's fields as JSON-friendly hex and text."""
+    return {
+        "msg_type": bytes(msg.msg_type).hex(),
+        "sender": bytes(msg.sender).hex(),
+        "time": msg.time,
+        "payload": [bytes(p).hex() for p in msg.payload],
+        "id": msg.id.decode("ascii"),
+    }
 
 
 def check():
@@ -128,14 +133,8 @@ def check():
             frame = bytes.fromhex(req["frame"])
             methods = [bytes.fromhex(m) for m in req["methods"]]
             msg = InternalMessage.feed_string(frame, compressions=methods)
-            record = {
-                "msg_type": bytes(msg.msg_type).hex(),
-                "sender": bytes(msg.sender).hex(),
-                "time": msg.time,
-                "payload": [bytes(p).hex() for p in msg.payload],
-                "id": msg.id.decode("ascii"),
-                "compression_fail": bool(msg.compression_fail),
-            }
+            record = fields(msg)
+            record["compression_fail"] = bool(msg.compression_fail)
         except Exception as e:  # report every failure as data, keep going
             record = {"error": "%s: %s" % (type(e).__name__, str(e)[:500])}
         out.write(json.dumps(record) + "\n")
