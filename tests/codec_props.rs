@@ -1,4 +1,4 @@
-//! Property tests of the wire codec (PROTOCOL.md §1, §4, §5) and ring arithmetic.
+//! Property tests of the wire codec (docs/PROTOCOL.md §1, §4, §5) and ring arithmetic.
 //!
 //! Case counts are chosen so the whole file runs in a few seconds in debug;
 //! set `PROPTEST_CASES=N` to run every property with N cases instead.

@@ -7,7 +7,7 @@
 //! through node.py's `peers` op). Successor links are what hop-by-hop routing
 //! needs; predecessor links are what a leave hands data over on.
 //!
-//! py2p is unreliable in documented ways (PROTOCOL.md §13), so:
+//! py2p is unreliable in documented ways (docs/PROTOCOL.md §13), so:
 //! * stores are fire-and-forget on both sides: before a step that needs every
 //!   entry in place (a leave, a delete) the test waits until each of the five
 //!   entries of a key is held by its owner, and reads poll until they succeed,

@@ -1,7 +1,7 @@
 //! rs2p `MeshSocket`s against real py2p 0.5.607 `mesh_socket` processes
 //! (driven by `tests/py2p/node.py`): handshakes both ways, a mixed mesh,
 //! whisper/reply, subnets, compression on the wire (checked through a
-//! recording proxy), and the py2p defects of PROTOCOL §13 that touch the mesh
+//! recording proxy), and the py2p defects of docs/PROTOCOL.md §13 that touch the mesh
 //! layer, one test per defect, named after it.
 //!
 //! py2p drops links now and then on its own (D2, D8/D23, D24). Every wait here
@@ -1024,7 +1024,7 @@ async fn traffic_with_default_lists_uses_snappy() {
 }
 
 // ---------------------------------------------------------------------------
-// py2p defects (PROTOCOL §13)
+// py2p defects (docs/PROTOCOL.md §13)
 // ---------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

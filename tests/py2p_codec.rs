@@ -1,4 +1,4 @@
-//! Codec cross-check against the real py2p 0.5.607 (PROTOCOL.md §4, §5).
+//! Codec cross-check against the real py2p 0.5.607 (docs/PROTOCOL.md §4, §5).
 //!
 //! * `py2p_frames_decode_in_rs2p`: py2p builds random messages with its own
 //!   `InternalMessage` and writes each one uncompressed and with every method

@@ -1,5 +1,5 @@
 //! The mesh layer on the deterministic in-memory network, and sans-IO nodes fed
-//! raw frames: peering, broadcast relay ("waterfall", PROTOCOL §8),
+//! raw frames: peering, broadcast relay ("waterfall", docs/PROTOCOL.md §8),
 //! renegotiation (§7), connection conflicts (§6.9), and the py2p defects of §13
 //! that touch this layer (each test named after its defect).
 //!
@@ -1051,7 +1051,7 @@ fn d16_reply_through_route_request_registers_the_peer_once() {
 
 #[test]
 fn d2_four_byte_leftover_is_the_next_header_not_a_frame() {
-    // PROTOCOL D2 / vector defect_probes `D2_read_leaves_exactly_4_bytes`: one read
+    // docs/PROTOCOL.md §13 D2 / vector defect_probes `D2_read_leaves_exactly_4_bytes`: one read
     // ends with exactly the next frame's 4-byte length header. py2p treats those
     // 4 bytes as a frame and drops the link; rs2p must wait for the body.
     let mut bench = Bench::new(mesh_cfg(0), STOCK_PY2P);

@@ -1,10 +1,13 @@
 //! Golden-vector tests: checks the codec against the vectors that the real
-//! py2p 0.5.607 produced (`shared/vectors/*.json`, schemas in
-//! `shared/vectors/README.md`, rules in `shared/PROTOCOL.md`).
+//! py2p 0.5.607 produced. The vectors live in this repository under
+//! `tests/vectors/*.json`; `tests/vectors/README.md` describes each file's
+//! schema, where its bytes come from and which fields vary per run, and
+//! `scripts/gen_vectors.py` regenerates or checks them against py2p. The wire
+//! rules being tested are in `docs/PROTOCOL.md` (base58, ids, framing,
+//! compression, the chord ring, and the py2p defects rs2p tolerates).
 //!
-//! The vectors are found at `$CARGO_MANIFEST_DIR/../shared/vectors`; when that
-//! directory does not exist, `$RS2P_VECTORS` is used instead. If neither is a
-//! directory every test here fails (the vectors are never silently skipped).
+//! Only `$CARGO_MANIFEST_DIR/tests/vectors` is read; a missing or unreadable
+//! file fails the test that needs it (the vectors are never silently skipped).
 //!
 //! Every test counts the entries it checked and asserts the count is non-zero,
 //! so a broken loader cannot pass vacuously. Run with `--nocapture` to see the
@@ -26,30 +29,11 @@ use rs2p::wire::{base58, node_id, protocol, pyjson, Compression, FrameDecoder, M
 // Loading and small helpers
 // ---------------------------------------------------------------------------
 
-const DEFAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
-
-fn vectors_dir() -> PathBuf {
-    let default = PathBuf::from(DEFAULT_DIR);
-    if default.is_dir() {
-        return default;
-    }
-    match std::env::var_os("RS2P_VECTORS") {
-        Some(p) if PathBuf::from(&p).is_dir() => PathBuf::from(p),
-        Some(p) => panic!(
-            "golden vectors not found: {} is not a directory and RS2P_VECTORS={} is not a directory either",
-            default.display(),
-            PathBuf::from(p).display()
-        ),
-        None => panic!(
-            "golden vectors not found: {} is not a directory and RS2P_VECTORS is not set \
-             (point RS2P_VECTORS at the shared/vectors directory)",
-            default.display()
-        ),
-    }
-}
+/// The fixtures directory inside this repository.
+const VECTORS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 
 fn load(name: &str) -> Value {
-    let path = vectors_dir().join(name);
+    let path = PathBuf::from(VECTORS_DIR).join(name);
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read vector file {}: {e}", path.display()));
     serde_json::from_slice(&text).unwrap_or_else(|e| panic!("vector file {} is not valid JSON: {e}", path.display()))
 }
@@ -914,7 +898,7 @@ fn defect_probe_vectors() {
                 n += 1;
             }
             "four_packets_no_payload" => {
-                // Parses (PROTOCOL.md §4.5); dropping it is the handler's job.
+                // Parses (docs/PROTOCOL.md, receiving a frame); dropping it is the handler's job.
                 assert_eq!(delivered.len(), 1, "{probe}");
                 let m = delivered[0].as_ref().unwrap_or_else(|e| panic!("{probe}: {e}"));
                 assert!(m.payload.is_empty(), "{probe}: payload");

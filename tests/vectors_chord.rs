@@ -1,5 +1,10 @@
 //! The chord vectors of `ring.json` (`ownership`, `dump_data`), run through a
 //! real `Node`: peers are fed to it as handshake and meta frames.
+//!
+//! `ring.json` is read from this repository's `tests/vectors/` only (schema and
+//! provenance in `tests/vectors/README.md`; regenerate or check it with
+//! `scripts/gen_vectors.py`). The ownership rules it exercises are in
+//! `docs/PROTOCOL.md` (the chord ring: distance, ownership, join and handoff).
 
 use std::str::FromStr;
 
@@ -11,10 +16,11 @@ use serde_json::Value;
 
 const NOW: u64 = 1_700_000_000_000;
 
+/// The fixtures directory inside this repository.
+const VECTORS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
+
 fn ring_json() -> Value {
-    let dir = std::env::var("RS2P_VECTORS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors").to_owned());
-    let path = format!("{dir}/ring.json");
+    let path = format!("{VECTORS_DIR}/ring.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("golden vectors not found at {path}: {e}"));
     serde_json::from_str(&text).expect("ring.json is JSON")
 }
