@@ -43,14 +43,8 @@ impl Node {
         if self.closed {
             return Err(ChordError::Closed);
         }
-        if self.chord.leeching {
-            // Our arc is new: what we lack may still be with its previous owner.
-            self.chord.fallback_until = self.now.saturating_add(super::FALLBACK_MS);
-        }
         self.chord.leeching = false;
-        self.chord.want_keys = true;
         self.announce_all();
-        self.ask_for_keys();
         Ok(())
     }
 
@@ -93,7 +87,7 @@ impl Node {
 
     fn forget_key(&mut self, key: Bytes) {
         let known = self.chord.keys.remove(&key);
-        self.tombstone(&key);
+        self.tombstone(key.clone());
         if known {
             self.emit(Event::KeyDeleted(key.clone()));
         }
@@ -108,11 +102,11 @@ impl Node {
         }
     }
 
-    /// The network-wide key list as known here, sorted. A leeching node
-    /// fetches the list only once asked ([`Node::request_keys`]); see
-    /// [`Node::key_list_status`] for whether it is all in.
+    /// The network-wide key list, sorted.
     pub fn keys(&self) -> Vec<Bytes> {
-        self.chord.keys.iter().map(Bytes::copy_from_slice).collect()
+        let mut v: Vec<Bytes> = self.chord.keys.iter().cloned().collect();
+        v.sort();
+        v
     }
 
     /// Local items with `distance(start, key) < distance(end, key)`: those a

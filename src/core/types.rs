@@ -102,15 +102,10 @@ impl Received {
 /// Why a `get` gave no value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GetError {
-    /// At least 3 of the 5 tables said positively that they hold no value.
+    /// Every table answered, none holds the key.
     #[error("key not found")]
     NotFound,
-    /// The owners of too many tables could not be reached (no seeding peer,
-    /// or this node lost its links): the key may exist, so no "not found".
-    #[error("the owners of the key are unreachable: answer unavailable")]
-    Unavailable,
-    /// Tables answered, but no value was held by at least 3 of the 5 (nor
-    /// did 3 say the key is missing).
+    /// Tables answered, but no value was held by at least 3 of the 5.
     #[error("no value agreed by at least 3 of the 5 hash tables")]
     NoAgreement,
     /// Not enough answers before the deadline.
