@@ -205,6 +205,10 @@ impl Sim {
         let now = self.now;
         for n in self.nodes.iter_mut().flatten() {
             n.on_tick(now);
+            // Delivery is instant here: a stream may send as much as a tick's worth.
+            for conn in n.key_streams() {
+                n.stream_keys(conn, crate::chord::Room { frames: 1024, bytes: 16 << 20 });
+            }
         }
         self.run();
     }

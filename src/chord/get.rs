@@ -16,6 +16,16 @@ use crate::wire::{base58, flags};
 /// A retrieve answer is awaited for longer than this before the retrieve is sent again.
 const RESEND_AFTER_MS: u64 = 2_000;
 
+/// A get whose tables disagree (some hold a value, others none or another)
+/// asks all five again after this long, doubling each time, until its
+/// deadline: an item on its way to a new owner (a handoff, a join) reads as
+/// missing there for a moment, and that must not become a wrong answer.
+const RECHECK_MS: u64 = 200;
+
+/// Rechecks of a "not found" while the ring changes (200 + 400 + 800 +
+/// 1600 ms: about 3 s more for a missing key, then "not found" stands).
+const CHURN_RECHECKS: u32 = 4;
+
 /// Who waits for a retrieve answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Waiter {
@@ -37,11 +47,41 @@ pub(crate) struct Pending {
     pub waiters: Vec<Waiter>,
 }
 
+/// One table's answer to a `get`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Not in yet.
+    #[default]
+    Open,
+    /// The owner holds this value.
+    Value(Bytes),
+    /// The owner said it holds nothing.
+    Missing,
+    /// No owner could be asked (no seeding peer, or we lost ours).
+    Unavailable,
+}
+
+impl Answer {
+    /// The answer carried by a value from the wire or a table: empty means missing.
+    fn from_value(value: Bytes) -> Answer {
+        if value.is_empty() {
+            Answer::Missing
+        } else {
+            Answer::Value(value)
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct GetReq {
-    /// `None` while a table has not answered; an empty value means "missing".
-    pub answers: [Option<Bytes>; 5],
+    /// The key's five items, in table order.
+    pub items: [ItemKey; 5],
+    pub answers: [Answer; 5],
     pub deadline: Time,
+    /// Rechecks made so far (the next waits `RECHECK_MS << rechecks`).
+    pub rechecks: u32,
+    /// When the tables are to be asked again, if the answers disagreed.
+    pub recheck_at: Option<Time>,
 }
 
 /// In-flight lookups.
@@ -64,28 +104,54 @@ impl GetState {
 }
 
 /// The value held by at least 3 of the 5 tables, or why there is none, or
-/// `None` while the outcome is still open.
-fn decide(answers: &[Option<Bytes>; 5]) -> Option<Result<Bytes, GetError>> {
+/// `None` while the outcome is still open (before the deadline, `final` =
+/// false, every table is waited for unless 3 already agree on a value).
+/// "Not found" needs 3 tables that positively hold nothing and none that
+/// holds a value; unreachable owners that could have made a majority make
+/// it "unavailable"; anything else is "no agreement".
+fn decide(answers: &[Answer; 5], last: bool) -> Option<Result<Bytes, GetError>> {
     let mut counts: Vec<(&Bytes, usize)> = Vec::new();
-    let mut open = 0;
+    let (mut open, mut missing, mut unavailable) = (0, 0, 0);
     for a in answers {
         match a {
-            None => open += 1,
-            Some(v) if v.is_empty() => {}
-            Some(v) => match counts.iter_mut().find(|(c, _)| *c == v) {
+            Answer::Open => open += 1,
+            Answer::Missing => missing += 1,
+            Answer::Unavailable => unavailable += 1,
+            Answer::Value(v) => match counts.iter_mut().find(|(c, _)| *c == v) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((v, 1)),
             },
         }
     }
-    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
     if let Some((v, _)) = counts.iter().find(|(_, n)| *n >= 3) {
         return Some(Ok((*v).clone()));
     }
-    if best + open >= 3 {
+    if open > 0 && !last {
         return None;
     }
-    Some(Err(if counts.is_empty() { GetError::NotFound } else { GetError::NoAgreement }))
+    if counts.is_empty() && missing >= 3 {
+        return Some(Err(GetError::NotFound));
+    }
+    if open > 0 {
+        return Some(Err(GetError::Timeout));
+    }
+    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    if unavailable > 0 && (counts.is_empty() || best + unavailable >= 3) {
+        return Some(Err(GetError::Unavailable));
+    }
+    Some(Err(GetError::NoAgreement))
+}
+
+/// The value most tables hold (ties: the first seen), as an answer.
+fn plurality(answers: &[Answer; 5]) -> Option<Answer> {
+    let mut best: Option<(&Answer, usize)> = None;
+    for a in answers.iter().filter(|a| matches!(a, Answer::Value(_))) {
+        let n = answers.iter().filter(|b| *b == a).count();
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((a, n));
+        }
+    }
+    best.map(|(a, _)| a.clone())
 }
 
 impl Node {
@@ -97,12 +163,26 @@ impl Node {
             self.emit(Event::GetDone { req, result: Err(GetError::Closed) });
             return req;
         }
-        self.gets.gets.insert(req, GetReq { answers: Default::default(), deadline: now.saturating_add(timeout_ms) });
-        for method in HashMethod::ALL {
-            self.route_retrieve((method, method.hash(key)), Waiter::Local(req), None);
+        let items = HashMethod::ALL.map(|m| (m, m.hash(key)));
+        let deadline = now.saturating_add(timeout_ms);
+        let g = GetReq { items, answers: Default::default(), deadline, rechecks: 0, recheck_at: None };
+        self.gets.gets.insert(req, g);
+        self.ask_tables(req);
+        req
+    }
+
+    /// Sends (or answers locally) the lookups of a get's tables that have
+    /// no answer yet.
+    fn ask_tables(&mut self, req: ReqId) {
+        let Some(g) = self.gets.gets.get(&req) else {
+            return;
+        };
+        let open: Vec<ItemKey> =
+            g.items.iter().zip(&g.answers).filter(|(_, a)| **a == Answer::Open).map(|(i, _)| *i).collect();
+        for item in open {
+            self.route_retrieve(item, Waiter::Local(req), None);
         }
         self.check_get(req);
-        req
     }
 
     /// Abandons a get (its waiters are dropped when answers arrive).
@@ -111,19 +191,57 @@ impl Node {
     }
 
     /// Looks an item up for a waiter: answers from the local table when we own
-    /// it (or nobody better does, or the owner is the asker), else forwards.
+    /// it (or the owner is the asker), else forwards. A miss in a table we
+    /// have just come to own is checked with its previous owner; with no
+    /// owner to ask, or alone after losing our peers, a local `get` hears
+    /// "unavailable", and a peer no answer at all (it then times out rather
+    /// than reading "missing" for a key that may exist).
     pub(crate) fn route_retrieve(&mut self, item: ItemKey, waiter: Waiter, from: Option<ConnId>) {
         let owner = match self.find(&item.1) {
-            Owner::Remote(c) if Some(c) == from => Owner::Local,
+            Owner::Remote(c) if Some(c) == from => {
+                // The asker routed it to us: answer what we hold.
+                let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
+                self.deliver(item, waiter, Answer::from_value(value));
+                return;
+            }
             o => o,
         };
-        match owner {
-            Owner::Local | Owner::Nobody => {
-                let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
-                self.deliver(item, waiter, value);
+        let owner = match owner {
+            Owner::Nobody => {
+                self.answer_unavailable(item, waiter);
+                return;
             }
+            Owner::Local => match self.chord.data.get(item.0, &item.1).cloned() {
+                Some(value) => {
+                    self.deliver(item, waiter, Answer::Value(value));
+                    return;
+                }
+                None => match self.previous_owner(item, waiter, from) {
+                    Some(conn) => Owner::Remote(conn),
+                    None if self.chord.lost_seeder && self.data_storing().is_empty() => {
+                        self.answer_unavailable(item, waiter);
+                        return;
+                    }
+                    None => {
+                        self.deliver(item, waiter, Answer::Missing);
+                        return;
+                    }
+                },
+            },
+            remote => remote,
+        };
+        match owner {
+            Owner::Local | Owner::Nobody => unreachable!("answered above"),
             Owner::Remote(conn) => {
                 let now = self.now;
+                if from.is_some() && self.gets.pending.get(&item).is_some_and(|p| Some(p.to) == from) {
+                    // The peer we asked asks us back (it thinks we own the
+                    // item): waiting on each other would stall both, so it
+                    // hears what we hold.
+                    let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
+                    self.deliver(item, waiter, Answer::from_value(value));
+                    return;
+                }
                 if let Some(p) = self.gets.pending.get_mut(&item) {
                     if !p.waiters.contains(&waiter) {
                         p.waiters.push(waiter);
@@ -137,7 +255,7 @@ impl Node {
                     if self.gets.pending.len() >= self.cfg.max_pending {
                         self.record_error(None, "too many retrieves pending: lookup dropped".to_owned());
                         if let Waiter::Local(_) = waiter {
-                            self.deliver(item, waiter, Bytes::new());
+                            self.deliver(item, waiter, Answer::Unavailable);
                         }
                         return;
                     }
@@ -159,16 +277,48 @@ impl Node {
         self.send_on(conn, flags::WHISPER, payload);
     }
 
+    /// While [`super::FALLBACK_MS`] runs after our arc grew, the seeding
+    /// peer that owned `item` before us (the nearest before it, us aside),
+    /// for a lookup that missed here. Not for our own handoff checks, never
+    /// back to the asker, and only an rs2p peer.
+    fn previous_owner(&self, item: ItemKey, waiter: Waiter, from: Option<ConnId>) -> Option<ConnId> {
+        if self.now >= self.chord.fallback_until || !matches!(waiter, Waiter::Local(_) | Waiter::Remote(_)) {
+            return None;
+        }
+        // Only rs2p peers: asked by the item's owner, an rs2p node answers
+        // from its own table, while py2p forwards the retrieve back to us.
+        self.nearest_peer(&item.1, from).filter(|c| self.is_rs2p(*c))
+    }
+
+    /// No owner can be asked: a local get hears so; a peer gets no answer
+    /// (py2p's protocol has no "unavailable", and "missing" would be a lie).
+    fn answer_unavailable(&mut self, item: ItemKey, waiter: Waiter) {
+        match waiter {
+            Waiter::Local(_) => self.deliver(item, waiter, Answer::Unavailable),
+            Waiter::Remote(conn) => {
+                tracing::debug!(node = %self.id.short(), conn = conn.0, "no owner reachable: retrieve left unanswered");
+            }
+            // Our own checks: nothing is confirmed (a handoff is retried, a delete waits).
+            Waiter::Handoff | Waiter::DeleteIfHeld(_) => self.deliver(item, waiter, Answer::Unavailable),
+        }
+    }
+
     /// Hands an answer to one waiter.
-    pub(crate) fn deliver(&mut self, item: ItemKey, waiter: Waiter, value: Bytes) {
+    pub(crate) fn deliver(&mut self, item: ItemKey, waiter: Waiter, answer: Answer) {
         match waiter {
             Waiter::Local(req) => {
                 if let Some(g) = self.gets.gets.get_mut(&req) {
-                    g.answers[item.0.index()] = Some(value);
+                    g.answers[item.0.index()] = answer;
                     self.check_get(req);
                 }
             }
             Waiter::Remote(conn) => {
+                let value = match answer {
+                    Answer::Value(v) => v,
+                    Answer::Missing => Bytes::new(),
+                    // Not answered: the asker times out and asks again.
+                    Answer::Open | Answer::Unavailable => return,
+                };
                 let payload = vec![
                     Bytes::from_static(&[flags::RETRIEVED]),
                     Bytes::from_static(item.0.name().as_bytes()),
@@ -177,9 +327,12 @@ impl Node {
                 ];
                 self.send_on(conn, flags::WHISPER, payload);
             }
-            Waiter::Handoff => self.handoff_answer(item, value),
+            Waiter::Handoff => match answer {
+                Answer::Value(v) => self.handoff_answer(item, v),
+                _ => self.handoff_answer(item, Bytes::new()),
+            },
             Waiter::DeleteIfHeld(conn) => {
-                if !value.is_empty() {
+                if matches!(answer, Answer::Value(_)) {
                     self.send_store(conn, item, Bytes::new());
                 }
             }
@@ -200,28 +353,76 @@ impl Node {
             return false;
         };
         for w in p.waiters {
-            self.deliver(item, w, value.clone());
+            self.deliver(item, w, Answer::from_value(value.clone()));
         }
         true
     }
 
     fn check_get(&mut self, req: ReqId) {
-        let Some(g) = self.gets.gets.get(&req) else {
+        let now = self.now;
+        let Some(g) = self.gets.gets.get_mut(&req) else {
             return;
         };
-        if let Some(result) = decide(&g.answers) {
-            self.gets.gets.remove(&req);
-            self.emit(Event::GetDone { req, result });
+        if g.recheck_at.is_some() {
+            return;
+        }
+        let last = g.deadline <= now;
+        // While the ring changes in our view, an item may be on its way to
+        // an owner that does not hold it yet: "not found" is checked again too.
+        let churn = now < self.chord.fallback_until && g.rechecks < CHURN_RECHECKS;
+        match decide(&g.answers, last) {
+            None => {}
+            // Tables disagree: ask again later while time remains.
+            Some(Err(GetError::NoAgreement | GetError::NotFound))
+                if !last && (churn || g.answers.iter().any(|a| matches!(a, Answer::Value(_)))) =>
+            {
+                let at = now.saturating_add(RECHECK_MS << g.rechecks.min(16));
+                if at < g.deadline {
+                    g.rechecks += 1;
+                    g.recheck_at = Some(at);
+                    // Only the tables that disagree with the most common value are asked again.
+                    let keep = plurality(&g.answers);
+                    for a in &mut g.answers {
+                        if keep.as_ref() != Some(&*a) {
+                            *a = Answer::Open;
+                        }
+                    }
+                    return;
+                }
+                let result = decide(&g.answers, true).unwrap_or(Err(GetError::NoAgreement));
+                self.gets.gets.remove(&req);
+                self.emit(Event::GetDone { req, result });
+            }
+            Some(result) => {
+                self.gets.gets.remove(&req);
+                self.emit(Event::GetDone { req, result });
+            }
         }
     }
 
     /// Retries and expiry of lookups; called from the node's tick.
     pub(crate) fn get_tick(&mut self) {
         let now = self.now;
-        let expired: Vec<ReqId> = self.gets.gets.iter().filter(|(_, g)| g.deadline <= now).map(|(r, _)| *r).collect();
-        for req in expired {
-            self.gets.gets.remove(&req);
-            self.emit(Event::GetDone { req, result: Err(GetError::Timeout) });
+        let due: Vec<ReqId> = self
+            .gets
+            .gets
+            .iter()
+            .filter(|(_, g)| g.deadline <= now || g.recheck_at.is_some_and(|t| t <= now))
+            .map(|(r, _)| *r)
+            .collect();
+        for req in due {
+            let Some(g) = self.gets.gets.get_mut(&req) else {
+                continue;
+            };
+            if g.recheck_at.take().is_some() && g.deadline > now {
+                self.ask_tables(req);
+            } else {
+                // The deadline: decide on what came in.
+                self.check_get(req);
+                if self.gets.gets.remove(&req).is_some() {
+                    self.emit(Event::GetDone { req, result: Err(GetError::Timeout) });
+                }
+            }
         }
         let limit = self.cfg.get_timeout_ms.max(1_000);
         let mut dead = Vec::new();
@@ -304,16 +505,30 @@ pub(crate) fn parse_item(method: &[u8], key: &[u8]) -> Option<ItemKey> {
 mod tests {
     use super::*;
 
-    fn b(s: &str) -> Option<Bytes> {
-        Some(Bytes::copy_from_slice(s.as_bytes()))
+    fn b(s: &str) -> Answer {
+        Answer::Value(Bytes::copy_from_slice(s.as_bytes()))
     }
 
     #[test]
     fn majority_rules() {
-        assert_eq!(decide(&[b("v"), b("v"), b("v"), None, None]), Some(Ok(Bytes::from_static(b"v"))));
-        assert_eq!(decide(&[b("v"), b("v"), None, None, None]), None);
-        assert_eq!(decide(&[b(""), b(""), b(""), None, None]), Some(Err(GetError::NotFound)));
-        assert_eq!(decide(&[b("a"), b("b"), b(""), b(""), None]), Some(Err(GetError::NoAgreement)));
-        assert_eq!(decide(&[b("a"), b("a"), b("b"), b("b"), b("")]), Some(Err(GetError::NoAgreement)));
+        use Answer::{Missing as M, Open as O, Unavailable as U};
+        let v = || b("v");
+        let ok = Some(Ok(Bytes::from_static(b"v")));
+        assert_eq!(decide(&[v(), v(), v(), O, O], false), ok);
+        assert_eq!(decide(&[v(), v(), O, O, O], false), None);
+        // Every table is waited for before "not found"...
+        assert_eq!(decide(&[M, M, M, O, O], false), None);
+        assert_eq!(decide(&[M, M, M, M, M], false), Some(Err(GetError::NotFound)));
+        // ... unless the deadline came: 3 positive "missing" are enough.
+        assert_eq!(decide(&[M, M, M, O, O], true), Some(Err(GetError::NotFound)));
+        assert_eq!(decide(&[M, M, O, O, O], true), Some(Err(GetError::Timeout)));
+        assert_eq!(decide(&[v(), v(), M, M, M], false), Some(Err(GetError::NoAgreement)));
+        assert_eq!(decide(&[b("a"), b("a"), b("b"), b("b"), M], false), Some(Err(GetError::NoAgreement)));
+        // Unreachable owners never turn into "not found".
+        assert_eq!(decide(&[U, U, U, U, U], false), Some(Err(GetError::Unavailable)));
+        assert_eq!(decide(&[M, M, U, U, U], false), Some(Err(GetError::Unavailable)));
+        assert_eq!(decide(&[v(), v(), U, U, U], false), Some(Err(GetError::Unavailable)));
+        assert_eq!(decide(&[M, M, M, U, U], false), Some(Err(GetError::NotFound)));
+        assert_eq!(decide(&[b("a"), b("b"), b("c"), U, M], false), Some(Err(GetError::NoAgreement)));
     }
 }

@@ -28,13 +28,19 @@ impl Node {
             self.send_peers(conn);
             self.handoff_to_closer_peers();
         }
+        if !leeching {
+            // The ring changed: arcs moved, items are being handed over.
+            self.chord.fallback_until = self.now.saturating_add(super::FALLBACK_MS);
+            self.ask_for_keys();
+        }
         if self.outgoing_count() > self.cfg.max_outgoing {
             self.disconnect_least_efficient();
         }
     }
 
-    /// Sends our meta, then one notify per known key (py2p's `_send_meta`).
-    /// The notifies are whispers; a receiver ignores those for keys it saw deleted.
+    /// Sends our meta. py2p's `_send_meta` follows it with one notify per
+    /// known key; rs2p streams the key list instead, once per connection, when
+    /// the peer's handshake is in (see [`super::keystream`]).
     pub(crate) fn send_meta(&mut self, conn: ConnId) {
         let flag = if self.chord.leeching { "1" } else { "0" };
         self.send_on(
@@ -42,19 +48,19 @@ impl Node {
             flags::WHISPER,
             vec![Bytes::from_static(&[flags::HANDSHAKE]), Bytes::from_static(flag.as_bytes())],
         );
-        let keys: Vec<Bytes> = self.chord.keys.iter().cloned().collect();
-        for key in keys {
-            self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::NOTIFY]), key]);
-        }
     }
 
     /// §6.10: the network-wide key list.
     pub(crate) fn handle_notify(&mut self, conn: ConnId, msg: &Message) {
         let key = msg.payload[1].clone();
+        let now = self.now;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.last_notify = now;
+        }
         if msg.payload.len() >= 3 {
             // A delete-notify (py2p crashes on these, D1; we handle them).
             self.chord.keys.remove(&key);
-            self.tombstone(key.clone());
+            self.tombstone(&key);
             self.emit(Event::KeyDeleted(key));
             return;
         }
@@ -72,7 +78,7 @@ impl Node {
 
     /// Records a key in the network-wide list; true if it is new.
     pub(crate) fn add_key(&mut self, key: Bytes) -> bool {
-        match self.chord.keys.add(key.clone(), self.key_limits()) {
+        match self.chord.keys.add(&key, self.key_limits()) {
             Ok(true) => {
                 self.emit(Event::KeyAdded(key));
                 true
@@ -89,7 +95,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn tombstone(&mut self, key: Bytes) {
+    pub(crate) fn tombstone(&mut self, key: &[u8]) {
         let limits = self.key_limits();
         self.chord.keys.tombstone(key, self.now, limits);
     }
@@ -159,7 +165,7 @@ impl Node {
             Some(why) => self.record_error(None, why),
             // A newer value supersedes any handoff in flight for the item.
             None => {
-                self.chord.handoff.remove(&item);
+                self.drop_handoff(item);
             }
         }
     }
@@ -202,9 +208,19 @@ impl Node {
     }
 
     /// Chord cleanup when a connection is gone.
-    pub(crate) fn chord_conn_lost(&mut self, conn: ConnId) {
+    pub(crate) fn chord_conn_lost(&mut self, conn: ConnId, keys_in: super::KeysIn) {
         self.get_conn_lost(conn);
         self.handoff_conn_lost(conn);
+        self.keys_conn_lost(conn, keys_in);
+    }
+
+    /// A seeding peer's link failed or was closed by the peer while it
+    /// still seeded: its items may be gone with it.
+    pub(crate) fn seeder_vanished(&mut self) {
+        if !self.chord.leeching {
+            self.chord.lost_seeder = true;
+            self.chord.fallback_until = self.now.saturating_add(super::FALLBACK_MS);
+        }
     }
 }
 

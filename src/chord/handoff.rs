@@ -68,8 +68,7 @@ impl Node {
 
     /// Sends queued items while fewer than the in-flight bound are unconfirmed.
     pub(crate) fn pump_handoff(&mut self) {
-        let mut in_flight = self.chord.handoff.values().filter(|h| h.target.is_some()).count();
-        while in_flight < MAX_IN_FLIGHT {
+        while self.chord.handoff_in_flight < MAX_IN_FLIGHT {
             let Some(item) = self.chord.handoff_queue.pop_front() else {
                 break;
             };
@@ -87,13 +86,13 @@ impl Node {
                         h.target = Some(conn);
                         h.sent_at = self.now;
                         h.attempts += 1;
+                        self.chord.handoff_in_flight += 1;
                     }
-                    in_flight += 1;
                     self.route_retrieve(item, Waiter::Handoff, None);
                 }
                 // We own it again, or nobody else can take it: keep it.
                 Owner::Local | Owner::Nobody => {
-                    self.chord.handoff.remove(&item);
+                    self.drop_handoff(item);
                 }
             }
         }
@@ -105,7 +104,7 @@ impl Node {
             return;
         };
         if h.value == value {
-            let h = self.chord.handoff.remove(&item).expect("present");
+            let h = self.drop_handoff(item).expect("present");
             self.chord.handoff_stats.confirmed += 1;
             if self.chord.data.get(item.0, &item.1) == Some(&h.value) && !matches!(self.find(&item.1), Owner::Local) {
                 self.chord.data.remove(item.0, &item.1);
@@ -118,16 +117,15 @@ impl Node {
 
     /// A check failed or went unanswered: send again, or give up and keep the item.
     pub(crate) fn handoff_unconfirmed(&mut self, item: ItemKey) {
-        let Some(h) = self.chord.handoff.get_mut(&item) else {
+        let Some(h) = self.chord.handoff.get(&item) else {
             return;
         };
         if h.attempts >= MAX_ATTEMPTS {
-            self.chord.handoff.remove(&item);
+            self.drop_handoff(item);
             self.chord.handoff_stats.failed += 1;
             self.record_error(None, format!("handoff of a {} item was never confirmed: kept locally", item.0));
         } else {
-            h.target = None;
-            self.chord.handoff_queue.push_back(item);
+            self.requeue_handoff(item);
         }
         self.pump_handoff();
     }
@@ -151,12 +149,28 @@ impl Node {
         let lost: Vec<ItemKey> =
             self.chord.handoff.iter().filter(|(_, h)| h.target == Some(conn)).map(|(k, _)| *k).collect();
         for item in lost {
-            if let Some(h) = self.chord.handoff.get_mut(&item) {
-                h.target = None;
-                self.chord.handoff_queue.push_back(item);
-            }
+            self.requeue_handoff(item);
         }
         self.pump_handoff();
+    }
+
+    /// Forgets a handoff, keeping the in-flight count right.
+    pub(crate) fn drop_handoff(&mut self, item: ItemKey) -> Option<Handoff> {
+        let h = self.chord.handoff.remove(&item)?;
+        if h.target.is_some() {
+            self.chord.handoff_in_flight -= 1;
+        }
+        Some(h)
+    }
+
+    /// Puts a sent handoff back in the queue, to be sent again.
+    fn requeue_handoff(&mut self, item: ItemKey) {
+        if let Some(h) = self.chord.handoff.get_mut(&item) {
+            if h.target.take().is_some() {
+                self.chord.handoff_in_flight -= 1;
+            }
+            self.chord.handoff_queue.push_back(item);
+        }
     }
 
     /// Items not yet confirmed by their new owners.

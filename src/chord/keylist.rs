@@ -1,7 +1,13 @@
 //! The network-wide key list (kept by notifies) and the tombstones of deleted
 //! keys, bounded by count and by bytes: peers can send keys of any length.
+//!
+//! Keys are kept sorted, each in an allocation of its own length (a key
+//! taken from a received frame would otherwise pin the frame's buffer), so
+//! that a connection can stream the list from a cursor: "every key after
+//! the last one sent" needs no per-connection copy of the list.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 
 use bytes::Bytes;
 
@@ -28,7 +34,8 @@ pub(crate) enum Full {
 /// Known keys and recently deleted ones, with the sum of their lengths.
 #[derive(Debug, Default)]
 pub struct KeyList {
-    keys: HashSet<Bytes>,
+    /// Sorted, so a stream can resume after the last key it sent.
+    keys: BTreeSet<Box<[u8]>>,
     key_bytes: usize,
     tombstones: HashMap<Bytes, Time>,
     tombstone_bytes: usize,
@@ -60,9 +67,15 @@ impl KeyList {
         self.keys.contains(key)
     }
 
-    /// The known keys, in no order.
-    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
-        self.keys.iter()
+    /// The known keys, in byte order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.keys.iter().map(|k| &k[..])
+    }
+
+    /// The known keys after `cursor` (all of them for `None`), in byte order.
+    pub fn after<'a>(&'a self, cursor: Option<&'a [u8]>) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let from = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        self.keys.range::<[u8], _>((from, Bound::Unbounded)).map(|k| &k[..])
     }
 
     /// True if `key` was deleted recently.
@@ -71,8 +84,8 @@ impl KeyList {
     }
 
     /// Records `key`: Ok(true) if it is new, Ok(false) if already known.
-    pub(crate) fn add(&mut self, key: Bytes, limits: Limits) -> Result<bool, Full> {
-        if self.keys.contains(&key) {
+    pub(crate) fn add(&mut self, key: &[u8], limits: Limits) -> Result<bool, Full> {
+        if self.keys.contains(key) {
             return Ok(false);
         }
         if self.keys.len() >= limits.max_keys {
@@ -82,7 +95,7 @@ impl KeyList {
             return Err(Full::Bytes);
         }
         self.key_bytes += key.len();
-        self.keys.insert(key);
+        self.keys.insert(Box::from(key));
         Ok(true)
     }
 
@@ -98,8 +111,8 @@ impl KeyList {
     /// Remembers that `key` was deleted at `now`. When full, tombstones older
     /// than [`TOMBSTONE_MS`] are dropped first; if that is not enough, this
     /// one is not kept (a stale notify may then bring the key back to the list).
-    pub(crate) fn tombstone(&mut self, key: Bytes, now: Time, limits: Limits) {
-        if let Some(t) = self.tombstones.get_mut(&key) {
+    pub(crate) fn tombstone(&mut self, key: &[u8], now: Time, limits: Limits) {
+        if let Some(t) = self.tombstones.get_mut(key) {
             *t = now;
             return;
         }
@@ -113,7 +126,8 @@ impl KeyList {
             }
         }
         self.tombstone_bytes += key.len();
-        self.tombstones.insert(key, now);
+        // A copy: a slice of a received frame would pin the whole frame.
+        self.tombstones.insert(Bytes::copy_from_slice(key), now);
     }
 
     /// Clears `key`'s tombstone (it was set again).
@@ -147,10 +161,10 @@ mod tests {
     #[test]
     fn bytes_follow_every_change() {
         let mut l = KeyList::default();
-        assert_eq!(l.add(Bytes::from_static(b"abc"), LIMITS), Ok(true));
-        assert_eq!(l.add(Bytes::from_static(b"abc"), LIMITS), Ok(false));
-        l.tombstone(Bytes::from_static(b"gone"), 1, LIMITS);
-        l.tombstone(Bytes::from_static(b"gone"), 2, LIMITS);
+        assert_eq!(l.add(b"abc", LIMITS), Ok(true));
+        assert_eq!(l.add(b"abc", LIMITS), Ok(false));
+        l.tombstone(b"gone", 1, LIMITS);
+        l.tombstone(b"gone", 2, LIMITS);
         assert_eq!(l.bytes(), (3, 4));
         assert!(l.remove(b"abc"));
         assert!(!l.remove(b"abc"));
@@ -160,19 +174,34 @@ mod tests {
     }
 
     #[test]
+    fn streams_resume_after_a_cursor() {
+        let mut l = KeyList::default();
+        for k in ["b", "d", "a", "c"] {
+            l.add(k.as_bytes(), LIMITS).unwrap();
+        }
+        let all: Vec<&[u8]> = l.after(None).collect();
+        assert_eq!(all, [&b"a"[..], b"b", b"c", b"d"]);
+        let rest: Vec<&[u8]> = l.after(Some(b"b")).collect();
+        assert_eq!(rest, [&b"c"[..], b"d"]);
+        // A cursor that is no longer (or never was) a key still resumes in order.
+        let rest: Vec<&[u8]> = l.after(Some(b"bb")).collect();
+        assert_eq!(rest, [&b"c"[..], b"d"]);
+    }
+
+    #[test]
     fn full_by_count_or_bytes() {
         let mut l = KeyList::default();
-        assert_eq!(l.add(Bytes::from(vec![b'x'; 21]), LIMITS), Err(Full::Bytes));
+        assert_eq!(l.add(&[b'x'; 21], LIMITS), Err(Full::Bytes));
         for k in ["a", "b", "c", "d"] {
-            assert_eq!(l.add(Bytes::from(k), LIMITS), Ok(true));
+            assert_eq!(l.add(k.as_bytes(), LIMITS), Ok(true));
         }
-        assert_eq!(l.add(Bytes::from("e"), LIMITS), Err(Full::Count));
-        assert_eq!(l.add(Bytes::from(vec![b'y'; 17]), LIMITS), Err(Full::Count));
+        assert_eq!(l.add(b"e", LIMITS), Err(Full::Count));
+        assert_eq!(l.add(&[b'y'; 17], LIMITS), Err(Full::Count));
         assert!(l.remove(b"a"));
-        assert_eq!(l.add(Bytes::from(vec![b'y'; 18]), LIMITS), Err(Full::Bytes));
-        assert_eq!(l.add(Bytes::from(vec![b'y'; 17]), LIMITS), Ok(true));
+        assert_eq!(l.add(&[b'y'; 18], LIMITS), Err(Full::Bytes));
+        assert_eq!(l.add(&[b'y'; 17], LIMITS), Ok(true));
         // Tombstones have a budget of their own.
-        l.tombstone(Bytes::from(vec![b't'; 20]), 1, LIMITS);
+        l.tombstone(&[b't'; 20], 1, LIMITS);
         assert_eq!(l.bytes(), (20, 20));
     }
 
@@ -181,14 +210,14 @@ mod tests {
         let mut l = KeyList::default();
         let old = 1_000;
         let now = old + TOMBSTONE_MS + 1;
-        l.tombstone(Bytes::from(vec![b'o'; 15]), old, LIMITS);
-        l.tombstone(Bytes::from(vec![b'n'; 5]), now, LIMITS);
+        l.tombstone(&[b'o'; 15], old, LIMITS);
+        l.tombstone(&[b'n'; 5], now, LIMITS);
         // Full by bytes: the old tombstone goes, the new key is kept.
-        l.tombstone(Bytes::from(vec![b'm'; 10]), now, LIMITS);
+        l.tombstone(&[b'm'; 10], now, LIMITS);
         assert!(!l.is_deleted(&[b'o'; 15]) && l.is_deleted(&[b'n'; 5]) && l.is_deleted(&[b'm'; 10]));
         assert_eq!(l.bytes(), (0, 15));
         // Full again, nothing old enough to drop: not kept, nothing lost.
-        l.tombstone(Bytes::from(vec![b'z'; 6]), now, LIMITS);
+        l.tombstone(&[b'z'; 6], now, LIMITS);
         assert!(!l.is_deleted(&[b'z'; 6]));
         assert_eq!(l.bytes(), (0, 15));
     }

@@ -7,11 +7,12 @@ mod get;
 mod handlers;
 mod handoff;
 mod keylist;
+mod keystream;
 mod ring_ops;
 mod store;
 mod user;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -19,6 +20,7 @@ pub use get::GetState;
 pub use handoff::HandoffStats;
 pub use keylist::KeyList;
 pub(crate) use keylist::{Full, Limits};
+pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room};
 pub use ring_ops::Owner;
 pub use store::ItemStore;
 pub use user::ChordError;
@@ -28,6 +30,11 @@ use crate::ring::{HashMethod, U512};
 
 /// How often a seeding node asks its ring neighbours for their peers.
 pub(crate) const STABILIZE_MS: u64 = 1_000;
+
+/// For this long after joining, or after a seeding peer vanished, a lookup
+/// that misses in a table we own is asked again of the node that owned the
+/// item before us (our arc grew: its items may not have reached us yet).
+pub(crate) const FALLBACK_MS: u64 = 30_000;
 
 /// One item of a hash table, addressed by table and adjusted hash.
 pub type ItemKey = (HashMethod, U512);
@@ -56,8 +63,21 @@ pub struct ChordState {
     pub(crate) handoff_queue: VecDeque<ItemKey>,
     /// Handoff counters.
     pub(crate) handoff_stats: HandoffStats,
+    /// Handoff items sent and not yet confirmed or given up on.
+    pub(crate) handoff_in_flight: usize,
     /// When the last stabilisation round ran.
     pub(crate) last_stabilize: Time,
+    /// Connections with a key-list stream in progress.
+    pub(crate) streaming: BTreeSet<ConnId>,
+    /// The key list is wanted: we seed, or the user asked for `keys()`.
+    /// A leeching client that never asks downloads no key list.
+    pub(crate) want_keys: bool,
+    /// A seeding rs2p peer sent us its whole list (reset when no seeding peer is left).
+    pub(crate) keys_complete: bool,
+    /// A seeding peer vanished without leaving: alone, a local miss proves nothing.
+    pub(crate) lost_seeder: bool,
+    /// Until then, local misses are checked with the previous owner ([`FALLBACK_MS`]).
+    pub(crate) fallback_until: Time,
 }
 
 impl ChordState {
@@ -70,7 +90,13 @@ impl ChordState {
             handoff: HashMap::new(),
             handoff_queue: VecDeque::new(),
             handoff_stats: HandoffStats::default(),
+            handoff_in_flight: 0,
             last_stabilize: 0,
+            streaming: BTreeSet::new(),
+            want_keys: false,
+            keys_complete: false,
+            lost_seeder: false,
+            fallback_until: 0,
         }
     }
 

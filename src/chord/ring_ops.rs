@@ -44,6 +44,17 @@ impl Node {
         best.map_or(Owner::Nobody, |(_, o)| o)
     }
 
+    /// The seeding peer nearest at or before `key`, leaving us and `except`
+    /// aside: the owner if we were not there.
+    pub(crate) fn nearest_peer(&self, key: &U512, except: Option<ConnId>) -> Option<ConnId> {
+        self.routing
+            .iter()
+            .filter(|(_, conn)| Some(**conn) != except)
+            .filter(|(_, conn)| self.conns.get(conn).is_some_and(|c| c.handshaken && !c.leeching))
+            .min_by_key(|(pid, conn)| (distance(pid.value(), key), **conn))
+            .map(|(_, conn)| *conn)
+    }
+
     /// The candidate nearest at or before `key` (py2p's `find`): the owner.
     pub fn find(&self, key: &U512) -> Owner {
         self.nearest(|id| distance(id, key))

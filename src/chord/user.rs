@@ -43,8 +43,14 @@ impl Node {
         if self.closed {
             return Err(ChordError::Closed);
         }
+        if self.chord.leeching {
+            // Our arc is new: what we lack may still be with its previous owner.
+            self.chord.fallback_until = self.now.saturating_add(super::FALLBACK_MS);
+        }
         self.chord.leeching = false;
+        self.chord.want_keys = true;
         self.announce_all();
+        self.ask_for_keys();
         Ok(())
     }
 
@@ -87,7 +93,7 @@ impl Node {
 
     fn forget_key(&mut self, key: Bytes) {
         let known = self.chord.keys.remove(&key);
-        self.tombstone(key.clone());
+        self.tombstone(&key);
         if known {
             self.emit(Event::KeyDeleted(key.clone()));
         }
@@ -102,11 +108,11 @@ impl Node {
         }
     }
 
-    /// The network-wide key list, sorted.
+    /// The network-wide key list as known here, sorted. A leeching node
+    /// fetches the list only once asked ([`Node::request_keys`]); see
+    /// [`Node::key_list_status`] for whether it is all in.
     pub fn keys(&self) -> Vec<Bytes> {
-        let mut v: Vec<Bytes> = self.chord.keys.iter().cloned().collect();
-        v.sort();
-        v
+        self.chord.keys.iter().map(Bytes::copy_from_slice).collect()
     }
 
     /// Local items with `distance(start, key) < distance(end, key)`: those a

@@ -47,6 +47,11 @@ pub struct BenchArgs {
     /// test venv, created if missing).
     #[arg(long, value_name = "PATH")]
     pub py2p_python: Option<PathBuf>,
+    /// Instead of the comparison: load N keys into a ring of `rs2p node`
+    /// processes with `rs2p import`, then time a joining node's key list and
+    /// fresh clients' first gets (see BENCHMARKS.md).
+    #[arg(long, value_name = "N")]
+    pub keys_scale: Option<usize>,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -81,6 +86,9 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), Failure> {
+    if let Some(keys) = args.keys_scale {
+        return super::scale::run(keys, usize::from(args.nodes), args.value_size, args.json.as_deref()).await;
+    }
     let start = Instant::now();
     let machine = machine_info();
     progress(start, &format!("machine: {machine}"));

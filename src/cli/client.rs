@@ -13,7 +13,7 @@ use super::{net_failure, ClientArgs, Failure, EXIT_NOT_FOUND, EXIT_UNREACHABLE};
 
 /// Binds a leeching node, connects to the peer, and waits until a seeding
 /// node is known (without one, a client could not route anything).
-async fn open(args: &ClientArgs) -> Result<ChordSocket, Failure> {
+pub(super) async fn open(args: &ClientArgs) -> Result<ChordSocket, Failure> {
     let (host, port) = split_addr(&args.bind).map_err(net_failure)?;
     let mut cfg = Config::chord(&host, port);
     cfg.protocol = Protocol::new(args.subnet.clone(), "Plaintext");
@@ -36,6 +36,10 @@ async fn open(args: &ClientArgs) -> Result<ChordSocket, Failure> {
 fn get_failure(key: &str, e: Error) -> Failure {
     match e {
         Error::Get(GetError::NotFound) => Failure::new(EXIT_NOT_FOUND, format!("key not found: {key}")),
+        Error::Get(GetError::Unavailable) => Failure::new(
+            EXIT_NOT_FOUND,
+            format!("unavailable: the owners of key {key} could not be reached (it may exist)"),
+        ),
         Error::Get(GetError::NoAgreement) => {
             Failure::new(EXIT_NOT_FOUND, format!("no value agreed by 3 of the 5 tables for key {key}"))
         }
@@ -132,13 +136,35 @@ pub async fn del(args: &ClientArgs, key: &str) -> Result<(), Failure> {
     res.map_err(|why| Failure::new(EXIT_NOT_FOUND, format!("delete of {key} not visible in time: {why}")))
 }
 
+/// Waits for the whole key list: up to `timeout` without progress (a list
+/// of millions of keys takes as long as it takes while it keeps arriving).
+pub(super) async fn whole_key_list(sock: &ChordSocket, timeout: Duration) -> Result<Vec<bytes::Bytes>, Failure> {
+    let mut seen = sock.keys().len();
+    let mut deadline = Instant::now() + timeout;
+    loop {
+        if sock.key_list_status() == rs2p::chord::KeyListStatus::Complete {
+            return Ok(sock.keys());
+        }
+        let now = sock.keys().len();
+        if now > seen {
+            seen = now;
+            deadline = Instant::now() + timeout;
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::new(
+                EXIT_NOT_FOUND,
+                format!("the key list did not finish arriving in time ({seen} keys so far)"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn keys(args: &ClientArgs) -> Result<(), Failure> {
     let sock = open(args).await?;
-    // The peer sends its key list right after its handshake; the answer to a
-    // lookup through it comes after, so once it is in, the list is complete.
-    let _ = sock.get_timeout(b"\x00rs2p-keys-barrier", args.timeout).await;
-    let keys = sock.keys();
+    let keys = whole_key_list(&sock, args.timeout).await;
     let _ = sock.shutdown().await;
+    let keys = keys?;
     let mut out = std::io::stdout().lock();
     for k in keys {
         let _ = out.write_all(&k);

@@ -1,9 +1,11 @@
 //! Command-line definitions and dispatch.
 
 mod bench;
+mod bulk;
 mod client;
 mod demo;
 mod node;
+mod scale;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -19,8 +21,9 @@ pub const EXIT_RUNTIME: u8 = 4;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  get: key not found, no value agreed by 3 of 5 tables, or timeout;
-     set/del: the change was not readable before the timeout
+  1  get: key not found, no value agreed by 3 of 5 tables, owners
+     unreachable (unavailable), or timeout; set/del: the change was not
+     readable before the timeout; import/export: some key failed
   2  bad arguments
   3  the peer is unreachable, closed during the handshake (another subnet?),
      or no seeding node is reachable through it
@@ -74,6 +77,14 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Load keys from FILE (or standard input) through a peer: lines of
+    /// `KEY<TAB>VALUE` (escapes: \\ \t \n \r \xHH) or, with --json,
+    /// `{"key": .., "value": ..}`. Exits 1 unless every key reads back.
+    #[command(after_help = EXIT_CODES)]
+    Import(bulk::ImportArgs),
+    /// Write every key and value of the ring, in the format `import` reads.
+    #[command(after_help = EXIT_CODES)]
+    Export(bulk::ExportArgs),
     /// Run a local ring on loopback, store sample keys, read them back, and summarise.
     #[command(after_help = EXIT_CODES)]
     Demo(demo::DemoArgs),
@@ -152,6 +163,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Get { key, client } => client::get(&client, &key).await,
         Command::Del { key, client } => client::del(&client, &key).await,
         Command::Keys { client } => client::keys(&client).await,
+        Command::Import(args) => bulk::import(&args).await,
+        Command::Export(args) => bulk::export(&args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchRss(args) => bench::rss(args).await,

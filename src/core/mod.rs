@@ -325,7 +325,11 @@ impl Node {
                 }
                 _ => None,
             };
+            let seeder = c.handshaken && !c.leeching;
             self.forget_conn(conn, &reason);
+            if seeder {
+                self.seeder_vanished();
+            }
             if !self.closed {
                 if let Some((pid, (host, port), redials)) = redial.filter(|(pid, ..)| !self.is_known(pid)) {
                     match self.connect(&host, port, Some(pid)) {
@@ -419,7 +423,7 @@ impl Node {
         }
         let peer = if c.handshaken { c.peer.clone() } else { None };
         self.emit(Event::Disconnected { conn, peer, reason: reason.to_owned() });
-        self.chord_conn_lost(conn);
+        self.chord_conn_lost(conn, c.keys_in);
     }
 
     /// Sends the opening messages on a fresh connection.

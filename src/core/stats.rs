@@ -23,6 +23,8 @@ pub struct NodeStats {
     pub gets: usize,
     /// Keys in the network-wide key list.
     pub keys: usize,
+    /// Key-list streams to peers still in progress.
+    pub key_streams: usize,
     /// Bytes of those keys.
     pub key_bytes: usize,
     /// Bytes of remembered deleted keys.
@@ -50,6 +52,7 @@ impl Node {
             pending_retrieves: self.gets.pending_len(),
             gets: self.gets.gets_len(),
             keys: self.chord.keys.len(),
+            key_streams: self.chord.streaming.len(),
             key_bytes: self.chord.keys.bytes().0,
             tombstone_bytes: self.chord.keys.bytes().1,
             items: self.chord.item_count(),

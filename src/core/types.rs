@@ -102,10 +102,15 @@ impl Received {
 /// Why a `get` gave no value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GetError {
-    /// Every table answered, none holds the key.
+    /// At least 3 of the 5 tables said positively that they hold no value.
     #[error("key not found")]
     NotFound,
-    /// Tables answered, but no value was held by at least 3 of the 5.
+    /// The owners of too many tables could not be reached (no seeding peer,
+    /// or this node lost its links): the key may exist, so no "not found".
+    #[error("the owners of the key are unreachable: answer unavailable")]
+    Unavailable,
+    /// Tables answered, but no value was held by at least 3 of the 5 (nor
+    /// did 3 say the key is missing).
     #[error("no value agreed by at least 3 of the 5 hash tables")]
     NoAgreement,
     /// Not enough answers before the deadline.

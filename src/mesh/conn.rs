@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::chord::{KeysIn, KeysOut};
 use crate::core::{ConnId, PeerId, Time};
 use crate::wire::{Compression, FrameDecoder};
 
@@ -41,6 +42,14 @@ pub struct Conn {
     pub conflict_survivor: Option<Time>,
     /// Re-dials after D8 that led to this connection (bounds the recovery).
     pub d8_redials: u8,
+    /// When the handshake was processed (py2p's notifies count as arriving for a while after).
+    pub handshaken_at: Time,
+    /// When the last key notify arrived (py2p sends no end marker: quiet means done).
+    pub last_notify: Time,
+    /// Our key-list stream to the peer.
+    pub keys_out: KeysOut,
+    /// The peer's key-list stream to us.
+    pub keys_in: KeysIn,
 }
 
 impl Conn {
@@ -63,6 +72,10 @@ impl Conn {
             bad_frames: 0,
             conflict_survivor: None,
             d8_redials: 0,
+            handshaken_at: now,
+            last_notify: 0,
+            keys_out: KeysOut::Idle,
+            keys_in: KeysIn::NotAsked,
         }
     }
 }

@@ -105,6 +105,10 @@ impl Node {
                 self.handle_store(conn, &msg);
                 true
             }
+            flags::RS2P_KEYLIST if chord && n >= 2 => {
+                self.handle_keylist(conn, &msg.payload);
+                true
+            }
             _ => false,
         };
         if handled {
@@ -233,6 +237,7 @@ impl Node {
             Vec::new()
         });
         let rs2p = has_capability(&p[4]);
+        let chord_node = self.cfg.kind == Kind::Chord;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -243,6 +248,7 @@ impl Node {
             }
         }
         c.handshaken = true;
+        c.handshaken_at = self.now;
         c.addr = addr;
         c.compression = list;
         c.rs2p = rs2p;
@@ -256,6 +262,10 @@ impl Node {
             self.had_peer = true;
             tracing::debug!(node = %self.id.short(), peer = %pid.short(), "peer connected");
             self.emit(Event::Connected { conn, peer: pid, first });
+            // py2p expects every key pushed to it; rs2p peers ask when they want the list.
+            if chord_node && !rs2p {
+                self.start_key_stream(conn);
+            }
             if let Some(queued) = self.deferred.remove(&conn) {
                 for payload in queued {
                     self.send_on(conn, flags::WHISPER, payload);

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use super::driver::now;
 use super::mesh_socket::split_addr;
 use super::{Error, MeshSocket};
-use crate::chord::{HandoffStats, Owner};
+use crate::chord::{HandoffStats, KeyListStatus, Owner};
 use crate::core::{Config, GetError, PeerId, ReqId};
 use crate::ring::{HashMethod, U512};
 
@@ -220,6 +220,25 @@ impl ChordSocket {
         })
     }
 
+    /// The values of many keys, with [`ITEMS_IN_FLIGHT`] gets in flight at
+    /// once; the results come in the order of `keys`.
+    ///
+    /// ```no_run
+    /// # async fn demo(sock: rs2p::ChordSocket) {
+    /// let got = sock.get_many(&["a", "b"], std::time::Duration::from_secs(5)).await;
+    /// assert_eq!(got.len(), 2);
+    /// # }
+    /// ```
+    pub async fn get_many<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Duration) -> Vec<Result<Bytes, Error>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(ITEMS_IN_FLIGHT) {
+            for (req, rx) in self.start_gets(chunk, timeout) {
+                out.push(self.finish_get(req, rx, timeout).await);
+            }
+        }
+        out
+    }
+
     /// `set` for every pair (py2p's `update`).
     pub fn update<K: AsRef<[u8]>, V: Into<Bytes>>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), Error> {
         for (k, v) in pairs {
@@ -233,9 +252,37 @@ impl ChordSocket {
         self.set(key, Bytes::new())
     }
 
-    /// The network-wide key list, as this node knows it.
+    /// The network-wide key list as this node knows it now, sorted. A
+    /// leeching node fetches the list from a seeding peer on the first call
+    /// (before it, it holds none: a client that only gets and sets never
+    /// downloads it); [`ChordSocket::key_list_status`] says whether it is
+    /// all in, and [`ChordSocket::all_keys`] waits until it is.
     pub fn keys(&self) -> Vec<Bytes> {
-        self.inner.node(|n| n.keys())
+        self.inner.node(|n| {
+            n.request_keys();
+            n.keys()
+        })
+    }
+
+    /// Whether the key list is complete, still arriving, or not asked for.
+    pub fn key_list_status(&self) -> KeyListStatus {
+        self.inner.node(|n| n.key_list_status())
+    }
+
+    /// The whole key list, once it has all arrived; `Err(Timeout)` if it is
+    /// still arriving after `timeout`.
+    pub async fn all_keys(&self, timeout: Duration) -> Result<Vec<Bytes>, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.inner.node(|n| n.request_keys());
+        loop {
+            if self.key_list_status() == KeyListStatus::Complete {
+                return Ok(self.keys());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(GetError::Timeout.into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The value of every known key (keys whose get fails are skipped).
@@ -244,20 +291,16 @@ impl ChordSocket {
     }
 
     /// Every known key with its value (keys whose get fails are skipped).
-    /// The gets run [`ITEMS_IN_FLIGHT`] at a time.
+    /// The key list is awaited first (up to the get timeout); the gets run
+    /// [`ITEMS_IN_FLIGHT`] at a time.
     pub async fn items(&self) -> Vec<(Bytes, Bytes)> {
         let timeout = Duration::from_millis(self.inner.node(|n| n.config().get_timeout_ms));
-        let keys = self.keys();
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(ITEMS_IN_FLIGHT) {
-            let started = self.start_gets(chunk, timeout);
-            for (key, (req, rx)) in chunk.iter().zip(started) {
-                if let Ok(v) = self.finish_get(req, rx, timeout).await {
-                    out.push((key.clone(), v));
-                }
-            }
-        }
-        out
+        let keys = match self.all_keys(timeout).await {
+            Ok(keys) => keys,
+            Err(_) => self.keys(),
+        };
+        let values = self.get_many(&keys, timeout).await;
+        keys.into_iter().zip(values).filter_map(|(k, v)| Some((k, v.ok()?))).collect()
     }
 
     /// A map of every known key to its value (py2p's `copy`).

@@ -15,15 +15,25 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 
 use super::recv_queue::RecvQueue;
+use crate::chord::Room;
 use crate::core::{Action, ConnId, Event, GetError, Node, PeerId, Received, ReqId, Time};
 use crate::wire::flags;
 
 /// Frames queued for one connection before it counts as stuck and is closed.
-const WRITE_QUEUE: usize = 8192;
+/// Memory is bounded by [`WRITE_QUEUE_BYTES`]; this count only has to stay
+/// above what a burst of local sets queues (a set is 5 stores and notifies).
+const WRITE_QUEUE: usize = 65_536;
 /// Bytes queued for one connection before it counts as stuck and is closed.
 const WRITE_QUEUE_BYTES: usize = 64 << 20;
 /// Timer period of the core.
 const TICK: Duration = Duration::from_millis(100);
+/// A key-list stream is topped up each tick until this many frames wait in
+/// its connection's queue: more than a py2p peer drains in a tick (one frame
+/// per 1.5 ms), few enough that other frames wait behind them only briefly.
+const STREAM_QUEUE_FRAMES: usize = 128;
+/// A key-list stream is topped up each tick until this many bytes wait in
+/// its connection's queue (4 MiB a tick: about 40 MB/s to an rs2p peer).
+const STREAM_QUEUE_BYTES: usize = 4 << 20;
 /// Dial timeout.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Gap between frames written to a py2p peer, so that its reader sees them one
@@ -298,7 +308,28 @@ async fn tick_loop(inner: std::sync::Weak<Inner>) {
     loop {
         interval.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        inner.node(|n| n.on_tick(now()));
+        inner.with(|st| {
+            st.node.on_tick(now());
+            feed_key_streams(st);
+        });
+    }
+}
+
+/// Tops up every key-list stream to what its connection's queue can take.
+fn feed_key_streams(st: &mut State) {
+    for conn in st.node.key_streams() {
+        let Some(io) = st.conns.get(&conn) else {
+            continue;
+        };
+        let queued_frames = io.tx.max_capacity() - io.tx.capacity();
+        let queued_bytes = io.queued.load(Ordering::Relaxed);
+        let room = Room {
+            frames: STREAM_QUEUE_FRAMES.saturating_sub(queued_frames),
+            bytes: STREAM_QUEUE_BYTES.saturating_sub(queued_bytes),
+        };
+        if room.frames > 0 && room.bytes > 0 {
+            st.node.stream_keys(conn, room);
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub const RETRIEVE: u8 = 0x0C;
 /// Sub-flag: chord retrieve answer.
 pub const RETRIEVED: u8 = 0x0D;
 
+/// Sub-flag of the rs2p key-list extension (`want`, `batch`, `end`), sent
+/// only to peers that advertised the rs2p capability; py2p never uses 0x2E.
+pub const RS2P_KEYLIST: u8 = 0x2E;
+
 /// Compression: bzip2.
 pub const BZ2: u8 = 0x10;
 /// Compression: gzip container.

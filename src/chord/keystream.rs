@@ -1,0 +1,293 @@
+//! Sending and receiving the network-wide key list, whatever its size.
+//!
+//! py2p pushes its whole key list, one notify frame per key, to every peer on
+//! every meta exchange. rs2p streams it instead, from a cursor into the sorted
+//! list ([`super::KeyList::after`]), only as fast as the driver says the
+//! connection drains ([`Room`]), so the list costs O(1) memory per connection
+//! and never fills a write queue:
+//!
+//! - **to py2p peers** the list is pushed once per connection, after the
+//!   handshake, as py2p expects: one notify per key, paced by the driver;
+//! - **between rs2p peers** it is pulled: a node that wants the list (it
+//!   seeds, or its user asked for `keys()`) sends `want` to one seeding rs2p
+//!   peer, which answers with `batch` frames of many keys and a final `end`
+//!   (the [`flags::RS2P_KEYLIST`] extension; an `end` marked `partial` comes
+//!   from a peer still fetching its own list, and the next peer is asked too).
+//!   A leeching client that never
+//!   asks downloads nothing, so its first `get` is as fast in a ring of a
+//!   million keys as in an empty one.
+//!
+//! Keys set while a stream runs reach the peer by the ordinary notify
+//! broadcast; keys deleted meanwhile are no longer in the list to stream.
+
+use bytes::Bytes;
+
+use crate::core::{ConnId, Node, Time};
+use crate::wire::flags;
+
+/// Verb of a key-list request (rs2p → rs2p).
+pub(crate) const WANT: &[u8] = b"want";
+/// Verb of a frame carrying keys, one per packet after the verb.
+pub(crate) const BATCH: &[u8] = b"batch";
+/// Verb of the frame that ends a stream: the sender's list is all sent.
+pub(crate) const END: &[u8] = b"end";
+
+/// Marks an `end` from a peer whose own list was still arriving.
+pub(crate) const PARTIAL: &[u8] = b"partial";
+
+/// Key bytes in one `batch` frame: large enough that framing costs little,
+/// small enough that one frame holds the node lock only briefly.
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+
+/// What a stream may send at once when it starts, before the driver first
+/// reports room: a small list goes out at once, with no wait for a tick.
+const INITIAL_ROOM: Room = Room { frames: 64, bytes: 1 << 20 };
+
+/// A py2p peer's notifies count as still arriving until its link is this old
+/// and no notify came for [`PY2P_QUIET_MS`] (py2p sends no end marker).
+const PY2P_SETTLE_MS: Time = 2_000;
+/// See [`PY2P_SETTLE_MS`].
+const PY2P_QUIET_MS: Time = 1_000;
+
+/// How much more a connection's write queue may take, as reported by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    /// Frames.
+    pub frames: usize,
+    /// Bytes.
+    pub bytes: usize,
+}
+
+/// Our key-list stream to one peer.
+#[derive(Debug, Default)]
+pub enum Outgoing {
+    /// Not started.
+    #[default]
+    Idle,
+    /// Streaming: every key after `after` (from the start when `None`) is still to send.
+    Sending {
+        /// The last key sent.
+        after: Option<Box<[u8]>>,
+    },
+    /// The whole list was sent.
+    Done,
+}
+
+/// The peer's key-list stream to us (rs2p peers only).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// Not asked for.
+    #[default]
+    NotAsked,
+    /// Asked for; its `end` has not come yet.
+    Asked,
+    /// Its `end` came: we hold every key it had.
+    Complete,
+}
+
+/// How complete this node's key list is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyListStatus {
+    /// Nobody was asked for it: a leeching node fetches it on first use of `keys()`.
+    NotRequested,
+    /// Still arriving from a peer (or no seeding peer to get it from yet).
+    Arriving,
+    /// Every key a seeding peer knew has arrived; new keys come by broadcast.
+    Complete,
+}
+
+impl Node {
+    /// Connections with a key-list stream in progress: the driver calls
+    /// [`Node::stream_keys`] for each as their write queues drain.
+    pub fn key_streams(&self) -> Vec<ConnId> {
+        self.chord.streaming.iter().copied().collect()
+    }
+
+    /// Sends the next part of the key list on `conn`, within `room`.
+    pub fn stream_keys(&mut self, conn: ConnId, room: Room) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            self.chord.streaming.remove(&conn);
+            return;
+        };
+        let Outgoing::Sending { after } = &mut c.keys_out else {
+            self.chord.streaming.remove(&conn);
+            return;
+        };
+        let mut cursor = after.take();
+        let rs2p = c.rs2p;
+        let (mut frames, mut bytes) = (room.frames, room.bytes);
+        let mut finished = false;
+        while frames > 0 && bytes > 0 {
+            let mut chunk: Vec<Bytes> = Vec::new();
+            let mut size = 0;
+            for key in self.chord.keys.after(cursor.as_deref()) {
+                chunk.push(Bytes::copy_from_slice(key));
+                size += key.len() + 4;
+                // py2p gets one key per frame; rs2p peers a batch.
+                if !rs2p || size >= BATCH_BYTES.min(bytes) {
+                    break;
+                }
+            }
+            let Some(last) = chunk.last() else {
+                finished = true;
+                break;
+            };
+            cursor = Some(Box::from(&last[..]));
+            frames -= 1;
+            bytes = bytes.saturating_sub(size);
+            if rs2p {
+                let mut payload = Vec::with_capacity(chunk.len() + 2);
+                payload.push(Bytes::from_static(&[flags::RS2P_KEYLIST]));
+                payload.push(Bytes::from_static(BATCH));
+                payload.extend(chunk);
+                self.send_on(conn, flags::WHISPER, payload);
+            } else {
+                for key in chunk {
+                    self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::NOTIFY]), key]);
+                }
+            }
+        }
+        if finished && rs2p {
+            // A list still arriving here may lack keys: say so, and the peer
+            // asks someone else too.
+            let mut payload = vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(END)];
+            if self.key_list_status() != KeyListStatus::Complete {
+                payload.push(Bytes::from_static(PARTIAL));
+            }
+            self.send_on(conn, flags::WHISPER, payload);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.keys_out = if finished { Outgoing::Done } else { Outgoing::Sending { after: cursor } };
+        }
+        if finished {
+            self.chord.streaming.remove(&conn);
+        }
+    }
+
+    /// Starts (or restarts) streaming the key list to `conn`.
+    pub(crate) fn start_key_stream(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if matches!(c.keys_out, Outgoing::Sending { .. }) {
+            return;
+        }
+        c.keys_out = Outgoing::Sending { after: None };
+        self.chord.streaming.insert(conn);
+        self.stream_keys(conn, INITIAL_ROOM);
+    }
+
+    /// The user wants the key list: from now on it is fetched and kept.
+    pub fn request_keys(&mut self) {
+        if !self.chord.want_keys {
+            self.chord.want_keys = true;
+            self.ask_for_keys();
+        }
+    }
+
+    /// Asks one seeding rs2p peer for its key list, when we want it, do not
+    /// have it, and are not already waiting for one.
+    pub(crate) fn ask_for_keys(&mut self) {
+        if !self.chord.want_keys || self.chord.keys_complete || self.closed {
+            return;
+        }
+        if self.conns.values().any(|c| c.keys_in == Incoming::Asked) {
+            return;
+        }
+        let source = self
+            .conns
+            .values()
+            .filter(|c| c.handshaken && c.rs2p && !c.leeching && c.keys_in == Incoming::NotAsked)
+            .map(|c| c.id)
+            .min();
+        if let Some(conn) = source {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.keys_in = Incoming::Asked;
+            }
+            self.send_on(
+                conn,
+                flags::WHISPER,
+                vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(WANT)],
+            );
+        }
+    }
+
+    /// How complete our key list is.
+    pub fn key_list_status(&self) -> KeyListStatus {
+        if !self.chord.want_keys {
+            return KeyListStatus::NotRequested;
+        }
+        let now = self.now;
+        let mut seeding_peers = 0;
+        for c in self.conns.values().filter(|c| c.handshaken && !c.leeching) {
+            seeding_peers += 1;
+            if c.keys_in == Incoming::Asked {
+                return KeyListStatus::Arriving;
+            }
+            let py2p_busy = !c.rs2p
+                && (now.saturating_sub(c.handshaken_at) < PY2P_SETTLE_MS
+                    || now.saturating_sub(c.last_notify) < PY2P_QUIET_MS);
+            if py2p_busy {
+                return KeyListStatus::Arriving;
+            }
+        }
+        let has_rs2p_source = self.conns.values().any(|c| c.handshaken && !c.leeching && c.rs2p);
+        if (has_rs2p_source && !self.chord.keys_complete) || (seeding_peers == 0 && self.chord.leeching) {
+            // A source we have not heard `end` from, or nobody to ask yet.
+            return KeyListStatus::Arriving;
+        }
+        KeyListStatus::Complete
+    }
+
+    /// The rs2p key-list extension: `want`, `batch` and `end`.
+    pub(crate) fn handle_keylist(&mut self, conn: ConnId, payload: &[Bytes]) {
+        match payload[1].as_ref() {
+            WANT => self.start_key_stream(conn),
+            BATCH => {
+                for key in &payload[2..] {
+                    if !self.chord.keys.is_deleted(key) {
+                        self.add_key(key.clone());
+                    }
+                }
+            }
+            END => {
+                let partial = payload.get(2).is_some_and(|p| p.as_ref() == PARTIAL);
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if c.keys_in != Incoming::Asked {
+                    return;
+                }
+                c.keys_in = Incoming::Complete;
+                if !partial {
+                    self.chord.keys_complete = true;
+                    return;
+                }
+                // Ask the next peer; when every seeding rs2p peer has answered
+                // with what it had, that is all there is to know.
+                self.ask_for_keys();
+                if !self.conns.values().any(|c| c.keys_in == Incoming::Asked) {
+                    self.chord.keys_complete = true;
+                }
+            }
+            other => {
+                let text =
+                    format!("ignoring key-list message with an unknown verb {:?}", String::from_utf8_lossy(other));
+                self.record_error(Some(conn), text);
+            }
+        }
+    }
+
+    /// Key-list bookkeeping when a connection is gone: its stream stops, and
+    /// a list it was sending us is asked of another peer.
+    pub(crate) fn keys_conn_lost(&mut self, conn: ConnId, was: Incoming) {
+        self.chord.streaming.remove(&conn);
+        if !self.conns.values().any(|c| c.handshaken && !c.leeching) {
+            // No seeding peer left: broadcasts of new keys may be missed from now on.
+            self.chord.keys_complete = false;
+        }
+        if was == Incoming::Asked {
+            self.ask_for_keys();
+        }
+    }
+}
