@@ -94,3 +94,54 @@ fn leeching_client_reads_and_writes() {
     sim.set(nodes[1], b"from-ring", b"world");
     assert_eq!(sim.get(client, b"from-ring").unwrap(), "world");
 }
+
+#[test]
+fn key_list_streams_to_a_py2p_like_peer_one_notify_per_key() {
+    const KEYS: usize = 5_000;
+    let mut sim = Sim::new();
+    let a = sim.add_node(Config::chord("10.0.0.1", 1));
+    sim.node(a).join().unwrap();
+    for i in 0..KEYS {
+        sim.node(a).set(format!("k{i}").as_bytes(), "v".into());
+    }
+    sim.run();
+    // Without the capability flag, b looks like py2p to a: the list is pushed,
+    // one notify per key, a burst at once and the rest as ticks give room.
+    let mut cfg = Config::chord("10.0.0.2", 1);
+    cfg.advertise_capability = false;
+    let b = sim.add_node(cfg);
+    let frames = sim.frames;
+    sim.connect(b, a);
+    let first = sim.node(b).stats().keys;
+    assert!((1..KEYS).contains(&first), "the first burst holds part of the list, not {first}");
+    assert_eq!(sim.node(a).stats().key_streams, 1);
+    for _ in 0..50 {
+        if sim.node(b).stats().keys == KEYS {
+            break;
+        }
+        sim.advance(100);
+    }
+    assert_eq!(sim.node(b).stats().keys, KEYS);
+    assert_eq!(sim.node(a).stats().key_streams, 0, "the stream ended");
+    assert!(sim.frames - frames >= KEYS as u64, "one frame per key to a py2p-like peer");
+
+    // An rs2p node that seeds asks for the list and gets it in a few batches.
+    let c = sim.add_node(Config::chord("10.0.0.3", 1));
+    sim.node(c).join().unwrap();
+    let frames = sim.frames;
+    sim.connect(c, a);
+    for _ in 0..50 {
+        if sim.node(c).key_list_status() == rs2p::chord::KeyListStatus::Complete {
+            break;
+        }
+        sim.advance(100);
+    }
+    assert_eq!(sim.node(c).stats().keys, KEYS);
+    assert!(sim.frames - frames < 500, "{} frames for a batched list of {KEYS} keys", sim.frames - frames);
+    // A leech that never asks holds none.
+    let d = sim.add_node(Config::chord("10.0.0.4", 1));
+    sim.connect(d, a);
+    sim.advance(1000);
+    assert_eq!(sim.node(d).stats().keys, 0);
+    assert_eq!(sim.node(d).key_list_status(), rs2p::chord::KeyListStatus::NotRequested);
+}
