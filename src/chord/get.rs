@@ -22,9 +22,10 @@ const RESEND_AFTER_MS: u64 = 2_000;
 /// missing there for a moment, and that must not become a wrong answer.
 const RECHECK_MS: u64 = 200;
 
-/// Rechecks of a "not found" while the ring changes (200 + 400 + 800 +
-/// 1600 ms: about 3 s more for a missing key, then "not found" stands).
-const CHURN_RECHECKS: u32 = 4;
+/// Rechecks of a "not found" in the [`super::FALLBACK_MS`] window after we
+/// joined or lost a seeding peer (200 + 400 ms: a missing key costs 0.6 s
+/// more then, and an item still in transit to its new owner is caught).
+const CHURN_RECHECKS: u32 = 2;
 
 /// Who waits for a retrieve answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

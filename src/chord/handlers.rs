@@ -29,8 +29,6 @@ impl Node {
             self.handoff_to_closer_peers();
         }
         if !leeching {
-            // The ring changed: arcs moved, items are being handed over.
-            self.chord.fallback_until = self.now.saturating_add(super::FALLBACK_MS);
             self.ask_for_keys();
         }
         if self.outgoing_count() > self.cfg.max_outgoing {
