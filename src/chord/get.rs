@@ -10,14 +10,15 @@ use bytes::Bytes;
 
 use super::{ItemKey, Owner};
 use crate::core::{ConnId, Event, GetError, Node, ReqId, Time};
-use crate::ring::HashMethod;
+use crate::ring::{distance, HashMethod};
 use crate::wire::{base58, flags};
 
 /// A retrieve answer is awaited for longer than this before the retrieve is sent again.
 const RESEND_AFTER_MS: u64 = 2_000;
 
 /// A get whose tables disagree (some hold a value, others none or another)
-/// asks all five again after this long, doubling each time, until its
+/// asks the tables that differ from the most common value again after this
+/// long, doubling each time, until its
 /// deadline: an item on its way to a new owner (a handoff, a join) reads as
 /// missing there for a moment, and that must not become a wrong answer.
 const RECHECK_MS: u64 = 200;
@@ -64,7 +65,7 @@ pub(crate) enum Answer {
 
 impl Answer {
     /// The answer carried by a value from the wire or a table: empty means missing.
-    fn from_value(value: Bytes) -> Answer {
+    pub(crate) fn from_value(value: Bytes) -> Answer {
         if value.is_empty() {
             Answer::Missing
         } else {
@@ -81,6 +82,9 @@ pub(crate) struct GetReq {
     pub deadline: Time,
     /// Rechecks made so far (the next waits `RECHECK_MS << rechecks`).
     pub rechecks: u32,
+    /// Tables whose owner said "missing" last time: a recheck asks the node
+    /// that held the item before that owner (it may still be handing it over).
+    pub suspect: [bool; 5],
     /// When the tables are to be asked again, if the answers disagreed.
     pub recheck_at: Option<Time>,
 }
@@ -105,7 +109,7 @@ impl GetState {
 }
 
 /// The value held by at least 3 of the 5 tables, or why there is none, or
-/// `None` while the outcome is still open (before the deadline, `final` =
+/// `None` while the outcome is still open (before the deadline, `last` =
 /// false, every table is waited for unless 3 already agree on a value).
 /// "Not found" needs 3 tables that positively hold nothing and none that
 /// holds a value; unreachable owners that could have made a majority make
@@ -166,7 +170,8 @@ impl Node {
         }
         let items = HashMethod::ALL.map(|m| (m, m.hash(key)));
         let deadline = now.saturating_add(timeout_ms);
-        let g = GetReq { items, answers: Default::default(), deadline, rechecks: 0, recheck_at: None };
+        let g =
+            GetReq { items, answers: Default::default(), deadline, rechecks: 0, suspect: [false; 5], recheck_at: None };
         self.gets.gets.insert(req, g);
         self.ask_tables(req);
         req
@@ -178,12 +183,30 @@ impl Node {
         let Some(g) = self.gets.gets.get(&req) else {
             return;
         };
-        let open: Vec<ItemKey> =
-            g.items.iter().zip(&g.answers).filter(|(_, a)| **a == Answer::Open).map(|(i, _)| *i).collect();
-        for item in open {
-            self.route_retrieve(item, Waiter::Local(req), None);
+        let open: Vec<(ItemKey, bool)> =
+            (0..5).filter(|&i| g.answers[i] == Answer::Open).map(|i| (g.items[i], g.suspect[i])).collect();
+        for (item, suspect) in open {
+            match suspect.then(|| self.second_opinion(item)).flatten() {
+                Some(conn) => self.await_answer(item, Waiter::Local(req), conn, true),
+                None => self.route_retrieve(item, Waiter::Local(req), None),
+            }
         }
         self.check_get(req);
+    }
+
+    /// The rs2p peer to peek at for a second opinion on an item whose owner
+    /// said "missing": the nearest seeding node before the item other than
+    /// that owner, i.e. the one that held the item before it and may still
+    /// be handing it over. `None` when that is this node or a py2p peer.
+    fn second_opinion(&self, item: ItemKey) -> Option<ConnId> {
+        let Owner::Remote(owner) = self.find(&item.1) else {
+            return None;
+        };
+        let second = self.nearest_peer(&item.1, Some(owner)).filter(|c| self.is_rs2p(*c))?;
+        let second_id = self.peer_of(second)?;
+        let we_are_nearer =
+            !self.chord.leeching && distance(self.id.value(), &item.1) < distance(second_id.value(), &item.1);
+        (!we_are_nearer).then_some(second)
     }
 
     /// Abandons a get (its waiters are dropped when answers arrive).
@@ -201,8 +224,7 @@ impl Node {
         let owner = match self.find(&item.1) {
             Owner::Remote(c) if Some(c) == from => {
                 // The asker routed it to us: answer what we hold.
-                let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
-                self.deliver(item, waiter, Answer::from_value(value));
+                self.answer_from_table(item, waiter);
                 return;
             }
             o => o,
@@ -218,7 +240,10 @@ impl Node {
                     return;
                 }
                 None => match self.previous_owner(item, waiter, from) {
-                    Some(conn) => Owner::Remote(conn),
+                    Some(conn) => {
+                        self.await_answer(item, waiter, conn, true);
+                        return;
+                    }
                     None if self.chord.lost_seeder && self.data_storing().is_empty() => {
                         self.answer_unavailable(item, waiter);
                         return;
@@ -234,44 +259,50 @@ impl Node {
         match owner {
             Owner::Local | Owner::Nobody => unreachable!("answered above"),
             Owner::Remote(conn) => {
-                let now = self.now;
                 if from.is_some() && self.gets.pending.get(&item).is_some_and(|p| Some(p.to) == from) {
                     // The peer we asked asks us back (it thinks we own the
                     // item): waiting on each other would stall both, so it
                     // hears what we hold.
-                    let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
-                    self.deliver(item, waiter, Answer::from_value(value));
+                    self.answer_from_table(item, waiter);
                     return;
                 }
-                if let Some(p) = self.gets.pending.get_mut(&item) {
-                    if !p.waiters.contains(&waiter) {
-                        p.waiters.push(waiter);
-                    }
-                    if p.to == conn && now.saturating_sub(p.sent_at) < RESEND_AFTER_MS {
-                        return;
-                    }
-                    p.to = conn;
-                    p.sent_at = now;
-                } else {
-                    if self.gets.pending.len() >= self.cfg.max_pending {
-                        self.record_error(None, "too many retrieves pending: lookup dropped".to_owned());
-                        if let Waiter::Local(_) = waiter {
-                            self.deliver(item, waiter, Answer::Unavailable);
-                        }
-                        return;
-                    }
-                    self.gets
-                        .pending
-                        .insert(item, Pending { to: conn, sent_at: now, created: now, waiters: vec![waiter] });
-                }
-                self.send_retrieve(conn, item);
+                self.await_answer(item, waiter, conn, false);
             }
         }
     }
 
-    pub(crate) fn send_retrieve(&mut self, conn: ConnId, item: ItemKey) {
+    /// Registers `waiter` for `item`'s answer and asks `conn` for it: a
+    /// retrieve, or a peek (answered from `conn`'s own table, rs2p only).
+    fn await_answer(&mut self, item: ItemKey, waiter: Waiter, conn: ConnId, peek: bool) {
+        let now = self.now;
+        if let Some(p) = self.gets.pending.get_mut(&item) {
+            if !p.waiters.contains(&waiter) {
+                p.waiters.push(waiter);
+            }
+            if p.to == conn && now.saturating_sub(p.sent_at) < RESEND_AFTER_MS {
+                return;
+            }
+            p.to = conn;
+            p.sent_at = now;
+        } else {
+            if self.gets.pending.len() >= self.cfg.max_pending {
+                self.record_error(None, "too many retrieves pending: lookup dropped".to_owned());
+                if let Waiter::Local(_) = waiter {
+                    self.deliver(item, waiter, Answer::Unavailable);
+                }
+                return;
+            }
+            let pending = Pending { to: conn, sent_at: now, created: now, waiters: vec![waiter] };
+            self.gets.pending.insert(item, pending);
+        }
+        let sub_flag = if peek { flags::RS2P_PEEK } else { flags::RETRIEVE };
+        self.send_lookup(conn, item, sub_flag);
+    }
+
+    /// Sends a retrieve (or, with [`flags::RS2P_PEEK`], a peek) for `item`.
+    pub(crate) fn send_lookup(&mut self, conn: ConnId, item: ItemKey, sub_flag: u8) {
         let payload = vec![
-            Bytes::from_static(&[flags::RETRIEVE]),
+            Bytes::from(vec![sub_flag]),
             Bytes::from_static(item.0.name().as_bytes()),
             Bytes::from(base58::encode(&item.1)),
         ];
@@ -286,9 +317,14 @@ impl Node {
         if self.now >= self.chord.fallback_until || !matches!(waiter, Waiter::Local(_) | Waiter::Remote(_)) {
             return None;
         }
-        // Only rs2p peers: asked by the item's owner, an rs2p node answers
-        // from its own table, while py2p forwards the retrieve back to us.
+        // Only rs2p peers can be peeked at (py2p would route a retrieve back to us).
         self.nearest_peer(&item.1, from).filter(|c| self.is_rs2p(*c))
+    }
+
+    /// Answers with what the local table holds (nothing: "missing").
+    fn answer_from_table(&mut self, item: ItemKey, waiter: Waiter) {
+        let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
+        self.deliver(item, waiter, Answer::from_value(value));
     }
 
     /// No owner can be asked: a local get hears so; a peer gets no answer
@@ -361,43 +397,59 @@ impl Node {
 
     fn check_get(&mut self, req: ReqId) {
         let now = self.now;
-        let Some(g) = self.gets.gets.get_mut(&req) else {
+        let Some(g) = self.gets.gets.get(&req) else {
             return;
         };
         if g.recheck_at.is_some() {
             return;
         }
         let last = g.deadline <= now;
+        let Some(result) = decide(&g.answers, last) else {
+            return;
+        };
+        let has_value = g.answers.iter().any(|a| matches!(a, Answer::Value(_)));
+        let first_look = g.rechecks == 0;
         // While the ring changes in our view, an item may be on its way to
         // an owner that does not hold it yet: "not found" is checked again too.
         let churn = now < self.chord.fallback_until && g.rechecks < CHURN_RECHECKS;
-        match decide(&g.answers, last) {
-            None => {}
-            // Tables disagree: ask again later while time remains.
-            Some(Err(GetError::NoAgreement | GetError::NotFound))
-                if !last && (churn || g.answers.iter().any(|a| matches!(a, Answer::Value(_)))) =>
-            {
-                let at = now.saturating_add(RECHECK_MS << g.rechecks.min(16));
-                if at < g.deadline {
-                    g.rechecks += 1;
-                    g.recheck_at = Some(at);
-                    // Only the tables that disagree with the most common value are asked again.
-                    let keep = plurality(&g.answers);
-                    for a in &mut g.answers {
-                        if keep.as_ref() != Some(&*a) {
-                            *a = Answer::Open;
-                        }
-                    }
-                    return;
-                }
-                let result = decide(&g.answers, true).unwrap_or(Err(GetError::NoAgreement));
-                self.gets.gets.remove(&req);
-                self.emit(Event::GetDone { req, result });
+        let missing: Vec<ItemKey> =
+            g.items.iter().zip(&g.answers).filter(|(_, a)| **a == Answer::Missing).map(|(i, _)| *i).collect();
+        let recheck = match result {
+            // Tables disagree: ask again (later) while time remains.
+            Err(GetError::NoAgreement) => !last && has_value,
+            // Before "not found" stands, the nodes that held the missing
+            // items before their owners are asked at once, where we can reach
+            // them (an item being handed over is still there).
+            Err(GetError::NotFound) if !last => {
+                churn || (first_look && missing.iter().any(|item| self.second_opinion(*item).is_some()))
             }
-            Some(result) => {
-                self.gets.gets.remove(&req);
-                self.emit(Event::GetDone { req, result });
+            _ => false,
+        };
+        let delay = if first_look && !has_value { 0 } else { RECHECK_MS << g.rechecks.min(16) };
+        let at = now.saturating_add(delay);
+        let Some(g) = self.gets.gets.get_mut(&req) else {
+            return;
+        };
+        if !recheck || at >= g.deadline {
+            let result = if recheck { decide(&g.answers, true).unwrap_or(result) } else { result };
+            self.gets.gets.remove(&req);
+            self.emit(Event::GetDone { req, result });
+            return;
+        }
+        g.rechecks += 1;
+        // Only the tables that disagree with the most common value are asked
+        // again; a "missing" is asked of the node that held the item before.
+        let keep = plurality(&g.answers);
+        for (a, suspect) in g.answers.iter_mut().zip(&mut g.suspect) {
+            if keep.as_ref() != Some(&*a) {
+                *suspect = *a == Answer::Missing;
+                *a = Answer::Open;
             }
+        }
+        if delay == 0 {
+            self.ask_tables(req);
+        } else {
+            g.recheck_at = Some(at);
         }
     }
 

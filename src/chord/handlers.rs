@@ -178,6 +178,18 @@ impl Node {
         self.route_retrieve(item, Waiter::Remote(conn), Some(conn));
     }
 
+    /// rs2p peek: answer from our own table, whoever owns the item now (a
+    /// node handing an item over still holds it until the new owner confirms).
+    pub(crate) fn handle_peek(&mut self, conn: ConnId, msg: &Message) {
+        let p = &msg.payload;
+        let Some(item) = parse_item(&p[1], &p[2]) else {
+            self.record_error(Some(conn), "ignoring peek with an unknown table or a bad key".to_owned());
+            return;
+        };
+        let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
+        self.deliver(item, Waiter::Remote(conn), super::get::Answer::from_value(value));
+    }
+
     /// §6.8: retrieved; unsolicited answers are dropped.
     pub(crate) fn handle_retrieved(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;

@@ -139,13 +139,15 @@ pub async fn del(args: &ClientArgs, key: &str) -> Result<(), Failure> {
 /// Waits for the whole key list: up to `timeout` without progress (a list
 /// of millions of keys takes as long as it takes while it keeps arriving).
 pub(super) async fn whole_key_list(sock: &ChordSocket, timeout: Duration) -> Result<Vec<bytes::Bytes>, Failure> {
+    // The first `keys()` asks for the list; progress is then read from the
+    // counters, without copying the list every poll.
     let mut seen = sock.keys().len();
     let mut deadline = Instant::now() + timeout;
     loop {
         if sock.key_list_status() == rs2p::chord::KeyListStatus::Complete {
             return Ok(sock.keys());
         }
-        let now = sock.keys().len();
+        let now = sock.stats().keys;
         if now > seen {
             seen = now;
             deadline = Instant::now() + timeout;

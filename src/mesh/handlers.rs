@@ -105,6 +105,10 @@ impl Node {
                 self.handle_store(conn, &msg);
                 true
             }
+            flags::RS2P_PEEK if chord && n >= 3 => {
+                self.handle_peek(conn, &msg);
+                true
+            }
             flags::RS2P_KEYLIST if chord && n >= 2 => {
                 self.handle_keylist(conn, &msg.payload);
                 true

@@ -40,6 +40,11 @@ pub const RETRIEVED: u8 = 0x0D;
 /// only to peers that advertised the rs2p capability; py2p never uses 0x2E.
 pub const RS2P_KEYLIST: u8 = 0x2E;
 
+/// Sub-flag of the rs2p peek extension: like [`RETRIEVE`], but answered from
+/// the receiver's own table, never routed on (rs2p peers only; py2p never
+/// uses 0x2D). The answer is an ordinary [`RETRIEVED`].
+pub const RS2P_PEEK: u8 = 0x2D;
+
 /// Compression: bzip2.
 pub const BZ2: u8 = 0x10;
 /// Compression: gzip container.
