@@ -865,3 +865,44 @@ async fn a_peer_that_stops_reading_is_really_closed() {
     wait_for("the target to release the socket of the closed link", PATIENT, || !holds_socket(a_port, our_port)).await;
     net.finish("stalled-reader").await;
 }
+
+/// A peer that repeats the rs2p key-list request gets the list once: a
+/// 10-byte `want` must not make the node resend its whole list each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_key_list_requests_get_one_list() {
+    let net = net(|_| {}).await;
+    // One key: the harness's own checks set two more (at most three per case).
+    net.a.set("listed", "v").unwrap();
+    wait_for("a's key list", PROMPT, || net.a.stats().keys >= 1).await;
+    let listed = net.a.stats().keys;
+    let mut raw = Raw::connect(&net.a).await;
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    // The capability flag in the compression list marks us as an rs2p peer.
+    raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[\"/\"]").await;
+    raw.wait_routed(&net).await;
+    let mut wants = Vec::new();
+    for _ in 0..50 {
+        wants.extend_from_slice(&raw.frame(flags::WHISPER, vec![b(vec![flags::RS2P_KEYLIST]), b("want")]));
+    }
+    raw.send(&wants).await.unwrap();
+    // A retrieve after the wants: its answer comes after everything they caused.
+    let probe = base58::encode(&U512::from(unique()));
+    raw.send_msg(
+        flags::WHISPER,
+        vec![Bytes::from_static(&[flags::RETRIEVE]), Bytes::from_static(b"sha384"), Bytes::from(probe.clone())],
+    )
+    .await;
+    let (mut keys, mut ends) = (0, 0);
+    loop {
+        let m = tokio::time::timeout(PROMPT, raw.rx.recv()).await.expect("an answer to the probe").expect("link open");
+        let m = m.expect("the target sent an undecodable frame");
+        match (m.sub_flag(), m.payload.get(1).map(|p| p.as_ref())) {
+            (Some(flags::RS2P_KEYLIST), Some(b"batch")) => keys += m.payload.len() - 2,
+            (Some(flags::RS2P_KEYLIST), Some(b"end")) => ends += 1,
+            (Some(flags::RETRIEVED), _) if m.payload.get(2).map(|k| k.as_ref()) == Some(probe.as_bytes()) => break,
+            _ => {}
+        }
+    }
+    assert_eq!((keys, ends), (listed, 1), "50 requests must yield the list once");
+    net.finish("repeated-want").await;
+}

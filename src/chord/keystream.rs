@@ -49,6 +49,11 @@ const PY2P_SETTLE_MS: Time = 2_000;
 /// See [`PY2P_SETTLE_MS`].
 const PY2P_QUIET_MS: Time = 1_000;
 
+/// A peer's `want` restarts its stream at most this often: a list is sent
+/// in full each time, so a peer repeating a 10-byte request must not turn it
+/// into a flood of our key list.
+const WANT_INTERVAL_MS: Time = 10_000;
+
 /// How much more a connection's write queue may take, as reported by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Room {
@@ -172,7 +177,12 @@ impl Node {
         if matches!(c.keys_out, Outgoing::Sending { .. }) {
             return;
         }
+        if matches!(c.keys_out, Outgoing::Done) && self.now.saturating_sub(c.keys_out_since) < WANT_INTERVAL_MS {
+            tracing::debug!(node = %self.id.short(), conn = conn.0, "key list asked for again too soon: ignored");
+            return;
+        }
         c.keys_out = Outgoing::Sending { after: None };
+        c.keys_out_since = self.now;
         self.chord.streaming.insert(conn);
         self.stream_keys(conn, INITIAL_ROOM);
     }

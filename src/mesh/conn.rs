@@ -48,6 +48,8 @@ pub struct Conn {
     pub last_notify: Time,
     /// Our key-list stream to the peer.
     pub keys_out: KeysOut,
+    /// When that stream last started (a peer's `want` may restart it only so often).
+    pub keys_out_since: Time,
     /// The peer's key-list stream to us.
     pub keys_in: KeysIn,
 }
@@ -75,6 +77,7 @@ impl Conn {
             handshaken_at: now,
             last_notify: 0,
             keys_out: KeysOut::Idle,
+            keys_out_since: now,
             keys_in: KeysIn::NotAsked,
         }
     }
