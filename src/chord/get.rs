@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::{ItemKey, Owner};
 use crate::core::{ConnId, Event, GetError, Node, ReqId, Time};
-use crate::ring::{distance, HashMethod};
+use crate::ring::HashMethod;
 use crate::wire::{base58, flags};
 
 /// A retrieve answer is awaited for longer than this before the retrieve is sent again.
@@ -82,9 +82,11 @@ pub(crate) struct GetReq {
     pub deadline: Time,
     /// Rechecks made so far (the next waits `RECHECK_MS << rechecks`).
     pub rechecks: u32,
-    /// Tables whose owner said "missing" last time: a recheck asks the node
-    /// that held the item before that owner (it may still be handing it over).
+    /// Tables whose owner said "missing" last time: a recheck peeks at the
+    /// nodes before that owner (one may still be handing the item over).
     pub suspect: [bool; 5],
+    /// Peeks still unanswered per table.
+    pub peeks_left: [u8; 5],
     /// When the tables are to be asked again, if the answers disagreed.
     pub recheck_at: Option<Time>,
 }
@@ -94,6 +96,8 @@ pub(crate) struct GetReq {
 pub struct GetState {
     pub(crate) pending: HashMap<ItemKey, Pending>,
     pub(crate) gets: HashMap<ReqId, GetReq>,
+    /// Peeks in flight (see `peek.rs`): (item, peer) → the get waiting.
+    pub(crate) peeks: HashMap<(ItemKey, ConnId), ReqId>,
 }
 
 impl GetState {
@@ -170,8 +174,15 @@ impl Node {
         }
         let items = HashMethod::ALL.map(|m| (m, m.hash(key)));
         let deadline = now.saturating_add(timeout_ms);
-        let g =
-            GetReq { items, answers: Default::default(), deadline, rechecks: 0, suspect: [false; 5], recheck_at: None };
+        let g = GetReq {
+            items,
+            answers: Default::default(),
+            deadline,
+            rechecks: 0,
+            suspect: [false; 5],
+            peeks_left: [0; 5],
+            recheck_at: None,
+        };
         self.gets.gets.insert(req, g);
         self.ask_tables(req);
         req
@@ -186,27 +197,11 @@ impl Node {
         let open: Vec<(ItemKey, bool)> =
             (0..5).filter(|&i| g.answers[i] == Answer::Open).map(|i| (g.items[i], g.suspect[i])).collect();
         for (item, suspect) in open {
-            match suspect.then(|| self.second_opinion(item)).flatten() {
-                Some(conn) => self.await_answer(item, Waiter::Local(req), conn, true),
-                None => self.route_retrieve(item, Waiter::Local(req), None),
+            if !(suspect && self.start_peeks(req, item)) {
+                self.route_retrieve(item, Waiter::Local(req), None);
             }
         }
         self.check_get(req);
-    }
-
-    /// The rs2p peer to peek at for a second opinion on an item whose owner
-    /// said "missing": the nearest seeding node before the item other than
-    /// that owner, i.e. the one that held the item before it and may still
-    /// be handing it over. `None` when that is this node or a py2p peer.
-    fn second_opinion(&self, item: ItemKey) -> Option<ConnId> {
-        let Owner::Remote(owner) = self.find(&item.1) else {
-            return None;
-        };
-        let second = self.nearest_peer(&item.1, Some(owner)).filter(|c| self.is_rs2p(*c))?;
-        let second_id = self.peer_of(second)?;
-        let we_are_nearer =
-            !self.chord.leeching && distance(self.id.value(), &item.1) < distance(second_id.value(), &item.1);
-        (!we_are_nearer).then_some(second)
     }
 
     /// Abandons a get (its waiters are dropped when answers arrive).
@@ -395,7 +390,8 @@ impl Node {
         true
     }
 
-    fn check_get(&mut self, req: ReqId) {
+    /// Decides a get if its answers allow, or schedules a recheck.
+    pub(crate) fn check_get(&mut self, req: ReqId) {
         let now = self.now;
         let Some(g) = self.gets.gets.get(&req) else {
             return;
@@ -421,7 +417,7 @@ impl Node {
             // items before their owners are asked at once, where we can reach
             // them (an item being handed over is still there).
             Err(GetError::NotFound) if !last => {
-                churn || (first_look && missing.iter().any(|item| self.second_opinion(*item).is_some()))
+                churn || (first_look && missing.iter().any(|item| !self.second_opinions(*item).is_empty()))
             }
             _ => false,
         };
@@ -456,6 +452,7 @@ impl Node {
     /// Retries and expiry of lookups; called from the node's tick.
     pub(crate) fn get_tick(&mut self) {
         let now = self.now;
+        self.prune_peeks();
         let due: Vec<ReqId> = self
             .gets
             .gets
@@ -546,6 +543,7 @@ impl Node {
             self.emit(Event::GetDone { req, result: Err(GetError::Closed) });
         }
         self.gets.pending.clear();
+        self.gets.peeks.clear();
     }
 }
 

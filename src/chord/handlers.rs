@@ -178,18 +178,6 @@ impl Node {
         self.route_retrieve(item, Waiter::Remote(conn), Some(conn));
     }
 
-    /// rs2p peek: answer from our own table, whoever owns the item now (a
-    /// node handing an item over still holds it until the new owner confirms).
-    pub(crate) fn handle_peek(&mut self, conn: ConnId, msg: &Message) {
-        let p = &msg.payload;
-        let Some(item) = parse_item(&p[1], &p[2]) else {
-            self.record_error(Some(conn), "ignoring peek with an unknown table or a bad key".to_owned());
-            return;
-        };
-        let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
-        self.deliver(item, Waiter::Remote(conn), super::get::Answer::from_value(value));
-    }
-
     /// §6.8: retrieved; unsolicited answers are dropped.
     pub(crate) fn handle_retrieved(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
@@ -197,7 +185,7 @@ impl Node {
             self.record_error(Some(conn), "ignoring retrieved with an unknown table or a bad key".to_owned());
             return;
         };
-        if !self.answer_pending(item, p[3].clone()) {
+        if !self.peek_answer(conn, item, &p[3]) && !self.answer_pending(item, p[3].clone()) {
             tracing::debug!(node = %self.id.short(), conn = conn.0, "dropping an answer nobody asked for");
         }
     }
@@ -220,6 +208,7 @@ impl Node {
     /// Chord cleanup when a connection is gone.
     pub(crate) fn chord_conn_lost(&mut self, conn: ConnId, keys_in: super::KeysIn) {
         self.get_conn_lost(conn);
+        self.peeks_conn_lost(conn);
         self.handoff_conn_lost(conn);
         self.keys_conn_lost(conn, keys_in);
     }

@@ -8,6 +8,7 @@ mod handlers;
 mod handoff;
 mod keylist;
 mod keystream;
+mod peek;
 mod ring_ops;
 mod store;
 mod user;
