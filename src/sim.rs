@@ -45,6 +45,8 @@ pub struct Sim {
     pub frames: u64,
     /// Bytes delivered so far.
     pub bytes: u64,
+    /// Seeds every node's [`Config::seed`].
+    seed: u64,
 }
 
 impl Default for Sim {
@@ -54,9 +56,15 @@ impl Default for Sim {
 }
 
 impl Sim {
-    /// An empty network at [`SIM_EPOCH`].
+    /// An empty network at [`SIM_EPOCH`], with seed 0.
     pub fn new() -> Sim {
+        Self::with_seed(0)
+    }
+
+    /// An empty network whose nodes' seeds derive from `seed`.
+    pub fn with_seed(seed: u64) -> Sim {
         Sim {
+            seed,
             nodes: Vec::new(),
             now: SIM_EPOCH,
             queue: VecDeque::new(),
@@ -69,8 +77,12 @@ impl Sim {
     }
 
     /// Adds a node listening at its configured out address; returns its index.
-    pub fn add_node(&mut self, cfg: Config) -> usize {
+    /// Its [`Config::seed`] is replaced by one derived from the simulation's
+    /// seed and the index, so that a run depends on nothing else (give the
+    /// config a fixed `salt` too, for fixed node ids).
+    pub fn add_node(&mut self, mut cfg: Config) -> usize {
         let idx = self.nodes.len();
+        cfg.seed = self.seed.rotate_left(20) ^ idx as u64;
         self.listeners.insert(cfg.out_addr.clone(), idx);
         self.nodes.push(Some(Node::new(cfg, self.now)));
         idx
@@ -107,7 +119,8 @@ impl Sim {
     pub fn crash(&mut self, idx: usize) {
         if let Some(node) = self.nodes[idx].take() {
             self.listeners.retain(|_, v| *v != idx);
-            let ends: Vec<(usize, ConnId)> = self.links.keys().filter(|(n, _)| *n == idx).copied().collect();
+            let mut ends: Vec<(usize, ConnId)> = self.links.keys().filter(|(n, _)| *n == idx).copied().collect();
+            ends.sort();
             for end in ends {
                 if let Some(other) = self.links.remove(&end) {
                     self.links.remove(&other);
@@ -115,6 +128,24 @@ impl Sim {
                 }
             }
             drop(node);
+        }
+        self.run();
+    }
+
+    /// Removes a node silently, as a host unplugged from the network: its
+    /// links carry nothing more, and no side sees them close. The survivors
+    /// find out by their keepalives going unanswered.
+    pub fn isolate(&mut self, idx: usize) {
+        if self.nodes[idx].take().is_some() {
+            self.listeners.retain(|_, v| *v != idx);
+            let mut ends: Vec<(usize, ConnId)> = self.links.keys().filter(|(n, _)| *n == idx).copied().collect();
+            ends.sort();
+            for end in ends {
+                if let Some(other) = self.links.remove(&end) {
+                    self.links.remove(&other);
+                    // The survivor's end stays open, linked to nothing.
+                }
+            }
         }
         self.run();
     }

@@ -4,12 +4,10 @@
 //! a list of waiters, so concurrent gets of one key and forwarded retrieves
 //! from several askers all get their answer (py2p's D11 loses all but one).
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
 use super::{ItemKey, Owner};
-use crate::core::{ConnId, Event, GetError, Node, ReqId, Time};
+use crate::core::{ConnId, Event, GetError, Map, Node, ReqId, SeededState, Time};
 use crate::ring::HashMethod;
 use crate::wire::{base58, flags};
 
@@ -89,18 +87,36 @@ pub(crate) struct GetReq {
     pub peeks_left: [u8; 5],
     /// When the tables are to be asked again, if the answers disagreed.
     pub recheck_at: Option<Time>,
+    /// A repair read: every answer is waited for (until the deadline) and
+    /// handed to the repair as it is, with no majority rule and no event.
+    pub internal: bool,
 }
 
 /// In-flight lookups.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GetState {
-    pub(crate) pending: HashMap<ItemKey, Pending>,
-    pub(crate) gets: HashMap<ReqId, GetReq>,
+    pub(crate) pending: Map<ItemKey, Pending>,
+    pub(crate) gets: Map<ReqId, GetReq>,
     /// Peeks in flight (see `peek.rs`): (item, peer) → the get waiting.
-    pub(crate) peeks: HashMap<(ItemKey, ConnId), ReqId>,
+    pub(crate) peeks: Map<(ItemKey, ConnId), ReqId>,
+}
+
+impl Default for GetState {
+    fn default() -> Self {
+        Self::with_seed(0)
+    }
 }
 
 impl GetState {
+    /// Empty, its maps keyed from `seed` (see [`crate::core::Config::seed`]).
+    pub fn with_seed(seed: u64) -> Self {
+        GetState {
+            pending: SeededState::new(seed, 201).map(),
+            gets: SeededState::new(seed, 202).map(),
+            peeks: SeededState::new(seed, 203).map(),
+        }
+    }
+
     /// Retrieves awaiting an answer.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
@@ -172,8 +188,19 @@ impl Node {
             self.emit(Event::GetDone { req, result: Err(GetError::Closed) });
             return req;
         }
+        self.start_get(req, key, now.saturating_add(timeout_ms), false);
+        req
+    }
+
+    /// Starts a repair read of `key`'s five tables (see `repair.rs`).
+    pub(crate) fn internal_get(&mut self, key: &[u8]) -> ReqId {
+        let req = self.alloc_req();
+        self.start_get(req, key, self.now.saturating_add(self.cfg.get_timeout_ms), true);
+        req
+    }
+
+    fn start_get(&mut self, req: ReqId, key: &[u8], deadline: Time, internal: bool) {
         let items = HashMethod::ALL.map(|m| (m, m.hash(key)));
-        let deadline = now.saturating_add(timeout_ms);
         let g = GetReq {
             items,
             answers: Default::default(),
@@ -182,10 +209,10 @@ impl Node {
             suspect: [false; 5],
             peeks_left: [0; 5],
             recheck_at: None,
+            internal,
         };
         self.gets.gets.insert(req, g);
         self.ask_tables(req);
-        req
     }
 
     /// Sends (or answers locally) the lookups of a get's tables that have
@@ -400,6 +427,14 @@ impl Node {
             return;
         }
         let last = g.deadline <= now;
+        if g.internal {
+            if last || !g.answers.contains(&Answer::Open) {
+                if let Some(g) = self.gets.gets.remove(&req) {
+                    self.repair_answered(req, g.items, g.answers);
+                }
+            }
+            return;
+        }
         let Some(result) = decide(&g.answers, last) else {
             return;
         };

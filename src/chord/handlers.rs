@@ -70,7 +70,7 @@ impl Node {
         self.add_key(key);
     }
 
-    fn key_limits(&self) -> Limits {
+    pub(crate) fn key_limits(&self) -> Limits {
         Limits { max_keys: self.cfg.max_keys, max_bytes: self.cfg.max_key_bytes }
     }
 
@@ -200,6 +200,7 @@ impl Node {
         }
         self.get_tick();
         self.handoff_tick();
+        self.repair_tick();
         if self.chord.keys.tombstone_count() > 1024 {
             self.chord.keys.prune(self.now);
         }
@@ -219,6 +220,7 @@ impl Node {
         if !self.chord.leeching {
             self.chord.lost_seeder = true;
             self.chord.fallback_until = self.now.saturating_add(super::FALLBACK_MS);
+            self.request_repair(self.cfg.repair_delay_ms);
         }
     }
 }

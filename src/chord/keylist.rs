@@ -11,6 +11,7 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+use super::Change;
 use crate::core::Time;
 
 /// How long a deleted key stays remembered, so that a stale add-notify
@@ -39,6 +40,8 @@ pub struct KeyList {
     key_bytes: usize,
     tombstones: HashMap<Bytes, Time>,
     tombstone_bytes: usize,
+    /// Changes to persist, when the node keeps a data directory.
+    pub(crate) journal: super::journal::Journal,
 }
 
 impl KeyList {
@@ -96,6 +99,7 @@ impl KeyList {
         }
         self.key_bytes += key.len();
         self.keys.insert(Box::from(key));
+        self.journal.record(|| Change::Key { key: Bytes::copy_from_slice(key), listed: true });
         Ok(true)
     }
 
@@ -104,6 +108,7 @@ impl KeyList {
         let known = self.keys.remove(key);
         if known {
             self.key_bytes -= key.len();
+            self.journal.record(|| Change::Key { key: Bytes::copy_from_slice(key), listed: false });
         }
         known
     }
@@ -112,6 +117,7 @@ impl KeyList {
     /// than [`TOMBSTONE_MS`] are dropped first; if that is not enough, this
     /// one is not kept (a stale notify may then bring the key back to the list).
     pub(crate) fn tombstone(&mut self, key: &[u8], now: Time, limits: Limits) {
+        self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: Some(now) });
         if let Some(t) = self.tombstones.get_mut(key) {
             *t = now;
             return;
@@ -134,6 +140,7 @@ impl KeyList {
     pub(crate) fn untombstone(&mut self, key: &[u8]) {
         if self.tombstones.remove(key).is_some() {
             self.tombstone_bytes -= key.len();
+            self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: None });
         }
     }
 
@@ -141,10 +148,12 @@ impl KeyList {
     pub(crate) fn prune(&mut self, now: Time) {
         let horizon = now.saturating_sub(TOMBSTONE_MS);
         let mut freed = 0;
+        let journal = &mut self.journal;
         self.tombstones.retain(|k, t| {
             let keep = *t > horizon;
             if !keep {
                 freed += k.len();
+                journal.record(|| Change::Tombstone { key: k.clone(), at: None });
             }
             keep
         });

@@ -6,22 +6,26 @@
 mod get;
 mod handlers;
 mod handoff;
+mod journal;
 mod keylist;
 mod keystream;
 mod peek;
+mod repair;
 mod ring_ops;
 mod store;
 mod user;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
 pub use get::GetState;
 pub use handoff::HandoffStats;
+pub use journal::Change;
 pub use keylist::KeyList;
 pub(crate) use keylist::{Full, Limits};
 pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room};
+pub use repair::RepairStats;
 pub use ring_ops::Owner;
 pub use store::ItemStore;
 pub use user::ChordError;
@@ -59,7 +63,7 @@ pub struct ChordState {
     /// The network-wide key list, kept by notifies, and recently deleted keys.
     pub keys: KeyList,
     /// Items in flight to their new owners.
-    pub(crate) handoff: HashMap<ItemKey, Handoff>,
+    pub(crate) handoff: crate::core::Map<ItemKey, Handoff>,
     /// Items waiting for a handoff slot.
     pub(crate) handoff_queue: VecDeque<ItemKey>,
     /// Handoff counters.
@@ -79,16 +83,26 @@ pub struct ChordState {
     pub(crate) lost_seeder: bool,
     /// Until then, local misses are checked with the previous owner ([`FALLBACK_MS`]).
     pub(crate) fallback_until: Time,
+    /// The state was loaded from disk: it is checked against the ring once
+    /// the key list is in (an anti-entropy pass, then handoffs).
+    pub(crate) restored: bool,
+    /// Re-replication after failures, and anti-entropy.
+    pub(crate) repair: repair::RepairState,
 }
 
 impl ChordState {
     /// Empty, leeching.
     pub fn new() -> Self {
+        Self::with_seed(0)
+    }
+
+    /// Empty, leeching, its maps keyed from `seed` (see [`crate::core::Config::seed`]).
+    pub fn with_seed(seed: u64) -> Self {
         ChordState {
             leeching: true,
             data: ItemStore::default(),
             keys: KeyList::default(),
-            handoff: HashMap::new(),
+            handoff: crate::core::SeededState::new(seed, 101).map(),
             handoff_queue: VecDeque::new(),
             handoff_stats: HandoffStats::default(),
             handoff_in_flight: 0,
@@ -98,6 +112,8 @@ impl ChordState {
             keys_complete: false,
             lost_seeder: false,
             fallback_until: 0,
+            restored: false,
+            repair: repair::RepairState::default(),
         }
     }
 

@@ -120,6 +120,8 @@ impl<const N: usize> Table<N> {
         out.extend(self.sorted.iter().filter(|e| e.1 != GONE).map(|(k, s)| (self.expand(k), *s)));
         out.extend(self.recent.iter().map(|(k, s)| (self.expand(k), *s)));
         out.extend(self.odd.iter().map(|(k, s)| (*k, *s)));
+        // In key order, whatever the maps' order: handoffs go out in it.
+        out.sort_unstable_by_key(|e| e.0);
         out
     }
 }
@@ -219,6 +221,8 @@ impl<const N: usize> TableOps for Table<N> {
 pub struct ItemStore {
     tables: [Box<dyn TableOps>; 5],
     values: Values,
+    /// Writes to persist, when the node keeps a data directory.
+    pub(crate) journal: super::journal::Journal,
 }
 
 impl std::fmt::Debug for ItemStore {
@@ -238,6 +242,7 @@ impl Default for ItemStore {
                 Box::new(Table::<64>::new(0)),
             ],
             values: Values::default(),
+            journal: Default::default(),
         }
     }
 }
@@ -255,6 +260,7 @@ impl ItemStore {
 
     /// Stores an item (replacing any value it had).
     pub fn insert(&mut self, method: HashMethod, key: &U512, value: Bytes) {
+        self.journal.record(|| super::Change::Item { table: method, hash: *key, value: Some(value.clone()) });
         let slot = self.values.add(value);
         if let Some(old) = self.tables[method.index()].insert(key, slot) {
             self.values.release(old);
@@ -266,6 +272,7 @@ impl ItemStore {
         match self.tables[method.index()].remove(key) {
             Some(old) => {
                 self.values.release(old);
+                self.journal.record(|| super::Change::Item { table: method, hash: *key, value: None });
                 true
             }
             None => false,

@@ -61,6 +61,35 @@ pub struct Config {
     pub get_timeout_ms: u64,
     /// Advertise the rs2p capability flag, so rs2p peers can use extensions.
     pub advertise_capability: bool,
+    /// A handshaken peer we have heard nothing from for this long is sent a
+    /// keepalive (py2p's own peer request `*`, which every peer answers).
+    pub keepalive_ms: u64,
+    /// A handshaken peer silent for this long (keepalives unanswered) is
+    /// declared gone and its link closed: catches a host that vanished
+    /// without its socket closing. Must exceed `keepalive_ms` by a round trip.
+    pub peer_timeout_ms: u64,
+    /// Repair starts this long after a seeding peer vanished, so that the
+    /// ring has re-linked around the gap (stabilisation runs every second)
+    /// and ownership is judged on the healed ring.
+    pub repair_delay_ms: u64,
+    /// Period of the anti-entropy pass: every key's copies in our arc are
+    /// checked even without a failure (overlapping failures, a repair cut
+    /// short by another crash, a restart with stale data).
+    pub anti_entropy_ms: u64,
+    /// Keys examined per tick by a repair scan (five hashes each); the
+    /// anti-entropy pass takes a tenth of it, to stay in the background.
+    pub repair_keys_per_tick: usize,
+    /// Record every change of the tables and of the key list, for the
+    /// driver to write to disk ([`crate::core::Node::take_changes`]).
+    pub journal: bool,
+    /// Seeds the keys of the node's internal hash maps, which fix the order
+    /// in which it visits connections and lookups (random by default; a
+    /// simulation sets it so that the same seed gives the same run).
+    pub seed: u64,
+    /// Where a node keeps its items, tombstones and key list (`--data-dir`):
+    /// read by the driver, which restores the node from it and sets
+    /// `journal`. `None`: in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -87,6 +116,14 @@ impl Config {
             max_recv_queue_bytes: 64 << 20,
             get_timeout_ms: 10_000,
             advertise_capability: true,
+            keepalive_ms: 2_000,
+            peer_timeout_ms: 6_000,
+            repair_delay_ms: 2_000,
+            anti_entropy_ms: 5 * 60 * 1000,
+            repair_keys_per_tick: 5_000,
+            journal: false,
+            data_dir: None,
+            seed: rand::random(),
         }
     }
 

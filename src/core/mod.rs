@@ -9,15 +9,17 @@
 //! both are `impl Node` blocks over the state defined here.
 
 mod config;
+mod hasher;
 mod stats;
 mod types;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
 pub use crate::chord::Owner;
 pub use config::{Config, Kind};
+pub(crate) use hasher::{Map, SeededState};
 pub use stats::NodeStats;
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 
@@ -27,6 +29,9 @@ use crate::wire::{flags, Compression, Message};
 
 /// A peer whose link closed is not re-dialed from peer lists for this long.
 pub(crate) const REDIAL_BACKOFF_MS: u64 = 10_000;
+
+/// ... unless it would be a ring neighbour: then only for this long.
+pub(crate) const NEIGHBOUR_REDIAL_MS: u64 = 1_000;
 
 /// A py2p peer closing the survivor of a conflict this soon after it is re-dialed (D8).
 const D8_REDIAL_WINDOW_MS: u64 = 10_000;
@@ -45,16 +50,16 @@ pub struct Node {
     pub(crate) cfg: Config,
     pub(crate) id: PeerId,
     pub(crate) protocol_id: String,
-    pub(crate) conns: HashMap<ConnId, Conn>,
+    pub(crate) conns: Map<ConnId, Conn>,
     /// Handshaken peers: id text → connection.
-    pub(crate) routing: HashMap<PeerId, ConnId>,
+    pub(crate) routing: Map<PeerId, ConnId>,
     /// Outgoing dials made for a known id, not yet handshaken: id → connection.
-    pub(crate) dialing: HashMap<PeerId, ConnId>,
+    pub(crate) dialing: Map<PeerId, ConnId>,
     pub(crate) recent: RecentIds,
     /// Route requests we made for `reply()`: request id → (created, payload to send).
-    pub(crate) route_requests: HashMap<String, (Time, Vec<Bytes>)>,
+    pub(crate) route_requests: Map<String, (Time, Vec<Bytes>)>,
     /// Whispers waiting for a connection to finish its handshake.
-    pub(crate) deferred: HashMap<ConnId, Vec<Vec<Bytes>>>,
+    pub(crate) deferred: Map<ConnId, Vec<Vec<Bytes>>>,
     pub(crate) chord: ChordState,
     pub(crate) gets: GetState,
     pub(crate) actions: VecDeque<Action>,
@@ -65,7 +70,9 @@ pub struct Node {
     pub(crate) had_peer: bool,
     pub(crate) closed: bool,
     /// When the link to a peer last closed: peer lists do not re-dial it for a while.
-    pub(crate) dial_backoff: HashMap<PeerId, Time>,
+    pub(crate) dial_backoff: Map<PeerId, Time>,
+    /// When the node was last ticked (a long gap means we, not our peers, were silent).
+    pub(crate) last_tick: Time,
 }
 
 impl Node {
@@ -81,18 +88,20 @@ impl Node {
             let derived = crate::wire::node_id(&cfg.out_addr.0, cfg.out_addr.1, &cfg.protocol, &cfg.salt);
             PeerId::parse(derived.as_bytes()).expect("derived ids are base58")
         });
+        let seed = cfg.seed;
+        let state = |purpose: u64| SeededState::new(seed, purpose);
         Node {
             recent: RecentIds::new(cfg.max_recent_ids),
-            chord: ChordState::new(),
-            gets: GetState::default(),
+            chord: ChordState::with_seed(seed),
+            gets: GetState::with_seed(seed),
             cfg,
             id,
             protocol_id,
-            conns: HashMap::new(),
-            routing: HashMap::new(),
-            dialing: HashMap::new(),
-            route_requests: HashMap::new(),
-            deferred: HashMap::new(),
+            conns: state(1).map(),
+            routing: state(2).map(),
+            dialing: state(3).map(),
+            route_requests: state(4).map(),
+            deferred: state(5).map(),
             actions: VecDeque::new(),
             errors: VecDeque::new(),
             next_conn: 1,
@@ -100,7 +109,8 @@ impl Node {
             now,
             had_peer: false,
             closed: false,
-            dial_backoff: HashMap::new(),
+            dial_backoff: state(6).map(),
+            last_tick: now,
         }
     }
 
@@ -209,6 +219,7 @@ impl Node {
             Some(c) if c.dialing => {
                 c.dialing = false;
                 c.last_rx = now;
+                c.alive_at = now;
                 self.greet(conn);
             }
             _ => {
@@ -235,6 +246,7 @@ impl Node {
             return;
         };
         c.last_rx = now;
+        c.alive_at = now;
         c.decoder.extend(data);
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -365,6 +377,7 @@ impl Node {
         self.route_requests.retain(|_, (t, _)| *t >= horizon);
         let backoff_horizon = now.saturating_sub(REDIAL_BACKOFF_MS);
         self.dial_backoff.retain(|_, t| *t > backoff_horizon);
+        self.check_liveness();
         self.chord_tick();
     }
 

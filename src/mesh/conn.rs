@@ -52,6 +52,11 @@ pub struct Conn {
     pub keys_out_since: Time,
     /// The peer's key-list stream to us.
     pub keys_in: KeysIn,
+    /// When we last sent this peer a keepalive (liveness checks).
+    pub last_ping: Time,
+    /// When the peer last counted as alive: its last bytes, or later when
+    /// our own ticks stalled (then the silence was ours, not its).
+    pub alive_at: Time,
 }
 
 impl Conn {
@@ -79,6 +84,8 @@ impl Conn {
             keys_out: KeysOut::Idle,
             keys_out_since: now,
             keys_in: KeysIn::NotAsked,
+            last_ping: 0,
+            alive_at: now,
         }
     }
 }

@@ -292,12 +292,14 @@ impl Node {
             };
             if self.is_known(&pid)
                 || (entry.host.as_str(), entry.port) == (self.cfg.out_addr.0.as_str(), self.cfg.out_addr.1)
-                || self.in_backoff(&pid)
             {
                 continue;
             }
-            let wanted = self.outgoing_count() < self.cfg.max_outgoing
-                || (self.cfg.kind == Kind::Chord && self.would_be_neighbour(&pid));
+            let neighbour = self.cfg.kind == Kind::Chord && self.would_be_neighbour(&pid);
+            if self.in_backoff(&pid, neighbour) {
+                continue;
+            }
+            let wanted = self.outgoing_count() < self.cfg.max_outgoing || neighbour;
             if wanted {
                 // Failures are recorded by connect itself.
                 let _ = self.connect(&entry.host, entry.port, Some(pid));
@@ -357,8 +359,13 @@ impl Node {
     }
 
     /// True if the link to this peer closed too recently to dial it from a peer list.
-    fn in_backoff(&self, pid: &PeerId) -> bool {
-        self.dial_backoff.get(pid).is_some_and(|t| self.now.saturating_sub(*t) < crate::core::REDIAL_BACKOFF_MS)
+    /// True while a peer whose link closed is not to be dialed again. A
+    /// would-be ring neighbour waits less: routing and repair need the ring
+    /// re-linked within seconds of a crash, and a neighbour link is never
+    /// the one dropped as least efficient, so no dial-close loop follows.
+    fn in_backoff(&self, pid: &PeerId, neighbour: bool) -> bool {
+        let wait = if neighbour { crate::core::NEIGHBOUR_REDIAL_MS } else { crate::core::REDIAL_BACKOFF_MS };
+        self.dial_backoff.get(pid).is_some_and(|t| self.now.saturating_sub(*t) < wait)
     }
 
     /// True if the id is ours, routed or being dialed.

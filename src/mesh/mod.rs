@@ -5,6 +5,7 @@
 
 mod conn;
 mod handlers;
+mod liveness;
 mod recent;
 mod user;
 

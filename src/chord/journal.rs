@@ -1,0 +1,127 @@
+//! The change journal: every write to the five tables and to the key list,
+//! in order, for the driver to make durable (the core does no I/O).
+//!
+//! Off unless [`Config::journal`](crate::core::Config::journal) is set. The
+//! driver drains it with [`Node::take_changes`](crate::core::Node::take_changes)
+//! and commits each batch in one transaction; a restored node is filled with
+//! the journal off, so loading writes nothing back.
+
+use bytes::Bytes;
+
+use crate::core::Time;
+use crate::ring::{HashMethod, U512};
+
+/// One change to persist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An item was stored (`Some`) or removed (`None`).
+    Item {
+        /// Its table.
+        table: HashMethod,
+        /// Its adjusted hash.
+        hash: U512,
+        /// The new value, or `None` for a removal.
+        value: Option<Bytes>,
+    },
+    /// A key entered (`true`) or left (`false`) the network-wide key list.
+    Key {
+        /// The key.
+        key: Bytes,
+        /// Whether it is now listed.
+        listed: bool,
+    },
+    /// A key's delete was remembered at this time (`Some`), or forgotten.
+    Tombstone {
+        /// The key.
+        key: Bytes,
+        /// When it was deleted; `None` when the tombstone is cleared.
+        at: Option<Time>,
+    },
+}
+
+/// A switchable list of changes.
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    on: bool,
+    changes: Vec<Change>,
+}
+
+impl Journal {
+    pub(crate) fn set_enabled(&mut self, on: bool) {
+        self.on = on;
+        if !on {
+            self.changes = Vec::new();
+        }
+    }
+
+    /// Records a change if the journal is on (the closure builds it only then).
+    pub(crate) fn record(&mut self, change: impl FnOnce() -> Change) {
+        if self.on {
+            self.changes.push(change());
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.changes.len()
+    }
+}
+
+impl crate::core::Node {
+    /// The changes recorded since the last call, oldest first (empty unless
+    /// [`Config::journal`](crate::core::Config::journal) is set). Items come
+    /// before key-list changes; each kind keeps its own order, which is all
+    /// a store of the latest state needs.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        let mut out = self.chord.data.journal.take();
+        out.extend(self.chord.keys.journal.take());
+        out
+    }
+
+    /// Changes waiting to be taken.
+    pub fn pending_changes(&self) -> usize {
+        self.chord.data.journal.len() + self.chord.keys.journal.len()
+    }
+
+    /// Loads a node's saved state (before it connects): items, the key list
+    /// and tombstones still younger than their horizon. Nothing loaded is
+    /// journaled again. The node re-checks what it holds once it has peers:
+    /// items it no longer owns are handed over, and an anti-entropy pass
+    /// runs soon after its key list is complete.
+    pub fn restore(
+        &mut self,
+        items: impl IntoIterator<Item = (HashMethod, U512, Bytes)>,
+        keys: impl IntoIterator<Item = Bytes>,
+        tombstones: impl IntoIterator<Item = (Bytes, Time)>,
+    ) {
+        self.chord.data.journal.set_enabled(false);
+        self.chord.keys.journal.set_enabled(false);
+        for (table, hash, value) in items {
+            self.chord.data.insert(table, &hash, value);
+        }
+        let limits = self.key_limits();
+        for key in keys {
+            // Past the bound, the rest arrives from peers' lists or not at all.
+            let _ = self.chord.keys.add(&key, limits);
+        }
+        let now = self.now;
+        for (key, at) in tombstones {
+            if now.saturating_sub(at) < super::keylist::TOMBSTONE_MS {
+                self.chord.keys.tombstone(&key, at, limits);
+            }
+        }
+        self.chord.restored = true;
+        // Once peers and the key list are in, our arc is checked at once.
+        self.request_repair(self.cfg.repair_delay_ms);
+        self.set_journal(self.cfg.journal);
+    }
+
+    /// Turns the journal on or off.
+    pub(crate) fn set_journal(&mut self, on: bool) {
+        self.chord.data.journal.set_enabled(on);
+        self.chord.keys.journal.set_enabled(on);
+    }
+}

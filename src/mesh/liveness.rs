@@ -1,0 +1,58 @@
+//! Failure detection: a keepalive to quiet peers, and a deadline after which
+//! a silent peer is declared gone.
+//!
+//! A crashed process's sockets are reset by its kernel, and the driver sees
+//! the link close at once. A host that is unplugged, frozen or cut off by a
+//! firewall closes nothing: its links only fall silent. So every handshaken
+//! peer that has sent nothing for [`Config::keepalive_ms`] is asked for its
+//! peer list (py2p's request `*`, which py2p and rs2p both answer), and one
+//! silent for [`Config::peer_timeout_ms`] is closed as dead, which starts
+//! the same recovery as a reset link (for a seeding peer: repair).
+//!
+//! [`Config::keepalive_ms`]: crate::core::Config::keepalive_ms
+//! [`Config::peer_timeout_ms`]: crate::core::Config::peer_timeout_ms
+
+use bytes::Bytes;
+
+use crate::core::{ConnId, Node};
+use crate::wire::flags;
+
+impl Node {
+    /// Sends keepalives and closes peers silent past the deadline.
+    pub(crate) fn check_liveness(&mut self) {
+        let now = self.now;
+        let keepalive = self.cfg.keepalive_ms;
+        let timeout = self.cfg.peer_timeout_ms.max(keepalive);
+        // If we were not ticked for a while (the process was stopped, the
+        // machine overloaded, or a simulation jumped its clock), silence is
+        // ours, not the peers': give every link a fresh keepalive period.
+        let starved = now.saturating_sub(self.last_tick) > keepalive;
+        self.last_tick = now;
+        let mut silent: Vec<(ConnId, u64, bool)> = Vec::new();
+        let mut ping: Vec<ConnId> = Vec::new();
+        for c in self.conns.values_mut().filter(|c| c.handshaken) {
+            if starved {
+                c.alive_at = c.alive_at.max(now.saturating_sub(keepalive));
+                continue;
+            }
+            let quiet = now.saturating_sub(c.alive_at);
+            if quiet >= timeout {
+                silent.push((c.id, quiet, !c.leeching));
+            } else if quiet >= keepalive && now.saturating_sub(c.last_ping) >= keepalive {
+                c.last_ping = now;
+                ping.push(c.id);
+            }
+        }
+        for conn in ping {
+            self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::REQUEST]), Bytes::from_static(b"*")]);
+        }
+        for (conn, quiet, seeder) in silent {
+            let text = format!("closing connection: peer silent for {quiet} ms (keepalives unanswered)");
+            self.record_error(Some(conn), text.clone());
+            self.close_conn_because(conn, &text);
+            if seeder {
+                self.seeder_vanished();
+            }
+        }
+    }
+}

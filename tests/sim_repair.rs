@@ -1,0 +1,228 @@
+//! Repair after crashes, on the deterministic in-memory network: 16 nodes,
+//! 10,000 keys; one node killed, then another (silently: only keepalives
+//! find it), then two adjacent ones at once. After each, all five copies of
+//! every key are back at their owners, every key reads from the survivors,
+//! and keys deleted before the crash stay deleted.
+//!
+//! Run with `--nocapture` to see the repair times and bytes.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use rs2p::core::{Config, Event, GetError, ReqId};
+use rs2p::ring::{distance, HashMethod, U512};
+use rs2p::sim::Sim;
+
+const NODES: usize = 16;
+const KEYS: usize = 10_000;
+const DELETED: usize = 200;
+
+fn key(i: usize) -> String {
+    format!("key-{i:05}")
+}
+
+fn value(i: usize) -> String {
+    format!("value-{i}")
+}
+
+fn ring() -> (Sim, Vec<usize>) {
+    let mut sim = Sim::new();
+    let mut nodes = Vec::new();
+    for i in 0..NODES {
+        let mut cfg = Config::chord("10.2.0.1", 21000 + i as u16);
+        cfg.salt = format!("repair-test-node-{i}");
+        let idx = sim.add_node(cfg);
+        sim.node(idx).join().unwrap();
+        if i > 0 {
+            sim.connect(idx, nodes[i / 2]);
+        }
+        nodes.push(idx);
+    }
+    assert!(sim.settle_ring(60), "ring of {NODES} did not stabilise");
+    (sim, nodes)
+}
+
+/// Alive seeding nodes sorted by id.
+fn by_id(sim: &mut Sim) -> Vec<(U512, usize)> {
+    let mut v: Vec<(U512, usize)> = sim.alive_nodes().into_iter().map(|i| (*sim.node(i).id().value(), i)).collect();
+    v.sort();
+    v
+}
+
+/// Copies of live keys missing at their true owner (among the nodes alive),
+/// and copies of deleted keys still held anywhere.
+fn audit(sim: &mut Sim, lost: &HashSet<usize>) -> (usize, usize) {
+    let ids = by_id(sim);
+    let mut missing = 0;
+    for i in (DELETED..KEYS).filter(|i| !lost.contains(i)) {
+        let k = key(i);
+        for m in HashMethod::ALL {
+            let h = m.hash(k.as_bytes());
+            let owner = ids.iter().min_by_key(|(id, _)| distance(id, &h)).expect("nodes").1;
+            if sim.node(owner).local_value(m, &h).map(|v| v.as_ref()) != Some(value(i).as_bytes()) {
+                missing += 1;
+            }
+        }
+    }
+    let mut resurrected = 0;
+    for i in 0..DELETED {
+        let k = key(i);
+        for m in HashMethod::ALL {
+            let h = m.hash(k.as_bytes());
+            resurrected += ids.iter().filter(|(_, n)| sim.node(*n).local_value(m, &h).is_some()).count();
+        }
+    }
+    (missing, resurrected)
+}
+
+/// Live keys whose five copies all sit on `victims` (their owners now):
+/// no copy would survive their crash, so no repair can bring them back.
+fn doomed(sim: &mut Sim, victims: &[usize]) -> HashSet<usize> {
+    let ids = by_id(sim);
+    (DELETED..KEYS)
+        .filter(|i| {
+            HashMethod::ALL.into_iter().all(|m| {
+                let h = m.hash(key(*i).as_bytes());
+                victims.contains(&ids.iter().min_by_key(|(id, _)| distance(id, &h)).expect("nodes").1)
+            })
+        })
+        .collect()
+}
+
+/// Advances time in 100 ms steps until every copy is back; returns the
+/// virtual milliseconds and the bytes the network carried meanwhile.
+fn until_repaired(sim: &mut Sim, lost: &HashSet<usize>, what: &str) -> (u64, u64) {
+    let (t0, b0) = (sim.now(), sim.bytes);
+    for _ in 0..600 {
+        sim.advance(100);
+        let (missing, resurrected) = audit(sim, lost);
+        assert_eq!(resurrected, 0, "{what}: a deleted key's copy came back");
+        if missing == 0 {
+            let took = (sim.now() - t0, sim.bytes - b0);
+            println!("{what}: all copies back after {} ms (virtual), {} bytes on the wire", took.0, took.1);
+            return took;
+        }
+    }
+    panic!("{what}: {} copies still missing after 60 s", audit(sim, lost).0);
+}
+
+/// Gets `keys` through `reader`, all at once; the results in key order.
+fn read_all(sim: &mut Sim, reader: usize, keys: &[usize]) -> Vec<Result<Bytes, GetError>> {
+    let now = sim.now();
+    let reqs: Vec<ReqId> = keys.iter().map(|&i| sim.node(reader).get(key(i).as_bytes(), 10_000, now)).collect();
+    let mut done: HashMap<ReqId, Result<Bytes, GetError>> = HashMap::new();
+    for _ in 0..200 {
+        sim.run();
+        for (n, e) in sim.take_events() {
+            if let (true, Event::GetDone { req, result }) = (n == reader, e) {
+                done.insert(req, result);
+            }
+        }
+        if done.len() == reqs.len() {
+            break;
+        }
+        sim.advance(100);
+    }
+    reqs.iter().map(|r| done.remove(r).unwrap_or(Err(GetError::Timeout))).collect()
+}
+
+/// Every live key from `full` readers, a sample from every survivor, and
+/// the deleted keys "not found".
+fn check_reads(sim: &mut Sim, full: &[usize], lost: &HashSet<usize>, what: &str) {
+    let live: Vec<usize> = (DELETED..KEYS).filter(|i| !lost.contains(i)).collect();
+    let sample: Vec<usize> = live.iter().copied().step_by(97).collect();
+    let gone: Vec<usize> = (0..DELETED).step_by(7).collect();
+    for reader in sim.alive_nodes() {
+        let keys = if full.contains(&reader) { &live } else { &sample };
+        for (i, r) in keys.iter().zip(read_all(sim, reader, keys)) {
+            assert_eq!(r.as_deref(), Ok(value(*i).as_bytes()), "{what}: node {reader} reading {}", key(*i));
+        }
+        for (i, r) in gone.iter().zip(read_all(sim, reader, &gone)) {
+            assert_eq!(r, Err(GetError::NotFound), "{what}: node {reader}: deleted {} read back", key(*i));
+        }
+    }
+}
+
+#[test]
+fn every_copy_returns_after_single_silent_and_adjacent_crashes() {
+    let (mut sim, nodes) = ring();
+    for i in 0..KEYS {
+        sim.node(nodes[i % NODES]).set(key(i).as_bytes(), Bytes::from(value(i)));
+        if i % 100 == 99 {
+            sim.run();
+        }
+    }
+    sim.run();
+    for i in 0..DELETED {
+        sim.node(nodes[(i * 7) % NODES]).delete(key(i).as_bytes());
+    }
+    sim.run();
+    sim.advance(2_000);
+    let mut lost = HashSet::new();
+    assert_eq!(audit(&mut sim, &lost), (0, 0), "copies before any crash");
+
+    // 1. One node crashes (its sockets are reset).
+    let ids = by_id(&mut sim);
+    let first = ids[3].1;
+    assert!(doomed(&mut sim, &[first]).is_empty(), "this seed puts no key wholly on one node");
+    sim.crash(first);
+    let (t1, b1) = until_repaired(&mut sim, &lost, "one crash");
+    check_reads(&mut sim, &[ids[2].1, ids[9].1], &lost, "after one crash");
+
+    // 2. A non-adjacent node vanishes silently (no socket closes).
+    let ids = by_id(&mut sim);
+    let second = ids[10].1;
+    assert!(doomed(&mut sim, &[second]).is_empty());
+    sim.isolate(second);
+    let (t2, _) = until_repaired(&mut sim, &lost, "one silent crash");
+    assert!(t2 >= 6_000, "a silent peer is only declared gone after the keepalive timeout ({t2} ms)");
+    check_reads(&mut sim, &[ids[9].1], &lost, "after a silent crash");
+
+    // 3. Two adjacent nodes crash at once. A key whose five copies all sat
+    // on those two has no copy left (five independent hashes, not replicas
+    // on successors): every other key must come back whole.
+    let ids = by_id(&mut sim);
+    let pair = [ids[5].1, ids[6].1];
+    lost = doomed(&mut sim, &pair);
+    println!("two adjacent crashes: {} of {} keys had all five copies on the pair", lost.len(), KEYS - DELETED);
+    assert!(lost.len() <= 5, "placement puts {} keys on two nodes", lost.len());
+    sim.crash(pair[0]);
+    sim.crash(pair[1]);
+    let (t3, b3) = until_repaired(&mut sim, &lost, "two adjacent crashes");
+    check_reads(&mut sim, &[ids[4].1], &lost, "after two adjacent crashes");
+
+    // Each repair is seconds, not minutes: detection plus a 2 s settling delay.
+    assert!(t1 <= 10_000 && t3 <= 10_000, "repairs took {t1} and {t3} ms");
+    assert!(b1 > 0 && b3 > 0);
+    let stats: Vec<_> = sim.alive_nodes().into_iter().map(|n| sim.node(n).repair_stats()).collect();
+    assert!(stats.iter().map(|s| s.restored).sum::<u64>() > 0);
+    println!("repair counters: {stats:?}");
+}
+
+/// The same seed gives the same run: repair timing and traffic are exact.
+#[test]
+fn repair_is_deterministic() {
+    let run = || {
+        let (mut sim, nodes) = ring();
+        for i in 0..2_000 {
+            sim.node(nodes[i % NODES]).set(key(i).as_bytes(), Bytes::from(value(i)));
+        }
+        sim.run();
+        sim.advance(2_000);
+        let victim = by_id(&mut sim)[7].1;
+        sim.crash(victim);
+        let (t0, b0) = (sim.now(), sim.bytes);
+        let mut restored_at = 0;
+        for _ in 0..100 {
+            sim.advance(100);
+            let s: u64 = sim.alive_nodes().into_iter().map(|n| sim.node(n).repair_stats().restored).sum();
+            if s > 0 && restored_at == 0 {
+                restored_at = sim.now() - t0;
+            }
+        }
+        (restored_at, sim.bytes - b0)
+    };
+    let a = run();
+    assert!(a.0 > 0, "nothing was restored");
+    assert_eq!(a, run());
+}
