@@ -9,415 +9,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rs2p::ring::{distance, get_hashes, U512};
-use rs2p::wire::base58;
 use serde_json::json;
-use support::py2p_node::Py2pNode;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rs2p");
-
-/// Upper bound for one client run (`set`, `get`, ...).
-const CLIENT_LIMIT: Duration = Duration::from_secs(30);
-/// Budget for a ring to link up, or for data to become visible somewhere.
-const SETTLE: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------
-
-/// A child process that is killed (and reaped) on drop unless it has exited.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    fn pid(&self) -> String {
-        self.0.id().to_string()
-    }
-
-    /// Waits at most `limit` for the child to exit.
-    fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.0.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() >= deadline => return None,
-                Ok(None) => thread::sleep(Duration::from_millis(5)),
-                Err(e) => panic!("waiting for pid {}: {e}", self.0.id()),
-            }
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if !matches!(self.0.try_wait(), Ok(Some(_))) {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-/// A pipe drained on its own thread into a shared buffer.
-struct Drain {
-    buf: Arc<Mutex<Vec<u8>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drain {
-    fn new(mut pipe: impl Read + Send + 'static) -> Drain {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&buf);
-        let thread = thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            loop {
-                match pipe.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
-                }
-            }
-        });
-        Drain { buf, thread: Some(thread) }
-    }
-
-    /// What has arrived so far.
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
-    }
-
-    /// Everything, once the writer has closed the pipe (the process exited).
-    fn finish(&mut self) -> String {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.text()
-    }
-}
-
-/// The outcome of one finished `rs2p` run.
-#[derive(Debug)]
-struct Run {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    /// Asserts the exit code, with the whole run in the message.
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, Some(code), "unexpected exit code for {self:#?}");
-        self
-    }
-
-    /// Asserts a failure reported as exactly one line on stderr, nothing on stdout.
-    fn expect_one_line_error(&self, code: i32) -> &str {
-        self.expect_code(code);
-        assert_eq!(self.stdout, "", "a failure must print nothing on stdout: {self:#?}");
-        assert!(
-            self.stderr.ends_with('\n') && self.stderr.lines().count() == 1,
-            "expected a single line on stderr: {self:#?}"
-        );
-        assert!(self.stderr.starts_with("error: "), "{self:#?}");
-        self.stderr.trim_end()
-    }
-
-    /// Asserts a silent success.
-    fn expect_quiet_ok(&self) {
-        self.expect_code(0);
-        assert_eq!(self.stdout, "", "{self:#?}");
-        assert_eq!(self.stderr, "", "{self:#?}");
-    }
-}
-
-/// A `Command` for the binary with a clean, predictable environment.
-fn rs2p_command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn assert_no_panic(what: &str, stderr: &str) {
-    assert!(!stderr.contains("panicked"), "`{what}` panicked; stderr:\n{stderr}");
-}
-
-/// Runs `rs2p ARGS` to completion (killed, and the test failed, after `limit`).
-fn rs2p_limit(args: &[&str], limit: Duration) -> Run {
-    let what = format!("rs2p {}", args.join(" "));
-    let start = Instant::now();
-    let mut child = rs2p_command(args).spawn().unwrap_or_else(|e| panic!("spawn `{what}`: {e}"));
-    let mut out = Drain::new(child.stdout.take().expect("stdout"));
-    let mut err = Drain::new(child.stderr.take().expect("stderr"));
-    let mut guard = ChildGuard(child);
-    let Some(status) = guard.wait_for_exit(limit) else {
-        drop(guard); // kill it; the pipes close
-        panic!("`{what}` did not exit within {limit:?}; stderr:\n{}", err.finish());
-    };
-    let elapsed = start.elapsed();
-    let run = Run { what, code: status.code(), stdout: out.finish(), stderr: err.finish(), elapsed };
-    assert_no_panic(&run.what, &run.stderr);
-    assert_no_panic(&run.what, &run.stdout);
-    run
-}
-
-fn rs2p(args: &[&str]) -> Run {
-    rs2p_limit(args, CLIENT_LIMIT)
-}
-
-/// A running `rs2p node`, killed on drop. Its stderr is checked for panics on
-/// drop (unless the test is already failing).
-struct Node {
-    /// As printed in the ready line.
-    id: String,
-    /// `127.0.0.1:PORT` it listens on.
-    addr: String,
-    stderr: Drain,
-    _stdout: Drain,
-    child: ChildGuard,
-}
-
-impl Node {
-    /// `rs2p node --bind 127.0.0.1:0 EXTRA...`; returns once the ready line is out.
-    fn start(extra: &[&str]) -> Node {
-        let mut args = vec!["node", "--bind", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let what = format!("rs2p {}", args.join(" "));
-        let mut child = rs2p_command(&args).spawn().unwrap_or_else(|e| panic!("spawn `{what}`: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = Drain::new(child.stderr.take().expect("stderr"));
-        let guard = ChildGuard(child);
-        // The first stdout line goes through a channel, the rest is drained.
-        let (tx, rx) = mpsc::channel();
-        let mut reader = BufReader::new(stdout);
-        let first = thread::spawn(move || {
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            reader.into_inner()
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(line) if !line.is_empty() => line,
-            _ => panic!("`{what}` printed no ready line; stderr:\n{}", stderr.text()),
-        };
-        let rest = first.join().expect("stdout reader");
-        let (id, addr) =
-            parse_ready_line(&line).unwrap_or_else(|| panic!("`{what}` printed an unexpected ready line: {line:?}"));
-        let subnet = extra.iter().position(|a| *a == "--subnet").map_or("chord", |i| extra[i + 1]);
-        let role = if extra.contains(&"--join") { "seeding" } else { "leeching" };
-        assert!(
-            line.ends_with(&format!(", subnet {subnet}, {role})\n")),
-            "ready line does not state subnet {subnet} and {role}: {line:?}"
-        );
-        assert!(line.contains(&format!("(advertised {addr},")), "{line:?}");
-        Node { id, addr, stderr, _stdout: Drain::new(rest), child: guard }
-    }
-
-    /// Sends a signal with the `kill` utility.
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([format!("-{sig}"), self.child.pid()]).status().expect("run kill");
-        assert!(status.success(), "kill -{sig} {} failed", self.child.pid());
-    }
-
-    /// Waits for the node to exit and returns its exit code and whole stderr.
-    fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, String) {
-        match self.child.wait_for_exit(limit) {
-            Some(status) => {
-                let err = self.stderr.finish();
-                assert_no_panic("rs2p node", &err);
-                (status.code(), err)
-            }
-            None => panic!("node {} did not exit within {limit:?}; stderr:\n{}", self.addr, self.stderr.text()),
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if !matches!(self.child.0.try_wait(), Ok(Some(_))) {
-            let _ = self.child.0.kill();
-        }
-        let _ = self.child.0.wait();
-        let err = self.stderr.finish();
-        if !thread::panicking() {
-            assert_no_panic("rs2p node", &err);
-        }
-    }
-}
-
-/// `rs2p node <ID> listening on <ADDR> (advertised ..., subnet ..., seeding|leeching)`
-fn parse_ready_line(line: &str) -> Option<(String, String)> {
-    let rest = line.strip_suffix('\n')?.strip_prefix("rs2p node ")?;
-    let (id, rest) = rest.split_once(" listening on ")?;
-    let (addr, rest) = rest.split_once(" (")?;
-    if id.is_empty() || id.contains(' ') || !rest.ends_with(')') {
-        return None;
-    }
-    let port: u16 = addr.strip_prefix("127.0.0.1:")?.parse().ok()?;
-    (port != 0).then(|| (id.to_owned(), addr.to_owned()))
-}
-
-// ---------------------------------------------------------------------------
-// Waiting
-// ---------------------------------------------------------------------------
-
-/// Polls `f` until it returns `Ok`, for at most `budget`.
-fn eventually<T>(what: &str, budget: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + budget;
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("{what}: still not true after {budget:?}; last attempt: {last}")
-            }
-            Err(_) => thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
-/// `rs2p get KEY --peer PEER` until it prints exactly `VALUE\n`.
-fn get_eventually(key: &str, value: &str, peer: &str) {
-    eventually(&format!("rs2p get {key} --peer {peer}"), SETTLE, || {
-        let r = rs2p(&["get", key, "--peer", peer, "--timeout", "2"]);
-        if r.code == Some(0) && r.stdout == format!("{value}\n") {
-            Ok(())
-        } else {
-            Err(format!("{r:?}"))
-        }
-    });
-}
-
-/// py2p's `get` until it returns `value` (py2p links may drop under load, D24).
-fn py2p_get_eventually(py: &mut Py2pNode, key: &str, value: &str) {
-    eventually(&format!("py2p get {key}"), SETTLE, || match py.get(key, 2.0) {
-        Ok(v) if v == value => Ok(()),
-        other => Err(format!("{other:?}")),
-    });
-}
-
-/// Waits until py2p counts every node in `ids` as seeding.
-fn py2p_sees_seeding(py: &mut Py2pNode, ids: &[&str]) {
-    eventually("py2p to see every rs2p node as seeding", SETTLE, || {
-        let peers = py.peers();
-        let seeding: BTreeSet<&str> =
-            peers["seeding"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
-        if ids.iter().all(|id| seeding.contains(id)) {
-            Ok(())
-        } else {
-            Err(format!("py2p peers: {peers}"))
-        }
-    });
-}
-
-/// Stores a probe key through the first node and waits until every node
-/// serves it: the ring is linked.
-fn ring_is_linked(nodes: &[&Node], probe: &str) {
-    rs2p(&["set", probe, "linked", "--peer", &nodes[0].addr]).expect_quiet_ok();
-    for n in nodes {
-        get_eventually(probe, "linked", &n.addr);
-    }
-}
-
-/// How many of `key`'s five items the node `ids[who]` owns in a ring of
-/// exactly the seeding nodes `ids` (the owner of a hash is the nearest node
-/// at or before it).
-fn items_owned_by(ids: &[&str], who: usize, key: &str) -> usize {
-    let values: Vec<U512> = ids.iter().map(|id| base58::decode(id.as_bytes()).expect("node id is base58")).collect();
-    get_hashes(key.as_bytes())
-        .iter()
-        .filter(|h| {
-            let owner = (0..values.len()).min_by_key(|&i| distance(&values[i], h)).expect("ids");
-            owner == who
-        })
-        .count()
-}
-
-/// A started py2p chord node that seeds (`join`).
-fn py2p_seeding() -> Py2pNode {
-    let mut py = Py2pNode::start("chord", None);
-    assert_eq!(py.cmd(json!({"op": "join"}))["ok"], json!(true));
-    py
-}
-
-/// A TCP proxy for one connection that drops the first `drop` store frames
-/// going from the client to `target` (and passes everything else through).
-struct StoreDroppingProxy {
-    /// `127.0.0.1:PORT` to give the client.
-    addr: String,
-    dropped: Arc<Mutex<usize>>,
-}
-
-impl StoreDroppingProxy {
-    fn start(target: &str, drop: usize) -> StoreDroppingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-        let addr = listener.local_addr().unwrap().to_string();
-        let dropped = Arc::new(Mutex::new(0));
-        let (target, count) = (target.to_owned(), Arc::clone(&dropped));
-        thread::spawn(move || {
-            let Ok((client, _)) = listener.accept() else { return };
-            let Ok(node) = std::net::TcpStream::connect(&target) else { return };
-            let (mut client_r, mut node_w) = (client.try_clone().unwrap(), node.try_clone().unwrap());
-            let (mut node_r, mut client_w) = (node, client);
-            thread::spawn(move || {
-                let _ = std::io::copy(&mut node_r, &mut client_w);
-                let _ = client_w.shutdown(std::net::Shutdown::Both);
-            });
-            // Client to node, frame by frame: [4-byte length][body].
-            loop {
-                let mut len = [0u8; 4];
-                if client_r.read_exact(&mut len).is_err() {
-                    break;
-                }
-                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-                if client_r.read_exact(&mut body).is_err() {
-                    break;
-                }
-                // rs2p peers exchange uncompressed frames.
-                let is_store = rs2p::wire::Message::decode_body(&body, &[], 1 << 24)
-                    .is_ok_and(|m| m.payload.first().map(|p| p.as_ref()) == Some(&[rs2p::wire::flags::STORE][..]));
-                let drop_it = is_store && {
-                    let mut n = count.lock().unwrap();
-                    let under = *n < drop;
-                    if under {
-                        *n += 1;
-                    }
-                    under
-                };
-                if drop_it {
-                    continue;
-                }
-                if std::io::Write::write_all(&mut node_w, &len).is_err()
-                    || std::io::Write::write_all(&mut node_w, &body).is_err()
-                {
-                    break;
-                }
-            }
-            let _ = node_w.shutdown(std::net::Shutdown::Both);
-        });
-        StoreDroppingProxy { addr, dropped }
-    }
-
-    fn dropped(&self) -> usize {
-        *self.dropped.lock().unwrap()
-    }
-}
-
-/// A port on 127.0.0.1 nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
-}
+use support::cli::*;
 
 // ---------------------------------------------------------------------------
 // Tests
@@ -643,10 +239,36 @@ fn closed_port_exits_3_naming_the_address() {
         let msg = r.expect_one_line_error(3);
         assert!(msg.contains(&addr), "the message must name {addr}: {r:#?}");
     }
-    // A node whose only --connect target is closed gives up with exit 3.
-    let r = rs2p(&["node", "--bind", "127.0.0.1:0", "--connect", &addr]);
-    r.expect_code(3);
-    assert!(r.stderr.contains(&addr), "{r:#?}");
+}
+
+/// A node whose --connect target is down keeps running and retries with a
+/// doubling wait, reporting each failure once; it joins the peer once it is up.
+#[test]
+fn node_retries_an_unreachable_peer_until_it_is_up() {
+    let port = closed_port();
+    let addr = format!("127.0.0.1:{port}");
+    let late = Node::start(&["--join", "--connect", &addr, "--retry-max", "2"]);
+    eventually("two failed attempts reported", SETTLE, || {
+        let err = late.stderr.text();
+        let n = err.matches(&format!("cannot reach {addr}")).count();
+        if n >= 2 && err.contains("retrying in 1 s") && err.contains("retrying in 2 s") {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    });
+    assert!(late.child.0.id() > 0 && late.stderr.text().matches("retrying in 1 s").count() == 1);
+    // The peer comes up where it was expected: the node reaches it.
+    let peer = Node::start_at(&addr, &["--join"]);
+    eventually("the retry to reach the peer", SETTLE, || {
+        let err = late.stderr.text();
+        if err.contains(&format!("connected to {addr}")) {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    });
+    ring_is_linked(&[&late, &peer], "late-probe");
 }
 
 /// `rs2p node --bind` on a port in use: exit 4, "address already in use".

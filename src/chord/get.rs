@@ -281,11 +281,18 @@ impl Node {
         match owner {
             Owner::Local | Owner::Nobody => unreachable!("answered above"),
             Owner::Remote(conn) => {
-                if from.is_some() && self.gets.pending.get(&item).is_some_and(|p| Some(p.to) == from) {
+                if let Some(p) = self.gets.pending.get(&item).filter(|p| from.is_some() && Some(p.to) == from) {
                     // The peer we asked asks us back (it thinks we own the
                     // item): waiting on each other would stall both, so it
-                    // hears what we hold.
-                    self.answer_from_table(item, waiter);
+                    // hears what we hold. Unless we are handing the item to
+                    // it: a py2p peer relays our own answer back as the
+                    // answer to our check, and our copy would then be
+                    // dropped on the word of our own table.
+                    if p.waiters.contains(&Waiter::Handoff) {
+                        self.deliver(item, waiter, Answer::Missing);
+                    } else {
+                        self.answer_from_table(item, waiter);
+                    }
                     return;
                 }
                 self.await_answer(item, waiter, conn, false);

@@ -61,6 +61,12 @@ impl Journal {
         }
     }
 
+    pub(crate) fn put_back(&mut self, changes: Vec<Change>) {
+        if self.on {
+            self.changes = changes;
+        }
+    }
+
     pub(crate) fn take(&mut self) -> Vec<Change> {
         std::mem::take(&mut self.changes)
     }
@@ -79,6 +85,15 @@ impl crate::core::Node {
         let mut out = self.chord.data.journal.take();
         out.extend(self.chord.keys.journal.take());
         out
+    }
+
+    /// Puts back changes that could not be written (they go before any
+    /// recorded since, so the order is kept).
+    pub fn return_changes(&mut self, mut changes: Vec<Change>) {
+        let newer = self.chord.data.journal.take();
+        changes.extend(newer);
+        changes.extend(self.chord.keys.journal.take());
+        self.chord.data.journal.put_back(changes);
     }
 
     /// Changes waiting to be taken.

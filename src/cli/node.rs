@@ -1,5 +1,6 @@
 //! `rs2p node`: one long-running node.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -30,6 +31,15 @@ pub struct NodeArgs {
     /// Seconds to wait for the data handoff when leaving.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = super::parse_secs)]
     pub leave_timeout: Duration,
+    /// Keep the node's items, key list, tombstones, id and last peers in DIR
+    /// (created if needed); restarted with the same DIR, the node comes back
+    /// with its data. Without it, everything is in memory.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Longest wait, in seconds, between two attempts to reach a --connect
+    /// peer that is unreachable (the wait doubles from 1 s up to this).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = super::parse_secs)]
+    pub retry_max: Duration,
 }
 
 pub async fn run(args: NodeArgs) -> Result<(), Failure> {
@@ -40,6 +50,7 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
     let (host, port) = split_addr(&args.bind).map_err(net_failure)?;
     let mut cfg = Config::chord(&host, port);
     cfg.protocol = Protocol::new(args.subnet.clone(), "Plaintext");
+    cfg.data_dir = args.data_dir.clone();
     if let Some(out) = &args.out_addr {
         cfg.out_addr = split_addr(out).map_err(net_failure)?;
     } else if host == "0.0.0.0" || host == "::" {
@@ -57,21 +68,34 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
         args.subnet,
         if args.join { "seeding" } else { "leeching" }
     );
-    let mut connected = 0;
-    for peer in &args.connect {
-        match sock.connect(peer).await {
-            Ok(id) => {
-                connected += 1;
-                tracing::info!(peer = %peer, id = %id.short(), "connected");
-            }
-            Err(e) => eprintln!("error: {}", net_failure(e).message),
+    if let Some(dir) = &args.data_dir {
+        eprintln!("rs2p node: data directory {} ({} items held)", dir.display(), sock.item_count());
+    }
+    // --connect peers first, then peers remembered in the data directory.
+    let own = format!("{out_host}:{out_port}");
+    let mut targets: Vec<(String, bool)> = args.connect.iter().map(|p| (p.clone(), true)).collect();
+    for p in sock.saved_peers() {
+        if p != own && !targets.iter().any(|(t, _)| *t == p) {
+            targets.push((p, false));
         }
     }
-    if !args.connect.is_empty() && connected == 0 {
-        let _ = sock.shutdown().await;
-        return Err(Failure::new(EXIT_UNREACHABLE, "could not connect to any of the given peers"));
+    // Runs until a signal; ends early only on a misconfiguration.
+    let bootstrap = {
+        let sock = sock.clone();
+        async move {
+            bootstrap(sock, targets, args.retry_max).await?;
+            std::future::pending::<Result<(), Failure>>().await
+        }
+    };
+    tokio::select! {
+        _ = signalled => {}
+        res = bootstrap => {
+            if let Err(failure) = res {
+                let _ = sock.shutdown().await;
+                return Err(failure);
+            }
+        }
     }
-    signalled.await;
     eprintln!("rs2p node: shutting down");
     if !sock.is_leeching() {
         match sock.leave(args.leave_timeout).await {
@@ -85,6 +109,51 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
         }
     }
     let _ = sock.shutdown().await;
+    Ok(())
+}
+
+/// Connects to every target, retrying the unreachable ones with a doubling
+/// wait (1 s up to `retry_max`), each failure reported once per attempt,
+/// until each was reached once. A `--connect` peer on another subnet is a
+/// misconfiguration: exit 3 with the reason. A remembered peer that fails is
+/// only retried while the node has no peer at all.
+async fn bootstrap(sock: ChordSocket, targets: Vec<(String, bool)>, retry_max: Duration) -> Result<(), Failure> {
+    let mut pending = targets;
+    let mut wait = Duration::from_secs(1);
+    let mut first = true;
+    while !pending.is_empty() {
+        let mut left = Vec::new();
+        for (peer, given) in pending {
+            match sock.connect(&peer).await {
+                Ok(id) => {
+                    if !first {
+                        eprintln!("rs2p node: connected to {peer}");
+                    }
+                    tracing::info!(peer = %peer, id = %id.short(), "connected");
+                }
+                Err(e) if given && e.is_wrong_subnet() => {
+                    return Err(Failure::new(EXIT_UNREACHABLE, net_failure(e).message));
+                }
+                Err(e) if !given && !sock.peers().is_empty() => {
+                    tracing::debug!(peer = %peer, "remembered peer not reached: {e}");
+                }
+                Err(e) => {
+                    eprintln!(
+                        "rs2p node: cannot reach {peer} ({}); retrying in {} s",
+                        net_failure(e).message,
+                        wait.as_secs_f64()
+                    );
+                    left.push((peer, given));
+                }
+            }
+        }
+        pending = left;
+        first = false;
+        if !pending.is_empty() {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(retry_max);
+        }
+    }
     Ok(())
 }
 

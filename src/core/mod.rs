@@ -540,6 +540,23 @@ impl Node {
         self.conns.values().filter(|c| c.outgoing).count()
     }
 
+    /// Advertised addresses (`host:port`) of the seeding peers, nearest
+    /// neighbours first: where a restarted node looks for the ring.
+    pub fn seeding_peer_addrs(&self) -> Vec<String> {
+        let me = self.id.value();
+        let mut peers: Vec<(crate::ring::U512, String)> = self
+            .data_storing()
+            .into_iter()
+            .filter_map(|(pid, conn)| {
+                let (host, port) = self.conns.get(&conn)?.addr.clone()?;
+                let gap = crate::ring::distance(me, pid.value()).min(crate::ring::distance(pid.value(), me));
+                Some((gap, format!("{host}:{port}")))
+            })
+            .collect();
+        peers.sort();
+        peers.into_iter().map(|(_, a)| a).collect()
+    }
+
     /// True if the peer on this connection advertised the rs2p capability.
     pub fn is_rs2p(&self, conn: ConnId) -> bool {
         self.conns.get(&conn).is_some_and(|c| c.rs2p)

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 
+use super::persist::DataDir;
 use super::recv_queue::RecvQueue;
 use crate::chord::Room;
 use crate::core::{Action, ConnId, Event, GetError, Node, PeerId, Received, ReqId, Time};
@@ -34,6 +35,12 @@ const STREAM_QUEUE_FRAMES: usize = 128;
 /// A key-list stream is topped up each tick until this many bytes wait in
 /// its connection's queue (4 MiB a tick: about 40 MB/s to an rs2p peer).
 const STREAM_QUEUE_BYTES: usize = 4 << 20;
+/// TCP keepalive: first probe after this much idle time, then one every as
+/// long; a link whose probes all go unanswered is reset by the kernel.
+const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
+/// Unanswered TCP keepalive probes before the kernel resets the link.
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+const TCP_KEEPALIVE_PROBES: u32 = 3;
 /// Dial timeout.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Gap between frames written to a py2p peer, so that its reader sees them one
@@ -86,11 +93,25 @@ pub(crate) struct Inner {
     /// The runtime the socket was bound in: its tasks run there, whichever
     /// thread or runtime calls the handle's methods.
     rt: tokio::runtime::Handle,
+    /// The data directory, if the node keeps one.
+    data: Option<Arc<DataDir>>,
+    /// Wakes the persister: the node has journaled changes.
+    persist_notify: Notify,
+    /// Commits are made one at a time (the persister, or a final flush).
+    commit_lock: tokio::sync::Mutex<()>,
+    /// Peers remembered in the data directory at start.
+    pub saved_peers: Vec<String>,
+    /// The peers last written to the data directory (rewritten on change only).
+    written_peers: Mutex<Vec<String>>,
 }
 
 impl Inner {
     /// Binds, starts the listener and ticker tasks.
-    pub async fn start(listener: TcpListener, node: Node) -> Arc<Inner> {
+    pub async fn start(listener: TcpListener, node: Node, data: Option<(Arc<DataDir>, Vec<String>)>) -> Arc<Inner> {
+        let (data, saved_peers) = match data {
+            Some((d, p)) => (Some(d), p),
+            None => (None, Vec::new()),
+        };
         let local_addr = listener.local_addr().expect("bound listener has an address");
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
@@ -108,10 +129,19 @@ impl Inner {
             local_addr,
             tasks: Mutex::new(Vec::new()),
             rt: tokio::runtime::Handle::current(),
+            data,
+            persist_notify: Notify::new(),
+            commit_lock: tokio::sync::Mutex::new(()),
+            written_peers: Mutex::new(saved_peers.clone()),
+            saved_peers,
         });
         let accept = inner.rt.spawn(accept_loop(Arc::downgrade(&inner), listener));
         let tick = inner.rt.spawn(tick_loop(Arc::downgrade(&inner)));
-        inner.tasks.lock().expect("tasks lock").extend([accept.abort_handle(), tick.abort_handle()]);
+        let mut tasks = vec![accept.abort_handle(), tick.abort_handle()];
+        if inner.data.is_some() {
+            tasks.push(inner.rt.spawn(persist_loop(Arc::downgrade(&inner))).abort_handle());
+        }
+        inner.tasks.lock().expect("tasks lock").extend(tasks);
         inner
     }
 
@@ -125,7 +155,11 @@ impl Inner {
         let mut st = self.lock();
         let r = f(&mut st);
         let messages = self.pump(&mut st);
+        let journaled = st.node.pending_changes() > 0;
         drop(st);
+        if journaled {
+            self.persist_notify.notify_one();
+        }
         if !messages.is_empty() {
             self.deliver_messages(messages);
         }
@@ -231,6 +265,14 @@ impl Inner {
     /// Registers a connected stream with the node and starts its tasks.
     fn attach(self: &Arc<Self>, st: &mut State, conn: ConnId, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        // The kernel's keepalive backs the core's: it also probes a link
+        // whose peer host vanished while our queue toward it is not empty.
+        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE_IDLE).with_interval(TCP_KEEPALIVE_IDLE);
+        #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+        let keepalive = keepalive.with_retries(TCP_KEEPALIVE_PROBES);
+        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(conn = conn.0, "TCP keepalive not set: {e}");
+        }
         let (r, w) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let pace = Arc::new(AtomicBool::new(true));
@@ -249,6 +291,56 @@ impl Inner {
             }
         })
         .await;
+    }
+
+    /// Commits every journaled change now (the persister may be stopped).
+    pub async fn persist_now(self: &Arc<Self>) {
+        if self.data.is_some() {
+            self.commit_pending().await;
+        }
+    }
+
+    /// Takes the journal and commits it in one transaction, off the
+    /// runtime's threads. Returns false if the commit failed (logged; the
+    /// batch is kept for the next try).
+    async fn commit_pending(self: &Arc<Self>) -> bool {
+        let Some(data) = self.data.clone() else { return true };
+        let _one_at_a_time = self.commit_lock.lock().await;
+        let (changes, mut peers) = self.with(|st| (st.node.take_changes(), st.node.seeding_peer_addrs()));
+        peers.truncate(super::MAX_SAVED_PEERS);
+        {
+            let mut written = self.written_peers.lock().unwrap_or_else(|e| e.into_inner());
+            if peers.is_empty() || *written == peers {
+                peers.clear();
+            } else {
+                *written = peers.clone();
+            }
+        }
+        if changes.is_empty() && peers.is_empty() {
+            return true;
+        }
+        let res = tokio::task::spawn_blocking(move || {
+            let res = if changes.is_empty() { Ok(()) } else { data.commit(&changes) };
+            if !peers.is_empty() {
+                if let Err(e) = data.save_peers(&peers, now()) {
+                    tracing::warn!("could not record peers in the data directory: {e}");
+                }
+            }
+            res.map_err(|e| (e, changes))
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => true,
+            Ok(Err((e, changes))) => {
+                tracing::error!("could not write to the data directory: {e}; will retry");
+                self.with(|st| st.node.return_changes(changes));
+                false
+            }
+            Err(e) => {
+                tracing::error!("data directory writer failed: {e}");
+                false
+            }
+        }
     }
 
     /// Stops the listener and ticker.
@@ -274,6 +366,23 @@ fn drop_io(rt: &tokio::runtime::Handle, st: &mut State, conn: ConnId) {
         });
         st.flushing.retain(|h| !h.is_finished());
         st.flushing.push(io.writer);
+    }
+}
+
+/// Commits journaled changes as they come: each commit takes everything
+/// gathered while the previous one ran (group commit: one fsync per batch).
+async fn persist_loop(inner: std::sync::Weak<Inner>) {
+    let mut failures = 0u32;
+    loop {
+        let Some(strong) = inner.upgrade() else { return };
+        let wait = if failures > 0 { Duration::from_millis(500 << failures.min(5)) } else { Duration::from_secs(1) };
+        // A periodic pass also records the peers, which change without a journal entry.
+        let _ = tokio::time::timeout(wait, strong.persist_notify.notified()).await;
+        if strong.commit_pending().await {
+            failures = 0;
+        } else {
+            failures += 1;
+        }
     }
 }
 

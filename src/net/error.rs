@@ -42,9 +42,19 @@ pub enum Error {
     /// The socket was closed.
     #[error("the socket is closed")]
     Closed,
+    /// The data directory could not be opened or read.
+    #[error(transparent)]
+    DataDir(#[from] super::DataDirError),
 }
 
 impl Error {
+    /// True when a peer refused us because it is on another subnet (or
+    /// closed during the handshake, which is how py2p refuses one): a
+    /// misconfiguration that retrying cannot fix.
+    pub fn is_wrong_subnet(&self) -> bool {
+        matches!(self, Error::Connect { reason, .. } if reason.contains("subnet"))
+    }
+
     /// True for a bind failure because the address is taken.
     pub fn is_addr_in_use(&self) -> bool {
         matches!(self, Error::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)

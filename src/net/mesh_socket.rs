@@ -66,9 +66,42 @@ impl MeshSocket {
         if cfg.out_addr.1 == 0 {
             cfg.out_addr.1 = local.port();
         }
-        let node = Node::new(cfg, now());
+        // A data directory: the node keeps its id (so its arc), items, key
+        // list and tombstones across restarts.
+        let data = match cfg.data_dir.clone() {
+            Some(dir) => {
+                let (data, saved) = super::DataDir::open(&dir)?;
+                if let Some(id) = &saved.id {
+                    cfg.id = Some(id.clone());
+                }
+                cfg.journal = true;
+                Some((data, saved))
+            }
+            None => None,
+        };
+        let mut node = Node::new(cfg, now());
+        let data = match data {
+            Some((data, saved)) => {
+                if saved.id.is_none() {
+                    data.save_id(node.id().as_str()).map_err(|e| super::DataDirError {
+                        path: data.path().to_owned(),
+                        reason: format!("cannot write: {e}"),
+                    })?;
+                }
+                tracing::info!(
+                    dir = %data.path().display(),
+                    items = saved.items.len(),
+                    keys = saved.keys.len(),
+                    "restored from the data directory"
+                );
+                let peers = saved.peers.clone();
+                node.restore(saved.items, saved.keys, saved.tombstones);
+                Some((std::sync::Arc::new(data), peers))
+            }
+            None => None,
+        };
         tracing::info!(addr = %local, id = %node.id().short(), "listening");
-        Ok(MeshSocket { inner: Inner::start(listener, node).await })
+        Ok(MeshSocket { inner: Inner::start(listener, node, data).await })
     }
 
     /// This node's id.
@@ -215,7 +248,15 @@ impl MeshSocket {
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.close()?;
         self.inner.flush(Duration::from_secs(2)).await;
+        self.inner.persist_now().await;
         Ok(())
+    }
+
+    /// Seeding peers this node was connected to when it last ran with its
+    /// data directory (`host:port`, most recent first): where to look for
+    /// the ring again after a restart.
+    pub fn saved_peers(&self) -> Vec<String> {
+        self.inner.saved_peers.clone()
     }
 
     /// Closes every connection and stops listening. A second close is an error.

@@ -206,4 +206,5 @@ fn check_tool(what: &str, out: std::io::Result<Output>) -> Result<(), String> {
         String::from_utf8_lossy(&out.stderr)
     ))
 }
+pub mod cli;
 pub mod py2p_node;

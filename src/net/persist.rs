@@ -1,0 +1,198 @@
+//! The data directory (`--data-dir`): a node's items, key list, tombstones,
+//! identity and last known peers, in one redb database.
+//!
+//! redb is an embedded, pure-Rust, ACID store: a commit is atomic and, with
+//! `Durability::Immediate`, on disk when it returns (one fsync). The core
+//! journals every change ([`crate::core::Node::take_changes`]); the driver
+//! commits what has piled up in one transaction while the next batch
+//! gathers (group commit), so a burst of sets costs a few fsyncs, not one
+//! each. A SIGKILL loses at most the changes of the commit in progress, and
+//! the database is never left half-written.
+//!
+//! A second process opening the same directory is refused (redb locks the
+//! file), so two nodes never share one store.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::chord::Change;
+use crate::core::Time;
+use crate::ring::{HashMethod, U512};
+
+/// Items: `[table index, 64-byte big-endian hash]` → value.
+const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+/// The network-wide key list.
+const KEYS: TableDefinition<&[u8], ()> = TableDefinition::new("keys");
+/// Deleted keys → when (ms since the epoch).
+const TOMBSTONES: TableDefinition<&[u8], u64> = TableDefinition::new("tombstones");
+/// `id`: the node id, kept so that a restarted node owns the same arc.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// Seeding peers last connected (`host:port` → when), for bootstrap after a restart.
+const PEERS: TableDefinition<&str, u64> = TableDefinition::new("peers");
+
+/// Peers remembered for bootstrap: enough to find the ring again.
+pub const MAX_SAVED_PEERS: usize = 16;
+
+/// The database file inside the data directory.
+const FILE: &str = "rs2p.redb";
+
+/// Why the data directory could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("data directory {path}: {reason}")]
+pub struct DataDirError {
+    /// The directory.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// What a data directory held when opened.
+#[derive(Debug, Default)]
+pub struct Saved {
+    /// The node id to keep.
+    pub id: Option<String>,
+    /// Every item.
+    pub items: Vec<(HashMethod, U512, Bytes)>,
+    /// The key list.
+    pub keys: Vec<Bytes>,
+    /// Deletes remembered.
+    pub tombstones: Vec<(Bytes, Time)>,
+    /// Seeding peers last connected, most recent first.
+    pub peers: Vec<String>,
+}
+
+/// An open data directory.
+pub struct DataDir {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for DataDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataDir").field("path", &self.path).finish()
+    }
+}
+
+fn item_key(table: HashMethod, hash: &U512) -> [u8; 65] {
+    let mut k = [0u8; 65];
+    k[0] = table.index() as u8;
+    k[1..].copy_from_slice(&hash.to_be_bytes::<64>());
+    k
+}
+
+impl DataDir {
+    /// Opens (creating if needed) the directory and loads what it holds.
+    pub fn open(dir: &Path) -> Result<(DataDir, Saved), DataDirError> {
+        let fail = |reason: String| DataDirError { path: dir.to_owned(), reason };
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+        let db = Database::create(dir.join(FILE)).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => fail("in use by another process".to_owned()),
+            other => fail(format!("cannot open {FILE}: {other}")),
+        })?;
+        let data = DataDir { db, path: dir.to_owned() };
+        let saved = data.load().map_err(|e| fail(format!("cannot read {FILE}: {e}")))?;
+        Ok((data, saved))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load(&self) -> Result<Saved, redb::Error> {
+        // Create the tables on first use, so reads below find them.
+        let w = self.db.begin_write()?;
+        {
+            w.open_table(ITEMS)?;
+            w.open_table(KEYS)?;
+            w.open_table(TOMBSTONES)?;
+            w.open_table(META)?;
+            w.open_table(PEERS)?;
+        }
+        w.commit()?;
+        let r = self.db.begin_read()?;
+        let mut saved = Saved::default();
+        for entry in r.open_table(ITEMS)?.iter()? {
+            let (k, v) = entry?;
+            let k = k.value();
+            let table = k.first().and_then(|i| HashMethod::ALL.get(*i as usize)).copied();
+            if let (Some(table), 65) = (table, k.len()) {
+                saved.items.push((table, crate::ring::u512_from_be(&k[1..]), Bytes::copy_from_slice(v.value())));
+            }
+        }
+        for entry in r.open_table(KEYS)?.iter()? {
+            saved.keys.push(Bytes::copy_from_slice(entry?.0.value()));
+        }
+        for entry in r.open_table(TOMBSTONES)?.iter()? {
+            let (k, t) = entry?;
+            saved.tombstones.push((Bytes::copy_from_slice(k.value()), t.value()));
+        }
+        saved.id = r.open_table(META)?.get("id")?.map(|v| v.value().to_owned());
+        let mut peers: Vec<(u64, String)> = Vec::new();
+        for entry in r.open_table(PEERS)?.iter()? {
+            let (k, t) = entry?;
+            peers.push((t.value(), k.value().to_owned()));
+        }
+        peers.sort_by(|a, b| b.cmp(a));
+        saved.peers = peers.into_iter().map(|(_, p)| p).collect();
+        Ok(saved)
+    }
+
+    /// Writes a batch of changes in one durable transaction.
+    pub fn commit(&self, changes: &[Change]) -> Result<(), redb::Error> {
+        let w = self.db.begin_write()?;
+        {
+            let mut items = w.open_table(ITEMS)?;
+            let mut keys = w.open_table(KEYS)?;
+            let mut tombstones = w.open_table(TOMBSTONES)?;
+            for change in changes {
+                match change {
+                    Change::Item { table, hash, value: Some(v) } => {
+                        items.insert(&item_key(*table, hash)[..], &v[..])?;
+                    }
+                    Change::Item { table, hash, value: None } => {
+                        items.remove(&item_key(*table, hash)[..])?;
+                    }
+                    Change::Key { key, listed: true } => {
+                        keys.insert(&key[..], ())?;
+                    }
+                    Change::Key { key, listed: false } => {
+                        keys.remove(&key[..])?;
+                    }
+                    Change::Tombstone { key, at: Some(t) } => {
+                        tombstones.insert(&key[..], *t)?;
+                    }
+                    Change::Tombstone { key, at: None } => {
+                        tombstones.remove(&key[..])?;
+                    }
+                }
+            }
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Records the node id (once, at first start).
+    pub fn save_id(&self, id: &str) -> Result<(), redb::Error> {
+        let w = self.db.begin_write()?;
+        w.open_table(META)?.insert("id", id)?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Replaces the remembered peers (at most [`MAX_SAVED_PEERS`]).
+    pub fn save_peers(&self, peers: &[String], now: Time) -> Result<(), redb::Error> {
+        let w = self.db.begin_write()?;
+        {
+            let mut t = w.open_table(PEERS)?;
+            t.retain(|_, _| false)?;
+            for p in peers.iter().take(MAX_SAVED_PEERS) {
+                t.insert(p.as_str(), now)?;
+            }
+        }
+        w.commit()?;
+        Ok(())
+    }
+}
