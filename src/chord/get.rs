@@ -256,26 +256,28 @@ impl Node {
                 self.answer_unavailable(item, waiter);
                 return;
             }
-            Owner::Local => match self.chord.data.get(item.0, &item.1).cloned() {
-                Some(value) => {
-                    self.deliver(item, waiter, Answer::Value(value));
-                    return;
+            Owner::Local => {
+                match self.chord.data.get(item.0, &item.1).cloned().or_else(|| self.promote_replica(item)) {
+                    Some(value) => {
+                        self.deliver(item, waiter, Answer::Value(value));
+                        return;
+                    }
+                    None => match self.previous_owner(item, waiter, from) {
+                        Some(conn) => {
+                            self.await_answer(item, waiter, conn, true);
+                            return;
+                        }
+                        None if self.chord.lost_seeder && self.data_storing().is_empty() => {
+                            self.answer_unavailable(item, waiter);
+                            return;
+                        }
+                        None => {
+                            self.deliver(item, waiter, Answer::Missing);
+                            return;
+                        }
+                    },
                 }
-                None => match self.previous_owner(item, waiter, from) {
-                    Some(conn) => {
-                        self.await_answer(item, waiter, conn, true);
-                        return;
-                    }
-                    None if self.chord.lost_seeder && self.data_storing().is_empty() => {
-                        self.answer_unavailable(item, waiter);
-                        return;
-                    }
-                    None => {
-                        self.deliver(item, waiter, Answer::Missing);
-                        return;
-                    }
-                },
-            },
+            }
             remote => remote,
         };
         match owner {

@@ -156,7 +156,7 @@ impl Node {
                 value.len()
             ))
         } else {
-            data.insert(item.0, &item.1, value);
+            data.insert(item.0, &item.1, value.clone());
             None
         };
         match refused {
@@ -164,6 +164,9 @@ impl Node {
             // A newer value supersedes any handoff in flight for the item.
             None => {
                 self.drop_handoff(item);
+                if !self.chord.leeching && self.find(&item.1) == Owner::Local {
+                    self.replicate(item, &value);
+                }
             }
         }
     }
@@ -201,6 +204,7 @@ impl Node {
         self.get_tick();
         self.handoff_tick();
         self.repair_tick();
+        self.replica_tick();
         if self.chord.keys.tombstone_count() > 1024 {
             self.chord.keys.prune(self.now);
         }

@@ -11,6 +11,7 @@ mod keylist;
 mod keystream;
 mod peek;
 mod repair;
+mod replica;
 mod ring_ops;
 mod store;
 mod user;
@@ -88,6 +89,10 @@ pub struct ChordState {
     pub(crate) restored: bool,
     /// Re-replication after failures, and anti-entropy.
     pub(crate) repair: repair::RepairState,
+    /// Copies of our rs2p successors' items (see `replica.rs`).
+    pub(crate) replicas: ItemStore,
+    /// Refreshes of our predecessor's replicas of our items.
+    pub(crate) replica: replica::ReplicaState,
 }
 
 impl ChordState {
@@ -114,6 +119,8 @@ impl ChordState {
             fallback_until: 0,
             restored: false,
             repair: repair::RepairState::default(),
+            replicas: ItemStore::default(),
+            replica: replica::ReplicaState::default(),
         }
     }
 

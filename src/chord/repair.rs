@@ -54,8 +54,11 @@ pub struct RepairStats {
     pub keys_scanned: u64,
     /// Keys read because one of their copies needed restoring.
     pub lookups: u64,
-    /// Copies restored into our own tables.
+    /// Copies restored into our own tables by reading the other tables.
     pub restored: u64,
+    /// Replicas moved into our tables when their owner vanished (at a scan's
+    /// start; a lookup that finds one promotes it too, uncounted).
+    pub promoted: u64,
     /// Copies stored at a py2p predecessor that lacked them.
     pub pushed: u64,
     /// Keys whose copies could not be settled (none left, or disagreeing).
@@ -152,6 +155,13 @@ impl Node {
             let urgent = urgent || r.scan.as_ref().is_some_and(|s| s.urgent);
             r.scan = Some(Scan { cursor: None, urgent });
             r.unsettled_in_scan = false;
+            // Replicas of what we now own are copies at hand: first.
+            let promoted = self.promote_replicas();
+            let r = &mut self.chord.repair;
+            r.stats.promoted += promoted;
+            if promoted > 0 {
+                r.stats.last_restored_at = now;
+            }
             tracing::debug!(node = %self.id.short(), urgent, "repair scan started");
         }
         self.repair_step();

@@ -79,6 +79,11 @@ pub struct Config {
     /// Keys examined per tick by a repair scan (five hashes each); the
     /// anti-entropy pass takes a tenth of it, to stay in the background.
     pub repair_keys_per_tick: usize,
+    /// How many rs2p predecessors keep a replica of each item this node
+    /// owns (0: none; then a crash is repaired from the other four tables
+    /// alone, and a key whose five copies were all on the lost node is gone).
+    /// Each level costs about one more copy of the data in memory.
+    pub replica_depth: u8,
     /// Record every change of the tables and of the key list, for the
     /// driver to write to disk ([`crate::core::Node::take_changes`]).
     pub journal: bool,
@@ -121,6 +126,7 @@ impl Config {
             repair_delay_ms: 2_000,
             anti_entropy_ms: 5 * 60 * 1000,
             repair_keys_per_tick: 5_000,
+            replica_depth: 2,
             journal: false,
             data_dir: None,
             seed: rand::random(),

@@ -109,6 +109,10 @@ impl Node {
                 self.handle_peek(conn, &msg);
                 true
             }
+            flags::RS2P_REPLICA if chord && n >= 5 => {
+                self.handle_replica(conn, &msg.payload);
+                true
+            }
             flags::RS2P_KEYLIST if chord && n >= 2 => {
                 self.handle_keylist(conn, &msg.payload);
                 true

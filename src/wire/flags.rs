@@ -45,6 +45,11 @@ pub const RS2P_KEYLIST: u8 = 0x2E;
 /// uses 0x2D). The answer is an ordinary [`RETRIEVED`].
 pub const RS2P_PEEK: u8 = 0x2D;
 
+/// Sub-flag of the rs2p replica extension: an owner's item (or its delete,
+/// with an empty value) for its predecessors to keep, with how many more
+/// predecessors should get it (rs2p peers only; py2p never uses 0x2C).
+pub const RS2P_REPLICA: u8 = 0x2C;
+
 /// Compression: bzip2.
 pub const BZ2: u8 = 0x10;
 /// Compression: gzip container.

@@ -1,0 +1,181 @@
+//! Replicas on predecessors: every item an rs2p node owns is also kept by
+//! its [`Config::replica_depth`](crate::core::Config::replica_depth) nearest rs2p predecessors (2 by default).
+//!
+//! The five copies of a key sit wherever its five hashes fall, so a node
+//! with a large arc may hold all five (in a ring of 6, about one key in 40):
+//! its crash would leave no copy for the cross-table repair to read. When an
+//! owner vanishes its arc passes to its predecessor, so that is where a
+//! spare copy is useful: the predecessor answers at once from it (a lookup
+//! that misses in a table it now owns promotes the replica), and the repair
+//! promotes every replica it now owns before it scans the key list. Two
+//! predecessors cover two adjacent crashes.
+//!
+//! The owner sends each write (a delete too) to its predecessor with a depth,
+//! which forwards it to its own predecessor while the depth lasts; when its
+//! predecessor changes, and on every anti-entropy period, it sends its whole
+//! arc again, a bounded number of items per tick. Replicas live beside the
+//! tables, apart, and are not written to the data directory (the owners'
+//! copies are; replicas come back with the next refresh). py2p nodes hold
+//! and send none (sub-flag [`flags::RS2P_REPLICA`], rs2p peers only).
+
+use bytes::Bytes;
+
+use super::{ItemKey, Owner};
+use crate::core::{ConnId, Node, PeerId};
+use crate::ring::HashMethod;
+use crate::wire::{base58, flags};
+
+/// The deepest replica chain a peer may ask us to extend (its own
+/// `replica_depth`, bounded: each level is a copy of its data on us).
+pub(crate) const MAX_REPLICA_DEPTH: u8 = 4;
+
+/// Items a refresh sends per tick (each about a frame): keeps a refresh of
+/// a large arc from crowding the links.
+const REFRESH_PER_TICK: usize = 2_048;
+
+/// A refresh of the predecessor's replicas in progress.
+#[derive(Debug)]
+pub(crate) struct Refresh {
+    /// Our items still to send.
+    items: Vec<ItemKey>,
+    /// The predecessor they go to.
+    to: ConnId,
+}
+
+/// Replica bookkeeping of a node.
+#[derive(Debug, Default)]
+pub(crate) struct ReplicaState {
+    /// The predecessor our last refresh went to.
+    pred: Option<PeerId>,
+    refresh: Option<Refresh>,
+    /// When the next periodic refresh starts (0: not scheduled).
+    next_refresh: crate::core::Time,
+}
+
+impl Node {
+    /// Copies a write of an item we own to our predecessor.
+    pub(crate) fn replicate(&mut self, item: ItemKey, value: &Bytes) {
+        if self.cfg.replica_depth == 0 {
+            return;
+        }
+        if let Owner::Remote(c) = self.predecessor() {
+            if self.is_rs2p(c) {
+                self.send_replica(c, item, value.clone(), self.cfg.replica_depth.min(MAX_REPLICA_DEPTH));
+            }
+        }
+    }
+
+    fn send_replica(&mut self, conn: ConnId, item: ItemKey, value: Bytes, depth: u8) {
+        let payload = vec![
+            Bytes::from_static(&[flags::RS2P_REPLICA]),
+            Bytes::from_static(item.0.name().as_bytes()),
+            Bytes::from(base58::encode(&item.1)),
+            value,
+            Bytes::from(depth.to_string()),
+        ];
+        self.send_on(conn, flags::WHISPER, payload);
+    }
+
+    /// A successor's item (or its delete), to keep and pass on.
+    pub(crate) fn handle_replica(&mut self, conn: ConnId, payload: &[Bytes]) {
+        let item = super::get::parse_item(&payload[1], &payload[2]);
+        let depth = std::str::from_utf8(&payload[4]).ok().and_then(|d| d.parse::<u8>().ok());
+        let (Some(item), Some(depth @ 1..=MAX_REPLICA_DEPTH)) = (item, depth) else {
+            self.record_error(Some(conn), "ignoring a replica with a bad table, key or depth".to_owned());
+            return;
+        };
+        if !self.is_rs2p(conn) || self.chord.leeching {
+            return;
+        }
+        let value = payload[3].clone();
+        let replicas = &mut self.chord.replicas;
+        if value.is_empty() {
+            replicas.remove(item.0, &item.1);
+        } else if (replicas.len(item.0) < self.cfg.max_items || replicas.contains(item.0, &item.1))
+            && replicas.value_bytes().saturating_add(replicas.added_bytes(&value)) <= self.cfg.max_store_bytes
+        {
+            replicas.insert(item.0, &item.1, value.clone());
+        } else {
+            self.record_error(None, "replica store full: a replica not kept".to_owned());
+        }
+        if depth > 1 {
+            if let Owner::Remote(p) = self.predecessor() {
+                if p != conn && self.is_rs2p(p) {
+                    self.send_replica(p, item, value, depth - 1);
+                }
+            }
+        }
+    }
+
+    /// A lookup missed in a table we own: a replica of the item, if we hold
+    /// one, becomes our copy (its owner is gone or has not handed it over).
+    pub(crate) fn promote_replica(&mut self, item: ItemKey) -> Option<Bytes> {
+        let value = self.chord.replicas.get(item.0, &item.1)?.clone();
+        self.chord.replicas.remove(item.0, &item.1);
+        self.store_local(item, value.clone());
+        Some(value)
+    }
+
+    /// Moves every replica we now own into our tables (our arc grew);
+    /// returns how many.
+    pub(crate) fn promote_replicas(&mut self) -> u64 {
+        let mut promoted = 0;
+        for m in HashMethod::ALL {
+            for key in self.chord.replicas.keys(m) {
+                if self.find(&key) == Owner::Local && !self.chord.data.contains(m, &key) {
+                    self.promote_replica((m, key));
+                    promoted += 1;
+                }
+            }
+        }
+        promoted
+    }
+
+    /// Starts a refresh when our predecessor changed or the period came,
+    /// and sends the next items of one in progress.
+    pub(crate) fn replica_tick(&mut self) {
+        if self.chord.leeching || self.cfg.replica_depth == 0 {
+            return;
+        }
+        let now = self.now;
+        let pred = match self.predecessor() {
+            Owner::Remote(c) if self.is_rs2p(c) => self.peer_of(c).cloned().map(|p| (p, c)),
+            _ => None,
+        };
+        let r = &mut self.chord.replica;
+        if r.next_refresh == 0 {
+            r.next_refresh = now.saturating_add(self.cfg.anti_entropy_ms);
+        }
+        let changed = pred.as_ref().map(|(p, _)| p) != r.pred.as_ref();
+        if changed || now >= r.next_refresh {
+            r.pred = pred.as_ref().map(|(p, _)| p.clone());
+            r.next_refresh = now.saturating_add(self.cfg.anti_entropy_ms);
+            r.refresh = None;
+            if let Some((_, conn)) = pred {
+                let mut items = Vec::new();
+                for m in HashMethod::ALL {
+                    items.extend(self.chord.data.keys(m).into_iter().map(|k| (m, k)));
+                }
+                items.retain(|(_, k)| self.find(k) == Owner::Local);
+                self.chord.replica.refresh = Some(Refresh { items, to: conn });
+            }
+        }
+        let Some(mut refresh) = self.chord.replica.refresh.take() else {
+            return;
+        };
+        let start = refresh.items.len().saturating_sub(REFRESH_PER_TICK);
+        for item in refresh.items.split_off(start) {
+            if let Some(value) = self.chord.data.get(item.0, &item.1).cloned() {
+                self.send_replica(refresh.to, item, value, self.cfg.replica_depth.min(MAX_REPLICA_DEPTH));
+            }
+        }
+        if !refresh.items.is_empty() && self.conns.contains_key(&refresh.to) {
+            self.chord.replica.refresh = Some(refresh);
+        }
+    }
+
+    /// Replicas held for successors.
+    pub fn replica_count(&self) -> usize {
+        self.chord.replicas.total()
+    }
+}
