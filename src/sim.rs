@@ -117,25 +117,18 @@ impl Sim {
 
     /// Removes a node abruptly (a crash): its links close on the other side.
     pub fn crash(&mut self, idx: usize) {
-        if let Some(node) = self.nodes[idx].take() {
-            self.listeners.retain(|_, v| *v != idx);
-            let mut ends: Vec<(usize, ConnId)> = self.links.keys().filter(|(n, _)| *n == idx).copied().collect();
-            ends.sort();
-            for end in ends {
-                if let Some(other) = self.links.remove(&end) {
-                    self.links.remove(&other);
-                    self.queue.push_back(Delivery::Closed { node: other.0, conn: other.1 });
-                }
-            }
-            drop(node);
-        }
-        self.run();
+        self.remove_node(idx, true);
     }
 
     /// Removes a node silently, as a host unplugged from the network: its
     /// links carry nothing more, and no side sees them close. The survivors
     /// find out by their keepalives going unanswered.
     pub fn isolate(&mut self, idx: usize) {
+        self.remove_node(idx, false);
+    }
+
+    /// Drops a node and its links; with `reset`, the other ends see them close.
+    fn remove_node(&mut self, idx: usize, reset: bool) {
         if self.nodes[idx].take().is_some() {
             self.listeners.retain(|_, v| *v != idx);
             let mut ends: Vec<(usize, ConnId)> = self.links.keys().filter(|(n, _)| *n == idx).copied().collect();
@@ -143,7 +136,9 @@ impl Sim {
             for end in ends {
                 if let Some(other) = self.links.remove(&end) {
                     self.links.remove(&other);
-                    // The survivor's end stays open, linked to nothing.
+                    if reset {
+                        self.queue.push_back(Delivery::Closed { node: other.0, conn: other.1 });
+                    }
                 }
             }
         }

@@ -138,3 +138,15 @@ fn a_mixed_ring_recovers_from_an_rs2p_crash() {
     drop(py);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two nodes cannot share a data directory: the second exits 4 saying so.
+#[test]
+fn a_data_directory_in_use_is_refused() {
+    let dir = scratch("in-use");
+    let data = dir.join("node").to_str().unwrap().to_owned();
+    let _first = Node::start(&["--join", "--data-dir", &data]);
+    let second = rs2p_limit(&["node", "--bind", "127.0.0.1:0", "--join", "--data-dir", &data], Duration::from_secs(30));
+    let msg = second.expect_one_line_error(4);
+    assert!(msg.contains("in use by another process") && msg.contains(&data), "{second:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -29,7 +29,14 @@ fn value_of(i: usize) -> String {
 }
 
 async fn seeding_node() -> ChordSocket {
-    let s = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+    seeding_node_with(2).await
+}
+
+/// A seeding node whose items are replicated on `depth` predecessors.
+async fn seeding_node_with(depth: u8) -> ChordSocket {
+    let mut cfg = rs2p::core::Config::chord("127.0.0.1", 0);
+    cfg.replica_depth = depth;
+    let s = ChordSocket::bind_with("127.0.0.1:0", cfg).await.unwrap();
     s.join().unwrap();
     s
 }
@@ -267,8 +274,10 @@ async fn mixed_ring_with_many_keys_streams_to_py2p_and_takes_a_newcomer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_lost_its_links_answers_unavailable_not_not_found() {
-    let a = seeding_node().await;
-    let b = seeding_node().await;
+    // Without replicas: a keeps no copy of b's items, so what b held the
+    // majority of is out of reach (with them, a reads it: see below).
+    let a = seeding_node_with(0).await;
+    let b = seeding_node_with(0).await;
     b.connect(&a.local_addr().to_string()).await.unwrap();
     wait_for(Duration::from_secs(10), "a linked pair", || a.data_storing().len() == 1 && b.data_storing().len() == 1)
         .await;
@@ -313,4 +322,35 @@ async fn a_node_that_lost_its_links_answers_unavailable_not_not_found() {
     wait_for(Duration::from_secs(10), "the leech to notice", || leech.data_storing().is_empty()).await;
     assert!(matches!(leech.get("k1").await, Err(Error::Get(GetError::Unavailable))));
     leech.close().unwrap();
+}
+
+/// With replicas (the default), the node before a crashed one holds its
+/// items: keys the crashed node held the majority of read at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_before_a_crashed_one_serves_its_items_from_replicas() {
+    let a = seeding_node().await;
+    let b = seeding_node().await;
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    wait_for(Duration::from_secs(10), "a linked pair", || a.data_storing().len() == 1 && b.data_storing().len() == 1)
+        .await;
+    let b_id = b.id();
+    let all_at_b: Vec<usize> = (0..)
+        .filter(|i| {
+            rs2p::get_hashes(format!("r{i}").as_bytes())
+                .iter()
+                .all(|h| a.find(h) == rs2p::net::Responsible::Peer(b_id.clone()))
+        })
+        .take(3)
+        .collect();
+    let n = all_at_b.last().copied().unwrap_or(0).max(49) + 1;
+    load(&a, "r", n).await;
+    // Every item b owns is replicated on a (its predecessor: in a ring of two, a).
+    wait_for(Duration::from_secs(10), "replicas on a", || a.replica_count() >= b.item_count()).await;
+    b.close().unwrap();
+    wait_for(Duration::from_secs(10), "a to notice", || a.data_storing().is_empty()).await;
+    for i in (0..n).filter(|i| all_at_b.contains(i) || i % 5 == 0) {
+        let v = a.get_timeout(format!("r{i}"), Duration::from_secs(2)).await;
+        assert_eq!(v.ok().as_deref(), Some(value_of(i).as_bytes()), "r{i} after its holder crashed");
+    }
+    a.close().unwrap();
 }

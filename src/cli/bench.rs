@@ -52,6 +52,11 @@ pub struct BenchArgs {
     /// fresh clients' first gets (see BENCHMARKS.md).
     #[arg(long, value_name = "N")]
     pub keys_scale: Option<usize>,
+    /// Instead of the comparison: the set rate in memory and with a data
+    /// directory, then the repair after one of `--nodes` nodes holding N
+    /// keys crashes (see BENCHMARKS.md).
+    #[arg(long, value_name = "N")]
+    pub repair: Option<usize>,
     /// Also write the figures as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -86,6 +91,9 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), Failure> {
+    if let Some(keys) = args.repair {
+        return super::durability_bench::run(keys, usize::from(args.nodes), args.value_size).await;
+    }
     if let Some(keys) = args.keys_scale {
         return super::scale::run(keys, usize::from(args.nodes), args.value_size, args.json.as_deref()).await;
     }

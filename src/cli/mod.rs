@@ -4,6 +4,7 @@ mod bench;
 mod bulk;
 mod client;
 mod demo;
+mod durability_bench;
 mod node;
 mod scale;
 

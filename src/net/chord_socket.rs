@@ -158,6 +158,21 @@ impl ChordSocket {
         self.inner.node(|n| n.item_count())
     }
 
+    /// True if this node's own table holds the item (no network).
+    pub fn holds(&self, method: HashMethod, hash: &U512) -> bool {
+        self.inner.node(|n| n.local_value(method, hash).is_some())
+    }
+
+    /// Repair counters: copies restored after failures, scans, bytes.
+    pub fn repair_stats(&self) -> crate::chord::RepairStats {
+        self.inner.node(|n| n.repair_stats())
+    }
+
+    /// Replicas this node keeps for its successors.
+    pub fn replica_count(&self) -> usize {
+        self.inner.node(|n| n.replica_count())
+    }
+
     /// The value at `key`, agreed by at least 3 of the 5 tables (10 s timeout).
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Bytes, Error> {
         let timeout = self.inner.node(|n| n.config().get_timeout_ms);
