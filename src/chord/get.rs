@@ -192,11 +192,11 @@ impl Node {
         req
     }
 
-    /// Starts a repair read of `key`'s five tables (see `repair.rs`).
-    pub(crate) fn internal_get(&mut self, key: &[u8]) -> ReqId {
-        let req = self.alloc_req();
+    /// Starts a repair read of `key`'s five tables under `req` (see
+    /// `repair.rs`). It may finish before this returns (tables we own
+    /// answer at once): the caller registers `req` first.
+    pub(crate) fn internal_get(&mut self, req: ReqId, key: &[u8]) {
         self.start_get(req, key, self.now.saturating_add(self.cfg.get_timeout_ms), true);
-        req
     }
 
     fn start_get(&mut self, req: ReqId, key: &[u8], deadline: Time, internal: bool) {

@@ -42,6 +42,8 @@ const MAX_LOOKUPS: usize = 256;
 /// disagreeing, or every answer "missing" because the ring was still
 /// re-linking) runs again this much later, at most [`MAX_RETRIES`] times.
 const RETRY_MS: u64 = 3_000;
+/// A due scan waits at most this long for the key list to be complete.
+const KEY_LIST_WAIT_MS: u64 = 30_000;
 /// Retries of a scan in a row before the anti-entropy pass is left to it.
 const MAX_RETRIES: u32 = 5;
 
@@ -69,6 +71,12 @@ pub struct RepairStats {
     pub last_restored_at: Time,
     /// A scan is due, running, or has reads in flight.
     pub active: bool,
+    /// A scan is due (it waits for peers, the key list, or its time).
+    pub due: bool,
+    /// A scan is running.
+    pub scanning: bool,
+    /// Repair reads in flight.
+    pub in_flight: u64,
 }
 
 /// What a scan wants done with one of a key's five copies.
@@ -126,7 +134,13 @@ impl Node {
     /// Repair counters.
     pub fn repair_stats(&self) -> RepairStats {
         let r = &self.chord.repair;
-        RepairStats { active: r.due.is_some() || r.scan.is_some() || !r.lookups.is_empty(), ..r.stats }
+        RepairStats {
+            active: r.due.is_some() || r.scan.is_some() || !r.lookups.is_empty(),
+            due: r.due.is_some(),
+            scanning: r.scan.is_some(),
+            in_flight: r.lookups.len() as u64,
+            ..r.stats
+        }
     }
 
     /// Starts due scans and advances the running one; called every tick.
@@ -142,8 +156,13 @@ impl Node {
         let urgent = r.due.is_some_and(|t| t <= now);
         let background = r.scan.is_none() && now >= r.next_pass;
         if urgent || background {
-            // Nobody to read from, or our key list is still arriving: wait.
-            if self.data_storing().is_empty() || self.key_list_status() == KeyListStatus::Arriving {
+            // Nobody to read from, or our key list is still arriving: wait
+            // (for the list, a bounded time: a stream cut by more failures
+            // must not hold the repair back; anti-entropy covers the rest).
+            let waited = r.due.map_or(0, |t| now.saturating_sub(t));
+            if self.data_storing().is_empty()
+                || (self.key_list_status() == KeyListStatus::Arriving && waited < KEY_LIST_WAIT_MS)
+            {
                 return;
             }
             let r = &mut self.chord.repair;
@@ -218,9 +237,11 @@ impl Node {
         }
         self.chord.repair.stats.keys_scanned += examined as u64;
         for (key, fix) in work {
-            let req = self.internal_get(&key);
+            // Registered before the read starts: it may end at once.
+            let req = self.alloc_req();
             self.chord.repair.stats.lookups += 1;
-            self.chord.repair.lookups.insert(req, Lookup { key, fix });
+            self.chord.repair.lookups.insert(req, Lookup { key: key.clone(), fix });
+            self.internal_get(req, &key);
         }
         let r = &mut self.chord.repair;
         if !finished {

@@ -29,9 +29,10 @@ use crate::wire::{base58, flags};
 /// `replica_depth`, bounded: each level is a copy of its data on us).
 pub(crate) const MAX_REPLICA_DEPTH: u8 = 4;
 
-/// Items a refresh sends per tick (each about a frame): keeps a refresh of
-/// a large arc from crowding the links.
-const REFRESH_PER_TICK: usize = 2_048;
+/// Items a refresh sends per tick (each a frame): 5,000 a second, so that a
+/// refresh of a large arc never fills a write queue (65,536 frames) even
+/// when the peer drains slowly; an arc of 100,000 items takes 20 s.
+const REFRESH_PER_TICK: usize = 512;
 
 /// A refresh of the predecessor's replicas in progress.
 #[derive(Debug)]
@@ -50,12 +51,15 @@ pub(crate) struct ReplicaState {
     refresh: Option<Refresh>,
     /// When the next periodic refresh starts (0: not scheduled).
     next_refresh: crate::core::Time,
+    /// Writes are not copied one by one (a burst of promotions): a paced
+    /// refresh follows instead.
+    hold: bool,
 }
 
 impl Node {
     /// Copies a write of an item we own to our predecessor.
     pub(crate) fn replicate(&mut self, item: ItemKey, value: &Bytes) {
-        if self.cfg.replica_depth == 0 {
+        if self.cfg.replica_depth == 0 || self.chord.replica.hold {
             return;
         }
         if let Owner::Remote(c) = self.predecessor() {
@@ -120,6 +124,10 @@ impl Node {
     /// returns how many.
     pub(crate) fn promote_replicas(&mut self) -> u64 {
         let mut promoted = 0;
+        // One frame per promoted item at once could overflow the link to
+        // our predecessor (a crashed neighbour's arc is a whole node's
+        // share): they go out with a paced refresh of the whole arc instead.
+        self.chord.replica.hold = true;
         for m in HashMethod::ALL {
             for key in self.chord.replicas.keys(m) {
                 if self.find(&key) == Owner::Local && !self.chord.data.contains(m, &key) {
@@ -127,6 +135,10 @@ impl Node {
                     promoted += 1;
                 }
             }
+        }
+        self.chord.replica.hold = false;
+        if promoted > 0 {
+            self.chord.replica.pred = None;
         }
         promoted
     }

@@ -27,11 +27,12 @@ fn say(start: Instant, msg: &str) {
     eprintln!("[{:6.1} s] {msg}", start.elapsed().as_secs_f64());
 }
 
-async fn ring(nodes: usize, data: Option<&std::path::Path>) -> Result<Vec<ChordSocket>, Failure> {
+async fn ring(nodes: usize, data: Option<&std::path::Path>, replicas: u8) -> Result<Vec<ChordSocket>, Failure> {
     let mut socks: Vec<ChordSocket> = Vec::new();
     for i in 0..nodes {
         let mut cfg = Config::chord("127.0.0.1", 0);
         cfg.data_dir = data.map(|d| d.join(format!("node{i}")));
+        cfg.replica_depth = replicas;
         let s = ChordSocket::bind_with("127.0.0.1:0", cfg).await.map_err(net_failure)?;
         s.join().map_err(net_failure)?;
         if let Some(first) = socks.first() {
@@ -72,17 +73,37 @@ async fn load(socks: &[ChordSocket], keys: usize, value_size: usize, tag: &str) 
     Ok(t0.elapsed())
 }
 
-/// Copies missing at their owner among `socks`.
-fn missing(socks: &[ChordSocket], keys: usize, tag: &str) -> usize {
+/// The index of the owner of `hash` among `socks`.
+fn owner(ids: &[(U512, usize)], hash: &U512) -> usize {
+    ids.iter().min_by_key(|(id, _)| distance(id, hash)).map_or(0, |x| x.1)
+}
+
+fn ids_of(socks: &[ChordSocket]) -> Vec<(U512, usize)> {
     let mut ids: Vec<(U512, usize)> = socks.iter().enumerate().map(|(i, s)| (s.id_10(), i)).collect();
     ids.sort();
+    ids
+}
+
+/// Keys whose five copies are all owned by `socks[victim]`.
+fn wholly_on(socks: &[ChordSocket], victim: usize, keys: usize, tag: &str) -> Vec<usize> {
+    let ids = ids_of(socks);
+    (0..keys)
+        .filter(|i| {
+            let k = format!("{tag}-{i}");
+            HashMethod::ALL.into_iter().all(|m| owner(&ids, &m.hash(k.as_bytes())) == victim)
+        })
+        .collect()
+}
+
+/// Copies missing at their owner among `socks`, `lost` keys aside.
+fn missing(socks: &[ChordSocket], keys: usize, tag: &str, lost: &[usize]) -> usize {
+    let ids = ids_of(socks);
     let mut n = 0;
-    for i in 0..keys {
+    for i in (0..keys).filter(|i| lost.binary_search(i).is_err()) {
         let k = format!("{tag}-{i}");
         for m in HashMethod::ALL {
             let h = m.hash(k.as_bytes());
-            let owner = ids.iter().min_by_key(|(id, _)| distance(id, &h)).map_or(0, |x| x.1);
-            if !socks[owner].holds(m, &h) {
+            if !socks[owner(&ids, &h)].holds(m, &h) {
                 n += 1;
             }
         }
@@ -132,7 +153,7 @@ async fn measure(
     let mut rates = Vec::new();
     for durable in [false, true] {
         let data = dir.join(if durable { "durable" } else { "memory" });
-        let socks = ring(4, durable.then_some(data.as_path())).await?;
+        let socks = ring(4, durable.then_some(data.as_path()), 2).await?;
         let took = load(&socks, sets, value_size, "rate").await?;
         let rate = sets as f64 / took.as_secs_f64();
         say(
@@ -151,34 +172,71 @@ async fn measure(
     }
     say(start, &format!("a data directory costs a factor of {:.2} in set rate", rates[0] / rates[1].max(1e-9)));
 
-    // 2. A crash.
-    say(start, &format!("ring of {nodes} nodes, loading {keys} keys of {value_size} bytes"));
-    let mut socks = ring(nodes, None).await?;
+    // 2. A crash, with replicas (the default) and without (the other
+    // tables alone: the repair reads every key it must restore).
+    for replicas in [2u8, 0] {
+        crash(keys, nodes, value_size, replicas, start).await?;
+    }
+    Ok(())
+}
+
+/// Loads a ring, crashes one node, and times the repair.
+async fn crash(keys: usize, nodes: usize, value_size: usize, replicas: u8, start: Instant) -> Result<(), Failure> {
+    say(start, &format!("ring of {nodes} nodes, replica depth {replicas}, loading {keys} keys of {value_size} bytes"));
+    let mut socks = ring(nodes, None, replicas).await?;
     let took = load(&socks, keys, value_size, "repair").await?;
     say(start, &format!("loaded in {:.1} s", took.as_secs_f64()));
     // Replicas settle: each node's count stops moving.
     let mut last = 0;
     wait(Duration::from_secs(120), || {
         let now: usize = socks.iter().map(|s| s.replica_count()).sum();
-        let settled = now == last && now > 0;
+        let settled = now == last && (now > 0 || replicas == 0);
         last = now;
         settled
     })
     .await?;
+    // Without replicas, a key whose five copies were all on the victim has
+    // no copy left anywhere: counted, and left out of the check.
+    let lost = if replicas == 0 { wholly_on(&socks, nodes / 2, keys, "repair") } else { Vec::new() };
     let victim = socks.remove(nodes / 2);
     let share = victim.item_count();
     say(start, &format!("crashing a node holding {share} of {} copies ({last} replicas in the ring)", 5 * keys));
     let before: Vec<_> = socks.iter().map(|s| s.repair_stats()).collect();
     let t0 = Instant::now();
+    let crashed_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     victim.close().map_err(net_failure)?;
     drop(victim);
     let mut checks = 0;
+    let mut last_progress = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let busy = socks.iter().any(|s| s.repair_stats().active);
+        if busy && last_progress.elapsed() >= Duration::from_secs(5) {
+            last_progress = Instant::now();
+            let now: Vec<_> = socks.iter().map(|s| s.repair_stats()).collect();
+            let total = |f: fn(&rs2p::chord::RepairStats) -> u64| now.iter().map(f).sum::<u64>();
+            say(
+                start,
+                &format!(
+                    "repairing: {} keys scanned, {} read, {} copies restored, {} unsettled; \
+                     {} nodes waiting for a scan, {} scanning, {} reads in flight",
+                    total(|s| s.keys_scanned),
+                    total(|s| s.lookups),
+                    total(|s| s.restored),
+                    total(|s| s.unsettled),
+                    total(|s| u64::from(s.due)),
+                    total(|s| u64::from(s.scanning)),
+                    total(|s| s.in_flight),
+                ),
+            );
+        }
+        if busy && t0.elapsed() > Duration::from_secs(600) {
+            return Err(fail("the repair was still running 600 s after the crash".to_owned()));
+        }
         if !busy {
             checks += 1;
-            let m = missing(&socks, keys, "repair");
+            let m = missing(&socks, keys, "repair", &lost);
             if m == 0 {
                 break;
             }
@@ -192,12 +250,16 @@ async fn measure(
     let sum = |f: fn(&rs2p::chord::RepairStats) -> u64| -> u64 {
         after.iter().map(f).sum::<u64>() - before.iter().map(f).sum::<u64>()
     };
+    let last_restore = after.iter().map(|s| s.last_restored_at).max().unwrap_or(0).saturating_sub(crashed_at);
     say(
         start,
         &format!(
-            "every copy back at its owner {:.2} s after the crash (checked {checks} times); \
+            "last copy restored {:.2} s after the crash; repair scans done and every copy checked \
+             at its owner {:.2} s after it (checked {checks} times); \
              {} replicas promoted, {} copies read back from other tables, {} pushed to py2p, \
-             {} keys read, {} value bytes moved, {} unsettled",
+             {} keys read, {} value bytes moved, {} unsettled; {} keys had all five copies on the \
+             crashed node",
+            last_restore as f64 / 1e3,
             all_back.as_secs_f64(),
             sum(|s| s.promoted),
             sum(|s| s.restored),
@@ -205,6 +267,7 @@ async fn measure(
             sum(|s| s.lookups),
             sum(|s| s.bytes),
             sum(|s| s.unsettled),
+            lost.len(),
         ),
     );
     for s in &socks {
