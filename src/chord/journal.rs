@@ -128,7 +128,6 @@ impl crate::core::Node {
                 self.chord.keys.tombstone(&key, at, limits);
             }
         }
-        self.chord.restored = true;
         // Once peers and the key list are in, our arc is checked at once.
         self.request_repair(self.cfg.repair_delay_ms);
         self.set_journal(self.cfg.journal);

@@ -84,9 +84,6 @@ pub struct ChordState {
     pub(crate) lost_seeder: bool,
     /// Until then, local misses are checked with the previous owner ([`FALLBACK_MS`]).
     pub(crate) fallback_until: Time,
-    /// The state was loaded from disk: it is checked against the ring once
-    /// the key list is in (an anti-entropy pass, then handoffs).
-    pub(crate) restored: bool,
     /// Re-replication after failures, and anti-entropy.
     pub(crate) repair: repair::RepairState,
     /// Copies of our rs2p successors' items (see `replica.rs`).
@@ -117,7 +114,6 @@ impl ChordState {
             keys_complete: false,
             lost_seeder: false,
             fallback_until: 0,
-            restored: false,
             repair: repair::RepairState::default(),
             replicas: ItemStore::default(),
             replica: replica::ReplicaState::default(),

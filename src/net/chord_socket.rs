@@ -164,6 +164,20 @@ impl ChordSocket {
     }
 
     /// Repair counters: copies restored after failures, scans, bytes.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), rs2p::net::Error> {
+    /// use rs2p::core::Config;
+    /// use rs2p::ChordSocket;
+    /// // A node that keeps its data in ./node-a across restarts.
+    /// let mut cfg = Config::chord("127.0.0.1", 4444);
+    /// cfg.data_dir = Some("node-a".into());
+    /// let node = ChordSocket::bind_with("127.0.0.1:4444", cfg).await?;
+    /// node.join()?;
+    /// let stats = node.repair_stats();
+    /// println!("{} copies restored, {} from replicas", stats.restored, stats.promoted);
+    /// # Ok(()) }
+    /// ```
     pub fn repair_stats(&self) -> crate::chord::RepairStats {
         self.inner.node(|n| n.repair_stats())
     }

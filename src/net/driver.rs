@@ -95,8 +95,9 @@ pub(crate) struct Inner {
     rt: tokio::runtime::Handle,
     /// The data directory, if the node keeps one.
     data: Option<Arc<DataDir>>,
-    /// Wakes the persister: the node has journaled changes.
-    persist_notify: Notify,
+    /// Wakes the persister: the node has journaled changes. Shared, so the
+    /// persister waits on it without keeping the socket alive.
+    persist_notify: Arc<Notify>,
     /// Commits are made one at a time (the persister, or a final flush).
     commit_lock: tokio::sync::Mutex<()>,
     /// Peers remembered in the data directory at start.
@@ -130,7 +131,7 @@ impl Inner {
             tasks: Mutex::new(Vec::new()),
             rt: tokio::runtime::Handle::current(),
             data,
-            persist_notify: Notify::new(),
+            persist_notify: Arc::new(Notify::new()),
             commit_lock: tokio::sync::Mutex::new(()),
             written_peers: Mutex::new(saved_peers.clone()),
             saved_peers,
@@ -139,7 +140,8 @@ impl Inner {
         let tick = inner.rt.spawn(tick_loop(Arc::downgrade(&inner)));
         let mut tasks = vec![accept.abort_handle(), tick.abort_handle()];
         if inner.data.is_some() {
-            tasks.push(inner.rt.spawn(persist_loop(Arc::downgrade(&inner))).abort_handle());
+            let wake = Arc::clone(&inner.persist_notify);
+            tasks.push(inner.rt.spawn(persist_loop(Arc::downgrade(&inner), wake)).abort_handle());
         }
         inner.tasks.lock().expect("tasks lock").extend(tasks);
         inner
@@ -371,13 +373,13 @@ fn drop_io(rt: &tokio::runtime::Handle, st: &mut State, conn: ConnId) {
 
 /// Commits journaled changes as they come: each commit takes everything
 /// gathered while the previous one ran (group commit: one fsync per batch).
-async fn persist_loop(inner: std::sync::Weak<Inner>) {
+async fn persist_loop(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
     let mut failures = 0u32;
     loop {
-        let Some(strong) = inner.upgrade() else { return };
         let wait = if failures > 0 { Duration::from_millis(500 << failures.min(5)) } else { Duration::from_secs(1) };
         // A periodic pass also records the peers, which change without a journal entry.
-        let _ = tokio::time::timeout(wait, strong.persist_notify.notified()).await;
+        let _ = tokio::time::timeout(wait, wake.notified()).await;
+        let Some(strong) = inner.upgrade() else { return };
         if strong.commit_pending().await {
             failures = 0;
         } else {
