@@ -150,3 +150,43 @@ fn a_data_directory_in_use_is_refused() {
     assert!(msg.contains("in use by another process") && msg.contains(&data), "{second:#?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A node reopened on its data directory has its items, its key list and
+/// its id back; a key deleted before the stop stays deleted (its tombstone
+/// is kept too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reopened_on_its_data_directory_has_its_data_and_deletes() {
+    use rs2p::core::{Config, GetError};
+    use rs2p::ChordSocket;
+    let dir = scratch("reopen");
+    let open = || async {
+        let mut cfg = Config::chord("127.0.0.1", 0);
+        cfg.data_dir = Some(dir.join("node"));
+        let s = ChordSocket::bind_with("127.0.0.1:0", cfg).await.unwrap();
+        s.join().unwrap();
+        s
+    };
+    let a = open().await;
+    let id = a.id();
+    for i in 0..50 {
+        a.set(format!("keep-{i}"), format!("value {i}")).unwrap();
+    }
+    a.set("gone", "soon deleted").unwrap();
+    a.delete("gone").unwrap();
+    assert_eq!(a.get("keep-7").await.unwrap(), "value 7");
+    a.shutdown().await.unwrap();
+    drop(a);
+
+    let b = open().await;
+    assert_eq!(b.id(), id, "the id comes back");
+    assert_eq!(b.item_count(), 250, "50 keys, five items each");
+    for i in 0..50 {
+        assert_eq!(b.get(format!("keep-{i}")).await.unwrap(), format!("value {i}"));
+    }
+    let keys = b.keys();
+    assert_eq!(keys.len(), 50, "the key list comes back, without the deleted key");
+    assert!(!keys.iter().any(|k| k.as_ref() == b"gone"));
+    assert!(matches!(b.get("gone").await, Err(rs2p::Error::Get(GetError::NotFound))));
+    b.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
