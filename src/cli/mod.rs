@@ -27,8 +27,10 @@ Exit codes:
      readable before the timeout; import/export: some key failed
   2  bad arguments
   3  the peer is unreachable, closed during the handshake (another subnet?),
-     or no seeding node is reachable through it
-  4  cannot listen (address in use) or another runtime failure";
+     or no seeding node is reachable through it (node: only a --connect
+     peer on another subnet; an unreachable one is retried)
+  4  cannot listen (address in use), a data directory that cannot be used,
+     or another runtime failure";
 
 /// rs2p: a peer-to-peer distributed hash table, wire-compatible with py2p 0.5.607.
 #[derive(Parser, Debug)]
