@@ -118,6 +118,8 @@ pub(crate) struct RepairState {
     unsettled_in_scan: bool,
     /// Retries made in a row.
     retries: u32,
+    /// The py2p predecessor whose arc a scan last covered after a failure.
+    pushed_to: Option<crate::core::PeerId>,
     stats: RepairStats,
 }
 
@@ -153,6 +155,19 @@ impl Node {
         if r.next_pass == 0 {
             r.next_pass = now.saturating_add(self.cfg.anti_entropy_ms);
         }
+        // After a failure our predecessor may turn out to be a py2p node only
+        // once the ring has re-linked (the scan that followed the failure saw
+        // another): its arc, which may now hold the lost one, is checked then.
+        if self.chord.lost_seeder && now < self.chord.fallback_until {
+            if let Owner::Remote(c) = self.predecessor() {
+                let pid = self.peer_of(c).cloned();
+                if !self.is_rs2p(c) && pid.is_some() && pid != self.chord.repair.pushed_to {
+                    self.chord.repair.pushed_to = pid;
+                    self.request_repair(self.cfg.repair_delay_ms);
+                }
+            }
+        }
+        let r = &mut self.chord.repair;
         let urgent = r.due.is_some_and(|t| t <= now);
         let background = r.scan.is_none() && now >= r.next_pass;
         if urgent || background {
