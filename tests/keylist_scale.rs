@@ -41,6 +41,16 @@ async fn seeding_node_with(depth: u8) -> ChordSocket {
     s
 }
 
+/// Two seeding nodes (replicas on `depth` predecessors), linked to each other.
+async fn linked_pair(depth: u8) -> (ChordSocket, ChordSocket) {
+    let a = seeding_node_with(depth).await;
+    let b = seeding_node_with(depth).await;
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    wait_for(Duration::from_secs(10), "a linked pair", || a.data_storing().len() == 1 && b.data_storing().len() == 1)
+        .await;
+    (a, b)
+}
+
 /// Sets `keys` keys through `via`, a thousand at a time, each thousand
 /// confirmed readable before the next (as `rs2p import` does).
 async fn load(via: &ChordSocket, prefix: &str, keys: usize) {
@@ -276,11 +286,7 @@ async fn mixed_ring_with_many_keys_streams_to_py2p_and_takes_a_newcomer() {
 async fn a_node_that_lost_its_links_answers_unavailable_not_not_found() {
     // Without replicas: a keeps no copy of b's items, so what b held the
     // majority of is out of reach (with them, a reads it: see below).
-    let a = seeding_node_with(0).await;
-    let b = seeding_node_with(0).await;
-    b.connect(&a.local_addr().to_string()).await.unwrap();
-    wait_for(Duration::from_secs(10), "a linked pair", || a.data_storing().len() == 1 && b.data_storing().len() == 1)
-        .await;
+    let (a, b) = linked_pair(0).await;
     // Keys of which b owns at least 3 of the 5 items (a random pair of ids
     // can leave b a small arc: pick them rather than hope for them).
     let b_id = b.id();
@@ -328,11 +334,7 @@ async fn a_node_that_lost_its_links_answers_unavailable_not_not_found() {
 /// items: keys the crashed node held the majority of read at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_before_a_crashed_one_serves_its_items_from_replicas() {
-    let a = seeding_node().await;
-    let b = seeding_node().await;
-    b.connect(&a.local_addr().to_string()).await.unwrap();
-    wait_for(Duration::from_secs(10), "a linked pair", || a.data_storing().len() == 1 && b.data_storing().len() == 1)
-        .await;
+    let (a, b) = linked_pair(2).await;
     let b_id = b.id();
     let all_at_b: Vec<usize> = (0..)
         .filter(|i| {
