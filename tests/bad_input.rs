@@ -183,6 +183,17 @@ impl Raw {
     /// Opens a TCP connection to `to`; sends nothing.
     async fn connect(to: &ChordSocket) -> Raw {
         let stream = TcpStream::connect(to.local_addr()).await.expect("connect to a");
+        Raw::over(stream)
+    }
+
+    /// Opens a TCP connection to `to` from the loopback address `source`
+    /// (any 127.x.y.z works on Linux): another host, as far as `to` can tell.
+    async fn connect_from(to: &ChordSocket, source: [u8; 4]) -> Raw {
+        Raw::over(stream_from(to, source).await)
+    }
+
+    /// Wraps a connected stream.
+    fn over(stream: TcpStream) -> Raw {
         stream.set_nodelay(true).unwrap();
         let (mut r, w) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -300,6 +311,28 @@ impl Raw {
 
 fn b(s: impl Into<Vec<u8>>) -> Bytes {
     Bytes::from(s.into())
+}
+
+/// A TCP connection to `to` from the loopback address `source`.
+async fn stream_from(to: &ChordSocket, source: [u8; 4]) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(std::net::SocketAddr::from((source, 0))).expect("bind a loopback source address");
+    sock.connect(to.local_addr()).await.expect("connect to a")
+}
+
+/// Waits until the peer closes `s` (EOF or reset); false after `limit`.
+async fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
 }
 
 // ----- mesh layer -----
@@ -585,39 +618,51 @@ async fn a_thousand_connections_opened_and_closed() {
     net.finish("thousand-conns").await;
 }
 
-/// Connections beyond `max_connections` are closed on arrival; those within
-/// the limit and the good peer keep working.
+/// With `max_connections` taken by handshaken peers, a newcomer is closed on
+/// arrival; the peers keep working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_limit_are_refused() {
+async fn a_table_full_of_peers_refuses_newcomers() {
     // b's link to a is one inbound connection; leave room for three more.
     let net = net(|c| c.max_connections = 4).await;
-    let mut held = Vec::new();
+    let mut peers = Vec::new();
     for _ in 0..3 {
-        held.push(TcpStream::connect(net.a.local_addr()).await.expect("connect"));
+        peers.push(Raw::handshaken(&net).await);
     }
-    wait_for("the three connections to be accepted", PATIENT, || net.a.stats().connections == 4).await;
+    assert_eq!(net.a.stats().connections, 4);
     let mut extra = TcpStream::connect(net.a.local_addr()).await.expect("the kernel accepts the TCP handshake");
-    let mut buf = [0u8; 64];
-    let closed = tokio::time::timeout(PATIENT, async {
-        loop {
-            match extra.read(&mut buf).await {
-                Ok(0) | Err(_) => return true,
-                Ok(_) => continue,
-            }
-        }
-    })
-    .await
-    .unwrap_or(false);
-    assert!(closed, "a connection over the limit was not closed");
+    assert!(closed_by_peer(&mut extra, PATIENT).await, "a connection over the limit was not closed");
     assert_eq!(net.a.stats().connections, 4, "the refused connection was registered");
+    for p in &mut peers {
+        p.assert_alive().await;
+    }
     // At the limit, lookups between the good nodes still work both ways.
     for (s, name) in [(&net.a, "a"), (&net.b, "b")] {
         let got = s.get_timeout(format!("conn-limit/absent/{}", unique()), PATIENT).await;
         assert!(matches!(got, Err(rs2p::Error::Get(GetError::NotFound))), "lookup through {name}: {got:?}");
     }
-    drop(held);
-    wait_for("the held connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    drop(peers);
+    wait_for("the peers' links to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("conn-limit").await;
+}
+
+/// With `max_connections` taken by connections that never handshake, a
+/// newcomer takes the slot of the oldest of them, at once: silent
+/// connections cannot lock honest peers out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_handshakes_make_room_for_newcomers() {
+    let net = net(|c| c.max_connections = 4).await;
+    let mut silent = Vec::new();
+    for i in 0..3u8 {
+        silent.push(stream_from(&net.a, [127, 0, 1, 10 + i]).await);
+        wait_for("the silent connection to be accepted", PROMPT, || net.a.stats().awaiting == usize::from(i) + 1).await;
+    }
+    let honest = Raw::handshaken(&net).await;
+    assert!(closed_by_peer(&mut silent[0], PROMPT).await, "the oldest silent connection was not closed");
+    assert_eq!(net.a.stats().connections, 4);
+    assert!(honest.routed_by(&net.a));
+    drop((silent, honest));
+    wait_for("the connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("conn-room").await;
 }
 
 // ----- chord layer -----
@@ -734,7 +779,7 @@ async fn store_flood_keeps_stored_bytes_bounded() {
     raw.assert_alive().await;
     let s = net.a.stats();
     assert_eq!((s.items, s.value_bytes), (5, 5 * (100 << 10)), "{s:?}");
-    net.assert_error("store full (512000 of 524288 bytes held): a value of 102400 bytes not stored");
+    net.assert_error("store full (512480 of 524288 bytes held, values and items): a value of 102400 bytes not stored");
     net.finish("store-flood").await;
 }
 
@@ -905,4 +950,275 @@ async fn repeated_key_list_requests_get_one_list() {
     }
     assert_eq!((keys, ends), (listed, 1), "50 requests must yield the list once");
     net.finish("repeated-want").await;
+}
+
+// ----- hardening: connections, dials, time, budgets -----
+
+/// A connection that never handshakes is closed at the handshake deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_at_the_handshake_deadline() {
+    let net = net(|c| c.handshake_timeout_ms = 1_000).await;
+    let mut raw = Raw::connect(&net.a).await;
+    let (took, _) = raw.closed_within(PATIENT).await;
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}, before the deadline");
+    net.assert_error("no handshake within 1000 ms");
+    net.finish("handshake-deadline").await;
+}
+
+/// One source address holds at most `max_pending_per_source` unfinished
+/// handshakes: a newcomer from it closes the oldest; other sources are not
+/// affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_holds_few_unfinished_handshakes() {
+    let net = net(|c| c.max_pending_per_source = 4).await;
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(stream_from(&net.a, [127, 0, 2, 7]).await);
+    }
+    for (i, s) in silent.iter_mut().take(6).enumerate() {
+        assert!(closed_by_peer(s, PROMPT).await, "silent connection {i} from one source was kept");
+    }
+    wait_for("four unfinished handshakes from the source", PROMPT, || net.a.stats().awaiting == 4).await;
+    // Another source handshakes as usual.
+    let other = Raw::connect_from(&net.a, [127, 0, 2, 8]).await;
+    let mut other = other;
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    other.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[]").await;
+    other.wait_routed(&net).await;
+    other.assert_alive().await;
+    drop((silent, other));
+    wait_for("the connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("per-source-pending").await;
+}
+
+/// One source address holds at most `max_inbound_per_source` handshaken
+/// links; a further connection from it is closed on arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_holds_few_links() {
+    let net = net(|c| c.max_inbound_per_source = 2).await;
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    let mut linked = Vec::new();
+    for _ in 0..2 {
+        let mut raw = Raw::connect_from(&net.a, [127, 0, 3, 9]).await;
+        raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[]").await;
+        raw.wait_routed(&net).await;
+        linked.push(raw);
+    }
+    let mut third = stream_from(&net.a, [127, 0, 3, 9]).await;
+    assert!(closed_by_peer(&mut third, PROMPT).await, "a third link from one source was accepted");
+    for raw in &mut linked {
+        raw.assert_alive().await;
+    }
+    drop(linked);
+    wait_for("the links to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("per-source-links").await;
+}
+
+/// An established peer that falls silent is sent keepalives (request `*`)
+/// and closed when it answers none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_pinged_then_closed() {
+    let net = net(|c| {
+        c.keepalive_ms = 300;
+        c.peer_timeout_ms = 1_500;
+    })
+    .await;
+    let mut raw = Raw::handshaken(&net).await;
+    let (took, seen) = raw.closed_within(PATIENT).await;
+    let pings = seen.iter().filter(|m| m.sub_flag() == Some(flags::REQUEST) && m.payload[1].as_ref() == b"*").count();
+    assert!(pings >= 1, "no keepalive before the close: {seen:?}");
+    assert!(took >= Duration::from_millis(1_200), "closed after {took:?}, before the peer timeout");
+    net.assert_error("keepalives unanswered");
+    net.finish("idle-peer").await;
+}
+
+/// A peer sending lists of fresh ids (many of them nearer to us than our
+/// ring neighbours) that all point at an address which accepts and stays
+/// silent gets a bounded number of dials: a few at once, then the address
+/// rests, whatever new ids it is offered under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_lists_cannot_steer_our_dials() {
+    let net = net(|c| c.handshake_timeout_ms = 1_000).await;
+    let max_list_dials = net.cfg.max_list_dials;
+    // The silent service: counts connections, holds them, never writes.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let open = std::sync::Arc::new(AtomicU64::new(0));
+    let total = std::sync::Arc::new(AtomicU64::new(0));
+    let peak = std::sync::Arc::new(AtomicU64::new(0));
+    let (o, t, p) = (open.clone(), total.clone(), peak.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = silent.accept().await {
+            t.fetch_add(1, Ordering::SeqCst);
+            let now_open = o.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now_open, Ordering::SeqCst);
+            let o = o.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                o.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let mut raw = Raw::handshaken(&net).await;
+    let me = net.a.id_10();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(4) {
+        // Fresh ids just after and just before a's own, and far away.
+        let list: Vec<pyjson::PeerEntry> = (0..40u64)
+            .map(|i| {
+                n += 1;
+                let id = match i % 3 {
+                    0 => me.wrapping_add(U512::from(n)),
+                    1 => me.wrapping_sub(U512::from(n)),
+                    _ => U512::from(n) << 300,
+                };
+                pyjson::PeerEntry { host: "127.0.0.1".into(), port: silent_port, id: base58::encode(&id) }
+            })
+            .collect();
+        raw.send_msg(flags::WHISPER, vec![b(vec![flags::PEERS]), b(pyjson::peers_json(&list))]).await;
+        let s = net.a.stats();
+        assert!(s.connections <= 2 + max_list_dials, "a list steered us into {} connections", s.connections);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    raw.assert_alive().await;
+    let (total, peak) = (total.load(Ordering::SeqCst), peak.load(Ordering::SeqCst));
+    eprintln!("peer-list steering: {n} ids offered, {total} connections to the silent address, {peak} at once");
+    assert!(peak <= max_list_dials as u64, "{peak} dials at once to the silent address");
+    // The first dials fail at 1 s, then the address rests 5 s: one round.
+    assert!(total <= max_list_dials as u64, "{total} connections to the silent address in 4 s");
+    net.assert_error("no handshake within 1000 ms");
+    drop(raw);
+    wait_for("the dials to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("peer-list-steering").await;
+}
+
+/// A broadcast dated an hour ahead is dropped, not remembered or relayed;
+/// one dated a few seconds ahead (clock skew) is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_dated_ahead_are_dropped() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let before = net.a.stats().recent_ids;
+    let ahead = Message::new(
+        flags::BROADCAST,
+        raw.id.clone(),
+        now_secs() + 3_600,
+        vec![b(vec![flags::BROADCAST]), b("from the future")],
+    );
+    raw.send(&ahead.encode(None).unwrap()).await.unwrap();
+    let skewed =
+        Message::new(flags::BROADCAST, raw.id.clone(), now_secs() + 5, vec![b(vec![flags::BROADCAST]), b("skewed")]);
+    raw.send(&skewed.encode(None).unwrap()).await.unwrap();
+    raw.assert_alive().await;
+    wait_for("b to receive the skewed broadcast", PATIENT, || {
+        net.b.recv(usize::MAX).iter().any(|m| m.args()[0].as_ref() == b"skewed")
+    })
+    .await;
+    assert_eq!(net.a.stats().recent_ids, before + 1, "only the skewed broadcast is remembered");
+    net.assert_error("dated 3600 s ahead of our clock");
+    let got: Vec<Bytes> = net.a.recv(usize::MAX).iter().map(|m| m.args()[0].clone()).collect();
+    assert!(!got.iter().any(|a| a.as_ref() == b"from the future"), "delivered: {got:?}");
+    net.finish("future-broadcast").await;
+}
+
+/// A peer flipping its meta flag (seeding, leeching, ...) sets off one scan
+/// of the store per window, not one per flip; the last state is acted on
+/// when the window ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_flips_do_not_rescan_the_store() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let before = net.a.handoff_stats().scans;
+    for i in 0..40 {
+        let flag = if i % 2 == 0 { "0" } else { "1" };
+        raw.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b(flag)]).await;
+    }
+    // Ends seeding.
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
+    raw.assert_alive().await;
+    let scans = net.a.handoff_stats().scans - before;
+    assert_eq!(scans, 1, "41 meta flips made {scans} store scans at once");
+    wait_for("the deferred scan for the last flip", PATIENT, || net.a.handoff_stats().scans - before == 2).await;
+    assert!(net.a.data_storing().iter().any(|p| p.as_str() == raw.id), "the flipper's last state (seeding) was lost");
+    drop(raw);
+    wait_for("the flipper to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("meta-flips").await;
+}
+
+/// 2,000 one-byte values: each item's key and index entry count against
+/// `max_store_bytes`, so a flood of tiny values is bounded too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_values_count_their_keys_against_the_store_bound() {
+    let net = net(|cfg| cfg.max_store_bytes = 64 << 10).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let base = net.a.id_10();
+    let mut batch = Vec::new();
+    for i in 0..2_000u64 {
+        let key = base58::encode(&base.wrapping_add(U512::from(i)));
+        batch.extend_from_slice(&raw.frame(flags::WHISPER, vec![b(vec![flags::STORE]), b("sha384"), b(key), b("v")]));
+    }
+    raw.send(&batch).await.unwrap();
+    raw.assert_alive().await;
+    let s = net.a.stats();
+    assert!(s.stored_bytes <= 64 << 10, "{s:?}");
+    assert!(s.items * rs2p::chord::ITEM_OVERHEAD <= 64 << 10, "the items' keys were not counted: {s:?}");
+    // Full: one more item would not have fitted.
+    assert!(s.stored_bytes + rs2p::chord::ITEM_OVERHEAD + 1 > 64 << 10, "refused too early: {s:?}");
+    net.assert_error("store full");
+    // The flood is deleted again, for the closing checks.
+    let mut deletes = Vec::new();
+    for i in 0..2_000u64 {
+        let key = base58::encode(&base.wrapping_add(U512::from(i)));
+        deletes.extend_from_slice(&raw.frame(flags::WHISPER, vec![b(vec![flags::STORE]), b("sha384"), b(key), b("")]));
+    }
+    raw.send(&deletes).await.unwrap();
+    raw.assert_alive().await;
+    net.finish("tiny-values").await;
+}
+
+/// Retrieves a peer makes us forward toward an owner that never answers
+/// fill at most three quarters of `max_pending`: our own gets still go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_retrieves_leave_room_for_our_own_gets() {
+    let net = net(|c| c.max_pending = 8).await;
+    // A seeding peer that answers nothing: it owns the arc after its id.
+    let mut mute = Raw::handshaken(&net).await;
+    mute.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
+    wait_for("the mute peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
+    let mute_id = rs2p::core::PeerId::parse(mute.id.as_bytes()).unwrap();
+    let mute_at = *mute_id.value();
+    // A key whose five items a does not own and the mute peer owns none of:
+    // a's get needs five pending retrieves, all answered by b.
+    let owner = |h: &U512| net.a.find(h);
+    let key = (0..)
+        .map(|i| format!("reserve {i}"))
+        .find(|k| {
+            HashMethod::ALL
+                .iter()
+                .all(|m| matches!(owner(&m.hash(k.as_bytes())), Responsible::Peer(p) if p == net.b.id()))
+        })
+        .unwrap();
+    net.b.set(&key, "kept").unwrap();
+    let mut flooder = Raw::handshaken(&net).await;
+    for i in 1..=50u64 {
+        let item = base58::encode(&mute_at.wrapping_add(U512::from(i)));
+        flooder.send_msg(flags::WHISPER, vec![b(vec![flags::RETRIEVE]), b("sha384"), b(item)]).await;
+    }
+    // The flood fills the peers' share (6 of 8) and no more; a probe of ours
+    // would be dropped too, so the count is watched instead.
+    wait_for("the flood to be forwarded", PROMPT, || net.a.stats().pending_retrieves == 6).await;
+    net.assert_error("too many retrieves pending");
+    let pending = net.a.stats().pending_retrieves;
+    assert_eq!(pending, 6, "forwarded retrieves took {pending} of 8 pending entries");
+    read_back(&net.a, &key, "kept").await;
+    drop((mute, flooder));
+    wait_for("the raw peers to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait_for("the forwarded retrieves to expire", PATIENT, || net.a.stats().pending_retrieves == 0).await;
+    net.finish("pending-reserve").await;
 }

@@ -14,6 +14,12 @@ use crate::wire::{base58, flags};
 /// A retrieve answer is awaited for longer than this before the retrieve is sent again.
 const RESEND_AFTER_MS: u64 = 2_000;
 
+/// One pending entry in this many (of `Config::max_pending`) is reserved
+/// for lookups this node makes itself: retrieves forwarded for peers may
+/// fill the rest, so a peer flooding retrieves toward a silent owner cannot
+/// make our own gets fail.
+const LOCAL_RESERVE_DIV: usize = 4;
+
 /// A get whose tables disagree (some hold a value, others none or another)
 /// asks the tables that differ from the most common value again after this
 /// long, doubling each time, until its
@@ -316,7 +322,13 @@ impl Node {
             p.to = conn;
             p.sent_at = now;
         } else {
-            if self.gets.pending.len() >= self.cfg.max_pending {
+            // Retrieves peers make us forward stop short of the bound: the
+            // rest is kept for this node's own gets, handoffs and repairs.
+            let bound = match waiter {
+                Waiter::Remote(_) => self.cfg.max_pending - self.cfg.max_pending / LOCAL_RESERVE_DIV,
+                _ => self.cfg.max_pending,
+            };
+            if self.gets.pending.len() >= bound {
                 self.record_error(None, "too many retrieves pending: lookup dropped".to_owned());
                 if let Waiter::Local(_) = waiter {
                     self.deliver(item, waiter, Answer::Unavailable);

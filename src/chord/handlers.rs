@@ -7,6 +7,10 @@ use super::{Full, Limits, Owner};
 use crate::core::{ConnId, Event, Node};
 use crate::wire::{flags, Message};
 
+/// The work a peer's turn to seeding sets off (a scan of the whole store,
+/// key-list requests) runs at most once per this long per connection.
+pub(crate) const META_WORK_MS: u64 = 5_000;
+
 impl Node {
     /// §6.2: a peer says whether it seeds.
     pub(crate) fn handle_meta(&mut self, conn: ConnId, msg: &Message) {
@@ -24,15 +28,54 @@ impl Node {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.leeching = leeching;
         }
-        if !self.chord.leeching && !leeching {
-            self.send_peers(conn);
-            self.handoff_to_closer_peers();
-        }
         if !leeching {
-            self.ask_for_keys();
+            self.seeding_peer_work(conn);
         }
         if self.outgoing_count() > self.cfg.max_outgoing {
             self.disconnect_least_efficient();
+        }
+    }
+
+    /// What a peer turning to seeding sets off: our peer list, a scan of the
+    /// store for items it is nearer to, and a request for key lists. A peer
+    /// flipping its meta flag must not make us rescan on every flip: this
+    /// runs at most once per [`META_WORK_MS`] per connection, and a flip
+    /// within that window is dealt with when it ends, if the peer still seeds.
+    fn seeding_peer_work(&mut self, conn: ConnId) {
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.meta_work_at != 0 && now.saturating_sub(c.meta_work_at) < META_WORK_MS {
+            c.meta_work_due = true;
+            return;
+        }
+        c.meta_work_at = now;
+        c.meta_work_due = false;
+        if !self.chord.leeching {
+            self.send_peers(conn);
+            self.handoff_to_closer_peers();
+        }
+        self.ask_for_keys();
+    }
+
+    /// Runs the seeding-peer work deferred by [`Node::seeding_peer_work`].
+    fn deferred_seeding_peer_work(&mut self) {
+        let now = self.now;
+        let due: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| c.meta_work_due && now.saturating_sub(c.meta_work_at) >= META_WORK_MS)
+            .map(|c| c.id)
+            .collect();
+        for conn in due {
+            let seeding = self.conns.get_mut(&conn).map(|c| {
+                c.meta_work_due = false;
+                !c.leeching
+            });
+            if seeding == Some(true) {
+                self.seeding_peer_work(conn);
+            }
         }
     }
 
@@ -95,7 +138,7 @@ impl Node {
 
     pub(crate) fn tombstone(&mut self, key: &[u8]) {
         let limits = self.key_limits();
-        self.chord.keys.tombstone(key, self.now, limits);
+        self.chord.keys.tombstone(key, self.wall_now(), limits);
     }
 
     /// §6.7: store (forward to a closer node, else keep; empty deletes).
@@ -148,10 +191,12 @@ impl Node {
             None
         } else if data.len(item.0) >= self.cfg.max_items && !data.contains(item.0, &item.1) {
             Some(format!("table {} is full: item not stored", item.0))
-        } else if data.value_bytes().saturating_add(data.added_bytes(&value)) > self.cfg.max_store_bytes {
+        } else if data.stored_bytes().saturating_add(data.added_cost(item.0, &item.1, &value))
+            > self.cfg.max_store_bytes
+        {
             Some(format!(
-                "store full ({} of {} bytes held): a value of {} bytes not stored",
-                data.value_bytes(),
+                "store full ({} of {} bytes held, values and items): a value of {} bytes not stored",
+                data.stored_bytes(),
                 self.cfg.max_store_bytes,
                 value.len()
             ))
@@ -201,12 +246,13 @@ impl Node {
             self.chord.last_stabilize = self.now;
             self.stabilize();
         }
+        self.deferred_seeding_peer_work();
         self.get_tick();
         self.handoff_tick();
         self.repair_tick();
         self.replica_tick();
         if self.chord.keys.tombstone_count() > 1024 {
-            self.chord.keys.prune(self.now);
+            self.chord.keys.prune(self.wall_now());
         }
     }
 

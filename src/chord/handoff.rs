@@ -23,11 +23,14 @@ pub struct HandoffStats {
     pub confirmed: u64,
     /// Items given up on after every attempt (kept locally).
     pub failed: u64,
+    /// Scans of the whole store for items a new seeding peer is nearer to.
+    pub scans: u64,
 }
 
 impl Node {
     /// Queues every local item some seeding peer is now closer to.
     pub(crate) fn handoff_to_closer_peers(&mut self) {
+        self.chord.handoff_stats.scans += 1;
         let mut items: Vec<ItemKey> = Vec::new();
         for method in crate::ring::HashMethod::ALL {
             for key in self.chord.data.keys(method) {

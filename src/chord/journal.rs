@@ -122,7 +122,7 @@ impl crate::core::Node {
             // Past the bound, the rest arrives from peers' lists or not at all.
             let _ = self.chord.keys.add(&key, limits);
         }
-        let now = self.now;
+        let now = self.wall_now();
         for (key, at) in tombstones {
             if now.saturating_sub(at) < super::keylist::TOMBSTONE_MS {
                 self.chord.keys.tombstone(&key, at, limits);

@@ -28,7 +28,7 @@ pub(crate) use keylist::{Full, Limits};
 pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room};
 pub use repair::RepairStats;
 pub use ring_ops::Owner;
-pub use store::ItemStore;
+pub use store::{ItemStore, ITEM_OVERHEAD};
 pub use user::ChordError;
 
 use crate::core::{ConnId, Time};

@@ -67,7 +67,8 @@ pub struct RepairStats {
     pub unsettled: u64,
     /// Value bytes restored or pushed.
     pub bytes: u64,
-    /// When the last copy was restored or pushed (0: never).
+    /// When the last copy was restored or pushed, by the wall clock (ms since
+    /// the Unix epoch; 0: never).
     pub last_restored_at: Time,
     /// A scan is due, running, or has reads in flight.
     pub active: bool,
@@ -191,10 +192,11 @@ impl Node {
             r.unsettled_in_scan = false;
             // Replicas of what we now own are copies at hand: first.
             let promoted = self.promote_replicas();
+            let wall = self.wall_now();
             let r = &mut self.chord.repair;
             r.stats.promoted += promoted;
             if promoted > 0 {
-                r.stats.last_restored_at = now;
+                r.stats.last_restored_at = wall;
             }
             tracing::debug!(node = %self.id.short(), urgent, "repair scan started");
         }
@@ -288,7 +290,7 @@ impl Node {
             self.chord.repair.unsettled_in_scan = true;
             return;
         };
-        let now = self.now;
+        let wall = self.wall_now();
         for (i, fix) in lookup.fix.into_iter().enumerate() {
             let item = items[i];
             let done = match fix {
@@ -318,7 +320,7 @@ impl Node {
                     s.restored += 1;
                 }
                 s.bytes += value.len() as u64;
-                s.last_restored_at = now;
+                s.last_restored_at = wall;
             }
         }
     }

@@ -96,7 +96,8 @@ impl Node {
         if value.is_empty() {
             replicas.remove(item.0, &item.1);
         } else if (replicas.len(item.0) < self.cfg.max_items || replicas.contains(item.0, &item.1))
-            && replicas.value_bytes().saturating_add(replicas.added_bytes(&value)) <= self.cfg.max_store_bytes
+            && replicas.stored_bytes().saturating_add(replicas.added_cost(item.0, &item.1, &value))
+                <= self.cfg.max_store_bytes
         {
             replicas.insert(item.0, &item.1, value.clone());
         } else {

@@ -89,6 +89,20 @@ impl Node {
 
     /// True when `pid` would be nearer to us than our current neighbours
     /// (only seeding peers are considered, avoiding py2p's D15).
+    /// Where a peer would sit among our ring neighbours: `Some((true, d))`
+    /// if it would be nearer after us than our successor (`d` its distance
+    /// from us), `Some((false, d))` if nearer before us than our predecessor
+    /// (`d` its distance to us), `None` otherwise.
+    pub(crate) fn neighbour_side(&self, pid: &PeerId) -> Option<(bool, U512)> {
+        if !self.would_be_neighbour(pid) {
+            return None;
+        }
+        let me = self.id.value();
+        let after = distance(me, pid.value());
+        let before = distance(pid.value(), me);
+        Some(if after <= before { (true, after) } else { (false, before) })
+    }
+
     pub(crate) fn would_be_neighbour(&self, pid: &PeerId) -> bool {
         if self.chord.leeching {
             return false;

@@ -14,6 +14,12 @@ use bytes::Bytes;
 
 use crate::ring::{HashMethod, U512};
 
+/// Bytes an item costs beside its value, as counted against
+/// `Config::max_store_bytes`: its key (up to 64 bytes in its table's compact
+/// form), its slot in the sorted index, and the slab's record of the value.
+/// Without it a flood of one-byte values would be nearly free to store.
+pub const ITEM_OVERHEAD: usize = 96;
+
 /// Index of a value in the slab.
 type Slot = u32;
 /// Marks a removed entry in a sorted vector.
@@ -282,6 +288,18 @@ impl ItemStore {
     /// Bytes of the values held (a value shared by several tables counts once).
     pub fn value_bytes(&self) -> usize {
         self.values.bytes
+    }
+
+    /// What the store costs, as counted against `Config::max_store_bytes`:
+    /// the value bytes (a shared value once) plus [`ITEM_OVERHEAD`] per item.
+    pub fn stored_bytes(&self) -> usize {
+        self.values.bytes.saturating_add(self.total().saturating_mul(ITEM_OVERHEAD))
+    }
+
+    /// What storing `value` as this item would add to [`ItemStore::stored_bytes`].
+    pub fn added_cost(&self, method: HashMethod, key: &U512, value: &Bytes) -> usize {
+        let entry = if self.contains(method, key) { 0 } else { ITEM_OVERHEAD };
+        self.added_bytes(value) + entry
     }
 
     /// The bytes that storing `value` would add: none when it is the value

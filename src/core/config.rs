@@ -37,8 +37,30 @@ pub struct Config {
     /// connection holding the most is closed (a peer trickling a large frame
     /// keeps its bytes until the half-frame timeout).
     pub max_buffered_bytes: usize,
-    /// Connections accepted at once; further ones are closed on arrival.
+    /// Inbound connections held at once. A newcomer past it replaces the
+    /// oldest connection still without a handshake; only when every slot
+    /// holds a handshaken peer is it closed on arrival.
     pub max_connections: usize,
+    /// A connection that has not completed its handshake this long after it
+    /// opened is closed, so that silent connections cannot hold slots.
+    pub handshake_timeout_ms: u64,
+    /// Inbound connections from one address still without a handshake; a
+    /// newcomer past it closes the oldest of them. Peers behind one NAT
+    /// handshake within milliseconds, so this only bites a flood.
+    pub max_pending_per_source: usize,
+    /// Handshaken inbound links from one address; past it, further
+    /// connections from that address are refused. High enough for a ring of
+    /// many nodes on one host (tests, demos), low enough that one host
+    /// cannot take every slot.
+    pub max_inbound_per_source: usize,
+    /// Outgoing connections without a handshake yet (dialing or awaiting
+    /// it) past which no further dial is started from a peer list: a peer
+    /// listing addresses that accept and stay silent gets this many at once.
+    pub max_list_dials: usize,
+    /// Outgoing links (dials included) past which peer lists start no more
+    /// dials. Above what ring neighbours, `max_outgoing` and routing links
+    /// need; explicit `connect` calls are not limited by it.
+    pub max_outgoing_links: usize,
     /// Peer lists longer than this are refused.
     pub max_peer_list: usize,
     /// Bound on remembered broadcast ids.
@@ -51,8 +73,10 @@ pub struct Config {
     pub max_key_bytes: usize,
     /// Bound on items stored per hash table.
     pub max_items: usize,
-    /// Bound on the bytes of the values this node stores (a value shared by
-    /// several tables counts once). Stores beyond it are refused and logged.
+    /// Bound on what this node's tables cost: value bytes (a value shared by
+    /// several tables counts once) plus a fixed overhead per item for its key
+    /// and index entry ([`crate::chord::ITEM_OVERHEAD`]). Stores beyond it are
+    /// refused and logged. Replicas are bounded by it too, apart.
     pub max_store_bytes: usize,
     /// Bound on the bytes of user messages waiting in the receive queue
     /// (oldest dropped first); the queue also holds at most 10,000 messages.
@@ -111,6 +135,11 @@ impl Config {
             half_frame_timeout_ms: 60_000,
             max_buffered_bytes: 256 << 20,
             max_connections: 1024,
+            handshake_timeout_ms: 5_000,
+            max_pending_per_source: 32,
+            max_inbound_per_source: 256,
+            max_list_dials: 4,
+            max_outgoing_links: 64,
             max_peer_list: 1024,
             max_recent_ids: 100_000,
             max_pending: 65_536,

@@ -73,6 +73,15 @@ pub struct Node {
     pub(crate) dial_backoff: Map<PeerId, Time>,
     /// When the node was last ticked (a long gap means we, not our peers, were silent).
     pub(crate) last_tick: Time,
+    /// The wall clock minus `now`: `now` is monotonic and drives every
+    /// protocol timer; only message timestamps and the times kept on disk
+    /// (tombstones) are wall-clock times, so a stepped system clock moves
+    /// those and nothing else. Set by [`Node::set_wall_clock`]; 0 in a
+    /// simulation, where both clocks are the virtual time.
+    pub(crate) wall_offset: i64,
+    /// Addresses that failed (dial refused, or no handshake): not dialed
+    /// from peer lists until their rest ends, whatever id they come with.
+    pub(crate) addr_rest: Map<(String, u16), crate::mesh::AddrRest>,
 }
 
 impl Node {
@@ -111,6 +120,8 @@ impl Node {
             closed: false,
             dial_backoff: state(6).map(),
             last_tick: now,
+            wall_offset: 0,
+            addr_rest: state(7).map(),
         }
     }
 
@@ -182,9 +193,24 @@ impl Node {
         self.actions.push_back(Action::Event(event));
     }
 
-    /// Seconds since the epoch, for message timestamps.
+    /// Seconds since the epoch by the wall clock, for message timestamps.
     pub(crate) fn now_secs(&self) -> u64 {
-        self.now / 1000
+        self.wall_now() / 1000
+    }
+
+    /// Milliseconds since the epoch by the wall clock (see [`Node::set_wall_clock`]).
+    pub fn wall_now(&self) -> Time {
+        self.now.saturating_add_signed(self.wall_offset)
+    }
+
+    /// Tells the node the wall-clock time (ms since the Unix epoch). The
+    /// times passed to the other entry points are a monotonic clock and drive
+    /// every timer; the wall clock only dates messages and tombstones, so a
+    /// system clock stepped by an hour leaves stabilisation, keepalives,
+    /// resends and timeouts running as before. The driver calls this on each
+    /// tick; without a call both clocks are the same.
+    pub fn set_wall_clock(&mut self, wall: Time) {
+        self.wall_offset = i64::try_from(i128::from(wall) - i128::from(self.now)).unwrap_or(0);
     }
 
     /// Advances the clock (never backwards).
@@ -206,8 +232,9 @@ impl Node {
         conn
     }
 
-    /// True while another inbound connection may be accepted
-    /// ([`Config::max_connections`]); the driver closes the socket otherwise.
+    /// True while another inbound connection fits in
+    /// [`Config::max_connections`] without closing one
+    /// ([`Node::on_accepted_from`] makes room by closing unfinished handshakes).
     pub fn accepts_more(&self) -> bool {
         !self.closed && self.conns.values().filter(|c| !c.outgoing).count() < self.cfg.max_connections
     }
@@ -220,6 +247,7 @@ impl Node {
                 c.dialing = false;
                 c.last_rx = now;
                 c.alive_at = now;
+                c.opened_at = now;
                 self.greet(conn);
             }
             _ => {
@@ -235,6 +263,7 @@ impl Node {
         if let Some(c) = self.conns.get(&conn) {
             let text = format!("could not connect to {}:{}: {reason}", c.dial_addr.0, c.dial_addr.1);
             self.record_error(Some(conn), text);
+            self.address_failed(conn);
             self.forget_conn(conn, reason);
         }
     }
@@ -377,6 +406,8 @@ impl Node {
         self.route_requests.retain(|_, (t, _)| *t >= horizon);
         let backoff_horizon = now.saturating_sub(REDIAL_BACKOFF_MS);
         self.dial_backoff.retain(|_, t| *t > backoff_horizon);
+        self.prune_address_rests();
+        self.check_handshakes();
         self.check_liveness();
         self.chord_tick();
     }

@@ -33,6 +33,14 @@ pub struct NodeStats {
     pub items: usize,
     /// Bytes of the values stored locally (a value in several tables counts once).
     pub value_bytes: usize,
+    /// What the local tables cost against `Config::max_store_bytes`: value
+    /// bytes plus a fixed overhead per item for its key and index entry.
+    pub stored_bytes: usize,
+    /// Replicas kept for rs2p successors, and what they cost (counted like
+    /// `stored_bytes`, against the same bound, apart).
+    pub replicas: usize,
+    /// See `replicas`.
+    pub replica_bytes: usize,
     /// Items being handed over.
     pub handoff_pending: usize,
     /// Errors kept for `status`.
@@ -57,6 +65,9 @@ impl Node {
             tombstone_bytes: self.chord.keys.bytes().1,
             items: self.chord.item_count(),
             value_bytes: self.chord.data.value_bytes(),
+            stored_bytes: self.chord.data.stored_bytes(),
+            replicas: self.chord.replicas.total(),
+            replica_bytes: self.chord.replicas.stored_bytes(),
             handoff_pending: self.chord.handoff.len(),
             errors: self.errors.len(),
         }

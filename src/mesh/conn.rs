@@ -57,6 +57,16 @@ pub struct Conn {
     /// When the peer last counted as alive: its last bytes, or later when
     /// our own ticks stalled (then the silence was ours, not its).
     pub alive_at: Time,
+    /// When the connection was accepted, or its dial completed: the
+    /// handshake deadline runs from here.
+    pub opened_at: Time,
+    /// The remote address of an inbound connection (per-source caps).
+    pub source: Option<std::net::IpAddr>,
+    /// When a meta turning this peer to seeding last set off a store scan
+    /// (0: never); flips are acted on once per window.
+    pub meta_work_at: Time,
+    /// A flip came within the window: act on it when the window ends.
+    pub meta_work_due: bool,
 }
 
 impl Conn {
@@ -86,6 +96,10 @@ impl Conn {
             keys_in: KeysIn::NotAsked,
             last_ping: 0,
             alive_at: now,
+            opened_at: now,
+            source: None,
+            meta_work_at: 0,
+            meta_work_due: false,
         }
     }
 }

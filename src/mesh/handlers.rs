@@ -134,6 +134,11 @@ impl Node {
             tracing::debug!(node = %self.id.short(), conn = conn.0, "dropping expired broadcast");
             return false;
         }
+        if msg.time > now.saturating_add(super::recent::MAX_FUTURE_SECS) {
+            let ahead = msg.time - now;
+            self.record_error(Some(conn), format!("dropping a broadcast dated {ahead} s ahead of our clock"));
+            return false;
+        }
         if !self.recent.insert(id, msg.time) {
             return false;
         }
@@ -257,6 +262,7 @@ impl Node {
         }
         c.handshaken = true;
         c.handshaken_at = self.now;
+        let outgoing = c.outgoing;
         c.addr = addr;
         c.compression = list;
         c.rs2p = rs2p;
@@ -264,6 +270,9 @@ impl Node {
             self.dialing.remove(&pid);
         }
         self.routing.insert(pid.clone(), conn);
+        if outgoing {
+            self.address_succeeded(conn);
+        }
         self.send_peers(conn);
         if first_time {
             let first = !self.had_peer;
@@ -290,6 +299,11 @@ impl Node {
                 return;
             }
         };
+        // A list must not steer us: of the ids it offers as nearer ring
+        // neighbours, only the nearest on each side is dialed, and every dial
+        // waits for a free slot (dials in flight, outgoing links) and for
+        // its address not to rest after failing.
+        let mut nearest: [Option<(crate::ring::U512, PeerEntry, PeerId)>; 2] = [None, None];
         for entry in entries {
             let Some(pid) = PeerId::parse(entry.id.as_bytes()) else {
                 continue;
@@ -299,13 +313,24 @@ impl Node {
             {
                 continue;
             }
-            let neighbour = self.cfg.kind == Kind::Chord && self.would_be_neighbour(&pid);
-            if self.in_backoff(&pid, neighbour) {
+            let side = if self.cfg.kind == Kind::Chord { self.neighbour_side(&pid) } else { None };
+            if self.in_backoff(&pid, side.is_some()) {
                 continue;
             }
-            let wanted = self.outgoing_count() < self.cfg.max_outgoing || neighbour;
-            if wanted {
+            if let Some((after, d)) = side {
+                let slot = &mut nearest[usize::from(after)];
+                if slot.as_ref().is_none_or(|(best, _, _)| d < *best) {
+                    *slot = Some((d, entry, pid));
+                }
+                continue;
+            }
+            if self.outgoing_count() < self.cfg.max_outgoing && self.may_dial_from_list(&entry.host, entry.port) {
                 // Failures are recorded by connect itself.
+                let _ = self.connect(&entry.host, entry.port, Some(pid));
+            }
+        }
+        for (_, entry, pid) in nearest.into_iter().flatten() {
+            if self.may_dial_from_list(&entry.host, entry.port) {
                 let _ = self.connect(&entry.host, entry.port, Some(pid));
             }
         }

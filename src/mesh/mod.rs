@@ -3,12 +3,15 @@
 //!
 //! These are `impl Node` blocks; the state lives in [`crate::core::Node`].
 
+mod admission;
 mod conn;
 mod handlers;
 mod liveness;
 mod recent;
 mod user;
 
+pub(crate) use admission::AddrRest;
+pub use admission::{ADDR_BACKOFF_MAX_MS, ADDR_BACKOFF_MS};
 pub use conn::Conn;
 pub use recent::RecentIds;
 pub use user::ConnectError;

@@ -20,6 +20,13 @@ pub struct RecentIds {
 /// Seconds a broadcast stays acceptable.
 pub const MAX_AGE_SECS: u64 = 60;
 
+/// Seconds a broadcast may be dated ahead of our clock. An id is remembered
+/// until its own date is [`MAX_AGE_SECS`] old, so one dated far ahead would
+/// stay for as long, and a flood of them would push honest ids out of the
+/// bounded memory (which then lets duplicates through). py2p drops
+/// broadcasts a minute old; the same tolerance is given the other way.
+pub const MAX_FUTURE_SECS: u64 = 60;
+
 impl RecentIds {
     /// An empty set holding at most `max` ids.
     pub fn new(max: usize) -> Self {

@@ -182,6 +182,12 @@ impl ChordSocket {
         self.inner.node(|n| n.repair_stats())
     }
 
+    /// Counters of handoffs: items queued, confirmed and failed, and the
+    /// store scans that looked for items new seeding peers are nearer to.
+    pub fn handoff_stats(&self) -> HandoffStats {
+        self.inner.node(|n| n.handoff_stats())
+    }
+
     /// Replicas this node keeps for its successors.
     pub fn replica_count(&self) -> usize {
         self.inner.node(|n| n.replica_count())

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,9 +55,19 @@ const PY2P_ANSWER_DELAY: Duration = Duration::from_millis(20);
 /// How long the writer of a closed connection may go on flushing its queue.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now() -> Time {
+/// Milliseconds since the Unix epoch by the wall clock: dates messages and
+/// tombstones, and may jump when the system clock is set.
+pub(crate) fn wall_now() -> Time {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The monotonic clock every protocol timer runs on, in milliseconds. It
+/// starts at the wall-clock time of its first use (so that its values read
+/// like dates in logs) and then only moves forward with [`Instant`].
+pub(crate) fn now() -> Time {
+    static ORIGIN: std::sync::OnceLock<(Instant, Time)> = std::sync::OnceLock::new();
+    let (origin, base) = ORIGIN.get_or_init(|| (Instant::now(), wall_now()));
+    base.saturating_add(origin.elapsed().as_millis() as u64)
 }
 
 /// A user message handler: returns true when it took the message.
@@ -324,7 +334,7 @@ impl Inner {
         let res = tokio::task::spawn_blocking(move || {
             let res = if changes.is_empty() { Ok(()) } else { data.commit(&changes) };
             if !peers.is_empty() {
-                if let Err(e) = data.save_peers(&peers, now()) {
+                if let Err(e) = data.save_peers(&peers, wall_now()) {
                     tracing::warn!("could not record peers in the data directory: {e}");
                 }
             }
@@ -400,15 +410,10 @@ async fn accept_loop(inner: std::sync::Weak<Inner>, listener: TcpListener) {
         };
         let Some(inner) = inner.upgrade() else { return };
         tracing::debug!(%from, "incoming connection");
-        inner.with(|st| {
-            if !st.node.accepts_more() {
-                if !st.node.is_closed() {
-                    tracing::warn!(%from, "connection limit reached: refusing a connection");
-                }
-                return;
-            }
-            let conn = st.node.on_accepted(now());
-            inner.attach(st, conn, stream);
+        inner.with(|st| match st.node.on_accepted_from(from.ip(), now()) {
+            Some(conn) => inner.attach(st, conn, stream),
+            None if !st.node.is_closed() => tracing::warn!(%from, "connection limits reached: refusing a connection"),
+            None => {}
         });
     }
 }
@@ -420,6 +425,7 @@ async fn tick_loop(inner: std::sync::Weak<Inner>) {
         interval.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         inner.with(|st| {
+            st.node.set_wall_clock(wall_now());
             st.node.on_tick(now());
             feed_key_streams(st);
         });

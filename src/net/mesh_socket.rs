@@ -80,6 +80,7 @@ impl MeshSocket {
             None => None,
         };
         let mut node = Node::new(cfg, now());
+        node.set_wall_clock(super::driver::wall_now());
         let data = match data {
             Some((data, saved)) => {
                 if saved.id.is_none() {

@@ -1,0 +1,189 @@
+//! Who gets a connection: inbound admission with per-source caps, the
+//! handshake deadline, and the dial policy (how many dials at once, how
+//! many outgoing links, and which addresses rest after failing).
+//!
+//! A peer can open connections and stay silent, or hand us peer lists of
+//! fresh ids pointing at addresses that accept and say nothing. Neither may
+//! lock honest peers out nor grow our connections: a connection that has
+//! not finished its handshake within [`Config::handshake_timeout_ms`] is
+//! closed; one source address holds at most
+//! [`Config::max_pending_per_source`] unfinished handshakes (the oldest is
+//! closed for a newcomer) and [`Config::max_inbound_per_source`] inbound
+//! links; when [`Config::max_connections`] is reached, a newcomer replaces
+//! the oldest unfinished handshake, and only a table full of handshaken
+//! peers refuses it. Dials made from peer lists are bounded in flight
+//! ([`Config::max_list_dials`]) and in total ([`Config::max_outgoing_links`]),
+//! and an address that failed (refused, or accepted and stayed silent)
+//! rests for [`ADDR_BACKOFF_MS`], doubling, whatever id it is offered under.
+//!
+//! [`Config::handshake_timeout_ms`]: crate::core::Config::handshake_timeout_ms
+//! [`Config::max_pending_per_source`]: crate::core::Config::max_pending_per_source
+//! [`Config::max_inbound_per_source`]: crate::core::Config::max_inbound_per_source
+//! [`Config::max_connections`]: crate::core::Config::max_connections
+//! [`Config::max_list_dials`]: crate::core::Config::max_list_dials
+//! [`Config::max_outgoing_links`]: crate::core::Config::max_outgoing_links
+
+use std::net::IpAddr;
+
+use crate::core::{ConnId, Node, Time};
+use crate::mesh::Conn;
+
+/// First rest of an address whose dial failed or whose handshake never
+/// came; it doubles with each further failure, up to [`ADDR_BACKOFF_MAX_MS`].
+pub const ADDR_BACKOFF_MS: u64 = 5_000;
+
+/// Longest rest of a failing address (a peer that comes back is found again
+/// within this, or at once when it dials us).
+pub const ADDR_BACKOFF_MAX_MS: u64 = 5 * 60 * 1000;
+
+/// A failing address: when it may be dialed again, and its failures in a row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AddrRest {
+    until: Time,
+    failures: u32,
+}
+
+impl Node {
+    /// The driver accepted a connection from `source`. Returns its id, or
+    /// `None` when it must be closed at once (the node is closed, or every
+    /// slot it could take holds a handshaken peer). To make room it may
+    /// close the oldest unfinished handshake (of this source first).
+    pub fn on_accepted_from(&mut self, source: IpAddr, now: Time) -> Option<ConnId> {
+        self.set_now(now);
+        if self.closed {
+            return None;
+        }
+        let inbound = |c: &&Conn| !c.outgoing;
+        let from_source = self.conns.values().filter(inbound).filter(|c| c.source == Some(source));
+        let (mut linked, mut pending) = (0usize, 0usize);
+        for c in from_source {
+            if c.handshaken {
+                linked += 1;
+            } else {
+                pending += 1;
+            }
+        }
+        if linked >= self.cfg.max_inbound_per_source {
+            tracing::debug!(node = %self.id.short(), %source, linked, "refusing a connection: source at its link cap");
+            return None;
+        }
+        if pending >= self.cfg.max_pending_per_source || linked + pending >= self.cfg.max_inbound_per_source {
+            self.evict_pending(Some(source), "closing connection: its source opened newer ones before it handshook");
+        }
+        if self.conns.values().filter(inbound).count() >= self.cfg.max_connections
+            && !self.evict_pending(None, "closing connection: the connection table is full and it had not handshaken")
+        {
+            tracing::debug!(node = %self.id.short(), %source, "refusing a connection: every slot holds a peer");
+            return None;
+        }
+        let conn = self.on_accepted(now);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.source = Some(source);
+        }
+        Some(conn)
+    }
+
+    /// Closes the oldest inbound connection still without a handshake (from
+    /// `source` only, if given). False if there was none.
+    fn evict_pending(&mut self, source: Option<IpAddr>, why: &str) -> bool {
+        let oldest = self
+            .conns
+            .values()
+            .filter(|c| !c.outgoing && !c.handshaken && source.is_none_or(|s| c.source == Some(s)))
+            .min_by_key(|c| (c.opened_at, c.id))
+            .map(|c| c.id);
+        match oldest {
+            Some(conn) => {
+                tracing::debug!(node = %self.id.short(), conn = conn.0, "{why}");
+                self.close_conn_because(conn, why);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes connections whose handshake did not arrive in time.
+    pub(crate) fn check_handshakes(&mut self) {
+        let now = self.now;
+        let limit = self.cfg.handshake_timeout_ms;
+        let late: Vec<(ConnId, bool)> = self
+            .conns
+            .values()
+            .filter(|c| !c.handshaken && !c.dialing && now.saturating_sub(c.opened_at) > limit)
+            .map(|c| (c.id, c.outgoing))
+            .collect();
+        for (conn, outgoing) in late {
+            if outgoing {
+                self.address_failed(conn);
+            }
+            let text = format!("closing connection: no handshake within {limit} ms");
+            self.record_error(Some(conn), text.clone());
+            self.close_conn_because(conn, &text);
+        }
+    }
+
+    /// Records that the address dialed on `conn` failed: it rests.
+    pub(crate) fn address_failed(&mut self, conn: ConnId) {
+        let Some(addr) = self.conns.get(&conn).map(|c| c.dial_addr.clone()) else {
+            return;
+        };
+        if self.addr_rest.len() >= self.cfg.max_pending && !self.addr_rest.contains_key(&addr) {
+            // Bounded: expired entries go first, then everything (a flood of
+            // addresses then costs dials, still bounded by the dial caps).
+            let now = self.now;
+            self.addr_rest.retain(|_, r| r.until > now);
+            if self.addr_rest.len() >= self.cfg.max_pending {
+                self.addr_rest.clear();
+            }
+        }
+        let now = self.now;
+        let rest = self.addr_rest.entry(addr).or_insert(AddrRest { until: 0, failures: 0 });
+        let wait = ADDR_BACKOFF_MS.saturating_mul(1 << rest.failures.min(16)).min(ADDR_BACKOFF_MAX_MS);
+        rest.failures = rest.failures.saturating_add(1);
+        rest.until = now.saturating_add(wait);
+    }
+
+    /// The address handshook: it no longer rests.
+    pub(crate) fn address_succeeded(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get(&conn) {
+            if c.outgoing && !self.addr_rest.is_empty() {
+                let addr = c.dial_addr.clone();
+                self.addr_rest.remove(&addr);
+            }
+        }
+    }
+
+    /// True while an address rests after failing.
+    pub(crate) fn address_rests(&self, host: &str, port: u16) -> bool {
+        let now = self.now;
+        self.addr_rest.iter().any(|((h, p), r)| *p == port && h == host && r.until > now)
+    }
+
+    /// True if a dial suggested by a peer list may start now: the address
+    /// does not rest, fewer than [`Config::max_list_dials`] outgoing
+    /// connections are unfinished, and the outgoing links stay within
+    /// [`Config::max_outgoing_links`].
+    ///
+    /// [`Config::max_list_dials`]: crate::core::Config::max_list_dials
+    /// [`Config::max_outgoing_links`]: crate::core::Config::max_outgoing_links
+    pub(crate) fn may_dial_from_list(&self, host: &str, port: u16) -> bool {
+        let (mut unfinished, mut outgoing) = (0usize, 0usize);
+        for c in self.conns.values().filter(|c| c.outgoing) {
+            outgoing += 1;
+            if !c.handshaken {
+                unfinished += 1;
+            }
+        }
+        unfinished < self.cfg.max_list_dials
+            && outgoing < self.cfg.max_outgoing_links
+            && !self.address_rests(host, port)
+    }
+
+    /// Forgets rests that have ended (called on tick).
+    pub(crate) fn prune_address_rests(&mut self) {
+        let now = self.now;
+        // An address rests until `until`; its failure count is kept a while
+        // longer, so that a peer failing again soon waits longer.
+        self.addr_rest.retain(|_, r| r.until.saturating_add(ADDR_BACKOFF_MAX_MS) > now);
+    }
+}
