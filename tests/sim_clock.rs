@@ -1,0 +1,115 @@
+//! A stepped system clock, on the deterministic in-memory network.
+//!
+//! Protocol timers (stabilisation, keepalives and peer timeouts, resends,
+//! handoff retries, repair) run on the monotonic clock the driver passes to
+//! every entry point; the wall clock ([`Node::set_wall_clock`]) only dates
+//! messages and tombstones. Here one node's wall clock is stepped back an
+//! hour and another's forward an hour (as `date -s` or a bad NTP step would
+//! do) while the ring runs: no link is closed as silent, the ring keeps
+//! stabilising, gets and sets through both nodes work, and a crash is still
+//! repaired on time.
+//!
+//! [`Node::set_wall_clock`]: rs2p::core::Node::set_wall_clock
+
+use rs2p::core::{Config, Event};
+use rs2p::sim::Sim;
+
+const NODES: usize = 6;
+const KEYS: usize = 300;
+const HOUR_MS: u64 = 3_600_000;
+
+fn ring() -> (Sim, Vec<usize>) {
+    let mut sim = Sim::with_seed(7);
+    let mut nodes = Vec::new();
+    for i in 0..NODES {
+        let mut cfg = Config::chord("10.3.0.1", 22000 + i as u16);
+        cfg.salt = format!("clock-test-node-{i}");
+        let idx = sim.add_node(cfg);
+        sim.node(idx).join().unwrap();
+        if i > 0 {
+            sim.connect(idx, nodes[0]);
+        }
+        nodes.push(idx);
+    }
+    assert!(sim.settle_ring(60), "ring of {NODES} did not stabilise");
+    (sim, nodes)
+}
+
+fn closes(events: &[(usize, Event)]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|(n, e)| match e {
+            Event::Disconnected { reason, .. } => Some(format!("node {n}: {reason}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn wall_clock_steps_leave_timers_running() {
+    let (mut sim, nodes) = ring();
+    for i in 0..KEYS {
+        sim.set(nodes[i % NODES], format!("k{i}").as_bytes(), format!("v{i}").as_bytes());
+    }
+    sim.advance(2_000);
+    sim.take_events();
+
+    // Node 0's wall clock goes back an hour, node 1's forward an hour.
+    let (back, ahead) = (nodes[0], nodes[1]);
+    let now = sim.now();
+    sim.node(back).set_wall_clock(now - HOUR_MS);
+    sim.node(ahead).set_wall_clock(now + HOUR_MS);
+    assert_eq!(sim.node(back).wall_now(), now - HOUR_MS);
+
+    // Twenty seconds: well past the keepalive and peer timeouts. Had the
+    // timers followed the wall clock, the node ahead would close every link
+    // as silent at once, and the node behind would stop stabilising, sending
+    // keepalives and resending for an hour.
+    for _ in 0..20 {
+        sim.advance(1_000);
+    }
+    let events = sim.take_events();
+    assert!(closes(&events).is_empty(), "links closed after the clock steps: {:?}", closes(&events));
+    assert!(sim.ring_is_consistent(), "the ring stopped stabilising");
+
+    // Gets and sets through both nodes (whispers carry no age check).
+    for (n, who) in [(back, "behind"), (ahead, "ahead")] {
+        for i in (0..KEYS).step_by(7) {
+            let got = sim.get(n, format!("k{i}").as_bytes());
+            assert_eq!(got.as_deref(), Ok(format!("v{i}").as_bytes()), "k{i} through the node {who}");
+        }
+        let key = format!("set-through-{who}");
+        sim.set(n, key.as_bytes(), b"fresh");
+        let reader = nodes[3];
+        assert_eq!(sim.get(reader, key.as_bytes()).as_deref(), Ok(&b"fresh"[..]), "{key}");
+    }
+
+    // A crash: the failure is detected and repaired by the timers of every
+    // node, the stepped ones included.
+    let victim = nodes[4];
+    sim.crash(victim);
+    for _ in 0..15 {
+        sim.advance(1_000);
+    }
+    assert!(sim.ring_is_consistent(), "the ring did not re-link after the crash");
+    for i in 0..KEYS {
+        for n in [back, ahead] {
+            let got = sim.get(n, format!("k{i}").as_bytes());
+            assert_eq!(got.as_deref(), Ok(format!("v{i}").as_bytes()), "k{i} after the crash, through node {n}");
+        }
+    }
+    let repaired: u64 = sim.alive_nodes().into_iter().map(|n| sim.node(n).repair_stats().scans).sum();
+    assert!(repaired > 0, "no repair scan ran after the crash");
+
+    // Back to the true time: still one ring, no link lost.
+    let now = sim.now();
+    sim.node(back).set_wall_clock(now);
+    sim.node(ahead).set_wall_clock(now);
+    for _ in 0..10 {
+        sim.advance(1_000);
+    }
+    let events = sim.take_events();
+    let lost: Vec<String> = closes(&events).into_iter().filter(|c| !c.contains("closed by the peer")).collect();
+    assert!(lost.is_empty(), "links closed after the clocks were set back: {lost:?}");
+    assert!(sim.ring_is_consistent());
+}
