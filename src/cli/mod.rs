@@ -7,6 +7,7 @@ mod demo;
 mod durability_bench;
 mod node;
 mod scale;
+mod soak;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -94,6 +95,10 @@ pub enum Command {
     /// Run the same workload on an rs2p ring and a py2p 0.5.607 ring and compare.
     #[command(after_help = EXIT_CODES)]
     Bench(bench::BenchArgs),
+    /// Run a ring under honest load while misbehaving peers attack it, and
+    /// report what was answered, what the attacks cost, and memory.
+    #[command(after_help = EXIT_CODES)]
+    Soak(soak::SoakArgs),
     /// (internal) Memory probe used by `bench`.
     #[command(hide = true)]
     BenchRss(bench::RssArgs),
@@ -144,6 +149,8 @@ pub fn init_logging(cli: &Cli) {
     let default = match cli.command {
         Command::Node(_) => "info",
         Command::Demo(_) | Command::Bench(_) => "warn",
+        // The attacks make every node log; only a wrong answer is news.
+        Command::Soak(_) => "error",
         // Clients print one line on failure; their node's warnings would repeat it.
         _ => "error",
     };
@@ -171,6 +178,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchRss(args) => bench::rss(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }
 
