@@ -1222,3 +1222,39 @@ async fn forwarded_retrieves_leave_room_for_our_own_gets() {
     wait_for("the forwarded retrieves to expire", PATIENT, || net.a.stats().pending_retrieves == 0).await;
     net.finish("pending-reserve").await;
 }
+
+/// Lists of fresh ids at fresh addresses that refuse at once free their dial
+/// slots at once: the rate budget still bounds how fast lists make us dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_lists_of_refusing_addresses_are_dialed_at_a_bounded_rate() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let before = net.a.stats().dials_started;
+    let start = Instant::now();
+    let mut n = 0u64;
+    for round in 0..40u64 {
+        // Port 1 of 127.0.9.x refuses at once; every entry is a fresh address.
+        let list: Vec<pyjson::PeerEntry> = (0..20u64)
+            .map(|i| {
+                n += 1;
+                pyjson::PeerEntry {
+                    host: format!("127.0.9.{}", 1 + (round * 20 + i) % 250),
+                    port: 1 + ((round * 20 + i) / 250) as u16,
+                    id: base58::encode(&(U512::from(n) << 300)),
+                }
+            })
+            .collect();
+        raw.send_msg(flags::WHISPER, vec![b(vec![flags::PEERS]), b(pyjson::peers_json(&list))]).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    raw.assert_alive().await;
+    let secs = start.elapsed().as_secs_f64();
+    let dials = net.a.stats().dials_started - before;
+    let bound = rs2p::mesh::LIST_DIAL_BURST as f64 + rs2p::mesh::LIST_DIALS_PER_S as f64 * secs + 2.0;
+    eprintln!("{n} fresh addresses offered in {secs:.1} s: {dials} dials (bound {bound:.0})");
+    assert!(dials as f64 <= bound, "{dials} dials in {secs:.1} s from peer lists");
+    assert!(dials >= 4, "no dial at all: the test does not exercise the budget");
+    drop(raw);
+    wait_for("the raw peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("dial-rate").await;
+}

@@ -462,7 +462,11 @@ async fn attack(
                     let mut batch = Vec::new();
                     for i in 0..2_000u32 {
                         let text = format!("junk {seed} {i}");
-                        batch.extend_from_slice(&peer.frame(flags::BROADCAST, ahead, vec![b(&[flags::BROADCAST]), text.into()]));
+                        batch.extend_from_slice(&peer.frame(
+                            flags::BROADCAST,
+                            ahead,
+                            vec![b(&[flags::BROADCAST]), text.into()],
+                        ));
                     }
                     peer.write(&batch).await?;
                 }
@@ -495,7 +499,11 @@ async fn attack(
                     let mut batch = Vec::new();
                     for i in 0..2_000u32 {
                         let key = format!("junk-key {seed} {i}");
-                        batch.extend_from_slice(&peer.frame(flags::BROADCAST, 0, vec![b(&[flags::NOTIFY]), key.into()]));
+                        batch.extend_from_slice(&peer.frame(
+                            flags::BROADCAST,
+                            0,
+                            vec![b(&[flags::NOTIFY]), key.into()],
+                        ));
                     }
                     peer.write(&batch).await?;
                 }
@@ -520,10 +528,7 @@ fn b(bytes: &[u8]) -> Bytes {
 /// Reads and discards until the node closes the link or `hold` passes.
 async fn drain_until_closed(mut s: TcpStream, hold: Duration) {
     let mut buf = [0u8; 16 * 1024];
-    let _ = tokio::time::timeout(hold, async {
-        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
-    })
-    .await;
+    let _ = tokio::time::timeout(hold, async { while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {} }).await;
 }
 
 /// A peer that handshakes properly (as a py2p node: no capability flag) and

@@ -82,6 +82,11 @@ pub struct Node {
     /// Addresses that failed (dial refused, or no handshake): not dialed
     /// from peer lists until their rest ends, whatever id they come with.
     pub(crate) addr_rest: Map<(String, u16), crate::mesh::AddrRest>,
+    /// Rate budget of dials from peer lists: when it was last updated, and
+    /// thousandths of a dial left then (a token bucket).
+    pub(crate) list_dial_budget: (Time, u64),
+    /// Dials started, for any reason (stats).
+    pub(crate) dials_started: u64,
 }
 
 impl Node {
@@ -122,6 +127,8 @@ impl Node {
             last_tick: now,
             wall_offset: 0,
             addr_rest: state(7).map(),
+            list_dial_budget: (now, crate::mesh::LIST_DIAL_BURST * 1000),
+            dials_started: 0,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct NodeStats {
     pub handoff_pending: usize,
     /// Errors kept for `status`.
     pub errors: usize,
+    /// Outgoing dials started since the node began (any reason).
+    pub dials_started: u64,
 }
 
 impl Node {
@@ -70,6 +72,7 @@ impl Node {
             replica_bytes: self.chord.replicas.stored_bytes(),
             handoff_pending: self.chord.handoff.len(),
             errors: self.errors.len(),
+            dials_started: self.dials_started,
         }
     }
 }

@@ -36,6 +36,16 @@ pub const ADDR_BACKOFF_MS: u64 = 5_000;
 /// within this, or at once when it dials us).
 pub const ADDR_BACKOFF_MAX_MS: u64 = 5 * 60 * 1000;
 
+/// Dials peer lists may start per second, on average: a list of fresh
+/// addresses that refuse at once frees its dial slots at once, so slots
+/// alone would let a list flood make us knock on arbitrary services as fast
+/// as lists arrive. Joining a ring needs a handful; stabilisation one or two
+/// a second.
+pub const LIST_DIALS_PER_S: u64 = 8;
+
+/// Dials peer lists may start in a burst (the bucket's depth).
+pub const LIST_DIAL_BURST: u64 = 16;
+
 /// A failing address: when it may be dialed again, and its failures in a row.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AddrRest {
@@ -176,7 +186,26 @@ impl Node {
         }
         unfinished < self.cfg.max_list_dials
             && outgoing < self.cfg.max_outgoing_links
+            && self.list_dial_tokens() > 0
             && !self.address_rests(host, port)
+    }
+
+    /// Whole dials the rate budget allows now.
+    fn list_dial_tokens(&self) -> u64 {
+        let (at, milli) = self.list_dial_budget;
+        let refill = self.now.saturating_sub(at).saturating_mul(LIST_DIALS_PER_S);
+        milli.saturating_add(refill).min(LIST_DIAL_BURST * 1000) / 1000
+    }
+
+    /// Starts a dial suggested by a peer list (the caller checked
+    /// [`Node::may_dial_from_list`]): takes one from the rate budget.
+    pub(crate) fn dial_from_list(&mut self, host: &str, port: u16, pid: crate::core::PeerId) {
+        let (at, milli) = self.list_dial_budget;
+        let refill = self.now.saturating_sub(at).saturating_mul(LIST_DIALS_PER_S);
+        let milli = milli.saturating_add(refill).min(LIST_DIAL_BURST * 1000).saturating_sub(1000);
+        self.list_dial_budget = (self.now, milli);
+        // Failures are recorded by connect itself.
+        let _ = self.connect(host, port, Some(pid));
     }
 
     /// Forgets rests that have ended (called on tick).

@@ -325,13 +325,12 @@ impl Node {
                 continue;
             }
             if self.outgoing_count() < self.cfg.max_outgoing && self.may_dial_from_list(&entry.host, entry.port) {
-                // Failures are recorded by connect itself.
-                let _ = self.connect(&entry.host, entry.port, Some(pid));
+                self.dial_from_list(&entry.host, entry.port, pid);
             }
         }
         for (_, entry, pid) in nearest.into_iter().flatten() {
             if self.may_dial_from_list(&entry.host, entry.port) {
-                let _ = self.connect(&entry.host, entry.port, Some(pid));
+                self.dial_from_list(&entry.host, entry.port, pid);
             }
         }
     }

@@ -11,7 +11,7 @@ mod recent;
 mod user;
 
 pub(crate) use admission::AddrRest;
-pub use admission::{ADDR_BACKOFF_MAX_MS, ADDR_BACKOFF_MS};
+pub use admission::{ADDR_BACKOFF_MAX_MS, ADDR_BACKOFF_MS, LIST_DIALS_PER_S, LIST_DIAL_BURST};
 pub use conn::Conn;
 pub use recent::RecentIds;
 pub use user::ConnectError;

@@ -59,6 +59,7 @@ impl Node {
             c.peer = Some(pid);
         }
         self.conns.insert(conn, c);
+        self.dials_started += 1;
         self.actions.push_back(Action::Dial { conn, host: host.to_owned(), port });
         Ok(conn)
     }
