@@ -1258,3 +1258,36 @@ async fn peer_lists_of_refusing_addresses_are_dialed_at_a_bounded_rate() {
     wait_for("the raw peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("dial-rate").await;
 }
+
+/// Replicas are kept only from a seeding rs2p peer, and only for items
+/// after it on the ring (its own arc or further on): a peer cannot fill our
+/// replica store with items it has nothing to do with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_are_kept_only_from_a_seeding_successor() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::connect(&net.a).await;
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[\"/\"]").await;
+    raw.wait_routed(&net).await;
+    let raw_at = *rs2p::core::PeerId::parse(raw.id.as_bytes()).unwrap().value();
+    let replica =
+        |at: U512| vec![b(vec![flags::RS2P_REPLICA]), b("sha384"), b(base58::encode(&at)), b("replica"), b("1")];
+    // Leeching: not taken.
+    raw.send_msg(flags::WHISPER, replica(raw_at.wrapping_add(U512::from(1u64)))).await;
+    raw.assert_alive().await;
+    assert_eq!(net.a.replica_count(), 0, "a replica from a leeching peer was kept");
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
+    wait_for("the peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
+    // An item in a's own arc: not taken.
+    raw.send_msg(flags::WHISPER, replica(net.a.id_10().wrapping_add(U512::from(1u64)))).await;
+    raw.assert_alive().await;
+    assert_eq!(net.a.replica_count(), 0, "a replica of an item a owns was kept");
+    net.assert_error("ignoring a replica from a peer that is not a seeding successor of it");
+    // An item just after the seeding peer: its own arc, taken.
+    raw.send_msg(flags::WHISPER, replica(raw_at.wrapping_add(U512::from(1u64)))).await;
+    raw.assert_alive().await;
+    assert_eq!(net.a.replica_count(), 1, "a replica of the successor's item was refused");
+    drop(raw);
+    wait_for("the peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("replica-sender").await;
+}

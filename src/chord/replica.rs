@@ -91,6 +91,21 @@ impl Node {
         if !self.is_rs2p(conn) || self.chord.leeching {
             return;
         }
+        // Only a seeding successor's items: the sender lies after us, and the
+        // item after the sender (its arc, or one further on when it passes a
+        // replica along). Anything else is not ours to keep.
+        let sender = self.conns.get(&conn).filter(|c| !c.leeching).and_then(|c| c.peer.as_ref()).map(|p| *p.value());
+        let me = *self.id.value();
+        let plausible = sender.is_some_and(|s| {
+            crate::ring::distance(&me, &s) <= crate::ring::distance(&me, &item.1) && self.find(&item.1) != Owner::Local
+        });
+        if !plausible {
+            self.record_error(
+                Some(conn),
+                "ignoring a replica from a peer that is not a seeding successor of it".to_owned(),
+            );
+            return;
+        }
         let value = payload[3].clone();
         let replicas = &mut self.chord.replicas;
         if value.is_empty() {
