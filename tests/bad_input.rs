@@ -778,8 +778,9 @@ async fn store_flood_keeps_stored_bytes_bounded() {
     }
     raw.assert_alive().await;
     let s = net.a.stats();
-    assert_eq!((s.items, s.value_bytes), (5, 5 * (100 << 10)), "{s:?}");
-    net.assert_error("store full (512480 of 524288 bytes held, values and items): a value of 102400 bytes not stored");
+    // New items stop at 7/8 of the bound (the rest is room for overwrites).
+    assert_eq!((s.items, s.value_bytes), (4, 4 * (100 << 10)), "{s:?}");
+    net.assert_error("store full (409984 of 524288 bytes held, values and items): a value of 102400 bytes not stored");
     net.finish("store-flood").await;
 }
 
@@ -1168,8 +1169,8 @@ async fn tiny_values_count_their_keys_against_the_store_bound() {
     let s = net.a.stats();
     assert!(s.stored_bytes <= 64 << 10, "{s:?}");
     assert!(s.items * rs2p::chord::ITEM_OVERHEAD <= 64 << 10, "the items' keys were not counted: {s:?}");
-    // Full: one more item would not have fitted.
-    assert!(s.stored_bytes + rs2p::chord::ITEM_OVERHEAD + 1 > 64 << 10, "refused too early: {s:?}");
+    // Full: one more item would not have fitted under 7/8 of the bound.
+    assert!(s.stored_bytes + rs2p::chord::ITEM_OVERHEAD + 1 > (64 << 10) / 8 * 7, "refused too early: {s:?}");
     net.assert_error("store full");
     // The flood is deleted again, for the closing checks.
     let mut deletes = Vec::new();
@@ -1290,4 +1291,56 @@ async fn replicas_are_kept_only_from_a_seeding_successor() {
     drop(raw);
     wait_for("the peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("replica-sender").await;
+}
+
+/// An overwrite that does not fit in a full store leaves neither the old
+/// value (it would be read as current) nor "missing" (a get could say "not
+/// found" for a key that exists): the item is answered as unavailable (no
+/// answer to a retrieve) until it is written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_overwrite_is_not_answered_with_the_old_value() {
+    let net = net(|cfg| cfg.max_store_bytes = 64 << 10).await;
+    let mut raw = Raw::handshaken(&net).await;
+    let at = |i: u64| base58::encode(&net.a.id_10().wrapping_add(U512::from(i)));
+    let store = |key: String, value: Vec<u8>| vec![b(vec![flags::STORE]), b("sha384"), b(key), b(value)];
+    raw.send_msg(flags::WHISPER, store(at(1), b"old".to_vec())).await;
+    // Fill the store with new items (they stop at 7/8 of the bound).
+    for i in 2..20u64 {
+        raw.send_msg(flags::WHISPER, store(at(i), vec![b'j'; 8 << 10])).await;
+    }
+    raw.assert_alive().await;
+    // An overwrite of item 1 far larger than the headroom: refused.
+    raw.send_msg(flags::WHISPER, store(at(1), vec![b'n'; 32 << 10])).await;
+    raw.assert_alive().await;
+    net.assert_error("the item reads as unavailable here until written again");
+    // A retrieve of item 1 gets no answer; the probe after it does.
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::RETRIEVE]), b("sha384"), b(at(1))]).await;
+    let probe = at(1_000_000);
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::RETRIEVE]), b("sha384"), b(probe.clone())]).await;
+    loop {
+        let m = tokio::time::timeout(PROMPT, raw.rx.recv()).await.expect("an answer").expect("link open").unwrap();
+        if m.sub_flag() == Some(flags::RETRIEVED) {
+            let key = m.payload[2].clone();
+            assert_ne!(key.as_ref(), at(1).as_bytes(), "item 1 was answered with {:?}", m.payload[3]);
+            if key.as_ref() == probe.as_bytes() {
+                break;
+            }
+        }
+    }
+    // Written again (it fits): answered with the new value.
+    raw.send_msg(flags::WHISPER, store(at(1), b"new".to_vec())).await;
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::RETRIEVE]), b("sha384"), b(at(1))]).await;
+    loop {
+        let m = tokio::time::timeout(PROMPT, raw.rx.recv()).await.expect("an answer").expect("link open").unwrap();
+        if m.sub_flag() == Some(flags::RETRIEVED) && m.payload[2].as_ref() == at(1).as_bytes() {
+            assert_eq!(m.payload[3].as_ref(), b"new");
+            break;
+        }
+    }
+    // Clean up for the closing checks.
+    for i in 1..20u64 {
+        raw.send_msg(flags::WHISPER, store(at(i), Vec::new())).await;
+    }
+    raw.assert_alive().await;
+    net.finish("refused-overwrite").await;
 }

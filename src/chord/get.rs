@@ -262,6 +262,10 @@ impl Node {
                 self.answer_unavailable(item, waiter);
                 return;
             }
+            Owner::Local if self.chord.unsure.contains_key(&item) => {
+                self.answer_unavailable(item, waiter);
+                return;
+            }
             Owner::Local => {
                 match self.chord.data.get(item.0, &item.1).cloned().or_else(|| self.promote_replica(item)) {
                     Some(value) => {
@@ -366,6 +370,10 @@ impl Node {
 
     /// Answers with what the local table holds (nothing: "missing").
     fn answer_from_table(&mut self, item: ItemKey, waiter: Waiter) {
+        if self.chord.unsure.contains_key(&item) {
+            self.answer_unavailable(item, waiter);
+            return;
+        }
         let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
         self.deliver(item, waiter, Answer::from_value(value));
     }

@@ -7,6 +7,12 @@ use super::{Full, Limits, Owner};
 use crate::core::{ConnId, Event, Node};
 use crate::wire::{flags, Message};
 
+/// A new item is refused once the store holds this fraction less than
+/// `Config::max_store_bytes` (one eighth): the rest is headroom for
+/// overwrites of items held, so that a full store still takes new values of
+/// what it holds.
+const OVERWRITE_HEADROOM_DIV: usize = 8;
+
 /// The work a peer's turn to seeding sets off (a scan of the whole store,
 /// key-list requests) runs at most once per this long per connection.
 pub(crate) const META_WORK_MS: u64 = 5_000;
@@ -184,20 +190,28 @@ impl Node {
     }
 
     /// Writes the local table (an empty value deletes; deleting a missing item is a no-op).
+    ///
+    /// A write refused for lack of room must not leave the table answering
+    /// as if it had not happened: an old value would be read as current, and
+    /// "missing" could make a get say "not found" for a key that exists. So
+    /// the item's old value is dropped and the item is marked unsure: until
+    /// it is written again, this table answers it as unavailable (a peer's
+    /// retrieve gets no answer), which a get reports as such.
     pub(crate) fn store_local(&mut self, item: super::ItemKey, value: Bytes) {
         let data = &mut self.chord.data;
+        let exists = data.contains(item.0, &item.1);
+        // New items stop short of the bound; overwrites may use the rest.
+        let max = self.cfg.max_store_bytes;
+        let bound = if exists { max } else { max - max / OVERWRITE_HEADROOM_DIV };
         let refused = if value.is_empty() {
             data.remove(item.0, &item.1);
             None
-        } else if data.len(item.0) >= self.cfg.max_items && !data.contains(item.0, &item.1) {
+        } else if data.len(item.0) >= self.cfg.max_items && !exists {
             Some(format!("table {} is full: item not stored", item.0))
-        } else if data.stored_bytes().saturating_add(data.added_cost(item.0, &item.1, &value))
-            > self.cfg.max_store_bytes
-        {
+        } else if data.stored_bytes_after(item.0, &item.1, &value) > bound {
             Some(format!(
-                "store full ({} of {} bytes held, values and items): a value of {} bytes not stored",
+                "store full ({} of {max} bytes held, values and items): a value of {} bytes not stored",
                 data.stored_bytes(),
-                self.cfg.max_store_bytes,
                 value.len()
             ))
         } else {
@@ -205,15 +219,33 @@ impl Node {
             None
         };
         match refused {
-            Some(why) => self.record_error(None, why),
+            Some(why) => {
+                self.chord.data.remove(item.0, &item.1);
+                self.mark_unsure(item);
+                self.record_error(None, format!("{why}; the item reads as unavailable here until written again"));
+            }
             // A newer value supersedes any handoff in flight for the item.
             None => {
+                if !self.chord.unsure.is_empty() {
+                    self.chord.unsure.remove(&item);
+                }
                 self.drop_handoff(item);
                 if !self.chord.leeching && self.find(&item.1) == Owner::Local {
                     self.replicate(item, &value);
                 }
             }
         }
+    }
+
+    /// Marks an item whose write was refused (see [`Node::store_local`]).
+    fn mark_unsure(&mut self, item: super::ItemKey) {
+        let unsure = &mut self.chord.unsure;
+        if unsure.len() >= self.cfg.max_pending && !unsure.contains_key(&item) {
+            if let Some(oldest) = unsure.iter().min_by_key(|(k, t)| (**t, **k)).map(|(k, _)| *k) {
+                unsure.remove(&oldest);
+            }
+        }
+        unsure.insert(item, self.now);
     }
 
     /// §6.8: retrieve.

@@ -88,6 +88,10 @@ pub struct ChordState {
     pub(crate) repair: repair::RepairState,
     /// Copies of our rs2p successors' items (see `replica.rs`).
     pub(crate) replicas: ItemStore,
+    /// Items whose last write was refused for lack of room, and when: this
+    /// table answers them as unavailable until they are written again
+    /// (bounded by `Config::max_pending`, oldest forgotten first).
+    pub(crate) unsure: crate::core::Map<ItemKey, Time>,
     /// Refreshes of our predecessor's replicas of our items.
     pub(crate) replica: replica::ReplicaState,
 }
@@ -116,6 +120,7 @@ impl ChordState {
             fallback_until: 0,
             repair: repair::RepairState::default(),
             replicas: ItemStore::default(),
+            unsure: crate::core::SeededState::new(seed, 102).map(),
             replica: replica::ReplicaState::default(),
         }
     }

@@ -296,10 +296,26 @@ impl ItemStore {
         self.values.bytes.saturating_add(self.total().saturating_mul(ITEM_OVERHEAD))
     }
 
-    /// What storing `value` as this item would add to [`ItemStore::stored_bytes`].
+    /// What storing `value` as this item would add to [`ItemStore::stored_bytes`]
+    /// (before the old value of an overwritten item is released).
     pub fn added_cost(&self, method: HashMethod, key: &U512, value: &Bytes) -> usize {
         let entry = if self.contains(method, key) { 0 } else { ITEM_OVERHEAD };
         self.added_bytes(value) + entry
+    }
+
+    /// Bytes that overwriting this item would release: its old value, if no
+    /// other table shares it.
+    pub fn released_bytes(&self, method: HashMethod, key: &U512) -> usize {
+        let Some(slot) = self.tables[method.index()].get(key) else { return 0 };
+        match self.values.slots.get(slot as usize) {
+            Some(Some((v, 1))) => v.len(),
+            _ => 0,
+        }
+    }
+
+    /// [`ItemStore::stored_bytes`] after storing `value` as this item.
+    pub fn stored_bytes_after(&self, method: HashMethod, key: &U512, value: &Bytes) -> usize {
+        (self.stored_bytes() + self.added_cost(method, key, value)).saturating_sub(self.released_bytes(method, key))
     }
 
     /// The bytes that storing `value` would add: none when it is the value

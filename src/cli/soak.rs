@@ -39,15 +39,18 @@ const KEYS_PER_CLIENT: usize = 64;
 const CONFIRM: Duration = Duration::from_secs(10);
 /// Timeout of one honest get.
 const GET_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bound on the tables (and, apart, the replicas) of each soak node: small,
-/// so that floods reach it within minutes and memory levels off.
-const SOAK_STORE_BYTES: usize = 4 << 20;
+/// Bound on the tables (and, apart, the replicas) of each soak node.
+const SOAK_STORE_BYTES: usize = 16 << 20;
 /// Bound on each soak node's key list (count; bytes below).
 const SOAK_KEYS: usize = 20_000;
 /// Bound on the bytes of each soak node's key list.
 const SOAK_KEY_BYTES: usize = 4 << 20;
 /// Bound on each soak node's memory of broadcast ids.
 const SOAK_RECENT_IDS: usize = 20_000;
+/// Items one store flood sends (1 KiB each): with three copies of each
+/// (owner and two replicas), a 10-minute run stores some tens of MB in all,
+/// within the bounds; `bad_input` tests drive the store to its bound.
+const STORE_FLOOD_ITEMS: usize = 100;
 /// Seconds between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
@@ -335,8 +338,11 @@ fn report(args: &SoakArgs, start: Instant, t: &Tally, ring: &[ChordSocket]) -> S
 
 async fn honest_client(c: usize, ring: Vec<ChordSocket>, tally: Arc<Tally>, seed: u64, stop: Instant) {
     let mut rng = StdRng::seed_from_u64(seed);
-    // What each of our keys holds (None: deleted or never set).
+    // What each of our keys holds (None: deleted or never set), and whether
+    // that is known: after a write that could not be confirmed it is not,
+    // and reads are not judged until the next confirmed write.
     let mut model: Vec<Option<String>> = vec![None; KEYS_PER_CLIENT];
+    let mut known = vec![true; KEYS_PER_CLIENT];
     let mut version = 0u64;
     while Instant::now() < stop {
         let k = rng.gen_range(0..KEYS_PER_CLIENT);
@@ -352,15 +358,16 @@ async fn honest_client(c: usize, ring: Vec<ChordSocket>, tally: Arc<Tally>, seed
                 continue;
             }
             model[k] = Some(value.clone());
-            confirm(reader, &key, Some(&value), &tally).await;
+            known[k] = confirm(reader, &key, Some(&value), &tally).await;
         } else if roll < 9 {
             let want = model[k].clone();
             match reader.get_timeout(&key, GET_TIMEOUT).await {
+                _ if !known[k] => {}
                 Ok(v) if want.as_deref().is_some_and(|w| w.as_bytes() == &v[..]) => {}
                 Err(rs2p::Error::Get(GetError::NotFound)) if want.is_none() => {}
                 Ok(_) | Err(rs2p::Error::Get(GetError::NotFound)) => {
                     tally.wrong.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(key, "soak: wrong answer");
+                    tracing::error!(key, ?want, "soak: wrong answer");
                 }
                 Err(e) => tally.fail(format!("get: {e}")),
             }
@@ -370,14 +377,15 @@ async fn honest_client(c: usize, ring: Vec<ChordSocket>, tally: Arc<Tally>, seed
                 continue;
             }
             model[k] = None;
-            confirm(reader, &key, None, &tally).await;
+            known[k] = confirm(reader, &key, None, &tally).await;
         }
         tally.ops.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// Reads `key` until it holds `want` (`None`: gone), within [`CONFIRM`].
-async fn confirm(s: &ChordSocket, key: &str, want: Option<&str>, tally: &Tally) {
+/// Reads `key` until it holds `want` (`None`: gone), within [`CONFIRM`];
+/// false (and counted as a failure) if it did not.
+async fn confirm(s: &ChordSocket, key: &str, want: Option<&str>, tally: &Tally) -> bool {
     let deadline = Instant::now() + CONFIRM;
     loop {
         let got = s.get_timeout(key, GET_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()))).await;
@@ -387,11 +395,11 @@ async fn confirm(s: &ChordSocket, key: &str, want: Option<&str>, tally: &Tally) 
             _ => false,
         };
         if done {
-            return;
+            return true;
         }
         if Instant::now() >= deadline {
             tally.fail(if want.is_some() { "set not readable in time" } else { "delete not visible in time" });
-            return;
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -502,7 +510,7 @@ async fn attack(
                 }
                 "store_flood" => {
                     let mut batch = Vec::new();
-                    for _ in 0..500 {
+                    for _ in 0..STORE_FLOOD_ITEMS {
                         let key = base58::encode(&(U512::from(rng.gen::<u64>()) << 320));
                         let value: Vec<u8> = (0..1024).map(|_| rng.gen()).collect();
                         batch.extend_from_slice(&peer.frame(
