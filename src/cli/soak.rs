@@ -342,7 +342,7 @@ async fn honest_client(c: usize, ring: Vec<ChordSocket>, tally: Arc<Tally>, seed
     // that is known: after a write that could not be confirmed it is not,
     // and reads are not judged until the next confirmed write.
     let mut model: Vec<Option<String>> = vec![None; KEYS_PER_CLIENT];
-    let mut known = vec![true; KEYS_PER_CLIENT];
+    let mut known = [true; KEYS_PER_CLIENT];
     let mut version = 0u64;
     while Instant::now() < stop {
         let k = rng.gen_range(0..KEYS_PER_CLIENT);
