@@ -66,7 +66,7 @@ impl Node {
             tracing::debug!(node = %self.id.short(), conn = conn.0, "ignoring stale notify for a deleted key");
             return;
         }
-        self.chord.keys.untombstone(&key);
+        self.untombstone(&key);
         self.add_key(key);
     }
 
@@ -96,6 +96,19 @@ impl Node {
     pub(crate) fn tombstone(&mut self, key: &[u8]) {
         let limits = self.key_limits();
         self.chord.keys.tombstone(key, self.now, limits);
+    }
+
+    /// `key` was set again (a local set, or an add-notify broadcast).
+    pub(crate) fn untombstone(&mut self, key: &[u8]) {
+        self.chord.keys.untombstone(key, self.now);
+    }
+
+    /// An rs2p peer's tombstone (§16.11): `key` was deleted `age` ms ago.
+    pub(crate) fn receive_tombstone(&mut self, key: &Bytes, age: crate::core::Time) {
+        let limits = self.key_limits();
+        if self.chord.keys.tombstone_received(key, age, self.now, limits) {
+            self.emit(Event::KeyDeleted(key.clone()));
+        }
     }
 
     /// §6.7: store (forward to a closer node, else keep; empty deletes).
