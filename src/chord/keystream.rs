@@ -250,7 +250,7 @@ impl Node {
     fn tombstone_frame(&self, cursor: Option<&[u8]>, max_bytes: usize) -> (Vec<Bytes>, Option<Box<[u8]>>) {
         let mut frame = vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(DELETED)];
         let mut size = 0;
-        for (key, age) in self.chord.keys.deleted_after(cursor, self.now) {
+        for (key, age) in self.chord.keys.deleted_after(cursor, self.wall_now()) {
             frame.push(Bytes::from(age.to_string()));
             frame.push(key.clone());
             size += key.len() + 32;
