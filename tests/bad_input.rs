@@ -762,6 +762,42 @@ async fn notifies_of_long_keys_keep_key_bytes_bounded() {
     net.finish("long-keys").await;
 }
 
+/// An rs2p peer's tombstones (§16.11): 2,000 against `max_keys = 200` stop
+/// at the tombstones' count bound; one for a listed key unlists it; malformed
+/// and expired ones are ignored; link kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstone_flood_keeps_tombstones_bounded() {
+    let net = net(|cfg| cfg.max_keys = 200).await;
+    // One key: the harness's own checks set two more (at most three per case).
+    net.a.set("victim", "v").unwrap();
+    wait_for("a's key list", PROMPT, || net.a.stats().keys >= 1).await;
+    let mut raw = Raw::connect(&net.a).await;
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[\"/\"]").await;
+    raw.wait_routed(&net).await;
+    let deleted = || vec![b(vec![flags::RS2P_KEYLIST]), b("deleted")];
+    let mut batch = Vec::new();
+    let mut first = deleted();
+    // An expired one (10 min), one with a bad age, and a lone age.
+    first.extend([b("1000"), b("victim"), b("600000"), b("expired"), b("soon"), b("bad-age"), b("1")]);
+    batch.extend_from_slice(&raw.frame(flags::WHISPER, first));
+    for chunk in 0..20 {
+        let mut frame = deleted();
+        for i in 0..100 {
+            frame.extend([b("5"), b(format!("t{:05}", chunk * 100 + i))]);
+        }
+        batch.extend_from_slice(&raw.frame(flags::WHISPER, frame));
+    }
+    raw.send(&batch).await.unwrap();
+    raw.assert_alive().await;
+    let keys = net.a.keys();
+    assert!(!keys.iter().any(|k| k.as_ref() == b"victim"), "a peer's tombstone did not unlist the key");
+    // victim's and 199 of the flood's, all 6 bytes long; none for "expired".
+    assert_eq!(net.a.stats().tombstone_bytes, 200 * 6, "{:?}", net.a.stats());
+    net.assert_error("ignoring 2 malformed tombstone(s) in a key-list frame");
+    net.finish("tombstone-flood").await;
+}
+
 /// Stores of 100 KiB values for items `a` owns, against `max_store_bytes =
 /// 512 KiB`: five are kept, the rest refused with a typed error; link kept,
 /// and small values still fit.

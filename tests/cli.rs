@@ -79,6 +79,69 @@ fn clients_set_get_keys_del_through_a_ring_with_py2p() {
     assert_eq!(r.stdout, "3\n");
 }
 
+/// `rs2p keys --peer NODE`: the keys listed, or why the run failed.
+fn keys_through(node: &Node) -> Result<BTreeSet<String>, String> {
+    let r = rs2p(&["keys", "--peer", &node.addr, "--timeout", "5"]);
+    if r.code == Some(0) {
+        Ok(r.stdout.lines().map(str::to_owned).collect())
+    } else {
+        Err(format!("{r:?}"))
+    }
+}
+
+/// Issue 13 C: in a ring of three py2p and two rs2p nodes, keys deleted with
+/// `rs2p del` through one rs2p node are listed by `rs2p keys` through neither
+/// rs2p node, and stay unlisted while py2p, which never drops a key (D10),
+/// announces them again to every client and after every meta exchange.
+#[test]
+fn deleted_keys_stay_out_of_keys_in_a_ring_with_three_py2p_nodes() {
+    let mut py: Vec<_> = (0..3).map(|_| py2p_seeding()).collect();
+    for i in 1..3 {
+        let port = py[i - 1].port;
+        py[i].connect(port);
+    }
+    let a = Node::start(&["--join", "--connect", &py[0].addr()]);
+    let b = Node::start(&["--join", "--connect", &py[2].addr()]);
+    for p in &mut py {
+        py2p_sees_seeding(p, &[&a.id, &b.id]);
+    }
+    ring_is_linked(&[&a, &b], "probe-tomb");
+    let keys: Vec<String> = (0..10).map(|i| format!("tomb-{i}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        rs2p(&["set", k, &format!("value {i}"), "--peer", &a.addr]).expect_quiet_ok();
+    }
+    let mut all: BTreeSet<String> = keys.iter().cloned().collect();
+    all.insert("probe-tomb".to_owned());
+    for node in [&a, &b] {
+        eventually(&format!("rs2p keys through {} to list every key", node.addr), SETTLE, || {
+            keys_through(node).and_then(|got| if got == all { Ok(()) } else { Err(format!("{got:?}")) })
+        });
+    }
+
+    for k in &keys[..5] {
+        rs2p(&["del", k, "--peer", &a.addr]).expect_quiet_ok();
+    }
+    let deleted: BTreeSet<String> = keys[..5].iter().cloned().collect();
+    let want: BTreeSet<String> = all.difference(&deleted).cloned().collect();
+    for node in [&a, &b] {
+        let what = format!("rs2p keys through {} to leave out the deleted keys", node.addr);
+        eventually(&what, SETTLE, || {
+            keys_through(node).and_then(|got| if got == want { Ok(()) } else { Err(format!("{got:?}")) })
+        });
+    }
+    // And it stays so: py2p announces its keys again on meta exchanges and to
+    // every new client. Each run takes a few seconds (it waits for py2p's
+    // notifies to settle), so this spans several.
+    for round in 0..3 {
+        for node in [&a, &b] {
+            let got = keys_through(node).unwrap_or_else(|e| panic!("round {round}: rs2p keys failed: {e}"));
+            let back: Vec<&String> = got.intersection(&deleted).collect();
+            assert!(back.is_empty(), "round {round}: rs2p keys through {} lists deleted keys {back:?}", node.addr);
+            assert_eq!(got, want, "round {round}: rs2p keys through {}", node.addr);
+        }
+    }
+}
+
 /// A value set through py2p is read by `rs2p get`; a value set by `rs2p set`
 /// is read by py2p's own get.
 #[test]

@@ -1495,7 +1495,7 @@ async fn d24_rs2p_survives_py2p_dropping_links_under_load() {
     let rs_last = format!("py-load-{}", n - 1);
     let py_last = format!("rs-load-{}", m - 1);
     // Each burst either arrives whole or stops where py2p dropped the link.
-    let _ = eventually(Duration::from_secs(15), || {
+    let settled = eventually(Duration::from_secs(30), || {
         let rs_done =
             r.peers().is_empty() || rs_inbox.lock().unwrap().pull(&r).iter().any(|x| x.args()[0] == rs_last.as_bytes());
         let (py, py_last) = (&py, py_last.as_str());
@@ -1503,16 +1503,28 @@ async fn d24_rs2p_survives_py2p_dropping_links_under_load() {
     })
     .await;
     let mut seen = HashSet::new();
+    let mut loads = Vec::new();
     for x in &inbox_snapshot(&rs_inbox, &r) {
         let a = String::from_utf8_lossy(&x.args()[0]).into_owned();
         assert!(a.starts_with("py-fill-") || a.starts_with("py-load-"), "rs2p side delivered unexpected data {a:?}");
         assert!(seen.insert(a.clone()), "rs2p side delivered {a} twice");
+        if let Some(i) = a.strip_prefix("py-load-") {
+            loads.push(i.parse::<usize>().expect("py-load-<i>"));
+        }
     }
     let mut py_seen = HashSet::new();
     for x in &py.inbox().await {
         assert!(x.args[0].starts_with("rs-load-"), "py2p side received unexpected data {:?}", x.args);
         assert!(py_seen.insert(x.args[0].clone()), "py2p side received {} twice", x.args[0]);
     }
+    let (rs_linked, py_linked) = (!r.peers().is_empty(), !py_gone(&py).await);
+    let send_errors = flood["errors"].as_u64().unwrap_or(0) as usize;
+    let outcome = format!(
+        "rs2p got {}/{n} of py2p's burst, py2p got {}/{m} of rs2p's (py2p's own failed sends {send_errors}); \
+         rs2p linked {rs_linked}, py2p linked {py_linked}",
+        loads.len(),
+        py_seen.len()
+    );
     let exceptions = py.exceptions().await;
     let d24 = exceptions.iter().filter(|e| e.contains("mutated during iteration")).count();
     let kinds: Vec<&str> = exceptions.iter().filter_map(|e| e.trim_end().lines().last()).collect();
@@ -1523,8 +1535,19 @@ async fn d24_rs2p_survives_py2p_dropping_links_under_load() {
         py_seen.len(),
         flood["errors"],
         exceptions.len(),
-        !r.peers().is_empty()
+        rs_linked
     );
+    assert!(settled, "d24: after 30 s a burst had neither arrived whole nor been cut by a dropped link: {outcome}");
+    // What arrived of py2p's burst came in order and stopped only where the
+    // link dropped: no gap but py2p's own failed sends.
+    assert!(loads.windows(2).all(|w| w[0] < w[1]), "d24: py2p's burst arrived out of order: {outcome}");
+    let reach = loads.last().map_or(0, |l| l + 1);
+    assert!(reach - loads.len() <= send_errors, "d24: py2p's burst has gaps: {outcome}");
+    if rs_linked && py_linked {
+        // No link dropped: nothing may be missing.
+        assert!(loads.len() + send_errors >= n, "d24: the link held but py2p's burst is incomplete: {outcome}");
+        assert_eq!(py_seen.len(), m, "d24: the link held but rs2p's burst is incomplete: {outcome}");
+    }
     // Whatever happened, the pair works again (the test re-dials a dropped link).
     ensure_two_way(&r, &py, "d24").await;
 }

@@ -1,7 +1,10 @@
 //! Chord rings on the deterministic in-memory network.
 
-use rs2p::core::{Config, GetError};
+use bytes::Bytes;
+use rs2p::chord::KeyListStatus;
+use rs2p::core::{Config, ConnId, GetError};
 use rs2p::sim::Sim;
+use rs2p::wire::{flags, pyjson, Message};
 
 fn ring(n: usize) -> (Sim, Vec<usize>) {
     let mut sim = Sim::new();
@@ -145,4 +148,160 @@ fn key_list_streams_to_a_py2p_like_peer_one_notify_per_key() {
     sim.advance(1000);
     assert_eq!(sim.node(d).stats().keys, 0);
     assert_eq!(sim.node(d).key_list_status(), rs2p::chord::KeyListStatus::NotRequested);
+}
+
+/// A scripted py2p peer attached to one simulated node: its frames are fed
+/// straight to the node (what the node sends back goes nowhere). It seeds and
+/// advertises no rs2p capability, and like py2p it re-announces every key it
+/// ever heard of (D10), deleted or not.
+struct FakePy2p {
+    node: usize,
+    conn: ConnId,
+    id: String,
+}
+
+impl FakePy2p {
+    fn attach(sim: &mut Sim, node: usize) -> FakePy2p {
+        let now = sim.now();
+        let conn = sim.node(node).on_accepted(now);
+        let protocol = sim.node(node).config().protocol.clone();
+        let id = rs2p::wire::node_id("10.9.9.9", 9, &protocol, "00000000-0000-4000-8000-00000000f00d");
+        let fake = FakePy2p { node, conn, id };
+        let stock_py2p = r#"["\u0013", "\u0011", "\u0010", "\u0012"]"#;
+        let handshake = vec![
+            Bytes::from_static(&[flags::HANDSHAKE]),
+            Bytes::from(fake.id.clone()),
+            Bytes::from(protocol.id()),
+            Bytes::from(pyjson::addr_packet("10.9.9.9", 9)),
+            Bytes::from(stock_py2p),
+        ];
+        fake.feed(sim, handshake);
+        fake.feed(sim, vec![Bytes::from_static(&[flags::HANDSHAKE]), Bytes::from_static(b"0")]);
+        fake
+    }
+
+    fn feed(&self, sim: &mut Sim, payload: Vec<Bytes>) {
+        let now = sim.now();
+        let frame = Message::new(flags::WHISPER, Bytes::from(self.id.clone()), now / 1000, payload)
+            .encode(None)
+            .expect("small frame");
+        sim.node(self.node).on_data(self.conn, &frame, now);
+        sim.run();
+    }
+
+    /// One notify whisper per key, as py2p sends its list after every meta.
+    fn announce(&self, sim: &mut Sim, keys: &[String]) {
+        for k in keys {
+            self.feed(sim, vec![Bytes::from_static(&[flags::NOTIFY]), Bytes::from(k.clone())]);
+        }
+    }
+}
+
+/// `keys()` of a node, as text.
+fn listed(sim: &mut Sim, idx: usize) -> Vec<String> {
+    sim.node(idx).keys().iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect()
+}
+
+/// Advances time until the node's key list is complete (bounded).
+fn key_list_complete(sim: &mut Sim, idx: usize) {
+    sim.node(idx).request_keys();
+    for _ in 0..100 {
+        if sim.node(idx).key_list_status() == KeyListStatus::Complete {
+            return;
+        }
+        sim.advance(100);
+    }
+    panic!("node {idx}: the key list is still {:?} after 10 s", sim.node(idx).key_list_status());
+}
+
+fn names(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("k{i}")).collect()
+}
+
+/// Issue 13 C: a leeching client linked to an rs2p node and to a py2p node
+/// lists no key the rs2p node deleted, before or after py2p re-announces it;
+/// and a delete relayed to the client later keeps that key out too.
+#[test]
+fn leeching_client_lists_no_key_its_rs2p_peer_deleted_whatever_py2p_re_announces() {
+    let mut sim = Sim::new();
+    let a = sim.add_node(Config::chord("10.0.0.1", 1));
+    let b = sim.add_node(Config::chord("10.0.0.2", 1));
+    sim.node(a).join().unwrap();
+    sim.node(b).join().unwrap();
+    sim.connect(b, a);
+    let all = names(0..10);
+    for k in &all {
+        sim.set(a, k.as_bytes(), b"v");
+    }
+    for k in &all[..5] {
+        sim.node(a).delete(k.as_bytes());
+    }
+    sim.run();
+    assert_eq!(listed(&mut sim, a), all[5..]);
+
+    // The client: linked to a (rs2p) and to a py2p node that pushes every
+    // key it knows, the deleted ones included, before the client asks.
+    let c = sim.add_node(Config::chord("10.0.0.9", 1));
+    sim.connect(c, a);
+    let py = FakePy2p::attach(&mut sim, c);
+    py.announce(&mut sim, &all);
+    key_list_complete(&mut sim, c);
+    assert_eq!(listed(&mut sim, c), all[5..], "the client lists keys its rs2p peer deleted");
+    // py2p sends its list again after a meta exchange.
+    py.announce(&mut sim, &all);
+    assert_eq!(listed(&mut sim, c), all[5..], "a re-announce brought deleted keys back");
+
+    // A delete through b reaches the client relayed by a (delete-notifies go
+    // to rs2p peers only, leeching ones included); py2p's re-announce of it
+    // is then ignored. The client's own link to b (from a's peer list) is
+    // closed first, so the delete can only come through a.
+    let (b_id, c_id) = (sim.node(b).id().clone(), sim.node(c).id().clone());
+    sim.node(c).disconnect(&b_id);
+    sim.run();
+    assert!(sim.node(c).conn_of(&b_id).is_none() && sim.node(b).conn_of(&c_id).is_none(), "c and b still linked");
+    let a_id = sim.node(a).id().clone();
+    assert!(sim.node(c).conn_of(&a_id).is_some(), "c lost its link to a");
+    sim.node(b).delete(b"k5");
+    sim.run();
+    assert!(!listed(&mut sim, c).contains(&"k5".to_owned()), "the relayed delete did not reach the client");
+    py.announce(&mut sim, &all);
+    sim.advance(500);
+    assert_eq!(listed(&mut sim, c), all[6..], "a re-announce brought a relayed delete back");
+    // A genuine new set (a broadcast) lists a deleted key again.
+    sim.set(b, b"k0", b"again");
+    assert_eq!(listed(&mut sim, c), [&all[..1], &all[6..]].concat(), "a new set of a deleted key is listed");
+}
+
+/// Tombstones come from every seeding rs2p peer, not only from the one that
+/// sends the key list: a client lists no key that any rs2p node it talks to
+/// deleted, and two rs2p nodes that link after a delete share it.
+#[test]
+fn tombstones_come_from_every_rs2p_peer() {
+    let mut sim = Sim::new();
+    let a = sim.add_node(Config::chord("10.0.0.1", 1));
+    let b = sim.add_node(Config::chord("10.0.0.2", 1));
+    sim.node(a).join().unwrap();
+    sim.node(b).join().unwrap();
+    let all = names(0..10);
+    for k in &all {
+        sim.set(a, k.as_bytes(), b"v");
+    }
+    // b, not linked to a, deletes three keys: a never hears of it.
+    for k in &all[..3] {
+        sim.node(b).delete(k.as_bytes());
+    }
+    sim.run();
+    assert_eq!(listed(&mut sim, a), all, "a is not linked to b yet");
+
+    // The client asks a for the list (its first peer) and b for its tombstones.
+    let c = sim.add_node(Config::chord("10.0.0.9", 1));
+    sim.connect(c, a);
+    sim.connect(c, b);
+    key_list_complete(&mut sim, c);
+    assert_eq!(listed(&mut sim, c), all[3..], "the client lists keys deleted on b");
+
+    // a links to b: it learns b's deletes too.
+    sim.connect(a, b);
+    sim.advance(100);
+    assert_eq!(listed(&mut sim, a), all[3..], "a still lists keys deleted on b");
 }

@@ -4,9 +4,12 @@
 //! Keys are kept sorted, each in an allocation of its own length (a key
 //! taken from a received frame would otherwise pin the frame's buffer), so
 //! that a connection can stream the list from a cursor: "every key after
-//! the last one sent" needs no per-connection copy of the list.
+//! the last one sent" needs no per-connection copy of the list. Tombstones
+//! are sorted too, so that they can be streamed to rs2p peers the same way
+//! (docs/PROTOCOL.md §16.11); peers exchange them as ages, not times, so
+//! their clocks need not agree. All the time arithmetic is here.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use bytes::Bytes;
@@ -32,14 +35,37 @@ pub(crate) enum Full {
     Bytes,
 }
 
+/// What is remembered of a key deleted in the last [`TOMBSTONE_MS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Deleted at this time: a stale add-notify must not bring it back.
+    Deleted(Time),
+    /// Set again at this time, after a delete: a peer's tombstone older than
+    /// that is stale. Takes the place (and the budget) of the tombstone it
+    /// cleared, and expires as it would have.
+    SetAgain(Time),
+}
+
+impl Mark {
+    fn at(self) -> Time {
+        match self {
+            Mark::Deleted(t) | Mark::SetAgain(t) => t,
+        }
+    }
+}
+
 /// Known keys and recently deleted ones, with the sum of their lengths.
 #[derive(Debug, Default)]
 pub struct KeyList {
     /// Sorted, so a stream can resume after the last key it sent.
     keys: BTreeSet<Box<[u8]>>,
     key_bytes: usize,
-    tombstones: HashMap<Bytes, Time>,
+    /// Sorted as `keys`, for the same reason.
+    tombstones: BTreeMap<Bytes, Mark>,
     tombstone_bytes: usize,
+    /// No mark is older than this (a lower bound): a full set of tombstones
+    /// is scanned for expired ones only when one may be expired.
+    oldest: Time,
     /// Changes to persist, when the node keeps a data directory.
     pub(crate) journal: super::journal::Journal,
 }
@@ -60,7 +86,7 @@ impl KeyList {
         (self.key_bytes, self.tombstone_bytes)
     }
 
-    /// Tombstones held.
+    /// Tombstones held (with the marks of keys set again since their delete).
     pub fn tombstone_count(&self) -> usize {
         self.tombstones.len()
     }
@@ -81,9 +107,24 @@ impl KeyList {
         self.keys.range::<[u8], _>((from, Bound::Unbounded)).map(|k| &k[..])
     }
 
-    /// True if `key` was deleted recently.
+    /// The keys deleted less than [`TOMBSTONE_MS`] before `now`, after
+    /// `cursor` (all of them for `None`), in byte order, each with the time
+    /// since its delete in ms.
+    pub(crate) fn deleted_after<'a>(
+        &'a self,
+        cursor: Option<&'a [u8]>,
+        now: Time,
+    ) -> impl Iterator<Item = (&'a Bytes, Time)> + 'a {
+        let from = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+        self.tombstones.range::<[u8], _>((from, Bound::Unbounded)).filter_map(move |(k, m)| match *m {
+            Mark::Deleted(at) if now.saturating_sub(at) < TOMBSTONE_MS => Some((k, now.saturating_sub(at))),
+            _ => None,
+        })
+    }
+
+    /// True if `key` was deleted recently (and not set again since).
     pub(crate) fn is_deleted(&self, key: &[u8]) -> bool {
-        self.tombstones.contains_key(key)
+        matches!(self.tombstones.get(key), Some(Mark::Deleted(_)))
     }
 
     /// Records `key`: Ok(true) if it is new, Ok(false) if already known.
@@ -118,8 +159,9 @@ impl KeyList {
     /// one is not kept (a stale notify may then bring the key back to the list).
     pub(crate) fn tombstone(&mut self, key: &[u8], now: Time, limits: Limits) {
         self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: Some(now) });
+        self.oldest = self.oldest.min(now);
         if let Some(t) = self.tombstones.get_mut(key) {
-            *t = now;
+            *t = Mark::Deleted(now);
             return;
         }
         let fits = |s: &Self| {
@@ -131,33 +173,68 @@ impl KeyList {
                 return;
             }
         }
+        if self.tombstones.is_empty() {
+            self.oldest = now;
+        }
         self.tombstone_bytes += key.len();
         // A copy: a slice of a received frame would pin the whole frame.
-        self.tombstones.insert(Bytes::copy_from_slice(key), now);
+        self.tombstones.insert(Bytes::copy_from_slice(key), Mark::Deleted(now));
     }
 
-    /// Clears `key`'s tombstone (it was set again).
-    pub(crate) fn untombstone(&mut self, key: &[u8]) {
-        if self.tombstones.remove(key).is_some() {
-            self.tombstone_bytes -= key.len();
-            self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: None });
+    /// A peer's tombstone for `key`, deleted `age` ms before `now`: the key
+    /// leaves the list and is tombstoned, unless we know of a later set (or
+    /// the tombstone has expired). True if the key was listed.
+    pub(crate) fn tombstone_received(&mut self, key: &[u8], age: Time, now: Time, limits: Limits) -> bool {
+        if age >= TOMBSTONE_MS {
+            return false;
+        }
+        let at = now.saturating_sub(age);
+        match self.tombstones.get(key) {
+            Some(Mark::SetAgain(set)) if *set >= at => return false,
+            // Ours is as recent: keep its time.
+            Some(Mark::Deleted(ours)) if *ours >= at => {}
+            _ => self.tombstone(key, at, limits),
+        }
+        self.remove(key)
+    }
+
+    /// Clears `key`'s tombstone: it was set again at `now`. The set is
+    /// remembered in its place, so that an older tombstone from a peer
+    /// cannot delete it again.
+    pub(crate) fn untombstone(&mut self, key: &[u8], now: Time) {
+        if let Some(mark) = self.tombstones.get_mut(key) {
+            if matches!(mark, Mark::Deleted(_)) {
+                self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: None });
+            }
+            *mark = Mark::SetAgain(now.max(mark.at()));
         }
     }
 
-    /// Drops tombstones older than [`TOMBSTONE_MS`].
+    /// Drops tombstones older than [`TOMBSTONE_MS`]. Scans them only if one
+    /// may have expired: a peer sending tombstones to a full list must not
+    /// cost a scan each.
     pub(crate) fn prune(&mut self, now: Time) {
+        if now.saturating_sub(self.oldest) < TOMBSTONE_MS {
+            return;
+        }
         let horizon = now.saturating_sub(TOMBSTONE_MS);
         let mut freed = 0;
+        let mut oldest = now;
         let journal = &mut self.journal;
-        self.tombstones.retain(|k, t| {
-            let keep = *t > horizon;
-            if !keep {
+        self.tombstones.retain(|k, m| {
+            let keep = m.at() > horizon;
+            if keep {
+                oldest = oldest.min(m.at());
+            } else {
                 freed += k.len();
-                journal.record(|| Change::Tombstone { key: k.clone(), at: None });
+                if matches!(m, Mark::Deleted(_)) {
+                    journal.record(|| Change::Tombstone { key: k.clone(), at: None });
+                }
             }
             keep
         });
         self.tombstone_bytes -= freed;
+        self.oldest = oldest;
     }
 }
 
@@ -177,8 +254,12 @@ mod tests {
         assert_eq!(l.bytes(), (3, 4));
         assert!(l.remove(b"abc"));
         assert!(!l.remove(b"abc"));
-        l.untombstone(b"gone");
-        l.untombstone(b"gone");
+        l.untombstone(b"gone", 3);
+        l.untombstone(b"gone", 4);
+        assert!(!l.is_deleted(b"gone"));
+        // The set is remembered where the tombstone was, until it expires.
+        assert_eq!((l.bytes(), l.len(), l.tombstone_count()), ((0, 4), 0, 1));
+        l.prune(4 + TOMBSTONE_MS);
         assert_eq!((l.bytes(), l.len(), l.tombstone_count()), ((0, 0), 0, 0));
     }
 
@@ -229,5 +310,56 @@ mod tests {
         l.tombstone(&[b'z'; 6], now, LIMITS);
         assert!(!l.is_deleted(&[b'z'; 6]));
         assert_eq!(l.bytes(), (0, 15));
+    }
+
+    #[test]
+    fn received_tombstones_delete_unless_a_later_set_is_known() {
+        let mut l = KeyList::default();
+        let now = 1_000_000;
+        for k in ["a", "b", "c"] {
+            l.add(k.as_bytes(), LIMITS).unwrap();
+        }
+        // Deleted 5 s ago on a peer: gone here too, and tombstoned.
+        assert!(l.tombstone_received(b"a", 5_000, now, LIMITS));
+        assert!(!l.contains(b"a") && l.is_deleted(b"a"));
+        let sent: Vec<(&[u8], Time)> = l.deleted_after(None, now + 1).map(|(k, age)| (&k[..], age)).collect();
+        assert_eq!(sent, [(&b"a"[..], 5_001)], "the age counts from the delete on the peer");
+        // Expired on the way: ignored.
+        assert!(!l.tombstone_received(b"b", TOMBSTONE_MS, now, LIMITS));
+        assert!(l.contains(b"b") && !l.is_deleted(b"b"));
+        // Set again here after a delete: an older tombstone from a peer is
+        // stale, a newer one wins.
+        l.tombstone(b"c", now - 10_000, LIMITS);
+        l.remove(b"c");
+        l.untombstone(b"c", now - 2_000);
+        l.add(b"c", LIMITS).unwrap();
+        assert!(!l.tombstone_received(b"c", 5_000, now, LIMITS));
+        assert!(l.contains(b"c") && !l.is_deleted(b"c"));
+        assert_eq!(l.deleted_after(None, now).count(), 1, "a key set again is not sent as deleted");
+        assert!(l.tombstone_received(b"c", 1_000, now, LIMITS));
+        assert!(!l.contains(b"c") && l.is_deleted(b"c"));
+        // A peer's older tombstone does not make ours older.
+        l.tombstone_received(b"a", 9_000, now, LIMITS);
+        assert_eq!(l.deleted_after(Some(b"0"), now).next(), Some((&Bytes::from_static(b"a"), 5_000)));
+        // Received tombstones expire as local ones: TOMBSTONE_MS after the delete.
+        l.prune(now - 5_000 + TOMBSTONE_MS);
+        assert!(!l.is_deleted(b"a") && l.is_deleted(b"c"));
+        assert_eq!(l.deleted_after(None, now - 5_000 + TOMBSTONE_MS).count(), 1);
+    }
+
+    #[test]
+    fn received_tombstones_keep_the_bounds() {
+        let mut l = KeyList::default();
+        let now = 1_000_000;
+        for i in 0..100u32 {
+            l.tombstone_received(format!("key-{i}").as_bytes(), u64::from(i), now, LIMITS);
+        }
+        assert_eq!(l.tombstone_count(), 4, "count bound");
+        assert!(l.bytes().1 <= LIMITS.max_bytes);
+        // A key too long for the byte bound still leaves the list.
+        l.add(&[b'k'; 12], Limits { max_keys: 10, max_bytes: 100 }).unwrap();
+        assert!(l.tombstone_received(&[b'k'; 12], 0, now, LIMITS));
+        assert!(!l.is_deleted(&[b'k'; 12]));
+        assert!(l.bytes().1 <= LIMITS.max_bytes);
     }
 }

@@ -15,7 +15,11 @@
 //!   from a peer still fetching its own list, and the next peer is asked too).
 //!   A leeching client that never
 //!   asks downloads nothing, so its first `get` is as fast in a ring of a
-//!   million keys as in an empty one.
+//!   million keys as in an empty one;
+//! - **tombstones** go only to rs2p peers, ahead of the keys of a `want`, and
+//!   alone to every other seeding rs2p peer of a node that wants the list
+//!   (`want deleted`), so that no key deleted on an rs2p node it talks to is
+//!   listed, whatever py2p peers announce (docs/PROTOCOL.md §16.11).
 //!
 //! Keys set while a stream runs reach the peer by the ordinary notify
 //! broadcast; keys deleted meanwhile are no longer in the list to stream.
@@ -34,6 +38,10 @@ pub(crate) const END: &[u8] = b"end";
 
 /// Marks an `end` from a peer whose own list was still arriving.
 pub(crate) const PARTIAL: &[u8] = b"partial";
+
+/// Verb of a frame carrying tombstones, an age (ms, ASCII decimal) and a key
+/// per pair of packets; also marks a `want` and an `end` of tombstones only.
+pub(crate) const DELETED: &[u8] = b"deleted";
 
 /// Key bytes in one `batch` frame: large enough that framing costs little,
 /// small enough that one frame holds the node lock only briefly.
@@ -69,13 +77,21 @@ pub enum Outgoing {
     /// Not started.
     #[default]
     Idle,
-    /// Streaming: every key after `after` (from the start when `None`) is still to send.
+    /// Streaming: first the tombstones (rs2p peers only), then the keys;
+    /// every one after `after` (from the start when `None`) is still to send.
     Sending {
-        /// The last key sent.
+        /// The last key (or tombstone) sent.
         after: Option<Box<[u8]>>,
+        /// Still sending tombstones.
+        deleted: bool,
+        /// The keys follow (false for a `want deleted`).
+        keys: bool,
     },
-    /// The whole list was sent.
-    Done,
+    /// Sent: the keys too, or only the tombstones.
+    Done {
+        /// The keys were sent.
+        keys: bool,
+    },
 }
 
 /// The peer's key-list stream to us (rs2p peers only).
@@ -84,7 +100,11 @@ pub enum Incoming {
     /// Not asked for.
     #[default]
     NotAsked,
-    /// Asked for; its `end` has not come yet.
+    /// Asked for its tombstones only; their `end` has not come yet.
+    DeletedAsked,
+    /// Its tombstones came; its keys were not asked for.
+    Deleted,
+    /// Asked for its keys (and tombstones); its `end` has not come yet.
     Asked,
     /// Its `end` came: we hold every key it had.
     Complete,
@@ -114,15 +134,35 @@ impl Node {
             self.chord.streaming.remove(&conn);
             return;
         };
-        let Outgoing::Sending { after } = &mut c.keys_out else {
+        let Outgoing::Sending { after, mut deleted, keys } = &mut c.keys_out else {
             self.chord.streaming.remove(&conn);
             return;
         };
         let mut cursor = after.take();
+        let keys = *keys;
         let rs2p = c.rs2p;
+        // Never to py2p, which drops the link on input it does not know.
+        deleted &= rs2p;
         let (mut frames, mut bytes) = (room.frames, room.bytes);
         let mut finished = false;
         while frames > 0 && bytes > 0 {
+            if deleted {
+                let (frame, last) = self.tombstone_frame(cursor.as_deref(), BATCH_BYTES.min(bytes));
+                match last {
+                    Some(last) => {
+                        cursor = Some(last);
+                        frames -= 1;
+                        bytes = bytes.saturating_sub(frame.iter().map(|p| p.len() + 4).sum());
+                        self.send_on(conn, flags::WHISPER, frame);
+                    }
+                    None if keys => (deleted, cursor) = (false, None),
+                    None => {
+                        finished = true;
+                        break;
+                    }
+                }
+                continue;
+            }
             let mut chunk: Vec<Bytes> = Vec::new();
             let mut size = 0;
             for key in self.chord.keys.after(cursor.as_deref()) {
@@ -153,38 +193,73 @@ impl Node {
             }
         }
         if finished && rs2p {
-            // A list still arriving here may lack keys: say so, and the peer
-            // asks someone else too.
             let mut payload = vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(END)];
-            if self.key_list_status() != KeyListStatus::Complete {
+            if !keys {
+                payload.push(Bytes::from_static(DELETED));
+            } else if self.key_list_status() != KeyListStatus::Complete {
+                // A list still arriving here may lack keys: say so, and the
+                // peer asks someone else too.
                 payload.push(Bytes::from_static(PARTIAL));
             }
             self.send_on(conn, flags::WHISPER, payload);
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.keys_out = if finished { Outgoing::Done } else { Outgoing::Sending { after: cursor } };
+            c.keys_out =
+                if finished { Outgoing::Done { keys } } else { Outgoing::Sending { after: cursor, deleted, keys } };
         }
         if finished {
             self.chord.streaming.remove(&conn);
         }
     }
 
-    /// Starts (or restarts) streaming the key list to `conn`.
+    /// Starts (or restarts) streaming the key list to `conn` (after our
+    /// tombstones, to an rs2p peer).
     pub(crate) fn start_key_stream(&mut self, conn: ConnId) {
+        self.start_stream(conn, true);
+    }
+
+    /// Starts streaming our tombstones to `conn`, then our keys if `keys`.
+    /// A request for the keys while only tombstones are on the way extends
+    /// that stream. A stream restarts at most every [`WANT_INTERVAL_MS`]
+    /// (a request for the keys after one of tombstones only excepted).
+    fn start_stream(&mut self, conn: ConnId, keys: bool) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if matches!(c.keys_out, Outgoing::Sending { .. }) {
-            return;
+        match &mut c.keys_out {
+            Outgoing::Sending { keys: sending_keys, .. } => {
+                *sending_keys |= keys;
+                return;
+            }
+            Outgoing::Done { keys: sent_keys }
+                if (*sent_keys || !keys) && self.now.saturating_sub(c.keys_out_since) < WANT_INTERVAL_MS =>
+            {
+                tracing::debug!(node = %self.id.short(), conn = conn.0, "key list asked for again too soon: ignored");
+                return;
+            }
+            _ => {}
         }
-        if matches!(c.keys_out, Outgoing::Done) && self.now.saturating_sub(c.keys_out_since) < WANT_INTERVAL_MS {
-            tracing::debug!(node = %self.id.short(), conn = conn.0, "key list asked for again too soon: ignored");
-            return;
-        }
-        c.keys_out = Outgoing::Sending { after: None };
+        c.keys_out = Outgoing::Sending { after: None, deleted: true, keys };
         c.keys_out_since = self.now;
         self.chord.streaming.insert(conn);
         self.stream_keys(conn, INITIAL_ROOM);
+    }
+
+    /// One `deleted` frame: the tombstones after `cursor`, up to about
+    /// `max_bytes` of them, and the last key in it (`None` when there are no more).
+    fn tombstone_frame(&self, cursor: Option<&[u8]>, max_bytes: usize) -> (Vec<Bytes>, Option<Box<[u8]>>) {
+        let mut frame = vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(DELETED)];
+        let mut size = 0;
+        for (key, age) in self.chord.keys.deleted_after(cursor, self.wall_now()) {
+            frame.push(Bytes::from(age.to_string()));
+            frame.push(key.clone());
+            size += key.len() + 32;
+            if size >= max_bytes {
+                break;
+            }
+        }
+        let last = (frame.len() > 2).then(|| Box::from(&frame[frame.len() - 1][..]));
+        (frame, last)
     }
 
     /// The user wants the key list: from now on it is fetched and kept.
@@ -196,30 +271,43 @@ impl Node {
     }
 
     /// Asks one seeding rs2p peer for its key list, when we want it, do not
-    /// have it, and are not already waiting for one.
+    /// have it, and are not already waiting for one; and every other seeding
+    /// rs2p peer for its tombstones, once per connection.
     pub(crate) fn ask_for_keys(&mut self) {
-        if !self.chord.want_keys || self.chord.keys_complete || self.closed {
+        if !self.chord.want_keys || self.closed {
             return;
         }
-        if self.conns.values().any(|c| c.keys_in == Incoming::Asked) {
-            return;
-        }
-        let source = self
-            .conns
-            .values()
-            .filter(|c| c.handshaken && c.rs2p && !c.leeching && c.keys_in == Incoming::NotAsked)
-            .map(|c| c.id)
-            .min();
-        if let Some(conn) = source {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.keys_in = Incoming::Asked;
+        let sources = |n: &Self| -> Vec<(ConnId, Incoming)> {
+            n.conns.values().filter(|c| c.handshaken && c.rs2p && !c.leeching).map(|c| (c.id, c.keys_in)).collect()
+        };
+        let waiting = self.conns.values().any(|c| c.keys_in == Incoming::Asked);
+        if !self.chord.keys_complete && !waiting {
+            let source = sources(self)
+                .into_iter()
+                .filter(|(_, k)| matches!(k, Incoming::NotAsked | Incoming::DeletedAsked | Incoming::Deleted))
+                .map(|(id, _)| id)
+                .min();
+            if let Some(conn) = source {
+                self.ask(conn, Incoming::Asked);
             }
-            self.send_on(
-                conn,
-                flags::WHISPER,
-                vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(WANT)],
-            );
         }
+        for (conn, state) in sources(self) {
+            if state == Incoming::NotAsked {
+                self.ask(conn, Incoming::DeletedAsked);
+            }
+        }
+    }
+
+    /// Sends `want` (for `Asked`) or `want deleted` (for `DeletedAsked`).
+    fn ask(&mut self, conn: ConnId, what: Incoming) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.keys_in = what;
+        }
+        let mut payload = vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(WANT)];
+        if what == Incoming::DeletedAsked {
+            payload.push(Bytes::from_static(DELETED));
+        }
+        self.send_on(conn, flags::WHISPER, payload);
     }
 
     /// How complete our key list is.
@@ -231,7 +319,7 @@ impl Node {
         let mut seeding_peers = 0;
         for c in self.conns.values().filter(|c| c.handshaken && !c.leeching) {
             seeding_peers += 1;
-            if c.keys_in == Incoming::Asked {
+            if matches!(c.keys_in, Incoming::Asked | Incoming::DeletedAsked) {
                 return KeyListStatus::Arriving;
             }
             let py2p_busy = !c.rs2p
@@ -249,10 +337,11 @@ impl Node {
         KeyListStatus::Complete
     }
 
-    /// The rs2p key-list extension: `want`, `batch` and `end`.
+    /// The rs2p key-list extension: `want`, `batch`, `deleted` and `end`.
     pub(crate) fn handle_keylist(&mut self, conn: ConnId, payload: &[Bytes]) {
+        let marked = |what: &[u8]| payload[2..].iter().any(|p| p.as_ref() == what);
         match payload[1].as_ref() {
-            WANT => self.start_key_stream(conn),
+            WANT => self.start_stream(conn, !marked(DELETED)),
             BATCH => {
                 for key in &payload[2..] {
                     if !self.chord.keys.is_deleted(key) {
@@ -260,13 +349,34 @@ impl Node {
                     }
                 }
             }
+            DELETED => {
+                let pairs = &payload[2..];
+                let mut bad = pairs.len() % 2;
+                for pair in pairs.chunks_exact(2) {
+                    match parse_age(&pair[0]) {
+                        Some(age) => self.receive_tombstone(&pair[1], age),
+                        None => bad += 1,
+                    }
+                }
+                if bad > 0 {
+                    self.record_error(Some(conn), format!("ignoring {bad} malformed tombstone(s) in a key-list frame"));
+                }
+            }
             END => {
-                let partial = payload.get(2).is_some_and(|p| p.as_ref() == PARTIAL);
+                let (partial, deleted_only) = (marked(PARTIAL), marked(DELETED));
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                if c.keys_in != Incoming::Asked {
-                    return;
+                match c.keys_in {
+                    // Our tombstones-only request, answered.
+                    Incoming::DeletedAsked if deleted_only => {
+                        c.keys_in = Incoming::Deleted;
+                        return;
+                    }
+                    // A whole list (from a peer that took `want deleted` for
+                    // `want`, if we asked for tombstones only).
+                    Incoming::Asked | Incoming::DeletedAsked if !deleted_only => {}
+                    _ => return,
                 }
                 c.keys_in = Incoming::Complete;
                 if !partial {
@@ -300,4 +410,12 @@ impl Node {
             self.ask_for_keys();
         }
     }
+}
+
+/// A tombstone's age: ms as ASCII decimal digits (at most 19, so it fits).
+fn parse_age(packet: &[u8]) -> Option<Time> {
+    if packet.is_empty() || packet.len() > 19 || !packet.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(packet).ok()?.parse().ok()
 }

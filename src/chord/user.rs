@@ -81,7 +81,7 @@ impl Node {
         if value.is_empty() {
             self.forget_key(key);
         } else if self.add_key(key.clone()) {
-            self.chord.keys.untombstone(&key);
+            self.untombstone(&key);
             self.send(flags::BROADCAST, flags::NOTIFY, &[key]);
         }
     }
