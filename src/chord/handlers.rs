@@ -161,14 +161,6 @@ impl Node {
         }
     }
 
-    /// The clock tombstones are dated by: a stand-in for the wall-clock
-    /// accessor of the change that puts protocol timers on a monotonic
-    /// clock (`Node::wall_now` in `src/core/mod.rs`). Merged with that
-    /// change, this duplicate fails to compile: delete it.
-    pub(crate) fn wall_now(&self) -> Time {
-        self.now
-    }
-
     /// §6.7: store (forward to a closer node, else keep; empty deletes).
     pub(crate) fn handle_store(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
