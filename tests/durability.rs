@@ -148,7 +148,10 @@ fn a_mixed_ring_recovers_from_an_rs2p_crash() {
         items_owned_by(&ids, after_py, key) == 5
     });
     println!("{} of {} keys had all five copies on the victim", want.len() - kept.len(), want.len());
-    assert!(want.len() - kept.len() <= 15, "placement put too many keys on one node to test anything");
+    // Random ids may give the victim most of the ring; a few hundred keys
+    // left to come back still test the repair (fewer would take an arc of
+    // over nine tenths of the ring).
+    assert!(kept.len() >= 100, "placement put too many keys on one node to test anything");
     let victim = nodes.remove(after_py);
     victim.signal("KILL");
     drop(victim);

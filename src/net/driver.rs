@@ -355,6 +355,15 @@ impl Inner {
         }
     }
 
+    /// Releases the data directory (after a last commit): a node restarted
+    /// on it, in this process or another, can open it at once.
+    pub async fn release_data(self: &Arc<Self>) {
+        if let Some(data) = &self.data {
+            let _one_at_a_time = self.commit_lock.lock().await;
+            data.close();
+        }
+    }
+
     /// Stops the listener and ticker.
     pub fn stop_tasks(&self) {
         for t in self.tasks.lock().expect("tasks lock").drain(..) {

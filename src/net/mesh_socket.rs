@@ -245,11 +245,14 @@ impl MeshSocket {
         self.inner.node(|n| n.status())
     }
 
-    /// Closes, then waits (up to 2 s) until queued frames are written out.
+    /// Closes, then waits (up to 2 s) until queued frames are written out;
+    /// with a data directory, commits what is pending and releases the
+    /// directory, so that a node can be opened on it again at once.
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.close()?;
         self.inner.flush(Duration::from_secs(2)).await;
         self.inner.persist_now().await;
+        self.inner.release_data().await;
         Ok(())
     }
 

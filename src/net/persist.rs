@@ -65,7 +65,10 @@ pub struct Saved {
 
 /// An open data directory.
 pub struct DataDir {
-    db: Database,
+    /// The open database; `None` once [`DataDir::close`] released it (the
+    /// socket may outlive its shutdown in tasks still finishing, and the
+    /// directory must be free for a restart at once).
+    db: std::sync::RwLock<Option<Database>>,
     path: PathBuf,
 }
 
@@ -91,7 +94,7 @@ impl DataDir {
             redb::DatabaseError::DatabaseAlreadyOpen => fail("in use by another process".to_owned()),
             other => fail(format!("cannot open {FILE}: {other}")),
         })?;
-        let data = DataDir { db, path: dir.to_owned() };
+        let data = DataDir { db: std::sync::RwLock::new(Some(db)), path: dir.to_owned() };
         let saved = data.load().map_err(|e| fail(format!("cannot read {FILE}: {e}")))?;
         Ok((data, saved))
     }
@@ -101,9 +104,24 @@ impl DataDir {
         &self.path
     }
 
+    /// Runs `f` on the open database; an error once it is closed.
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> T) -> Result<T, redb::Error> {
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(db) => Ok(f(db)),
+            None => Err(redb::Error::Io(std::io::Error::other("the data directory was closed"))),
+        }
+    }
+
+    /// Releases the database (and its file lock): the directory can be
+    /// opened again at once, by this process or another.
+    pub fn close(&self) {
+        self.db.write().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     fn load(&self) -> Result<Saved, redb::Error> {
         // Create the tables on first use, so reads below find them.
-        let w = self.db.begin_write()?;
+        let w = self.with_db(|db| db.begin_write())??;
         {
             w.open_table(ITEMS)?;
             w.open_table(KEYS)?;
@@ -112,7 +130,7 @@ impl DataDir {
             w.open_table(PEERS)?;
         }
         w.commit()?;
-        let r = self.db.begin_read()?;
+        let r = self.with_db(|db| db.begin_read())??;
         let mut saved = Saved::default();
         for entry in r.open_table(ITEMS)?.iter()? {
             let (k, v) = entry?;
@@ -142,7 +160,7 @@ impl DataDir {
 
     /// Writes a batch of changes in one durable transaction.
     pub fn commit(&self, changes: &[Change]) -> Result<(), redb::Error> {
-        let w = self.db.begin_write()?;
+        let w = self.with_db(|db| db.begin_write())??;
         {
             let mut items = w.open_table(ITEMS)?;
             let mut keys = w.open_table(KEYS)?;
@@ -176,7 +194,7 @@ impl DataDir {
 
     /// Records the node id (once, at first start).
     pub fn save_id(&self, id: &str) -> Result<(), redb::Error> {
-        let w = self.db.begin_write()?;
+        let w = self.with_db(|db| db.begin_write())??;
         w.open_table(META)?.insert("id", id)?;
         w.commit()?;
         Ok(())
@@ -184,7 +202,7 @@ impl DataDir {
 
     /// Replaces the remembered peers (at most [`MAX_SAVED_PEERS`]).
     pub fn save_peers(&self, peers: &[String], now: Time) -> Result<(), redb::Error> {
-        let w = self.db.begin_write()?;
+        let w = self.with_db(|db| db.begin_write())??;
         {
             let mut t = w.open_table(PEERS)?;
             t.retain(|_, _| false)?;
