@@ -286,6 +286,7 @@ fn tombstones_come_from_every_rs2p_peer() {
     for k in &all {
         sim.set(a, k.as_bytes(), b"v");
     }
+    sim.advance(10);
     // b, not linked to a, deletes three keys: a never hears of it.
     for k in &all[..3] {
         sim.node(b).delete(k.as_bytes());
@@ -304,4 +305,44 @@ fn tombstones_come_from_every_rs2p_peer() {
     sim.connect(a, b);
     sim.advance(100);
     assert_eq!(listed(&mut sim, a), all[3..], "a still lists keys deleted on b");
+}
+
+/// A store over its bound (as one restored from a data directory written
+/// under other limits can be) still takes overwrites that do not grow it;
+/// writes that would grow it are refused and read as unavailable, not as
+/// "missing".
+#[test]
+fn a_store_over_its_bound_takes_overwrites_that_do_not_grow_it() {
+    use rs2p::ring::HashMethod;
+    let mut cfg = rs2p::core::Config::chord("10.9.0.1", 1);
+    cfg.max_store_bytes = 2_000;
+    let mut node = rs2p::core::Node::new(cfg, 1_000);
+    node.join().unwrap();
+    let keys: Vec<String> = (0..30).map(|i| format!("restored-{i}")).collect();
+    let items =
+        keys.iter().map(|k| (HashMethod::Sha256, HashMethod::Sha256.hash(k.as_bytes()), Bytes::from(vec![b'v'; 100])));
+    node.restore(items.collect::<Vec<_>>(), Vec::new(), Vec::new());
+    assert!(node.stats().stored_bytes > 2_000, "the test needs a store over its bound");
+    node.set(keys[0].as_bytes(), Bytes::from_static(b"small"));
+    assert_eq!(
+        node.local_value(HashMethod::Sha256, &HashMethod::Sha256.hash(keys[0].as_bytes())).map(|v| &v[..]),
+        Some(&b"small"[..]),
+        "an overwrite that shrinks the store was refused"
+    );
+    // The four other tables of that key were new items over the bound:
+    // refused, and answered as unavailable rather than missing.
+    let req = node.get(keys[0].as_bytes(), 1_000, 1_100);
+    let mut result = None;
+    while let Some(action) = node.poll_action() {
+        if let rs2p::core::Action::Event(rs2p::core::Event::GetDone { req: r, result: res }) = action {
+            if r == req {
+                result = Some(res);
+            }
+        }
+    }
+    assert!(
+        matches!(result, Some(Err(ref e)) if *e != rs2p::core::GetError::NotFound),
+        "a key whose writes were refused must read as an error other than not found: {result:?}"
+    );
+    eprintln!("get of a key whose writes were refused: {result:?}");
 }

@@ -52,11 +52,11 @@ impl Node {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if c.meta_work_at != 0 && now.saturating_sub(c.meta_work_at) < META_WORK_MS {
+        if c.meta_work_at.is_some_and(|at| now.saturating_sub(at) < META_WORK_MS) {
             c.meta_work_due = true;
             return;
         }
-        c.meta_work_at = now;
+        c.meta_work_at = Some(now);
         c.meta_work_due = false;
         if !self.chord.leeching {
             self.send_peers(conn);
@@ -71,7 +71,7 @@ impl Node {
         let due: Vec<ConnId> = self
             .conns
             .values()
-            .filter(|c| c.meta_work_due && now.saturating_sub(c.meta_work_at) >= META_WORK_MS)
+            .filter(|c| c.meta_work_due && c.meta_work_at.is_none_or(|at| now.saturating_sub(at) >= META_WORK_MS))
             .map(|c| c.id)
             .collect();
         for conn in due {
@@ -111,11 +111,16 @@ impl Node {
             self.emit(Event::KeyDeleted(key));
             return;
         }
-        if msg.msg_type == flags::WHISPER && self.chord.keys.is_deleted(&key) {
-            tracing::debug!(node = %self.id.short(), conn = conn.0, "ignoring stale notify for a deleted key");
-            return;
+        if msg.msg_type == flags::WHISPER {
+            // A list re-announced (py2p after every meta, D10): no news of a
+            // set, so neither a tombstone nor a known set changes.
+            if self.chord.keys.is_deleted(&key) {
+                tracing::debug!(node = %self.id.short(), conn = conn.0, "ignoring stale notify for a deleted key");
+                return;
+            }
+        } else {
+            self.note_set(&key);
         }
-        self.untombstone(&key);
         self.add_key(key);
     }
 
@@ -147,10 +152,11 @@ impl Node {
         self.chord.keys.tombstone(key, self.wall_now(), limits);
     }
 
-    /// `key` was set again (a local set, or an add-notify broadcast).
-    pub(crate) fn untombstone(&mut self, key: &[u8]) {
+    /// `key` was set (a local set, or an add-notify broadcast): its
+    /// tombstone is cleared, and the set dated for peers' tombstones.
+    pub(crate) fn note_set(&mut self, key: &[u8]) {
         let now = self.wall_now();
-        self.chord.keys.untombstone(key, now);
+        self.chord.keys.note_set(key, now);
     }
 
     /// An rs2p peer's tombstone (§16.11): `key` was deleted `age` ms ago.
@@ -222,7 +228,9 @@ impl Node {
             None
         } else if data.len(item.0) >= self.cfg.max_items && !exists {
             Some(format!("table {} is full: item not stored", item.0))
-        } else if data.stored_bytes_after(item.0, &item.1, &value) > bound {
+        } else if data.stored_bytes_after(item.0, &item.1, &value) > bound
+            && data.stored_bytes_after(item.0, &item.1, &value) > data.stored_bytes()
+        {
             Some(format!(
                 "store full ({} of {max} bytes held, values and items): a value of {} bytes not stored",
                 data.stored_bytes(),
@@ -236,6 +244,10 @@ impl Node {
             Some(why) => {
                 self.chord.data.remove(item.0, &item.1);
                 self.mark_unsure(item);
+                // Our predecessor's replica is as outdated as our old value.
+                if exists && !self.chord.leeching && self.find(&item.1) == Owner::Local {
+                    self.replicate(item, &Bytes::new());
+                }
                 self.record_error(None, format!("{why}; the item reads as unavailable here until written again"));
             }
             // A newer value supersedes any handoff in flight for the item.
@@ -255,8 +267,9 @@ impl Node {
     fn mark_unsure(&mut self, item: super::ItemKey) {
         let unsure = &mut self.chord.unsure;
         if unsure.len() >= self.cfg.max_pending && !unsure.contains_key(&item) {
-            if let Some(oldest) = unsure.iter().min_by_key(|(k, t)| (**t, **k)).map(|(k, _)| *k) {
-                unsure.remove(&oldest);
+            // Any one goes (a scan for the oldest would cost a flood dearly).
+            if let Some(some) = unsure.keys().next().copied() {
+                unsure.remove(&some);
             }
         }
         unsure.insert(item, self.now);

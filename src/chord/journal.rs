@@ -123,14 +123,21 @@ impl crate::core::Node {
             let _ = self.chord.keys.add(&key, limits);
         }
         let now = self.wall_now();
+        let mut expired = Vec::new();
         for (key, at) in tombstones {
             if now.saturating_sub(at) < super::keylist::TOMBSTONE_MS {
                 self.chord.keys.tombstone(&key, at, limits);
+            } else {
+                expired.push(key);
             }
         }
         // Once peers and the key list are in, our arc is checked at once.
         self.request_repair(self.cfg.repair_delay_ms);
         self.set_journal(self.cfg.journal);
+        // Expired tombstones leave the disk with the next commit.
+        for key in expired {
+            self.chord.keys.journal.record(|| Change::Tombstone { key, at: None });
+        }
     }
 
     /// Turns the journal on or off.

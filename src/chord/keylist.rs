@@ -9,7 +9,7 @@
 //! (docs/PROTOCOL.md §16.11); peers exchange them as ages, not times, so
 //! their clocks need not agree. All the time arithmetic is here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 
 use bytes::Bytes;
@@ -20,6 +20,12 @@ use crate::core::Time;
 /// How long a deleted key stays remembered, so that a stale add-notify
 /// re-sent by py2p after a meta exchange (D10) does not bring it back.
 pub(crate) const TOMBSTONE_MS: u64 = 10 * 60 * 1000;
+
+/// Sets remembered for dating peers' tombstones ([`KeyList::note_set`]):
+/// past it the oldest are forgotten, and a peer's tombstone older than a
+/// forgotten set may unlist that key until it is announced again. 65,536
+/// sets in ten minutes is about 110 a second.
+pub(crate) const MAX_RECENT_SETS: usize = 65_536;
 
 /// Count and byte bounds, each for the keys and for the tombstones.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +72,13 @@ pub struct KeyList {
     /// No mark is older than this (a lower bound): a full set of tombstones
     /// is scanned for expired ones only when one may be expired.
     oldest: Time,
+    /// Keys set here or announced by a broadcast add-notify (a genuine new
+    /// set, datable) in the last [`TOMBSTONE_MS`], with the time: a peer's
+    /// tombstone older than that set must not unlist the key. Bounded by
+    /// [`MAX_RECENT_SETS`], oldest forgotten first.
+    recent_sets: HashMap<Bytes, Time>,
+    /// `recent_sets` in the order they were recorded, for the bound.
+    recent_order: VecDeque<(Bytes, Time)>,
     /// Changes to persist, when the node keeps a data directory.
     pub(crate) journal: super::journal::Journal,
 }
@@ -158,10 +171,11 @@ impl KeyList {
     /// than [`TOMBSTONE_MS`] are dropped first; if that is not enough, this
     /// one is not kept (a stale notify may then bring the key back to the list).
     pub(crate) fn tombstone(&mut self, key: &[u8], now: Time, limits: Limits) {
-        self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: Some(now) });
-        self.oldest = self.oldest.min(now);
+        self.forget_set(key);
         if let Some(t) = self.tombstones.get_mut(key) {
             *t = Mark::Deleted(now);
+            self.oldest = self.oldest.min(now);
+            self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: Some(now) });
             return;
         }
         let fits = |s: &Self| {
@@ -176,6 +190,9 @@ impl KeyList {
         if self.tombstones.is_empty() {
             self.oldest = now;
         }
+        self.oldest = self.oldest.min(now);
+        // Journaled only when kept: one not kept must not live on on disk.
+        self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: Some(now) });
         self.tombstone_bytes += key.len();
         // A copy: a slice of a received frame would pin the whole frame.
         self.tombstones.insert(Bytes::copy_from_slice(key), Mark::Deleted(now));
@@ -189,6 +206,10 @@ impl KeyList {
             return false;
         }
         let at = now.saturating_sub(age);
+        // A delete and a set at the same millisecond: the delete wins.
+        if self.recent_sets.get(key).is_some_and(|set| *set > at) {
+            return false;
+        }
         match self.tombstones.get(key) {
             Some(Mark::SetAgain(set)) if *set >= at => return false,
             // Ours is as recent: keep its time.
@@ -207,6 +228,53 @@ impl KeyList {
                 self.journal.record(|| Change::Tombstone { key: Bytes::copy_from_slice(key), at: None });
             }
             *mark = Mark::SetAgain(now.max(mark.at()));
+        }
+    }
+
+    /// Remembers that `key` was set at `now` by a genuine set (a local set,
+    /// or a broadcast add-notify; not a py2p list re-announcing it), so that
+    /// an older tombstone from a peer does not unlist it.
+    pub(crate) fn note_set(&mut self, key: &[u8], now: Time) {
+        self.untombstone(key, now);
+        let key = Bytes::copy_from_slice(key);
+        let now = match self.recent_sets.remove(&key) {
+            Some(t) => now.max(t),
+            None => now,
+        };
+        // Stale entries of the queue (a key set again since) are skipped when
+        // popped; repeated sets of few keys must not grow it for good.
+        if self.recent_order.len() > 2 * MAX_RECENT_SETS {
+            let mut live: Vec<(Bytes, Time)> = self.recent_sets.iter().map(|(k, t)| (k.clone(), *t)).collect();
+            live.sort_by_key(|e| e.1);
+            self.recent_order = live.into();
+        }
+        while self.recent_sets.len() >= MAX_RECENT_SETS {
+            match self.recent_order.pop_front() {
+                Some((k, t)) => {
+                    if self.recent_sets.get(&k) == Some(&t) {
+                        self.recent_sets.remove(&k);
+                    }
+                }
+                None => break,
+            }
+        }
+        self.recent_sets.insert(key.clone(), now);
+        self.recent_order.push_back((key, now));
+        // Entries expire in order: drop those older than the horizon.
+        let horizon = now.saturating_sub(TOMBSTONE_MS);
+        while self.recent_order.front().is_some_and(|(_, t)| *t <= horizon) {
+            if let Some((k, t)) = self.recent_order.pop_front() {
+                if self.recent_sets.get(&k) == Some(&t) {
+                    self.recent_sets.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// A delete supersedes the record of an earlier set.
+    fn forget_set(&mut self, key: &[u8]) {
+        if !self.recent_sets.is_empty() {
+            self.recent_sets.remove(key);
         }
     }
 
@@ -361,5 +429,46 @@ mod tests {
         assert!(l.tombstone_received(&[b'k'; 12], 0, now, LIMITS));
         assert!(!l.is_deleted(&[b'k'; 12]));
         assert!(l.bytes().1 <= LIMITS.max_bytes);
+    }
+
+    #[test]
+    fn a_set_newer_than_a_peers_tombstone_keeps_the_key() {
+        let mut l = KeyList::default();
+        let now = 1_000_000;
+        // Set here (never deleted here) 2 s ago; a peer deleted it 5 s ago.
+        l.add(b"k", LIMITS).unwrap();
+        l.note_set(b"k", now - 2_000);
+        assert!(!l.tombstone_received(b"k", 5_000, now, LIMITS), "an older delete unlisted a newer set");
+        assert!(l.contains(b"k") && !l.is_deleted(b"k"));
+        // A delete after the set wins.
+        assert!(l.tombstone_received(b"k", 1_000, now, LIMITS));
+        assert!(!l.contains(b"k"));
+    }
+
+    #[test]
+    fn tombstones_not_kept_are_not_journaled() {
+        let mut l = KeyList::default();
+        l.journal.set_enabled(true);
+        let now = 1_000_000;
+        for i in 0..10u32 {
+            l.tombstone(format!("t{i}").as_bytes(), now, LIMITS);
+        }
+        assert_eq!(l.tombstone_count(), 4);
+        let written = l.journal.take().iter().filter(|c| matches!(c, Change::Tombstone { at: Some(_), .. })).count();
+        assert_eq!(written, 4, "tombstones beyond the bound must not reach the disk");
+    }
+
+    #[test]
+    fn remembered_sets_are_bounded() {
+        let mut l = KeyList::default();
+        for i in 0..(MAX_RECENT_SETS as u64 + 1_000) {
+            l.note_set(format!("s{i}").as_bytes(), 1_000 + i);
+        }
+        assert!(l.recent_sets.len() <= MAX_RECENT_SETS);
+        // Repeated sets of one key do not grow the queue for good.
+        for i in 0..(3 * MAX_RECENT_SETS as u64) {
+            l.note_set(b"same", 10_000_000 + i);
+        }
+        assert!(l.recent_order.len() <= 2 * MAX_RECENT_SETS + 1);
     }
 }

@@ -131,9 +131,14 @@ impl Node {
     /// one, becomes our copy (its owner is gone or has not handed it over).
     pub(crate) fn promote_replica(&mut self, item: ItemKey) -> Option<Bytes> {
         let value = self.chord.replicas.get(item.0, &item.1)?.clone();
-        self.chord.replicas.remove(item.0, &item.1);
         self.store_local(item, value.clone());
-        Some(value)
+        // Kept as a replica if the table had no room for it.
+        if self.chord.data.contains(item.0, &item.1) {
+            self.chord.replicas.remove(item.0, &item.1);
+            Some(value)
+        } else {
+            None
+        }
     }
 
     /// Moves every replica we now own into our tables (our arc grew);

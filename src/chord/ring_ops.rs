@@ -87,34 +87,30 @@ impl Node {
         }
     }
 
-    /// True when `pid` would be nearer to us than our current neighbours
-    /// (only seeding peers are considered, avoiding py2p's D15).
     /// Where a peer would sit among our ring neighbours: `Some((true, d))`
     /// if it would be nearer after us than our successor (`d` its distance
-    /// from us), `Some((false, d))` if nearer before us than our predecessor
-    /// (`d` its distance to us), `None` otherwise.
+    /// from us), else `Some((false, d))` if nearer before us than our
+    /// predecessor (`d` its distance to us), `None` if neither.
     pub(crate) fn neighbour_side(&self, pid: &PeerId) -> Option<(bool, U512)> {
-        if !self.would_be_neighbour(pid) {
+        if self.chord.leeching {
             return None;
         }
         let me = self.id.value();
+        let peers = self.data_storing();
         let after = distance(me, pid.value());
         let before = distance(pid.value(), me);
-        Some(if after <= before { (true, after) } else { (false, before) })
-    }
-
-    pub(crate) fn would_be_neighbour(&self, pid: &PeerId) -> bool {
-        if self.chord.leeching {
-            return false;
-        }
-        let me = self.id.value();
-        let peers = self.data_storing();
         if peers.is_empty() {
-            return true;
+            return Some(if after <= before { (true, after) } else { (false, before) });
         }
-        let pred = peers.iter().map(|(p, _)| distance(p.value(), me)).min().unwrap_or(U512::ZERO);
         let succ = peers.iter().map(|(p, _)| distance(me, p.value())).min().unwrap_or(U512::ZERO);
-        distance(pid.value(), me) < pred || distance(me, pid.value()) < succ
+        let pred = peers.iter().map(|(p, _)| distance(p.value(), me)).min().unwrap_or(U512::ZERO);
+        if after < succ {
+            Some((true, after))
+        } else if before < pred {
+            Some((false, before))
+        } else {
+            None
+        }
     }
 
     /// Closes the outgoing seeding link whose neighbours are closest together

@@ -80,9 +80,11 @@ impl Node {
         let key = Bytes::copy_from_slice(key);
         if value.is_empty() {
             self.forget_key(key);
-        } else if self.add_key(key.clone()) {
-            self.untombstone(&key);
-            self.send(flags::BROADCAST, flags::NOTIFY, &[key]);
+        } else {
+            self.note_set(&key);
+            if self.add_key(key.clone()) {
+                self.send(flags::BROADCAST, flags::NOTIFY, &[key]);
+            }
         }
     }
 

@@ -54,8 +54,9 @@ pub struct Config {
     /// cannot take every slot.
     pub max_inbound_per_source: usize,
     /// Outgoing connections without a handshake yet (dialing or awaiting
-    /// it) past which no further dial is started from a peer list: a peer
-    /// listing addresses that accept and stay silent gets this many at once.
+    /// it) past which no further dial is started from a peer list; the last
+    /// two are kept for would-be ring neighbours, and one peer's lists may
+    /// have started at most two of them (`mesh::LIST_DIALS_PER_PEER`).
     pub max_list_dials: usize,
     /// Outgoing links (dials included) past which peer lists start no more
     /// dials. Above what ring neighbours, `max_outgoing` and routing links
@@ -138,7 +139,7 @@ impl Config {
             handshake_timeout_ms: 5_000,
             max_pending_per_source: 32,
             max_inbound_per_source: 256,
-            max_list_dials: 4,
+            max_list_dials: 8,
             max_outgoing_links: 64,
             max_peer_list: 1024,
             max_recent_ids: 100_000,

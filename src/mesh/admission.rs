@@ -46,6 +46,15 @@ pub const LIST_DIALS_PER_S: u64 = 8;
 /// Dials peer lists may start in a burst (the bucket's depth).
 pub const LIST_DIAL_BURST: u64 = 16;
 
+/// Unfinished dials the lists of one peer may have started: a peer cannot
+/// take every dial slot with addresses that accept and stay silent.
+pub const LIST_DIALS_PER_PEER: usize = 2;
+
+/// Dial slots and rate-budget dials only would-be ring neighbours may use:
+/// ids that would merely add a link cannot crowd out the dials that heal
+/// the ring.
+pub const NEIGHBOUR_RESERVE: usize = 2;
+
 /// A failing address: when it may be dialed again, and its failures in a row.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AddrRest {
@@ -165,28 +174,39 @@ impl Node {
 
     /// True while an address rests after failing.
     pub(crate) fn address_rests(&self, host: &str, port: u16) -> bool {
+        if self.addr_rest.is_empty() {
+            return false;
+        }
         let now = self.now;
-        self.addr_rest.iter().any(|((h, p), r)| *p == port && h == host && r.until > now)
+        self.addr_rest.get(&(host.to_owned(), port)).is_some_and(|r| r.until > now)
     }
 
-    /// True if a dial suggested by a peer list may start now: the address
-    /// does not rest, fewer than [`Config::max_list_dials`] outgoing
-    /// connections are unfinished, and the outgoing links stay within
-    /// [`Config::max_outgoing_links`].
+    /// True if a dial suggested by the peer list `from` sent may start now:
+    /// the address does not rest; fewer than [`Config::max_list_dials`]
+    /// outgoing connections are unfinished, and fewer than
+    /// [`LIST_DIALS_PER_PEER`] of those came from `from`'s lists; the
+    /// outgoing links stay within [`Config::max_outgoing_links`]; and the
+    /// rate budget has a dial. Would-be ring `neighbour`s may use the last
+    /// [`NEIGHBOUR_RESERVE`] slots and dials of the budget; other ids may not.
     ///
     /// [`Config::max_list_dials`]: crate::core::Config::max_list_dials
     /// [`Config::max_outgoing_links`]: crate::core::Config::max_outgoing_links
-    pub(crate) fn may_dial_from_list(&self, host: &str, port: u16) -> bool {
-        let (mut unfinished, mut outgoing) = (0usize, 0usize);
+    pub(crate) fn may_dial_from_list(&self, from: ConnId, host: &str, port: u16, neighbour: bool) -> bool {
+        let (mut unfinished, mut outgoing, mut from_peer) = (0usize, 0usize, 0usize);
         for c in self.conns.values().filter(|c| c.outgoing) {
             outgoing += 1;
             if !c.handshaken {
                 unfinished += 1;
+                if c.suggested_by == Some(from) {
+                    from_peer += 1;
+                }
             }
         }
-        unfinished < self.cfg.max_list_dials
+        let reserve = if neighbour { 0 } else { NEIGHBOUR_RESERVE };
+        unfinished + reserve < self.cfg.max_list_dials
+            && from_peer < LIST_DIALS_PER_PEER
             && outgoing < self.cfg.max_outgoing_links
-            && self.list_dial_tokens() > 0
+            && self.list_dial_tokens() > reserve as u64
             && !self.address_rests(host, port)
     }
 
@@ -199,13 +219,17 @@ impl Node {
 
     /// Starts a dial suggested by a peer list (the caller checked
     /// [`Node::may_dial_from_list`]): takes one from the rate budget.
-    pub(crate) fn dial_from_list(&mut self, host: &str, port: u16, pid: crate::core::PeerId) {
+    pub(crate) fn dial_from_list(&mut self, from: ConnId, host: &str, port: u16, pid: crate::core::PeerId) {
         let (at, milli) = self.list_dial_budget;
         let refill = self.now.saturating_sub(at).saturating_mul(LIST_DIALS_PER_S);
         let milli = milli.saturating_add(refill).min(LIST_DIAL_BURST * 1000).saturating_sub(1000);
         self.list_dial_budget = (self.now, milli);
         // Failures are recorded by connect itself.
-        let _ = self.connect(host, port, Some(pid));
+        if let Ok(conn) = self.connect(host, port, Some(pid)) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.suggested_by = Some(from);
+            }
+        }
     }
 
     /// Forgets rests that have ended (called on tick).

@@ -62,9 +62,12 @@ pub struct Conn {
     pub opened_at: Time,
     /// The remote address of an inbound connection (per-source caps).
     pub source: Option<std::net::IpAddr>,
-    /// When a meta turning this peer to seeding last set off a store scan
-    /// (0: never); flips are acted on once per window.
-    pub meta_work_at: Time,
+    /// For a dial a peer list suggested: the connection the list came on
+    /// (dials in flight are bounded per peer sending lists).
+    pub suggested_by: Option<ConnId>,
+    /// When a meta turning this peer to seeding last set off a store scan;
+    /// flips are acted on once per window.
+    pub meta_work_at: Option<Time>,
     /// A flip came within the window: act on it when the window ends.
     pub meta_work_due: bool,
 }
@@ -98,7 +101,8 @@ impl Conn {
             alive_at: now,
             opened_at: now,
             source: None,
-            meta_work_at: 0,
+            suggested_by: None,
+            meta_work_at: None,
             meta_work_due: false,
         }
     }

@@ -300,16 +300,21 @@ impl Node {
             }
         };
         // A list must not steer us: of the ids it offers as nearer ring
-        // neighbours, only the nearest on each side is dialed, and every dial
-        // waits for a free slot (dials in flight, outgoing links) and for
-        // its address not to rest after failing.
+        // neighbours, only the nearest on each side is dialed (first, with
+        // slots and rate kept for them), other ids only while we have fewer
+        // than `max_outgoing`; every dial waits for a free slot (dials in
+        // flight, in all and per peer sending lists, outgoing links, rate),
+        // and an address resting after a failure is passed over before
+        // choosing, so that a dead one does not hide the next candidate.
         let mut nearest: [Option<(crate::ring::U512, PeerEntry, PeerId)>; 2] = [None, None];
+        let mut others: Vec<(PeerEntry, PeerId)> = Vec::new();
         for entry in entries {
             let Some(pid) = PeerId::parse(entry.id.as_bytes()) else {
                 continue;
             };
             if self.is_known(&pid)
                 || (entry.host.as_str(), entry.port) == (self.cfg.out_addr.0.as_str(), self.cfg.out_addr.1)
+                || self.address_rests(&entry.host, entry.port)
             {
                 continue;
             }
@@ -317,20 +322,27 @@ impl Node {
             if self.in_backoff(&pid, side.is_some()) {
                 continue;
             }
-            if let Some((after, d)) = side {
-                let slot = &mut nearest[usize::from(after)];
-                if slot.as_ref().is_none_or(|(best, _, _)| d < *best) {
-                    *slot = Some((d, entry, pid));
+            match side {
+                Some((after, d)) => {
+                    let slot = &mut nearest[usize::from(after)];
+                    if slot.as_ref().is_none_or(|(best, _, _)| d < *best) {
+                        *slot = Some((d, entry, pid));
+                    }
                 }
-                continue;
-            }
-            if self.outgoing_count() < self.cfg.max_outgoing && self.may_dial_from_list(&entry.host, entry.port) {
-                self.dial_from_list(&entry.host, entry.port, pid);
+                None => others.push((entry, pid)),
             }
         }
         for (_, entry, pid) in nearest.into_iter().flatten() {
-            if self.may_dial_from_list(&entry.host, entry.port) {
-                self.dial_from_list(&entry.host, entry.port, pid);
+            if self.may_dial_from_list(conn, &entry.host, entry.port, true) {
+                self.dial_from_list(conn, &entry.host, entry.port, pid);
+            }
+        }
+        for (entry, pid) in others {
+            if self.outgoing_count() >= self.cfg.max_outgoing {
+                break;
+            }
+            if self.may_dial_from_list(conn, &entry.host, entry.port, false) {
+                self.dial_from_list(conn, &entry.host, entry.port, pid);
             }
         }
     }

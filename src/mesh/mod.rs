@@ -11,7 +11,9 @@ mod recent;
 mod user;
 
 pub(crate) use admission::AddrRest;
-pub use admission::{ADDR_BACKOFF_MAX_MS, ADDR_BACKOFF_MS, LIST_DIALS_PER_S, LIST_DIAL_BURST};
+pub use admission::{
+    ADDR_BACKOFF_MAX_MS, ADDR_BACKOFF_MS, LIST_DIALS_PER_PEER, LIST_DIALS_PER_S, LIST_DIAL_BURST, NEIGHBOUR_RESERVE,
+};
 pub use conn::Conn;
 pub use recent::RecentIds;
 pub use user::ConnectError;
