@@ -62,12 +62,29 @@ pub(crate) struct AddrRest {
     failures: u32,
 }
 
+/// The address per-source caps count by: an IPv4 address (also when it
+/// arrives IPv4-mapped), or the /64 prefix of an IPv6 address, which one
+/// host or subscriber usually holds whole.
+pub fn source_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 impl Node {
     /// The driver accepted a connection from `source`. Returns its id, or
     /// `None` when it must be closed at once (the node is closed, or every
     /// slot it could take holds a handshaken peer). To make room it may
     /// close the oldest unfinished handshake (of this source first).
     pub fn on_accepted_from(&mut self, source: IpAddr, now: Time) -> Option<ConnId> {
+        let source = source_key(source);
         self.set_now(now);
         if self.closed {
             return None;
@@ -238,5 +255,21 @@ impl Node {
         // An address rests until `until`; its failure count is kept a while
         // longer, so that a peer failing again soon waits longer.
         self.addr_rest.retain(|_, r| r.until.saturating_add(ADDR_BACKOFF_MAX_MS) > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_key;
+    use std::net::IpAddr;
+
+    #[test]
+    fn sources_group_by_ipv4_address_or_ipv6_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(source_key(ip("10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(source_key(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(source_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(source_key(ip("2001:db8:1:2:bbbb::9")), source_key(ip("2001:db8:1:2:aaaa::1")));
+        assert_ne!(source_key(ip("2001:db8:1:3::1")), source_key(ip("2001:db8:1:2::1")));
     }
 }

@@ -104,13 +104,14 @@ impl DataDir {
         &self.path
     }
 
-    /// Runs `f` on the open database; an error once it is closed.
-    fn with_db<T>(&self, f: impl FnOnce(&Database) -> T) -> Result<T, redb::Error> {
+    /// The open database, held (so that [`DataDir::close`] waits) until the
+    /// guard drops: callers keep it for a whole transaction, commit included.
+    fn db(&self) -> Result<std::sync::RwLockReadGuard<'_, Option<Database>>, redb::Error> {
         let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
-        match guard.as_ref() {
-            Some(db) => Ok(f(db)),
-            None => Err(redb::Error::Io(std::io::Error::other("the data directory was closed"))),
+        if guard.is_none() {
+            return Err(redb::Error::Io(std::io::Error::other("the data directory was closed")));
         }
+        Ok(guard)
     }
 
     /// Releases the database (and its file lock): the directory can be
@@ -121,7 +122,8 @@ impl DataDir {
 
     fn load(&self) -> Result<Saved, redb::Error> {
         // Create the tables on first use, so reads below find them.
-        let w = self.with_db(|db| db.begin_write())??;
+        let guard = self.db()?;
+        let w = guard.as_ref().expect("checked by db()").begin_write()?;
         {
             w.open_table(ITEMS)?;
             w.open_table(KEYS)?;
@@ -130,7 +132,7 @@ impl DataDir {
             w.open_table(PEERS)?;
         }
         w.commit()?;
-        let r = self.with_db(|db| db.begin_read())??;
+        let r = guard.as_ref().expect("checked by db()").begin_read()?;
         let mut saved = Saved::default();
         for entry in r.open_table(ITEMS)?.iter()? {
             let (k, v) = entry?;
@@ -160,7 +162,8 @@ impl DataDir {
 
     /// Writes a batch of changes in one durable transaction.
     pub fn commit(&self, changes: &[Change]) -> Result<(), redb::Error> {
-        let w = self.with_db(|db| db.begin_write())??;
+        let guard = self.db()?;
+        let w = guard.as_ref().expect("checked by db()").begin_write()?;
         {
             let mut items = w.open_table(ITEMS)?;
             let mut keys = w.open_table(KEYS)?;
@@ -194,7 +197,8 @@ impl DataDir {
 
     /// Records the node id (once, at first start).
     pub fn save_id(&self, id: &str) -> Result<(), redb::Error> {
-        let w = self.with_db(|db| db.begin_write())??;
+        let guard = self.db()?;
+        let w = guard.as_ref().expect("checked by db()").begin_write()?;
         w.open_table(META)?.insert("id", id)?;
         w.commit()?;
         Ok(())
@@ -202,7 +206,8 @@ impl DataDir {
 
     /// Replaces the remembered peers (at most [`MAX_SAVED_PEERS`]).
     pub fn save_peers(&self, peers: &[String], now: Time) -> Result<(), redb::Error> {
-        let w = self.with_db(|db| db.begin_write())??;
+        let guard = self.db()?;
+        let w = guard.as_ref().expect("checked by db()").begin_write()?;
         {
             let mut t = w.open_table(PEERS)?;
             t.retain(|_, _| false)?;
