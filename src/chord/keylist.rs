@@ -27,6 +27,17 @@ pub(crate) const TOMBSTONE_MS: u64 = 10 * 60 * 1000;
 /// sets in ten minutes is about 110 a second.
 pub(crate) const MAX_RECENT_SETS: usize = 65_536;
 
+/// The first 128 bits of a key's SHA-256: how remembered sets are kept
+/// (collisions would take about 2^64 tries; the digest is not keyed, so a
+/// simulation stays repeatable).
+fn digest(key: &[u8]) -> u128 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(key);
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    u128::from_be_bytes(b)
+}
+
 /// Count and byte bounds, each for the keys and for the tombstones.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -76,9 +87,11 @@ pub struct KeyList {
     /// set, datable) in the last [`TOMBSTONE_MS`], with the time: a peer's
     /// tombstone older than that set must not unlist the key. Bounded by
     /// [`MAX_RECENT_SETS`], oldest forgotten first.
-    recent_sets: HashMap<Bytes, Time>,
+    /// Kept by a 128-bit digest of the key, not the key: 24 bytes an entry
+    /// however long the keys a peer announces.
+    recent_sets: HashMap<u128, Time>,
     /// `recent_sets` in the order they were recorded, for the bound.
-    recent_order: VecDeque<(Bytes, Time)>,
+    recent_order: VecDeque<(u128, Time)>,
     /// Changes to persist, when the node keeps a data directory.
     pub(crate) journal: super::journal::Journal,
 }
@@ -207,7 +220,7 @@ impl KeyList {
         }
         let at = now.saturating_sub(age);
         // A delete and a set at the same millisecond: the delete wins.
-        if self.recent_sets.get(key).is_some_and(|set| *set > at) {
+        if self.recent_sets.get(&digest(key)).is_some_and(|set| *set > at) {
             return false;
         }
         match self.tombstones.get(key) {
@@ -236,7 +249,7 @@ impl KeyList {
     /// an older tombstone from a peer does not unlist it.
     pub(crate) fn note_set(&mut self, key: &[u8], now: Time) {
         self.untombstone(key, now);
-        let key = Bytes::copy_from_slice(key);
+        let key = digest(key);
         let now = match self.recent_sets.remove(&key) {
             Some(t) => now.max(t),
             None => now,
@@ -244,8 +257,8 @@ impl KeyList {
         // Stale entries of the queue (a key set again since) are skipped when
         // popped; repeated sets of few keys must not grow it for good.
         if self.recent_order.len() > 2 * MAX_RECENT_SETS {
-            let mut live: Vec<(Bytes, Time)> = self.recent_sets.iter().map(|(k, t)| (k.clone(), *t)).collect();
-            live.sort_by_key(|e| e.1);
+            let mut live: Vec<(u128, Time)> = self.recent_sets.iter().map(|(k, t)| (*k, *t)).collect();
+            live.sort_unstable_by_key(|e| (e.1, e.0));
             self.recent_order = live.into();
         }
         while self.recent_sets.len() >= MAX_RECENT_SETS {
@@ -258,7 +271,7 @@ impl KeyList {
                 None => break,
             }
         }
-        self.recent_sets.insert(key.clone(), now);
+        self.recent_sets.insert(key, now);
         self.recent_order.push_back((key, now));
         // Entries expire in order: drop those older than the horizon.
         let horizon = now.saturating_sub(TOMBSTONE_MS);
@@ -274,7 +287,7 @@ impl KeyList {
     /// A delete supersedes the record of an earlier set.
     fn forget_set(&mut self, key: &[u8]) {
         if !self.recent_sets.is_empty() {
-            self.recent_sets.remove(key);
+            self.recent_sets.remove(&digest(key));
         }
     }
 
