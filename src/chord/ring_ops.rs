@@ -87,23 +87,31 @@ impl Node {
         }
     }
 
-    /// Where a peer would sit among our ring neighbours: `Some((true, d))`
-    /// if it would be nearer after us than our successor (`d` its distance
-    /// from us), else `Some((false, d))` if nearer before us than our
-    /// predecessor (`d` its distance to us), `None` if neither.
-    pub(crate) fn neighbour_side(&self, pid: &PeerId) -> Option<(bool, U512)> {
+    /// The distances to our successor and from our predecessor among the
+    /// seeding peers (`U512::MAX` each when there is none); `None` while we
+    /// leech (we have no ring neighbours to improve).
+    pub(crate) fn neighbour_gaps(&self) -> Option<(U512, U512)> {
         if self.chord.leeching {
             return None;
         }
         let me = self.id.value();
         let peers = self.data_storing();
+        let succ = peers.iter().map(|(p, _)| distance(me, p.value())).min().unwrap_or(U512::MAX);
+        let pred = peers.iter().map(|(p, _)| distance(p.value(), me)).min().unwrap_or(U512::MAX);
+        Some((succ, pred))
+    }
+
+    /// Where a peer would sit among our ring neighbours: `Some((true, d))`
+    /// if it would be nearer after us than our successor (`d` its distance
+    /// from us), else `Some((false, d))` if nearer before us than our
+    /// predecessor (`d` its distance to us), `None` if neither.
+    pub(crate) fn neighbour_side_within(&self, pid: &PeerId, (succ, pred): (U512, U512)) -> Option<(bool, U512)> {
+        let me = self.id.value();
         let after = distance(me, pid.value());
         let before = distance(pid.value(), me);
-        if peers.is_empty() {
+        if succ == U512::MAX && pred == U512::MAX {
             return Some(if after <= before { (true, after) } else { (false, before) });
         }
-        let succ = peers.iter().map(|(p, _)| distance(me, p.value())).min().unwrap_or(U512::ZERO);
-        let pred = peers.iter().map(|(p, _)| distance(p.value(), me)).min().unwrap_or(U512::ZERO);
         if after < succ {
             Some((true, after))
         } else if before < pred {

@@ -209,6 +209,12 @@ impl Node {
     /// [`Config::max_list_dials`]: crate::core::Config::max_list_dials
     /// [`Config::max_outgoing_links`]: crate::core::Config::max_outgoing_links
     pub(crate) fn may_dial_from_list(&self, from: ConnId, host: &str, port: u16, neighbour: bool) -> bool {
+        self.list_dial_slot_free(from, neighbour) && !self.address_rests(host, port)
+    }
+
+    /// The slot and rate half of [`Node::may_dial_from_list`], whatever the
+    /// address: while it is false, no entry of the list can be dialed.
+    pub(crate) fn list_dial_slot_free(&self, from: ConnId, neighbour: bool) -> bool {
         let (mut unfinished, mut outgoing, mut from_peer) = (0usize, 0usize, 0usize);
         for c in self.conns.values().filter(|c| c.outgoing) {
             outgoing += 1;
@@ -224,7 +230,6 @@ impl Node {
             && from_peer < LIST_DIALS_PER_PEER
             && outgoing < self.cfg.max_outgoing_links
             && self.list_dial_tokens() > reserve as u64
-            && !self.address_rests(host, port)
     }
 
     /// Whole dials the rate budget allows now.

@@ -308,6 +308,7 @@ impl Node {
         // choosing, so that a dead one does not hide the next candidate.
         let mut nearest: [Option<(crate::ring::U512, PeerEntry, PeerId)>; 2] = [None, None];
         let mut others: Vec<(PeerEntry, PeerId)> = Vec::new();
+        let gaps = if self.cfg.kind == Kind::Chord { self.neighbour_gaps() } else { None };
         for entry in entries {
             let Some(pid) = PeerId::parse(entry.id.as_bytes()) else {
                 continue;
@@ -318,7 +319,7 @@ impl Node {
             {
                 continue;
             }
-            let side = if self.cfg.kind == Kind::Chord { self.neighbour_side(&pid) } else { None };
+            let side = gaps.and_then(|g| self.neighbour_side_within(&pid, g));
             if self.in_backoff(&pid, side.is_some()) {
                 continue;
             }
@@ -337,13 +338,14 @@ impl Node {
                 self.dial_from_list(conn, &entry.host, entry.port, pid);
             }
         }
+        // Resting addresses were passed over above, so the first entry that
+        // finds no free slot ends the loop: a long list costs no scan of the
+        // connections per entry.
         for (entry, pid) in others {
-            if self.outgoing_count() >= self.cfg.max_outgoing {
+            if self.outgoing_count() >= self.cfg.max_outgoing || !self.list_dial_slot_free(conn, false) {
                 break;
             }
-            if self.may_dial_from_list(conn, &entry.host, entry.port, false) {
-                self.dial_from_list(conn, &entry.host, entry.port, pid);
-            }
+            self.dial_from_list(conn, &entry.host, entry.port, pid);
         }
     }
 
