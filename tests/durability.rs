@@ -31,7 +31,11 @@ fn import(dir: &std::path::Path, tag: &str, n: usize, peer: &str) -> Vec<String>
     let mut lines: Vec<String> = (0..n).map(|i| format!("{tag}-{i:04}\tvalue {i} of {tag}")).collect();
     let input = dir.join(format!("{tag}.tsv"));
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let run = rs2p_limit(&["import", input.to_str().unwrap(), "--peer", peer], Duration::from_secs(120));
+    // The setting up is not what is tested: a loaded machine and py2p's
+    // dropped links (D2, D24) may need more than import's default 10 s to
+    // confirm every key, which it re-sends until readable.
+    let run =
+        rs2p_limit(&["import", input.to_str().unwrap(), "--peer", peer, "--timeout", "60"], Duration::from_secs(120));
     run.expect_code(0);
     lines.sort();
     lines
