@@ -1227,24 +1227,36 @@ async fn tiny_values_count_their_keys_against_the_store_bound() {
 /// fill at most three quarters of `max_pending`: our own gets still go out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_retrieves_leave_room_for_our_own_gets() {
-    let net = net(|c| c.max_pending = 8).await;
-    // A seeding peer that answers nothing: it owns the arc after its id.
-    let mut mute = Raw::handshaken(&net).await;
-    mute.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
-    wait_for("the mute peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
-    let mute_id = rs2p::core::PeerId::parse(mute.id.as_bytes()).unwrap();
-    let mute_at = *mute_id.value();
     // A key whose five items a does not own and the mute peer owns none of:
-    // a's get needs five pending retrieves, all answered by b.
-    let owner = |h: &U512| net.a.find(h);
-    let key = (0..)
-        .map(|i| format!("reserve {i}"))
-        .find(|k| {
+    // a's get needs five pending retrieves, all answered by b. Random ids can
+    // leave b too small an arc for such a key to be found among the first
+    // 20,000: then the three nodes are made again with fresh ids.
+    let mut attempts = 0;
+    let (net, mute, key) = loop {
+        attempts += 1;
+        assert!(attempts <= 10, "no ring of three in 10 left b an arc that owns a whole key");
+        let net = net(|c| c.max_pending = 8).await;
+        // A seeding peer that answers nothing: it owns the arc after its id.
+        let mut mute = Raw::handshaken(&net).await;
+        mute.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
+        wait_for("the mute peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
+        let owner = |h: &U512| net.a.find(h);
+        let key = (0..20_000).map(|i| format!("reserve {i}")).find(|k| {
             HashMethod::ALL
                 .iter()
                 .all(|m| matches!(owner(&m.hash(k.as_bytes())), Responsible::Peer(p) if p == net.b.id()))
-        })
-        .unwrap();
+        });
+        match key {
+            Some(key) => break (net, mute, key),
+            None => {
+                drop(mute);
+                net.a.close().unwrap();
+                net.b.close().unwrap();
+            }
+        }
+    };
+    let mute_id = rs2p::core::PeerId::parse(mute.id.as_bytes()).unwrap();
+    let mute_at = *mute_id.value();
     net.b.set(&key, "kept").unwrap();
     let mut flooder = Raw::handshaken(&net).await;
     for i in 1..=50u64 {

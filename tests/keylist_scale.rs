@@ -51,6 +51,32 @@ async fn linked_pair(depth: u8) -> (ChordSocket, ChordSocket) {
     (a, b)
 }
 
+/// The pair as (survivor, victim), the victim being the one of the two that
+/// owns the larger arc: the tests below need keys whose items the victim
+/// owns, and a random pair of ids can leave one node a tiny arc (a test that
+/// searched for keys owned by a fixed node once needed 1.7 million keys).
+fn survivor_and_victim(a: ChordSocket, b: ChordSocket) -> (ChordSocket, ChordSocket) {
+    let b_id = b.id();
+    let at_b = (0..256)
+        .filter(|i| {
+            a.find(&rs2p::get_hashes(format!("share {i}").as_bytes())[0]) == rs2p::net::Responsible::Peer(b_id.clone())
+        })
+        .count();
+    if at_b >= 128 {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// The first `n` indices `i` among the first 100,000 for which `cond(key)`
+/// holds, `key` being `prefix` followed by `i`; the test fails if there are fewer.
+fn indices_where(prefix: &str, n: usize, cond: impl Fn(&str) -> bool) -> Vec<usize> {
+    let found: Vec<usize> = (0..100_000).filter(|i| cond(&format!("{prefix}{i}"))).take(n).collect();
+    assert_eq!(found.len(), n, "too few keys with the wanted owners among 100,000");
+    found
+}
+
 /// Sets `keys` keys through `via`, a thousand at a time, each thousand
 /// confirmed readable before the next (as `rs2p import` does).
 async fn load(via: &ChordSocket, prefix: &str, keys: usize) {
@@ -287,19 +313,17 @@ async fn a_node_that_lost_its_links_answers_unavailable_not_not_found() {
     // Without replicas: a keeps no copy of b's items, so what b held the
     // majority of is out of reach (with them, a reads it: see below).
     let (a, b) = linked_pair(0).await;
-    // Keys of which b owns at least 3 of the 5 items (a random pair of ids
-    // can leave b a small arc: pick them rather than hope for them).
+    // a survives, b (the one with the larger arc) vanishes.
+    let (a, b) = survivor_and_victim(a, b);
+    // Keys of which b owns at least 3 of the 5 items.
     let b_id = b.id();
-    let b_heavy: Vec<usize> = (0..)
-        .filter(|i| {
-            let owned_by_b = rs2p::get_hashes(format!("k{i}").as_bytes())
-                .iter()
-                .filter(|h| a.find(h) == rs2p::net::Responsible::Peer(b_id.clone()))
-                .count();
-            owned_by_b >= 3
-        })
-        .take(5)
-        .collect();
+    let b_heavy = indices_where("k", 5, |k| {
+        rs2p::get_hashes(k.as_bytes())
+            .iter()
+            .filter(|h| a.find(h) == rs2p::net::Responsible::Peer(b_id.clone()))
+            .count()
+            >= 3
+    });
     let n = b_heavy.last().copied().unwrap_or(0).max(49) + 1;
     load(&a, "k", n).await;
     // b vanishes without leaving (its sockets just close).
@@ -335,15 +359,12 @@ async fn a_node_that_lost_its_links_answers_unavailable_not_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_before_a_crashed_one_serves_its_items_from_replicas() {
     let (a, b) = linked_pair(2).await;
+    // a survives, b (the one with the larger arc) crashes.
+    let (a, b) = survivor_and_victim(a, b);
     let b_id = b.id();
-    let all_at_b: Vec<usize> = (0..)
-        .filter(|i| {
-            rs2p::get_hashes(format!("r{i}").as_bytes())
-                .iter()
-                .all(|h| a.find(h) == rs2p::net::Responsible::Peer(b_id.clone()))
-        })
-        .take(3)
-        .collect();
+    let all_at_b = indices_where("r", 3, |k| {
+        rs2p::get_hashes(k.as_bytes()).iter().all(|h| a.find(h) == rs2p::net::Responsible::Peer(b_id.clone()))
+    });
     let n = all_at_b.last().copied().unwrap_or(0).max(49) + 1;
     load(&a, "r", n).await;
     // Every item b owns is replicated on a (its predecessor: in a ring of two, a).
