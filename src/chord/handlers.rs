@@ -37,7 +37,7 @@ impl Node {
         if !leeching {
             self.seeding_peer_work(conn);
         }
-        if self.outgoing_count() > self.cfg.max_outgoing {
+        if self.outgoing_count() > self.cfg.max_outgoing + self.structural_outgoing() {
             self.disconnect_least_efficient();
         }
     }
@@ -61,6 +61,10 @@ impl Node {
         if !self.chord.leeching {
             self.send_peers(conn);
             self.handoff_to_closer_peers();
+            if self.data_storing().len() == 1 {
+                // Our first seeding peer: find our place on the ring.
+                self.find_predecessor_soon();
+            }
         }
         self.ask_for_keys();
     }
@@ -310,6 +314,7 @@ impl Node {
         self.handoff_tick();
         self.repair_tick();
         self.replica_tick();
+        self.finger_tick();
         if self.chord.keys.tombstone_count() > 1024 {
             self.chord.keys.prune(self.wall_now());
         }

@@ -3,6 +3,7 @@
 //!
 //! These are `impl Node` blocks; shared state is in [`ChordState`] and [`GetState`].
 
+mod fingers;
 mod get;
 mod handlers;
 mod handoff;
@@ -20,6 +21,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
+pub use fingers::{FingerStats, FINGER_LOOKUP_MS, MAX_FIND_PATH, MAX_FINGERS, MAX_SUCCESSORS, MIN_SUCCESSORS};
 pub use get::GetState;
 pub use handoff::HandoffStats;
 pub use journal::Change;
@@ -94,6 +96,8 @@ pub struct ChordState {
     pub(crate) unsure: crate::core::Map<ItemKey, Time>,
     /// Refreshes of our predecessor's replicas of our items.
     pub(crate) replica: replica::ReplicaState,
+    /// Fingers and their lookups (see `fingers.rs`).
+    pub(crate) fingers: fingers::FingerState,
 }
 
 impl ChordState {
@@ -122,6 +126,7 @@ impl ChordState {
             replicas: ItemStore::default(),
             unsure: crate::core::SeededState::new(seed, 102).map(),
             replica: replica::ReplicaState::default(),
+            fingers: fingers::FingerState::with_seed(seed),
         }
     }
 

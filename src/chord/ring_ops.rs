@@ -129,14 +129,19 @@ impl Node {
         if n < 3 {
             return false;
         }
-        // Our own neighbours are never dropped: routing depends on them.
+        // Our own neighbours are never dropped: routing depends on them;
+        // nor are our fingers and successors, with fingers on.
         let keep: Vec<Owner> = vec![self.predecessor(), self.successor()];
+        let successors = if self.uses_fingers() { self.successor_list() } else { Vec::new() };
         let mut best: Option<(U512, ConnId)> = None;
         for i in 0..n {
             let (a, _) = &peers[i];
-            let (_, b_conn) = &peers[(i + 1) % n];
+            let (b, b_conn) = &peers[(i + 1) % n];
             let (c, _) = &peers[(i + 2) % n];
-            if !self.conns.get(b_conn).is_some_and(|c| c.outgoing) || keep.contains(&Owner::Remote(*b_conn)) {
+            if !self.conns.get(b_conn).is_some_and(|c| c.outgoing)
+                || keep.contains(&Owner::Remote(*b_conn))
+                || self.is_structural(b, &successors)
+            {
                 continue;
             }
             let gap = distance(a.value(), c.value());

@@ -51,6 +51,7 @@ impl Node {
         self.chord.want_keys = true;
         self.announce_all();
         self.ask_for_keys();
+        self.find_predecessor_soon();
         Ok(())
     }
 
@@ -82,7 +83,7 @@ impl Node {
             self.forget_key(key);
         } else {
             self.note_set(&key);
-            if self.add_key(key.clone()) {
+            if self.add_key(key.clone()) && self.floods_keys() {
                 self.send(flags::BROADCAST, flags::NOTIFY, &[key]);
             }
         }
@@ -93,11 +94,21 @@ impl Node {
         self.set(key, Bytes::new());
     }
 
+    /// True if sets and deletes are announced to every node (py2p's
+    /// network-wide key list): always with a py2p peer linked, else as
+    /// [`crate::core::Config::key_list`] says.
+    pub(crate) fn floods_keys(&self) -> bool {
+        self.cfg.key_list || self.conns.values().any(|c| c.handshaken && !c.rs2p)
+    }
+
     fn forget_key(&mut self, key: Bytes) {
         let known = self.chord.keys.remove(&key);
         self.tombstone(&key);
         if known {
             self.emit(Event::KeyDeleted(key.clone()));
+        }
+        if !self.floods_keys() {
+            return;
         }
         // A delete-notify makes py2p drop the link (D1): only rs2p peers get one.
         let payload = vec![Bytes::from_static(&[flags::NOTIFY]), key, Bytes::from_static(b"del")];

@@ -109,6 +109,16 @@ pub struct Config {
     /// alone, and a key whose five copies were all on the lost node is gone).
     /// Each level costs about one more copy of the data in memory.
     pub replica_depth: u8,
+    /// Announce every set and delete to every node (py2p's network-wide key
+    /// list, a broadcast per set: its cost grows with N). Always done while
+    /// a py2p peer is linked. Off, a set costs O(log N) messages and only
+    /// the node that set a key lists it; used by the simulator for large
+    /// rings (the ring walk that lists keys without it is not built yet).
+    pub key_list: bool,
+    /// Keep fingers and a successor list (rs2p chord nodes advertising the
+    /// capability): lookups take about ½·log2 N hops instead of a number
+    /// that grows like a power of N. Off: py2p's links only.
+    pub fingers: bool,
     /// Record every change of the tables and of the key list, for the
     /// driver to write to disk ([`crate::core::Node::take_changes`]).
     pub journal: bool,
@@ -157,6 +167,8 @@ impl Config {
             anti_entropy_ms: 5 * 60 * 1000,
             repair_keys_per_tick: 5_000,
             replica_depth: 2,
+            fingers: true,
+            key_list: true,
             journal: false,
             data_dir: None,
             seed: rand::random(),

@@ -113,6 +113,10 @@ impl Node {
                 self.handle_replica(conn, &msg.payload);
                 true
             }
+            flags::RS2P_FIND if chord && n >= 5 => {
+                self.handle_find(conn, &msg.payload);
+                true
+            }
             flags::RS2P_KEYLIST if chord && n >= 2 => {
                 self.handle_keylist(conn, &msg.payload);
                 true
@@ -309,6 +313,10 @@ impl Node {
         let mut nearest: [Option<(crate::ring::U512, PeerEntry, PeerId)>; 2] = [None, None];
         let mut others: Vec<(PeerEntry, PeerId)> = Vec::new();
         let gaps = if self.cfg.kind == Kind::Chord { self.neighbour_gaps() } else { None };
+        // With fingers, ids that belong in our successor list are dialed
+        // next (nearest first), with the same slots and rate.
+        let succ_gap = if self.uses_fingers() && !self.chord.leeching { Some(self.successor_list_gap()) } else { None };
+        let mut successors: Vec<(crate::ring::U512, PeerEntry, PeerId)> = Vec::new();
         for entry in entries {
             let Some(pid) = PeerId::parse(entry.id.as_bytes()) else {
                 continue;
@@ -330,13 +338,23 @@ impl Node {
                         *slot = Some((d, entry, pid));
                     }
                 }
-                None => others.push((entry, pid)),
+                None => match succ_gap.map(|g| (crate::ring::distance(self.id.value(), pid.value()), g)) {
+                    Some((d, g)) if d < g => successors.push((d, entry, pid)),
+                    _ => others.push((entry, pid)),
+                },
             }
         }
         for (_, entry, pid) in nearest.into_iter().flatten() {
             if self.may_dial_from_list(conn, &entry.host, entry.port, true) {
                 self.dial_from_list(conn, &entry.host, entry.port, pid);
             }
+        }
+        successors.sort_by_key(|s| s.0);
+        for (_, entry, pid) in successors {
+            if !self.list_dial_slot_free(conn, true) {
+                break;
+            }
+            self.dial_from_list(conn, &entry.host, entry.port, pid);
         }
         // Resting addresses were passed over above, so the first entry that
         // finds no free slot ends the loop: a long list costs no scan of the

@@ -50,6 +50,12 @@ pub const RS2P_PEEK: u8 = 0x2D;
 /// predecessors should get it (rs2p peers only; py2p never uses 0x2C).
 pub const RS2P_REPLICA: u8 = 0x2C;
 
+/// Sub-flag of the rs2p find extension: `find` looks up the owner of a
+/// point on the ring, forwarded greedily among rs2p peers; `found` walks the
+/// answer back along the path the find took (rs2p peers only; py2p never
+/// uses 0x2B). Used to keep fingers.
+pub const RS2P_FIND: u8 = 0x2B;
+
 /// Compression: bzip2.
 pub const BZ2: u8 = 0x10;
 /// Compression: gzip container.

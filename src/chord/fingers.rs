@@ -1,0 +1,443 @@
+//! Fingers and a successor list: O(log N) routing for rs2p nodes.
+//!
+//! py2p routes greedily over its ring neighbours and a handful of links
+//! picked from peer lists, so a lookup's path grows like a power of N. An
+//! rs2p node also keeps, as ordinary mesh connections:
+//!
+//! * **fingers**: links to the owners of `id + 2^(383-k)` for `k` in
+//!   `0..F`, with `F` about log2 of the estimated ring size. Routing is
+//!   unchanged (a retrieve or store goes to the connected peer nearest at or
+//!   before the key), so with fingers each hop halves the distance left, as
+//!   in Chord: about ½·log2 N hops.
+//! * **a successor list**: links to the `r` nodes after us (`r` about log2
+//!   N, at least [`MIN_SUCCESSORS`]), learnt from our neighbours' peer lists
+//!   (`handle_peers`), so that a failed successor is replaced by a link we
+//!   already hold, without a lookup.
+//!
+//! Fingers are found with the rs2p find extension (sub-flag
+//! [`flags::RS2P_FIND`], rs2p peers only, PROTOCOL §16.12): `find TARGET
+//! NONCE PATH…` is forwarded greedily among rs2p seeding peers, each hop
+//! appending its id to the path, until no rs2p peer is nearer the target;
+//! that node answers `found TARGET NONCE ID HOST PORT PATH…` with the owner
+//! of the target as it sees it (py2p peers included), and the answer walks
+//! the path back, each hop popping itself. No hop keeps state. The same
+//! lookup of `id - 1` finds a joining node's predecessor, so a node that
+//! joins through any member finds its place in O(log N) hops.
+//!
+//! Links to fingers and successors are never dropped by
+//! `disconnect_least_efficient`. py2p peers neither send nor receive finds;
+//! they may be fingers all the same (an rs2p node answers with them).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::core::{ConnId, Node, PeerId, Time};
+use crate::ring::{distance, RING_BITS, U512};
+use crate::wire::flags;
+
+/// Upper bound on fingers: enough for rings of 2^24 nodes.
+pub const MAX_FINGERS: usize = 24;
+
+/// Lower bound on the successor list: small rings still survive a few
+/// failures in a row without a lookup.
+pub const MIN_SUCCESSORS: usize = 4;
+
+/// Upper bound on the successor list (log2 of a 65,536-node ring).
+pub const MAX_SUCCESSORS: usize = 16;
+
+/// Mean pause between two finger lookups (one finger refreshed per lookup;
+/// each pause is drawn between half and one and a half times this, so that
+/// nodes started together do not look up in step).
+pub const FINGER_LOOKUP_MS: u64 = 1_000;
+
+/// A finger lookup unanswered this long is forgotten.
+const FIND_TIMEOUT_MS: u64 = 5_000;
+
+/// Longest path a find may carry: a greedy walk halves the distance at each
+/// hop, so an honest path is about log2 N long; a longer one is cut short
+/// (answered where it is) and a longer answer is dropped.
+pub const MAX_FIND_PATH: usize = 48;
+
+/// Our own finds in flight (one per finger index at most).
+const MAX_FINDS_PENDING: usize = MAX_FINGERS + 1;
+
+/// Dials to fingers in flight at once: a lying peer answering our finds
+/// with silent addresses holds at most this many of our outgoing slots.
+const MAX_FINGER_DIALS: usize = 4;
+
+/// Successors whose distance estimates the ring size.
+const SIZE_SAMPLE: usize = 8;
+
+const FIND: &[u8] = b"find";
+const FOUND: &[u8] = b"found";
+
+/// One of our finds in flight.
+#[derive(Debug, Clone)]
+struct PendingFind {
+    /// The finger index it refreshes ([`FingerState::self_index`] for our predecessor).
+    index: usize,
+    /// The point looked up.
+    target: U512,
+    /// When it was sent (forgotten after [`FIND_TIMEOUT_MS`]).
+    sent_at: Time,
+}
+
+/// Counters of the finger machinery (see [`Node::finger_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FingerStats {
+    /// Finds we started.
+    pub finds_sent: u64,
+    /// Our finds answered.
+    pub finds_answered: u64,
+    /// Finds of other nodes we forwarded.
+    pub finds_forwarded: u64,
+    /// Finds of other nodes we answered.
+    pub finds_served: u64,
+    /// Dials started to reach a finger or our predecessor.
+    pub finger_dials: u64,
+    /// Fingers currently known (distinct peers).
+    pub fingers: usize,
+}
+
+/// Finger state of a node.
+#[derive(Debug, Default)]
+pub(crate) struct FingerState {
+    /// The peer chosen for each finger index (0: half the ring away).
+    fingers: Vec<Option<PeerId>>,
+    /// Our finds in flight, by nonce.
+    pending: BTreeMap<u64, PendingFind>,
+    /// The next nonce.
+    next_nonce: u64,
+    /// The next finger index to refresh (wraps over `0..=finger_count`).
+    next_index: usize,
+    /// When the next finger lookup is due.
+    next_at: Time,
+    /// splitmix64 state for the jitter, from `Config::seed`.
+    rng: u64,
+    /// Counters.
+    pub(crate) stats: FingerStats,
+}
+
+impl FingerState {
+    /// Jitter drawn from `seed`.
+    pub(crate) fn with_seed(seed: u64) -> Self {
+        FingerState { rng: seed ^ 0x5EED_F1A6, ..Default::default() }
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True if `pid` is one of our fingers.
+    pub(crate) fn is_finger(&self, pid: &PeerId) -> bool {
+        self.fingers.iter().flatten().any(|f| f == pid)
+    }
+}
+
+impl Node {
+    /// True if this node keeps fingers and a successor list: an rs2p
+    /// chord node with [`crate::core::Config::fingers`] set.
+    pub(crate) fn uses_fingers(&self) -> bool {
+        self.cfg.kind == crate::core::Kind::Chord && self.cfg.fingers && self.cfg.advertise_capability
+    }
+
+    /// log2 of the ring size as this node estimates it, from how far its
+    /// nearest successors are (k successors within a distance d: about
+    /// k·2^384/d nodes); 0 when it knows no seeding peer.
+    pub fn ring_size_log2(&self) -> u32 {
+        let me = self.id.value();
+        let mut after: Vec<U512> = self.data_storing().iter().map(|(p, _)| distance(me, p.value())).collect();
+        if after.is_empty() {
+            return 0;
+        }
+        after.sort();
+        let k = after.len().min(SIZE_SAMPLE);
+        let d = after[k - 1];
+        let gap_bits = d.bit_len().max(1) as u32;
+        let k_bits = usize::BITS - k.leading_zeros() - 1;
+        (RING_BITS as u32 + k_bits).saturating_sub(gap_bits).max(1)
+    }
+
+    /// How many successors we keep linked.
+    pub fn successor_target(&self) -> usize {
+        (self.ring_size_log2() as usize).clamp(MIN_SUCCESSORS, MAX_SUCCESSORS)
+    }
+
+    /// How many fingers we keep.
+    fn finger_count(&self) -> usize {
+        (self.ring_size_log2() as usize + 1).clamp(1, MAX_FINGERS)
+    }
+
+    /// The distance to the farthest of our `r` nearest seeding successors
+    /// (`U512::MAX` if we know fewer): a peer nearer than that belongs in
+    /// our successor list.
+    pub(crate) fn successor_list_gap(&self) -> U512 {
+        let me = self.id.value();
+        let mut after: Vec<U512> = self.data_storing().iter().map(|(p, _)| distance(me, p.value())).collect();
+        let r = self.successor_target();
+        if after.len() < r {
+            return U512::MAX;
+        }
+        after.sort();
+        after[r - 1]
+    }
+
+    /// Our `r` nearest seeding successors, nearest first.
+    pub fn successor_list(&self) -> Vec<PeerId> {
+        let me = *self.id.value();
+        let mut peers: Vec<PeerId> = self.data_storing().into_iter().map(|(p, _)| p).collect();
+        peers.sort_by_key(|p| distance(&me, p.value()));
+        peers.truncate(self.successor_target());
+        peers
+    }
+
+    /// Our fingers (distinct peers, by finger index).
+    pub fn fingers(&self) -> Vec<PeerId> {
+        let mut out: Vec<PeerId> = Vec::new();
+        for f in self.chord.fingers.fingers.iter().flatten() {
+            if !out.contains(f) {
+                out.push(f.clone());
+            }
+        }
+        out
+    }
+
+    /// Counters of finger lookups and dials.
+    pub fn finger_stats(&self) -> FingerStats {
+        FingerStats { fingers: self.fingers().len(), ..self.chord.fingers.stats }
+    }
+
+    /// True if the link to `pid` carries routing structure: a finger, or one
+    /// of our successors (`successors` from [`Node::successor_list`]).
+    pub(crate) fn is_structural(&self, pid: &PeerId, successors: &[PeerId]) -> bool {
+        self.chord.fingers.is_finger(pid) || successors.contains(pid)
+    }
+
+    /// The point finger `index` looks up; the last index looks up `id - 1`,
+    /// whose owner is our predecessor.
+    fn finger_target(&self, index: usize, count: usize) -> U512 {
+        let me = *self.id.value();
+        if index >= count {
+            return crate::ring::reduce(&me.wrapping_sub(U512::from(1u64)));
+        }
+        let step = U512::from(1u64) << (RING_BITS - 1 - index);
+        crate::ring::reduce(&me.wrapping_add(step))
+    }
+
+    /// The rs2p seeding peer nearest at or before `target`, if it is nearer
+    /// than we are (the next hop of a find).
+    fn find_next_hop(&self, target: &U512) -> Option<ConnId> {
+        let ours = distance(self.id.value(), target);
+        self.routing
+            .iter()
+            .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.handshaken && !c.leeching && c.rs2p))
+            .map(|(p, c)| (distance(p.value(), target), *c))
+            .filter(|(d, _)| *d < ours)
+            .min()
+            .map(|(_, c)| c)
+    }
+
+    /// Finger maintenance, on each tick: one lookup per
+    /// [`FINGER_LOOKUP_MS`] (jittered), rotating over the fingers and our
+    /// predecessor; finds unanswered for long are forgotten.
+    pub(crate) fn finger_tick(&mut self) {
+        if !self.uses_fingers() || self.chord.leeching {
+            return;
+        }
+        let now = self.now;
+        self.chord.fingers.pending.retain(|_, p| now.saturating_sub(p.sent_at) < FIND_TIMEOUT_MS);
+        if now < self.chord.fingers.next_at {
+            return;
+        }
+        let jitter = self.chord.fingers.next_rand() % FINGER_LOOKUP_MS;
+        self.chord.fingers.next_at = now + FINGER_LOOKUP_MS / 2 + jitter;
+        let count = self.finger_count();
+        self.chord.fingers.fingers.resize(count, None);
+        let index = self.chord.fingers.next_index % (count + 1);
+        self.chord.fingers.next_index = index + 1;
+        self.start_find(index, count);
+    }
+
+    /// Looks up finger `index` (of `count`; `count` itself: our predecessor).
+    fn start_find(&mut self, index: usize, count: usize) {
+        let target = self.finger_target(index, count);
+        let Some(conn) = self.find_next_hop(&target) else {
+            // No rs2p peer is nearer: as far as we can tell, the owner is
+            // one we are linked to, or us.
+            let owner = self.find(&target);
+            let pid = self.owner_id(owner).filter(|p| *p != self.id);
+            if let Some(slot) = self.chord.fingers.fingers.get_mut(index) {
+                *slot = pid;
+            }
+            return;
+        };
+        let fs = &mut self.chord.fingers;
+        if fs.pending.len() >= MAX_FINDS_PENDING || fs.pending.values().any(|p| p.index == index) {
+            return;
+        }
+        let nonce = fs.next_nonce;
+        fs.next_nonce += 1;
+        fs.pending.insert(nonce, PendingFind { index, target, sent_at: self.now });
+        fs.stats.finds_sent += 1;
+        let payload = vec![
+            Bytes::from_static(&[flags::RS2P_FIND]),
+            Bytes::from_static(FIND),
+            Bytes::from(crate::wire::base58::encode(&target)),
+            Bytes::from(nonce.to_string()),
+            self.id.bytes(),
+        ];
+        self.send_on(conn, flags::WHISPER, payload);
+    }
+
+    /// A joining node looks its predecessor up at once (rather than at its
+    /// first finger round), so that it finds its place in O(log N) hops.
+    pub(crate) fn find_predecessor_soon(&mut self) {
+        if self.uses_fingers() && !self.chord.leeching {
+            let count = self.finger_count();
+            self.chord.fingers.fingers.resize(count, None);
+            self.start_find(count, count);
+        }
+    }
+
+    /// The rs2p find extension (§16.12): forward or answer a find, or walk
+    /// an answer back along its path.
+    pub(crate) fn handle_find(&mut self, conn: ConnId, payload: &[Bytes]) {
+        let verb = payload[1].as_ref();
+        let fixed = if verb == FIND { 4 } else { 7 };
+        if (verb != FIND && verb != FOUND) || payload.len() <= fixed || payload.len() - fixed > MAX_FIND_PATH {
+            self.record_error(Some(conn), "ignoring a malformed find".to_owned());
+            return;
+        }
+        let target = crate::wire::base58::decode(&payload[2]).ok();
+        let path: Option<Vec<PeerId>> = payload[fixed..].iter().map(|p| PeerId::parse(p)).collect();
+        let (Some(target), Some(mut path)) = (target, path) else {
+            self.record_error(Some(conn), "ignoring a find with a bad target or path".to_owned());
+            return;
+        };
+        let target = crate::ring::reduce(&target);
+        if verb == FIND {
+            // The path ends with the peer that sent it to us.
+            if self.peer_of(conn) != path.last() || self.chord.leeching {
+                return;
+            }
+            match self.find_next_hop(&target).filter(|_| path.len() < MAX_FIND_PATH) {
+                Some(next) if !path.contains(&self.id) => {
+                    self.chord.fingers.stats.finds_forwarded += 1;
+                    let mut out = payload.to_vec();
+                    out.push(self.id.bytes());
+                    self.send_on(next, flags::WHISPER, out);
+                }
+                _ => self.answer_find(conn, payload, &target),
+            }
+            return;
+        }
+        // An answer: we are the last hop of its path.
+        if path.pop().as_ref() != Some(&self.id) {
+            return;
+        }
+        let Some(back) = path.last() else {
+            self.finish_find(&target, payload);
+            return;
+        };
+        if let Some(&c) = self.routing.get(back) {
+            let mut out = payload[..fixed].to_vec();
+            out.extend(path.iter().map(PeerId::bytes));
+            self.send_on(c, flags::WHISPER, out);
+        }
+    }
+
+    /// Answers a find on `conn` with the owner of `target` as we see it.
+    fn answer_find(&mut self, conn: ConnId, payload: &[Bytes], target: &U512) {
+        let owner = self.find(target);
+        let (id, (host, port)) = match owner {
+            crate::chord::Owner::Remote(c) => {
+                match (self.peer_of(c).cloned(), self.conns.get(&c).and_then(|c| c.addr.clone())) {
+                    (Some(p), Some(addr)) => (p, addr),
+                    _ => (self.id.clone(), self.cfg.out_addr.clone()),
+                }
+            }
+            _ => (self.id.clone(), self.cfg.out_addr.clone()),
+        };
+        self.chord.fingers.stats.finds_served += 1;
+        let mut out = vec![
+            Bytes::from_static(&[flags::RS2P_FIND]),
+            Bytes::from_static(FOUND),
+            payload[2].clone(),
+            payload[3].clone(),
+            id.bytes(),
+            Bytes::from(host),
+            Bytes::from(port.to_string()),
+        ];
+        out.extend(payload[4..].iter().cloned());
+        self.send_on(conn, flags::WHISPER, out);
+    }
+
+    /// Our find came back: the owner becomes the finger (dialed if new).
+    fn finish_find(&mut self, target: &U512, payload: &[Bytes]) {
+        let nonce = std::str::from_utf8(&payload[3]).ok().and_then(|n| n.parse::<u64>().ok());
+        let Some(p) = nonce.and_then(|n| self.chord.fingers.pending.remove(&n)) else {
+            return;
+        };
+        if p.target != *target {
+            return;
+        }
+        self.chord.fingers.stats.finds_answered += 1;
+        let (Some(pid), Ok(host), Some(port)) = (
+            PeerId::parse(&payload[4]),
+            std::str::from_utf8(&payload[5]),
+            std::str::from_utf8(&payload[6]).ok().and_then(|p| p.parse::<u16>().ok()),
+        ) else {
+            return;
+        };
+        if pid == self.id {
+            if let Some(slot) = self.chord.fingers.fingers.get_mut(p.index) {
+                *slot = None;
+            }
+            return;
+        }
+        // An answer farther from the target than we are is no finger.
+        if distance(pid.value(), target) >= distance(self.id.value(), target) {
+            return;
+        }
+        if let Some(slot) = self.chord.fingers.fingers.get_mut(p.index) {
+            *slot = Some(pid.clone());
+        }
+        if self.is_known(&pid) || self.address_rests(host, port) || self.finger_dials_full() {
+            return;
+        }
+        self.chord.fingers.stats.finger_dials += 1;
+        // Failures are recorded by connect itself.
+        let _ = self.connect(host, port, Some(pid));
+    }
+
+    /// True if no more finger dials may start: [`MAX_FINGER_DIALS`]
+    /// unfinished outgoing connections, or the outgoing links are full.
+    fn finger_dials_full(&self) -> bool {
+        let (mut unfinished, mut outgoing) = (0usize, 0usize);
+        for c in self.conns.values().filter(|c| c.outgoing) {
+            outgoing += 1;
+            unfinished += usize::from(!c.handshaken);
+        }
+        unfinished >= MAX_FINGER_DIALS || outgoing >= self.cfg.max_outgoing_links
+    }
+}
+
+impl Node {
+    /// Outgoing links to fingers and successors: py2p's bound on outgoing
+    /// links (`max_outgoing`) counts the others only.
+    pub(crate) fn structural_outgoing(&self) -> usize {
+        if !self.uses_fingers() {
+            return 0;
+        }
+        let successors = self.successor_list();
+        self.data_storing()
+            .iter()
+            .filter(|(p, c)| self.conns.get(c).is_some_and(|c| c.outgoing) && self.is_structural(p, &successors))
+            .count()
+    }
+}

@@ -1,0 +1,120 @@
+//! Fingers and successor lists (issue 14), in the in-memory simulator.
+
+use std::collections::BTreeMap;
+
+use rs2p::core::{Config, Owner};
+use rs2p::ring::{HashMethod, U512};
+use rs2p::sim::Sim;
+
+/// A small deterministic generator for the tests' choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// `n` seeding nodes, each joining through a random earlier one; nodes with
+/// `py2p_like(i)` keep no fingers and hide the rs2p capability.
+fn ring(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool) -> (Sim, Vec<usize>) {
+    let mut sim = Sim::with_seed(seed);
+    let mut rng = Rng(seed);
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let mut cfg = Config::chord(&format!("10.2.{}.{}", i / 250, 1 + i % 250), 4000);
+        cfg.salt = format!("finger-test-{seed}-{i}");
+        if py2p_like(i) {
+            cfg.fingers = false;
+            cfg.advertise_capability = false;
+        }
+        let idx = sim.add_node(cfg);
+        sim.node(idx).join().unwrap();
+        if i > 0 {
+            let via = nodes[rng.below(nodes.len())];
+            sim.connect(idx, via);
+        }
+        nodes.push(idx);
+    }
+    assert!(sim.settle_ring(120), "ring of {n} did not stabilise");
+    // A few rounds of finger lookups.
+    for _ in 0..30 {
+        sim.advance(1000);
+    }
+    assert!(sim.ring_is_consistent(), "the ring broke while fingers were found");
+    (sim, nodes)
+}
+
+/// Hops of greedy routing from `from` to the owner of `key`, each node
+/// forwarding to the peer it would send a retrieve to; `None` on a loop.
+fn hops(sim: &mut Sim, by_id: &BTreeMap<U512, usize>, from: usize, key: &U512) -> Option<u32> {
+    let mut at = from;
+    for hop in 0..64 {
+        let node = sim.node(at);
+        match node.find(key) {
+            Owner::Local => return Some(hop),
+            Owner::Remote(c) => at = by_id[node.peer_of(c)?.value()],
+            Owner::Nobody => return None,
+        }
+    }
+    None
+}
+
+fn mean_hops(sim: &mut Sim, nodes: &[usize], seed: u64) -> f64 {
+    let by_id: BTreeMap<U512, usize> = nodes.iter().map(|&i| (*sim.node(i).id().value(), i)).collect();
+    let mut rng = Rng(seed ^ 77);
+    let mut total = 0u32;
+    let lookups = 1000;
+    for i in 0..lookups {
+        let key = HashMethod::Sha384.hash(format!("lookup {i}").as_bytes());
+        let from = nodes[rng.below(nodes.len())];
+        total += hops(sim, &by_id, from, &key).expect("greedy routing reached the owner");
+    }
+    f64::from(total) / f64::from(lookups)
+}
+
+#[test]
+fn a_ring_of_128_with_fingers_routes_in_half_log2_n_hops_and_reads_every_key() {
+    let n = 128;
+    let (mut sim, nodes) = ring(n, 14, |_| false);
+    let bound = 0.5 * (n as f64).log2() + 1.0;
+    let mean = mean_hops(&mut sim, &nodes, 14);
+    let fingers: usize = nodes.iter().map(|&i| sim.node(i).finger_stats().fingers).sum();
+    eprintln!("mean hops {mean:.2} (bound {bound:.2}), {:.1} fingers a node", fingers as f64 / n as f64);
+    assert!(mean <= bound, "mean hops {mean:.2} above ½·log2 N + 1 = {bound:.2}");
+    let mut rng = Rng(99);
+    for i in 0..40 {
+        let via = nodes[rng.below(n)];
+        sim.set(via, format!("k{i}").as_bytes(), format!("v{i}").as_bytes());
+    }
+    for i in 0..40 {
+        let via = nodes[rng.below(n)];
+        assert_eq!(sim.get(via, format!("k{i}").as_bytes()).unwrap(), format!("v{i}"), "k{i} through {via}");
+    }
+}
+
+#[test]
+fn a_mixed_ring_with_py2p_like_nodes_routes_every_lookup() {
+    let n = 48;
+    // Every third node behaves as py2p: no fingers, no rs2p extensions.
+    let (mut sim, nodes) = ring(n, 15, |i| i % 3 == 1);
+    let mean = mean_hops(&mut sim, &nodes, 15);
+    eprintln!("mixed ring of {n}: mean hops {mean:.2}");
+    let mut rng = Rng(7);
+    for i in 0..30 {
+        let via = nodes[rng.below(n)];
+        sim.set(via, format!("m{i}").as_bytes(), format!("w{i}").as_bytes());
+    }
+    for i in 0..30 {
+        let via = nodes[rng.below(n)];
+        assert_eq!(sim.get(via, format!("m{i}").as_bytes()).unwrap(), format!("w{i}"), "m{i} through {via}");
+    }
+}
