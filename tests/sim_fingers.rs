@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use rs2p::chord::KeyListStatus;
 use rs2p::core::{Config, Owner};
 use rs2p::ring::{HashMethod, U512};
 use rs2p::sim::Sim;
@@ -26,12 +27,17 @@ impl Rng {
 /// `n` seeding nodes, each joining through a random earlier one; nodes with
 /// `py2p_like(i)` keep no fingers and hide the rs2p capability.
 fn ring(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool) -> (Sim, Vec<usize>) {
+    ring_with(n, seed, py2p_like, |_| {})
+}
+
+fn ring_with(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool, tweak: impl Fn(&mut Config)) -> (Sim, Vec<usize>) {
     let mut sim = Sim::with_seed(seed);
     let mut rng = Rng(seed);
     let mut nodes = Vec::new();
     for i in 0..n {
         let mut cfg = Config::chord(&format!("10.2.{}.{}", i / 250, 1 + i % 250), 4000);
         cfg.salt = format!("finger-test-{seed}-{i}");
+        tweak(&mut cfg);
         if py2p_like(i) {
             cfg.fingers = false;
             cfg.advertise_capability = false;
@@ -116,5 +122,68 @@ fn a_mixed_ring_with_py2p_like_nodes_routes_every_lookup() {
     for i in 0..30 {
         let via = nodes[rng.below(n)];
         assert_eq!(sim.get(via, format!("m{i}").as_bytes()).unwrap(), format!("w{i}"), "m{i} through {via}");
+    }
+}
+
+/// `keys()` through `idx`, once its walk (or list) is complete.
+fn walked(sim: &mut Sim, idx: usize) -> Vec<String> {
+    sim.node(idx).request_keys();
+    for _ in 0..600 {
+        if sim.node(idx).key_list_status() == KeyListStatus::Complete {
+            break;
+        }
+        sim.advance(100);
+    }
+    assert_eq!(sim.node(idx).key_list_status(), KeyListStatus::Complete, "the walk through {idx} never ended");
+    let mut keys: Vec<String> = sim.node(idx).keys().iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    keys.sort();
+    keys
+}
+
+/// Without the flooded key list, a set reaches only the five owners, and
+/// `keys()` walks the ring: through a node or a client, after deletes and
+/// after a crash.
+#[test]
+fn without_the_key_list_sets_stay_local_and_keys_walk_the_ring() {
+    let n = 24;
+    let (mut sim, nodes) = ring_with(n, 16, |_| false, |c| c.key_list = false);
+    let mut rng = Rng(16);
+    let frames_before = sim.frames;
+    let all: Vec<String> = (0..300).map(|i| format!("walk-key-{i:03}")).collect();
+    for k in &all {
+        let via = nodes[rng.below(n)];
+        sim.set(via, k.as_bytes(), format!("value of {k}").as_bytes());
+    }
+    let per_set = (sim.frames - frames_before) as f64 / all.len() as f64;
+    eprintln!("{per_set:.1} frames a set in a ring of {n}");
+    assert!(per_set < 40.0, "{per_set:.1} frames a set: sets are still flooded");
+    assert_eq!(walked(&mut sim, nodes[3]), all, "the walk through a node");
+    assert!(!sim.node(nodes[3]).key_walk_failed());
+
+    // A client with the default configuration walks too (its peer says so).
+    let client = sim.add_node(Config::chord("10.2.9.9", 4000));
+    sim.connect(client, nodes[5]);
+    assert_eq!(walked(&mut sim, client), all, "the walk through a client");
+
+    // Deleted keys leave the walk.
+    for k in &all[..40] {
+        let via = nodes[rng.below(n)];
+        sim.node(via).delete(k.as_bytes());
+    }
+    sim.run();
+    for _ in 0..3 {
+        sim.advance(1000);
+    }
+    assert_eq!(walked(&mut sim, nodes[7]), all[40..], "the walk after deletes");
+
+    // A crash loses no key: the replicas carry the keys.
+    sim.crash(nodes[11]);
+    for _ in 0..15 {
+        sim.advance(1000);
+    }
+    let survivor = nodes[2];
+    assert_eq!(walked(&mut sim, survivor), all[40..], "the walk after a crash");
+    for k in all[40..].iter().step_by(13) {
+        assert_eq!(sim.get(survivor, k.as_bytes()).unwrap(), format!("value of {k}"));
     }
 }

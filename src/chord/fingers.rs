@@ -139,6 +139,15 @@ impl FingerState {
     }
 }
 
+/// The ids of a routed request's path (at most [`MAX_FIND_PATH`]; `None`
+/// if one is not base58).
+pub(crate) fn parse_path(packets: &[Bytes]) -> Option<Vec<PeerId>> {
+    if packets.is_empty() || packets.len() > MAX_FIND_PATH {
+        return None;
+    }
+    packets.iter().map(|p| PeerId::parse(p)).collect()
+}
+
 impl Node {
     /// True if this node keeps fingers and a successor list: an rs2p
     /// chord node with [`crate::core::Config::fingers`] set.
@@ -231,7 +240,7 @@ impl Node {
 
     /// The rs2p seeding peer nearest at or before `target`, if it is nearer
     /// than we are (the next hop of a find).
-    fn find_next_hop(&self, target: &U512) -> Option<ConnId> {
+    pub(crate) fn find_next_hop(&self, target: &U512) -> Option<ConnId> {
         let ours = distance(self.id.value(), target);
         self.routing
             .iter()
@@ -314,8 +323,7 @@ impl Node {
             return;
         }
         let target = crate::wire::base58::decode(&payload[2]).ok();
-        let path: Option<Vec<PeerId>> = payload[fixed..].iter().map(|p| PeerId::parse(p)).collect();
-        let (Some(target), Some(mut path)) = (target, path) else {
+        let (Some(target), Some(path)) = (target, parse_path(&payload[fixed..])) else {
             self.record_error(Some(conn), "ignoring a find with a bad target or path".to_owned());
             return;
         };
@@ -336,19 +344,28 @@ impl Node {
             }
             return;
         }
-        // An answer: we are the last hop of its path.
+        if self.answer_back(payload, fixed, path) {
+            self.finish_find(&target, payload);
+        }
+    }
+
+    /// Walks an answer of a routed rs2p request (`payload[..fixed]`, then
+    /// the path) one hop back: we must be the path's last id; without us the
+    /// path is empty when the answer is ours (true), else the answer goes to
+    /// the peer now last (dropped if we are no longer linked to it).
+    pub(crate) fn answer_back(&mut self, payload: &[Bytes], fixed: usize, mut path: Vec<PeerId>) -> bool {
         if path.pop().as_ref() != Some(&self.id) {
-            return;
+            return false;
         }
         let Some(back) = path.last() else {
-            self.finish_find(&target, payload);
-            return;
+            return true;
         };
         if let Some(&c) = self.routing.get(back) {
             let mut out = payload[..fixed].to_vec();
             out.extend(path.iter().map(PeerId::bytes));
             self.send_on(c, flags::WHISPER, out);
         }
+        false
     }
 
     /// Answers a find on `conn` with the owner of `target` as we see it.

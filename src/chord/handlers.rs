@@ -178,7 +178,10 @@ impl Node {
             self.record_error(Some(conn), "ignoring store with an unknown table or a bad key".to_owned());
             return;
         };
-        self.route_store(item, p[3].clone(), Some(conn));
+        // An rs2p peer sends the key beside the hash (§16.13); one that does
+        // not hash to the item is ignored, the store is not.
+        let key = p.get(4).filter(|k| self.is_rs2p(conn) && item.0.hash(k) == item.1).cloned();
+        self.route_store_keyed(item, p[3].clone(), Some(conn), key);
     }
 
     /// Routes a store: to the owner, or into the local table.
@@ -187,7 +190,16 @@ impl Node {
     /// if the answer shows the item is held: py2p drops the link on a delete
     /// of an item it does not hold (D9). A newer value for the item cancels
     /// such a delete still waiting for its answer.
-    pub(crate) fn route_store(&mut self, item: super::ItemKey, value: Bytes, from: Option<ConnId>) {
+    ///
+    /// With the item's key, when it is known, rs2p owners keep the key
+    /// beside the item (`keys()` without the flooded list walks them).
+    pub(crate) fn route_store_keyed(
+        &mut self,
+        item: super::ItemKey,
+        value: Bytes,
+        from: Option<ConnId>,
+        key: Option<Bytes>,
+    ) {
         if !value.is_empty() {
             self.cancel_checked_deletes(item);
         }
@@ -196,20 +208,39 @@ impl Node {
                 if value.is_empty() && !self.is_rs2p(c) {
                     self.route_retrieve(item, Waiter::DeleteIfHeld(c), None);
                 } else {
-                    self.send_store(c, item, value);
+                    self.send_store_keyed(c, item, value, key);
                 }
             }
-            _ => self.store_local(item, value),
+            _ => {
+                // Noted first, so that the replica of the item carries it.
+                if let Some(key) = key.as_ref().filter(|_| !value.is_empty()) {
+                    self.note_item_key(item, key);
+                }
+                self.store_local(item, value);
+                if !self.chord.data.contains(item.0, &item.1) {
+                    self.forget_item_key(item);
+                }
+            }
         }
     }
 
+    /// Sends a store; to an rs2p peer with the item's key if we know it.
     pub(crate) fn send_store(&mut self, conn: ConnId, item: super::ItemKey, value: Bytes) {
-        let payload = vec![
+        let key = self.item_key(&item);
+        self.send_store_keyed(conn, item, value, key);
+    }
+
+    fn send_store_keyed(&mut self, conn: ConnId, item: super::ItemKey, value: Bytes, key: Option<Bytes>) {
+        let mut payload = vec![
             Bytes::from_static(&[flags::STORE]),
             Bytes::from_static(item.0.name().as_bytes()),
             Bytes::from(crate::wire::base58::encode(&item.1)),
             value,
         ];
+        // py2p expects exactly four packets.
+        if let Some(key) = key.filter(|_| self.is_rs2p(conn)) {
+            payload.push(key);
+        }
         self.send_on(conn, flags::WHISPER, payload);
     }
 
@@ -229,6 +260,7 @@ impl Node {
         let bound = if exists { max } else { max - max / OVERWRITE_HEADROOM_DIV };
         let refused = if value.is_empty() {
             data.remove(item.0, &item.1);
+            self.forget_item_key(item);
             None
         } else if data.len(item.0) >= self.cfg.max_items && !exists {
             Some(format!("table {} is full: item not stored", item.0))
@@ -247,6 +279,7 @@ impl Node {
         match refused {
             Some(why) => {
                 self.chord.data.remove(item.0, &item.1);
+                self.forget_item_key(item);
                 self.mark_unsure(item);
                 // Our predecessor's replica is as outdated as our old value.
                 if exists && !self.chord.leeching && self.find(&item.1) == Owner::Local {
@@ -315,6 +348,7 @@ impl Node {
         self.repair_tick();
         self.replica_tick();
         self.finger_tick();
+        self.walk_tick();
         if self.chord.keys.tombstone_count() > 1024 {
             self.chord.keys.prune(self.wall_now());
         }

@@ -111,6 +111,7 @@ impl Node {
             self.chord.handoff_stats.confirmed += 1;
             if self.chord.data.get(item.0, &item.1) == Some(&h.value) && !matches!(self.find(&item.1), Owner::Local) {
                 self.chord.data.remove(item.0, &item.1);
+                self.forget_item_key(item);
             }
             self.pump_handoff();
         } else {

@@ -264,6 +264,11 @@ impl Node {
 
     /// The user wants the key list: from now on it is fetched and kept.
     pub fn request_keys(&mut self) {
+        if self.walks_keys() {
+            self.chord.want_keys = true;
+            self.request_walk();
+            return;
+        }
         if !self.chord.want_keys {
             self.chord.want_keys = true;
             self.ask_for_keys();
@@ -314,6 +319,9 @@ impl Node {
     pub fn key_list_status(&self) -> KeyListStatus {
         if !self.chord.want_keys {
             return KeyListStatus::NotRequested;
+        }
+        if self.walks_keys() {
+            return self.walk_status();
         }
         let now = self.now;
         let mut seeding_peers = 0;

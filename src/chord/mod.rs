@@ -10,6 +10,7 @@ mod handoff;
 mod journal;
 mod keylist;
 mod keystream;
+mod keywalk;
 mod peek;
 mod repair;
 mod replica;
@@ -28,6 +29,7 @@ pub use journal::Change;
 pub use keylist::KeyList;
 pub(crate) use keylist::{Full, Limits};
 pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room};
+pub use keywalk::{NO_KEY_LIST_MARKER, WALK_PAGE_KEYS};
 pub use repair::RepairStats;
 pub use ring_ops::Owner;
 pub use store::{ItemStore, ITEM_OVERHEAD};
@@ -98,6 +100,8 @@ pub struct ChordState {
     pub(crate) replica: replica::ReplicaState,
     /// Fingers and their lookups (see `fingers.rs`).
     pub(crate) fingers: fingers::FingerState,
+    /// Keys beside items, and the ring walk of `keys()` (see `keywalk.rs`).
+    pub(crate) walk: keywalk::WalkState,
 }
 
 impl ChordState {
@@ -127,6 +131,7 @@ impl ChordState {
             unsure: crate::core::SeededState::new(seed, 102).map(),
             replica: replica::ReplicaState::default(),
             fingers: fingers::FingerState::with_seed(seed),
+            walk: keywalk::WalkState::default(),
         }
     }
 

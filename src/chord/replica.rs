@@ -70,13 +70,21 @@ impl Node {
     }
 
     fn send_replica(&mut self, conn: ConnId, item: ItemKey, value: Bytes, depth: u8) {
-        let payload = vec![
+        let key = self
+            .item_key(&item)
+            .or_else(|| self.chord.walk.replica_keys.get(&item).cloned())
+            .filter(|_| !value.is_empty());
+        let mut payload = vec![
             Bytes::from_static(&[flags::RS2P_REPLICA]),
             Bytes::from_static(item.0.name().as_bytes()),
             Bytes::from(base58::encode(&item.1)),
             value,
             Bytes::from(depth.to_string()),
         ];
+        // The key, when known, rides along (§16.13): a promoted replica keeps it.
+        if let Some(key) = key {
+            payload.push(key);
+        }
         self.send_on(conn, flags::WHISPER, payload);
     }
 
@@ -107,14 +115,20 @@ impl Node {
             return;
         }
         let value = payload[3].clone();
+        let key = payload.get(5).filter(|k| item.0.hash(k) == item.1).cloned();
         let replicas = &mut self.chord.replicas;
         if value.is_empty() {
             replicas.remove(item.0, &item.1);
+            self.chord.walk.replica_keys.remove(&item);
         } else if (replicas.len(item.0) < self.cfg.max_items || replicas.contains(item.0, &item.1))
             && replicas.stored_bytes().saturating_add(replicas.added_cost(item.0, &item.1, &value))
                 <= self.cfg.max_store_bytes
         {
             replicas.insert(item.0, &item.1, value.clone());
+            match key {
+                Some(key) => self.chord.walk.replica_keys.insert(item, key),
+                None => self.chord.walk.replica_keys.remove(&item),
+            };
         } else {
             self.record_error(None, "replica store full: a replica not kept".to_owned());
         }
@@ -131,12 +145,17 @@ impl Node {
     /// one, becomes our copy (its owner is gone or has not handed it over).
     pub(crate) fn promote_replica(&mut self, item: ItemKey) -> Option<Bytes> {
         let value = self.chord.replicas.get(item.0, &item.1)?.clone();
+        if let Some(key) = self.chord.walk.replica_keys.get(&item).cloned() {
+            self.note_item_key(item, &key);
+        }
         self.store_local(item, value.clone());
         // Kept as a replica if the table had no room for it.
         if self.chord.data.contains(item.0, &item.1) {
             self.chord.replicas.remove(item.0, &item.1);
+            self.chord.walk.replica_keys.remove(&item);
             Some(value)
         } else {
+            self.forget_item_key(item);
             None
         }
     }

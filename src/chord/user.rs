@@ -75,10 +75,10 @@ impl Node {
     /// Stores `value` under `key` in all five tables (an empty value deletes),
     /// and announces a new key to the network.
     pub fn set(&mut self, key: &[u8], value: Bytes) {
-        for method in HashMethod::ALL {
-            self.route_store((method, method.hash(key)), value.clone(), None);
-        }
         let key = Bytes::copy_from_slice(key);
+        for method in HashMethod::ALL {
+            self.route_store_keyed((method, method.hash(&key)), value.clone(), None, Some(key.clone()));
+        }
         if value.is_empty() {
             self.forget_key(key);
         } else {
@@ -125,6 +125,9 @@ impl Node {
     /// fetches the list only once asked ([`Node::request_keys`]); see
     /// [`Node::key_list_status`] for whether it is all in.
     pub fn keys(&self) -> Vec<Bytes> {
+        if self.walks_keys() {
+            return self.walked_keys();
+        }
         self.chord.keys.iter().map(Bytes::copy_from_slice).collect()
     }
 

@@ -40,6 +40,16 @@ pub struct NodeArgs {
     /// peer that is unreachable (the wait doubles from 1 s up to this).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = super::parse_secs)]
     pub retry_max: Duration,
+    /// Do not announce every set to every node (py2p's network-wide key
+    /// list, whose cost per set grows with the ring): a set costs O(log N)
+    /// messages, and `keys` walks the ring instead. Only for rings of rs2p
+    /// nodes: while a py2p peer is linked, sets are announced anyway.
+    #[arg(long)]
+    pub no_key_list: bool,
+    /// Keep no fingers (py2p's routing only: lookups then take a number of
+    /// hops that grows like a power of the ring's size).
+    #[arg(long)]
+    pub no_fingers: bool,
 }
 
 pub async fn run(args: NodeArgs) -> Result<(), Failure> {
@@ -51,6 +61,8 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
     let mut cfg = Config::chord(&host, port);
     cfg.protocol = Protocol::new(args.subnet.clone(), "Plaintext");
     cfg.data_dir = args.data_dir.clone();
+    cfg.key_list = !args.no_key_list;
+    cfg.fingers = !args.no_fingers;
     if let Some(out) = &args.out_addr {
         cfg.out_addr = split_addr(out).map_err(net_failure)?;
     } else if host == "0.0.0.0" || host == "::" {

@@ -111,9 +111,10 @@ pub struct Config {
     pub replica_depth: u8,
     /// Announce every set and delete to every node (py2p's network-wide key
     /// list, a broadcast per set: its cost grows with N). Always done while
-    /// a py2p peer is linked. Off, a set costs O(log N) messages and only
-    /// the node that set a key lists it; used by the simulator for large
-    /// rings (the ring walk that lists keys without it is not built yet).
+    /// a py2p peer is linked. Off, a set costs O(log N) messages, rs2p
+    /// owners keep each item's key, and `keys()` walks the ring
+    /// (`chord/keywalk.rs`). On by default: py2p peers need the list, and a
+    /// node cannot know that none will join.
     pub key_list: bool,
     /// Keep fingers and a successor list (rs2p chord nodes advertising the
     /// capability): lookups take about ½·log2 N hops instead of a number

@@ -31,6 +31,8 @@ pub struct Conn {
     pub compression: Vec<Compression>,
     /// The peer advertised the rs2p capability flag.
     pub rs2p: bool,
+    /// The peer keeps no flooded key list (its `keys()` walks the ring).
+    pub no_key_list: bool,
     /// Chord: the peer said it is leeching (every connection starts so).
     pub leeching: bool,
     /// The last whisper/broadcast sent, for a resend request.
@@ -87,6 +89,7 @@ impl Conn {
             addr: None,
             compression: Vec::new(),
             rs2p: false,
+            no_key_list: false,
             leeching: true,
             last_sent: None,
             bad_frames: 0,

@@ -113,6 +113,10 @@ impl Node {
                 self.handle_replica(conn, &msg.payload);
                 true
             }
+            flags::RS2P_WALK if chord && n >= 6 => {
+                self.handle_walk(conn, &msg.payload);
+                true
+            }
             flags::RS2P_FIND if chord && n >= 5 => {
                 self.handle_find(conn, &msg.payload);
                 true
@@ -254,6 +258,7 @@ impl Node {
             Vec::new()
         });
         let rs2p = has_capability(&p[4]);
+        let no_key_list = rs2p && has_marker(&p[4], crate::chord::NO_KEY_LIST_MARKER);
         let chord_node = self.cfg.kind == Kind::Chord;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -269,6 +274,7 @@ impl Node {
         let outgoing = c.outgoing;
         c.addr = addr;
         c.compression = list;
+        c.no_key_list = no_key_list;
         c.rs2p = rs2p;
         if self.dialing.get(&pid) == Some(&conn) {
             self.dialing.remove(&pid);
@@ -451,7 +457,10 @@ impl Node {
         if !self.cfg.advertise_capability {
             return list;
         }
-        let flag = pyjson::string(&char::from(CAPABILITY_FLAG).to_string());
+        let mut flag = pyjson::string(&char::from(CAPABILITY_FLAG).to_string());
+        if self.cfg.kind == Kind::Chord && !self.cfg.key_list {
+            flag = format!("{flag}, {}", pyjson::string(&char::from(crate::chord::NO_KEY_LIST_MARKER).to_string()));
+        }
         if self.cfg.compression.is_empty() {
             format!("[{flag}]")
         } else {
@@ -486,8 +495,14 @@ pub(crate) fn is_delete_notify(msg: &Message) -> bool {
 
 /// True if a compression list packet carries the rs2p capability flag.
 fn has_capability(text: &[u8]) -> bool {
+    has_marker(text, CAPABILITY_FLAG)
+}
+
+/// True if a compression list packet carries the marker `flag` (a string
+/// holding that character).
+pub(crate) fn has_marker(text: &[u8], flag: u8) -> bool {
     let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(text) else {
         return false;
     };
-    items.iter().any(|i| i.as_str().is_some_and(|s| s.chars().any(|c| u32::from(c) == u32::from(CAPABILITY_FLAG))))
+    items.iter().any(|i| i.as_str().is_some_and(|s| s.chars().any(|c| u32::from(c) == u32::from(flag))))
 }

@@ -56,6 +56,12 @@ pub const RS2P_REPLICA: u8 = 0x2C;
 /// uses 0x2B). Used to keep fingers.
 pub const RS2P_FIND: u8 = 0x2B;
 
+/// Sub-flag of the rs2p key-walk extension: `keys` asks the owner of a
+/// point for the keys of the items it holds, `keyed` answers with a page of
+/// them and its successor, where the walk goes on (rs2p peers only; py2p
+/// never uses 0x2A). `keys()` without the flooded key list.
+pub const RS2P_WALK: u8 = 0x2A;
+
 /// Compression: bzip2.
 pub const BZ2: u8 = 0x10;
 /// Compression: gzip container.

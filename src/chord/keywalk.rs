@@ -1,0 +1,371 @@
+//! Listing keys without the flooded key list: keys kept beside items, and
+//! a walk of the ring.
+//!
+//! py2p announces every set to every node (a broadcast per set, so its cost
+//! grows with N) so that each node can answer `keys()` alone. An rs2p ring
+//! may go without it ([`crate::core::Config::key_list`] off, `rs2p node
+//! --no-key-list`); then:
+//!
+//! * a store sent to an rs2p peer carries the key as a fifth packet (py2p
+//!   peers get the usual four), checked against the hash by the receiver, so
+//!   each rs2p owner knows the keys of the items it holds (`item_keys`), and
+//!   passes them on with handoffs, repairs and replicas;
+//! * `keys()` walks the ring (sub-flag [`flags::RS2P_WALK`], PROTOCOL
+//!   §16.13): `keys POINT NONCE CURSOR PATH…` is routed like a find (§16.12)
+//!   to the owner of POINT, which answers `keyed POINT NONCE NEXT MORE COUNT
+//!   KEY… PATH…`: up to a page of the keys of items it holds after CURSOR,
+//!   and NEXT, its successor, where the walk goes on. The walk starts at our
+//!   own id (or, for a client, at a seeding peer's) and ends when it is back
+//!   there: O(N) steps of O(log N) hops, pages of [`WALK_PAGE_KEYS`] keys.
+//!
+//! A node advertises that it keeps no flooded list with the marker
+//! [`NO_KEY_LIST_MARKER`] in its handshake's compression list, beside the
+//! rs2p capability, so a client (which keeps the default) walks too.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+
+use super::{ItemKey, KeyListStatus};
+use crate::core::{ConnId, Node, Time};
+use crate::ring::{distance, U512};
+use crate::wire::flags;
+
+/// Marker, in the compression list beside the rs2p capability (0x2F): this
+/// node keeps no flooded key list, so `keys()` through it walks the ring.
+pub const NO_KEY_LIST_MARKER: u8 = 0x2A;
+
+/// Most keys in one page of a walk answer.
+pub const WALK_PAGE_KEYS: usize = 4096;
+
+/// Most key bytes in one page (frames stay well under the frame bound).
+const WALK_PAGE_BYTES: usize = 256 << 10;
+
+/// A walk step unanswered this long is sent again ...
+const WALK_STEP_TIMEOUT_MS: u64 = 5_000;
+
+/// ... this many times in all, then the walk fails.
+const WALK_STEP_TRIES: u8 = 3;
+
+/// A finished walk answers `keys()` for this long; a later request walks again.
+const WALK_FRESH_MS: u64 = 2_000;
+
+/// Bound on a walk's steps (a ring of a million nodes, with pages).
+const MAX_WALK_STEPS: u64 = 1 << 22;
+
+const KEYS: &[u8] = b"keys";
+const KEYED: &[u8] = b"keyed";
+
+/// A walk in progress.
+#[derive(Debug)]
+struct Walk {
+    /// Where it started (and ends).
+    start: U512,
+    /// The point whose owner is asked now.
+    point: U512,
+    /// The last key of the page before, when the owner has more.
+    cursor: Bytes,
+    /// The nonce of the step in flight.
+    nonce: u64,
+    /// When the step was sent.
+    sent_at: Time,
+    /// Sends of this step so far.
+    tries: u8,
+    /// Ring distance walked so far (ends the walk at 2^384 whatever the answers).
+    covered: U512,
+    /// Steps taken.
+    steps: u64,
+    /// Keys gathered.
+    keys: BTreeSet<Bytes>,
+}
+
+/// Keys beside items, and the walk state of a node.
+#[derive(Debug, Default)]
+pub(crate) struct WalkState {
+    /// The key of each item we hold, where we know it.
+    pub(crate) item_keys: BTreeMap<ItemKey, Bytes>,
+    /// Keys of items we hold, with how many of our items have each.
+    pub(crate) held_keys: BTreeMap<Bytes, u8>,
+    /// The key of each replica we hold, where we know it (a promoted
+    /// replica keeps it).
+    pub(crate) replica_keys: BTreeMap<ItemKey, Bytes>,
+    /// The walk in progress.
+    walk: Option<Walk>,
+    /// The last finished walk: when, and its keys.
+    last: Option<(Time, BTreeSet<Bytes>)>,
+    /// The last walk failed (a step unanswered): `keys()` is partial.
+    failed: bool,
+    /// The next nonce.
+    next_nonce: u64,
+}
+
+impl Node {
+    /// True if `keys()` here walks the ring: we keep no flooded list, or we
+    /// are a client of a seeding rs2p peer that keeps none.
+    pub(crate) fn walks_keys(&self) -> bool {
+        if !self.chord.leeching {
+            return !self.floods_keys();
+        }
+        self.conns.values().any(|c| c.handshaken && !c.leeching && c.rs2p && c.no_key_list)
+    }
+
+    /// Records that `item`, which we hold, is `key`'s.
+    pub(crate) fn note_item_key(&mut self, item: ItemKey, key: &Bytes) {
+        let w = &mut self.chord.walk;
+        if w.item_keys.get(&item) == Some(key) {
+            return;
+        }
+        if let Some(old) = w.item_keys.insert(item, key.clone()) {
+            release(&mut w.held_keys, &old);
+        }
+        *w.held_keys.entry(key.clone()).or_insert(0) += 1;
+    }
+
+    /// `item` left our tables.
+    pub(crate) fn forget_item_key(&mut self, item: ItemKey) {
+        let w = &mut self.chord.walk;
+        if let Some(old) = w.item_keys.remove(&item) {
+            release(&mut w.held_keys, &old);
+        }
+    }
+
+    /// The key of an item we hold, if we know it.
+    pub(crate) fn item_key(&self, item: &ItemKey) -> Option<Bytes> {
+        self.chord.walk.item_keys.get(item).cloned()
+    }
+
+    /// Starts a walk unless one runs or a fresh one finished.
+    pub(crate) fn request_walk(&mut self) {
+        let w = &self.chord.walk;
+        let fresh = w.last.as_ref().is_some_and(|(at, _)| self.now.saturating_sub(*at) < WALK_FRESH_MS);
+        if w.walk.is_some() || fresh {
+            return;
+        }
+        let start = if self.chord.leeching {
+            match self.data_storing().into_iter().find(|(_, c)| self.is_rs2p(*c)) {
+                Some((p, _)) => *p.value(),
+                None => return,
+            }
+        } else {
+            *self.id.value()
+        };
+        self.chord.walk.walk = Some(Walk {
+            start,
+            point: start,
+            cursor: Bytes::new(),
+            nonce: 0,
+            sent_at: self.now,
+            tries: 0,
+            covered: U512::ZERO,
+            steps: 0,
+            keys: BTreeSet::new(),
+        });
+        self.walk_step();
+    }
+
+    /// The walk's keys (the last finished walk's, else those gathered so far).
+    pub(crate) fn walked_keys(&self) -> Vec<Bytes> {
+        let w = &self.chord.walk;
+        match (&w.last, &w.walk) {
+            (Some((_, keys)), _) => keys.iter().cloned().collect(),
+            (None, Some(walk)) => walk.keys.iter().cloned().collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// Whether the walk's list is all in.
+    pub(crate) fn walk_status(&self) -> KeyListStatus {
+        let w = &self.chord.walk;
+        if w.walk.is_some() || w.last.is_none() {
+            KeyListStatus::Arriving
+        } else {
+            KeyListStatus::Complete
+        }
+    }
+
+    /// True if the last walk gave up on a step: its list may lack keys.
+    pub fn key_walk_failed(&self) -> bool {
+        self.chord.walk.failed
+    }
+
+    /// Asks for the current step: our own page at once if we own the point.
+    fn walk_step(&mut self) {
+        let Some(walk) = self.chord.walk.walk.as_ref() else {
+            return;
+        };
+        let (point, cursor) = (walk.point, walk.cursor.clone());
+        let next = if self.chord.leeching {
+            self.routing
+                .iter()
+                .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.handshaken && !c.leeching && c.rs2p))
+                .map(|(p, c)| (distance(p.value(), &point), *c))
+                .min()
+                .map(|(_, c)| c)
+        } else {
+            self.find_next_hop(&point)
+        };
+        let Some(conn) = next else {
+            if self.chord.leeching {
+                return self.end_walk(true);
+            }
+            let (keys, more) = self.key_page(&cursor);
+            let succ = self.owner_id(self.successor()).map_or(*self.id.value(), |p| *p.value());
+            return self.walk_answered(keys, succ, more);
+        };
+        let nonce = self.chord.walk.next_nonce;
+        self.chord.walk.next_nonce += 1;
+        if let Some(walk) = self.chord.walk.walk.as_mut() {
+            walk.nonce = nonce;
+            walk.sent_at = self.now;
+            walk.tries += 1;
+        }
+        let payload = vec![
+            Bytes::from_static(&[flags::RS2P_WALK]),
+            Bytes::from_static(KEYS),
+            Bytes::from(crate::wire::base58::encode(&point)),
+            Bytes::from(nonce.to_string()),
+            cursor,
+            self.id.bytes(),
+        ];
+        self.send_on(conn, flags::WHISPER, payload);
+    }
+
+    /// A page of the walk came in (or was read locally).
+    fn walk_answered(&mut self, keys: Vec<Bytes>, next: U512, more: bool) {
+        let Some(walk) = self.chord.walk.walk.as_mut() else {
+            return;
+        };
+        walk.steps += 1;
+        walk.tries = 0;
+        let last = keys.last().cloned();
+        walk.keys.extend(keys);
+        match last.filter(|_| more) {
+            Some(last) => walk.cursor = last,
+            None => {
+                let step = distance(&walk.point, &next);
+                walk.covered = walk.covered.saturating_add(step);
+                walk.point = next;
+                walk.cursor = Bytes::new();
+                let round = U512::from(1u64) << crate::ring::RING_BITS;
+                if step.is_zero() || next == walk.start || walk.covered >= round {
+                    return self.end_walk(false);
+                }
+            }
+        }
+        if walk.steps >= MAX_WALK_STEPS {
+            return self.end_walk(true);
+        }
+        self.walk_step();
+    }
+
+    fn end_walk(&mut self, failed: bool) {
+        let w = &mut self.chord.walk;
+        if let Some(walk) = w.walk.take() {
+            w.failed = failed;
+            w.last = Some((self.now, walk.keys));
+        }
+    }
+
+    /// Walk maintenance, on each tick: a step unanswered is sent again, and
+    /// after [`WALK_STEP_TRIES`] the walk ends as failed.
+    pub(crate) fn walk_tick(&mut self) {
+        let Some(walk) = self.chord.walk.walk.as_ref() else {
+            return;
+        };
+        if self.now.saturating_sub(walk.sent_at) < WALK_STEP_TIMEOUT_MS {
+            return;
+        }
+        if walk.tries >= WALK_STEP_TRIES {
+            self.end_walk(true);
+        } else {
+            self.walk_step();
+        }
+    }
+
+    /// Keys of items we hold, after `cursor` (from the first if empty): a
+    /// page, and whether more follow.
+    fn key_page(&self, cursor: &Bytes) -> (Vec<Bytes>, bool) {
+        use std::ops::Bound;
+        let from = if cursor.is_empty() { Bound::Unbounded } else { Bound::Excluded(cursor.clone()) };
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        for key in self.chord.walk.held_keys.range((from, Bound::Unbounded)).map(|(k, _)| k) {
+            if out.len() == WALK_PAGE_KEYS || bytes + key.len() > WALK_PAGE_BYTES {
+                return (out, true);
+            }
+            bytes += key.len();
+            out.push(key.clone());
+        }
+        (out, false)
+    }
+
+    /// The rs2p walk extension (§16.13): forward or answer a walk step, or
+    /// walk an answer back along its path.
+    pub(crate) fn handle_walk(&mut self, conn: ConnId, payload: &[Bytes]) {
+        let verb = payload[1].as_ref();
+        let count = if verb == KEYED {
+            payload.get(6).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse::<usize>().ok())
+        } else {
+            Some(0)
+        };
+        let fixed = match (verb, count) {
+            (KEYS, _) => 5,
+            (KEYED, Some(c)) if c <= WALK_PAGE_KEYS => 7 + c,
+            _ => usize::MAX,
+        };
+        let target = crate::wire::base58::decode(&payload[2]).ok().map(|t| crate::ring::reduce(&t));
+        let path = payload.get(fixed..).and_then(super::fingers::parse_path);
+        let (Some(point), Some(path)) = (target, path) else {
+            self.record_error(Some(conn), "ignoring a malformed key walk".to_owned());
+            return;
+        };
+        if verb == KEYS {
+            if self.peer_of(conn) != path.last() || self.chord.leeching {
+                return;
+            }
+            match self.find_next_hop(&point).filter(|_| path.len() < super::MAX_FIND_PATH) {
+                Some(next) if !path.contains(&self.id) => {
+                    let mut out = payload.to_vec();
+                    out.push(self.id.bytes());
+                    self.send_on(next, flags::WHISPER, out);
+                }
+                _ => {
+                    let (keys, more) = self.key_page(&payload[4]);
+                    let succ = self.owner_id(self.successor()).map_or(*self.id.value(), |p| *p.value());
+                    let mut out = vec![
+                        Bytes::from_static(&[flags::RS2P_WALK]),
+                        Bytes::from_static(KEYED),
+                        payload[2].clone(),
+                        payload[3].clone(),
+                        Bytes::from(crate::wire::base58::encode(&succ)),
+                        Bytes::from_static(if more { b"1" } else { b"0" }),
+                        Bytes::from(keys.len().to_string()),
+                    ];
+                    out.extend(keys);
+                    out.extend(payload[5..].iter().cloned());
+                    self.send_on(conn, flags::WHISPER, out);
+                }
+            }
+            return;
+        }
+        if !self.answer_back(payload, fixed, path) {
+            return;
+        }
+        let nonce = std::str::from_utf8(&payload[3]).ok().and_then(|n| n.parse::<u64>().ok());
+        let ours = self.chord.walk.walk.as_ref().is_some_and(|w| Some(w.nonce) == nonce && w.point == point);
+        let next = crate::wire::base58::decode(&payload[4]).ok().map(|n| crate::ring::reduce(&n));
+        if let (true, Some(next)) = (ours, next) {
+            let keys = payload[7..fixed].to_vec();
+            self.walk_answered(keys, next, payload[5].as_ref() == b"1");
+        }
+    }
+}
+
+/// One item fewer has `key`.
+fn release(held: &mut BTreeMap<Bytes, u8>, key: &Bytes) {
+    if let Some(n) = held.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            held.remove(key);
+        }
+    }
+}
