@@ -326,9 +326,9 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             if crng.chance(0.5) {
                 w.sim.crash(victim);
                 tally.crashed += 1;
-            } else if !leaving.contains_key(&victim) {
+            } else if let std::collections::btree_map::Entry::Vacant(slot) = leaving.entry(victim) {
                 let _ = w.sim.node(victim).unjoin();
-                leaving.insert(victim, w.sim.now() + LEAVE_MAX_MS);
+                slot.insert(w.sim.now() + LEAVE_MAX_MS);
                 tally.left += 1;
             }
             let boot = *crng.pick(&candidates.iter().copied().filter(|&i| i != victim).collect::<Vec<_>>());
@@ -387,8 +387,12 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let phase_frames = (w.sim.frames - f1) as f64;
     let phase_bytes = (w.sim.bytes - b1) as f64;
     let gets = tally.gets.max(1) as f64;
-    let msgs_per_lookup = ((phase_frames - maint_frames_per_s * phase_s) / gets).max(0.0);
-    let bytes_per_lookup = ((phase_bytes - maint_bytes_per_s * phase_s) / gets).max(0.0);
+    let (lookup_frames, lookup_bytes) = w.sim.lookup_frames();
+    let msgs_per_lookup = lookup_frames as f64 / gets;
+    let bytes_per_lookup = lookup_bytes as f64 / gets;
+    // The other measure: everything in the phase, less the quiet window's rate.
+    let net_msgs_per_lookup = (phase_frames - maint_frames_per_s * phase_s) / gets;
+    let net_bytes_per_lookup = (phase_bytes - maint_bytes_per_s * phase_s) / gets;
     let mut hops = tally.hops.clone();
     hops.sort_unstable();
     let hops_mean =
@@ -414,8 +418,9 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
         hops.len()
     );
     println!(
-        "sim: per get, beyond maintenance: {msgs_per_lookup:.1} messages, {bytes_per_lookup:.0} bytes; maintenance {maint_bytes_per_node_s:.1} bytes per node per second"
+        "sim: per get: {msgs_per_lookup:.1} messages, {bytes_per_lookup:.0} bytes of retrieve/retrieved (all frames less the quiet rate: {net_msgs_per_lookup:.1} messages, {net_bytes_per_lookup:.0} bytes)"
     );
+    println!("sim: maintenance {maint_bytes_per_node_s:.1} bytes per node per second");
     if args.churn > 0.0 {
         println!("sim: churn: {} crashed, {} left, {} joined", tally.crashed, tally.left, tally.joined);
     }
@@ -443,6 +448,9 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "lookup_success": lookup_success,
             "msgs_per_lookup": msgs_per_lookup,
             "bytes_per_lookup": bytes_per_lookup,
+            "net_msgs_per_lookup": net_msgs_per_lookup,
+            "net_bytes_per_lookup": net_bytes_per_lookup,
+            "maint_frames_per_s": maint_frames_per_s,
             "maint_bytes_per_node_s": maint_bytes_per_node_s,
             "crashed": tally.crashed,
             "left": tally.left,

@@ -122,6 +122,7 @@ pub struct Sim {
     trace: TraceHasher,
     track_lookups: bool,
     lookup_hops: BTreeMap<ItemName, u32>,
+    lookup_frames: (u64, u64),
 }
 
 impl Default for Sim {
@@ -156,6 +157,7 @@ impl Sim {
             trace: TraceHasher::default(),
             track_lookups: false,
             lookup_hops: BTreeMap::new(),
+            lookup_frames: (0, 0),
         }
     }
 
@@ -208,6 +210,13 @@ impl Sim {
     /// [`item_names`]). Frames that do not decode are not counted.
     pub fn take_lookup_hops(&mut self) -> BTreeMap<ItemName, u32> {
         std::mem::take(&mut self.lookup_hops)
+    }
+
+    /// Frames and bytes of lookup traffic delivered while tracking: retrieve
+    /// whispers and their `retrieved` answers (relayed answers included),
+    /// whoever asked (a repair's retrieves count too).
+    pub fn lookup_frames(&self) -> (u64, u64) {
+        self.lookup_frames
     }
 
     /// A hash of every delivery so far (time, node, connection and bytes of
@@ -401,8 +410,17 @@ impl Sim {
                 self.trace.word(conn.0);
                 self.trace.bytes(&bytes);
                 if self.track_lookups {
-                    if let Some(item) = retrieve_item(&bytes) {
-                        *self.lookup_hops.entry(item).or_default() += 1;
+                    match lookup_frame(&bytes) {
+                        Some(Lookup::Retrieve(item)) => {
+                            *self.lookup_hops.entry(item).or_default() += 1;
+                            self.lookup_frames.0 += 1;
+                            self.lookup_frames.1 += bytes.len() as u64;
+                        }
+                        Some(Lookup::Retrieved) => {
+                            self.lookup_frames.0 += 1;
+                            self.lookup_frames.1 += bytes.len() as u64;
+                        }
+                        None => {}
                     }
                 }
                 if let Some(n) = self.nodes[node].as_mut() {
@@ -574,25 +592,40 @@ impl Sim {
 /// sender, id, time).
 const HEADER_PACKETS: usize = 4;
 
-/// The item a frame's retrieve whisper asks for, if it is one. A cheap scan
-/// of the packet lengths rules out most uncompressed frames before the full
-/// decode (which checks the message id).
-fn retrieve_item(frame: &[u8]) -> Option<ItemName> {
+/// A frame of lookup traffic.
+enum Lookup {
+    /// A retrieve whisper for this item.
+    Retrieve(ItemName),
+    /// An answer.
+    Retrieved,
+}
+
+/// What a frame is, if it is lookup traffic. A cheap scan of the packet
+/// lengths rules out most uncompressed frames before the full decode (which
+/// checks the message id).
+fn lookup_frame(frame: &[u8]) -> Option<Lookup> {
     let body = frame.get(4..)?;
     let len = u32::from_be_bytes(frame[..4].try_into().ok()?) as usize;
     if len != body.len() {
         return None;
     }
     if let Some(sub) = raw_sub_flag(body) {
-        if sub != Some(flags::RETRIEVE) {
+        if sub != Some(flags::RETRIEVE) && sub != Some(flags::RETRIEVED) {
             return None;
         }
     }
     let msg = Message::decode_body(body, &crate::wire::compression::PREFERENCE, crate::wire::DEFAULT_MAX_FRAME).ok()?;
-    if msg.msg_type != flags::WHISPER || msg.payload.len() < 3 || msg.payload[0].as_ref() != [flags::RETRIEVE] {
+    if msg.msg_type != flags::WHISPER || msg.payload.len() < 3 {
         return None;
     }
-    Some((String::from_utf8_lossy(&msg.payload[1]).into_owned(), String::from_utf8_lossy(&msg.payload[2]).into_owned()))
+    match msg.payload[0].as_ref() {
+        [flags::RETRIEVE] => Some(Lookup::Retrieve((
+            String::from_utf8_lossy(&msg.payload[1]).into_owned(),
+            String::from_utf8_lossy(&msg.payload[2]).into_owned(),
+        ))),
+        [flags::RETRIEVED] => Some(Lookup::Retrieved),
+        _ => None,
+    }
 }
 
 /// For an uncompressed body: `Some(sub-flag)` (`None` inside when the
