@@ -87,6 +87,10 @@ pub struct SimArgs {
     /// Gets in flight at once.
     #[arg(long, default_value_t = 16)]
     pub parallel: usize,
+    /// Gets started per simulated second (0: as fast as --parallel allows);
+    /// pacing makes the lookup phase last long enough for churn to act.
+    #[arg(long, default_value_t = 0.0)]
+    pub lookups_per_s: f64,
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -296,7 +300,12 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
         }
         // Issue gets up to the parallelism, each of a key no other get holds.
         let askers: Vec<usize> = w.seeding().into_iter().filter(|i| !leaving.contains_key(i)).collect();
-        while issued < args.lookups && inflight.len() < args.parallel && busy_keys.len() < keys.len() {
+        let allowed = if args.lookups_per_s > 0.0 {
+            (args.lookups_per_s * (w.sim.now() - t1) as f64 / 1000.0).ceil() as usize
+        } else {
+            usize::MAX
+        };
+        while issued < args.lookups.min(allowed) && inflight.len() < args.parallel && busy_keys.len() < keys.len() {
             let key = loop {
                 let k = lrng.below(keys.len() as u64) as usize;
                 if !busy_keys.contains(&k) {
@@ -436,6 +445,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "keys": args.keys,
             "lookups": tally.gets,
             "churn": args.churn,
+            "lookups_per_s": args.lookups_per_s,
             "seed": args.seed,
             "latency_ms": [args.latency.0, args.latency.1],
             "ring_consistent": consistent,
