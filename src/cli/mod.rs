@@ -7,6 +7,7 @@ mod demo;
 mod durability_bench;
 mod node;
 mod scale;
+mod sim;
 mod soak;
 
 use clap::{Args, Parser, Subcommand};
@@ -99,6 +100,10 @@ pub enum Command {
     /// report what was answered, what the attacks cost, and memory.
     #[command(after_help = EXIT_CODES)]
     Soak(soak::SoakArgs),
+    /// Simulate an N-node ring in one process (virtual time, latency, churn)
+    /// and report hops, lookup success and traffic.
+    #[command(after_help = EXIT_CODES)]
+    Sim(sim::SimArgs),
     /// (internal) Memory probe used by `bench`.
     #[command(hide = true)]
     BenchRss(bench::RssArgs),
@@ -179,6 +184,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => bench::run(args).await,
         Command::BenchRss(args) => bench::rss(args).await,
         Command::Soak(args) => soak::run(args).await,
+        Command::Sim(args) => sim::run(args),
     }
 }
 
