@@ -91,6 +91,14 @@ pub struct SimArgs {
     /// pacing makes the lookup phase last long enough for churn to act.
     #[arg(long, default_value_t = 0.0)]
     pub lookups_per_s: f64,
+    /// Keep py2p's flooded key list (every set announced to every node).
+    /// Off by default here: its cost per set grows with N, and rs2p-only
+    /// rings do without it (`rs2p node --no-key-list`).
+    #[arg(long)]
+    pub key_list: bool,
+    /// Keep no fingers (py2p's routing only), to compare.
+    #[arg(long)]
+    pub no_fingers: bool,
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -134,6 +142,10 @@ fn proc_status_kib(field: &str) -> u64 {
 struct World {
     sim: Sim,
     seed: u64,
+    /// `--key-list`.
+    key_list: bool,
+    /// Not `--no-fingers`.
+    fingers: bool,
     start: Instant,
     last_progress: Instant,
 }
@@ -143,6 +155,8 @@ impl World {
         let serial = self.sim.len();
         let mut cfg = Config::chord(&host_of(serial), PORT);
         cfg.salt = salt_of(self.seed, serial);
+        cfg.key_list = self.key_list;
+        cfg.fingers = self.fingers;
         let idx = self.sim.add_node(cfg);
         let _ = self.sim.node(idx).join();
         idx
@@ -210,7 +224,8 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let mut sim = Sim::with_seed(args.seed);
     sim.set_latency(args.latency.0, args.latency.1);
     sim.set_tick_ms(Some(TICK_MS));
-    let mut w = World { sim, seed: args.seed, start, last_progress: start };
+    let mut w =
+        World { sim, seed: args.seed, key_list: args.key_list, fingers: !args.no_fingers, start, last_progress: start };
 
     // 1. The ring, in batches, each newcomer bootstrapped by a random node
     //    already present.
@@ -448,6 +463,8 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "lookups_per_s": args.lookups_per_s,
             "seed": args.seed,
             "latency_ms": [args.latency.0, args.latency.1],
+            "key_list": args.key_list,
+            "fingers": !args.no_fingers,
             "ring_consistent": consistent,
             "build_sim_s": built_at,
             "settle_sim_s": settle_s,

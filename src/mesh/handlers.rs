@@ -113,6 +113,10 @@ impl Node {
                 self.handle_replica(conn, &msg.payload);
                 true
             }
+            flags::RS2P_PING if n >= 2 => {
+                self.handle_ping(conn, &msg.payload);
+                true
+            }
             flags::RS2P_WALK if chord && n >= 6 => {
                 self.handle_walk(conn, &msg.payload);
                 true
@@ -376,7 +380,11 @@ impl Node {
     fn handle_request(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
         if p.len() == 2 && p[1].as_ref() == b"*" {
-            self.send_peers(conn);
+            if self.uses_fingers() && self.is_rs2p(conn) {
+                self.send_ring_peers(conn);
+            } else {
+                self.send_peers(conn);
+            }
             return;
         }
         if p.len() < 3 {
@@ -480,6 +488,30 @@ impl Node {
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         list
+    }
+
+    /// The answer to an rs2p peer's `*` when we keep fingers (§16.12): our
+    /// seeding peers nearest on each side (a successor list's worth each),
+    /// all that its stabilisation looks for, instead of every link we hold.
+    fn send_ring_peers(&mut self, conn: ConnId) {
+        let me = *self.id.value();
+        let r = self.successor_target();
+        let mut seeding: Vec<(PeerId, ConnId)> = self.data_storing();
+        seeding.sort_by_key(|(p, _)| crate::ring::distance(&me, p.value()));
+        let mut near: Vec<ConnId> = seeding.iter().take(r).map(|(_, c)| *c).collect();
+        near.extend(seeding.iter().rev().take(r).map(|(_, c)| *c));
+        near.sort();
+        near.dedup();
+        let mut list: Vec<PeerEntry> = near
+            .into_iter()
+            .filter_map(|c| {
+                let conn = self.conns.get(&c)?;
+                Some(PeerEntry { host: conn.addr.clone()?.0, port: conn.addr.clone()?.1, id: conn.peer.as_ref()?.to_string() })
+            })
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        let text = pyjson::peers_json(&list);
+        self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
     }
 
     pub(crate) fn send_peers(&mut self, conn: ConnId) {

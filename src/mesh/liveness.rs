@@ -6,7 +6,9 @@
 //! firewall closes nothing: its links only fall silent. So every handshaken
 //! peer that has sent nothing for [`Config::keepalive_ms`] is asked for its
 //! peer list (py2p's request `*`, which py2p and rs2p both answer), and one
-//! silent for [`Config::peer_timeout_ms`] is closed as dead, which starts
+//! silent for [`Config::peer_timeout_ms`] is closed as dead (an rs2p peer
+//! gets the rs2p `ping` instead of `*`: a peer list costs kilobytes in a
+//! ring with fingers), which starts
 //! the same recovery as a reset link (for a seeding peer: repair).
 //!
 //! [`Config::keepalive_ms`]: crate::core::Config::keepalive_ms
@@ -16,6 +18,9 @@ use bytes::Bytes;
 
 use crate::core::{ConnId, Node};
 use crate::wire::flags;
+
+const PING: &[u8] = b"ping";
+const PONG: &[u8] = b"pong";
 
 impl Node {
     /// Sends keepalives and closes peers silent past the deadline.
@@ -44,7 +49,12 @@ impl Node {
             }
         }
         for conn in ping {
-            self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::REQUEST]), Bytes::from_static(b"*")]);
+            let probe = if self.is_rs2p(conn) {
+                vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PING)]
+            } else {
+                vec![Bytes::from_static(&[flags::REQUEST]), Bytes::from_static(b"*")]
+            };
+            self.send_on(conn, flags::WHISPER, probe);
         }
         for (conn, quiet, seeder) in silent {
             let text = format!("closing connection: peer silent for {quiet} ms (keepalives unanswered)");
@@ -53,6 +63,14 @@ impl Node {
             if seeder {
                 self.seeder_vanished();
             }
+        }
+    }
+
+    /// The rs2p keepalive (§16.14): a `ping` is answered `pong`; either
+    /// counts as traffic, which is all the liveness check needs.
+    pub(crate) fn handle_ping(&mut self, conn: ConnId, payload: &[Bytes]) {
+        if payload[1].as_ref() == PING {
+            self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PONG)]);
         }
     }
 }

@@ -62,6 +62,11 @@ pub const RS2P_FIND: u8 = 0x2B;
 /// never uses 0x2A). `keys()` without the flooded key list.
 pub const RS2P_WALK: u8 = 0x2A;
 
+/// Sub-flag of the rs2p keepalive: `ping`, answered `pong` (rs2p peers
+/// only; py2p peers get py2p's peer request `*` instead, whose answer, a
+/// whole peer list, costs far more). py2p never uses 0x29.
+pub const RS2P_PING: u8 = 0x29;
+
 /// Compression: bzip2.
 pub const BZ2: u8 = 0x10;
 /// Compression: gzip container.
