@@ -1047,6 +1047,46 @@ async fn mixed_ring_100_keys_from_both_sides() {
     eprintln!("mixed_ring_100_keys_from_both_sides: {}", elapsed(t));
 }
 
+/// Issue 14: a real py2p node in a ring of eight rs2p nodes that keep
+/// fingers and successor lists (links py2p never makes, finds py2p never
+/// sees) sets and gets every key, and so do the rs2p nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn py2p_node_in_a_ring_of_rs2p_nodes_with_fingers() {
+    let _slot = slot();
+    let t = Instant::now();
+    let ring = Ring::build(8, 1).await;
+    let all = ring.all();
+    // The rs2p nodes look their fingers up (one a second) and link their
+    // successor lists.
+    let linked = wait_until(Duration::from_secs(30), || {
+        ring.rs.iter().all(|s| s.finger_stats().finds_answered > 0 && s.successor_list().len() >= 4)
+    })
+    .await;
+    assert!(
+        linked,
+        "rs2p nodes without fingers or successors: {:?}",
+        ring.rs.iter().map(|s| s.finger_stats()).collect::<Vec<_>>()
+    );
+    let mut writes = Vec::new();
+    for i in 0..30 {
+        let w = ring.py_member(0);
+        let (k, v) = (format!("fpy-key-{i}"), format!("py2p-value-{i}"));
+        ring.set(&w, &k, &v).await;
+        writes.push((k, v, w));
+    }
+    for i in 0..30 {
+        let w = ring.rs_member(i % 8);
+        let (k, v) = (format!("frs-key-{i}"), format!("rs2p-value-{i}"));
+        ring.set(&w, &k, &v).await;
+        writes.push((k, v, w));
+    }
+    ring.wait_replicated(&all, &writes, "py2p among fingers").await;
+    let pairs: Vec<(String, String)> = writes.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
+    ring.check_reads(&all, &all, &present(&pairs), Duration::from_secs(40), "py2p among fingers").await;
+    ring.close().await;
+    eprintln!("py2p_node_in_a_ring_of_rs2p_nodes_with_fingers: {}", elapsed(t));
+}
+
 /// An rs2p node leaves gracefully (`leave`, then `close`): every entry it
 /// held is confirmed by its new owner (a py2p node where the ring allows it)
 /// before it goes, and no key is lost.

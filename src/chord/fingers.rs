@@ -117,6 +117,8 @@ pub(crate) struct FingerState {
     rng: u64,
     /// Counters.
     pub(crate) stats: FingerStats,
+    /// log2 of the ring size, as last estimated (see [`Node::ring_size_log2`]).
+    size_log2: u32,
 }
 
 impl FingerState {
@@ -159,17 +161,24 @@ impl Node {
     /// nearest successors are (k successors within a distance d: about
     /// k·2^384/d nodes); 0 when it knows no seeding peer.
     pub fn ring_size_log2(&self) -> u32 {
+        self.chord.fingers.size_log2
+    }
+
+    /// Estimates the ring size again (on each tick: it changes slowly, and
+    /// is read on every peer list).
+    fn estimate_ring_size(&mut self) {
         let me = self.id.value();
-        let mut after: Vec<U512> = self.data_storing().iter().map(|(p, _)| distance(me, p.value())).collect();
+        let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(me, p.value())).collect();
         if after.is_empty() {
-            return 0;
+            self.chord.fingers.size_log2 = 0;
+            return;
         }
-        after.sort();
         let k = after.len().min(SIZE_SAMPLE);
+        after.select_nth_unstable(k - 1);
         let d = after[k - 1];
         let gap_bits = d.bit_len().max(1) as u32;
         let k_bits = usize::BITS - k.leading_zeros() - 1;
-        (RING_BITS as u32 + k_bits).saturating_sub(gap_bits).max(1)
+        self.chord.fingers.size_log2 = (RING_BITS as u32 + k_bits).saturating_sub(gap_bits).max(1);
     }
 
     /// How many successors we keep linked.
@@ -187,22 +196,22 @@ impl Node {
     /// our successor list.
     pub(crate) fn successor_list_gap(&self) -> U512 {
         let me = self.id.value();
-        let mut after: Vec<U512> = self.data_storing().iter().map(|(p, _)| distance(me, p.value())).collect();
+        let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(me, p.value())).collect();
         let r = self.successor_target();
         if after.len() < r {
             return U512::MAX;
         }
-        after.sort();
+        after.select_nth_unstable(r - 1);
         after[r - 1]
     }
 
     /// Our `r` nearest seeding successors, nearest first.
     pub fn successor_list(&self) -> Vec<PeerId> {
         let me = *self.id.value();
-        let mut peers: Vec<PeerId> = self.data_storing().into_iter().map(|(p, _)| p).collect();
-        peers.sort_by_key(|p| distance(&me, p.value()));
-        peers.truncate(self.successor_target());
-        peers
+        let mut peers: Vec<(U512, &PeerId)> =
+            self.seeding_peers().map(|(p, _)| (distance(&me, p.value()), p)).collect();
+        peers.sort_unstable_by_key(|(d, _)| *d);
+        peers.into_iter().take(self.successor_target()).map(|(_, p)| p.clone()).collect()
     }
 
     /// Our fingers (distinct peers, by finger index).
@@ -258,6 +267,7 @@ impl Node {
         if !self.uses_fingers() || self.chord.leeching {
             return;
         }
+        self.estimate_ring_size();
         let now = self.now;
         self.chord.fingers.pending.retain(|_, p| now.saturating_sub(p.sent_at) < FIND_TIMEOUT_MS);
         if now < self.chord.fingers.next_at {
@@ -307,6 +317,7 @@ impl Node {
     /// first finger round), so that it finds its place in O(log N) hops.
     pub(crate) fn find_predecessor_soon(&mut self) {
         if self.uses_fingers() && !self.chord.leeching {
+            self.estimate_ring_size();
             let count = self.finger_count();
             self.chord.fingers.fingers.resize(count, None);
             self.start_find(count, count);

@@ -337,10 +337,20 @@ impl Node {
     /// Chord maintenance on each tick.
     pub(crate) fn chord_tick(&mut self) {
         if self.cfg.kind == crate::core::Kind::Chord
-            && self.now.saturating_sub(self.chord.last_stabilize) >= super::STABILIZE_MS
+            && self.now.saturating_sub(self.chord.last_stabilize) >= self.chord.stabilize_every
         {
             self.chord.last_stabilize = self.now;
             self.stabilize();
+            // With fingers, a ring whose neighbours stay the same is asked
+            // less and less often (up to STABILIZE_MAX_MS); any change of
+            // neighbour brings it back to every second.
+            let neighbours = (self.predecessor(), self.successor());
+            self.chord.stabilize_every = if self.uses_fingers() && neighbours == self.chord.stabilize_seen {
+                (self.chord.stabilize_every * 2).min(super::STABILIZE_MAX_MS)
+            } else {
+                super::STABILIZE_MS
+            };
+            self.chord.stabilize_seen = neighbours;
         }
         self.deferred_seeding_peer_work();
         self.get_tick();

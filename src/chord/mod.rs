@@ -41,6 +41,12 @@ use crate::ring::{HashMethod, U512};
 /// How often a seeding node asks its ring neighbours for their peers.
 pub(crate) const STABILIZE_MS: u64 = 1_000;
 
+/// With fingers, the longest pause between two stabilisation rounds while
+/// the ring neighbours stay the same (each unchanged round doubles it): a
+/// peer list is a few kilobytes, and the successor list is kept by links
+/// already held; a joining node links to its neighbours itself.
+pub(crate) const STABILIZE_MAX_MS: u64 = 8_000;
+
 /// For this long after joining, or after a seeding peer vanished, a lookup
 /// that misses in a table we own is asked again of the node that owned the
 /// item before us (our arc grew: its items may not have reached us yet).
@@ -77,6 +83,10 @@ pub struct ChordState {
     pub(crate) handoff_in_flight: usize,
     /// When the last stabilisation round ran.
     pub(crate) last_stabilize: Time,
+    /// The pause before the next round ([`STABILIZE_MS`] up to [`STABILIZE_MAX_MS`]).
+    pub(crate) stabilize_every: u64,
+    /// The ring neighbours at the last round (a change resets the pause).
+    pub(crate) stabilize_seen: (Owner, Owner),
     /// Connections with a key-list stream in progress.
     pub(crate) streaming: BTreeSet<ConnId>,
     /// The key list is wanted: we seed, or the user asked for `keys()`.
@@ -121,6 +131,8 @@ impl ChordState {
             handoff_stats: HandoffStats::default(),
             handoff_in_flight: 0,
             last_stabilize: 0,
+            stabilize_every: STABILIZE_MS,
+            stabilize_seen: (Owner::Nobody, Owner::Nobody),
             streaming: BTreeSet::new(),
             want_keys: false,
             keys_complete: false,

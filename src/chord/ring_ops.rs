@@ -27,6 +27,15 @@ impl Node {
         v
     }
 
+    /// Seeding, handshaken peers, unsorted and without copies (for the hot
+    /// paths: peer lists, ring-size estimates).
+    pub(crate) fn seeding_peers(&self) -> impl Iterator<Item = (&PeerId, ConnId)> + '_ {
+        self.routing
+            .iter()
+            .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.handshaken && !c.leeching))
+            .map(|(p, c)| (p, *c))
+    }
+
     fn nearest(&self, dist: impl Fn(&U512) -> U512) -> Owner {
         let mut best = if self.chord.leeching { None } else { Some((dist(self.id.value()), Owner::Local)) };
         for (pid, conn) in &self.routing {
@@ -95,9 +104,11 @@ impl Node {
             return None;
         }
         let me = self.id.value();
-        let peers = self.data_storing();
-        let succ = peers.iter().map(|(p, _)| distance(me, p.value())).min().unwrap_or(U512::MAX);
-        let pred = peers.iter().map(|(p, _)| distance(p.value(), me)).min().unwrap_or(U512::MAX);
+        let (mut succ, mut pred) = (U512::MAX, U512::MAX);
+        for (p, _) in self.seeding_peers() {
+            succ = succ.min(distance(me, p.value()));
+            pred = pred.min(distance(p.value(), me));
+        }
         Some((succ, pred))
     }
 

@@ -389,8 +389,16 @@ impl Node {
                         Err(e) => self.record_error(None, format!("could not re-dial after a conflict: {e}")),
                     }
                 }
-                // py2p asks its remaining peers for their peer lists after every disconnect.
-                self.request_peers();
+                // py2p asks its remaining peers for their peer lists after
+                // every disconnect. With fingers (dozens of links, each
+                // list kilobytes) only the ring neighbours are asked, and
+                // the stabilisation goes back to every second.
+                if self.uses_fingers() {
+                    self.chord.stabilize_every = crate::chord::STABILIZE_MS;
+                    self.stabilize();
+                } else {
+                    self.request_peers();
+                }
             }
         }
     }

@@ -496,8 +496,9 @@ impl Node {
     fn send_ring_peers(&mut self, conn: ConnId) {
         let me = *self.id.value();
         let r = self.successor_target();
-        let mut seeding: Vec<(PeerId, ConnId)> = self.data_storing();
-        seeding.sort_by_key(|(p, _)| crate::ring::distance(&me, p.value()));
+        let mut seeding: Vec<(crate::ring::U512, ConnId)> =
+            self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c)).collect();
+        seeding.sort_unstable();
         let mut near: Vec<ConnId> = seeding.iter().take(r).map(|(_, c)| *c).collect();
         near.extend(seeding.iter().rev().take(r).map(|(_, c)| *c));
         near.sort();
@@ -506,7 +507,11 @@ impl Node {
             .into_iter()
             .filter_map(|c| {
                 let conn = self.conns.get(&c)?;
-                Some(PeerEntry { host: conn.addr.clone()?.0, port: conn.addr.clone()?.1, id: conn.peer.as_ref()?.to_string() })
+                Some(PeerEntry {
+                    host: conn.addr.clone()?.0,
+                    port: conn.addr.clone()?.1,
+                    id: conn.peer.as_ref()?.to_string(),
+                })
             })
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));

@@ -188,6 +188,22 @@ impl ChordSocket {
         self.inner.node(|n| n.handoff_stats())
     }
 
+    /// Counters of finger lookups, and how many fingers this node keeps
+    /// (see `chord/fingers.rs`).
+    pub fn finger_stats(&self) -> crate::chord::FingerStats {
+        self.inner.node(|n| n.finger_stats())
+    }
+
+    /// The ids of this node's fingers (distinct peers).
+    pub fn fingers(&self) -> Vec<String> {
+        self.inner.node(|n| n.fingers().iter().map(ToString::to_string).collect())
+    }
+
+    /// The ids of this node's nearest successors, nearest first.
+    pub fn successor_list(&self) -> Vec<String> {
+        self.inner.node(|n| n.successor_list().iter().map(ToString::to_string).collect())
+    }
+
     /// Replicas this node keeps for its successors.
     pub fn replica_count(&self) -> usize {
         self.inner.node(|n| n.replica_count())
