@@ -489,3 +489,46 @@ fn get_through_a_node_that_lost_its_peers_never_says_not_found() {
         assert!(line.contains("unavailable") || line.contains("timed out"), "{line}");
     }
 }
+
+/// Issue 14: a ring of `--no-key-list` nodes announces no set to every node;
+/// `keys` and `export` walk the ring instead (through a default client), and
+/// deleted keys leave the walk.
+#[test]
+fn a_ring_without_the_key_list_lists_and_exports_keys_by_walking() {
+    let a = Node::start(&["--join", "--no-key-list"]);
+    let b = Node::start(&["--join", "--no-key-list", "--connect", &a.addr]);
+    let c = Node::start(&["--join", "--no-key-list", "--connect", &a.addr]);
+    let d = Node::start(&["--join", "--no-key-list", "--connect", &b.addr]);
+    ring_is_linked(&[&a, &b, &c, &d], "probe-walk");
+    let lines: Vec<String> = (0..200).map(|i| format!("walk-{i:03}\tvalue {i}")).collect();
+    let dir = std::env::temp_dir().join(format!("rs2p-cli-walk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.tsv");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    rs2p_limit(&["import", input.to_str().unwrap(), "--peer", &b.addr], Duration::from_secs(120)).expect_code(0);
+    let want: BTreeSet<String> = (0..200).map(|i| format!("walk-{i:03}")).collect();
+    let listed = |peer: &str| -> BTreeSet<String> {
+        let run = rs2p_limit(&["keys", "--peer", peer], Duration::from_secs(60));
+        run.expect_code(0);
+        run.stdout.lines().filter(|k| !k.starts_with("probe-walk")).map(str::to_owned).collect()
+    };
+    assert_eq!(listed(&c.addr), want, "keys through c");
+    let run = rs2p_limit(&["export", "--peer", &d.addr], Duration::from_secs(120));
+    run.expect_code(0);
+    let mut got: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with("probe-walk")).collect();
+    got.sort();
+    assert_eq!(got, lines.iter().map(String::as_str).collect::<Vec<_>>(), "export by walking");
+    for i in 0..10 {
+        rs2p(&["del", &format!("walk-{i:03}"), "--peer", &a.addr]).expect_code(0);
+    }
+    let after: BTreeSet<String> = want.iter().skip(10).cloned().collect();
+    eventually("deleted keys to leave the walk", Duration::from_secs(30), || {
+        let l = listed(&b.addr);
+        if l == after {
+            Ok(())
+        } else {
+            Err(format!("{} keys listed", l.len()))
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -100,9 +100,15 @@ pub(crate) struct WalkState {
 }
 
 impl Node {
+    /// Keys the walk found (the last finished walk's, else so far).
+    pub(crate) fn walked_len(&self) -> usize {
+        let w = &self.chord.walk;
+        w.last.as_ref().map(|(_, k)| k.len()).or_else(|| w.walk.as_ref().map(|w| w.keys.len())).unwrap_or(0)
+    }
+
     /// True if `keys()` here walks the ring: we keep no flooded list, or we
     /// are a client of a seeding rs2p peer that keeps none.
-    pub(crate) fn walks_keys(&self) -> bool {
+    pub fn walks_keys(&self) -> bool {
         if !self.chord.leeching {
             return !self.floods_keys();
         }

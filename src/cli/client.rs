@@ -145,6 +145,12 @@ pub(super) async fn whole_key_list(sock: &ChordSocket, timeout: Duration) -> Res
     let mut deadline = Instant::now() + timeout;
     loop {
         if sock.key_list_status() == rs2p::chord::KeyListStatus::Complete {
+            if sock.key_walk_failed() {
+                return Err(Failure::new(
+                    EXIT_NOT_FOUND,
+                    "the walk of the ring could not reach every node: the key list would be partial",
+                ));
+            }
             return Ok(sock.keys());
         }
         let now = sock.stats().keys;

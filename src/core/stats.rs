@@ -21,7 +21,8 @@ pub struct NodeStats {
     pub pending_retrieves: usize,
     /// Gets in progress.
     pub gets: usize,
-    /// Keys in the network-wide key list.
+    /// Keys in the network-wide key list (where `keys()` walks the ring:
+    /// the keys the walk found).
     pub keys: usize,
     /// Key-list streams to peers still in progress.
     pub key_streams: usize,
@@ -61,7 +62,7 @@ impl Node {
             route_requests: self.route_requests.len(),
             pending_retrieves: self.gets.pending_len(),
             gets: self.gets.gets_len(),
-            keys: self.chord.keys.len(),
+            keys: if self.walks_keys() { self.walked_len() } else { self.chord.keys.len() },
             key_streams: self.chord.streaming.len(),
             key_bytes: self.chord.keys.bytes().0,
             tombstone_bytes: self.chord.keys.bytes().1,

@@ -315,6 +315,12 @@ impl ChordSocket {
         })
     }
 
+    /// True if the last walk of the ring (`keys()` without the flooded key
+    /// list) gave up on a node that did not answer: its list is partial.
+    pub fn key_walk_failed(&self) -> bool {
+        self.inner.node(|n| n.walks_keys() && n.key_walk_failed())
+    }
+
     /// Whether the key list is complete, still arriving, or not asked for.
     pub fn key_list_status(&self) -> KeyListStatus {
         self.inner.node(|n| n.key_list_status())
@@ -327,6 +333,11 @@ impl ChordSocket {
         self.inner.node(|n| n.request_keys());
         loop {
             if self.key_list_status() == KeyListStatus::Complete {
+                // A walk of the ring that could not reach a node has a
+                // partial list: no list rather than a wrong one.
+                if self.key_walk_failed() {
+                    return Err(GetError::Unavailable.into());
+                }
                 return Ok(self.keys());
             }
             if tokio::time::Instant::now() >= deadline {
