@@ -108,9 +108,13 @@ impl Node {
 
     /// True if `keys()` here walks the ring: we keep no flooded list, or we
     /// are a client of a seeding rs2p peer that keeps none.
+    ///
+    /// A seeding node walks by its configuration alone: a py2p peer linked
+    /// later makes it announce its sets, but the keys set before were never
+    /// announced, so its own list would lack them.
     pub fn walks_keys(&self) -> bool {
         if !self.chord.leeching {
-            return !self.floods_keys();
+            return !self.cfg.key_list;
         }
         self.conns.values().any(|c| c.handshaken && !c.leeching && c.rs2p && c.no_key_list)
     }
