@@ -5,24 +5,7 @@ use std::collections::BTreeMap;
 use rs2p::chord::KeyListStatus;
 use rs2p::core::{Config, Owner};
 use rs2p::ring::{HashMethod, U512};
-use rs2p::sim::Sim;
-
-/// A small deterministic generator for the tests' choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use rs2p::sim::{Sim, SimRng};
 
 /// `n` seeding nodes, each joining through a random earlier one; nodes with
 /// `py2p_like(i)` keep no fingers and hide the rs2p capability.
@@ -32,7 +15,7 @@ fn ring(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool) -> (Sim, Vec<usi
 
 fn ring_with(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool, tweak: impl Fn(&mut Config)) -> (Sim, Vec<usize>) {
     let mut sim = Sim::with_seed(seed);
-    let mut rng = Rng(seed);
+    let mut rng = SimRng::new(seed);
     let mut nodes = Vec::new();
     for i in 0..n {
         let mut cfg = Config::chord(&format!("10.2.{}.{}", i / 250, 1 + i % 250), 4000);
@@ -45,7 +28,7 @@ fn ring_with(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool, tweak: impl
         let idx = sim.add_node(cfg);
         sim.node(idx).join().unwrap();
         if i > 0 {
-            let via = nodes[rng.below(nodes.len())];
+            let via = *rng.pick(&nodes);
             sim.connect(idx, via);
         }
         nodes.push(idx);
@@ -76,12 +59,12 @@ fn hops(sim: &mut Sim, by_id: &BTreeMap<U512, usize>, from: usize, key: &U512) -
 
 fn mean_hops(sim: &mut Sim, nodes: &[usize], seed: u64) -> f64 {
     let by_id: BTreeMap<U512, usize> = nodes.iter().map(|&i| (*sim.node(i).id().value(), i)).collect();
-    let mut rng = Rng(seed ^ 77);
+    let mut rng = SimRng::new(seed ^ 77);
     let mut total = 0u32;
     let lookups = 1000;
     for i in 0..lookups {
         let key = HashMethod::Sha384.hash(format!("lookup {i}").as_bytes());
-        let from = nodes[rng.below(nodes.len())];
+        let from = *rng.pick(nodes);
         total += hops(sim, &by_id, from, &key).expect("greedy routing reached the owner");
     }
     f64::from(total) / f64::from(lookups)
@@ -99,16 +82,16 @@ fn a_ring_of_256_with_fingers_routes_in_half_log2_n_hops_and_reads_every_key() {
     let fingers: usize = nodes.iter().map(|&i| sim.node(i).finger_stats().fingers).sum();
     eprintln!("routing walk: mean hops {mean:.2} (bound {bound:.2}), {:.1} fingers a node", fingers as f64 / n as f64);
     assert!(mean <= bound, "mean hops {mean:.2} above ½·log2 N + 1 = {bound:.2}");
-    let mut rng = Rng(99);
+    let mut rng = SimRng::new(99);
     let keys = 60;
     for i in 0..keys {
-        let via = nodes[rng.below(n)];
+        let via = *rng.pick(&nodes);
         sim.set(via, format!("k{i}").as_bytes(), format!("v{i}").as_bytes());
     }
     sim.track_lookups(true);
     let mut hops = Vec::new();
     for i in 0..keys {
-        let via = nodes[rng.below(n)];
+        let via = *rng.pick(&nodes);
         let key = format!("k{i}");
         assert_eq!(sim.get(via, key.as_bytes()).unwrap(), format!("v{i}"), "{key} through {via}");
         // Frames of items still on their way when 3 tables agreed arrive now.
@@ -159,13 +142,13 @@ fn a_mixed_ring_with_py2p_like_nodes_routes_every_lookup() {
     let (mut sim, nodes) = ring(n, 15, |i| i % 3 == 1);
     let mean = mean_hops(&mut sim, &nodes, 15);
     eprintln!("mixed ring of {n}: mean hops {mean:.2}");
-    let mut rng = Rng(7);
+    let mut rng = SimRng::new(7);
     for i in 0..30 {
-        let via = nodes[rng.below(n)];
+        let via = *rng.pick(&nodes);
         sim.set(via, format!("m{i}").as_bytes(), format!("w{i}").as_bytes());
     }
     for i in 0..30 {
-        let via = nodes[rng.below(n)];
+        let via = *rng.pick(&nodes);
         assert_eq!(sim.get(via, format!("m{i}").as_bytes()).unwrap(), format!("w{i}"), "m{i} through {via}");
     }
 }
@@ -192,11 +175,11 @@ fn walked(sim: &mut Sim, idx: usize) -> Vec<String> {
 fn without_the_key_list_sets_stay_local_and_keys_walk_the_ring() {
     let n = 24;
     let (mut sim, nodes) = ring_with(n, 16, |_| false, |c| c.key_list = false);
-    let mut rng = Rng(16);
+    let mut rng = SimRng::new(16);
     let frames_before = sim.frames;
     let all: Vec<String> = (0..300).map(|i| format!("walk-key-{i:03}")).collect();
     for k in &all {
-        let via = nodes[rng.below(n)];
+        let via = *rng.pick(&nodes);
         sim.set(via, k.as_bytes(), format!("value of {k}").as_bytes());
     }
     let per_set = (sim.frames - frames_before) as f64 / all.len() as f64;
@@ -212,7 +195,7 @@ fn without_the_key_list_sets_stay_local_and_keys_walk_the_ring() {
 
     // Deleted keys leave the walk.
     for k in &all[..40] {
-        let via = nodes[rng.below(n)];
+        let via = *rng.pick(&nodes);
         sim.node(via).delete(k.as_bytes());
     }
     sim.run();
