@@ -1396,3 +1396,77 @@ async fn a_refused_overwrite_is_not_answered_with_the_old_value() {
     raw.assert_alive().await;
     net.finish("refused-overwrite").await;
 }
+
+/// Issue 14's rs2p extensions on bad input: a find is answered (the owner
+/// as the target sees it) and a ping with a pong; finds and walks with bad
+/// targets, paths that do not end with the sender, too long paths, or a
+/// page count that does not match, are ignored and logged, and the link is
+/// kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_finds_walks_and_pings_are_ignored_and_good_ones_answered() {
+    let net = net(|_| {}).await;
+    let mut raw = Raw::connect(&net.a).await;
+    let addr = pyjson::addr_packet("127.0.0.1", net.sink);
+    raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[\"/\"]").await;
+    raw.wait_routed(&net).await;
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
+    wait_for("the peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
+    let me = raw.id.clone();
+    let target = base58::encode(&net.a.id_10().wrapping_add(U512::from(1u64)));
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::RS2P_PING]), b("ping")]).await;
+    raw.send_msg(flags::WHISPER, vec![b(vec![flags::RS2P_FIND]), b("find"), b(target.clone()), b("7"), b(me.clone())])
+        .await;
+    let (mut pong, mut found) = (false, None);
+    let deadline = Instant::now() + PROMPT;
+    while !(pong && found.is_some()) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(Ok(m))) = tokio::time::timeout(left, raw.rx.recv()).await else {
+            panic!("no pong ({pong}) or no answer to the find ({found:?})");
+        };
+        match (m.sub_flag(), m.payload.get(1).map(|p| p.as_ref())) {
+            (Some(flags::RS2P_PING), Some(b"pong")) => pong = true,
+            (Some(flags::RS2P_FIND), Some(b"found")) => found = Some(m.payload.clone()),
+            _ => {}
+        }
+    }
+    let found = found.unwrap();
+    assert_eq!(found[2].as_ref(), target.as_bytes());
+    assert_eq!(found[4].as_ref(), net.a.id().as_str().as_bytes(), "a owns the point after its id");
+
+    let other = base58::encode(&U512::from(12345u64));
+    let bad: Vec<Vec<Bytes>> = vec![
+        // A path that does not end with the sender: not forwarded, not answered.
+        vec![b(vec![flags::RS2P_FIND]), b("find"), b(target.clone()), b("1"), b(other.clone())],
+        // A target that is not base58.
+        vec![b(vec![flags::RS2P_FIND]), b("find"), b("0OIl"), b("1"), b(me.clone())],
+        // A path of 49 ids.
+        [vec![b(vec![flags::RS2P_FIND]), b("find"), b(target.clone()), b("1")], vec![b(me.clone()); 49]].concat(),
+        // An unknown verb.
+        vec![b(vec![flags::RS2P_FIND]), b("lost"), b(target.clone()), b("1"), b(me.clone())],
+        // A walk page whose count does not match its packets.
+        vec![
+            b(vec![flags::RS2P_WALK]),
+            b("keyed"),
+            b(target.clone()),
+            b("1"),
+            b(target.clone()),
+            b("0"),
+            b("5000"),
+            b(me.clone()),
+        ],
+        // A walk with a bad point.
+        vec![b(vec![flags::RS2P_WALK]), b("keys"), b("not base58!"), b("1"), b(""), b(me.clone())],
+        // Pings with junk.
+        vec![b(vec![flags::RS2P_PING]), b("pingpong")],
+    ];
+    for payload in bad {
+        raw.send_msg(flags::WHISPER, payload).await;
+    }
+    raw.assert_alive().await;
+    net.assert_error("ignoring a malformed find");
+    net.assert_error("ignoring a find with a bad target or path");
+    net.assert_error("ignoring a malformed key walk");
+    drop(raw);
+    wait_for("the peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    net.finish("finds").await;
+}

@@ -50,8 +50,9 @@ const WALK_STEP_TRIES: u8 = 3;
 /// A finished walk answers `keys()` for this long; a later request walks again.
 const WALK_FRESH_MS: u64 = 2_000;
 
-/// Bound on a walk's steps (a ring of a million nodes, with pages).
-const MAX_WALK_STEPS: u64 = 1 << 22;
+/// Bound on a walk's steps (a ring of a million nodes), so that peers
+/// answering with tiny steps cannot keep a walk going for ever.
+const MAX_WALK_STEPS: u64 = 1 << 20;
 
 const KEYS: &[u8] = b"keys";
 const KEYED: &[u8] = b"keyed";
@@ -262,7 +263,9 @@ impl Node {
                 }
             }
         }
-        if walk.steps >= MAX_WALK_STEPS {
+        // Bounded like the key list: peers answering with pages of made-up
+        // keys cannot grow a walk's memory without end.
+        if walk.steps >= MAX_WALK_STEPS || walk.keys.len() > self.cfg.max_keys {
             return self.end_walk(true);
         }
         self.walk_step();
