@@ -248,9 +248,10 @@ impl Node {
     }
 
     /// The rs2p seeding peer nearest at or before `target`, if it is nearer
-    /// than we are (the next hop of a find).
+    /// than we are (the next hop of a find; a leeching node, which owns
+    /// nothing, takes the nearest one).
     pub(crate) fn find_next_hop(&self, target: &U512) -> Option<ConnId> {
-        let ours = distance(self.id.value(), target);
+        let ours = if self.chord.leeching { U512::MAX } else { distance(self.id.value(), target) };
         self.routing
             .iter()
             .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.handshaken && !c.leeching && c.rs2p))

@@ -205,17 +205,7 @@ impl Node {
             return;
         };
         let (point, cursor) = (walk.point, walk.cursor.clone());
-        let next = if self.chord.leeching {
-            self.routing
-                .iter()
-                .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.handshaken && !c.leeching && c.rs2p))
-                .map(|(p, c)| (distance(p.value(), &point), *c))
-                .min()
-                .map(|(_, c)| c)
-        } else {
-            self.find_next_hop(&point)
-        };
-        let Some(conn) = next else {
+        let Some(conn) = self.find_next_hop(&point) else {
             if self.chord.leeching {
                 return self.end_walk(true);
             }

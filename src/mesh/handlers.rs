@@ -507,11 +507,8 @@ impl Node {
             .into_iter()
             .filter_map(|c| {
                 let conn = self.conns.get(&c)?;
-                Some(PeerEntry {
-                    host: conn.addr.clone()?.0,
-                    port: conn.addr.clone()?.1,
-                    id: conn.peer.as_ref()?.to_string(),
-                })
+                let (host, port) = conn.addr.clone()?;
+                Some(PeerEntry { host, port, id: conn.peer.as_ref()?.to_string() })
             })
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
