@@ -173,6 +173,7 @@ fn drain(node: &mut Node) -> Out {
     for a in node.drain_actions() {
         match a {
             Action::Send { conn, frame } => out.sends.push((conn, frame)),
+            Action::SendMessage { conn, out: msg } => out.sends.push((conn, msg.encode().expect("encodes"))),
             Action::Close { conn } => out.closes.push(conn),
             Action::Event(e) => out.events.push(e),
             Action::Dial { conn, host, port } => out.dials.push((conn, host, port)),
@@ -734,6 +735,11 @@ impl Duo {
                 Action::Send { conn, frame } => {
                     if let Some(&to) = self.links.get(&(idx, conn)) {
                         self.pending.push(Item::Data { to, bytes: frame });
+                    }
+                }
+                Action::SendMessage { conn, out } => {
+                    if let Some(&to) = self.links.get(&(idx, conn)) {
+                        self.pending.push(Item::Data { to, bytes: out.encode().expect("encodes") });
                     }
                 }
                 Action::Dial { conn, host, port } => {

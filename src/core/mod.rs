@@ -10,6 +10,8 @@
 
 mod config;
 mod hasher;
+mod inbound;
+mod outbound;
 mod stats;
 mod types;
 
@@ -20,6 +22,8 @@ use bytes::Bytes;
 pub use crate::chord::Owner;
 pub use config::{Config, Kind};
 pub(crate) use hasher::{Map, SeededState};
+pub use inbound::{ConnReader, DecodeContext, Inbound};
+pub use outbound::Outgoing;
 pub use stats::NodeStats;
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 
@@ -56,6 +60,8 @@ pub struct Node {
     /// Outgoing dials made for a known id, not yet handshaken: id → connection.
     pub(crate) dialing: Map<PeerId, ConnId>,
     pub(crate) recent: RecentIds,
+    /// Sends are handed to the driver unencoded ([`Node::defer_encoding`]).
+    pub(crate) defer_encoding: bool,
     /// Route requests we made for `reply()`: request id → (created, payload to send).
     pub(crate) route_requests: Map<String, (Time, Vec<Bytes>)>,
     /// Whispers waiting for a connection to finish its handshake.
@@ -106,6 +112,7 @@ impl Node {
         let state = |purpose: u64| SeededState::new(seed, purpose);
         Node {
             recent: RecentIds::new(cfg.max_recent_ids),
+            defer_encoding: false,
             chord: ChordState::with_seed(seed),
             gets: GetState::with_seed(seed),
             cfg,
@@ -289,29 +296,7 @@ impl Node {
                 return;
             };
             match c.decoder.next_body() {
-                Ok(Some(body)) => {
-                    let methods = c.compression.clone();
-                    let mut decoded = Message::decode_body(&body, &methods, self.cfg.max_frame);
-                    if decoded.is_err() {
-                        // A renegotiation may have just changed the list while the peer
-                        // still uses the method agreed before: py2p sends `renegotiate
-                        // "[]"` and then its resend request, both compressed with the old
-                        // method (§7.2). Any method we advertised is one the peer may
-                        // use; each container is recognisable and an uncompressed body
-                        // was already tried, so this cannot misread a valid frame.
-                        let others: Vec<_> =
-                            self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
-                        if !others.is_empty() {
-                            if let Ok(msg) = Message::decode_body(&body, &others, self.cfg.max_frame) {
-                                decoded = Ok(msg);
-                            }
-                        }
-                    }
-                    match decoded {
-                        Ok(msg) => self.on_message(conn, msg),
-                        Err(e) => self.on_bad_frame(conn, e),
-                    }
-                }
+                Ok(Some(body)) => self.on_body(conn, &body),
                 Ok(None) => {
                     // While every connection holds at most its share of the bound,
                     // the total is within it: sum only when one holds more.
@@ -322,23 +307,55 @@ impl Node {
                     return;
                 }
                 Err(e) => {
-                    let text = format!("closing connection: {e}");
-                    self.record_error(Some(conn), text.clone());
-                    self.close_conn_because(conn, &text);
+                    self.on_broken_stream(conn, e);
                     return;
                 }
             }
         }
     }
 
+    /// Decodes one frame body with the connection's compression list and handles it.
+    fn on_body(&mut self, conn: ConnId, body: &[u8]) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let methods = c.compression.clone();
+        let mut decoded = Message::decode_body(body, &methods, self.cfg.max_frame);
+        if decoded.is_err() {
+            // A renegotiation may have just changed the list while the peer
+            // still uses the method agreed before: py2p sends `renegotiate
+            // "[]"` and then its resend request, both compressed with the old
+            // method (§7.2). Any method we advertised is one the peer may
+            // use; each container is recognisable and an uncompressed body
+            // was already tried, so this cannot misread a valid frame.
+            let others: Vec<_> = self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
+            if !others.is_empty() {
+                if let Ok(msg) = Message::decode_body(body, &others, self.cfg.max_frame) {
+                    decoded = Ok(msg);
+                }
+            }
+        }
+        match decoded {
+            Ok(msg) => self.on_message(conn, msg),
+            Err(e) => self.on_bad_frame(conn, e),
+        }
+    }
+
+    /// The byte stream of `conn` cannot be split into frames any more: close it.
+    fn on_broken_stream(&mut self, conn: ConnId, e: crate::wire::DecodeError) {
+        let text = format!("closing connection: {e}");
+        self.record_error(Some(conn), text.clone());
+        self.close_conn_because(conn, &text);
+    }
+
     /// Keeps the bytes of partial frames over all connections within
     /// `max_buffered_bytes` by closing the connection holding the most.
     fn bound_buffered(&mut self) {
-        let total: usize = self.conns.values().map(|c| c.decoder.pending()).sum();
+        let total: usize = self.conns.values().map(|c| c.buffered()).sum();
         if total <= self.cfg.max_buffered_bytes {
             return;
         }
-        let Some((hog, held)) = self.conns.values().map(|c| (c.id, c.decoder.pending())).max_by_key(|&(_, n)| n) else {
+        let Some((hog, held)) = self.conns.values().map(|c| (c.id, c.buffered())).max_by_key(|&(_, n)| n) else {
             return;
         };
         let text = format!(
@@ -409,7 +426,7 @@ impl Node {
         let stale: Vec<ConnId> = self
             .conns
             .values()
-            .filter(|c| c.decoder.pending() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
+            .filter(|c| c.buffered() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
             .map(|c| c.id)
             .collect();
         for conn in stale {
@@ -503,16 +520,11 @@ impl Node {
             return;
         }
         let method = Self::send_method(&self.cfg.compression, c);
-        let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
-        match msg.encode(method) {
-            Ok(frame) => {
-                if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
-                    c.last_sent = Some((msg_type, msg.payload));
-                }
-                self.actions.push_back(Action::Send { conn, frame });
-            }
-            Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
+        if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
+            c.last_sent = Some((msg_type, payload.clone()));
         }
+        let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
+        self.push_send(conn, msg, None, method);
     }
 
     /// Sends an already-built message (a relay) on one connection, keeping its id.
@@ -521,10 +533,7 @@ impl Node {
             return;
         };
         let method = Self::send_method(&self.cfg.compression, c);
-        match msg.encode_with_id(id, method) {
-            Ok(frame) => self.actions.push_back(Action::Send { conn, frame }),
-            Err(e) => self.record_error(Some(conn), format!("not relayed: {e}")),
-        }
+        self.push_send(conn, msg.clone(), Some(id), method);
     }
 
     /// The compression for frames on a connection: py2p's rule (our first

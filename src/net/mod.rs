@@ -2,13 +2,14 @@
 //! a sans-IO [`Node`](crate::core::Node).
 
 mod chord_socket;
+mod conn_io;
 mod driver;
 mod error;
 mod mesh_socket;
 mod persist;
 mod recv_queue;
 
-pub use chord_socket::{ChordSocket, Responsible, ITEMS_IN_FLIGHT};
+pub use chord_socket::{ChordSocket, Responsible, CONFIRM_RESEND, ITEMS_IN_FLIGHT};
 pub use error::Error;
 pub use mesh_socket::{split_addr, MeshSocket};
 pub use persist::{DataDir, DataDirError, Saved, MAX_SAVED_PEERS};
