@@ -1,5 +1,6 @@
 //! Node configuration.
 
+use super::TlsOptions;
 use crate::wire::{compression::PREFERENCE, Compression, Protocol, DEFAULT_MAX_FRAME};
 
 /// Which protocol family the node speaks.
@@ -131,6 +132,9 @@ pub struct Config {
     /// read by the driver, which restores the node from it and sets
     /// `journal`. `None`: in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Certificates and peer authentication when `protocol.encryption` is
+    /// `SSL` (read by the driver; ignored for `Plaintext`).
+    pub tls: TlsOptions,
 }
 
 impl Config {
@@ -172,6 +176,7 @@ impl Config {
             key_list: true,
             journal: false,
             data_dir: None,
+            tls: TlsOptions::default(),
             seed: rand::random(),
         }
     }

@@ -13,6 +13,7 @@ mod hasher;
 mod inbound;
 mod outbound;
 mod stats;
+mod tls_options;
 mod types;
 
 use std::collections::VecDeque;
@@ -25,6 +26,7 @@ pub(crate) use hasher::{Map, SeededState};
 pub use inbound::{ConnReader, DecodeContext, Inbound};
 pub use outbound::Outgoing;
 pub use stats::NodeStats;
+pub use tls_options::{Fingerprint, TlsIdentity, TlsOptions, TLS_HANDSHAKE_TIMEOUT_MS};
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 
 use crate::chord::{ChordState, GetState};
@@ -278,6 +280,21 @@ impl Node {
             let text = format!("could not connect to {}:{}: {reason}", c.dial_addr.0, c.dial_addr.1);
             self.record_error(Some(conn), text);
             self.address_failed(conn);
+            self.forget_conn(conn, reason);
+        }
+    }
+
+    /// A connection failed below the protocol before its handshake (the
+    /// driver's TLS handshake: refused, broken or too slow). It is
+    /// forgotten with `reason`; a dialed address rests as after a failed
+    /// dial, so a peer that is not trusted is not dialed again at once.
+    pub fn on_transport_failed(&mut self, conn: ConnId, reason: &str, now: Time) {
+        self.set_now(now);
+        let Some(c) = self.conns.get(&conn) else { return };
+        if c.outgoing {
+            self.on_dial_failed(conn, reason, now);
+        } else {
+            self.record_error(Some(conn), format!("closing connection: {reason}"));
             self.forget_conn(conn, reason);
         }
     }

@@ -1,14 +1,13 @@
 //! The I/O of one connection: its reader task (which decodes frames outside
 //! the node's lock) and its writer task (which encodes, batches and, for
-//! py2p peers, paces them).
+//! py2p peers, paces them), over plain TCP or TLS.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -64,6 +63,8 @@ impl Outbound {
 pub(crate) struct ConnIo {
     pub tx: mpsc::Sender<Outbound>,
     pub writer: tokio::task::JoinHandle<()>,
+    /// Aborting it stops the reading: the reader task, or while a TLS
+    /// handshake runs, the task doing it (which then becomes the writer).
     pub reader: Option<AbortHandle>,
     /// The peer is py2p: one frame per write, spaced.
     pub pace: Arc<AtomicBool>,
@@ -77,7 +78,7 @@ pub(crate) struct ConnIo {
 pub(crate) async fn read_loop(
     inner: std::sync::Weak<Inner>,
     conn: ConnId,
-    mut r: OwnedReadHalf,
+    mut r: impl AsyncRead + Unpin,
     mut reader: ConnReader,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -105,7 +106,7 @@ pub(crate) async fn read_loop(
 }
 
 pub(crate) async fn write_loop(
-    mut w: OwnedWriteHalf,
+    mut w: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Outbound>,
     pace: Arc<AtomicBool>,
     queued: Arc<AtomicUsize>,
@@ -122,7 +123,8 @@ pub(crate) async fn write_loop(
             }
             // One frame per write, spaced, for py2p's reader.
             last_write = tokio::time::Instant::now();
-            if w.write_all(&frame).await.is_err() {
+            // The flush sends what TLS buffered (a no-op on plain TCP).
+            if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
                 break;
             }
             if !rx.is_empty() {
@@ -143,7 +145,7 @@ pub(crate) async fn write_loop(
                 Err(_) => break,
             }
         }
-        if w.write_all(&batch).await.is_err() {
+        if w.write_all(&batch).await.is_err() || w.flush().await.is_err() {
             break;
         }
     }

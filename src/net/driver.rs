@@ -15,8 +15,9 @@ use tokio::task::AbortHandle;
 use super::conn_io::{read_loop, write_loop, ConnIo, Outbound};
 use super::persist::DataDir;
 use super::recv_queue::RecvQueue;
+use super::tls::Tls;
 use crate::chord::Room;
-use crate::core::{Action, ConnId, Event, GetError, Node, PeerId, Received, ReqId, Time};
+use crate::core::{Action, ConnId, ConnReader, Event, GetError, Node, PeerId, Received, ReqId, Time};
 use crate::wire::flags;
 
 /// Frames queued for one connection before it counts as stuck and is closed.
@@ -86,6 +87,8 @@ pub(crate) struct Inner {
     rt: tokio::runtime::Handle,
     /// The data directory, if the node keeps one.
     data: Option<Arc<DataDir>>,
+    /// TLS, when the protocol's encryption is `SSL`.
+    tls: Option<Arc<Tls>>,
     /// Wakes the persister: the node has journaled changes. Shared, so the
     /// persister waits on it without keeping the socket alive.
     persist_notify: Arc<Notify>,
@@ -99,7 +102,12 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// Binds, starts the listener and ticker tasks.
-    pub async fn start(listener: TcpListener, mut node: Node, data: Option<(Arc<DataDir>, Vec<String>)>) -> Arc<Inner> {
+    pub async fn start(
+        listener: TcpListener,
+        mut node: Node,
+        data: Option<(Arc<DataDir>, Vec<String>)>,
+        tls: Option<Tls>,
+    ) -> Arc<Inner> {
         // Frames are encoded by the connections' writer tasks, outside the lock.
         node.defer_encoding(true);
         let (data, saved_peers) = match data {
@@ -124,6 +132,7 @@ impl Inner {
             tasks: Mutex::new(Vec::new()),
             rt: tokio::runtime::Handle::current(),
             data,
+            tls: tls.map(Arc::new),
             persist_notify: Arc::new(Notify::new()),
             commit_lock: tokio::sync::Mutex::new(()),
             written_peers: Mutex::new(saved_peers.clone()),
@@ -255,8 +264,15 @@ impl Inner {
         }
     }
 
+    /// Our TLS certificate's fingerprint, when the node speaks TLS.
+    pub fn tls_fingerprint(&self) -> Option<crate::core::Fingerprint> {
+        self.tls.as_ref().map(|t| t.fingerprint())
+    }
+
     /// Registers a connected stream with the node and starts its tasks.
-    fn attach(self: &Arc<Self>, st: &mut State, conn: ConnId, stream: TcpStream) {
+    /// With TLS, one task makes the handshake first (frames the node queues
+    /// meanwhile wait in the channel), then reads in a new task and writes.
+    fn attach(self: &Arc<Self>, st: &mut State, conn: ConnId, stream: TcpStream, side: Side) {
         let _ = stream.set_nodelay(true);
         // The kernel's keepalive backs the core's: it also probes a link
         // whose peer host vanished while our queue toward it is not empty.
@@ -266,14 +282,26 @@ impl Inner {
         if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
             tracing::debug!(conn = conn.0, "TCP keepalive not set: {e}");
         }
-        let (r, w) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let pace = Arc::new(AtomicBool::new(true));
         let queued = Arc::new(AtomicUsize::new(0));
-        let writer = self.rt.spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued)));
         let reader = st.node.reader(conn);
-        let reader = self.rt.spawn(read_loop(Arc::downgrade(self), conn, r, reader));
-        st.conns.insert(conn, ConnIo { tx, writer, reader: Some(reader.abort_handle()), pace, queued });
+        let (writer, stop_reading) = match &self.tls {
+            None => {
+                let (r, w) = stream.into_split();
+                let writer = self.rt.spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued)));
+                let reader = self.rt.spawn(read_loop(Arc::downgrade(self), conn, r, reader));
+                (writer, reader.abort_handle())
+            }
+            Some(tls) => {
+                let io =
+                    TlsIo { tls: Arc::clone(tls), rx, pace: Arc::clone(&pace), queued: Arc::clone(&queued), reader };
+                let task = self.rt.spawn(tls_io(Arc::downgrade(self), conn, stream, side, io));
+                let stop = task.abort_handle();
+                (task, stop)
+            }
+        };
+        st.conns.insert(conn, ConnIo { tx, writer, reader: Some(stop_reading), pace, queued });
     }
 
     /// Waits (up to `limit`) for the writers of closed connections to flush.
@@ -354,6 +382,62 @@ impl Inner {
     }
 }
 
+/// Which end of a connection we are: with TLS, the acceptor is the server
+/// and the dialer the client, as in py2p.
+pub(crate) enum Side {
+    /// Accepted by our listener.
+    Accepted,
+    /// Dialed by us, to this host.
+    Dialed(String),
+}
+
+/// What a TLS connection's task needs besides the stream.
+struct TlsIo {
+    tls: Arc<Tls>,
+    rx: mpsc::Receiver<Outbound>,
+    pace: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
+    reader: ConnReader,
+}
+
+/// The TLS handshake of one connection (bounded by the TLS deadline; the
+/// node's handshake deadline and connection limits count the connection
+/// from its TCP start, and closing it aborts this task), then its reader
+/// task and, in this task, its writer.
+async fn tls_io(inner: std::sync::Weak<Inner>, conn: ConnId, tcp: TcpStream, side: Side, io: TlsIo) {
+    let res = match &side {
+        Side::Accepted => io.tls.accept(tcp).await,
+        Side::Dialed(host) => io
+            .tls
+            .connect(host, tcp)
+            .await
+            .map_err(|e| format!("{e} (is the peer on another subnet, without TLS, or not trusting us?)")),
+    };
+    let Some(strong) = inner.upgrade() else { return };
+    let stream = match res {
+        Ok(s) => s,
+        Err(reason) => {
+            tracing::debug!(conn = conn.0, "{reason}");
+            strong.node(|n| n.on_transport_failed(conn, &reason, now()));
+            return;
+        }
+    };
+    let (r, w) = tokio::io::split(stream);
+    let reader = io.reader;
+    let started = strong.with(|st| match st.conns.get_mut(&conn) {
+        Some(c) => {
+            let task = strong.rt.spawn(read_loop(inner, conn, r, reader));
+            c.reader = Some(task.abort_handle());
+            true
+        }
+        None => false,
+    });
+    drop(strong);
+    if started {
+        write_loop(w, io.rx, io.pace, io.queued).await;
+    }
+}
+
 fn drop_io(rt: &tokio::runtime::Handle, st: &mut State, conn: ConnId) {
     if let Some(io) = st.conns.remove(&conn) {
         // Dropping the sender lets the writer flush what is queued, then shut down.
@@ -402,7 +486,7 @@ async fn accept_loop(inner: std::sync::Weak<Inner>, listener: TcpListener) {
         let Some(inner) = inner.upgrade() else { return };
         tracing::debug!(%from, "incoming connection");
         inner.with(|st| match st.node.on_accepted_from(from.ip(), now()) {
-            Some(conn) => inner.attach(st, conn, stream),
+            Some(conn) => inner.attach(st, conn, stream, Side::Accepted),
             None if !st.node.is_closed() => tracing::warn!(%from, "connection limits reached: refusing a connection"),
             None => {}
         });
@@ -445,7 +529,7 @@ async fn dial(inner: Arc<Inner>, conn: ConnId, host: String, port: u16) {
     let res = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((host.as_str(), port))).await;
     match res {
         Ok(Ok(stream)) => inner.with(|st| {
-            inner.attach(st, conn, stream);
+            inner.attach(st, conn, stream, Side::Dialed(host));
             st.node.on_dialed(conn, now());
         }),
         Ok(Err(e)) => inner.node(|n| n.on_dial_failed(conn, &e.to_string(), now())),

@@ -42,6 +42,13 @@ pub enum Error {
     /// The socket was closed.
     #[error("the socket is closed")]
     Closed,
+    /// The protocol names an encryption py2p does not know (py2p raises
+    /// `ValueError`).
+    #[error("unknown encryption method {0:?}: expected \"Plaintext\" or \"SSL\"")]
+    UnknownEncryption(String),
+    /// The TLS settings cannot be used (certificate, key, CA, data directory).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The data directory could not be opened or read.
     #[error(transparent)]
     DataDir(#[from] super::DataDirError),

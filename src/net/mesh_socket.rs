@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
 
 use super::driver::{now, Handler, Inner};
+use super::tls::{self, Tls};
 use super::Error;
 use crate::core::{Config, Event, Node, PeerId, Received};
 
@@ -55,9 +56,14 @@ impl MeshSocket {
     }
 
     /// Binds with a full configuration. An out address port of 0 is replaced by
-    /// the bound port; an empty out host by the bound host.
+    /// the bound port; an empty out host by the bound host. An encryption
+    /// other than `Plaintext` and `SSL` is refused ([`Error::UnknownEncryption`]);
+    /// `SSL` wraps every connection in TLS as `cfg.tls` says.
     pub async fn bind_with(addr: &str, mut cfg: Config) -> Result<MeshSocket, Error> {
         let (host, _) = split_addr(addr)?;
+        if !cfg.protocol.encryption_known() {
+            return Err(Error::UnknownEncryption(cfg.protocol.encryption.clone()));
+        }
         let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: addr.to_owned(), source })?;
         let local = listener.local_addr().map_err(|source| Error::Bind { addr: addr.to_owned(), source })?;
         if cfg.out_addr.0.is_empty() {
@@ -79,6 +85,24 @@ impl MeshSocket {
             }
             None => None,
         };
+        let tls = match (cfg.protocol.is_ssl(), &cfg.tls.identity, &data) {
+            (false, ..) => None,
+            (true, Some(identity), _) => Some(Tls::new(&cfg.tls, identity).map_err(Error::Tls)?),
+            (true, None, Some((dir, _))) => {
+                let identity = tls::identity_in_dir(dir.path()).map_err(Error::Tls)?;
+                Some(Tls::new(&cfg.tls, &identity).map_err(Error::Tls)?)
+            }
+            (true, None, None) => {
+                Some(Tls::new(&cfg.tls, &tls::self_signed().map_err(Error::Tls)?).map_err(Error::Tls)?)
+            }
+        };
+        if let Some(t) = &tls {
+            tracing::info!(
+                fingerprint = %tls::fingerprint_hex(&t.fingerprint()),
+                peers = if cfg.tls.authenticates_peers() { "authenticated" } else { "not verified (as py2p)" },
+                "TLS certificate"
+            );
+        }
         let mut node = Node::new(cfg, now());
         node.set_wall_clock(super::driver::wall_now());
         let data = match data {
@@ -102,7 +126,7 @@ impl MeshSocket {
             None => None,
         };
         tracing::info!(addr = %local, id = %node.id().short(), "listening");
-        Ok(MeshSocket { inner: Inner::start(listener, node, data).await })
+        Ok(MeshSocket { inner: Inner::start(listener, node, data, tls).await })
     }
 
     /// This node's id.
@@ -118,6 +142,22 @@ impl MeshSocket {
     /// The address advertised to peers (py2p's `out_addr` / `addr`).
     pub fn out_addr(&self) -> (String, u16) {
         self.inner.node(|n| n.config().out_addr.clone())
+    }
+
+    /// SHA-256 of this node's TLS certificate (64 hex digits, the format of a
+    /// trust file), or `None` when the protocol is `Plaintext`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), rs2p::net::Error> {
+    /// use rs2p::{core::Config, wire::Protocol, ChordSocket};
+    /// let mut cfg = Config::chord("127.0.0.1", 0);
+    /// cfg.protocol = Protocol::new("chord", "SSL");
+    /// let node = ChordSocket::bind_with("127.0.0.1:0", cfg).await?;
+    /// println!("trust me: {}", node.tls_fingerprint().unwrap_or_default());
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.inner.tls_fingerprint().map(|fp| tls::fingerprint_hex(&fp))
     }
 
     /// The protocol id peers must share.

@@ -8,6 +8,7 @@ mod error;
 mod mesh_socket;
 mod persist;
 mod recv_queue;
+pub mod tls;
 
 pub use chord_socket::{ChordSocket, Responsible, CONFIRM_RESEND, ITEMS_IN_FLIGHT};
 pub use error::Error;

@@ -7,6 +7,13 @@ use super::base58;
 /// py2p's protocol version text, hashed into every protocol id.
 pub const PROTOCOL_VERSION: &str = "0.5";
 
+/// py2p's encryption name for plain TCP.
+pub const PLAINTEXT: &str = "Plaintext";
+
+/// py2p's encryption name for TLS (`ssl_wrapper`): the acceptor is the TLS
+/// server with a self-signed certificate, the dialer the TLS client.
+pub const SSL: &str = "SSL";
+
 /// A subnet and an encryption name. Nodes only talk to nodes with the same id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Protocol {
@@ -22,21 +29,42 @@ impl Protocol {
         Protocol { subnet: subnet.into(), encryption: encryption.into() }
     }
 
+    /// True when connections of this protocol are wrapped in TLS
+    /// (encryption [`SSL`]).
+    pub fn is_ssl(&self) -> bool {
+        self.encryption == SSL
+    }
+
+    /// True for the encryption names py2p knows, [`PLAINTEXT`] and [`SSL`];
+    /// py2p's `chord_daemon` raises `ValueError` for any other, and rs2p's
+    /// `bind` refuses it.
+    ///
+    /// ```
+    /// use rs2p::wire::Protocol;
+    /// assert!(Protocol::new("chord", "SSL").encryption_known());
+    /// assert!(!Protocol::new("chord", "ssl").encryption_known());
+    /// ```
+    pub fn encryption_known(&self) -> bool {
+        self.encryption == PLAINTEXT || self.encryption == SSL
+    }
+
     /// py2p's `mesh_socket` default: `("mesh", "Plaintext")`.
     pub fn mesh_default() -> Self {
-        Protocol::new("mesh", "Plaintext")
+        Protocol::new("mesh", PLAINTEXT)
     }
 
     /// py2p's `chord_socket` default: `("chord", "Plaintext")`.
     pub fn chord_default() -> Self {
-        Protocol::new("chord", "Plaintext")
+        Protocol::new("chord", PLAINTEXT)
     }
 
-    /// The id: base58 of `sha256(subnet ‖ encryption ‖ "0.5")`.
+    /// The id: base58 of `sha256(subnet ‖ encryption ‖ "0.5")`, as py2p's
+    /// `protocol.id` (so `SSL` and `Plaintext` nodes of one subnet differ).
     ///
     /// ```
     /// use rs2p::wire::Protocol;
     /// assert_eq!(Protocol::chord_default().id(), "EhuZPdeQhKLbD5vmCFNNP5avM4evzSjkgczwQwWvJbN3");
+    /// assert_eq!(Protocol::new("chord", "SSL").id(), "6tm5Ww9TfN9iE9zwaxM9dHfxymtJb1JaALcPUauzpDnn");
     /// ```
     pub fn id(&self) -> String {
         let mut h = Sha256::new();
