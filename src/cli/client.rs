@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use rs2p::core::{Config, GetError};
 use rs2p::net::split_addr;
-use rs2p::wire::Protocol;
 use rs2p::{ChordSocket, Error};
 use tokio::time::Instant;
 
@@ -16,7 +15,7 @@ use super::{net_failure, ClientArgs, Failure, EXIT_NOT_FOUND, EXIT_UNREACHABLE};
 pub(super) async fn open(args: &ClientArgs) -> Result<ChordSocket, Failure> {
     let (host, port) = split_addr(&args.bind).map_err(net_failure)?;
     let mut cfg = Config::chord(&host, port);
-    cfg.protocol = Protocol::new(args.subnet.clone(), "Plaintext");
+    args.tls.apply(&args.subnet, &mut cfg)?;
     let sock = ChordSocket::bind_with(&args.bind, cfg).await.map_err(net_failure)?;
     sock.connect(&args.peer).await.map_err(net_failure)?;
     let deadline = Instant::now() + args.timeout.min(Duration::from_secs(5));

@@ -11,6 +11,7 @@ mod node;
 mod scale;
 mod sim;
 mod soak;
+mod tls_args;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -126,6 +127,8 @@ pub struct ClientArgs {
     /// Local address for the client's own listener.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
     pub bind: String,
+    #[command(flatten)]
+    pub tls: tls_args::TlsArgs,
 }
 
 /// Parses whole or fractional seconds.
@@ -195,7 +198,7 @@ pub fn net_failure(e: rs2p::Error) -> Failure {
     use rs2p::Error as E;
     let code = match &e {
         E::Bind { .. } => EXIT_RUNTIME,
-        E::BadAddress(_) => EXIT_USAGE,
+        E::BadAddress(_) | E::Tls(_) | E::UnknownEncryption(_) => EXIT_USAGE,
         E::Connect { .. } | E::Refused(_) => EXIT_UNREACHABLE,
         E::Get(_) | E::KeyNotFound(_) => EXIT_NOT_FOUND,
         _ => EXIT_RUNTIME,

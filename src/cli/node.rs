@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::Args;
 use rs2p::core::Config;
 use rs2p::net::split_addr;
-use rs2p::wire::Protocol;
 use rs2p::ChordSocket;
 
 use super::{net_failure, Failure, EXIT_RUNTIME, EXIT_UNREACHABLE};
@@ -50,6 +49,8 @@ pub struct NodeArgs {
     /// hops that grows like a power of the ring's size).
     #[arg(long)]
     pub no_fingers: bool,
+    #[command(flatten)]
+    pub tls: super::tls_args::TlsArgs,
 }
 
 pub async fn run(args: NodeArgs) -> Result<(), Failure> {
@@ -59,7 +60,7 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
         shutdown_signal().map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot wait for signals: {e}")))?;
     let (host, port) = split_addr(&args.bind).map_err(net_failure)?;
     let mut cfg = Config::chord(&host, port);
-    cfg.protocol = Protocol::new(args.subnet.clone(), "Plaintext");
+    args.tls.apply(&args.subnet, &mut cfg)?;
     cfg.data_dir = args.data_dir.clone();
     cfg.key_list = !args.no_key_list;
     cfg.fingers = !args.no_fingers;
@@ -80,6 +81,9 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
         args.subnet,
         if args.join { "seeding" } else { "leeching" }
     );
+    if let Some(fingerprint) = sock.tls_fingerprint() {
+        println!("rs2p node TLS certificate sha256 {fingerprint}");
+    }
     if let Some(dir) = &args.data_dir {
         eprintln!("rs2p node: data directory {} ({} items held)", dir.display(), sock.item_count());
     }

@@ -1,6 +1,6 @@
 """Runs one real py2p 0.5.607 node and drives it with JSON lines on stdin.
 
-Usage: python node.py chord|mesh [--subnet NAME] [--port N]
+Usage: python node.py chord|mesh [--subnet NAME] [--port N] [--encryption Plaintext|SSL]
 
 Prints {"ready": true, "id": ..., "port": ...} once the node answers a
 handshake, then one JSON answer per command line. Keys and values are text
@@ -43,14 +43,26 @@ def free_port():
     return port
 
 
-def wait_until_serving(port, deadline=10.0):
+def wait_until_serving(port, deadline=10.0, tls=False):
     """py2p's network thread can die if a peer connects too early (D26):
-    poll until the node sends its handshake to a probe connection."""
+    poll until the node sends its handshake to a probe connection (over
+    TLS for SSL: py2p's acceptor is the TLS server, and its accept blocks
+    until the TLS handshake is done)."""
     end = time.time() + deadline
     while time.time() < end:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(4):
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+                s = raw
+                if tls:
+                    import ssl
+
+                    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                    s = ctx.wrap_socket(raw)
+                got = s.recv(4)
+                s.close()
+                if got:
                     return True
         except OSError:
             pass
@@ -63,17 +75,20 @@ def main():
     args = sys.argv[2:]
     subnet = None
     port = None
+    encryption = "Plaintext"
     while args:
         flag = args.pop(0)
         if flag == "--subnet":
             subnet = args.pop(0)
         elif flag == "--port":
             port = int(args.pop(0))
+        elif flag == "--encryption":
+            encryption = args.pop(0)
     from py2p import base, chord, mesh, utils
 
     module = chord if kind == "chord" else mesh
     cls = chord.chord_socket if kind == "chord" else mesh.mesh_socket
-    prot = module.default_protocol if subnet is None else base.protocol(subnet, "Plaintext")
+    prot = base.protocol(module.default_protocol.subnet if subnet is None else subnet, encryption)
     sock = None
     for _ in range(20):
         p = port or free_port()
@@ -86,7 +101,7 @@ def main():
                 raise
             time.sleep(0.05)
     time.sleep(0.2)
-    ok = wait_until_serving(port)
+    ok = wait_until_serving(port, tls=encryption == "SSL")
     out(ready=ok, id=sock.id.decode(), port=port, protocol_id=prot.id.decode())
     received = []
     for line in sys.stdin:
