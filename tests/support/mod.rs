@@ -32,8 +32,9 @@ pub const PYTHON_OVERRIDE_ENV: &str = "RS2P_PY2P_PYTHON";
 pub const DEFAULT_PY_TIMEOUT: Duration = Duration::from_secs(120);
 
 const VENV_NAME: &str = "py2p-venv-0.5.607";
-const READY_MARKER: &str = ".ready";
-const PIP_PACKAGES: [&str; 2] = ["py2p==0.5.607", "python-snappy"];
+/// Renamed whenever `PIP_PACKAGES` changes, so that an older venv is rebuilt.
+const READY_MARKER: &str = ".ready-ssl";
+const PIP_PACKAGES: [&str; 3] = ["py2p==0.5.607", "python-snappy", "cryptography==50.0.2"];
 
 /// The python that has py2p 0.5.607 and python-snappy, building the venv on
 /// first use. Panics (with the tool's output) when that is not possible.
@@ -178,7 +179,7 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
     check_tool(&format!("pip install {}", PIP_PACKAGES.join(" ")), out)?;
 
     // Prove the install is the one we want before declaring it ready.
-    let probe = "import snappy, py2p, py2p.base as b; \
+    let probe = "import snappy, py2p, py2p.base as b, py2p.ssl_wrapper; \
                  assert py2p.__version__ == '0.5.607', py2p.__version__; \
                  assert b.flags.snappy in b.compression, b.compression";
     let out = Command::new(&python).args(["-c", probe]).stdin(Stdio::null()).output();

@@ -23,10 +23,15 @@ pub struct Py2pNode {
 impl Py2pNode {
     /// Starts a `chord` or `mesh` node (optionally on another subnet) and waits until it serves.
     pub fn start(kind: &str, subnet: Option<&str>) -> Py2pNode {
+        Py2pNode::start_with(kind, subnet, "Plaintext")
+    }
+
+    /// [`Py2pNode::start`] with py2p's encryption name, `Plaintext` or `SSL`.
+    pub fn start_with(kind: &str, subnet: Option<&str>, encryption: &str) -> Py2pNode {
         let python = super::py2p_python();
         let script = super::scripts_dir().join("node.py");
         let mut cmd = Command::new(python);
-        cmd.arg(script).arg(kind);
+        cmd.arg(script).arg(kind).arg("--encryption").arg(encryption);
         if let Some(s) = subnet {
             cmd.arg("--subnet").arg(s);
         }
