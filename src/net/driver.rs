@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
@@ -291,17 +292,24 @@ impl Inner {
                 let (r, w) = stream.into_split();
                 let writer = self.rt.spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued)));
                 let reader = self.rt.spawn(read_loop(Arc::downgrade(self), conn, r, reader));
-                (writer, reader.abort_handle())
+                (writer, Some(reader.abort_handle()))
             }
             Some(tls) => {
+                // An accepted handshake is aborted when the node drops the
+                // connection (a flood's slots come back at once). A dialed
+                // one is left to finish (bounded by the TLS deadline and
+                // FLUSH_GRACE) and then closed cleanly: py2p makes its TLS
+                // accept on its network thread, and one that fails kills
+                // that thread (D32).
+                let accepted = matches!(side, Side::Accepted);
                 let io =
                     TlsIo { tls: Arc::clone(tls), rx, pace: Arc::clone(&pace), queued: Arc::clone(&queued), reader };
                 let task = self.rt.spawn(tls_io(Arc::downgrade(self), conn, stream, side, io));
-                let stop = task.abort_handle();
+                let stop = accepted.then(|| task.abort_handle());
                 (task, stop)
             }
         };
-        st.conns.insert(conn, ConnIo { tx, writer, reader: Some(stop_reading), pace, queued });
+        st.conns.insert(conn, ConnIo { tx, writer, reader: stop_reading, pace, queued });
     }
 
     /// Waits (up to `limit`) for the writers of closed connections to flush.
@@ -414,7 +422,7 @@ async fn tls_io(inner: std::sync::Weak<Inner>, conn: ConnId, tcp: TcpStream, sid
             .map_err(|e| format!("{e} (is the peer on another subnet, without TLS, or not trusting us?)")),
     };
     let Some(strong) = inner.upgrade() else { return };
-    let stream = match res {
+    let mut stream = match res {
         Ok(s) => s,
         Err(reason) => {
             tracing::debug!(conn = conn.0, "{reason}");
@@ -422,6 +430,12 @@ async fn tls_io(inner: std::sync::Weak<Inner>, conn: ConnId, tcp: TcpStream, sid
             return;
         }
     };
+    if !strong.with(|st| st.conns.contains_key(&conn)) {
+        // Dropped by the node while the handshake ran: close cleanly.
+        drop(strong);
+        let _ = stream.shutdown().await;
+        return;
+    }
     let (r, w) = tokio::io::split(stream);
     let reader = io.reader;
     let started = strong.with(|st| match st.conns.get_mut(&conn) {

@@ -65,16 +65,22 @@ impl Tls {
         } else {
             server.with_client_cert_verifier(Arc::new(ClientVerifier(Arc::clone(&policy))))
         };
-        let server = server
+        let mut server = server
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(|e| format!("certificate and key do not fit: {e}"))?;
-        let client = ClientConfig::builder_with_provider(provider)
+        // No session resumption either way: py2p makes a new context per
+        // socket (nothing to resume), post-handshake tickets would be
+        // records py2p's select-driven reader has to wade through, and
+        // every peer's certificate is checked on every connection.
+        server.send_tls13_tickets = 0;
+        let mut client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(ServerVerifier(policy)))
             .with_client_auth_cert(chain, key)
             .map_err(|e| format!("certificate and key do not fit: {e}"))?;
+        client.resumption = rustls::client::Resumption::disabled();
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
