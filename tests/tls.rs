@@ -407,3 +407,24 @@ async fn recording_proxy_sees_no_plaintext() {
     }
     eprintln!("recording_proxy_sees_no_plaintext: {:.1}s", t.elapsed().as_secs_f64());
 }
+
+/// Without `--tls-cert`, a node with a data directory keeps its generated
+/// certificate there: the same fingerprint after a restart, so a trust
+/// file stays valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_dir_keeps_the_certificate() {
+    let dir = std::env::temp_dir().join(format!("rs2p-tls-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let bind = || {
+        let mut cfg = config("SSL", TlsOptions::default());
+        cfg.data_dir = Some(dir.clone());
+        ChordSocket::bind_with("127.0.0.1:0", cfg)
+    };
+    let first = bind().await.expect("bind");
+    let fingerprint = first.tls_fingerprint().expect("a fingerprint");
+    first.shutdown().await.expect("shutdown");
+    let second = bind().await.expect("bind again");
+    assert_eq!(second.tls_fingerprint(), Some(fingerprint));
+    second.shutdown().await.expect("shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}

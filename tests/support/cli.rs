@@ -207,7 +207,8 @@ impl Node {
             let mut line = String::new();
             let _ = reader.read_line(&mut line);
             let _ = tx.send(line);
-            reader.into_inner()
+            // The reader itself, not its inner pipe: lines it already buffered stay.
+            reader
         });
         let line = match rx.recv_timeout(Duration::from_secs(15)) {
             Ok(line) if !line.is_empty() => line,
