@@ -63,8 +63,9 @@ impl Outbound {
 pub(crate) struct ConnIo {
     pub tx: mpsc::Sender<Outbound>,
     pub writer: tokio::task::JoinHandle<()>,
-    /// Aborting it stops the reading: the reader task, or while a TLS
-    /// handshake runs, the task doing it (which then becomes the writer).
+    /// Aborting it stops the reading: the reader task; while the TLS
+    /// handshake of an accepted connection runs, the task making it (which
+    /// then becomes the writer); none while a dialed one's runs.
     pub reader: Option<AbortHandle>,
     /// The peer is py2p: one frame per write, spaced.
     pub pace: Arc<AtomicBool>,
