@@ -497,6 +497,9 @@ impl Node {
             return;
         }
         g.rechecks += 1;
+        if has_value && matches!(result, Err(GetError::NoAgreement)) {
+            self.counters.disagreements += 1;
+        }
         // Only the tables that disagree with the most common value are asked
         // again; a "missing" is asked of the node that held the item before.
         let keep = plurality(&g.answers);

@@ -10,6 +10,7 @@
 
 mod config;
 mod hasher;
+mod metrics;
 mod stats;
 mod types;
 
@@ -20,6 +21,7 @@ use bytes::Bytes;
 pub use crate::chord::Owner;
 pub use config::{Config, Kind};
 pub(crate) use hasher::{Map, SeededState};
+pub use metrics::{BadInput, Counters, LinksByKind, NodeMetrics};
 pub use stats::NodeStats;
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 
@@ -87,6 +89,8 @@ pub struct Node {
     pub(crate) list_dial_budget: (Time, u64),
     /// Dials started, for any reason (stats).
     pub(crate) dials_started: u64,
+    /// Event counters for [`Node::metrics`] (frames, bytes, closes, ...).
+    pub(crate) counters: Counters,
 }
 
 impl Node {
@@ -129,6 +133,7 @@ impl Node {
             addr_rest: state(7).map(),
             list_dial_budget: (now, crate::mesh::LIST_DIAL_BURST * 1000),
             dials_started: 0,
+            counters: Counters::default(),
         }
     }
 
@@ -283,6 +288,8 @@ impl Node {
         };
         c.last_rx = now;
         c.alive_at = now;
+        c.bytes_in += data.len() as u64;
+        self.counters.bytes_in += data.len() as u64;
         c.decoder.extend(data);
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -322,6 +329,7 @@ impl Node {
                     return;
                 }
                 Err(e) => {
+                    self.counters.bad_input(BadInput::FrameHeader);
                     let text = format!("closing connection: {e}");
                     self.record_error(Some(conn), text.clone());
                     self.close_conn_because(conn, &text);
@@ -346,6 +354,7 @@ impl Node {
             self.cfg.max_buffered_bytes
         );
         self.record_error(Some(hog), text.clone());
+        self.counters.bad_input(BadInput::BufferBound);
         self.close_conn_because(hog, &text);
     }
 
@@ -414,6 +423,7 @@ impl Node {
             .collect();
         for conn in stale {
             self.record_error(Some(conn), "closing connection: half-sent frame idle too long".to_owned());
+            self.counters.bad_input(BadInput::HalfFrameIdle);
             self.close_conn(conn);
         }
         self.recent.prune(self.now_secs());
@@ -509,6 +519,9 @@ impl Node {
                 if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
                     c.last_sent = Some((msg_type, msg.payload));
                 }
+                c.bytes_out += frame.len() as u64;
+                self.counters.frames_out += 1;
+                self.counters.bytes_out += frame.len() as u64;
                 self.actions.push_back(Action::Send { conn, frame });
             }
             Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
@@ -517,12 +530,17 @@ impl Node {
 
     /// Sends an already-built message (a relay) on one connection, keeping its id.
     pub(crate) fn relay_on(&mut self, conn: ConnId, msg: &Message, id: &str) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         let method = Self::send_method(&self.cfg.compression, c);
         match msg.encode_with_id(id, method) {
-            Ok(frame) => self.actions.push_back(Action::Send { conn, frame }),
+            Ok(frame) => {
+                c.bytes_out += frame.len() as u64;
+                self.counters.frames_out += 1;
+                self.counters.bytes_out += frame.len() as u64;
+                self.actions.push_back(Action::Send { conn, frame });
+            }
             Err(e) => self.record_error(Some(conn), format!("not relayed: {e}")),
         }
     }

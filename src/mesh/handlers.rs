@@ -35,12 +35,14 @@ impl Node {
             self.send_on(conn, flags::RENEGOTIATE, vec![Bytes::from_static(&[flags::RESEND])]);
         } else {
             self.record_error(Some(conn), format!("closing connection after bad frame: {err}"));
+            self.counters.bad_input(crate::core::BadInput::BadFrame);
             self.close_conn(conn);
         }
     }
 
     /// A whole, id-checked message arrived.
     pub(crate) fn on_message(&mut self, conn: ConnId, msg: Message) {
+        self.counters.frames_in += 1;
         let id = msg.id();
         match msg.msg_type {
             flags::BROADCAST => {
@@ -127,6 +129,10 @@ impl Node {
             }
             flags::RS2P_KEYLIST if chord && n >= 2 => {
                 self.handle_keylist(conn, &msg.payload);
+                true
+            }
+            flags::RS2P_STATUS if chord && n >= 2 => {
+                self.handle_status(conn, &msg.payload);
                 true
             }
             _ => false,
@@ -218,6 +224,7 @@ impl Node {
         }
         let Some(pid) = PeerId::parse(&p[1]) else {
             self.record_error(Some(conn), "handshake with an id that is not base58: disconnecting".to_owned());
+            self.counters.bad_input(crate::core::BadInput::BadHandshake);
             self.close_conn(conn);
             return;
         };
