@@ -42,6 +42,9 @@ pub enum Error {
     /// The socket was closed.
     #[error("the socket is closed")]
     Closed,
+    /// A peer's status could not be asked for or read.
+    #[error("no status: {0}")]
+    Status(String),
     /// The data directory could not be opened or read.
     #[error(transparent)]
     DataDir(#[from] super::DataDirError),
