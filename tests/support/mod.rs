@@ -2,6 +2,9 @@
 //!
 //! Use from a test file with `mod support;`.
 //!
+//! The venv also has `prometheus_client` (pinned), whose parser checks the
+//! metrics rs2p serves.
+//!
 //! [`py2p_python`] gives a Python interpreter that has `py2p==0.5.607` and
 //! `python-snappy` installed. Unless `RS2P_PY2P_PYTHON` names such an
 //! interpreter, a virtualenv is built on first use at
@@ -32,8 +35,10 @@ pub const PYTHON_OVERRIDE_ENV: &str = "RS2P_PY2P_PYTHON";
 pub const DEFAULT_PY_TIMEOUT: Duration = Duration::from_secs(120);
 
 const VENV_NAME: &str = "py2p-venv-0.5.607";
-const READY_MARKER: &str = ".ready";
-const PIP_PACKAGES: [&str; 2] = ["py2p==0.5.607", "python-snappy"];
+/// Renamed whenever `PIP_PACKAGES` changes, so that an older venv is rebuilt.
+const READY_MARKER: &str = ".ready-2";
+/// `prometheus_client` parses the `--metrics` output in tests/observability.rs.
+const PIP_PACKAGES: [&str; 3] = ["py2p==0.5.607", "python-snappy", "prometheus_client==0.21.1"];
 
 /// The python that has py2p 0.5.607 and python-snappy, building the venv on
 /// first use. Panics (with the tool's output) when that is not possible.
@@ -178,7 +183,7 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
     check_tool(&format!("pip install {}", PIP_PACKAGES.join(" ")), out)?;
 
     // Prove the install is the one we want before declaring it ready.
-    let probe = "import snappy, py2p, py2p.base as b; \
+    let probe = "import snappy, py2p, py2p.base as b, prometheus_client.parser; \
                  assert py2p.__version__ == '0.5.607', py2p.__version__; \
                  assert b.flags.snappy in b.compression, b.compression";
     let out = Command::new(&python).args(["-c", probe]).stdin(Stdio::null()).output();
