@@ -10,6 +10,12 @@ use rs2p::ChordSocket;
 use super::progress::Progress;
 use super::{net_failure, Failure, EXIT_NOT_FOUND, EXIT_RUNTIME};
 
+/// With `--svg`, the longest wait for fingers before drawing.
+const FINGER_WAIT: Duration = Duration::from_secs(10);
+/// ... and the pause in finding new ones that ends it (lookups come about a
+/// second apart on each node).
+const FINGER_SETTLE: Duration = Duration::from_millis(2500);
+
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Nodes in the ring.
@@ -93,6 +99,19 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     }
     println!("total time {:.1} s", start.elapsed().as_secs_f64());
     if let Some(path) = &args.svg {
+        // Fingers are found one lookup a second per node: wait until their
+        // number has not grown for FINGER_SETTLE, so that the picture shows them.
+        let deadline = Instant::now() + FINGER_WAIT;
+        let (mut seen, mut since) = (0, Instant::now());
+        while Instant::now() < deadline {
+            let total: usize = nodes.iter().map(|s| s.fingers().len()).sum();
+            if total != seen {
+                (seen, since) = (total, Instant::now());
+            } else if total > 0 && since.elapsed() >= FINGER_SETTLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let reports: Vec<_> = nodes.iter().map(|s| s.status_report()).collect();
         let picture = super::svg::Picture::from_reports(&reports, &format!("rs2p demo: {n} nodes, {} keys", args.keys));
         super::svg::write(path, &picture)?;
