@@ -26,11 +26,22 @@ pub struct StatusArgs {
     pub svg: Option<PathBuf>,
 }
 
+/// For `--svg`, the other rs2p nodes of the ring asked for their own
+/// reports (their items, links and fingers), at most this many.
+const MAX_PICTURE_REPORTS: usize = 64;
+
 pub async fn run(args: StatusArgs) -> Result<(), Failure> {
-    let report = fetch(&args.client).await?;
+    let (sock, report) = fetch(&args.client).await?;
+    let mut reports = vec![report];
+    if args.svg.is_some() {
+        reports.extend(ring_reports(&sock, &reports[0], args.client.timeout).await);
+    }
+    let _ = sock.shutdown().await;
+    let report = &reports[0];
     if let Some(path) = &args.svg {
-        let subtitle = format!("as {} ({}) sees it", short(&report.id), report.addr);
-        super::svg::write(path, &Picture::from_reports(std::slice::from_ref(&report), &subtitle))?;
+        let subtitle =
+            format!("as {} ({}) sees it; {} rs2p nodes reported", short(&report.id), report.addr, reports.len());
+        super::svg::write(path, &Picture::from_reports(&reports, &subtitle))?;
     }
     let text = if args.json { format!("{:#}\n", report.to_json()) } else { format_report(&report) };
     use std::io::Write;
@@ -40,8 +51,35 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot write to stdout: {e}")))
 }
 
-/// Connects a leeching client to the peer and asks for its status.
-async fn fetch(args: &ClientArgs) -> Result<StatusReport, Failure> {
+/// The reports of the other rs2p nodes in `report`'s ring, each asked
+/// through a link of its own; nodes that do not answer are left out.
+async fn ring_reports(sock: &ChordSocket, report: &StatusReport, timeout: std::time::Duration) -> Vec<StatusReport> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    for node in report.ring.iter().filter(|n| n.rs2p && n.id != report.id).take(MAX_PICTURE_REPORTS) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let asked = async {
+            // Linked already (the client follows peer lists), or dialed now.
+            let linked = rs2p::core::PeerId::parse(node.id.as_bytes()).filter(|p| sock.peers().contains(p));
+            let peer = match linked {
+                Some(p) => p,
+                None => sock.connect(&node.addr).await.ok()?,
+            };
+            sock.peer_status(&peer, left).await.ok()
+        };
+        if let Ok(Some(r)) = tokio::time::timeout(left, asked).await {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// Connects a leeching client to the peer and asks for its status; the
+/// client is returned for further requests (shut it down after).
+async fn fetch(args: &ClientArgs) -> Result<(ChordSocket, StatusReport), Failure> {
     let (host, port) = split_addr(&args.bind).map_err(net_failure)?;
     let mut cfg = Config::chord(&host, port);
     cfg.protocol = Protocol::new(args.subnet.clone(), "Plaintext");
@@ -57,8 +95,13 @@ async fn fetch(args: &ClientArgs) -> Result<StatusReport, Failure> {
         })
     }
     .await;
-    let _ = sock.shutdown().await;
-    result
+    match result {
+        Ok(report) => Ok((sock, report)),
+        Err(f) => {
+            let _ = sock.shutdown().await;
+            Err(f)
+        }
+    }
 }
 
 fn short(id: &str) -> &str {

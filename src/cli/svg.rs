@@ -11,7 +11,7 @@ use std::fmt::Write;
 use rs2p::chord::StatusReport;
 
 /// Width and height of the picture, in pixels.
-const WIDTH: f64 = 1000.0;
+const WIDTH: f64 = 1080.0;
 const HEIGHT: f64 = 760.0;
 /// Centre and radius of the ring.
 const CX: f64 = 380.0;
@@ -182,8 +182,13 @@ impl Picture {
         let py2p = self.nodes.len() - rs2p;
         let _ =
             writeln!(s, r##"<text x="{x}" y="40" font-size="20" font-weight="bold" fill="#222222">rs2p ring</text>"##);
-        let _ =
-            writeln!(s, r##"<text x="{x}" y="64" font-size="12" fill="#555555">{}</text>"##, escape(&self.subtitle));
+        // The subtitle, one line per "; "-separated part.
+        let parts: Vec<&str> = self.subtitle.split("; ").collect();
+        for (i, part) in parts.iter().enumerate() {
+            let y = 64.0 + 16.0 * i as f64;
+            let _ = writeln!(s, r##"<text x="{x}" y="{y}" font-size="12" fill="#555555">{}</text>"##, escape(part));
+        }
+        let top = 100.0 + 16.0 * parts.len().saturating_sub(1) as f64;
         let rows: [(&str, String); 6] = [
             ("rs2p", format!("rs2p node ({rs2p})")),
             ("py2p", format!("py2p node ({py2p})")),
@@ -193,7 +198,7 @@ impl Picture {
             ("finger", format!("finger ({})", self.fingers.len())),
         ];
         for (i, (kind, text)) in rows.iter().enumerate() {
-            let y = 100.0 + 32.0 * i as f64;
+            let y = top + 32.0 * i as f64;
             let swatch = match *kind {
                 "rs2p" => {
                     format!(r##"<circle cx="{}" cy="{y}" r="{DOT}" fill="{RS2P_COLOUR}" stroke="#222222"/>"##, x + 10.0)
