@@ -43,7 +43,7 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
             format!("as {} ({}) sees it; {} rs2p nodes reported", short(&report.id), report.addr, reports.len());
         super::svg::write(path, &Picture::from_reports(&reports, &subtitle))?;
     }
-    let text = if args.json { format!("{:#}\n", report.to_json()) } else { format_report(&report) };
+    let text = if args.json { format!("{:#}\n", report.to_json()) } else { format_report(report) };
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
