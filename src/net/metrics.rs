@@ -222,6 +222,7 @@ impl Collector for Snapshot {
                 (label("state", "failed"), h.failed),
             ],
         )?;
+        counters(&mut enc, "handoff_bytes", "Value bytes of the items new owners confirmed", &[(none(), h.bytes)])?;
         let r = &n.repair;
         counters(
             &mut enc,
@@ -282,5 +283,29 @@ impl Collector for Snapshot {
         let bounds: Vec<_> = n.bounds.iter().map(|(k, v)| (label("name", *k), *v)).collect();
         gauges(&mut enc, "bound", "The bounds those sizes run against (Config), by name", &bounds)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_their_suffix() {
+        let m = MetricsSnapshot::default();
+        let open = render_prometheus(&m, TextFormat::OpenMetrics);
+        assert!(open.ends_with("# EOF\n"));
+        assert!(open.contains("# TYPE rs2p_frames counter\n"));
+        let classic = render_prometheus(&m, TextFormat::Classic);
+        assert!(!classic.contains("# EOF"));
+        assert!(classic.contains("# TYPE rs2p_frames_total counter\n"));
+        assert!(classic.contains("# HELP rs2p_frames_total "));
+        assert!(classic.contains("rs2p_frames_total{direction=\"in\"} 0\n"));
+        for line in classic.lines().filter(|l| l.starts_with("# TYPE ") && l.ends_with(" counter")) {
+            assert!(line.split(' ').nth(2).is_some_and(|n| n.ends_with("_total")), "{line}");
+        }
+        // Histograms and gauges are the same in both.
+        assert!(classic.contains("# TYPE rs2p_get_duration_seconds histogram\n"));
+        assert!(classic.contains("rs2p_get_duration_seconds_bucket{le=\"+Inf\",outcome=\"ok\"} 0\n"));
     }
 }
