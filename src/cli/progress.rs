@@ -6,7 +6,7 @@
 //! ```ignore
 //! let mut p = Progress::stderr("sets", Some(total));
 //! for i in 0..total {
-//!     p.update(i + 1, || format!("{} sets, {} failed", i + 1, failed));
+//!     p.update(Some(i + 1), || format!("{} sets, {} failed", i + 1, failed));
 //! }
 //! p.finish();
 //! ```

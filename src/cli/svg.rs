@@ -10,12 +10,15 @@ use std::fmt::Write;
 
 use rs2p::chord::StatusReport;
 
-/// Width and height of the picture, in pixels.
+/// Width of the picture, in pixels: the ring and, at its right, the legend.
 const WIDTH: f64 = 1080.0;
+/// Height of the picture, in pixels.
 const HEIGHT: f64 = 760.0;
-/// Centre and radius of the ring.
+/// Centre of the ring (x).
 const CX: f64 = 380.0;
+/// Centre of the ring (y).
 const CY: f64 = 380.0;
+/// Radius of the ring: room for the labels outside it.
 const R: f64 = 300.0;
 /// Half the width of the band where arcs are shaded.
 const BAND: f64 = 22.0;
@@ -25,17 +28,24 @@ const DOT: f64 = 9.0;
 /// this the picture would be unreadable anyway.
 pub const MAX_NODES: usize = 512;
 
+/// Colour of an rs2p node (Rust's orange).
 const RS2P_COLOUR: &str = "#d9641e";
+/// Colour of a py2p node (Python's blue).
 const PY2P_COLOUR: &str = "#2f6db5";
+/// Colour of a link.
 const LINK_COLOUR: &str = "#7a7a7a";
+/// Colour of a finger.
 const FINGER_COLOUR: &str = "#2a9d4b";
+/// Colour of an arc whose items are known (darker: more items).
 const ARC_COLOUR: &str = "#8e44ad";
+/// Colour of an arc whose items are not known.
 const UNKNOWN_ARC: &str = "#e4e4e4";
 
 /// One node as drawn.
 struct Dot {
     /// Short id, the label.
     short: String,
+    /// An rs2p node (else py2p).
     rs2p: bool,
     /// Fraction of a turn.
     position: f64,

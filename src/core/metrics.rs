@@ -68,7 +68,7 @@ pub struct Counters {
     /// Bytes of those frames.
     pub bytes_out: u64,
     /// Connections closed for bad input, by [`BadInput`] (indexed as [`BadInput::ALL`]).
-    pub bad_input_closes: [u64; 8],
+    pub bad_input_closes: [u64; BadInput::ALL.len()],
     /// Gets whose tables disagreed (values held by some tables differed
     /// from the others'), so that the differing tables were asked again.
     pub disagreements: u64,
