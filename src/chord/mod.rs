@@ -33,7 +33,10 @@ pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room
 pub use keywalk::{NO_KEY_LIST_MARKER, WALK_PAGE_KEYS};
 pub use repair::RepairStats;
 pub use ring_ops::Owner;
-pub use status::{LinkStatus, RingNode, StatusReport, MAX_STATUS_BYTES, MAX_STATUS_LINKS};
+pub use status::{
+    ring_position, LinkStatus, RingNode, StatusReport, MAX_STATUS_ASKS, MAX_STATUS_BYTES, MAX_STATUS_LINKS,
+    STATUS_ANSWERS_PER_SEC,
+};
 pub use store::{ItemStore, ITEM_OVERHEAD};
 pub use user::ChordError;
 
