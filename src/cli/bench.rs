@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rs2p::ChordSocket;
 
-use super::bench_floor::{cpu_us_per, process_cpu, tcp_floor, Floor};
+use super::bench_floor::{cpu_us_per, process_cpu, tcp_floor, tokio_floor, Floor};
 use super::bench_libp2p::{self, Libp2pFigures, Workload};
 use super::{net_failure, Failure, EXIT_RUNTIME};
 
@@ -49,6 +49,9 @@ pub struct BenchArgs {
     /// --no-key-list`): an rs2p-only ring, where a set is its five stores.
     #[arg(long)]
     pub no_key_list: bool,
+    /// Tables an rs2p get asks at first (3 to 5; see `Config::get_first_wave`).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
+    pub get_first_wave: u8,
     /// Also run the same workload on rust-libp2p's Kademlia (the crate in
     /// bench/libp2p-kad, built on first use; needs the source tree).
     #[arg(long)]
@@ -113,6 +116,9 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     progress(start, "floor: TCP loopback round trips between two threads");
     let floor = tcp_floor().map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot measure the TCP floor: {e}")))?;
     progress(start, &format!("floor: p50 {:.1} µs, p99 {:.1} µs", floor.rtt_p50_us, floor.rtt_p99_us));
+    let tokio_floor =
+        tokio_floor().await.map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot measure the tokio floor: {e}")))?;
+    progress(start, &format!("floor between two tokio tasks: p50 {:.1} µs", tokio_floor.rtt_p50_us));
     let (rs, extra) = bench_rs2p(&args, start).await?;
     let rss = if args.rss_keys > 0 {
         progress(start, &format!("rs2p: resident memory of one node holding {} keys", args.rss_keys));
@@ -144,7 +150,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         );
         Some(bench_py2p(&args, start)?)
     };
-    report(&args, &machine, floor, rs, extra, lp.as_ref(), py, rss)
+    report(&args, &machine, [floor, tokio_floor], rs, extra, lp.as_ref(), py, rss)
 }
 
 /// Prints the table and writes the JSON.
@@ -152,7 +158,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
 fn report(
     args: &BenchArgs,
     machine: &str,
-    floor: Floor,
+    [floor, tokio_floor]: [Floor; 2],
     rs: Figures,
     extra: Rs2pExtra,
     lp: Option<&Libp2pFigures>,
@@ -172,6 +178,10 @@ fn report(
         floor.rtt_p50_us,
         floor.rtt_p99_us,
         super::bench_floor::FLOOR_MESSAGE
+    );
+    println!(
+        "       the same between two tokio tasks: p50 {:.1} µs, p99 {:.1} µs",
+        tokio_floor.rtt_p50_us, tokio_floor.rtt_p99_us
     );
     let dash = || "-".to_owned();
     let cell = |v: Option<f64>| v.filter(|v| *v > 0.0).map_or_else(dash, |v| format!("{v:.1}"));
@@ -217,7 +227,10 @@ fn report(
     let pyf = py.unwrap_or_default();
     let py_ratio = if pyf.get_per_s > 0.0 { rs.get_per_s / pyf.get_per_s } else { 0.0 };
     let mut doc = serde_json::json!({
-        "floor": { "tcp_rtt_p50_us": floor.rtt_p50_us, "tcp_rtt_p99_us": floor.rtt_p99_us },
+        "floor": {
+            "tcp_rtt_p50_us": floor.rtt_p50_us, "tcp_rtt_p99_us": floor.rtt_p99_us,
+            "tokio_rtt_p50_us": tokio_floor.rtt_p50_us, "tokio_rtt_p99_us": tokio_floor.rtt_p99_us,
+        },
         "rs2p": {
             "get_p50_us": rs.get_p50_us, "get_p99_us": rs.get_p99_us, "get_per_s": rs.get_per_s,
             "set_per_s": rs.set_per_s, "concurrent_get_per_s": extra.concurrent_get_per_s,
@@ -225,7 +238,7 @@ fn report(
             "cpu_us_per_get": extra.cpu_us_per_get, "cpu_us_per_set": extra.cpu_us_per_set,
             "confirmed_set_per_s": extra.confirmed_set_per_s,
             "cpu_us_per_concurrent_get": extra.cpu_us_per_concurrent_get,
-            "key_list": !args.no_key_list,
+            "key_list": !args.no_key_list, "get_first_wave": args.get_first_wave,
             "rss_mb_100k_keys": rss.unwrap_or(0.0),
             "nodes": args.nodes, "sets": args.sets, "gets": args.gets, "concurrency": args.concurrency,
             "value_size": args.value_size, "version": env!("CARGO_PKG_VERSION"),
@@ -273,7 +286,12 @@ async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, Rs2pEx
     let n = usize::from(args.nodes);
     progress(start, &format!("rs2p: starting a ring of {n} nodes"));
     let key_list = !args.no_key_list;
-    let nodes = super::demo::start_ring_with(n, |cfg| cfg.key_list = key_list).await?;
+    let first_wave = usize::from(args.get_first_wave);
+    let nodes = super::demo::start_ring_with(n, |cfg| {
+        cfg.key_list = key_list;
+        cfg.get_first_wave = first_wave;
+    })
+    .await?;
     super::demo::wait_linked(&nodes, Duration::from_secs(30)).await?;
     let value = bytes::Bytes::from(vec![b'v'; args.value_size]);
     let keys: Vec<String> = (0..args.sets).map(|i| format!("bench-key-{i}")).collect();
