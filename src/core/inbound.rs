@@ -21,12 +21,15 @@ pub struct DecodeContext {
     methods: Vec<Compression>,
     /// The largest body accepted, compressed or decompressed.
     max_frame: usize,
+    /// The peer advertised the rs2p capability: its whispers may carry an
+    /// empty id (docs/PROTOCOL.md §16.15).
+    rs2p: bool,
 }
 
 impl DecodeContext {
     /// Decodes one frame body: a message whose id checks out, else the bytes.
     pub fn decode(&self, body: Bytes) -> Inbound {
-        match Message::decode_body(&body, &self.methods, self.max_frame) {
+        match Message::decode_body_ext(&body, &self.methods, self.max_frame, self.rs2p) {
             Ok(msg) => Inbound::Message(msg),
             Err(_) => Inbound::Undecoded(body),
         }
@@ -106,8 +109,8 @@ impl ConnReader {
 impl Node {
     /// How frames of `conn` are decoded now.
     fn decode_context(&self, conn: ConnId) -> DecodeContext {
-        let methods = self.conns.get(&conn).map(|c| c.compression.clone()).unwrap_or_default();
-        DecodeContext { methods, max_frame: self.cfg.max_frame }
+        let (methods, rs2p) = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p)).unwrap_or_default();
+        DecodeContext { methods, max_frame: self.cfg.max_frame, rs2p }
     }
 
     /// A receive side for a new connection (see [`ConnReader`]).
@@ -129,7 +132,7 @@ impl Node {
         now: Time,
     ) -> Option<DecodeContext> {
         self.set_now(now);
-        let before = self.conns.get(&conn).map(|c| c.compression.clone())?;
+        let before = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p))?;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.last_rx = now;
             c.alive_at = now;
@@ -153,6 +156,6 @@ impl Node {
             self.bound_buffered();
         }
         let c = self.conns.get(&conn)?;
-        (c.compression != before).then(|| self.decode_context(conn))
+        (c.compression != before.0 || c.rs2p != before.1).then(|| self.decode_context(conn))
     }
 }

@@ -319,8 +319,8 @@ impl Node {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let methods = c.compression.clone();
-        let mut decoded = Message::decode_body(body, &methods, self.cfg.max_frame);
+        let (methods, rs2p) = (c.compression.clone(), c.rs2p);
+        let mut decoded = Message::decode_body_ext(body, &methods, self.cfg.max_frame, rs2p);
         if decoded.is_err() {
             // A renegotiation may have just changed the list while the peer
             // still uses the method agreed before: py2p sends `renegotiate
@@ -330,7 +330,7 @@ impl Node {
             // was already tried, so this cannot misread a valid frame.
             let others: Vec<_> = self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
             if !others.is_empty() {
-                if let Ok(msg) = Message::decode_body(body, &others, self.cfg.max_frame) {
+                if let Ok(msg) = Message::decode_body_ext(body, &others, self.cfg.max_frame, rs2p) {
                     decoded = Ok(msg);
                 }
             }
@@ -523,8 +523,12 @@ impl Node {
         if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
             c.last_sent = Some((msg_type, payload.clone()));
         }
+        // Whispers to rs2p peers carry an empty id: nothing reads a
+        // whisper's id, and hashing it at both ends was a tenth of a get's
+        // CPU (docs/PROTOCOL.md §16.15).
+        let id = (c.rs2p && self.cfg.advertise_capability && msg_type == flags::WHISPER).then_some("");
         let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
-        self.push_send(conn, msg, None, method);
+        self.push_send(conn, msg, id, method);
     }
 
     /// Sends an already-built message (a relay) on one connection, keeping its id.
