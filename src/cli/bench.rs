@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rs2p::ChordSocket;
 
+use super::bench_floor::{cpu_us_per, process_cpu, tcp_floor, tokio_floor, Floor};
+use super::bench_libp2p::{self, Libp2pFigures, Workload};
 use super::{net_failure, Failure, EXIT_RUNTIME};
 
 /// The py2p half, shipped with the binary.
@@ -43,6 +45,17 @@ pub struct BenchArgs {
     /// Skip the py2p half.
     #[arg(long)]
     pub no_py2p: bool,
+    /// Run the rs2p ring without the flooded key list (`rs2p node
+    /// --no-key-list`): an rs2p-only ring, where a set is its five stores.
+    #[arg(long)]
+    pub no_key_list: bool,
+    /// Tables an rs2p get asks at first (3 to 5; see `Config::get_first_wave`).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
+    pub get_first_wave: u8,
+    /// Also run the same workload on rust-libp2p's Kademlia (the crate in
+    /// bench/libp2p-kad, built on first use; needs the source tree).
+    #[arg(long)]
+    pub with_libp2p: bool,
     /// Python with py2p 0.5.607 installed (default: $RS2P_PY2P_PYTHON, else the
     /// test venv, created if missing).
     #[arg(long, value_name = "PATH")]
@@ -83,7 +96,7 @@ fn progress(start: Instant, text: &str) {
     eprintln!("[{:>6.1}s] {text}", start.elapsed().as_secs_f64());
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+pub(super) fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -100,10 +113,28 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let machine = machine_info();
     progress(start, &format!("machine: {machine}"));
-    let (rs, concurrent) = bench_rs2p(&args, start).await?;
+    progress(start, "floor: TCP loopback round trips between two threads");
+    let floor = tcp_floor().map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot measure the TCP floor: {e}")))?;
+    progress(start, &format!("floor: p50 {:.1} µs, p99 {:.1} µs", floor.rtt_p50_us, floor.rtt_p99_us));
+    let tokio_floor =
+        tokio_floor().await.map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot measure the tokio floor: {e}")))?;
+    progress(start, &format!("floor between two tokio tasks: p50 {:.1} µs", tokio_floor.rtt_p50_us));
+    let (rs, extra) = bench_rs2p(&args, start).await?;
     let rss = if args.rss_keys > 0 {
         progress(start, &format!("rs2p: resident memory of one node holding {} keys", args.rss_keys));
         Some(measure_rss(args.rss_keys, args.value_size)?)
+    } else {
+        None
+    };
+    let lp = if args.with_libp2p {
+        let w = Workload {
+            nodes: usize::from(args.nodes),
+            sets: args.sets,
+            gets: args.gets,
+            concurrency: args.concurrency,
+            value_size: args.value_size,
+        };
+        Some(bench_libp2p::run(&w, |t| progress(start, t))?)
     } else {
         None
     };
@@ -119,64 +150,160 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         );
         Some(bench_py2p(&args, start)?)
     };
-    println!("rs2p bench: {} nodes on 127.0.0.1, values of {} bytes", args.nodes, args.value_size);
-    println!("machine: {machine}");
-    println!("{:<28} {:>14} {:>14} {:>10}", "", "rs2p", "py2p 0.5.607", "ratio");
-    let row = |name: &str, r: f64, p: Option<f64>, higher_better: bool| {
-        let (ps, ratio) = match p {
-            Some(p) if p > 0.0 => {
-                (format!("{p:.1}"), format!("{:.0}x", if higher_better { r / p } else { p / r.max(1e-9) }))
-            }
-            _ => ("-".to_owned(), "-".to_owned()),
-        };
-        println!("{name:<28} {r:>14.1} {ps:>14} {ratio:>10}");
-    };
-    row("set/s", rs.set_per_s, py.map(|p| p.set_per_s), true);
-    row("get/s (sequential)", rs.get_per_s, py.map(|p| p.get_per_s), true);
-    row("get p50 (µs)", rs.get_p50_us, py.map(|p| p.get_p50_us), false);
-    row("get p99 (µs)", rs.get_p99_us, py.map(|p| p.get_p99_us), false);
-    println!("{:<28} {:>14.1}", format!("get/s ({} in flight)", args.concurrency), concurrent);
-    if let Some(mb) = rss {
-        println!("{:<28} {:>14.1}", format!("RSS MB, 1 node, {} keys", args.rss_keys), mb);
-    }
-    if let Some(path) = &args.json {
-        let py = py.unwrap_or_default();
-        let ratio = if py.get_per_s > 0.0 { rs.get_per_s / py.get_per_s } else { 0.0 };
-        let doc = serde_json::json!({
-            "rs2p": {
-                "get_p50_us": rs.get_p50_us, "get_p99_us": rs.get_p99_us, "get_per_s": rs.get_per_s,
-                "set_per_s": rs.set_per_s, "concurrent_get_per_s": concurrent,
-                "rss_mb_100k_keys": rss.unwrap_or(0.0),
-                "nodes": args.nodes, "sets": args.sets, "gets": args.gets, "concurrency": args.concurrency,
-            },
-            "py2p": {
-                "get_p50_us": py.get_p50_us, "get_per_s": py.get_per_s, "set_per_s": py.set_per_s,
-                "get_p99_us": py.get_p99_us, "sets": args.py2p_sets, "gets": args.py2p_gets,
-            },
-            "ratio": { "get_per_s": ratio },
-            "machine": machine,
-        });
-        let text = serde_json::to_string_pretty(&doc).expect("JSON of numbers");
-        std::fs::write(path, text + "\n")
-            .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot write {}: {e}", path.display())))?;
-    }
-    Ok(())
+    report(&args, &machine, [floor, tokio_floor], rs, extra, lp.as_ref(), py, rss)
 }
 
-async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, f64), Failure> {
+/// Prints the table and writes the JSON.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    args: &BenchArgs,
+    machine: &str,
+    [floor, tokio_floor]: [Floor; 2],
+    rs: Figures,
+    extra: Rs2pExtra,
+    lp: Option<&Libp2pFigures>,
+    py: Option<Figures>,
+    rss: Option<f64>,
+) -> Result<(), Failure> {
+    let rtts = |us: f64| us / floor.rtt_p50_us.max(1e-9);
+    println!(
+        "rs2p bench: {} nodes on 127.0.0.1, values of {} bytes, key list {}",
+        args.nodes,
+        args.value_size,
+        if args.no_key_list { "off" } else { "on (py2p's flood)" }
+    );
+    println!("machine: {machine}");
+    println!(
+        "floor: TCP loopback round trip p50 {:.1} µs, p99 {:.1} µs (two threads, TCP_NODELAY, {} bytes)",
+        floor.rtt_p50_us,
+        floor.rtt_p99_us,
+        super::bench_floor::FLOOR_MESSAGE
+    );
+    println!(
+        "       the same between two tokio tasks: p50 {:.1} µs, p99 {:.1} µs",
+        tokio_floor.rtt_p50_us, tokio_floor.rtt_p99_us
+    );
+    let dash = || "-".to_owned();
+    let cell = |v: Option<f64>| v.filter(|v| *v > 0.0).map_or_else(dash, |v| format!("{v:.1}"));
+    let ratio = |r: f64, o: Option<f64>, higher_better: bool| match o {
+        Some(o) if o > 0.0 && r > 0.0 => format!("{:.1}x", if higher_better { r / o } else { o / r }),
+        _ => dash(),
+    };
+    println!(
+        "{:<30} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "", "rs2p", "libp2p-kad", "py2p 0.5.607", "vs libp2p", "vs py2p"
+    );
+    let row = |name: &str, r: f64, l: Option<f64>, p: Option<f64>, higher_better: bool| {
+        println!(
+            "{name:<30} {r:>12.1} {:>12} {:>12} {:>10} {:>10}",
+            cell(l),
+            cell(p),
+            ratio(r, l, higher_better),
+            ratio(r, p, higher_better)
+        );
+    };
+    row("get p50 (µs)", rs.get_p50_us, lp.map(|l| l.get_p50_us), py.map(|p| p.get_p50_us), false);
+    row("get p50 (TCP round trips)", rtts(rs.get_p50_us), lp.map(|l| rtts(l.get_p50_us)), None, false);
+    row("get p99 (µs)", rs.get_p99_us, lp.map(|l| l.get_p99_us), py.map(|p| p.get_p99_us), false);
+    row("get/s (sequential)", rs.get_per_s, lp.map(|l| l.get_per_s), py.map(|p| p.get_per_s), true);
+    let name = format!("get/s ({} in flight)", args.concurrency);
+    row(&name, extra.concurrent_get_per_s, lp.map(|l| l.concurrent_get_per_s), None, true);
+    row("confirmed set/s", extra.confirmed_set_per_s, lp.map(|l| l.set_per_s), None, true);
+    row("set/s (fire-and-forget)", rs.set_per_s, None, py.map(|p| p.set_per_s), true);
+    row("CPU µs per get", extra.cpu_us_per_get, None, None, false);
+    let name = format!("CPU µs per get ({} in flight)", args.concurrency);
+    row(&name, extra.cpu_us_per_concurrent_get, None, None, false);
+    row("CPU µs per set", extra.cpu_us_per_set, None, None, false);
+    if let Some(mb) = rss {
+        println!("{:<30} {:>12.1}", format!("RSS MB, 1 node, {} keys", args.rss_keys), mb);
+    }
+    if let Some(l) = lp {
+        println!("libp2p-kad: {} (TCP + noise + yamux, replication 5, Quorum::Majority)", l.version);
+        if l.failed_gets + l.failed_sets > 0 {
+            println!("libp2p-kad: {} gets and {} puts failed", l.failed_gets, l.failed_sets);
+        }
+    }
+    let Some(path) = &args.json else { return Ok(()) };
+    let pyf = py.unwrap_or_default();
+    let py_ratio = if pyf.get_per_s > 0.0 { rs.get_per_s / pyf.get_per_s } else { 0.0 };
+    let mut doc = serde_json::json!({
+        "floor": {
+            "tcp_rtt_p50_us": floor.rtt_p50_us, "tcp_rtt_p99_us": floor.rtt_p99_us,
+            "tokio_rtt_p50_us": tokio_floor.rtt_p50_us, "tokio_rtt_p99_us": tokio_floor.rtt_p99_us,
+        },
+        "rs2p": {
+            "get_p50_us": rs.get_p50_us, "get_p99_us": rs.get_p99_us, "get_per_s": rs.get_per_s,
+            "set_per_s": rs.set_per_s, "concurrent_get_per_s": extra.concurrent_get_per_s,
+            "get_p50_rtts": rtts(rs.get_p50_us),
+            "cpu_us_per_get": extra.cpu_us_per_get, "cpu_us_per_set": extra.cpu_us_per_set,
+            "confirmed_set_per_s": extra.confirmed_set_per_s,
+            "cpu_us_per_concurrent_get": extra.cpu_us_per_concurrent_get,
+            "key_list": !args.no_key_list, "get_first_wave": args.get_first_wave,
+            "rss_mb_100k_keys": rss.unwrap_or(0.0),
+            "nodes": args.nodes, "sets": args.sets, "gets": args.gets, "concurrency": args.concurrency,
+            "value_size": args.value_size, "version": env!("CARGO_PKG_VERSION"),
+        },
+        "py2p": {
+            "get_p50_us": pyf.get_p50_us, "get_per_s": pyf.get_per_s, "set_per_s": pyf.set_per_s,
+            "get_p99_us": pyf.get_p99_us, "sets": args.py2p_sets, "gets": args.py2p_gets,
+            "version": "0.5.607",
+        },
+        "ratio": { "get_per_s": py_ratio },
+        "machine": machine,
+    });
+    if let Some(l) = lp {
+        doc["libp2p_kad"] = serde_json::json!({
+            "get_p50_us": l.get_p50_us, "get_p99_us": l.get_p99_us, "get_per_s": l.get_per_s,
+            "concurrent_get_per_s": l.concurrent_get_per_s, "set_per_s": l.set_per_s,
+            "get_p50_rtts": rtts(l.get_p50_us),
+            "failed_gets": l.failed_gets, "failed_sets": l.failed_sets, "version": l.version,
+        });
+        let over = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        doc["ratio"]["vs_libp2p"] = serde_json::json!({
+            "get_per_s": over(rs.get_per_s, l.get_per_s),
+            "concurrent_get_per_s": over(extra.concurrent_get_per_s, l.concurrent_get_per_s),
+            "confirmed_set_per_s": over(extra.confirmed_set_per_s, l.set_per_s),
+            "get_p50": over(l.get_p50_us, rs.get_p50_us),
+        });
+    }
+    let text = serde_json::to_string_pretty(&doc).expect("JSON of numbers");
+    std::fs::write(path, text + "\n")
+        .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot write {}: {e}", path.display())))
+}
+
+/// The rs2p half's figures beyond the py2p comparison.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rs2pExtra {
+    concurrent_get_per_s: f64,
+    confirmed_set_per_s: f64,
+    cpu_us_per_get: f64,
+    cpu_us_per_set: f64,
+    /// CPU per get with `concurrency` in flight (batching should lower it).
+    cpu_us_per_concurrent_get: f64,
+}
+
+async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, Rs2pExtra), Failure> {
     let n = usize::from(args.nodes);
     progress(start, &format!("rs2p: starting a ring of {n} nodes"));
-    let nodes = super::demo::start_ring(n).await?;
+    let key_list = !args.no_key_list;
+    let first_wave = usize::from(args.get_first_wave);
+    let nodes = super::demo::start_ring_with(n, |cfg| {
+        cfg.key_list = key_list;
+        cfg.get_first_wave = first_wave;
+    })
+    .await?;
     super::demo::wait_linked(&nodes, Duration::from_secs(30)).await?;
     let value = bytes::Bytes::from(vec![b'v'; args.value_size]);
     let keys: Vec<String> = (0..args.sets).map(|i| format!("bench-key-{i}")).collect();
     progress(start, &format!("rs2p: {} sets, then {} gets", args.sets, args.gets));
+    let cpu0 = process_cpu();
     let t0 = Instant::now();
     for (i, k) in keys.iter().enumerate() {
         nodes[i % n].set(k, value.clone()).map_err(net_failure)?;
     }
     let set_elapsed = t0.elapsed();
-    // Sets are fire-and-forget on both sides: let the stores land before reading.
+    // Sets are fire-and-forget: let the stores land before reading (their
+    // CPU time counts toward the sets).
     for k in keys.iter().rev().take(20) {
         for _ in 0..200 {
             if nodes[0].get_timeout(k, Duration::from_secs(1)).await.is_ok_and(|v| v == value) {
@@ -185,8 +312,10 @@ async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, f64), 
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+    let cpu_us_per_set = cpu_us_per(cpu0, process_cpu(), keys.len());
     let mut lat = Vec::with_capacity(args.gets);
     let mut wrong = 0usize;
+    let cpu0 = process_cpu();
     let t0 = Instant::now();
     for i in 0..args.gets {
         let k = &keys[(i * 7) % keys.len().max(1)];
@@ -198,6 +327,7 @@ async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, f64), 
         }
     }
     let get_elapsed = t0.elapsed();
+    let cpu_us_per_get = cpu_us_per(cpu0, process_cpu(), args.gets);
     if wrong > 0 {
         eprintln!("warning: {wrong} of {} rs2p gets did not return the value", args.gets);
     }
@@ -209,6 +339,7 @@ async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, f64), 
         get_p99_us: pct(&lat, 0.99),
     };
     progress(start, &format!("rs2p: {} gets with {} in flight", args.gets, args.concurrency));
+    let cpu0 = process_cpu();
     let t0 = Instant::now();
     let per_task = args.gets.div_ceil(args.concurrency.max(1));
     let mut tasks = Vec::new();
@@ -229,11 +360,32 @@ async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, f64), 
     for t in tasks {
         done += t.await.unwrap_or(0);
     }
-    let concurrent = done as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    let concurrent_get_per_s = done as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    let cpu_us_per_concurrent_get = cpu_us_per(cpu0, process_cpu(), per_task * args.concurrency.max(1));
+    progress(start, &format!("rs2p: {} confirmed sets (each returns once a majority get reads it)", args.sets));
+    let t0 = Instant::now();
+    let mut unconfirmed = 0usize;
+    for i in 0..args.sets {
+        let key = format!("bench-confirmed-key-{i}");
+        if nodes[i % n].set_confirmed(&key, value.clone(), Duration::from_secs(10)).await.is_err() {
+            unconfirmed += 1;
+        }
+    }
+    let confirmed_set_per_s = (args.sets - unconfirmed) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    if unconfirmed > 0 {
+        eprintln!("warning: {unconfirmed} of {} confirmed sets were not confirmed", args.sets);
+    }
     for s in &nodes {
         let _ = s.close();
     }
-    Ok((figures, concurrent))
+    let extra = Rs2pExtra {
+        concurrent_get_per_s,
+        confirmed_set_per_s,
+        cpu_us_per_get,
+        cpu_us_per_set,
+        cpu_us_per_concurrent_get,
+    };
+    Ok((figures, extra))
 }
 
 fn measure_rss(keys: usize, value_size: usize) -> Result<f64, Failure> {

@@ -130,9 +130,16 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
 
 /// Starts `n` seeding nodes on loopback, each connected to an earlier one.
 pub async fn start_ring(n: usize) -> Result<Vec<ChordSocket>, Failure> {
+    start_ring_with(n, |_| {}).await
+}
+
+/// [`start_ring`] with each node's configuration adjusted by `tune`.
+pub async fn start_ring_with(n: usize, tune: impl Fn(&mut rs2p::core::Config)) -> Result<Vec<ChordSocket>, Failure> {
     let mut nodes: Vec<ChordSocket> = Vec::with_capacity(n);
     for i in 0..n {
-        let s = ChordSocket::bind("127.0.0.1:0").await.map_err(net_failure)?;
+        let mut cfg = rs2p::core::Config::chord("127.0.0.1", 0);
+        tune(&mut cfg);
+        let s = ChordSocket::bind_with("127.0.0.1:0", cfg).await.map_err(net_failure)?;
         s.join().map_err(net_failure)?;
         if i > 0 {
             s.connect(&nodes[i / 2].local_addr().to_string()).await.map_err(net_failure)?;

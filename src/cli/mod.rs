@@ -1,6 +1,8 @@
 //! Command-line definitions and dispatch.
 
 mod bench;
+mod bench_floor;
+mod bench_libp2p;
 mod bulk;
 mod client;
 mod demo;

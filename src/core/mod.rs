@@ -10,7 +10,9 @@
 
 mod config;
 mod hasher;
+mod inbound;
 mod metrics;
+mod outbound;
 mod stats;
 mod types;
 
@@ -21,7 +23,9 @@ use bytes::Bytes;
 pub use crate::chord::Owner;
 pub use config::{Config, Kind};
 pub(crate) use hasher::{Map, SeededState};
+pub use inbound::{ConnReader, DecodeContext, Inbound};
 pub use metrics::{BadInput, Counters, LinksByKind, NodeMetrics};
+pub use outbound::Outgoing;
 pub use stats::NodeStats;
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 
@@ -58,6 +62,8 @@ pub struct Node {
     /// Outgoing dials made for a known id, not yet handshaken: id → connection.
     pub(crate) dialing: Map<PeerId, ConnId>,
     pub(crate) recent: RecentIds,
+    /// Sends are handed to the driver unencoded ([`Node::defer_encoding`]).
+    pub(crate) defer_encoding: bool,
     /// Route requests we made for `reply()`: request id → (created, payload to send).
     pub(crate) route_requests: Map<String, (Time, Vec<Bytes>)>,
     /// Whispers waiting for a connection to finish its handshake.
@@ -110,6 +116,7 @@ impl Node {
         let state = |purpose: u64| SeededState::new(seed, purpose);
         Node {
             recent: RecentIds::new(cfg.max_recent_ids),
+            defer_encoding: false,
             chord: ChordState::with_seed(seed),
             gets: GetState::with_seed(seed),
             cfg,
@@ -296,29 +303,7 @@ impl Node {
                 return;
             };
             match c.decoder.next_body() {
-                Ok(Some(body)) => {
-                    let methods = c.compression.clone();
-                    let mut decoded = Message::decode_body(&body, &methods, self.cfg.max_frame);
-                    if decoded.is_err() {
-                        // A renegotiation may have just changed the list while the peer
-                        // still uses the method agreed before: py2p sends `renegotiate
-                        // "[]"` and then its resend request, both compressed with the old
-                        // method (§7.2). Any method we advertised is one the peer may
-                        // use; each container is recognisable and an uncompressed body
-                        // was already tried, so this cannot misread a valid frame.
-                        let others: Vec<_> =
-                            self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
-                        if !others.is_empty() {
-                            if let Ok(msg) = Message::decode_body(&body, &others, self.cfg.max_frame) {
-                                decoded = Ok(msg);
-                            }
-                        }
-                    }
-                    match decoded {
-                        Ok(msg) => self.on_message(conn, msg),
-                        Err(e) => self.on_bad_frame(conn, e),
-                    }
-                }
+                Ok(Some(body)) => self.on_body(conn, &body),
                 Ok(None) => {
                     // While every connection holds at most its share of the bound,
                     // the total is within it: sum only when one holds more.
@@ -329,24 +314,56 @@ impl Node {
                     return;
                 }
                 Err(e) => {
-                    self.counters.bad_input(BadInput::FrameHeader);
-                    let text = format!("closing connection: {e}");
-                    self.record_error(Some(conn), text.clone());
-                    self.close_conn_because(conn, &text);
+                    self.on_broken_stream(conn, e);
                     return;
                 }
             }
         }
     }
 
+    /// Decodes one frame body with the connection's compression list and handles it.
+    fn on_body(&mut self, conn: ConnId, body: &[u8]) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let (methods, rs2p) = (c.compression.clone(), c.rs2p);
+        let mut decoded = Message::decode_body_ext(body, &methods, self.cfg.max_frame, rs2p);
+        if decoded.is_err() {
+            // A renegotiation may have just changed the list while the peer
+            // still uses the method agreed before: py2p sends `renegotiate
+            // "[]"` and then its resend request, both compressed with the old
+            // method (§7.2). Any method we advertised is one the peer may
+            // use; each container is recognisable and an uncompressed body
+            // was already tried, so this cannot misread a valid frame.
+            let others: Vec<_> = self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
+            if !others.is_empty() {
+                if let Ok(msg) = Message::decode_body_ext(body, &others, self.cfg.max_frame, rs2p) {
+                    decoded = Ok(msg);
+                }
+            }
+        }
+        match decoded {
+            Ok(msg) => self.on_message(conn, msg),
+            Err(e) => self.on_bad_frame(conn, e),
+        }
+    }
+
+    /// The byte stream of `conn` cannot be split into frames any more: close it.
+    fn on_broken_stream(&mut self, conn: ConnId, e: crate::wire::DecodeError) {
+        self.counters.bad_input(BadInput::FrameHeader);
+        let text = format!("closing connection: {e}");
+        self.record_error(Some(conn), text.clone());
+        self.close_conn_because(conn, &text);
+    }
+
     /// Keeps the bytes of partial frames over all connections within
     /// `max_buffered_bytes` by closing the connection holding the most.
     fn bound_buffered(&mut self) {
-        let total: usize = self.conns.values().map(|c| c.decoder.pending()).sum();
+        let total: usize = self.conns.values().map(|c| c.buffered()).sum();
         if total <= self.cfg.max_buffered_bytes {
             return;
         }
-        let Some((hog, held)) = self.conns.values().map(|c| (c.id, c.decoder.pending())).max_by_key(|&(_, n)| n) else {
+        let Some((hog, held)) = self.conns.values().map(|c| (c.id, c.buffered())).max_by_key(|&(_, n)| n) else {
             return;
         };
         let text = format!(
@@ -418,7 +435,7 @@ impl Node {
         let stale: Vec<ConnId> = self
             .conns
             .values()
-            .filter(|c| c.decoder.pending() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
+            .filter(|c| c.buffered() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
             .map(|c| c.id)
             .collect();
         for conn in stale {
@@ -513,36 +530,24 @@ impl Node {
             return;
         }
         let method = Self::send_method(&self.cfg.compression, c);
-        let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
-        match msg.encode(method) {
-            Ok(frame) => {
-                if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
-                    c.last_sent = Some((msg_type, msg.payload));
-                }
-                c.bytes_out += frame.len() as u64;
-                self.counters.frames_out += 1;
-                self.counters.bytes_out += frame.len() as u64;
-                self.actions.push_back(Action::Send { conn, frame });
-            }
-            Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
+        if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
+            c.last_sent = Some((msg_type, payload.clone()));
         }
+        // Whispers to rs2p peers carry an empty id: nothing reads a
+        // whisper's id, and hashing it at both ends was a tenth of a get's
+        // CPU (docs/PROTOCOL.md §16.16).
+        let id = (c.rs2p && self.cfg.advertise_capability && msg_type == flags::WHISPER).then_some("");
+        let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
+        self.push_send(conn, msg, id, method);
     }
 
     /// Sends an already-built message (a relay) on one connection, keeping its id.
     pub(crate) fn relay_on(&mut self, conn: ConnId, msg: &Message, id: &str) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.conns.get(&conn) else {
             return;
         };
         let method = Self::send_method(&self.cfg.compression, c);
-        match msg.encode_with_id(id, method) {
-            Ok(frame) => {
-                c.bytes_out += frame.len() as u64;
-                self.counters.frames_out += 1;
-                self.counters.bytes_out += frame.len() as u64;
-                self.actions.push_back(Action::Send { conn, frame });
-            }
-            Err(e) => self.record_error(Some(conn), format!("not relayed: {e}")),
-        }
+        self.push_send(conn, msg.clone(), Some(id), method);
     }
 
     /// The compression for frames on a connection: py2p's rule (our first

@@ -57,7 +57,7 @@ impl Node {
             connections: self.conns.len(),
             peers: self.routing.len(),
             awaiting: self.conns.values().filter(|c| !c.handshaken).count(),
-            buffered_bytes: self.conns.values().map(|c| c.decoder.pending()).sum(),
+            buffered_bytes: self.conns.values().map(|c| c.buffered()).sum(),
             recent_ids: self.recent.len(),
             route_requests: self.route_requests.len(),
             pending_retrieves: self.gets.pending_len(),

@@ -167,6 +167,15 @@ pub enum Action {
         /// The frame.
         frame: Bytes,
     },
+    /// Encode this message and write it to the connection (only with
+    /// [`crate::core::Node::defer_encoding`] on; else sends are
+    /// [`Action::Send`]).
+    SendMessage {
+        /// The connection.
+        conn: ConnId,
+        /// The message, its id and compression.
+        out: Box<super::Outgoing>,
+    },
     /// Open a TCP connection; report with `on_dialed` or `on_dial_failed`.
     Dial {
         /// The handle the core allocated for it.

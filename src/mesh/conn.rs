@@ -17,8 +17,12 @@ pub struct Conn {
     pub dialing: bool,
     /// Where we dialed (outgoing only).
     pub dial_addr: (String, u16),
-    /// Splits the byte stream into frames.
+    /// Splits the byte stream into frames (when the driver feeds bytes with
+    /// `on_data`).
     pub decoder: FrameDecoder,
+    /// Bytes of a partial frame held by the driver's reader (when it feeds
+    /// decoded frames with `on_frames`).
+    pub reader_pending: usize,
     /// When the last byte arrived.
     pub last_rx: Time,
     /// The peer's id: from its handshake, or the id we expected when dialing.
@@ -79,6 +83,12 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Bytes of a partial frame held for this connection, by the node or
+    /// by the driver's reader.
+    pub fn buffered(&self) -> usize {
+        self.decoder.pending() + self.reader_pending
+    }
+
     /// A fresh connection.
     pub fn new(id: ConnId, outgoing: bool, max_frame: usize, now: Time) -> Conn {
         Conn {
@@ -87,6 +97,7 @@ impl Conn {
             dialing: false,
             dial_addr: (String::new(), 0),
             decoder: FrameDecoder::new(max_frame),
+            reader_pending: 0,
             last_rx: now,
             peer: None,
             handshaken: false,

@@ -43,12 +43,15 @@ impl Node {
     /// A whole, id-checked message arrived.
     pub(crate) fn on_message(&mut self, conn: ConnId, msg: Message) {
         self.counters.frames_in += 1;
-        let id = msg.id();
+        // The id is hashed only where it is used: a broadcast's relay, and a
+        // message handed to the application.
+        let mut id = None;
         match msg.msg_type {
             flags::BROADCAST => {
                 // A broadcast without a sub-flag is not relayed (py2p drops the link
                 // on one, §4.5); it falls through to the sub-flag check below.
-                if msg.sub_flag().is_some() && !self.waterfall(conn, &msg, &id) {
+                let text = id.insert(msg.id());
+                if msg.sub_flag().is_some() && !self.waterfall(conn, &msg, text) {
                     return;
                 }
             }
@@ -142,6 +145,7 @@ impl Node {
         }
         // Whisper and broadcast data go to the application's queue; other
         // sub-flags go to its registered handlers (the driver drops them if none).
+        let id = id.unwrap_or_else(|| msg.id());
         self.emit(Event::Message(Received { conn, msg, id }));
     }
 

@@ -23,6 +23,11 @@ pub const ITEMS_IN_FLIGHT: usize = 256;
 /// How often [`ChordSocket::peer_status`] looks for the answer.
 const STATUS_POLL: Duration = Duration::from_millis(10);
 
+/// [`ChordSocket::set_confirmed`] sends the stores again when the value is
+/// still not readable this long after the last send (a store lost with a
+/// closed link is not retried by anyone else).
+pub const CONFIRM_RESEND: Duration = Duration::from_secs(1);
+
 type GetReceiver = oneshot::Receiver<Result<Bytes, GetError>>;
 
 /// A chord DHT node on a TCP port. It derefs to [`MeshSocket`] for the mesh
@@ -340,6 +345,50 @@ impl ChordSocket {
                 return Err(Error::Status("the peer closed the connection".to_owned()));
             }
             tokio::time::sleep(STATUS_POLL).await;
+        }
+    }
+
+    /// [`ChordSocket::set`], then returns once a majority get reads the value
+    /// back: at least 3 of the 5 owners hold it (the confirmed form of a set,
+    /// like a Kademlia put with `Quorum::Majority`). The stores are sent again
+    /// if the value is still not readable after [`CONFIRM_RESEND`]; gives
+    /// [`GetError::Timeout`] if it is not readable by `timeout`.
+    ///
+    /// ```no_run
+    /// # async fn demo(sock: rs2p::ChordSocket) -> Result<(), rs2p::Error> {
+    /// sock.set_confirmed("k", "v", std::time::Duration::from_secs(5)).await?;
+    /// assert_eq!(sock.get("k").await?, "v");
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_confirmed(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let (key, value) = (key.as_ref(), value.into());
+        self.set(key, value.clone())?;
+        let start = tokio::time::Instant::now();
+        let deadline = start + timeout;
+        let (mut sent_at, mut pause) = (start, Duration::from_millis(1));
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(GetError::Timeout.into());
+            }
+            match self.get_timeout(key, left).await {
+                Ok(read) if read == value => return Ok(()),
+                Err(Error::Get(GetError::Closed)) => return Err(Error::Closed),
+                // Not there yet, another value, or no majority yet: try again.
+                Ok(_) | Err(Error::Get(_)) => {}
+                Err(e) => return Err(e),
+            }
+            if sent_at.elapsed() >= CONFIRM_RESEND {
+                self.set(key, value.clone())?;
+                sent_at = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 

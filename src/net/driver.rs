@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 
+use super::conn_io::{read_loop, write_loop, ConnIo, Outbound};
 use super::persist::DataDir;
 use super::recv_queue::RecvQueue;
 use crate::chord::Room;
@@ -43,15 +42,6 @@ const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
 const TCP_KEEPALIVE_PROBES: u32 = 3;
 /// Dial timeout.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
-/// Gap between frames written to a py2p peer, so that its reader sees them one
-/// at a time (py2p mis-reads a buffer left holding exactly 4 bytes, D2).
-const PY2P_PACING: Duration = Duration::from_micros(1500);
-/// Delay before a py2p peer is sent the first frame after a quiet spell. py2p's
-/// lookup sends its retrieve *before* registering the pending answer; an answer
-/// that comes back before py2p's user thread runs again (common on a busy
-/// machine) is dropped as unsolicited and the py2p `get` times out. py2p polls
-/// for answers every 100 ms, so a 20 ms later answer costs it nothing.
-const PY2P_ANSWER_DELAY: Duration = Duration::from_millis(20);
 /// How long the writer of a closed connection may go on flushing its queue.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
@@ -72,15 +62,6 @@ pub(crate) fn now() -> Time {
 
 /// A user message handler: returns true when it took the message.
 pub(crate) type Handler = Arc<dyn Fn(&Received) -> bool + Send + Sync>;
-
-struct ConnIo {
-    tx: mpsc::Sender<Bytes>,
-    writer: tokio::task::JoinHandle<()>,
-    reader: Option<AbortHandle>,
-    pace: Arc<AtomicBool>,
-    /// Bytes in the write queue.
-    queued: Arc<AtomicUsize>,
-}
 
 pub(crate) struct State {
     pub node: Node,
@@ -118,7 +99,9 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// Binds, starts the listener and ticker tasks.
-    pub async fn start(listener: TcpListener, node: Node, data: Option<(Arc<DataDir>, Vec<String>)>) -> Arc<Inner> {
+    pub async fn start(listener: TcpListener, mut node: Node, data: Option<(Arc<DataDir>, Vec<String>)>) -> Arc<Inner> {
+        // Frames are encoded by the connections' writer tasks, outside the lock.
+        node.defer_encoding(true);
         let (data, saved_peers) = match data {
             Some((d, p)) => (Some(d), p),
             None => (None, Vec::new()),
@@ -189,25 +172,8 @@ impl Inner {
         let mut messages = Vec::new();
         while let Some(action) = st.node.poll_action() {
             match action {
-                Action::Send { conn, frame } => {
-                    let full = match st.conns.get(&conn) {
-                        Some(io) => {
-                            // Counted before the send, so the writer's decrement never runs first.
-                            let len = frame.len();
-                            let before = io.queued.fetch_add(len, Ordering::Relaxed);
-                            let sent = before.saturating_add(len) <= WRITE_QUEUE_BYTES && io.tx.try_send(frame).is_ok();
-                            if !sent {
-                                io.queued.fetch_sub(len, Ordering::Relaxed);
-                            }
-                            !sent
-                        }
-                        None => false,
-                    };
-                    if full {
-                        tracing::warn!(conn = conn.0, "peer is not reading: closing the connection");
-                        st.node.disconnect_conn(conn);
-                    }
-                }
+                Action::Send { conn, frame } => self.queue_send(st, conn, Outbound::Frame(frame)),
+                Action::SendMessage { conn, out } => self.queue_send(st, conn, Outbound::Message(out)),
                 Action::Dial { conn, host, port } => {
                     self.rt.spawn(dial(Arc::clone(self), conn, host, port));
                 }
@@ -242,6 +208,21 @@ impl Inner {
             }
         }
         messages
+    }
+
+    /// Queues a frame for a connection's writer; a connection whose queue is
+    /// full is not reading, and is closed.
+    fn queue_send(&self, st: &mut State, conn: ConnId, out: Outbound) {
+        let Some(io) = st.conns.get(&conn) else { return };
+        // Counted before the send, so the writer's decrement never runs first.
+        let len = out.len();
+        let before = io.queued.fetch_add(len, Ordering::Relaxed);
+        let sent = before.saturating_add(len) <= WRITE_QUEUE_BYTES && io.tx.try_send(out).is_ok();
+        if !sent {
+            io.queued.fetch_sub(len, Ordering::Relaxed);
+            tracing::warn!(conn = conn.0, "peer is not reading: closing the connection");
+            st.node.disconnect_conn(conn);
+        }
     }
 
     fn deliver_messages(self: &Arc<Self>, messages: Vec<Received>) {
@@ -290,7 +271,8 @@ impl Inner {
         let pace = Arc::new(AtomicBool::new(true));
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = self.rt.spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued)));
-        let reader = self.rt.spawn(read_loop(Arc::downgrade(self), conn, r));
+        let reader = st.node.reader(conn);
+        let reader = self.rt.spawn(read_loop(Arc::downgrade(self), conn, r, reader));
         st.conns.insert(conn, ConnIo { tx, writer, reader: Some(reader.abort_handle()), pace, queued });
     }
 
@@ -469,62 +451,4 @@ async fn dial(inner: Arc<Inner>, conn: ConnId, host: String, port: u16) {
         Ok(Err(e)) => inner.node(|n| n.on_dial_failed(conn, &e.to_string(), now())),
         Err(_) => inner.node(|n| n.on_dial_failed(conn, "timed out", now())),
     }
-}
-
-async fn read_loop(inner: std::sync::Weak<Inner>, conn: ConnId, mut r: OwnedReadHalf) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let res = r.read(&mut buf).await;
-        let Some(inner) = inner.upgrade() else { return };
-        match res {
-            Ok(0) | Err(_) => {
-                inner.node(|n| n.on_closed(conn, now()));
-                return;
-            }
-            Ok(k) => inner.node(|n| n.on_data(conn, &buf[..k], now())),
-        }
-    }
-}
-
-async fn write_loop(
-    mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Bytes>,
-    pace: Arc<AtomicBool>,
-    queued: Arc<AtomicUsize>,
-) {
-    let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut last_write = tokio::time::Instant::now();
-    while let Some(frame) = rx.recv().await {
-        queued.fetch_sub(frame.len(), Ordering::Relaxed);
-        if pace.load(Ordering::Relaxed) {
-            // A burst to py2p starts PY2P_ANSWER_DELAY late (py2p's lookup race).
-            if last_write.elapsed() >= PY2P_ANSWER_DELAY {
-                tokio::time::sleep(PY2P_ANSWER_DELAY).await;
-            }
-            // One frame per write, spaced, for py2p's reader.
-            last_write = tokio::time::Instant::now();
-            if w.write_all(&frame).await.is_err() {
-                break;
-            }
-            if !rx.is_empty() {
-                tokio::time::sleep(PY2P_PACING).await;
-            }
-            continue;
-        }
-        batch.clear();
-        batch.extend_from_slice(&frame);
-        while batch.len() < 256 * 1024 {
-            match rx.try_recv() {
-                Ok(f) => {
-                    queued.fetch_sub(f.len(), Ordering::Relaxed);
-                    batch.extend_from_slice(&f);
-                }
-                Err(_) => break,
-            }
-        }
-        if w.write_all(&batch).await.is_err() {
-            break;
-        }
-    }
-    let _ = w.shutdown().await;
 }

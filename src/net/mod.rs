@@ -2,6 +2,7 @@
 //! a sans-IO [`Node`](crate::core::Node).
 
 mod chord_socket;
+mod conn_io;
 mod driver;
 mod error;
 mod latency;
@@ -11,7 +12,7 @@ mod metrics_http;
 mod persist;
 mod recv_queue;
 
-pub use chord_socket::{ChordSocket, Responsible, ITEMS_IN_FLIGHT};
+pub use chord_socket::{ChordSocket, Responsible, CONFIRM_RESEND, ITEMS_IN_FLIGHT};
 pub use error::Error;
 pub use latency::{ByOutcome, Histogram, Outcome, LATENCY_BUCKETS_S};
 pub use mesh_socket::{split_addr, MeshSocket};

@@ -359,6 +359,13 @@ impl Sim {
                         self.schedule(at, Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
                     }
                 }
+                Action::SendMessage { conn, out } => {
+                    let Ok(frame) = out.encode() else { continue };
+                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)) {
+                        let at = self.now + self.link_latency(idx, peer);
+                        self.schedule(at, Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
+                    }
+                }
                 Action::Dial { conn, host, port } => {
                     let now = self.now;
                     match self.listeners.get(&(host, port)).copied().filter(|t| self.alive(*t)) {
