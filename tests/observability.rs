@@ -85,7 +85,11 @@ async fn until(what: &str, budget: Duration, mut f: impl FnMut() -> bool) {
 async fn metrics_scraped_twice_parse_grow_and_count_the_gets() {
     let mut ring = Vec::new();
     for i in 0..3 {
-        let s = ChordSocket::bind("127.0.0.1:0").await.unwrap();
+        // Gets ask all five tables, so that A serves retrieves of the load
+        // whatever the arcs (with three first, C may never need A).
+        let mut cfg = rs2p::core::Config::chord("127.0.0.1", 0);
+        cfg.get_first_wave = 5;
+        let s = ChordSocket::bind_with("127.0.0.1:0", cfg).await.unwrap();
         s.join().unwrap();
         if i > 0 {
             let first: &ChordSocket = &ring[0];

@@ -252,6 +252,7 @@ fn a_get_asks_three_tables_first_and_the_others_when_an_owner_is_silent() {
         }
         frames.push(sim.lookup_frames().0 - before);
     }
+    assert!(frames[0] >= 2 * 40, "the lookups were not counted: {frames:?}");
     assert!(frames[1] * 4 <= frames[0] * 3, "3 tables first: {} lookup frames; all 5: {}", frames[1], frames[0]);
 
     let (mut sim, nodes) = ring(16, 12, |_| false);

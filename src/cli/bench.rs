@@ -9,6 +9,7 @@ use rs2p::ChordSocket;
 
 use super::bench_floor::{cpu_us_per, process_cpu, tcp_floor, tokio_floor, Floor};
 use super::bench_libp2p::{self, Libp2pFigures, Workload};
+use super::progress::Progress;
 use super::{net_failure, Failure, EXIT_RUNTIME};
 
 /// The py2p half, shipped with the binary.
@@ -92,8 +93,23 @@ struct Figures {
     get_p99_us: f64,
 }
 
+/// The bench's progress: on a terminal, a spinner showing the current
+/// phase (with the lines above it); otherwise plain lines.
+static PROGRESS: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
+
 fn progress(start: Instant, text: &str) {
-    eprintln!("[{:>6.1}s] {text}", start.elapsed().as_secs_f64());
+    let line = format!("[{:>6.1}s] {text}", start.elapsed().as_secs_f64());
+    let mut p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    let p = p.get_or_insert_with(|| Progress::stderr("rs2p bench", None));
+    p.event(&line);
+    p.update(None, || text.to_owned());
+}
+
+/// Clears the spinner before the results are printed.
+fn progress_done() {
+    if let Some(mut p) = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        p.finish();
+    }
 }
 
 pub(super) fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -150,6 +166,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         );
         Some(bench_py2p(&args, start)?)
     };
+    progress_done();
     report(&args, &machine, [floor, tokio_floor], rs, extra, lp.as_ref(), py, rss)
 }
 
