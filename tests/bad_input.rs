@@ -14,7 +14,8 @@
 //!
 //! Conditions are polled with deadlines; nothing sleeps in place of a condition.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -177,6 +178,8 @@ struct Raw {
     w: OwnedWriteHalf,
     /// What the target sent, decoded; an undecodable frame from it is a test failure.
     rx: mpsc::UnboundedReceiver<Result<Message, DecodeError>>,
+    /// We advertised the rs2p capability (the target's whispers then carry an empty id).
+    rs2p: Arc<AtomicBool>,
 }
 
 impl Raw {
@@ -197,6 +200,8 @@ impl Raw {
         stream.set_nodelay(true).unwrap();
         let (mut r, w) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
+        let rs2p = Arc::new(AtomicBool::new(false));
+        let rs2p_in_reader = Arc::clone(&rs2p);
         tokio::spawn(async move {
             loop {
                 let mut len = [0u8; 4];
@@ -207,14 +212,16 @@ impl Raw {
                 if r.read_exact(&mut body).await.is_err() {
                     return;
                 }
-                // We advertise no compression, so frames come uncompressed.
-                if tx.send(Message::decode_body(&body, &[], 1 << 24)).is_err() {
+                // We advertise no compression, so frames come uncompressed;
+                // whispers have an empty id once we said we are rs2p.
+                let rs2p = rs2p_in_reader.load(Ordering::Relaxed);
+                if tx.send(Message::decode_body_ext(&body, &[], 1 << 24, rs2p)).is_err() {
                     return;
                 }
             }
         });
         let salt = format!("bad-input-{}-{}", std::process::id(), unique());
-        Raw { id: rs2p::wire::node_id("127.0.0.1", 1, &Protocol::chord_default(), &salt), w, rx }
+        Raw { id: rs2p::wire::node_id("127.0.0.1", 1, &Protocol::chord_default(), &salt), w, rx, rs2p }
     }
 
     /// Connects and handshakes properly, advertising the sink; waits until `a` routes us.
@@ -228,6 +235,9 @@ impl Raw {
 
     /// Sends a handshake whisper with these protocol id, address and compression packets.
     async fn handshake(&mut self, protocol_id: &str, addr: &[u8], compression: &[u8]) {
+        // The capability flag: from now on the target may send us empty ids.
+        let capability = compression.windows(3).any(|w| w == b"\"/\"");
+        self.rs2p.store(capability, Ordering::Relaxed);
         let payload = vec![
             Bytes::from_static(&[flags::HANDSHAKE]),
             Bytes::from(self.id.clone()),
@@ -926,7 +936,7 @@ async fn a_peer_that_stops_reading_is_really_closed() {
     let salt = format!("bad-input-{}-{}", std::process::id(), unique());
     let id = rs2p::wire::node_id("127.0.0.1", 1, &Protocol::chord_default(), &salt);
     let (_, rx) = mpsc::unbounded_channel();
-    let mut raw = Raw { id, w, rx };
+    let mut raw = Raw { id, w, rx, rs2p: Arc::new(AtomicBool::new(false)) };
     let addr = pyjson::addr_packet("127.0.0.1", net.sink);
     raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[]").await;
     raw.wait_routed(&net).await;

@@ -1285,3 +1285,45 @@ fn bench_helper_registers_the_fake_peer() {
     let bench = Bench::new(mesh_cfg(0), "[]");
     assert_eq!(bench.node.conn_of(&bench.peer_id()), Some(bench.conn));
 }
+
+/// The id packet of the whisper in `frame` (uncompressed).
+fn id_packet(frame: &[u8]) -> Vec<u8> {
+    let mut at = 4;
+    let mut packets = Vec::new();
+    while at + 4 <= frame.len() && packets.len() < 3 {
+        let len = u32::from_be_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]]) as usize;
+        packets.push(frame[at + 4..at + 4 + len].to_vec());
+        at += 4 + len;
+    }
+    packets.pop().expect("a header")
+}
+
+/// Whispers between rs2p peers carry an empty id, unchecked (PROTOCOL
+/// §16.16): a node sends one to a peer with the capability and takes one
+/// from it; a py2p peer gets real ids, and its whisper with an empty id is a
+/// bad frame.
+#[test]
+fn whispers_between_rs2p_peers_carry_an_empty_id() {
+    let cfg = || {
+        let mut cfg = Config::mesh("10.0.0.1", 4000);
+        cfg.compression = vec![];
+        cfg
+    };
+    for (comp, rs2p) in [("[\"/\"]", true), ("[]", false)] {
+        let mut bench = Bench::new(cfg(), comp);
+        let pid = bench.peer_id();
+        assert!(bench.node.whisper(&pid, &[b("hello")]));
+        let out = drain(&mut bench.node);
+        let id = id_packet(&out.sends[0].1);
+        assert_eq!(
+            id.is_empty(),
+            rs2p,
+            "id packet {:?} to a peer with capability {rs2p}",
+            String::from_utf8_lossy(&id)
+        );
+        // The peer's own whisper with an empty id.
+        let msg = Message::new(flags::WHISPER, b(&bench.peer), secs(bench.now), vec![b("\u{10}"), b("hi")]);
+        let out = bench.feed(&msg.encode_with_id("", None).expect("small frame"));
+        assert_eq!(out.messages().len(), usize::from(rs2p), "empty-id whisper from a peer with capability {rs2p}");
+    }
+}

@@ -32,6 +32,15 @@ const RECHECK_MS: u64 = 200;
 /// more then, and an item still in transit to its new owner is caught).
 const CHURN_RECHECKS: u32 = 2;
 
+/// A get first asks `Config::get_first_wave` (3) of its five tables (those
+/// cheapest to reach: its own, then the peers owning most of them): three
+/// agreeing answers decide it, so asking all five costs two more retrieves
+/// and answers each time for nothing. The rest are asked as soon as the
+/// first answers do not decide (a disagreement, a "missing", an unreachable
+/// owner), or when the first answers have not all come after this long (a slow
+/// or silently dead owner; checked each tick, so up to a tick later).
+const HEDGE_MS: u64 = 50;
+
 /// Who waits for a retrieve answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Waiter {
@@ -96,6 +105,10 @@ pub(crate) struct GetReq {
     /// A repair read: every answer is waited for (until the deadline) and
     /// handed to the repair as it is, with no majority rule and no event.
     pub internal: bool,
+    /// Tables not asked yet (see [`HEDGE_MS`]).
+    pub held_back: [bool; 5],
+    /// When the get started (the held-back tables are asked [`HEDGE_MS`] later at most).
+    pub started: Time,
 }
 
 /// In-flight lookups.
@@ -216,9 +229,41 @@ impl Node {
             peeks_left: [0; 5],
             recheck_at: None,
             internal,
+            held_back: if internal { [false; 5] } else { self.second_wave(&items) },
+            started: self.now,
         };
         self.gets.gets.insert(req, g);
         self.ask_tables(req);
+    }
+
+    /// The tables a get does not ask at first: all but the
+    /// `Config::get_first_wave` cheapest to reach (this node's own, then those of the peer owning the
+    /// most of them, whose retrieves share a write). None are held back while
+    /// some table has no owner to ask.
+    fn second_wave(&self, items: &[ItemKey; 5]) -> [bool; 5] {
+        let owners: Vec<Owner> = items.iter().map(|item| self.find(&item.1)).collect();
+        if owners.iter().any(|o| matches!(o, Owner::Nobody)) {
+            return [false; 5];
+        }
+        let cost = |o: &Owner| match o {
+            Owner::Remote(c) => 6 - owners.iter().filter(|p| **p == Owner::Remote(*c)).count(),
+            _ => 0,
+        };
+        let mut order: Vec<usize> = (0..5).collect();
+        order.sort_by_key(|&i| cost(&owners[i]));
+        let mut held = [false; 5];
+        for &i in &order[self.cfg.get_first_wave.clamp(3, 5)..] {
+            held[i] = true;
+        }
+        held
+    }
+
+    /// Asks the tables a get held back.
+    fn ask_held_back(&mut self, req: ReqId) {
+        if let Some(g) = self.gets.gets.get_mut(&req) {
+            g.held_back = [false; 5];
+            self.ask_tables(req);
+        }
     }
 
     /// Sends (or answers locally) the lookups of a get's tables that have
@@ -227,8 +272,10 @@ impl Node {
         let Some(g) = self.gets.gets.get(&req) else {
             return;
         };
-        let open: Vec<(ItemKey, bool)> =
-            (0..5).filter(|&i| g.answers[i] == Answer::Open).map(|i| (g.items[i], g.suspect[i])).collect();
+        let open: Vec<(ItemKey, bool)> = (0..5)
+            .filter(|&i| g.answers[i] == Answer::Open && !g.held_back[i])
+            .map(|i| (g.items[i], g.suspect[i]))
+            .collect();
         for (item, suspect) in open {
             if !(suspect && self.start_peeks(req, item)) {
                 self.route_retrieve(item, Waiter::Local(req), None);
@@ -465,6 +512,11 @@ impl Node {
             return;
         }
         let Some(result) = decide(&g.answers, last) else {
+            let waiting = (0..5).any(|i| g.answers[i] == Answer::Open && !g.held_back[i]);
+            if !waiting && g.held_back.contains(&true) {
+                // The first answers do not decide: ask the other tables.
+                self.ask_held_back(req);
+            }
             return;
         };
         let has_value = g.answers.iter().any(|a| matches!(a, Answer::Value(_)));
@@ -497,6 +549,9 @@ impl Node {
             return;
         }
         g.rechecks += 1;
+        if has_value && matches!(result, Err(GetError::NoAgreement)) {
+            self.counters.disagreements += 1;
+        }
         // Only the tables that disagree with the most common value are asked
         // again; a "missing" is asked of the node that held the item before.
         let keep = plurality(&g.answers);
@@ -517,6 +572,16 @@ impl Node {
     pub(crate) fn get_tick(&mut self) {
         let now = self.now;
         self.prune_peeks();
+        let hedge: Vec<ReqId> = self
+            .gets
+            .gets
+            .iter()
+            .filter(|(_, g)| g.held_back.contains(&true) && now.saturating_sub(g.started) >= HEDGE_MS)
+            .map(|(r, _)| *r)
+            .collect();
+        for req in hedge {
+            self.ask_held_back(req);
+        }
         let due: Vec<ReqId> = self
             .gets
             .gets

@@ -173,6 +173,7 @@ impl Node {
 
     /// §6.7: store (forward to a closer node, else keep; empty deletes).
     pub(crate) fn handle_store(&mut self, conn: ConnId, msg: &Message) {
+        self.counters.stores_in += 1;
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
             self.record_error(Some(conn), "ignoring store with an unknown table or a bad key".to_owned());
@@ -314,6 +315,7 @@ impl Node {
 
     /// §6.8: retrieve.
     pub(crate) fn handle_retrieve(&mut self, conn: ConnId, msg: &Message) {
+        self.counters.retrieves_in += 1;
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
             self.record_error(Some(conn), "ignoring retrieve with an unknown table or a bad key".to_owned());

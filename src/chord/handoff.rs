@@ -25,6 +25,8 @@ pub struct HandoffStats {
     pub failed: u64,
     /// Scans of the whole store for items a new seeding peer is nearer to.
     pub scans: u64,
+    /// Value bytes of the items the new owners confirmed.
+    pub bytes: u64,
 }
 
 impl Node {
@@ -109,6 +111,7 @@ impl Node {
         if h.value == value {
             let h = self.drop_handoff(item).expect("present");
             self.chord.handoff_stats.confirmed += 1;
+            self.chord.handoff_stats.bytes += h.value.len() as u64;
             if self.chord.data.get(item.0, &item.1) == Some(&h.value) && !matches!(self.find(&item.1), Owner::Local) {
                 self.chord.data.remove(item.0, &item.1);
                 self.forget_item_key(item);

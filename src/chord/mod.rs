@@ -15,6 +15,7 @@ mod peek;
 mod repair;
 mod replica;
 mod ring_ops;
+mod status;
 mod store;
 mod user;
 
@@ -32,6 +33,10 @@ pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room
 pub use keywalk::{NO_KEY_LIST_MARKER, WALK_PAGE_KEYS};
 pub use repair::RepairStats;
 pub use ring_ops::Owner;
+pub use status::{
+    ring_position, LinkStatus, RingNode, StatusReport, MAX_STATUS_ASKS, MAX_STATUS_BYTES, MAX_STATUS_LINKS,
+    STATUS_ANSWERS_PER_SEC,
+};
 pub use store::{ItemStore, ITEM_OVERHEAD};
 pub use user::ChordError;
 
@@ -112,6 +117,8 @@ pub struct ChordState {
     pub(crate) fingers: fingers::FingerState,
     /// Keys beside items, and the ring walk of `keys()` (see `keywalk.rs`).
     pub(crate) walk: keywalk::WalkState,
+    /// Status requests we made and their answers (see `status.rs`).
+    pub(crate) status: status::StatusState,
 }
 
 impl ChordState {
@@ -144,6 +151,7 @@ impl ChordState {
             replica: replica::ReplicaState::default(),
             fingers: fingers::FingerState::with_seed(seed),
             walk: keywalk::WalkState::default(),
+            status: status::StatusState::default(),
         }
     }
 

@@ -227,6 +227,8 @@ impl<const N: usize> TableOps for Table<N> {
 pub struct ItemStore {
     tables: [Box<dyn TableOps>; 5],
     values: Values,
+    /// Value bytes per table (a value held by several tables counts in each).
+    table_bytes: [usize; 5],
     /// Writes to persist, when the node keeps a data directory.
     pub(crate) journal: super::journal::Journal,
 }
@@ -248,6 +250,7 @@ impl Default for ItemStore {
                 Box::new(Table::<64>::new(0)),
             ],
             values: Values::default(),
+            table_bytes: [0; 5],
             journal: Default::default(),
         }
     }
@@ -267,8 +270,11 @@ impl ItemStore {
     /// Stores an item (replacing any value it had).
     pub fn insert(&mut self, method: HashMethod, key: &U512, value: Bytes) {
         self.journal.record(|| super::Change::Item { table: method, hash: *key, value: Some(value.clone()) });
+        let t = method.index();
+        self.table_bytes[t] += value.len();
         let slot = self.values.add(value);
-        if let Some(old) = self.tables[method.index()].insert(key, slot) {
+        if let Some(old) = self.tables[t].insert(key, slot) {
+            self.table_bytes[t] = self.table_bytes[t].saturating_sub(self.values.get(old).map_or(0, Bytes::len));
             self.values.release(old);
         }
     }
@@ -277,6 +283,8 @@ impl ItemStore {
     pub fn remove(&mut self, method: HashMethod, key: &U512) -> bool {
         match self.tables[method.index()].remove(key) {
             Some(old) => {
+                let t = method.index();
+                self.table_bytes[t] = self.table_bytes[t].saturating_sub(self.values.get(old).map_or(0, Bytes::len));
                 self.values.release(old);
                 self.journal.record(|| super::Change::Item { table: method, hash: *key, value: None });
                 true
@@ -288,6 +296,12 @@ impl ItemStore {
     /// Bytes of the values held (a value shared by several tables counts once).
     pub fn value_bytes(&self) -> usize {
         self.values.bytes
+    }
+
+    /// Bytes of the values one table holds (a value shared with another
+    /// table counts in both).
+    pub fn table_value_bytes(&self, method: HashMethod) -> usize {
+        self.table_bytes[method.index()]
     }
 
     /// What the store costs, as counted against `Config::max_store_bytes`:

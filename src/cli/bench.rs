@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use rs2p::ChordSocket;
 
-use super::bench_floor::{cpu_us_per, process_cpu, tcp_floor, Floor};
+use super::bench_floor::{cpu_us_per, process_cpu, tcp_floor, tokio_floor, Floor};
 use super::bench_libp2p::{self, Libp2pFigures, Workload};
+use super::progress::Progress;
 use super::{net_failure, Failure, EXIT_RUNTIME};
 
 /// The py2p half, shipped with the binary.
@@ -49,6 +50,13 @@ pub struct BenchArgs {
     /// --no-key-list`): an rs2p-only ring, where a set is its five stores.
     #[arg(long)]
     pub no_key_list: bool,
+    /// Tables an rs2p get asks at first (3 to 5; see `Config::get_first_wave`).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
+    pub get_first_wave: u8,
+    /// Also run the rs2p half with py2p's SSL (TLS on every link), and
+    /// report it beside plaintext.
+    #[arg(long)]
+    pub tls: bool,
     /// Also run the same workload on rust-libp2p's Kademlia (the crate in
     /// bench/libp2p-kad, built on first use; needs the source tree).
     #[arg(long)]
@@ -89,8 +97,23 @@ struct Figures {
     get_p99_us: f64,
 }
 
+/// The bench's progress: on a terminal, a spinner showing the current
+/// phase (with the lines above it); otherwise plain lines.
+static PROGRESS: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
+
 fn progress(start: Instant, text: &str) {
-    eprintln!("[{:>6.1}s] {text}", start.elapsed().as_secs_f64());
+    let line = format!("[{:>6.1}s] {text}", start.elapsed().as_secs_f64());
+    let mut p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+    let p = p.get_or_insert_with(|| Progress::stderr("rs2p bench", None));
+    p.event(&line);
+    p.update(None, || text.to_owned());
+}
+
+/// Clears the spinner before the results are printed.
+fn progress_done() {
+    if let Some(mut p) = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        p.finish();
+    }
 }
 
 pub(super) fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -113,7 +136,11 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
     progress(start, "floor: TCP loopback round trips between two threads");
     let floor = tcp_floor().map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot measure the TCP floor: {e}")))?;
     progress(start, &format!("floor: p50 {:.1} µs, p99 {:.1} µs", floor.rtt_p50_us, floor.rtt_p99_us));
-    let (rs, extra) = bench_rs2p(&args, start).await?;
+    let tokio_floor =
+        tokio_floor().await.map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot measure the tokio floor: {e}")))?;
+    progress(start, &format!("floor between two tokio tasks: p50 {:.1} µs", tokio_floor.rtt_p50_us));
+    let (rs, extra) = bench_rs2p(&args, start, false).await?;
+    let tls = if args.tls { Some(bench_rs2p(&args, start, true).await?) } else { None };
     let rss = if args.rss_keys > 0 {
         progress(start, &format!("rs2p: resident memory of one node holding {} keys", args.rss_keys));
         Some(measure_rss(args.rss_keys, args.value_size)?)
@@ -144,7 +171,8 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
         );
         Some(bench_py2p(&args, start)?)
     };
-    report(&args, &machine, floor, rs, extra, lp.as_ref(), py, rss)
+    progress_done();
+    report(&args, &machine, [floor, tokio_floor], (rs, extra), tls, lp.as_ref(), py, rss)
 }
 
 /// Prints the table and writes the JSON.
@@ -152,9 +180,9 @@ pub async fn run(args: BenchArgs) -> Result<(), Failure> {
 fn report(
     args: &BenchArgs,
     machine: &str,
-    floor: Floor,
-    rs: Figures,
-    extra: Rs2pExtra,
+    [floor, tokio_floor]: [Floor; 2],
+    (rs, extra): (Figures, Rs2pExtra),
+    tls: Option<(Figures, Rs2pExtra)>,
     lp: Option<&Libp2pFigures>,
     py: Option<Figures>,
     rss: Option<f64>,
@@ -172,6 +200,10 @@ fn report(
         floor.rtt_p50_us,
         floor.rtt_p99_us,
         super::bench_floor::FLOOR_MESSAGE
+    );
+    println!(
+        "       the same between two tokio tasks: p50 {:.1} µs, p99 {:.1} µs",
+        tokio_floor.rtt_p50_us, tokio_floor.rtt_p99_us
     );
     let dash = || "-".to_owned();
     let cell = |v: Option<f64>| v.filter(|v| *v > 0.0).map_or_else(dash, |v| format!("{v:.1}"));
@@ -207,6 +239,27 @@ fn report(
     if let Some(mb) = rss {
         println!("{:<30} {:>12.1}", format!("RSS MB, 1 node, {} keys", args.rss_keys), mb);
     }
+    if let Some((t, te)) = tls {
+        println!("rs2p with TLS (encryption SSL, TLS 1.3, rustls) beside plaintext, same ring size and workload:");
+        println!("{:<30} {:>12} {:>12} {:>10}", "", "TLS", "plaintext", "TLS cost");
+        let cost = |tv: f64, pv: f64, higher_better: bool| {
+            if tv > 0.0 && pv > 0.0 {
+                format!("{:.2}x", if higher_better { pv / tv } else { tv / pv })
+            } else {
+                dash()
+            }
+        };
+        for (name, tv, pv, hb) in [
+            ("get p50 (µs)", t.get_p50_us, rs.get_p50_us, false),
+            ("get/s (sequential)", t.get_per_s, rs.get_per_s, true),
+            ("get/s (in flight)", te.concurrent_get_per_s, extra.concurrent_get_per_s, true),
+            ("confirmed set/s", te.confirmed_set_per_s, extra.confirmed_set_per_s, true),
+            ("set/s (fire-and-forget)", t.set_per_s, rs.set_per_s, true),
+            ("CPU µs per get", te.cpu_us_per_get, extra.cpu_us_per_get, false),
+        ] {
+            println!("{name:<30} {tv:>12.1} {pv:>12.1} {:>10}", cost(tv, pv, hb));
+        }
+    }
     if let Some(l) = lp {
         println!("libp2p-kad: {} (TCP + noise + yamux, replication 5, Quorum::Majority)", l.version);
         if l.failed_gets + l.failed_sets > 0 {
@@ -217,7 +270,10 @@ fn report(
     let pyf = py.unwrap_or_default();
     let py_ratio = if pyf.get_per_s > 0.0 { rs.get_per_s / pyf.get_per_s } else { 0.0 };
     let mut doc = serde_json::json!({
-        "floor": { "tcp_rtt_p50_us": floor.rtt_p50_us, "tcp_rtt_p99_us": floor.rtt_p99_us },
+        "floor": {
+            "tcp_rtt_p50_us": floor.rtt_p50_us, "tcp_rtt_p99_us": floor.rtt_p99_us,
+            "tokio_rtt_p50_us": tokio_floor.rtt_p50_us, "tokio_rtt_p99_us": tokio_floor.rtt_p99_us,
+        },
         "rs2p": {
             "get_p50_us": rs.get_p50_us, "get_p99_us": rs.get_p99_us, "get_per_s": rs.get_per_s,
             "set_per_s": rs.set_per_s, "concurrent_get_per_s": extra.concurrent_get_per_s,
@@ -225,7 +281,7 @@ fn report(
             "cpu_us_per_get": extra.cpu_us_per_get, "cpu_us_per_set": extra.cpu_us_per_set,
             "confirmed_set_per_s": extra.confirmed_set_per_s,
             "cpu_us_per_concurrent_get": extra.cpu_us_per_concurrent_get,
-            "key_list": !args.no_key_list,
+            "key_list": !args.no_key_list, "get_first_wave": args.get_first_wave,
             "rss_mb_100k_keys": rss.unwrap_or(0.0),
             "nodes": args.nodes, "sets": args.sets, "gets": args.gets, "concurrency": args.concurrency,
             "value_size": args.value_size, "version": env!("CARGO_PKG_VERSION"),
@@ -253,6 +309,15 @@ fn report(
             "get_p50": over(l.get_p50_us, rs.get_p50_us),
         });
     }
+    if let Some((t, te)) = tls {
+        doc["rs2p_tls"] = serde_json::json!({
+            "get_p50_us": t.get_p50_us, "get_p99_us": t.get_p99_us, "get_per_s": t.get_per_s,
+            "set_per_s": t.set_per_s, "concurrent_get_per_s": te.concurrent_get_per_s,
+            "confirmed_set_per_s": te.confirmed_set_per_s, "get_p50_rtts": rtts(t.get_p50_us),
+            "cpu_us_per_get": te.cpu_us_per_get, "cpu_us_per_set": te.cpu_us_per_set,
+            "encryption": "SSL",
+        });
+    }
     let text = serde_json::to_string_pretty(&doc).expect("JSON of numbers");
     std::fs::write(path, text + "\n")
         .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot write {}: {e}", path.display())))
@@ -269,11 +334,22 @@ struct Rs2pExtra {
     cpu_us_per_concurrent_get: f64,
 }
 
-async fn bench_rs2p(args: &BenchArgs, start: Instant) -> Result<(Figures, Rs2pExtra), Failure> {
+/// The rs2p half; with `tls`, every node speaks py2p's SSL (TLS, a fresh
+/// self-signed certificate per node).
+async fn bench_rs2p(args: &BenchArgs, start: Instant, tls: bool) -> Result<(Figures, Rs2pExtra), Failure> {
     let n = usize::from(args.nodes);
-    progress(start, &format!("rs2p: starting a ring of {n} nodes"));
+    let what = if tls { "rs2p with TLS" } else { "rs2p" };
+    progress(start, &format!("{what}: starting a ring of {n} nodes"));
     let key_list = !args.no_key_list;
-    let nodes = super::demo::start_ring_with(n, |cfg| cfg.key_list = key_list).await?;
+    let first_wave = usize::from(args.get_first_wave);
+    let nodes = super::demo::start_ring_with(n, |cfg| {
+        cfg.key_list = key_list;
+        cfg.get_first_wave = first_wave;
+        if tls {
+            cfg.protocol = rs2p::wire::Protocol::new("chord", rs2p::wire::protocol::SSL);
+        }
+    })
+    .await?;
     super::demo::wait_linked(&nodes, Duration::from_secs(30)).await?;
     let value = bytes::Bytes::from(vec![b'v'; args.value_size]);
     let keys: Vec<String> = (0..args.sets).map(|i| format!("bench-key-{i}")).collect();

@@ -59,6 +59,43 @@ pub fn tcp_floor() -> std::io::Result<Floor> {
     Ok(Floor { rtt_p50_us: super::bench::pct(&lat, 0.50), rtt_p99_us: super::bench::pct(&lat, 0.99) })
 }
 
+/// The same round trip between two tokio tasks on the runtime the bench's
+/// ring runs on: what the async runtime's wake-ups add to the floor.
+pub async fn tokio_floor() -> std::io::Result<Floor> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let echo = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await?;
+        s.set_nodelay(true)?;
+        let mut buf = [0u8; FLOOR_MESSAGE];
+        loop {
+            match s.read_exact(&mut buf).await {
+                Ok(_) => s.write_all(&buf).await?,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok::<(), std::io::Error>(()),
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let msg = [b'f'; FLOOR_MESSAGE];
+    let mut buf = [0u8; FLOOR_MESSAGE];
+    let mut lat = Vec::with_capacity(FLOOR_ROUND_TRIPS);
+    for i in 0..FLOOR_WARMUP + FLOOR_ROUND_TRIPS {
+        let t = Instant::now();
+        s.write_all(&msg).await?;
+        s.read_exact(&mut buf).await?;
+        if i >= FLOOR_WARMUP {
+            lat.push(t.elapsed());
+        }
+    }
+    drop(s);
+    echo.await.map_err(|_| std::io::Error::other("echo task failed"))??;
+    lat.sort();
+    Ok(Floor { rtt_p50_us: super::bench::pct(&lat, 0.50), rtt_p99_us: super::bench::pct(&lat, 0.99) })
+}
+
 /// CPU time (user + system) of every thread of this process so far.
 pub fn process_cpu() -> Duration {
     // SAFETY: getrusage only writes the struct it is given.

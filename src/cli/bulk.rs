@@ -16,6 +16,7 @@ use rs2p::{ChordSocket, Error};
 use tokio::time::Instant;
 
 use super::client::{open, whole_key_list};
+use super::progress::Progress;
 use super::{ClientArgs, Failure, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE};
 
 /// Keys set, then confirmed, per round: enough to keep the ring busy, few
@@ -177,16 +178,23 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 /// Progress and failures of a bulk run.
 struct Tally {
     start: Instant,
-    last_progress: Instant,
+    /// The bar or progress lines (stderr).
+    bar: Progress,
     done: u64,
     failed: u64,
     listed: Vec<String>,
 }
 
 impl Tally {
-    fn new() -> Tally {
+    fn new(verb: &str) -> Tally {
         let now = Instant::now();
-        Tally { start: now, last_progress: now, done: 0, failed: 0, listed: Vec::new() }
+        Tally {
+            start: now,
+            bar: Progress::stderr(verb, None).every(PROGRESS_EVERY),
+            done: 0,
+            failed: 0,
+            listed: Vec::new(),
+        }
     }
 
     fn fail(&mut self, what: String) {
@@ -201,21 +209,17 @@ impl Tally {
     }
 
     fn progress(&mut self, verb: &str, total: Option<u64>) {
-        if self.last_progress.elapsed() < PROGRESS_EVERY {
-            return;
+        if let Some(t) = total {
+            self.bar.set_total(t);
         }
-        self.last_progress = Instant::now();
         let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
-        eprintln!(
-            "{verb} {}{of} keys, {:.0} keys/s, {} failed ({:.1} s)",
-            self.done,
-            self.rate(),
-            self.failed,
-            self.start.elapsed().as_secs_f64()
-        );
+        let (done, rate, failed, secs) = (self.done, self.rate(), self.failed, self.start.elapsed().as_secs_f64());
+        self.bar
+            .update(Some(done), || format!("{verb} {done}{of} keys, {rate:.0} keys/s, {failed} failed ({secs:.1} s)"));
     }
 
-    fn summary(&self, verb: &str) -> Result<(), Failure> {
+    fn summary(&mut self, verb: &str) -> Result<(), Failure> {
+        self.bar.finish();
         eprintln!(
             "{verb} {} keys in {:.1} s ({:.0} keys/s); {} failed",
             self.done,
@@ -315,7 +319,7 @@ pub async fn import(args: &ImportArgs) -> Result<(), Failure> {
 }
 
 async fn import_lines(sock: &ChordSocket, mut reader: Box<dyn BufRead>, args: &ImportArgs) -> Result<(), Failure> {
-    let mut tally = Tally::new();
+    let mut tally = Tally::new("imported");
     let mut line_no = 0u64;
     let mut buf = Vec::new();
     // The chunk set last, confirmed while the next one is being set.
@@ -382,7 +386,7 @@ pub async fn export(args: &ExportArgs) -> Result<(), Failure> {
 async fn export_to(sock: &ChordSocket, out: &mut Box<dyn Write>, args: &ExportArgs) -> Result<(), Failure> {
     let keys = whole_key_list(sock, args.client.timeout).await?;
     let total = keys.len() as u64;
-    let mut tally = Tally::new();
+    let mut tally = Tally::new("exported");
     let mut vanished = 0u64;
     for chunk in keys.chunks(CHUNK) {
         let got = sock.get_many(chunk, args.client.timeout).await;

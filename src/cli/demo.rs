@@ -1,12 +1,20 @@
 //! `rs2p demo`: a local ring on loopback, sample keys, a short summary.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use rs2p::net::Responsible;
 use rs2p::ChordSocket;
 
+use super::progress::Progress;
 use super::{net_failure, Failure, EXIT_NOT_FOUND, EXIT_RUNTIME};
+
+/// With `--svg`, the longest wait for fingers before drawing.
+const FINGER_WAIT: Duration = Duration::from_secs(10);
+/// ... and the pause in finding new ones that ends it (lookups come about a
+/// second apart on each node).
+const FINGER_SETTLE: Duration = Duration::from_millis(2500);
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -16,23 +24,24 @@ pub struct DemoArgs {
     /// Sample keys to store and read back.
     #[arg(long, default_value_t = 200)]
     pub keys: usize,
-}
-
-fn progress(start: Instant, text: &str) {
-    eprintln!("[{:>5.1}s] {text}", start.elapsed().as_secs_f64());
+    /// Also draw the ring (nodes, arcs, links, fingers) into FILE (SVG).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let n = usize::from(args.nodes);
-    progress(start, &format!("starting {n} nodes on 127.0.0.1"));
+    let mut bar = Progress::stderr("demo", Some(args.keys as u64));
+    let mut progress = |text: &str| bar.event(&format!("[{:>5.1}s] {text}", start.elapsed().as_secs_f64()));
+    progress(&format!("starting {n} nodes on 127.0.0.1"));
     let nodes = start_ring(n).await?;
-    progress(start, "waiting for every node to link to its ring neighbours");
+    progress("waiting for every node to link to its ring neighbours");
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| nodes[i].id_10());
     let settle = Instant::now();
     wait_linked(&nodes, Duration::from_secs(30)).await?;
-    progress(start, &format!("ring linked in {} ms; storing {} keys", settle.elapsed().as_millis(), args.keys));
+    progress(&format!("ring linked in {} ms; storing {} keys", settle.elapsed().as_millis(), args.keys));
     for k in 0..args.keys {
         let node = &nodes[k % n];
         node.set(format!("demo-key-{k}"), format!("value {k}")).map_err(net_failure)?;
@@ -59,10 +68,10 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
                 failed.push(key.clone());
             }
         }
-        if k > 0 && k % 100 == 0 {
-            progress(start, &format!("read back {k} keys through all {n} nodes"));
-        }
+        let done = k as u64 + 1;
+        bar.update(Some(done), || format!("read back {done} keys through all {n} nodes"));
     }
+    bar.finish();
     latencies.sort();
     println!("rs2p demo: a ring of {n} nodes on 127.0.0.1");
     println!("ring, clockwise (id prefix, address, items held, keys known):");
@@ -89,6 +98,25 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
         );
     }
     println!("total time {:.1} s", start.elapsed().as_secs_f64());
+    if let Some(path) = &args.svg {
+        // Fingers are found one lookup a second per node: wait until their
+        // number has not grown for FINGER_SETTLE, so that the picture shows them.
+        let deadline = Instant::now() + FINGER_WAIT;
+        let (mut seen, mut since) = (0, Instant::now());
+        while Instant::now() < deadline {
+            let total: usize = nodes.iter().map(|s| s.fingers().len()).sum();
+            if total != seen {
+                (seen, since) = (total, Instant::now());
+            } else if total > 0 && since.elapsed() >= FINGER_SETTLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let reports: Vec<_> = nodes.iter().map(|s| s.status_report()).collect();
+        let picture = super::svg::Picture::from_reports(&reports, &format!("rs2p demo: {n} nodes, {} keys", args.keys));
+        super::svg::write(path, &picture)?;
+        println!("ring picture written to {}", path.display());
+    }
     for s in &nodes {
         let _ = s.close();
     }

@@ -8,9 +8,12 @@ mod client;
 mod demo;
 mod durability_bench;
 mod node;
+mod progress;
 mod scale;
 mod sim;
 mod soak;
+mod status;
+mod svg;
 mod tls_args;
 
 use clap::{Args, Parser, Subcommand};
@@ -29,11 +32,13 @@ Exit codes:
   0  success
   1  get: key not found, no value agreed by 3 of 5 tables, owners
      unreachable (unavailable), or timeout; set/del: the change was not
-     readable before the timeout; import/export: some key failed
+     readable before the timeout; import/export: some key failed;
+     status: no answer before the timeout
   2  bad arguments
   3  the peer is unreachable, closed during the handshake (another subnet?),
      or no seeding node is reachable through it (node: only a --connect
-     peer on another subnet; an unreachable one is retried)
+     peer on another subnet; an unreachable one is retried; status: the
+     peer is not an rs2p node)
   4  cannot listen (address in use), a data directory that cannot be used,
      or another runtime failure";
 
@@ -85,6 +90,10 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Show what a node sees: its id, items, links, ring neighbours and the
+    /// ring as it knows it (asked over the protocol; rs2p nodes only).
+    #[command(after_help = EXIT_CODES)]
+    Status(status::StatusArgs),
     /// Load keys from FILE (or standard input) through a peer: lines of
     /// `KEY<TAB>VALUE` (escapes: \\ \t \n \r \xHH) or, with --json,
     /// `{"key": .., "value": ..}`. Exits 1 unless every key reads back.
@@ -183,6 +192,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Get { key, client } => client::get(&client, &key).await,
         Command::Del { key, client } => client::del(&client, &key).await,
         Command::Keys { client } => client::keys(&client).await,
+        Command::Status(args) => status::run(args).await,
         Command::Import(args) => bulk::import(&args).await,
         Command::Export(args) => bulk::export(&args).await,
         Command::Demo(args) => demo::run(args).await,

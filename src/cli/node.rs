@@ -51,6 +51,10 @@ pub struct NodeArgs {
     pub no_fingers: bool,
     #[command(flatten)]
     pub tls: super::tls_args::TlsArgs,
+    /// Serve Prometheus metrics on http://HOST:PORT/metrics (port 0 picks
+    /// a free one; the address is printed on stderr).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 pub async fn run(args: NodeArgs) -> Result<(), Failure> {
@@ -84,6 +88,24 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
     if let Some(fingerprint) = sock.tls_fingerprint() {
         println!("rs2p node TLS certificate sha256 {fingerprint}");
     }
+    // Kept alive until the node exits.
+    let _metrics = match &args.metrics {
+        Some(addr) => {
+            let server = rs2p::net::serve_metrics(sock.clone(), addr)
+                .await
+                .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot serve metrics: {}", net_failure(e).message)));
+            let server = match server {
+                Ok(s) => s,
+                Err(f) => {
+                    let _ = sock.shutdown().await;
+                    return Err(f);
+                }
+            };
+            eprintln!("rs2p node: metrics on http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+        None => None,
+    };
     if let Some(dir) = &args.data_dir {
         eprintln!("rs2p node: data directory {} ({} items held)", dir.display(), sock.item_count());
     }

@@ -7,12 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use rs2p::core::{Config, Event, ReqId};
 use rs2p::sim::{item_names, ItemName, Sim, SimRng};
 
+use super::progress::Progress;
 use super::{Failure, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE};
 
 /// Every node's tick period (ms of virtual time): the tokio driver ticks every 100 ms.
@@ -147,7 +148,8 @@ struct World {
     /// Not `--no-fingers`.
     fingers: bool,
     start: Instant,
-    last_progress: Instant,
+    /// Progress: a bar on a terminal, else a line every [`PROGRESS_S`] (stdout).
+    progress: Progress,
 }
 
 impl World {
@@ -167,17 +169,15 @@ impl World {
     }
 
     fn progress(&mut self, what: impl FnOnce(&Sim) -> String) {
-        if self.last_progress.elapsed().as_secs_f64() >= PROGRESS_S {
-            self.last_progress = Instant::now();
-            let line = what(&self.sim);
-            println!(
-                "sim: {:7.1} s wall, {:7.1} s virtual: {line} ({} frames, {} MiB)",
-                self.start.elapsed().as_secs_f64(),
-                self.virtual_s(),
-                self.sim.frames,
+        let (wall, virt, sim) = (self.start.elapsed().as_secs_f64(), self.virtual_s(), &self.sim);
+        self.progress.update(None, || {
+            let line = what(sim);
+            format!(
+                "{wall:7.1} s wall, {virt:7.1} s virtual: {line} ({} frames, {} MiB)",
+                sim.frames,
                 proc_status_kib("VmRSS:") / 1024
-            );
-        }
+            )
+        });
     }
 
     fn virtual_s(&self) -> f64 {
@@ -224,8 +224,8 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let mut sim = Sim::with_seed(args.seed);
     sim.set_latency(args.latency.0, args.latency.1);
     sim.set_tick_ms(Some(TICK_MS));
-    let mut w =
-        World { sim, seed: args.seed, key_list: args.key_list, fingers: !args.no_fingers, start, last_progress: start };
+    let progress = Progress::stdout("sim", None, "sim: ").every(Duration::from_secs_f64(PROGRESS_S));
+    let mut w = World { sim, seed: args.seed, key_list: args.key_list, fingers: !args.no_fingers, start, progress };
 
     // 1. The ring, in batches, each newcomer bootstrapped by a random node
     //    already present.

@@ -85,6 +85,11 @@ pub struct Config {
     pub max_recv_queue_bytes: usize,
     /// Default `get` timeout.
     pub get_timeout_ms: u64,
+    /// Tables a `get` asks at first (3 to 5; the rest only when the first
+    /// answers do not decide, or are slow). 3 halves the frames of a get;
+    /// 5 (py2p's way) answers from the fastest 3 of 5 owners, at the cost
+    /// of two more retrieves and answers per get.
+    pub get_first_wave: usize,
     /// Advertise the rs2p capability flag, so rs2p peers can use extensions.
     pub advertise_capability: bool,
     /// A handshaken peer we have heard nothing from for this long is sent a
@@ -165,6 +170,7 @@ impl Config {
             max_store_bytes: 1 << 30,
             max_recv_queue_bytes: 64 << 20,
             get_timeout_ms: 10_000,
+            get_first_wave: 3,
             advertise_capability: true,
             keepalive_ms: 2_000,
             peer_timeout_ms: 6_000,

@@ -21,12 +21,15 @@ pub struct DecodeContext {
     methods: Vec<Compression>,
     /// The largest body accepted, compressed or decompressed.
     max_frame: usize,
+    /// The peer advertised the rs2p capability: its whispers may carry an
+    /// empty id (docs/PROTOCOL.md §16.16).
+    rs2p: bool,
 }
 
 impl DecodeContext {
     /// Decodes one frame body: a message whose id checks out, else the bytes.
     pub fn decode(&self, body: Bytes) -> Inbound {
-        match Message::decode_body(&body, &self.methods, self.max_frame) {
+        match Message::decode_body_ext(&body, &self.methods, self.max_frame, self.rs2p) {
             Ok(msg) => Inbound::Message(msg),
             Err(_) => Inbound::Undecoded(body),
         }
@@ -61,7 +64,7 @@ pub enum Inbound {
 /// let frames = reader.feed(&frame[10..]);
 /// assert!(matches!(frames[0], Inbound::Message(_)));
 /// // Then, under the lock:
-/// let ctx = node.on_frames(conn, frames, reader.pending(), 0);
+/// let ctx = node.on_frames(conn, frames, frame.len(), reader.pending(), 0);
 /// reader.update(ctx);
 /// ```
 #[derive(Debug)]
@@ -106,8 +109,8 @@ impl ConnReader {
 impl Node {
     /// How frames of `conn` are decoded now.
     fn decode_context(&self, conn: ConnId) -> DecodeContext {
-        let methods = self.conns.get(&conn).map(|c| c.compression.clone()).unwrap_or_default();
-        DecodeContext { methods, max_frame: self.cfg.max_frame }
+        let (methods, rs2p) = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p)).unwrap_or_default();
+        DecodeContext { methods, max_frame: self.cfg.max_frame, rs2p }
     }
 
     /// A receive side for a new connection (see [`ConnReader`]).
@@ -115,8 +118,9 @@ impl Node {
         ConnReader { decoder: FrameDecoder::new(self.cfg.max_frame), ctx: self.decode_context(conn) }
     }
 
-    /// Frames decoded by the driver ([`ConnReader::feed`]) arrived on `conn`;
-    /// `pending` bytes of a partial frame are held by the reader. Returns the
+    /// Frames decoded by the driver ([`ConnReader::feed`]) arrived on `conn`,
+    /// from `bytes` bytes read; `pending` bytes of a partial frame are held by
+    /// the reader. Returns the
     /// new decoding context when it changed (give it to
     /// [`ConnReader::update`]).
     ///
@@ -125,12 +129,15 @@ impl Node {
         &mut self,
         conn: ConnId,
         frames: Vec<Inbound>,
+        bytes: usize,
         pending: usize,
         now: Time,
     ) -> Option<DecodeContext> {
         self.set_now(now);
-        let before = self.conns.get(&conn).map(|c| c.compression.clone())?;
+        let before = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p))?;
+        self.counters.bytes_in += bytes as u64;
         if let Some(c) = self.conns.get_mut(&conn) {
+            c.bytes_in += bytes as u64;
             c.last_rx = now;
             c.alive_at = now;
             c.reader_pending = pending;
@@ -153,6 +160,6 @@ impl Node {
             self.bound_buffered();
         }
         let c = self.conns.get(&conn)?;
-        (c.compression != before).then(|| self.decode_context(conn))
+        (c.compression != before.0 || c.rs2p != before.1).then(|| self.decode_context(conn))
     }
 }

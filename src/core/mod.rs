@@ -11,6 +11,7 @@
 mod config;
 mod hasher;
 mod inbound;
+mod metrics;
 mod outbound;
 mod stats;
 mod tls_options;
@@ -24,6 +25,7 @@ pub use crate::chord::Owner;
 pub use config::{Config, Kind};
 pub(crate) use hasher::{Map, SeededState};
 pub use inbound::{ConnReader, DecodeContext, Inbound};
+pub use metrics::{BadInput, Counters, LinksByKind, NodeMetrics};
 pub use outbound::Outgoing;
 pub use stats::NodeStats;
 pub use tls_options::{Fingerprint, TlsIdentity, TlsOptions, TLS_HANDSHAKE_TIMEOUT_MS};
@@ -95,6 +97,8 @@ pub struct Node {
     pub(crate) list_dial_budget: (Time, u64),
     /// Dials started, for any reason (stats).
     pub(crate) dials_started: u64,
+    /// Event counters for [`Node::metrics`] (frames, bytes, closes, ...).
+    pub(crate) counters: Counters,
 }
 
 impl Node {
@@ -138,6 +142,7 @@ impl Node {
             addr_rest: state(7).map(),
             list_dial_budget: (now, crate::mesh::LIST_DIAL_BURST * 1000),
             dials_started: 0,
+            counters: Counters::default(),
         }
     }
 
@@ -307,6 +312,8 @@ impl Node {
         };
         c.last_rx = now;
         c.alive_at = now;
+        c.bytes_in += data.len() as u64;
+        self.counters.bytes_in += data.len() as u64;
         c.decoder.extend(data);
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
@@ -336,8 +343,8 @@ impl Node {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
-        let methods = c.compression.clone();
-        let mut decoded = Message::decode_body(body, &methods, self.cfg.max_frame);
+        let (methods, rs2p) = (c.compression.clone(), c.rs2p);
+        let mut decoded = Message::decode_body_ext(body, &methods, self.cfg.max_frame, rs2p);
         if decoded.is_err() {
             // A renegotiation may have just changed the list while the peer
             // still uses the method agreed before: py2p sends `renegotiate
@@ -347,7 +354,7 @@ impl Node {
             // was already tried, so this cannot misread a valid frame.
             let others: Vec<_> = self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
             if !others.is_empty() {
-                if let Ok(msg) = Message::decode_body(body, &others, self.cfg.max_frame) {
+                if let Ok(msg) = Message::decode_body_ext(body, &others, self.cfg.max_frame, rs2p) {
                     decoded = Ok(msg);
                 }
             }
@@ -360,6 +367,7 @@ impl Node {
 
     /// The byte stream of `conn` cannot be split into frames any more: close it.
     fn on_broken_stream(&mut self, conn: ConnId, e: crate::wire::DecodeError) {
+        self.counters.bad_input(BadInput::FrameHeader);
         let text = format!("closing connection: {e}");
         self.record_error(Some(conn), text.clone());
         self.close_conn_because(conn, &text);
@@ -380,6 +388,7 @@ impl Node {
             self.cfg.max_buffered_bytes
         );
         self.record_error(Some(hog), text.clone());
+        self.counters.bad_input(BadInput::BufferBound);
         self.close_conn_because(hog, &text);
     }
 
@@ -448,6 +457,7 @@ impl Node {
             .collect();
         for conn in stale {
             self.record_error(Some(conn), "closing connection: half-sent frame idle too long".to_owned());
+            self.counters.bad_input(BadInput::HalfFrameIdle);
             self.close_conn(conn);
         }
         self.recent.prune(self.now_secs());
@@ -540,8 +550,12 @@ impl Node {
         if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
             c.last_sent = Some((msg_type, payload.clone()));
         }
+        // Whispers to rs2p peers carry an empty id: nothing reads a
+        // whisper's id, and hashing it at both ends was a tenth of a get's
+        // CPU (docs/PROTOCOL.md §16.16).
+        let id = (c.rs2p && self.cfg.advertise_capability && msg_type == flags::WHISPER).then_some("");
         let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
-        self.push_send(conn, msg, None, method);
+        self.push_send(conn, msg, id, method);
     }
 
     /// Sends an already-built message (a relay) on one connection, keeping its id.

@@ -51,6 +51,9 @@ impl Node {
     pub(crate) fn push_send(&mut self, conn: ConnId, msg: Message, id: Option<&str>, method: Option<Compression>) {
         if self.defer_encoding {
             let out = Outgoing { msg, id: id.map(str::to_owned), method };
+            // Counted at the size the driver's queue counts it (compressed
+            // frames to py2p peers come out smaller).
+            self.count_out(conn, out.len_hint());
             self.actions.push_back(Action::SendMessage { conn, out: Box::new(out) });
             return;
         }
@@ -59,8 +62,20 @@ impl Node {
             None => msg.encode(method),
         };
         match frame {
-            Ok(frame) => self.actions.push_back(Action::Send { conn, frame }),
+            Ok(frame) => {
+                self.count_out(conn, frame.len());
+                self.actions.push_back(Action::Send { conn, frame });
+            }
             Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
         }
+    }
+
+    /// Counts a frame of `len` bytes sent on `conn` (metrics).
+    fn count_out(&mut self, conn: ConnId, len: usize) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.bytes_out += len as u64;
+        }
+        self.counters.frames_out += 1;
+        self.counters.bytes_out += len as u64;
     }
 }

@@ -131,6 +131,7 @@ impl Node {
         match oldest {
             Some(conn) => {
                 tracing::debug!(node = %self.id.short(), conn = conn.0, "{why}");
+                self.counters.bad_input(crate::core::BadInput::HandshakeEvicted);
                 self.close_conn_because(conn, why);
                 true
             }
@@ -154,6 +155,7 @@ impl Node {
             }
             let text = format!("closing connection: no handshake within {limit} ms");
             self.record_error(Some(conn), text.clone());
+            self.counters.bad_input(crate::core::BadInput::HandshakeTimeout);
             self.close_conn_because(conn, &text);
         }
     }

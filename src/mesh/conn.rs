@@ -76,6 +76,10 @@ pub struct Conn {
     pub meta_work_at: Option<Time>,
     /// A flip came within the window: act on it when the window ends.
     pub meta_work_due: bool,
+    /// Bytes received on this connection (status reports).
+    pub bytes_in: u64,
+    /// Bytes of the frames queued on this connection (status reports).
+    pub bytes_out: u64,
 }
 
 impl Conn {
@@ -118,6 +122,8 @@ impl Conn {
             suggested_by: None,
             meta_work_at: None,
             meta_work_due: false,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 }

@@ -35,18 +35,23 @@ impl Node {
             self.send_on(conn, flags::RENEGOTIATE, vec![Bytes::from_static(&[flags::RESEND])]);
         } else {
             self.record_error(Some(conn), format!("closing connection after bad frame: {err}"));
+            self.counters.bad_input(crate::core::BadInput::BadFrame);
             self.close_conn(conn);
         }
     }
 
     /// A whole, id-checked message arrived.
     pub(crate) fn on_message(&mut self, conn: ConnId, msg: Message) {
-        let id = msg.id();
+        self.counters.frames_in += 1;
+        // The id is hashed only where it is used: a broadcast's relay, and a
+        // message handed to the application.
+        let mut id = None;
         match msg.msg_type {
             flags::BROADCAST => {
                 // A broadcast without a sub-flag is not relayed (py2p drops the link
                 // on one, §4.5); it falls through to the sub-flag check below.
-                if msg.sub_flag().is_some() && !self.waterfall(conn, &msg, &id) {
+                let text = id.insert(msg.id());
+                if msg.sub_flag().is_some() && !self.waterfall(conn, &msg, text) {
                     return;
                 }
             }
@@ -129,6 +134,10 @@ impl Node {
                 self.handle_keylist(conn, &msg.payload);
                 true
             }
+            flags::RS2P_STATUS if chord && n >= 2 => {
+                self.handle_status(conn, &msg.payload);
+                true
+            }
             _ => false,
         };
         if handled {
@@ -136,6 +145,7 @@ impl Node {
         }
         // Whisper and broadcast data go to the application's queue; other
         // sub-flags go to its registered handlers (the driver drops them if none).
+        let id = id.unwrap_or_else(|| msg.id());
         self.emit(Event::Message(Received { conn, msg, id }));
     }
 
@@ -218,6 +228,7 @@ impl Node {
         }
         let Some(pid) = PeerId::parse(&p[1]) else {
             self.record_error(Some(conn), "handshake with an id that is not base58: disconnecting".to_owned());
+            self.counters.bad_input(crate::core::BadInput::BadHandshake);
             self.close_conn(conn);
             return;
         };

@@ -59,6 +59,7 @@ impl Node {
         for (conn, quiet, seeder) in silent {
             let text = format!("closing connection: peer silent for {quiet} ms (keepalives unanswered)");
             self.record_error(Some(conn), text.clone());
+            self.counters.bad_input(crate::core::BadInput::Silent);
             self.close_conn_because(conn, &text);
             if seeder {
                 self.seeder_vanished();

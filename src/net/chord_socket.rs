@@ -2,20 +2,26 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::driver::now;
+use super::latency::{Latencies, Outcome};
 use super::mesh_socket::split_addr;
+use super::metrics::MetricsSnapshot;
 use super::{Error, MeshSocket};
-use crate::chord::{HandoffStats, KeyListStatus, Owner};
+use crate::chord::{HandoffStats, KeyListStatus, Owner, StatusReport};
 use crate::core::{Config, GetError, PeerId, ReqId};
 use crate::ring::{HashMethod, U512};
 
 /// Gets in flight at once in [`ChordSocket::items`] (and `values`, `copy`).
 pub const ITEMS_IN_FLIGHT: usize = 256;
+
+/// How often [`ChordSocket::peer_status`] looks for the answer.
+const STATUS_POLL: Duration = Duration::from_millis(10);
 
 /// [`ChordSocket::set_confirmed`] sends the stores again when the value is
 /// still not readable this long after the last send (a store lost with a
@@ -42,6 +48,8 @@ type GetReceiver = oneshot::Receiver<Result<Bytes, GetError>>;
 #[derive(Clone)]
 pub struct ChordSocket {
     mesh: MeshSocket,
+    /// Latency histograms of the gets and sets made through this socket.
+    latency: Arc<Latencies>,
 }
 
 impl Deref for ChordSocket {
@@ -71,7 +79,7 @@ impl ChordSocket {
 
     /// Binds with a full configuration (see [`MeshSocket::bind_with`]).
     pub async fn bind_with(addr: &str, cfg: Config) -> Result<ChordSocket, Error> {
-        Ok(ChordSocket { mesh: MeshSocket::bind_with(addr, cfg).await? })
+        Ok(ChordSocket { mesh: MeshSocket::bind_with(addr, cfg).await?, latency: Arc::default() })
     }
 
     /// The node id as an integer (py2p's `id_10`).
@@ -223,12 +231,12 @@ impl ChordSocket {
     /// [`ChordSocket::get`] with a timeout.
     pub async fn get_timeout(&self, key: impl AsRef<[u8]>, timeout: Duration) -> Result<Bytes, Error> {
         let mut started = self.start_gets(&[key.as_ref()], timeout);
-        let (req, rx) = started.pop().expect("one get started");
-        self.finish_get(req, rx, timeout).await
+        let (req, rx, at) = started.pop().expect("one get started");
+        self.finish_get(req, rx, timeout, at).await
     }
 
     /// Starts a get for each key under one lock of the node.
-    fn start_gets<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Duration) -> Vec<(ReqId, GetReceiver)> {
+    fn start_gets<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Duration) -> Vec<(ReqId, GetReceiver, Instant)> {
         let ms = timeout.as_millis().min(u128::from(u64::MAX)) as u64;
         self.inner.with(|st| {
             let t = now();
@@ -237,14 +245,25 @@ impl ChordSocket {
                     let (tx, rx) = oneshot::channel();
                     let req = st.node.get(key.as_ref(), ms, t);
                     st.get_waiters.insert(req, tx);
-                    (req, rx)
+                    (req, rx, Instant::now())
                 })
                 .collect()
         })
     }
 
-    /// Waits for the outcome of a started get.
-    async fn finish_get(&self, req: ReqId, rx: GetReceiver, timeout: Duration) -> Result<Bytes, Error> {
+    /// Waits for the outcome of a started get, and records its latency.
+    async fn finish_get(&self, req: ReqId, rx: GetReceiver, timeout: Duration, at: Instant) -> Result<Bytes, Error> {
+        let result = self.await_get(req, rx, timeout).await;
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(Error::Get(e)) => Outcome::of(e),
+            Err(_) => Outcome::Closed,
+        };
+        self.latency.get(outcome, at.elapsed());
+        result
+    }
+
+    async fn await_get(&self, req: ReqId, rx: GetReceiver, timeout: Duration) -> Result<Bytes, Error> {
         // The core times the request out itself; this is a safety net.
         match tokio::time::timeout(timeout + Duration::from_secs(1), rx).await {
             Ok(Ok(result)) => Ok(result?),
@@ -265,15 +284,68 @@ impl ChordSocket {
     }
 
     /// Stores `value` at `key` in the five tables; an empty value deletes.
+    /// Sets are not acknowledged by the protocol (py2p's neither): the
+    /// latency recorded for [`ChordSocket::metrics`] is that of queuing
+    /// the five stores.
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl Into<Bytes>) -> Result<(), Error> {
+        let at = Instant::now();
         let value = value.into();
-        self.inner.node(|n| {
+        let result = self.inner.node(|n| {
             if n.is_closed() {
                 return Err(Error::Closed);
             }
             n.set(key.as_ref(), value);
             Ok(())
-        })
+        });
+        self.latency.set(if result.is_ok() { Outcome::Ok } else { Outcome::Closed }, at.elapsed());
+        result
+    }
+
+    /// Counters, sizes, bounds and latency histograms of this node, as
+    /// `rs2p node --metrics` serves them (no exporter needed).
+    ///
+    /// ```no_run
+    /// # async fn demo(sock: rs2p::ChordSocket) {
+    /// let m = sock.metrics();
+    /// println!("{} frames in, {} gets ok", m.node.counters.frames_in, m.gets[0].count);
+    /// print!("{}", rs2p::net::render_prometheus(&m, rs2p::net::TextFormat::OpenMetrics));
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let (node, id) = self.inner.node(|n| (n.metrics(), n.id().to_string()));
+        let (gets, sets) = self.latency.snapshot();
+        MetricsSnapshot { id, node, gets, sets }
+    }
+
+    /// What this node sees: its links, neighbours and the ring (what
+    /// `rs2p status` prints).
+    pub fn status_report(&self) -> StatusReport {
+        self.inner.node(|n| n.status_report())
+    }
+
+    /// Asks a linked rs2p peer what it sees (PROTOCOL §16.15); waits up to
+    /// `timeout` for the answer.
+    pub async fn peer_status(&self, peer: &PeerId, timeout: Duration) -> Result<StatusReport, Error> {
+        let conn = self.inner.node(|n| {
+            let conn = n.conn_of(peer).ok_or_else(|| Error::Status(format!("{} is not linked", peer.short())))?;
+            n.request_status(conn).map_err(|e| Error::Status(e.to_owned()))?;
+            Ok::<_, Error>(conn)
+        })?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let late = tokio::time::Instant::now() >= deadline;
+            if let Some(report) = self.inner.node(|n| n.take_status(conn, late)) {
+                return Ok(report);
+            }
+            if late {
+                return Err(GetError::Timeout.into());
+            }
+            if self.inner.node(|n| n.peer_of(conn).is_none()) {
+                self.inner.node(|n| n.take_status(conn, true));
+                return Err(Error::Status("the peer closed the connection".to_owned()));
+            }
+            tokio::time::sleep(STATUS_POLL).await;
+        }
     }
 
     /// [`ChordSocket::set`], then returns once a majority get reads the value
@@ -332,8 +404,8 @@ impl ChordSocket {
     pub async fn get_many<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Duration) -> Vec<Result<Bytes, Error>> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(ITEMS_IN_FLIGHT) {
-            for (req, rx) in self.start_gets(chunk, timeout) {
-                out.push(self.finish_get(req, rx, timeout).await);
+            for (req, rx, at) in self.start_gets(chunk, timeout) {
+                out.push(self.finish_get(req, rx, timeout, at).await);
             }
         }
         out

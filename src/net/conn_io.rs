@@ -95,7 +95,7 @@ pub(crate) async fn read_loop(
                 let frames = reader.feed(&buf[..k]);
                 let broken = frames.iter().any(|f| matches!(f, Inbound::Broken(_)));
                 let pending = reader.pending();
-                let ctx = inner.node(|n| n.on_frames(conn, frames, pending, now()));
+                let ctx = inner.node(|n| n.on_frames(conn, frames, k, pending, now()));
                 if broken {
                     // The node closed the connection.
                     return;

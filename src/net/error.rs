@@ -49,6 +49,9 @@ pub enum Error {
     /// The TLS settings cannot be used (certificate, key, CA, data directory).
     #[error("TLS: {0}")]
     Tls(String),
+    /// A peer's status could not be asked for or read.
+    #[error("no status: {0}")]
+    Status(String),
     /// The data directory could not be opened or read.
     #[error(transparent)]
     DataDir(#[from] super::DataDirError),

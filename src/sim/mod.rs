@@ -621,7 +621,9 @@ fn lookup_frame(frame: &[u8]) -> Option<Lookup> {
             return None;
         }
     }
-    let msg = Message::decode_body(body, &crate::wire::compression::PREFERENCE, crate::wire::DEFAULT_MAX_FRAME).ok()?;
+    // Between rs2p nodes whispers carry an empty id (PROTOCOL §16.16).
+    let (methods, max) = (&crate::wire::compression::PREFERENCE, crate::wire::DEFAULT_MAX_FRAME);
+    let msg = Message::decode_body_ext(body, methods, max, true).ok()?;
     if msg.msg_type != flags::WHISPER || msg.payload.len() < 3 {
         return None;
     }

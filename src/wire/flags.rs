@@ -67,6 +67,11 @@ pub const RS2P_WALK: u8 = 0x2A;
 /// whole peer list, costs far more). py2p never uses 0x29.
 pub const RS2P_PING: u8 = 0x29;
 
+/// Sub-flag of the rs2p status extension: `ask` requests what the node
+/// sees (its links, neighbours and ring), `report` answers with it as JSON
+/// (rs2p peers only; py2p never uses 0x28). Used by `rs2p status`.
+pub const RS2P_STATUS: u8 = 0x28;
+
 /// Compression: bzip2.
 pub const BZ2: u8 = 0x10;
 /// Compression: gzip container.

@@ -5,6 +5,7 @@ use sha2::{Digest, Sha384};
 
 use super::base58::{self, Base58Error};
 use super::compression::{Compression, CompressionError};
+use super::flags;
 
 /// Default cap on one frame's body, compressed or not (16 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -233,23 +234,36 @@ impl Message {
     /// Decodes a frame body: tries the peer's advertised methods in its order,
     /// then the raw bytes (py2p's rule), parses the packets and checks the id.
     pub fn decode_body(body: &[u8], peer_methods: &[Compression], max: usize) -> Result<Message, DecodeError> {
+        Self::decode_body_ext(body, peer_methods, max, false)
+    }
+
+    /// [`Message::decode_body`], where `empty_whisper_id` also accepts a
+    /// whisper whose id packet is empty, unchecked: what rs2p peers send
+    /// each other (docs/PROTOCOL.md §16.16). Only for a connection whose
+    /// peer advertised the rs2p capability.
+    pub fn decode_body_ext(
+        body: &[u8],
+        peer_methods: &[Compression],
+        max: usize,
+        empty_whisper_id: bool,
+    ) -> Result<Message, DecodeError> {
         // An uncompressed body starts with the 1-byte type packet's header, which no
         // supported container accepts, so trying it first changes no outcome.
         if body.starts_with(&[0, 0, 0, 1]) {
-            if let Ok(m) = Message::from_packets(body) {
+            if let Ok(m) = Message::from_packets_ext(body, empty_whisper_id) {
                 return Ok(m);
             }
         }
         for &method in peer_methods {
             match method.decompress(body, max) {
-                Ok(plain) => return Message::from_packets(&plain),
+                Ok(plain) => return Message::from_packets_ext(&plain, empty_whisper_id),
                 Err(CompressionError::TooLarge { method, limit }) => {
                     return Err(CompressionError::TooLarge { method, limit }.into())
                 }
                 Err(CompressionError::Corrupt { .. }) => continue,
             }
         }
-        Message::from_packets(body).map_err(|e| match e {
+        Message::from_packets_ext(body, empty_whisper_id).map_err(|e| match e {
             DecodeError::BadPacketLength { .. }
             | DecodeError::MissingHeader { .. }
             | DecodeError::BadMsgType { .. }
@@ -263,6 +277,12 @@ impl Message {
 
     /// Parses an uncompressed packet list and verifies the id.
     pub fn from_packets(body: &[u8]) -> Result<Message, DecodeError> {
+        Self::from_packets_ext(body, false)
+    }
+
+    /// [`Message::from_packets`]; with `empty_whisper_id`, a whisper with an
+    /// empty id packet is taken unchecked (see [`Message::decode_body_ext`]).
+    pub fn from_packets_ext(body: &[u8], empty_whisper_id: bool) -> Result<Message, DecodeError> {
         let mut packets: Vec<&[u8]> = Vec::with_capacity(8);
         let mut rest = body;
         while !rest.is_empty() {
@@ -289,7 +309,8 @@ impl Message {
         }
         let time = base58::decode_u64(packets[3]).map_err(DecodeError::BadTime)?;
         let payload: Vec<Bytes> = packets[4..].iter().map(|p| Bytes::copy_from_slice(p)).collect();
-        if !id_matches(packets[2], &payload, time) {
+        let unchecked = empty_whisper_id && packets[2].is_empty() && packets[0][0] == flags::WHISPER;
+        if !unchecked && !id_matches(packets[2], &payload, time) {
             return Err(DecodeError::IdMismatch {
                 claimed: String::from_utf8_lossy(packets[2]).into_owned(),
                 computed: message_id(&payload, time),

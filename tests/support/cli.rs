@@ -386,8 +386,8 @@ impl StoreDroppingProxy {
                 if client_r.read_exact(&mut body).is_err() {
                     break;
                 }
-                // rs2p peers exchange uncompressed frames.
-                let is_store = rs2p::wire::Message::decode_body(&body, &[], 1 << 24)
+                // rs2p peers exchange uncompressed frames, whispers with an empty id.
+                let is_store = rs2p::wire::Message::decode_body_ext(&body, &[], 1 << 24, true)
                     .is_ok_and(|m| m.payload.first().map(|p| p.as_ref()) == Some(&[rs2p::wire::flags::STORE][..]));
                 let drop_it = is_store && {
                     let mut n = count.lock().unwrap();

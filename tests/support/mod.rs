@@ -2,6 +2,9 @@
 //!
 //! Use from a test file with `mod support;`.
 //!
+//! The venv also has `prometheus_client` (pinned), whose parser checks the
+//! metrics rs2p serves.
+//!
 //! [`py2p_python`] gives a Python interpreter that has `py2p==0.5.607` and
 //! `python-snappy` installed. Unless `RS2P_PY2P_PYTHON` names such an
 //! interpreter, a virtualenv is built on first use at
@@ -33,8 +36,10 @@ pub const DEFAULT_PY_TIMEOUT: Duration = Duration::from_secs(120);
 
 const VENV_NAME: &str = "py2p-venv-0.5.607";
 /// Renamed whenever `PIP_PACKAGES` changes, so that an older venv is rebuilt.
-const READY_MARKER: &str = ".ready-ssl";
-const PIP_PACKAGES: [&str; 3] = ["py2p==0.5.607", "python-snappy", "cryptography==50.0.2"];
+const READY_MARKER: &str = ".ready-3";
+/// `prometheus_client` parses the `--metrics` output in tests/observability.rs;
+/// `cryptography` makes py2p's SSL mode work (tests/tls.rs, interop_chord).
+const PIP_PACKAGES: [&str; 4] = ["py2p==0.5.607", "python-snappy", "prometheus_client==0.21.1", "cryptography==50.0.2"];
 
 /// The python that has py2p 0.5.607 and python-snappy, building the venv on
 /// first use. Panics (with the tool's output) when that is not possible.
@@ -179,7 +184,7 @@ fn ensure_venv(venv: &Path) -> Result<PathBuf, String> {
     check_tool(&format!("pip install {}", PIP_PACKAGES.join(" ")), out)?;
 
     // Prove the install is the one we want before declaring it ready.
-    let probe = "import snappy, py2p, py2p.base as b, py2p.ssl_wrapper; \
+    let probe = "import snappy, py2p, py2p.base as b, py2p.ssl_wrapper, prometheus_client.parser; \
                  assert py2p.__version__ == '0.5.607', py2p.__version__; \
                  assert b.flags.snappy in b.compression, b.compression";
     let out = Command::new(&python).args(["-c", probe]).stdin(Stdio::null()).output();
