@@ -106,7 +106,9 @@ fn progress(start: Instant, text: &str) {
     let mut p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
     let p = p.get_or_insert_with(|| Progress::stderr("rs2p bench", None));
     p.event(&line);
-    p.update(None, || text.to_owned());
+    if p.is_bar() {
+        p.update(None, || text.to_owned());
+    }
 }
 
 /// Clears the spinner before the results are printed.
@@ -501,11 +503,19 @@ fn bench_py2p(args: &BenchArgs, start: Instant) -> Result<Figures, Failure> {
         .output();
     let _ = std::fs::remove_file(&script);
     let out = out.map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot run {}: {e}", python.display())))?;
-    let line = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The figures are the script's last line: py2p itself may print to
+    // stdout before it (its handler of an exception in a peer does).
+    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or(&text);
     let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| {
         Failure::new(
             EXIT_RUNTIME,
-            format!("the py2p benchmark failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            format!(
+                "the py2p benchmark failed ({}): {} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                text.trim()
+            ),
         )
     })?;
     let num = |k: &str| v[k].as_f64().unwrap_or(0.0);

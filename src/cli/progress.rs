@@ -131,6 +131,11 @@ impl Progress {
     }
 
     /// Removes the bar (plain lines stay as they are).
+    /// True when it draws a bar or spinner (stderr or stdout is a terminal).
+    pub fn is_bar(&self) -> bool {
+        self.bar.is_some()
+    }
+
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
