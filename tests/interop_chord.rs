@@ -46,6 +46,7 @@ use rs2p::net::ChordSocket;
 use rs2p::ring::{distance, HashMethod, U512};
 use serde_json::{json, Value};
 use support::py2p_node::Py2pNode;
+use support::wait_until;
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -884,20 +885,6 @@ fn ring_writes(all: &[Member], prefix: &str, leaver: &Member) -> Vec<(String, St
             (k, v, all[i % all.len()].clone())
         })
         .collect()
-}
-
-/// Polls `cond` every 50 ms for up to `limit`; false if it never held.
-async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------

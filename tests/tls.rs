@@ -22,25 +22,12 @@ use rustls::pki_types::CertificateDer;
 use serde_json::json;
 use support::cli::{rs2p, Node};
 use support::py2p_node::Py2pNode;
+use support::wait_until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long a condition may take to come true.
 const BUDGET: Duration = Duration::from_secs(15);
-
-/// Polls `cond` every 50 ms for at most `limit`.
-async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn config(encryption: &str, tls: TlsOptions) -> Config {
     let mut cfg = Config::chord("127.0.0.1", 0);

@@ -214,3 +214,17 @@ fn check_tool(what: &str, out: std::io::Result<Output>) -> Result<(), String> {
 }
 pub mod cli;
 pub mod py2p_node;
+
+/// Polls `cond` every 50 ms for up to `limit`; false if it never held.
+pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
