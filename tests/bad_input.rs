@@ -14,6 +14,8 @@
 //!
 //! Conditions are polled with deadlines; nothing sleeps in place of a condition.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,6 +25,7 @@ use rs2p::core::{Config, GetError, NodeStats};
 use rs2p::net::{ChordSocket, Responsible};
 use rs2p::ring::{HashMethod, U512};
 use rs2p::wire::{base58, flags, pyjson, DecodeError, Message, Protocol};
+use support::closed_by_peer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -328,21 +331,6 @@ async fn stream_from(to: &ChordSocket, source: [u8; 4]) -> TcpStream {
     let sock = tokio::net::TcpSocket::new_v4().expect("socket");
     sock.bind(std::net::SocketAddr::from((source, 0))).expect("bind a loopback source address");
     sock.connect(to.local_addr()).await.expect("connect to a")
-}
-
-/// Waits until the peer closes `s` (EOF or reset); false after `limit`.
-async fn closed_by_peer(s: &mut TcpStream, limit: Duration) -> bool {
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(limit, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => continue,
-            }
-        }
-    })
-    .await
-    .is_ok()
 }
 
 // ----- mesh layer -----

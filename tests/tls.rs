@@ -22,7 +22,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::json;
 use support::cli::{rs2p, Node};
 use support::py2p_node::Py2pNode;
-use support::wait_until;
+use support::{closed_by_peer, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -285,24 +285,11 @@ async fn garbage_and_half_handshakes_are_closed() {
     assert!(wait_until(BUDGET, || a.stats().connections >= baseline + 20).await, "{:?}", a.stats());
 
     // Each is closed: the garbage at once, the others at the deadline.
-    let closed_within = |mut s: TcpStream, limit: Duration| async move {
-        let mut buf = [0u8; 1024];
-        tokio::time::timeout(limit, async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => continue,
-                }
-            }
-        })
-        .await
-        .is_ok()
-    };
     let limit = Duration::from_millis(deadline_ms) + Duration::from_secs(3);
-    assert!(closed_within(garbage, limit).await, "garbage connection left open");
-    assert!(closed_within(half, limit).await, "half handshake left open");
-    for s in silent {
-        assert!(closed_within(s, limit).await, "silent connection left open");
+    assert!(closed_by_peer(&mut garbage, limit).await, "garbage connection left open");
+    assert!(closed_by_peer(&mut half, limit).await, "half handshake left open");
+    for mut s in silent {
+        assert!(closed_by_peer(&mut s, limit).await, "silent connection left open");
     }
     assert!(wait_until(BUDGET, || a.stats().connections == baseline).await, "slots not released: {:?}", a.stats());
 

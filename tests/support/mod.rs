@@ -215,6 +215,22 @@ fn check_tool(what: &str, out: std::io::Result<Output>) -> Result<(), String> {
 pub mod cli;
 pub mod py2p_node;
 
+/// Waits until the peer closes `s` (EOF or reset); false after `limit`.
+pub async fn closed_by_peer(s: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 /// Polls `cond` every 50 ms for up to `limit`; false if it never held.
 pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
