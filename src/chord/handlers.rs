@@ -361,6 +361,7 @@ impl Node {
         self.replica_tick();
         self.finger_tick();
         self.walk_tick();
+        self.rejoin_tick();
         if self.chord.keys.tombstone_count() > 1024 {
             self.chord.keys.prune(self.wall_now());
         }

@@ -12,6 +12,7 @@ mod keylist;
 mod keystream;
 mod keywalk;
 mod peek;
+mod rejoin;
 mod repair;
 mod replica;
 mod ring_ops;
@@ -31,6 +32,7 @@ pub use keylist::KeyList;
 pub(crate) use keylist::{Full, Limits};
 pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room};
 pub use keywalk::{NO_KEY_LIST_MARKER, WALK_PAGE_KEYS};
+pub use rejoin::{Placement, MAX_BOOTSTRAP};
 pub use repair::RepairStats;
 pub use ring_ops::Owner;
 pub use status::{
@@ -119,6 +121,8 @@ pub struct ChordState {
     pub(crate) walk: keywalk::WalkState,
     /// Status requests we made and their answers (see `status.rs`).
     pub(crate) status: status::StatusState,
+    /// Lost peers and start addresses probed to get back to the ring (see `rejoin.rs`).
+    pub(crate) rejoin: rejoin::RejoinState,
 }
 
 impl ChordState {
@@ -152,6 +156,7 @@ impl ChordState {
             fingers: fingers::FingerState::with_seed(seed),
             walk: keywalk::WalkState::default(),
             status: status::StatusState::default(),
+            rejoin: rejoin::RejoinState::with_seed(seed),
         }
     }
 

@@ -137,6 +137,23 @@ pub struct Config {
     /// read by the driver, which restores the node from it and sets
     /// `journal`. `None`: in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Seeding peers whose links failed that a node remembers and probes
+    /// to get back to its ring (`chord/rejoin.rs`): past it, the one lost
+    /// longest ago is forgotten. 64 covers a node's ring neighbours,
+    /// successor list and fingers in a ring of millions.
+    pub max_lost_peers: usize,
+    /// A lost peer is probed for this long before it is forgotten: the
+    /// longest partition a ring heals by itself (a day).
+    pub heal_forget_ms: u64,
+    /// The first pause before probing a lost peer (jittered by a quarter),
+    /// doubling after each failed probe ...
+    pub heal_backoff_min_ms: u64,
+    /// ... up to this: how long after a partition ends the two sides may
+    /// take to find each other, at worst.
+    pub heal_backoff_max_ms: u64,
+    /// While a node has a seeding peer, it probes lost peers at most once
+    /// per this long (a node with none probes every one that is due).
+    pub heal_probe_every_ms: u64,
     /// Certificates and peer authentication when `protocol.encryption` is
     /// `SSL` (read by the driver; ignored for `Plaintext`).
     pub tls: TlsOptions,
@@ -183,6 +200,11 @@ impl Config {
             journal: false,
             data_dir: None,
             tls: TlsOptions::default(),
+            max_lost_peers: 64,
+            heal_forget_ms: 24 * 3600 * 1000,
+            heal_backoff_min_ms: 1_000,
+            heal_backoff_max_ms: 16_000,
+            heal_probe_every_ms: 1_000,
             seed: rand::random(),
         }
     }

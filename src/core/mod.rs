@@ -219,6 +219,11 @@ impl Node {
         self.wall_now() / 1000
     }
 
+    /// The monotonic clock as last passed in (ms).
+    pub fn now_ms(&self) -> Time {
+        self.now
+    }
+
     /// Milliseconds since the epoch by the wall clock (see [`Node::set_wall_clock`]).
     pub fn wall_now(&self) -> Time {
         self.now.saturating_add_signed(self.wall_offset)
@@ -283,7 +288,12 @@ impl Node {
         self.set_now(now);
         if let Some(c) = self.conns.get(&conn) {
             let text = format!("could not connect to {}:{}: {reason}", c.dial_addr.0, c.dial_addr.1);
-            self.record_error(Some(conn), text);
+            if c.probe {
+                // Expected while a peer is away: one line per state change, not per try.
+                tracing::debug!(node = %self.id.short(), conn = conn.0, "rejoin probe: {text}");
+            } else {
+                self.record_error(Some(conn), text);
+            }
             self.address_failed(conn);
             self.forget_conn(conn, reason);
         }
@@ -417,9 +427,13 @@ impl Node {
                 _ => None,
             };
             let seeder = c.handshaken && !c.leeching;
+            let lost = c.peer.clone().filter(|_| seeder).map(|p| (p, c.addr.clone()));
             self.forget_conn(conn, &reason);
             if seeder {
                 self.seeder_vanished();
+            }
+            if let Some((peer, addr)) = lost {
+                self.rejoin_lost(peer, addr);
             }
             if !self.closed {
                 if let Some((pid, (host, port), redials)) = redial.filter(|(pid, ..)| !self.is_known(pid)) {
@@ -523,6 +537,9 @@ impl Node {
             if self.dialing.get(pid) == Some(&conn) {
                 self.dialing.remove(pid);
             }
+        }
+        if c.probe && !c.handshaken {
+            self.probe_done(conn, false);
         }
         let peer = if c.handshaken { c.peer.clone() } else { None };
         self.emit(Event::Disconnected { conn, peer, reason: reason.to_owned() });

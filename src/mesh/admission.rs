@@ -154,7 +154,11 @@ impl Node {
                 self.address_failed(conn);
             }
             let text = format!("closing connection: no handshake within {limit} ms");
-            self.record_error(Some(conn), text.clone());
+            if self.is_probe(conn) {
+                tracing::debug!(node = %self.id.short(), conn = conn.0, "rejoin probe: {text}");
+            } else {
+                self.record_error(Some(conn), text.clone());
+            }
             self.counters.bad_input(crate::core::BadInput::HandshakeTimeout);
             self.close_conn_because(conn, &text);
         }

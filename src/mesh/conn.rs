@@ -66,6 +66,9 @@ pub struct Conn {
     /// When the connection was accepted, or its dial completed: the
     /// handshake deadline runs from here.
     pub opened_at: Time,
+    /// A rejoin probe (`chord/rejoin.rs`): its failures are expected and
+    /// logged at debug level only.
+    pub probe: bool,
     /// The remote address of an inbound connection (per-source caps).
     pub source: Option<std::net::IpAddr>,
     /// For a dial a peer list suggested: the connection the list came on
@@ -118,6 +121,7 @@ impl Conn {
             last_ping: 0,
             alive_at: now,
             opened_at: now,
+            probe: false,
             source: None,
             suggested_by: None,
             meta_work_at: None,

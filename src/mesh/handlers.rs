@@ -298,6 +298,10 @@ impl Node {
         if outgoing {
             self.address_succeeded(conn);
         }
+        if self.conns.get(&conn).is_some_and(|c| c.probe) {
+            self.probe_done(conn, true);
+        }
+        self.rejoin_linked(&pid);
         self.send_peers(conn);
         if first_time {
             let first = !self.had_peer;

@@ -33,7 +33,7 @@ impl Node {
         // ours, not the peers': give every link a fresh keepalive period.
         let starved = now.saturating_sub(self.last_tick) > keepalive;
         self.last_tick = now;
-        let mut silent: Vec<(ConnId, u64, bool)> = Vec::new();
+        let mut silent: Vec<(ConnId, u64, bool, Option<(crate::core::PeerId, Option<(String, u16)>)>)> = Vec::new();
         let mut ping: Vec<ConnId> = Vec::new();
         for c in self.conns.values_mut().filter(|c| c.handshaken) {
             if starved {
@@ -42,7 +42,7 @@ impl Node {
             }
             let quiet = now.saturating_sub(c.alive_at);
             if quiet >= timeout {
-                silent.push((c.id, quiet, !c.leeching));
+                silent.push((c.id, quiet, !c.leeching, c.peer.clone().map(|p| (p, c.addr.clone()))));
             } else if quiet >= keepalive && now.saturating_sub(c.last_ping) >= keepalive {
                 c.last_ping = now;
                 ping.push(c.id);
@@ -56,13 +56,16 @@ impl Node {
             };
             self.send_on(conn, flags::WHISPER, probe);
         }
-        for (conn, quiet, seeder) in silent {
+        for (conn, quiet, seeder, peer) in silent {
             let text = format!("closing connection: peer silent for {quiet} ms (keepalives unanswered)");
             self.record_error(Some(conn), text.clone());
             self.counters.bad_input(crate::core::BadInput::Silent);
             self.close_conn_because(conn, &text);
             if seeder {
                 self.seeder_vanished();
+                if let Some((peer, addr)) = peer {
+                    self.rejoin_lost(peer, addr);
+                }
             }
         }
     }

