@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use super::{ItemKey, Owner};
-use crate::core::{ConnId, Event, GetError, Map, Node, ReqId, SeededState, Time};
+use crate::core::{Conflict, ConnId, Event, GetError, Map, Node, ReqId, SeededState, Time, Version};
 use crate::ring::HashMethod;
 use crate::wire::{base58, flags};
 
@@ -68,22 +68,36 @@ pub(crate) enum Answer {
     /// Not in yet.
     #[default]
     Open,
-    /// The owner holds this value.
-    Value(Bytes),
-    /// The owner said it holds nothing.
-    Missing,
+    /// The owner holds this value, at this version (zero: a py2p copy).
+    Value(Bytes, Version),
+    /// The owner said it holds nothing; with a version, it remembers the
+    /// item's delete at that version (a tombstone).
+    Missing(Version),
     /// No owner could be asked (no seeding peer, or we lost ours).
     Unavailable,
 }
 
 impl Answer {
     /// The answer carried by a value from the wire or a table: empty means missing.
-    pub(crate) fn from_value(value: Bytes) -> Answer {
+    pub(crate) fn from_value(value: Bytes, version: Version) -> Answer {
         if value.is_empty() {
-            Answer::Missing
+            Answer::Missing(version)
         } else {
-            Answer::Value(value)
+            Answer::Value(value, version)
         }
+    }
+
+    /// The version this answer carries, if it is in.
+    pub(crate) fn version(&self) -> Option<Version> {
+        match self {
+            Answer::Value(_, v) | Answer::Missing(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// True for any "missing", tombstone or not.
+    pub(crate) fn is_missing(&self) -> bool {
+        matches!(self, Answer::Missing(_))
     }
 }
 
@@ -153,25 +167,46 @@ impl GetState {
 /// "Not found" needs 3 tables that positively hold nothing and none that
 /// holds a value; unreachable owners that could have made a majority make
 /// it "unavailable"; anything else is "no agreement".
+///
+/// Versions (rs2p copies) come first: three tables agreeing on a value
+/// decide unless an answer in already carries a higher version; once every
+/// table has answered (or at the deadline), the highest version among the
+/// answers wins, a value or a delete: a copy that missed a write or a
+/// delete (a paused node, the other side of a partition) loses to the one
+/// that saw it. Without versions (py2p copies) the majority rule stands.
 fn decide(answers: &[Answer; 5], last: bool) -> Option<Result<Bytes, GetError>> {
-    let mut counts: Vec<(&Bytes, usize)> = Vec::new();
+    let mut counts: Vec<(&Bytes, usize, Version)> = Vec::new();
     let (mut open, mut missing, mut unavailable) = (0, 0, 0);
     for a in answers {
         match a {
             Answer::Open => open += 1,
-            Answer::Missing => missing += 1,
+            Answer::Missing(_) => missing += 1,
             Answer::Unavailable => unavailable += 1,
-            Answer::Value(v) => match counts.iter_mut().find(|(c, _)| *c == v) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((v, 1)),
+            Answer::Value(v, ver) => match counts.iter_mut().find(|(c, _, _)| *c == v) {
+                Some((_, n, top)) => {
+                    *n += 1;
+                    *top = (*top).max(*ver);
+                }
+                None => counts.push((v, 1, *ver)),
             },
         }
     }
-    if let Some((v, _)) = counts.iter().find(|(_, n)| *n >= 3) {
-        return Some(Ok((*v).clone()));
+    let top = answers.iter().filter_map(Answer::version).max().unwrap_or_default();
+    if let Some((v, _, ver)) = counts.iter().find(|(_, n, _)| *n >= 3) {
+        if *ver >= top {
+            return Some(Ok((*v).clone()));
+        }
     }
     if open > 0 && !last {
         return None;
+    }
+    if !top.is_zero() {
+        // The highest version wins: a value, or a delete ("not found" on
+        // the evidence of a tombstone newer than every value seen).
+        return match answers.iter().find(|a| a.version() == Some(top)) {
+            Some(Answer::Value(v, _)) => Some(Ok(v.clone())),
+            _ => Some(Err(GetError::NotFound)),
+        };
     }
     if counts.is_empty() && missing >= 3 {
         return Some(Err(GetError::NotFound));
@@ -179,7 +214,7 @@ fn decide(answers: &[Answer; 5], last: bool) -> Option<Result<Bytes, GetError>> 
     if open > 0 {
         return Some(Err(GetError::Timeout));
     }
-    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let best = counts.iter().map(|(_, n, _)| *n).max().unwrap_or(0);
     if unavailable > 0 && (counts.is_empty() || best + unavailable >= 3) {
         return Some(Err(GetError::Unavailable));
     }
@@ -189,7 +224,7 @@ fn decide(answers: &[Answer; 5], last: bool) -> Option<Result<Bytes, GetError>> 
 /// The value most tables hold (ties: the first seen), as an answer.
 fn plurality(answers: &[Answer; 5]) -> Option<Answer> {
     let mut best: Option<(&Answer, usize)> = None;
-    for a in answers.iter().filter(|a| matches!(a, Answer::Value(_))) {
+    for a in answers.iter().filter(|a| matches!(a, Answer::Value(..))) {
         let n = answers.iter().filter(|b| *b == a).count();
         if best.is_none_or(|(_, m)| n > m) {
             best = Some((a, n));
@@ -314,9 +349,15 @@ impl Node {
                 return;
             }
             Owner::Local => {
-                match self.chord.data.get(item.0, &item.1).cloned().or_else(|| self.promote_replica(item)) {
-                    Some(value) => {
-                        self.deliver(item, waiter, Answer::Value(value));
+                if let Some(deleted) = self.chord.data.tomb(item.0, &item.1) {
+                    // A remembered delete is an answer of its own.
+                    self.deliver(item, waiter, Answer::Missing(deleted));
+                    return;
+                }
+                let held = self.local_entry(item).or_else(|| self.promote_replica(item));
+                match held {
+                    Some((value, version)) => {
+                        self.deliver(item, waiter, Answer::Value(value, version));
                         return;
                     }
                     None => match self.previous_owner(item, waiter, from) {
@@ -329,7 +370,7 @@ impl Node {
                             return;
                         }
                         None => {
-                            self.deliver(item, waiter, Answer::Missing);
+                            self.deliver(item, waiter, Answer::Missing(Version::ZERO));
                             return;
                         }
                     },
@@ -348,7 +389,7 @@ impl Node {
                     // answer to our check, and our copy would then be
                     // dropped on the word of our own table.
                     if p.waiters.contains(&Waiter::Handoff) {
-                        self.deliver(item, waiter, Answer::Missing);
+                        self.deliver(item, waiter, Answer::Missing(Version::ZERO));
                     } else {
                         self.answer_from_table(item, waiter);
                     }
@@ -421,8 +462,23 @@ impl Node {
             self.answer_unavailable(item, waiter);
             return;
         }
-        let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
-        self.deliver(item, waiter, Answer::from_value(value));
+        let answer = self.table_answer(item);
+        self.deliver(item, waiter, answer);
+    }
+
+    /// A local table's value and its version.
+    pub(crate) fn local_entry(&self, item: ItemKey) -> Option<(Bytes, Version)> {
+        let value = self.chord.data.get(item.0, &item.1)?.clone();
+        Some((value, self.chord.data.version(item.0, &item.1).unwrap_or_default()))
+    }
+
+    /// What the local table says of an item: its value, or "missing"
+    /// (with the version of its delete, if remembered).
+    pub(crate) fn table_answer(&self, item: ItemKey) -> Answer {
+        match self.local_entry(item) {
+            Some((v, ver)) => Answer::Value(v, ver),
+            None => Answer::Missing(self.chord.data.tomb(item.0, &item.1).unwrap_or_default()),
+        }
     }
 
     /// No owner can be asked: a local get hears so; a peer gets no answer
@@ -448,27 +504,28 @@ impl Node {
                 }
             }
             Waiter::Remote(conn) => {
-                let value = match answer {
-                    Answer::Value(v) => v,
-                    Answer::Missing => Bytes::new(),
+                let (value, version) = match answer {
+                    Answer::Value(v, ver) => (v, ver),
+                    Answer::Missing(ver) => (Bytes::new(), ver),
                     // Not answered: the asker times out and asks again.
                     Answer::Open | Answer::Unavailable => return,
                 };
-                let payload = vec![
+                let mut payload = vec![
                     Bytes::from_static(&[flags::RETRIEVED]),
                     Bytes::from_static(item.0.name().as_bytes()),
                     Bytes::from(base58::encode(&item.1)),
                     value,
                 ];
+                // An rs2p asker also gets the version (§16.17); py2p expects four packets.
+                if !version.is_zero() && self.is_rs2p(conn) {
+                    payload.push(Bytes::copy_from_slice(&version.to_bytes()));
+                }
                 self.send_on(conn, flags::WHISPER, payload);
             }
-            Waiter::Handoff => match answer {
-                Answer::Value(v) => self.handoff_answer(item, v),
-                _ => self.handoff_answer(item, Bytes::new()),
-            },
+            Waiter::Handoff => self.handoff_answer(item, answer),
             Waiter::DeleteIfHeld(conn) => {
-                if matches!(answer, Answer::Value(_)) {
-                    self.send_store(conn, item, Bytes::new());
+                if matches!(answer, Answer::Value(..)) {
+                    self.send_store(conn, item, Bytes::new(), Version::ZERO);
                 }
             }
         }
@@ -483,12 +540,12 @@ impl Node {
     }
 
     /// A `retrieved` arrived for `item`.
-    pub(crate) fn answer_pending(&mut self, item: ItemKey, value: Bytes) -> bool {
+    pub(crate) fn answer_pending(&mut self, item: ItemKey, value: Bytes, version: Version) -> bool {
         let Some(p) = self.gets.pending.remove(&item) else {
             return false;
         };
         for w in p.waiters {
-            self.deliver(item, w, Answer::from_value(value.clone()));
+            self.deliver(item, w, Answer::from_value(value.clone(), version));
         }
         true
     }
@@ -519,13 +576,17 @@ impl Node {
             }
             return;
         };
-        let has_value = g.answers.iter().any(|a| matches!(a, Answer::Value(_)));
+        let has_value = g.answers.iter().any(|a| matches!(a, Answer::Value(..)));
+        let versions: Vec<Version> = g.answers.iter().filter_map(Answer::version).collect();
+        if versions.iter().any(|v| *v != versions[0]) && result.is_ok() {
+            self.counters.conflict(Conflict::GetVersions);
+        }
         let first_look = g.rechecks == 0;
         // While the ring changes in our view, an item may be on its way to
         // an owner that does not hold it yet: "not found" is checked again too.
         let churn = now < self.chord.fallback_until && g.rechecks < CHURN_RECHECKS;
         let missing: Vec<ItemKey> =
-            g.items.iter().zip(&g.answers).filter(|(_, a)| **a == Answer::Missing).map(|(i, _)| *i).collect();
+            g.items.iter().zip(&g.answers).filter(|(_, a)| a.is_missing()).map(|(i, _)| *i).collect();
         let recheck = match result {
             // Tables disagree: ask again (later) while time remains.
             Err(GetError::NoAgreement) => !last && has_value,
@@ -557,7 +618,7 @@ impl Node {
         let keep = plurality(&g.answers);
         for (a, suspect) in g.answers.iter_mut().zip(&mut g.suspect) {
             if keep.as_ref() != Some(&*a) {
-                *suspect = *a == Answer::Missing;
+                *suspect = a.is_missing();
                 *a = Answer::Open;
             }
         }
@@ -686,12 +747,44 @@ mod tests {
     use super::*;
 
     fn b(s: &str) -> Answer {
-        Answer::Value(Bytes::copy_from_slice(s.as_bytes()))
+        Answer::Value(Bytes::copy_from_slice(s.as_bytes()), Version::ZERO)
+    }
+
+    fn bv(s: &str, hlc: u64) -> Answer {
+        Answer::Value(Bytes::copy_from_slice(s.as_bytes()), Version { hlc, writer: 1 })
+    }
+
+    #[test]
+    fn the_highest_version_wins() {
+        let del = |hlc| Answer::Missing(Version { hlc, writer: 2 });
+        let o = Answer::Open;
+        // Three stale copies agreeing lose to a newer one already in.
+        assert_eq!(decide(&[bv("old", 1), bv("old", 1), bv("old", 1), bv("new", 5), o.clone()], false), None);
+        assert_eq!(
+            decide(&[bv("old", 1), bv("old", 1), bv("old", 1), bv("new", 5), Answer::Missing(Version::ZERO)], false),
+            Some(Ok(Bytes::from_static(b"new")))
+        );
+        // A newer delete beats older values: "not found".
+        assert_eq!(
+            decide(&[bv("old", 1), bv("old", 1), del(9), Answer::Missing(Version::ZERO), bv("old", 1)], false),
+            Some(Err(GetError::NotFound))
+        );
+        // A write after the delete wins over it.
+        assert_eq!(
+            decide(&[bv("again", 10), del(9), del(9), del(9), o.clone()], true),
+            Some(Ok(Bytes::from_static(b"again")))
+        );
+        // Three agreeing on the highest version decide at once.
+        assert_eq!(
+            decide(&[bv("v", 3), bv("v", 3), bv("v", 3), o.clone(), o], false),
+            Some(Ok(Bytes::from_static(b"v")))
+        );
     }
 
     #[test]
     fn majority_rules() {
-        use Answer::{Missing as M, Open as O, Unavailable as U};
+        const M: Answer = Answer::Missing(Version::ZERO);
+        use Answer::{Open as O, Unavailable as U};
         let v = || b("v");
         let ok = Some(Ok(Bytes::from_static(b"v")));
         assert_eq!(decide(&[v(), v(), v(), O, O], false), ok);

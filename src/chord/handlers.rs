@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::get::{parse_item, Waiter};
 use super::{Full, Limits, Owner};
-use crate::core::{ConnId, Event, Node, Time};
+use crate::core::{Conflict, ConnId, Event, Node, Time, Version};
 use crate::wire::{flags, Message};
 
 /// A new item is refused once the store holds this fraction less than
@@ -16,6 +16,9 @@ const OVERWRITE_HEADROOM_DIV: usize = 8;
 /// The work a peer's turn to seeding sets off (a scan of the whole store,
 /// key-list requests) runs at most once per this long per connection.
 pub(crate) const META_WORK_MS: u64 = 5_000;
+
+/// How often expired item tombstones are looked for (a scan of them all).
+const TOMB_PRUNE_MS: u64 = 60_000;
 
 impl Node {
     /// §6.2: a peer says whether it seeds.
@@ -181,8 +184,23 @@ impl Node {
         };
         // An rs2p peer sends the key beside the hash (§16.13); one that does
         // not hash to the item is ignored, the store is not.
-        let key = p.get(4).filter(|k| self.is_rs2p(conn) && item.0.hash(k) == item.1).cloned();
-        self.route_store_keyed(item, p[3].clone(), Some(conn), key);
+        let rs2p = self.is_rs2p(conn);
+        let key = p.get(4).filter(|k| rs2p && !k.is_empty() && item.0.hash(k) == item.1).cloned();
+        // ... and the write's version (§16.17); py2p's stores have none.
+        let version = match p.get(5).filter(|_| rs2p) {
+            Some(v) => match Version::from_bytes(v) {
+                Some(v) => v,
+                None => {
+                    self.record_error(Some(conn), "ignoring store with a malformed version".to_owned());
+                    return;
+                }
+            },
+            None => Version::ZERO,
+        };
+        if !self.observe_version(version) {
+            return;
+        }
+        self.route_store_keyed(item, p[3].clone(), Some(conn), key, version);
     }
 
     /// Routes a store: to the owner, or into the local table.
@@ -200,6 +218,7 @@ impl Node {
         value: Bytes,
         from: Option<ConnId>,
         key: Option<Bytes>,
+        version: Version,
     ) {
         if !value.is_empty() {
             self.cancel_checked_deletes(item);
@@ -209,7 +228,7 @@ impl Node {
                 if value.is_empty() && !self.is_rs2p(c) {
                     self.route_retrieve(item, Waiter::DeleteIfHeld(c), None);
                 } else {
-                    self.send_store_keyed(c, item, value, key);
+                    self.send_store_keyed(c, item, value, key, version);
                 }
             }
             _ => {
@@ -217,7 +236,7 @@ impl Node {
                 if let Some(key) = key.as_ref().filter(|_| !value.is_empty()) {
                     self.note_item_key(item, key);
                 }
-                self.store_local(item, value);
+                self.store_versioned(item, value, version);
                 if !self.chord.data.contains(item.0, &item.1) {
                     self.forget_item_key(item);
                 }
@@ -225,22 +244,34 @@ impl Node {
         }
     }
 
-    /// Sends a store; to an rs2p peer with the item's key if we know it.
-    pub(crate) fn send_store(&mut self, conn: ConnId, item: super::ItemKey, value: Bytes) {
+    /// Sends a store; to an rs2p peer with the item's key if we know it,
+    /// and its version.
+    pub(crate) fn send_store(&mut self, conn: ConnId, item: super::ItemKey, value: Bytes, version: Version) {
         let key = self.item_key(&item);
-        self.send_store_keyed(conn, item, value, key);
+        self.send_store_keyed(conn, item, value, key, version);
     }
 
-    fn send_store_keyed(&mut self, conn: ConnId, item: super::ItemKey, value: Bytes, key: Option<Bytes>) {
+    fn send_store_keyed(
+        &mut self,
+        conn: ConnId,
+        item: super::ItemKey,
+        value: Bytes,
+        key: Option<Bytes>,
+        version: Version,
+    ) {
         let mut payload = vec![
             Bytes::from_static(&[flags::STORE]),
             Bytes::from_static(item.0.name().as_bytes()),
             Bytes::from(crate::wire::base58::encode(&item.1)),
             value,
         ];
-        // py2p expects exactly four packets.
-        if let Some(key) = key.filter(|_| self.is_rs2p(conn)) {
-            payload.push(key);
+        // py2p expects exactly four packets; an rs2p peer gets the key
+        // (empty when unknown) and the version (§16.13, §16.17).
+        if self.is_rs2p(conn) {
+            payload.push(key.unwrap_or_default());
+            if !version.is_zero() {
+                payload.push(Bytes::copy_from_slice(&version.to_bytes()));
+            }
         }
         self.send_on(conn, flags::WHISPER, payload);
     }
@@ -253,14 +284,33 @@ impl Node {
     /// the item's old value is dropped and the item is marked unsure: until
     /// it is written again, this table answers it as unavailable (a peer's
     /// retrieve gets no answer), which a get reports as such.
-    pub(crate) fn store_local(&mut self, item: super::ItemKey, value: Bytes) {
+    /// Writes the local table if `version` is not older than what the table
+    /// knows of the item (its value's version or its tombstone's): the
+    /// latest write wins, and an empty value leaves a tombstone. A write
+    /// without a version (a py2p store) is dated here, as it lands. True
+    /// if the write was applied.
+    pub(crate) fn store_versioned(&mut self, item: super::ItemKey, value: Bytes, version: Version) -> bool {
+        let version = if version.is_zero() { self.next_version() } else { version };
+        let current = self.chord.data.current_version(item.0, &item.1);
+        if version < current {
+            self.counters.conflict(Conflict::StaleWrite);
+            return false;
+        }
+        if !current.is_zero() && version > current {
+            self.counters.conflict(if value.is_empty() { Conflict::Delete } else { Conflict::NewerWrite });
+        }
         let data = &mut self.chord.data;
         let exists = data.contains(item.0, &item.1);
         // New items stop short of the bound; overwrites may use the rest.
         let max = self.cfg.max_store_bytes;
         let bound = if exists { max } else { max - max / OVERWRITE_HEADROOM_DIV };
         let refused = if value.is_empty() {
-            data.remove(item.0, &item.1);
+            if !data.tombstone(item.0, &item.1, version, self.cfg.max_item_tombstones) {
+                self.record_error(
+                    None,
+                    format!("item tombstones full ({}): a delete is not remembered", self.cfg.max_item_tombstones),
+                );
+            }
             self.forget_item_key(item);
             None
         } else if data.len(item.0) >= self.cfg.max_items && !exists {
@@ -274,7 +324,7 @@ impl Node {
                 value.len()
             ))
         } else {
-            data.insert(item.0, &item.1, value.clone());
+            data.insert_versioned(item.0, &item.1, value.clone(), version);
             None
         };
         match refused {
@@ -284,9 +334,10 @@ impl Node {
                 self.mark_unsure(item);
                 // Our predecessor's replica is as outdated as our old value.
                 if exists && !self.chord.leeching && self.find(&item.1) == Owner::Local {
-                    self.replicate(item, &Bytes::new());
+                    self.replicate(item, &Bytes::new(), Version::ZERO);
                 }
                 self.record_error(None, format!("{why}; the item reads as unavailable here until written again"));
+                false
             }
             // A newer value supersedes any handoff in flight for the item.
             None => {
@@ -295,8 +346,9 @@ impl Node {
                 }
                 self.drop_handoff(item);
                 if !self.chord.leeching && self.find(&item.1) == Owner::Local {
-                    self.replicate(item, &value);
+                    self.replicate(item, &value, version);
                 }
+                true
             }
         }
     }
@@ -331,7 +383,12 @@ impl Node {
             self.record_error(Some(conn), "ignoring retrieved with an unknown table or a bad key".to_owned());
             return;
         };
-        if !self.peek_answer(conn, item, &p[3]) && !self.answer_pending(item, p[3].clone()) {
+        // An rs2p owner adds the version of what it holds (§16.17).
+        let version = p.get(4).filter(|_| self.is_rs2p(conn)).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
+        if !self.observe_version(version) {
+            return;
+        }
+        if !self.peek_answer(conn, item, &p[3], version) && !self.answer_pending(item, p[3].clone(), version) {
             tracing::debug!(node = %self.id.short(), conn = conn.0, "dropping an answer nobody asked for");
         }
     }
@@ -364,6 +421,11 @@ impl Node {
         self.rejoin_tick();
         if self.chord.keys.tombstone_count() > 1024 {
             self.chord.keys.prune(self.wall_now());
+        }
+        if self.chord.data.tomb_count() > 0 && self.now.saturating_sub(self.chord.last_tomb_prune) >= TOMB_PRUNE_MS {
+            self.chord.last_tomb_prune = self.now;
+            let before = self.wall_now().saturating_sub(self.cfg.tombstone_horizon_ms);
+            self.chord.data.prune_tombs(before);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::get::Waiter;
+use super::get::{Answer, Waiter};
 use super::{Handoff, ItemKey, Owner};
 use crate::core::{ConnId, Node};
 
@@ -41,6 +41,13 @@ impl Node {
                 }
             }
         }
+        // Deletes too: the new owner may hold a copy older than them (two
+        // rings merging, a node back from a pause).
+        for (item, _) in self.chord.data.tombs() {
+            if matches!(self.find(&item.1), Owner::Remote(c) if self.is_rs2p(c)) {
+                items.push(item);
+            }
+        }
         for item in items {
             self.queue_handoff(item);
         }
@@ -49,10 +56,11 @@ impl Node {
 
     /// Queues every local item (for a leave).
     pub(crate) fn handoff_everything(&mut self) {
-        let items: Vec<ItemKey> = crate::ring::HashMethod::ALL
+        let mut items: Vec<ItemKey> = crate::ring::HashMethod::ALL
             .into_iter()
             .flat_map(|m| self.chord.data.keys(m).into_iter().map(move |k| (m, k)))
             .collect();
+        items.extend(self.chord.data.tombs().into_iter().map(|(item, _)| item));
         for item in items {
             self.queue_handoff(item);
         }
@@ -63,10 +71,14 @@ impl Node {
         if self.chord.handoff.contains_key(&item) {
             return;
         }
-        let Some(value) = self.chord.data.get(item.0, &item.1).cloned() else {
-            return;
+        let (value, version) = match self.local_entry(item) {
+            Some(entry) => entry,
+            None => match self.chord.data.tomb(item.0, &item.1) {
+                Some(deleted) => (Bytes::new(), deleted),
+                None => return,
+            },
         };
-        self.chord.handoff.insert(item, Handoff { value, target: None, sent_at: self.now, attempts: 0 });
+        self.chord.handoff.insert(item, Handoff { value, version, target: None, sent_at: self.now, attempts: 0 });
         self.chord.handoff_queue.push_back(item);
         self.chord.handoff_stats.queued += 1;
     }
@@ -83,10 +95,15 @@ impl Node {
             if h.target.is_some() {
                 continue;
             }
-            let value = h.value.clone();
+            let (value, version) = (h.value.clone(), h.version);
             match self.find(&item.1) {
+                // py2p keeps no tombstones: ours stays here.
+                Owner::Remote(conn) if value.is_empty() && !self.is_rs2p(conn) => {
+                    self.drop_handoff(item);
+                }
                 Owner::Remote(conn) => {
-                    self.send_store(conn, item, value);
+                    self.counters.merge_bytes += value.len() as u64;
+                    self.send_store(conn, item, value, version);
                     if let Some(h) = self.chord.handoff.get_mut(&item) {
                         h.target = Some(conn);
                         h.sent_at = self.now;
@@ -103,17 +120,27 @@ impl Node {
         }
     }
 
-    /// The new owner answered our check.
-    pub(crate) fn handoff_answer(&mut self, item: ItemKey, value: Bytes) {
+    /// The new owner answered our check: confirmed when it holds what we
+    /// sent or something newer (a later write, a later delete).
+    pub(crate) fn handoff_answer(&mut self, item: ItemKey, answer: Answer) {
         let Some(h) = self.chord.handoff.get(&item) else {
             return;
         };
-        if h.value == value {
+        let confirmed = match (&answer, h.version.is_zero()) {
+            (Answer::Value(v, _), true) => *v == h.value,
+            (Answer::Value(v, ver), false) => *ver > h.version || (*ver == h.version && *v == h.value),
+            (Answer::Missing(ver), false) => !ver.is_zero() && *ver >= h.version,
+            _ => false,
+        };
+        if confirmed {
             let h = self.drop_handoff(item).expect("present");
             self.chord.handoff_stats.confirmed += 1;
             self.chord.handoff_stats.bytes += h.value.len() as u64;
-            if self.chord.data.get(item.0, &item.1) == Some(&h.value) && !matches!(self.find(&item.1), Owner::Local) {
+            let ours = self.chord.data.current_version(item.0, &item.1);
+            let same = h.value.is_empty() || self.chord.data.get(item.0, &item.1) == Some(&h.value);
+            if same && ours <= h.version && !matches!(self.find(&item.1), Owner::Local) {
                 self.chord.data.remove(item.0, &item.1);
+                self.chord.data.clear_tomb(item.0, &item.1);
                 self.forget_item_key(item);
             }
             self.pump_handoff();

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use crate::core::Time;
+use crate::core::{Time, Version};
 use crate::ring::{HashMethod, U512};
 
 /// One change to persist.
@@ -22,6 +22,17 @@ pub enum Change {
         hash: U512,
         /// The new value, or `None` for a removal.
         value: Option<Bytes>,
+        /// The value's version ([`Version::ZERO`]: none, or a removal).
+        version: Version,
+    },
+    /// An item's delete is remembered at this version (`Some`), or forgotten.
+    ItemTombstone {
+        /// Its table.
+        table: HashMethod,
+        /// Its adjusted hash.
+        hash: U512,
+        /// The delete's version; `None` when the tombstone is forgotten.
+        version: Option<Version>,
     },
     /// A key entered (`true`) or left (`false`) the network-wide key list.
     Key {
@@ -29,6 +40,12 @@ pub enum Change {
         key: Bytes,
         /// Whether it is now listed.
         listed: bool,
+    },
+    /// Every item of a table, and its tombstones, were dropped (a node back
+    /// after longer than deletes are remembered).
+    DropTable {
+        /// The table.
+        table: HashMethod,
     },
     /// A key's delete was remembered at this time (`Some`), or forgotten.
     Tombstone {
@@ -106,16 +123,47 @@ impl crate::core::Node {
     /// journaled again. The node re-checks what it holds once it has peers:
     /// items it no longer owns are handed over, and an anti-entropy pass
     /// runs soon after its key list is complete.
+    ///
+    /// `last_alive` is when the node last recorded itself alive (wall ms):
+    /// a node away longer than `Config::tombstone_horizon_ms` drops its
+    /// items and item tombstones instead (the ring may have forgotten
+    /// deletes it never saw; Cassandra's `gc_grace_seconds` rule), and
+    /// takes the ring's copies as it rejoins.
     pub fn restore(
         &mut self,
-        items: impl IntoIterator<Item = (HashMethod, U512, Bytes)>,
+        items: impl IntoIterator<Item = (HashMethod, U512, Bytes, Version)>,
         keys: impl IntoIterator<Item = Bytes>,
         tombstones: impl IntoIterator<Item = (Bytes, Time)>,
+        item_tombs: impl IntoIterator<Item = (HashMethod, U512, Version)>,
+        last_alive: Option<Time>,
     ) {
         self.chord.data.journal.set_enabled(false);
         self.chord.keys.journal.set_enabled(false);
-        for (table, hash, value) in items {
-            self.chord.data.insert(table, &hash, value);
+        let away = last_alive.map(|t| self.wall_now().saturating_sub(t));
+        let stale = away.is_some_and(|a| a > self.cfg.tombstone_horizon_ms);
+        let mut dropped = 0usize;
+        for (table, hash, value, version) in items {
+            if stale {
+                dropped += 1;
+                continue;
+            }
+            self.observe_version(version);
+            self.chord.data.insert_versioned(table, &hash, value, version);
+        }
+        let horizon = self.wall_now().saturating_sub(self.cfg.tombstone_horizon_ms);
+        let max = self.cfg.max_item_tombstones;
+        for (table, hash, version) in item_tombs {
+            if !stale && version.wall_ms() >= horizon {
+                self.chord.data.tombstone(table, &hash, version, max);
+            }
+        }
+        if stale {
+            tracing::warn!(
+                node = %self.id.short(),
+                "away {:.1} h, longer than deletes are remembered ({:.1} h): dropping {dropped} items held; the ring's copies stand",
+                away.unwrap_or(0) as f64 / 3.6e6,
+                self.cfg.tombstone_horizon_ms as f64 / 3.6e6
+            );
         }
         let limits = self.key_limits();
         for key in keys {
@@ -134,6 +182,12 @@ impl crate::core::Node {
         // Once peers and the key list are in, our arc is checked at once.
         self.request_repair(self.cfg.repair_delay_ms);
         self.set_journal(self.cfg.journal);
+        if stale {
+            // The dropped items leave the disk with the next commit.
+            for m in HashMethod::ALL {
+                self.chord.data.journal.record(|| Change::DropTable { table: m });
+            }
+        }
         // Expired tombstones leave the disk with the next commit.
         for key in expired {
             self.chord.keys.journal.record(|| Change::Tombstone { key, at: None });

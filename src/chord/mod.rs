@@ -65,7 +65,10 @@ pub type ItemKey = (HashMethod, U512);
 /// An item being handed to its new owner, until a retrieve confirms it.
 #[derive(Debug, Clone)]
 pub(crate) struct Handoff {
+    /// The value (empty: a tombstone, handed to rs2p owners only).
     pub value: Bytes,
+    /// Its version (zero: unversioned).
+    pub version: crate::core::Version,
     pub target: Option<ConnId>,
     pub sent_at: Time,
     pub attempts: u32,
@@ -123,6 +126,8 @@ pub struct ChordState {
     pub(crate) status: status::StatusState,
     /// Lost peers and start addresses probed to get back to the ring (see `rejoin.rs`).
     pub(crate) rejoin: rejoin::RejoinState,
+    /// When expired item tombstones were last pruned.
+    pub(crate) last_tomb_prune: Time,
 }
 
 impl ChordState {
@@ -157,6 +162,7 @@ impl ChordState {
             walk: keywalk::WalkState::default(),
             status: status::StatusState::default(),
             rejoin: rejoin::RejoinState::with_seed(seed),
+            last_tomb_prune: 0,
         }
     }
 

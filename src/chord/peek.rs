@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::get::{Answer, Waiter};
 use super::{ItemKey, Owner};
-use crate::core::{ConnId, Node, ReqId};
+use crate::core::{ConnId, Node, ReqId, Version};
 use crate::ring::distance;
 use crate::wire::{flags, Message};
 
@@ -43,9 +43,9 @@ impl Node {
     /// Peeks at `item` for table answer of `req`; false if there is nobody
     /// to peek at (the table is then asked of its owner again).
     pub(crate) fn start_peeks(&mut self, req: ReqId, item: ItemKey) -> bool {
-        if let Some(value) = self.chord.data.get(item.0, &item.1).cloned() {
+        if let Some((value, version)) = self.local_entry(item) {
             // We hold it ourselves (we handed it over, or own it again).
-            self.deliver(item, Waiter::Local(req), Answer::Value(value));
+            self.deliver(item, Waiter::Local(req), Answer::Value(value, version));
             return true;
         }
         let targets = self.second_opinions(item);
@@ -64,7 +64,7 @@ impl Node {
     }
 
     /// A `retrieved` from `conn`: true if it answered one of our peeks.
-    pub(crate) fn peek_answer(&mut self, conn: ConnId, item: ItemKey, value: &Bytes) -> bool {
+    pub(crate) fn peek_answer(&mut self, conn: ConnId, item: ItemKey, value: &Bytes, version: Version) -> bool {
         let Some(req) = self.gets.peeks.remove(&(item, conn)) else {
             return false;
         };
@@ -76,11 +76,14 @@ impl Node {
             return true;
         }
         if !value.is_empty() {
-            g.answers[i] = Answer::Value(value.clone());
+            g.answers[i] = Answer::Value(value.clone(), version);
+        } else if !version.is_zero() {
+            // The node before the owner remembers the delete.
+            g.answers[i] = Answer::Missing(version);
         } else {
             g.peeks_left[i] = g.peeks_left[i].saturating_sub(1);
             if g.peeks_left[i] == 0 {
-                g.answers[i] = Answer::Missing;
+                g.answers[i] = Answer::Missing(Version::ZERO);
             }
         }
         self.check_get(req);
@@ -91,7 +94,7 @@ impl Node {
     pub(crate) fn peeks_conn_lost(&mut self, conn: ConnId) {
         let lost: Vec<ItemKey> = self.gets.peeks.keys().filter(|(_, c)| *c == conn).map(|(i, _)| *i).collect();
         for item in lost {
-            self.peek_answer(conn, item, &Bytes::new());
+            self.peek_answer(conn, item, &Bytes::new(), Version::ZERO);
         }
     }
 
@@ -108,7 +111,7 @@ impl Node {
             self.record_error(Some(conn), "ignoring peek with an unknown table or a bad key".to_owned());
             return;
         };
-        let value = self.chord.data.get(item.0, &item.1).cloned().unwrap_or_default();
-        self.deliver(item, Waiter::Remote(conn), Answer::from_value(value));
+        let answer = self.table_answer(item);
+        self.deliver(item, Waiter::Remote(conn), answer);
     }
 }

@@ -88,6 +88,8 @@ pub(crate) struct RejoinState {
     pub rejoins: u64,
     /// Probes sent.
     pub probes: u64,
+    /// When the node was last ticked (a gap is a pause of the process).
+    pub last_tick: Time,
 }
 
 impl RejoinState {
@@ -102,6 +104,7 @@ impl RejoinState {
             alone_since: None,
             rejoins: 0,
             probes: 0,
+            last_tick: 0,
         }
     }
 
@@ -125,12 +128,21 @@ impl Node {
     pub fn add_bootstrap(&mut self, host: &str, port: u16) {
         let addr = (host.to_owned(), port);
         let heal = &mut self.chord.rejoin;
-        if addr == self.cfg.out_addr || heal.bootstrap.len() >= MAX_BOOTSTRAP || heal.bootstrap.iter().any(|p| p.addr == addr)
+        if addr == self.cfg.out_addr
+            || heal.bootstrap.len() >= MAX_BOOTSTRAP
+            || heal.bootstrap.iter().any(|p| p.addr == addr)
         {
             return;
         }
         let min = self.cfg.heal_backoff_min_ms;
-        heal.bootstrap.push(Probe { addr, lost_at: self.now, next_at: self.now, backoff: min, conn: None, linked_at: None });
+        heal.bootstrap.push(Probe {
+            addr,
+            lost_at: self.now,
+            next_at: self.now,
+            backoff: min,
+            conn: None,
+            linked_at: None,
+        });
     }
 
     /// Where this node stands on its ring (see [`Placement`]).
@@ -170,18 +182,21 @@ impl Node {
     /// start addresses' backoff starts over for next time.
     fn back_on_ring(&mut self, via: &PeerId) {
         let now = self.now;
-        let heal = &mut self.chord.rejoin;
-        if let Some(since) = heal.alone_since.take() {
-            heal.rejoins += 1;
-            tracing::info!(
-                node = %self.id.short(),
-                peer = %via.short(),
-                "back on the ring after {:.1} s without a seeding peer",
-                now.saturating_sub(since) as f64 / 1000.0
-            );
+        let Some(since) = self.chord.rejoin.alone_since.take() else { return };
+        self.chord.rejoin.rejoins += 1;
+        let away = now.saturating_sub(since);
+        if away > self.cfg.tombstone_horizon_ms {
+            self.drop_stale_data(away);
         }
-        for b in &mut heal.bootstrap {
-            b.backoff = self.cfg.heal_backoff_min_ms;
+        tracing::info!(
+            node = %self.id.short(),
+            peer = %via.short(),
+            "back on the ring after {:.1} s without a seeding peer",
+            away as f64 / 1000.0
+        );
+        let min = self.cfg.heal_backoff_min_ms;
+        for b in &mut self.chord.rejoin.bootstrap {
+            b.backoff = min;
         }
     }
 
@@ -198,7 +213,8 @@ impl Node {
         if heal.lost.len() >= self.cfg.max_lost_peers && !heal.lost.contains_key(&peer) {
             // The one lost longest ago goes (a ring that lost that many has
             // the others to come back through).
-            if let Some(oldest) = heal.lost.iter().min_by_key(|(p, e)| (e.lost_at, (*p).clone())).map(|(p, _)| p.clone())
+            if let Some(oldest) =
+                heal.lost.iter().min_by_key(|(p, e)| (e.lost_at, (*p).clone())).map(|(p, _)| p.clone())
             {
                 heal.lost.remove(&oldest);
             }
@@ -212,7 +228,14 @@ impl Node {
                 p.next_at = now.saturating_add(p.backoff);
             }
             None => {
-                let probe = Probe { addr, lost_at: now, next_at: now.saturating_add(first), backoff: min, conn: None, linked_at: None };
+                let probe = Probe {
+                    addr,
+                    lost_at: now,
+                    next_at: now.saturating_add(first),
+                    backoff: min,
+                    conn: None,
+                    linked_at: None,
+                };
                 heal.lost.insert(peer, probe);
             }
         }
@@ -243,6 +266,11 @@ impl Node {
             return;
         }
         let now = self.now;
+        let paused = if self.chord.rejoin.last_tick == 0 { 0 } else { now.saturating_sub(self.chord.rejoin.last_tick) };
+        self.chord.rejoin.last_tick = now;
+        if paused > self.cfg.tombstone_horizon_ms {
+            self.drop_stale_data(paused);
+        }
         let linked = self.seeding_peers().next().is_some();
         if linked {
             self.chord.rejoin.placed_once = true;
@@ -340,6 +368,30 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Away (cut off, or the process stopped) for `away_ms`, longer than
+    /// deletes are remembered: what we hold may include keys the ring
+    /// deleted and has since forgotten deleting, so it is dropped and the
+    /// ring's copies come back by handoff and repair (Cassandra's
+    /// `gc_grace_seconds` rule).
+    pub(crate) fn drop_stale_data(&mut self, away_ms: u64) {
+        let items = self.chord.data.total();
+        tracing::warn!(
+            node = %self.id.short(),
+            "away {:.1} h, longer than deletes are remembered ({:.1} h): dropping the {items} items held",
+            away_ms as f64 / 3.6e6,
+            self.cfg.tombstone_horizon_ms as f64 / 3.6e6
+        );
+        for m in crate::ring::HashMethod::ALL {
+            for k in self.chord.data.keys(m) {
+                self.chord.data.remove(m, &k);
+                self.forget_item_key((m, k));
+            }
+        }
+        self.chord.replicas = super::ItemStore::default();
+        let before = self.wall_now().saturating_add(1);
+        self.chord.data.prune_tombs(before);
     }
 
     /// A probe's connection closed or handshook: it is no longer in flight.

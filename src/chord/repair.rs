@@ -31,7 +31,7 @@ use bytes::Bytes;
 
 use super::get::Answer;
 use super::{ItemKey, KeyListStatus, Owner};
-use crate::core::{ConnId, Node, ReqId, Time};
+use crate::core::{ConnId, Node, ReqId, Time, Version};
 use crate::ring::{distance, HashMethod, U512};
 
 /// Repair reads in flight at once: bounds the burst a repair sends into a
@@ -285,7 +285,7 @@ impl Node {
         if !self.chord.keys.contains(&lookup.key) || self.chord.keys.is_deleted(&lookup.key) {
             return;
         }
-        let Some(value) = strict_plurality(&answers) else {
+        let Some((value, version)) = strict_plurality(&answers) else {
             self.chord.repair.stats.unsettled += 1;
             self.chord.repair.unsettled_in_scan = true;
             return;
@@ -297,16 +297,16 @@ impl Node {
                 Fix::Nothing => false,
                 Fix::Pull => {
                     if self.find(&item.1) == Owner::Local && !self.chord.data.contains(item.0, &item.1) {
-                        self.store_local(item, value.clone());
+                        self.store_versioned(item, value.clone(), version);
                         self.chord.data.contains(item.0, &item.1)
                     } else {
                         false
                     }
                 }
                 Fix::Push(conn) => {
-                    let held = matches!(&answers[i], Answer::Value(v) if *v == value);
+                    let held = matches!(&answers[i], Answer::Value(v, ver) if *v == value && *ver >= version);
                     if !held && self.find(&item.1) == Owner::Remote(conn) {
-                        self.send_store(conn, item, value.clone());
+                        self.send_store(conn, item, value.clone(), version);
                         self.chord.repair.stats.pushed += 1;
                         true
                     } else {
@@ -326,11 +326,20 @@ impl Node {
     }
 }
 
-/// The value more tables hold than any other, if there is one.
-fn strict_plurality(answers: &[Answer; 5]) -> Option<Bytes> {
+/// What a repair writes back: with versions, the answer of the highest
+/// version if it is a value (a newer delete: nothing); without, the value
+/// more tables hold than any other, if there is one.
+fn strict_plurality(answers: &[Answer; 5]) -> Option<(Bytes, Version)> {
+    let top = answers.iter().filter_map(Answer::version).max().unwrap_or_default();
+    if !top.is_zero() {
+        return match answers.iter().find(|a| a.version() == Some(top)) {
+            Some(Answer::Value(v, ver)) => Some((v.clone(), *ver)),
+            _ => None,
+        };
+    }
     let mut counts: Vec<(&Bytes, usize)> = Vec::new();
     for a in answers {
-        if let Answer::Value(v) = a {
+        if let Answer::Value(v, _) = a {
             match counts.iter_mut().find(|(c, _)| *c == v) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((v, 1)),
@@ -340,8 +349,8 @@ fn strict_plurality(answers: &[Answer; 5]) -> Option<Bytes> {
     counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     match counts.as_slice() {
         [] => None,
-        [(v, _)] => Some((*v).clone()),
-        [(v, n), (_, m), ..] => (n > m).then(|| (*v).clone()),
+        [(v, _)] => Some(((*v).clone(), Version::ZERO)),
+        [(v, n), (_, m), ..] => (n > m).then(|| ((*v).clone(), Version::ZERO)),
     }
 }
 
@@ -351,10 +360,16 @@ mod tests {
 
     #[test]
     fn plurality_must_be_strict() {
-        let v = |s: &'static str| Answer::Value(Bytes::from_static(s.as_bytes()));
-        let m = Answer::Missing;
-        assert_eq!(strict_plurality(&[v("a"), m.clone(), m.clone(), m.clone(), m.clone()]).unwrap(), "a");
-        assert_eq!(strict_plurality(&[v("a"), v("b"), v("a"), m.clone(), Answer::Open]).unwrap(), "a");
+        let v = |s: &'static str| Answer::Value(Bytes::from_static(s.as_bytes()), Version::ZERO);
+        let m = Answer::Missing(Version::ZERO);
+        assert_eq!(strict_plurality(&[v("a"), m.clone(), m.clone(), m.clone(), m.clone()]).unwrap().0, "a");
+        assert_eq!(strict_plurality(&[v("a"), v("b"), v("a"), m.clone(), Answer::Open]).unwrap().0, "a");
+        // With versions the newest wins, and a newer delete restores nothing.
+        let new = Answer::Value(Bytes::from_static(b"new"), Version { hlc: 9, writer: 1 });
+        assert_eq!(strict_plurality(&[v("a"), v("a"), v("a"), new, Answer::Open]).unwrap().0, "new");
+        let del = Answer::Missing(Version { hlc: 10, writer: 1 });
+        let old = Answer::Value(Bytes::from_static(b"old"), Version { hlc: 9, writer: 1 });
+        assert_eq!(strict_plurality(&[old, del, m.clone(), m.clone(), m.clone()]), None);
         assert_eq!(strict_plurality(&[v("a"), v("b"), m.clone(), m.clone(), m.clone()]), None);
         assert_eq!(strict_plurality(&[m.clone(), m.clone(), m.clone(), m.clone(), m]), None);
     }

@@ -21,7 +21,7 @@
 use bytes::Bytes;
 
 use super::{ItemKey, Owner};
-use crate::core::{ConnId, Node, PeerId};
+use crate::core::{ConnId, Node, PeerId, Version};
 use crate::ring::HashMethod;
 use crate::wire::{base58, flags};
 
@@ -58,18 +58,18 @@ pub(crate) struct ReplicaState {
 
 impl Node {
     /// Copies a write of an item we own to our predecessor.
-    pub(crate) fn replicate(&mut self, item: ItemKey, value: &Bytes) {
+    pub(crate) fn replicate(&mut self, item: ItemKey, value: &Bytes, version: Version) {
         if self.cfg.replica_depth == 0 || self.chord.replica.hold {
             return;
         }
         if let Owner::Remote(c) = self.predecessor() {
             if self.is_rs2p(c) {
-                self.send_replica(c, item, value.clone(), self.cfg.replica_depth.min(MAX_REPLICA_DEPTH));
+                self.send_replica(c, item, value.clone(), self.cfg.replica_depth.min(MAX_REPLICA_DEPTH), version);
             }
         }
     }
 
-    fn send_replica(&mut self, conn: ConnId, item: ItemKey, value: Bytes, depth: u8) {
+    fn send_replica(&mut self, conn: ConnId, item: ItemKey, value: Bytes, depth: u8, version: Version) {
         let key = self
             .item_key(&item)
             .or_else(|| self.chord.walk.replica_keys.get(&item).cloned())
@@ -81,9 +81,13 @@ impl Node {
             value,
             Bytes::from(depth.to_string()),
         ];
-        // The key, when known, rides along (§16.13): a promoted replica keeps it.
-        if let Some(key) = key {
-            payload.push(key);
+        // The key, when known, rides along (§16.13): a promoted replica
+        // keeps it; then the version (§16.17).
+        if key.is_some() || !version.is_zero() {
+            payload.push(key.unwrap_or_default());
+        }
+        if !version.is_zero() {
+            payload.push(Bytes::copy_from_slice(&version.to_bytes()));
         }
         self.send_on(conn, flags::WHISPER, payload);
     }
@@ -115,16 +119,22 @@ impl Node {
             return;
         }
         let value = payload[3].clone();
-        let key = payload.get(5).filter(|k| item.0.hash(k) == item.1).cloned();
+        let key = payload.get(5).filter(|k| !k.is_empty() && item.0.hash(k) == item.1).cloned();
+        let version = payload.get(6).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
+        if !self.observe_version(version) {
+            return;
+        }
         let replicas = &mut self.chord.replicas;
-        if value.is_empty() {
+        if replicas.current_version(item.0, &item.1) > version {
+            // An older copy arriving late (reordered refreshes): ours stands.
+        } else if value.is_empty() {
             replicas.remove(item.0, &item.1);
             self.chord.walk.replica_keys.remove(&item);
         } else if (replicas.len(item.0) < self.cfg.max_items || replicas.contains(item.0, &item.1))
             && replicas.stored_bytes().saturating_add(replicas.added_cost(item.0, &item.1, &value))
                 <= self.cfg.max_store_bytes
         {
-            replicas.insert(item.0, &item.1, value.clone());
+            replicas.insert_versioned(item.0, &item.1, value.clone(), version);
             match key {
                 Some(key) => self.chord.walk.replica_keys.insert(item, key),
                 None => self.chord.walk.replica_keys.remove(&item),
@@ -135,7 +145,7 @@ impl Node {
         if depth > 1 {
             if let Owner::Remote(p) = self.predecessor() {
                 if p != conn && self.is_rs2p(p) {
-                    self.send_replica(p, item, value, depth - 1);
+                    self.send_replica(p, item, value, depth - 1, version);
                 }
             }
         }
@@ -143,17 +153,18 @@ impl Node {
 
     /// A lookup missed in a table we own: a replica of the item, if we hold
     /// one, becomes our copy (its owner is gone or has not handed it over).
-    pub(crate) fn promote_replica(&mut self, item: ItemKey) -> Option<Bytes> {
+    pub(crate) fn promote_replica(&mut self, item: ItemKey) -> Option<(Bytes, Version)> {
         let value = self.chord.replicas.get(item.0, &item.1)?.clone();
+        let version = self.chord.replicas.version(item.0, &item.1).unwrap_or_default();
         if let Some(key) = self.chord.walk.replica_keys.get(&item).cloned() {
             self.note_item_key(item, &key);
         }
-        self.store_local(item, value.clone());
-        // Kept as a replica if the table had no room for it.
+        self.store_versioned(item, value.clone(), version);
+        // Kept as a replica if the table had no room for it (or held a newer delete).
         if self.chord.data.contains(item.0, &item.1) {
             self.chord.replicas.remove(item.0, &item.1);
             self.chord.walk.replica_keys.remove(&item);
-            Some(value)
+            self.local_entry(item)
         } else {
             self.forget_item_key(item);
             None
@@ -217,8 +228,8 @@ impl Node {
         };
         let start = refresh.items.len().saturating_sub(REFRESH_PER_TICK);
         for item in refresh.items.split_off(start) {
-            if let Some(value) = self.chord.data.get(item.0, &item.1).cloned() {
-                self.send_replica(refresh.to, item, value, self.cfg.replica_depth.min(MAX_REPLICA_DEPTH));
+            if let Some((value, version)) = self.local_entry(item) {
+                self.send_replica(refresh.to, item, value, self.cfg.replica_depth.min(MAX_REPLICA_DEPTH), version);
             }
         }
         if !refresh.items.is_empty() && self.conns.contains_key(&refresh.to) {

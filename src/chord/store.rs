@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use crate::core::Version;
 use crate::ring::{HashMethod, U512};
 
 /// Bytes an item costs beside its value, as counted against
@@ -135,7 +136,8 @@ impl<const N: usize> Table<N> {
 /// The slab of values, reference-counted by the tables that hold them.
 #[derive(Default)]
 struct Values {
-    slots: Vec<Option<(Bytes, u32)>>,
+    /// Value, tables holding it, its version.
+    slots: Vec<Option<(Bytes, u32, Version)>>,
     free: Vec<Slot>,
     /// The last value stored: a `set` stores one value in five tables in a row.
     last: Option<(usize, usize, Slot)>,
@@ -146,16 +148,16 @@ struct Values {
 impl Values {
     /// The slot already holding this very value (same bytes in memory), if
     /// it was the last one stored.
-    fn shared(&self, value: &Bytes) -> Option<Slot> {
+    fn shared(&self, value: &Bytes, version: Version) -> Option<Slot> {
         let (p, l, slot) = self.last?;
-        let (v, _) = self.slots.get(slot as usize)?.as_ref()?;
+        let (v, _, ver) = self.slots.get(slot as usize)?.as_ref()?;
         let same = |b: &Bytes| b.as_ptr() as usize == p && b.len() == l;
-        (same(value) && same(v)).then_some(slot)
+        (same(value) && same(v) && *ver == version).then_some(slot)
     }
 
-    fn add(&mut self, value: Bytes) -> Slot {
-        if let Some(slot) = self.shared(&value) {
-            if let Some(Some((_, refs))) = self.slots.get_mut(slot as usize) {
+    fn add(&mut self, value: Bytes, version: Version) -> Slot {
+        if let Some(slot) = self.shared(&value, version) {
+            if let Some(Some((_, refs, _))) = self.slots.get_mut(slot as usize) {
                 *refs += 1;
             }
             return slot;
@@ -164,11 +166,11 @@ impl Values {
         self.bytes += value.len();
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s as usize] = Some((value, 1));
+                self.slots[s as usize] = Some((value, 1, version));
                 s
             }
             None => {
-                self.slots.push(Some((value, 1)));
+                self.slots.push(Some((value, 1, version)));
                 (self.slots.len() - 1) as Slot
             }
         };
@@ -177,12 +179,16 @@ impl Values {
     }
 
     fn get(&self, slot: Slot) -> Option<&Bytes> {
-        self.slots.get(slot as usize)?.as_ref().map(|(v, _)| v)
+        self.slots.get(slot as usize)?.as_ref().map(|(v, _, _)| v)
+    }
+
+    fn version(&self, slot: Slot) -> Version {
+        self.slots.get(slot as usize).and_then(|s| s.as_ref()).map_or(Version::ZERO, |s| s.2)
     }
 
     fn release(&mut self, slot: Slot) {
         if let Some(entry) = self.slots.get_mut(slot as usize) {
-            if let Some((v, refs)) = entry {
+            if let Some((v, refs, _)) = entry {
                 *refs -= 1;
                 if *refs == 0 {
                     self.bytes -= v.len();
@@ -229,6 +235,10 @@ pub struct ItemStore {
     values: Values,
     /// Value bytes per table (a value held by several tables counts in each).
     table_bytes: [usize; 5],
+    /// Deleted items (tombstones) and the version of their delete, kept
+    /// until `Config::tombstone_horizon_ms` after it so that an older copy
+    /// coming back (a paused node, the other side of a partition) loses.
+    tombs: std::collections::HashMap<(HashMethod, U512), Version>,
     /// Writes to persist, when the node keeps a data directory.
     pub(crate) journal: super::journal::Journal,
 }
@@ -251,6 +261,7 @@ impl Default for ItemStore {
             ],
             values: Values::default(),
             table_bytes: [0; 5],
+            tombs: Default::default(),
             journal: Default::default(),
         }
     }
@@ -267,12 +278,84 @@ impl ItemStore {
         self.tables[method.index()].get(key).is_some()
     }
 
-    /// Stores an item (replacing any value it had).
+    /// The version of an item's value (zero: unversioned, a py2p copy).
+    pub fn version(&self, method: HashMethod, key: &U512) -> Option<Version> {
+        self.tables[method.index()].get(key).map(|s| self.values.version(s))
+    }
+
+    /// The version of what this table knows of the item: its value's, or
+    /// its tombstone's ([`Version::ZERO`] for neither).
+    pub fn current_version(&self, method: HashMethod, key: &U512) -> Version {
+        match self.version(method, key) {
+            Some(v) => v,
+            None => self.tomb(method, key).unwrap_or(Version::ZERO),
+        }
+    }
+
+    /// The version of the item's delete, if it is remembered.
+    pub fn tomb(&self, method: HashMethod, key: &U512) -> Option<Version> {
+        if self.tombs.is_empty() {
+            return None;
+        }
+        self.tombs.get(&(method, *key)).copied()
+    }
+
+    /// Remembers that the item was deleted at `version` (its value, if
+    /// any, is removed). False, with nothing remembered, when `max`
+    /// tombstones are held already.
+    pub fn tombstone(&mut self, method: HashMethod, key: &U512, version: Version, max: usize) -> bool {
+        self.remove(method, key);
+        if self.tombs.len() >= max && !self.tombs.contains_key(&(method, *key)) {
+            return false;
+        }
+        self.tombs.insert((method, *key), version);
+        self.journal.record(|| super::Change::ItemTombstone { table: method, hash: *key, version: Some(version) });
+        true
+    }
+
+    /// Forgets an item's tombstone.
+    pub fn clear_tomb(&mut self, method: HashMethod, key: &U512) {
+        if self.tombs.remove(&(method, *key)).is_some() {
+            self.journal.record(|| super::Change::ItemTombstone { table: method, hash: *key, version: None });
+        }
+    }
+
+    /// Tombstones held.
+    pub fn tomb_count(&self) -> usize {
+        self.tombs.len()
+    }
+
+    /// Every tombstone, in key order.
+    pub fn tombs(&self) -> Vec<((HashMethod, U512), Version)> {
+        let mut v: Vec<_> = self.tombs.iter().map(|(k, v)| (*k, *v)).collect();
+        v.sort();
+        v
+    }
+
+    /// Forgets the tombstones of deletes dated before `before` (wall ms).
+    pub fn prune_tombs(&mut self, before: crate::core::Time) -> usize {
+        let old: Vec<(HashMethod, U512)> =
+            self.tombs.iter().filter(|(_, v)| v.wall_ms() < before).map(|(k, _)| *k).collect();
+        for (m, k) in &old {
+            self.clear_tomb(*m, k);
+        }
+        old.len()
+    }
+
+    /// Stores an item unversioned (replacing any value it had).
     pub fn insert(&mut self, method: HashMethod, key: &U512, value: Bytes) {
-        self.journal.record(|| super::Change::Item { table: method, hash: *key, value: Some(value.clone()) });
+        self.insert_versioned(method, key, value, Version::ZERO);
+    }
+
+    /// Stores an item with its version (replacing any value or tombstone it had).
+    pub fn insert_versioned(&mut self, method: HashMethod, key: &U512, value: Bytes, version: Version) {
+        if !self.tombs.is_empty() {
+            self.tombs.remove(&(method, *key));
+        }
+        self.journal.record(|| super::Change::Item { table: method, hash: *key, value: Some(value.clone()), version });
         let t = method.index();
         self.table_bytes[t] += value.len();
-        let slot = self.values.add(value);
+        let slot = self.values.add(value, version);
         if let Some(old) = self.tables[t].insert(key, slot) {
             self.table_bytes[t] = self.table_bytes[t].saturating_sub(self.values.get(old).map_or(0, Bytes::len));
             self.values.release(old);
@@ -286,7 +369,12 @@ impl ItemStore {
                 let t = method.index();
                 self.table_bytes[t] = self.table_bytes[t].saturating_sub(self.values.get(old).map_or(0, Bytes::len));
                 self.values.release(old);
-                self.journal.record(|| super::Change::Item { table: method, hash: *key, value: None });
+                self.journal.record(|| super::Change::Item {
+                    table: method,
+                    hash: *key,
+                    value: None,
+                    version: Version::ZERO,
+                });
                 true
             }
             None => false,
@@ -322,7 +410,7 @@ impl ItemStore {
     pub fn released_bytes(&self, method: HashMethod, key: &U512) -> usize {
         let Some(slot) = self.tables[method.index()].get(key) else { return 0 };
         match self.values.slots.get(slot as usize) {
-            Some(Some((v, 1))) => v.len(),
+            Some(Some((v, 1, _))) => v.len(),
             _ => 0,
         }
     }
@@ -335,7 +423,7 @@ impl ItemStore {
     /// The bytes that storing `value` would add: none when it is the value
     /// just stored in another table (one `set` stores one value five times).
     pub fn added_bytes(&self, value: &Bytes) -> usize {
-        if self.values.shared(value).is_some() {
+        if self.values.last.is_some_and(|(p, l, _)| value.as_ptr() as usize == p && value.len() == l) {
             0
         } else {
             value.len()
@@ -355,6 +443,15 @@ impl ItemStore {
     /// The keys of one table.
     pub fn keys(&self, method: HashMethod) -> Vec<U512> {
         self.tables[method.index()].entries().into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// The items of one table with their versions.
+    pub fn versioned_items(&self, method: HashMethod) -> Vec<(U512, Bytes, Version)> {
+        self.tables[method.index()]
+            .entries()
+            .into_iter()
+            .filter_map(|(k, s)| Some((k, self.values.get(s)?.clone(), self.values.version(s))))
+            .collect()
     }
 
     /// The items of one table.

@@ -76,8 +76,10 @@ impl Node {
     /// and announces a new key to the network.
     pub fn set(&mut self, key: &[u8], value: Bytes) {
         let key = Bytes::copy_from_slice(key);
+        // One version for the five copies: the write is one event.
+        let version = self.next_version();
         for method in HashMethod::ALL {
-            self.route_store_keyed((method, method.hash(&key)), value.clone(), None, Some(key.clone()));
+            self.route_store_keyed((method, method.hash(&key)), value.clone(), None, Some(key.clone()), version);
         }
         if value.is_empty() {
             self.forget_key(key);
@@ -154,6 +156,11 @@ impl Node {
     /// Items held locally, over all five tables.
     pub fn item_count(&self) -> usize {
         self.chord.item_count()
+    }
+
+    /// The version of a local table's delete of an item, if remembered.
+    pub fn local_tomb(&self, method: HashMethod, key: &U512) -> Option<crate::core::Version> {
+        self.chord.data.tomb(method, key)
     }
 
     /// A local table lookup (no network).

@@ -120,6 +120,7 @@ fn commit_floor(dir: &std::path::Path) -> Result<Duration, Failure> {
             table: HashMethod::Sha1,
             hash: U512::from(i),
             value: Some(bytes::Bytes::from_static(b"floor")),
+            version: rs2p::core::Version { hlc: i + 1, writer: 1 },
         };
         let t = Instant::now();
         data.commit(&[change]).map_err(|e| fail(e.to_string()))?;

@@ -154,6 +154,22 @@ pub struct Config {
     /// While a node has a seeding peer, it probes lost peers at most once
     /// per this long (a node with none probes every one that is due).
     pub heal_probe_every_ms: u64,
+    /// Versions (and rs2p peers' clocks) dated more than this ahead of our
+    /// clock are refused, and broadcasts from rs2p peers are accepted this
+    /// far from our clock either way (py2p peers: py2p's 60 s). Clocks of
+    /// a ring must agree within it; 5 minutes covers hosts without NTP for
+    /// weeks.
+    pub max_clock_skew_ms: u64,
+    /// How long an item's delete is remembered (its tombstone) and so the
+    /// longest a node may be away, or a ring split, without a deleted key
+    /// coming back: a node back after longer drops what it held and
+    /// takes the ring's copies (Cassandra's `gc_grace_seconds` rule).
+    /// 26 h: a day of partition, and time to heal.
+    pub tombstone_horizon_ms: u64,
+    /// Bound on item tombstones held (about 100 bytes each: 1 Mi of them,
+    /// 5 per deleted key, is about 100 MB for 200,000 deletes a day).
+    /// Past it, a delete removes the value without a tombstone (logged).
+    pub max_item_tombstones: usize,
     /// Certificates and peer authentication when `protocol.encryption` is
     /// `SSL` (read by the driver; ignored for `Plaintext`).
     pub tls: TlsOptions,
@@ -200,6 +216,9 @@ impl Config {
             journal: false,
             data_dir: None,
             tls: TlsOptions::default(),
+            max_clock_skew_ms: 5 * 60 * 1000,
+            tombstone_horizon_ms: 26 * 3600 * 1000,
+            max_item_tombstones: 1 << 20,
             max_lost_peers: 64,
             heal_forget_ms: 24 * 3600 * 1000,
             heal_backoff_min_ms: 1_000,

@@ -78,6 +78,43 @@ pub struct Counters {
     pub stores_in: u64,
     /// Status requests answered (PROTOCOL §16.15).
     pub status_answered: u64,
+    /// Writes and deletes refused for a version dated too far ahead.
+    pub versions_refused: u64,
+    /// Conflicts between copies settled by their versions, by kind
+    /// (indexed as [`Conflict::ALL`]).
+    pub conflicts: [u64; Conflict::ALL.len()],
+    /// Value bytes sent to new owners of items after a merge or a rejoin
+    /// (handoffs of items we no longer own, tombstones included).
+    pub merge_bytes: u64,
+}
+
+/// How two copies of an item that disagreed were settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// An older write arrived where a newer one was held: dropped.
+    StaleWrite,
+    /// A newer write replaced an older value.
+    NewerWrite,
+    /// A delete (tombstone) replaced an older value, or refused an older write.
+    Delete,
+    /// A get saw different versions and returned the highest.
+    GetVersions,
+}
+
+impl Conflict {
+    /// Every kind, in counter order.
+    pub const ALL: [Conflict; 4] =
+        [Conflict::StaleWrite, Conflict::NewerWrite, Conflict::Delete, Conflict::GetVersions];
+
+    /// Its label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Conflict::StaleWrite => "stale_write",
+            Conflict::NewerWrite => "newer_write",
+            Conflict::Delete => "delete",
+            Conflict::GetVersions => "get_versions",
+        }
+    }
 }
 
 impl Counters {
@@ -85,6 +122,12 @@ impl Counters {
     pub(crate) fn bad_input(&mut self, why: BadInput) {
         let slot = BadInput::ALL.iter().position(|b| *b == why).unwrap_or(0);
         self.bad_input_closes[slot] += 1;
+    }
+
+    /// Counts one conflict settled by versions.
+    pub(crate) fn conflict(&mut self, kind: Conflict) {
+        let slot = Conflict::ALL.iter().position(|c| *c == kind).unwrap_or(0);
+        self.conflicts[slot] += 1;
     }
 }
 

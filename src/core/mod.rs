@@ -16,6 +16,7 @@ mod outbound;
 mod stats;
 mod tls_options;
 mod types;
+mod version;
 
 use std::collections::VecDeque;
 
@@ -25,11 +26,12 @@ pub use crate::chord::Owner;
 pub use config::{Config, Kind};
 pub(crate) use hasher::{Map, SeededState};
 pub use inbound::{ConnReader, DecodeContext, Inbound};
-pub use metrics::{BadInput, Counters, LinksByKind, NodeMetrics};
+pub use metrics::{BadInput, Conflict, Counters, LinksByKind, NodeMetrics};
 pub use outbound::Outgoing;
 pub use stats::NodeStats;
 pub use tls_options::{Fingerprint, TlsIdentity, TlsOptions, TLS_HANDSHAKE_TIMEOUT_MS};
 pub use types::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
+pub use version::{Hlc, Version};
 
 use crate::chord::{ChordState, GetState};
 use crate::mesh::{Conn, RecentIds};
@@ -99,6 +101,11 @@ pub struct Node {
     pub(crate) dials_started: u64,
     /// Event counters for [`Node::metrics`] (frames, bytes, closes, ...).
     pub(crate) counters: Counters,
+    /// The hybrid logical clock that versions this node's writes.
+    pub(crate) hlc: Hlc,
+    /// The largest gap seen between an rs2p peer's clock and ours (ms,
+    /// signed: positive when the peer is ahead), for `rs2p status`.
+    pub(crate) clock_skew_ms: i64,
 }
 
 impl Node {
@@ -143,7 +150,41 @@ impl Node {
             list_dial_budget: (now, crate::mesh::LIST_DIAL_BURST * 1000),
             dials_started: 0,
             counters: Counters::default(),
+            hlc: Hlc::default(),
+            clock_skew_ms: 0,
         }
+    }
+
+    /// A version for a write made here now.
+    pub(crate) fn next_version(&mut self) -> Version {
+        let writer = u64::from_be_bytes(self.id.value().to_be_bytes::<64>()[..8].try_into().expect("8 bytes"));
+        Version { hlc: self.hlc.tick(self.wall_now()), writer }
+    }
+
+    /// Takes in a version from the wire: false (refused, counted and
+    /// logged) if it is dated too far ahead of our clock.
+    pub(crate) fn observe_version(&mut self, v: Version) -> bool {
+        if v.is_zero() {
+            return true;
+        }
+        let (wall, skew) = (self.wall_now(), self.cfg.max_clock_skew_ms);
+        if self.hlc.observe(v.hlc, wall, skew) {
+            return true;
+        }
+        self.counters.versions_refused += 1;
+        let ahead = v.wall_ms().saturating_sub(wall);
+        self.record_error(
+            None,
+            format!(
+                "refusing a write dated {ahead} ms ahead of this node's clock (tolerance {skew} ms): check the clocks"
+            ),
+        );
+        false
+    }
+
+    /// The last version this node issued or saw (its hybrid clock).
+    pub fn clock(&self) -> Version {
+        Version { hlc: self.hlc.last(), writer: 0 }
     }
 
     /// This node's id.

@@ -99,6 +99,8 @@ pub(crate) struct Inner {
     pub saved_peers: Vec<String>,
     /// The peers last written to the data directory (rewritten on change only).
     written_peers: Mutex<Vec<String>>,
+    /// When the data directory last recorded that the node is alive (wall ms).
+    written_alive: Mutex<Time>,
 }
 
 impl Inner {
@@ -137,6 +139,7 @@ impl Inner {
             persist_notify: Arc::new(Notify::new()),
             commit_lock: tokio::sync::Mutex::new(()),
             written_peers: Mutex::new(saved_peers.clone()),
+            written_alive: Mutex::new(0),
             saved_peers,
         });
         let accept = inner.rt.spawn(accept_loop(Arc::downgrade(&inner), listener));
@@ -346,10 +349,24 @@ impl Inner {
                 *written = peers.clone();
             }
         }
-        if changes.is_empty() && peers.is_empty() {
+        let wall = wall_now();
+        let alive = {
+            let mut written = self.written_alive.lock().unwrap_or_else(|e| e.into_inner());
+            let due = wall.saturating_sub(*written) >= ALIVE_EVERY_MS;
+            if due {
+                *written = wall;
+            }
+            due
+        };
+        if changes.is_empty() && peers.is_empty() && !alive {
             return true;
         }
         let res = tokio::task::spawn_blocking(move || {
+            if alive {
+                if let Err(e) = data.save_alive(wall) {
+                    tracing::warn!("could not record the time in the data directory: {e}");
+                }
+            }
             let res = if changes.is_empty() { Ok(()) } else { data.commit(&changes) };
             if !peers.is_empty() {
                 if let Err(e) = data.save_peers(&peers, wall_now()) {
@@ -469,6 +486,11 @@ fn drop_io(rt: &tokio::runtime::Handle, st: &mut State, conn: ConnId) {
         st.flushing.push(io.writer);
     }
 }
+
+/// How often the data directory records that the node is alive: a node
+/// restarted after longer than `Config::tombstone_horizon_ms` away drops
+/// its items, and this is how it knows (to within this much).
+const ALIVE_EVERY_MS: Time = 60_000;
 
 /// Commits journaled changes as they come: each commit takes everything
 /// gathered while the previous one ran (group commit: one fsync per batch).

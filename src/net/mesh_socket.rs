@@ -120,7 +120,7 @@ impl MeshSocket {
                     "restored from the data directory"
                 );
                 let peers = saved.peers.clone();
-                node.restore(saved.items, saved.keys, saved.tombstones);
+                node.restore(saved.items, saved.keys, saved.tombstones, saved.item_tombs, saved.last_alive);
                 Some((std::sync::Arc::new(data), peers))
             }
             None => None,

@@ -18,11 +18,15 @@ use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::chord::Change;
-use crate::core::Time;
+use crate::core::{Time, Version};
 use crate::ring::{HashMethod, U512};
 
 /// Items: `[table index, 64-byte big-endian hash]` → value.
 const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+/// Item versions: `[table index, hash]` → 16-byte [`Version`] (absent: unversioned).
+const ITEM_VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("item_versions");
+/// Item tombstones: `[table index, hash]` → the delete's 16-byte [`Version`].
+const ITEM_TOMBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("item_tombstones");
 /// The network-wide key list.
 const KEYS: TableDefinition<&[u8], ()> = TableDefinition::new("keys");
 /// Deleted keys → when (ms since the epoch).
@@ -53,8 +57,12 @@ pub struct DataDirError {
 pub struct Saved {
     /// The node id to keep.
     pub id: Option<String>,
-    /// Every item.
-    pub items: Vec<(HashMethod, U512, Bytes)>,
+    /// Every item, with its version.
+    pub items: Vec<(HashMethod, U512, Bytes, Version)>,
+    /// Every item tombstone.
+    pub item_tombs: Vec<(HashMethod, U512, Version)>,
+    /// When the node last committed (wall ms): how long it was away.
+    pub last_alive: Option<Time>,
     /// The key list.
     pub keys: Vec<Bytes>,
     /// Deletes remembered.
@@ -83,6 +91,11 @@ fn item_key(table: HashMethod, hash: &U512) -> [u8; 65] {
     k[0] = table.index() as u8;
     k[1..].copy_from_slice(&hash.to_be_bytes::<64>());
     k
+}
+
+fn parse_item_key(k: &[u8]) -> Option<(HashMethod, U512)> {
+    let table = k.first().and_then(|i| HashMethod::ALL.get(*i as usize)).copied()?;
+    (k.len() == 65).then(|| (table, crate::ring::u512_from_be(&k[1..])))
 }
 
 impl DataDir {
@@ -126,6 +139,8 @@ impl DataDir {
         let w = guard.as_ref().expect("checked by db()").begin_write()?;
         {
             w.open_table(ITEMS)?;
+            w.open_table(ITEM_VERSIONS)?;
+            w.open_table(ITEM_TOMBS)?;
             w.open_table(KEYS)?;
             w.open_table(TOMBSTONES)?;
             w.open_table(META)?;
@@ -134,14 +149,22 @@ impl DataDir {
         w.commit()?;
         let r = guard.as_ref().expect("checked by db()").begin_read()?;
         let mut saved = Saved::default();
+        let versions = r.open_table(ITEM_VERSIONS)?;
         for entry in r.open_table(ITEMS)?.iter()? {
             let (k, v) = entry?;
             let k = k.value();
-            let table = k.first().and_then(|i| HashMethod::ALL.get(*i as usize)).copied();
-            if let (Some(table), 65) = (table, k.len()) {
-                saved.items.push((table, crate::ring::u512_from_be(&k[1..]), Bytes::copy_from_slice(v.value())));
+            if let Some((table, hash)) = parse_item_key(k) {
+                let version = versions.get(k)?.and_then(|b| Version::from_bytes(b.value())).unwrap_or(Version::ZERO);
+                saved.items.push((table, hash, Bytes::copy_from_slice(v.value()), version));
             }
         }
+        for entry in r.open_table(ITEM_TOMBS)?.iter()? {
+            let (k, v) = entry?;
+            if let (Some((table, hash)), Some(version)) = (parse_item_key(k.value()), Version::from_bytes(v.value())) {
+                saved.item_tombs.push((table, hash, version));
+            }
+        }
+        saved.last_alive = r.open_table(META)?.get("last_alive")?.and_then(|v| v.value().parse().ok());
         for entry in r.open_table(KEYS)?.iter()? {
             saved.keys.push(Bytes::copy_from_slice(entry?.0.value()));
         }
@@ -166,15 +189,37 @@ impl DataDir {
         let w = guard.as_ref().expect("checked by db()").begin_write()?;
         {
             let mut items = w.open_table(ITEMS)?;
+            let mut versions = w.open_table(ITEM_VERSIONS)?;
+            let mut tombs = w.open_table(ITEM_TOMBS)?;
             let mut keys = w.open_table(KEYS)?;
             let mut tombstones = w.open_table(TOMBSTONES)?;
             for change in changes {
                 match change {
-                    Change::Item { table, hash, value: Some(v) } => {
-                        items.insert(&item_key(*table, hash)[..], &v[..])?;
+                    Change::Item { table, hash, value: Some(v), version } => {
+                        let k = item_key(*table, hash);
+                        items.insert(&k[..], &v[..])?;
+                        if version.is_zero() {
+                            versions.remove(&k[..])?;
+                        } else {
+                            versions.insert(&k[..], &version.to_bytes()[..])?;
+                        }
                     }
-                    Change::Item { table, hash, value: None } => {
-                        items.remove(&item_key(*table, hash)[..])?;
+                    Change::Item { table, hash, value: None, .. } => {
+                        let k = item_key(*table, hash);
+                        items.remove(&k[..])?;
+                        versions.remove(&k[..])?;
+                    }
+                    Change::ItemTombstone { table, hash, version: Some(v) } => {
+                        tombs.insert(&item_key(*table, hash)[..], &v.to_bytes()[..])?;
+                    }
+                    Change::ItemTombstone { table, hash, version: None } => {
+                        tombs.remove(&item_key(*table, hash)[..])?;
+                    }
+                    Change::DropTable { table } => {
+                        let t = table.index() as u8;
+                        items.retain(|k, _| k.first() != Some(&t))?;
+                        versions.retain(|k, _| k.first() != Some(&t))?;
+                        tombs.retain(|k, _| k.first() != Some(&t))?;
                     }
                     Change::Key { key, listed: true } => {
                         keys.insert(&key[..], ())?;
@@ -191,6 +236,17 @@ impl DataDir {
                 }
             }
         }
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Records that the node is alive at `wall` (ms since the epoch): on a
+    /// restart, how long it was away decides whether its items can stand
+    /// (see `Config::tombstone_horizon_ms`).
+    pub fn save_alive(&self, wall: Time) -> Result<(), redb::Error> {
+        let guard = self.db()?;
+        let w = guard.as_ref().expect("checked by db()").begin_write()?;
+        w.open_table(META)?.insert("last_alive", wall.to_string().as_str())?;
         w.commit()?;
         Ok(())
     }

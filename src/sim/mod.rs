@@ -414,14 +414,16 @@ impl Sim {
         for action in actions {
             match action {
                 Action::Send { conn, frame } => {
-                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)).filter(|l| self.reachable(idx, l.0)) {
+                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)).filter(|l| self.reachable(idx, l.0))
+                    {
                         let at = self.now + self.link_latency(idx, peer);
                         self.schedule(at, Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
                     }
                 }
                 Action::SendMessage { conn, out } => {
                     let Ok(frame) = out.encode() else { continue };
-                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)).filter(|l| self.reachable(idx, l.0)) {
+                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)).filter(|l| self.reachable(idx, l.0))
+                    {
                         let at = self.now + self.link_latency(idx, peer);
                         self.schedule(at, Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
                     }
