@@ -319,9 +319,11 @@ fn a_store_over_its_bound_takes_overwrites_that_do_not_grow_it() {
     let mut node = rs2p::core::Node::new(cfg, 1_000);
     node.join().unwrap();
     let keys: Vec<String> = (0..30).map(|i| format!("restored-{i}")).collect();
-    let items =
-        keys.iter().map(|k| (HashMethod::Sha256, HashMethod::Sha256.hash(k.as_bytes()), Bytes::from(vec![b'v'; 100])));
-    node.restore(items.collect::<Vec<_>>(), Vec::new(), Vec::new());
+    let items = keys.iter().map(|k| {
+        let hash = HashMethod::Sha256.hash(k.as_bytes());
+        (HashMethod::Sha256, hash, Bytes::from(vec![b'v'; 100]), rs2p::core::Version::ZERO)
+    });
+    node.restore(items.collect::<Vec<_>>(), Vec::new(), Vec::new(), Vec::new(), None);
     assert!(node.stats().stored_bytes > 2_000, "the test needs a store over its bound");
     node.set(keys[0].as_bytes(), Bytes::from_static(b"small"));
     assert_eq!(

@@ -36,7 +36,7 @@ pub use rejoin::{Placement, MAX_BOOTSTRAP};
 pub use repair::RepairStats;
 pub use ring_ops::Owner;
 pub use status::{
-    ring_position, LinkStatus, RingNode, StatusReport, MAX_STATUS_ASKS, MAX_STATUS_BYTES, MAX_STATUS_LINKS,
+    ring_position, HealStatus, LinkStatus, RingNode, StatusReport, MAX_STATUS_ASKS, MAX_STATUS_BYTES, MAX_STATUS_LINKS,
     STATUS_ANSWERS_PER_SEC,
 };
 pub use store::{ItemStore, ITEM_OVERHEAD};

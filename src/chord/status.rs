@@ -38,6 +38,25 @@ pub const MAX_STATUS_ASKS: usize = 16;
 const ASK: &[u8] = b"ask";
 const REPORT: &[u8] = b"report";
 
+/// Where the node stands after failures: its place on the ring, the peers
+/// it is trying to get back, the deletes it remembers and its clock.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HealStatus {
+    /// `linked`, `rejoining` (no seeding peer: probing), or `unplaced`.
+    pub state: String,
+    /// Seconds without a seeding peer, while rejoining.
+    pub alone_s: f64,
+    /// Lost peers being probed.
+    pub lost_peers: u64,
+    /// Times it got back to a ring after losing it.
+    pub rejoins: u64,
+    /// Item tombstones held (deletes remembered).
+    pub item_tombstones: u64,
+    /// The largest clock difference seen with a linked rs2p peer, in ms
+    /// (positive: the peer is ahead), to within a second.
+    pub clock_skew_ms: i64,
+}
+
 /// One link of the reporting node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkStatus {
@@ -108,6 +127,8 @@ pub struct StatusReport {
     /// The ring as it knows it (seeding nodes, itself included while it
     /// seeds), clockwise from its own position.
     pub ring: Vec<RingNode>,
+    /// Rejoin, tombstones, clock (absent from nodes older than these).
+    pub heal: Option<HealStatus>,
 }
 
 /// Our status requests and the reports that answered them.
@@ -165,6 +186,10 @@ impl StatusReport {
             "links": links, "links_left_out": self.links_left_out,
             "predecessor": self.predecessor, "successor": self.successor,
             "fingers": self.fingers, "successors": self.successors, "ring": ring,
+            "heal": self.heal.as_ref().map(|h| json!({
+                "state": h.state, "alone_s": h.alone_s, "lost_peers": h.lost_peers, "rejoins": h.rejoins,
+                "item_tombstones": h.item_tombstones, "clock_skew_ms": h.clock_skew_ms,
+            })),
         })
     }
 
@@ -245,6 +270,16 @@ impl StatusReport {
             fingers: ids(v, "fingers")?,
             successors: ids(v, "successors")?,
             ring,
+            heal: v.get("heal").filter(|h| !h.is_null()).and_then(|h| {
+                Some(HealStatus {
+                    state: s(h, "state")?,
+                    alone_s: f(h, "alone_s")?,
+                    lost_peers: u(h, "lost_peers")?,
+                    rejoins: u(h, "rejoins")?,
+                    item_tombstones: u(h, "item_tombstones")?,
+                    clock_skew_ms: h.get("clock_skew_ms")?.as_i64()?,
+                })
+            }),
         })
     }
 }
@@ -340,6 +375,24 @@ impl Node {
             fingers: self.fingers().iter().map(ToString::to_string).collect(),
             successors: self.successor_list().iter().map(ToString::to_string).collect(),
             ring: ring.into_iter().map(|(_, n)| n).collect(),
+            heal: Some(self.heal_status()),
+        }
+    }
+
+    /// Rejoin, tombstones and clock, for [`StatusReport::heal`].
+    pub fn heal_status(&self) -> HealStatus {
+        let (state, alone_s) = match self.placement() {
+            crate::chord::Placement::Linked => ("linked", 0.0),
+            crate::chord::Placement::Rejoining(since) => ("rejoining", self.now.saturating_sub(since) as f64 / 1000.0),
+            crate::chord::Placement::Unplaced => ("unplaced", 0.0),
+        };
+        HealStatus {
+            state: state.to_owned(),
+            alone_s,
+            lost_peers: self.lost_peers() as u64,
+            rejoins: self.rejoins(),
+            item_tombstones: self.chord.data.tomb_count() as u64,
+            clock_skew_ms: self.clock_skew_ms(),
         }
     }
 
@@ -442,6 +495,12 @@ mod tests {
     #[test]
     fn a_report_round_trips_through_json() {
         let report = StatusReport {
+            heal: Some(HealStatus {
+                state: "linked".into(),
+                lost_peers: 2,
+                clock_skew_ms: -1000,
+                ..Default::default()
+            }),
             id: "abc".into(),
             addr: "127.0.0.1:1".into(),
             subnet: "chord".into(),

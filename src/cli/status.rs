@@ -143,6 +143,13 @@ pub fn format_report(r: &StatusReport) -> String {
     s.push_str(&format!("  predecessor {}\n", neighbour(&r.predecessor)));
     s.push_str(&format!("  successor   {}\n", neighbour(&r.successor)));
     s.push_str(&format!("  fingers     {}; successor list {}\n", r.fingers.len(), r.successors.len()));
+    if let Some(h) = &r.heal {
+        let alone = if h.state == "rejoining" { format!(" for {:.1} s", h.alone_s) } else { String::new() };
+        s.push_str(&format!(
+            "  heal        {}{alone}; lost peers {}, rejoins {}; item tombstones {}; clock skew {} ms\n",
+            h.state, h.lost_peers, h.rejoins, h.item_tombstones, h.clock_skew_ms
+        ));
+    }
     let more = if r.links_left_out > 0 { format!(", {} more not listed", r.links_left_out) } else { String::new() };
     s.push_str(&format!("links ({}{more}):\n", r.links.len()));
     s.push_str(&format!(

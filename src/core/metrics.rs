@@ -80,6 +80,8 @@ pub struct Counters {
     pub status_answered: u64,
     /// Writes and deletes refused for a version dated too far ahead.
     pub versions_refused: u64,
+    /// Links whose rs2p peer's clock was found off past the tolerance.
+    pub clock_skew_warnings: u64,
     /// Conflicts between copies settled by their versions, by kind
     /// (indexed as [`Conflict::ALL`]).
     pub conflicts: [u64; Conflict::ALL.len()],
@@ -168,6 +170,10 @@ pub struct NodeMetrics {
     pub handoff: HandoffStats,
     /// Repair counters (copies restored, bytes ...).
     pub repair: RepairStats,
+    /// Rejoin, tombstones and clock (as `rs2p status` shows them).
+    pub heal: crate::chord::HealStatus,
+    /// Probes of lost peers and start addresses sent.
+    pub rejoin_probes: u64,
 }
 
 impl Node {
@@ -206,6 +212,8 @@ impl Node {
             successors: self.successor_list().len(),
             handoff: self.handoff_stats(),
             repair: self.repair_stats(),
+            heal: self.heal_status(),
+            rejoin_probes: self.rejoin_probes(),
         }
     }
 }

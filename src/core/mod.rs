@@ -103,9 +103,6 @@ pub struct Node {
     pub(crate) counters: Counters,
     /// The hybrid logical clock that versions this node's writes.
     pub(crate) hlc: Hlc,
-    /// The largest gap seen between an rs2p peer's clock and ours (ms,
-    /// signed: positive when the peer is ahead), for `rs2p status`.
-    pub(crate) clock_skew_ms: i64,
 }
 
 impl Node {
@@ -151,7 +148,6 @@ impl Node {
             dials_started: 0,
             counters: Counters::default(),
             hlc: Hlc::default(),
-            clock_skew_ms: 0,
         }
     }
 

@@ -66,6 +66,9 @@ pub struct Conn {
     /// When the connection was accepted, or its dial completed: the
     /// handshake deadline runs from here.
     pub opened_at: Time,
+    /// The peer's clock minus ours (ms, to within a second), from the
+    /// dates of its messages (rs2p peers: `rs2p status` shows the largest).
+    pub clock_offset_ms: i64,
     /// A rejoin probe (`chord/rejoin.rs`): its failures are expected and
     /// logged at debug level only.
     pub probe: bool,
@@ -122,6 +125,7 @@ impl Conn {
             alive_at: now,
             opened_at: now,
             probe: false,
+            clock_offset_ms: 0,
             source: None,
             suggested_by: None,
             meta_work_at: None,

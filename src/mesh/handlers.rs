@@ -43,6 +43,9 @@ impl Node {
     /// A whole, id-checked message arrived.
     pub(crate) fn on_message(&mut self, conn: ConnId, msg: Message) {
         self.counters.frames_in += 1;
+        if msg.msg_type == flags::WHISPER {
+            self.note_peer_clock(conn, msg.time);
+        }
         // The id is hashed only where it is used: a broadcast's relay, and a
         // message handed to the application.
         let mut id = None;
@@ -149,19 +152,66 @@ impl Node {
         self.emit(Event::Message(Received { conn, msg, id }));
     }
 
+    /// A whisper's date from `conn` (whispers are sent as they are dated,
+    /// unlike relayed broadcasts): the peer's clock offset. An rs2p peer
+    /// whose clock is off by more than `Config::max_clock_skew_ms` is
+    /// reported once per link (its broadcasts and versions are refused).
+    fn note_peer_clock(&mut self, conn: ConnId, time_secs: u64) {
+        let wall = self.wall_now() as i64;
+        let max = self.cfg.max_clock_skew_ms as i64;
+        let Some(c) = self.conns.get_mut(&conn).filter(|c| c.rs2p) else { return };
+        // Seconds on the wire: an offset under a second is noise.
+        let offset = (time_secs as i64).saturating_mul(1000).saturating_sub(wall);
+        let offset = if offset.abs() < 1500 { 0 } else { offset };
+        let was = c.clock_offset_ms;
+        c.clock_offset_ms = offset;
+        if offset.abs() > max && was.abs() <= max {
+            let peer = c.peer.as_ref().map(|p| p.short().to_string()).unwrap_or_default();
+            self.counters.clock_skew_warnings += 1;
+            self.record_error(
+                Some(conn),
+                format!(
+                    "peer {peer}'s clock is {:.1} s off ours, past the {:.0} s tolerated: its writes and broadcasts are refused; fix the clocks (NTP)",
+                    offset as f64 / 1000.0,
+                    max as f64 / 1000.0
+                ),
+            );
+        }
+    }
+
+    /// The largest clock offset of a linked rs2p peer (ms; positive: ahead).
+    pub fn clock_skew_ms(&self) -> i64 {
+        self.conns
+            .values()
+            .filter(|c| c.handshaken && c.rs2p)
+            .map(|c| c.clock_offset_ms)
+            .max_by_key(|o| o.abs())
+            .unwrap_or(0)
+    }
+
     /// §8: age check, duplicate check, relay. True when the message is new.
+    ///
+    /// py2p's window is 60 s each way. A broadcast arriving from an rs2p
+    /// peer is also accepted within `Config::max_clock_skew_ms` more, either
+    /// way, so that rings of hosts whose clocks are minutes apart still
+    /// share their key lists; its id is remembered by our clock, not its
+    /// date, so duplicates are still caught within the window.
     fn waterfall(&mut self, conn: ConnId, msg: &Message, id: &str) -> bool {
         let now = self.now_secs();
-        if msg.time.saturating_add(super::recent::MAX_AGE_SECS) < now {
+        let slack = if self.is_rs2p(conn) { self.cfg.max_clock_skew_ms / 1000 } else { 0 };
+        if msg.time.saturating_add(super::recent::MAX_AGE_SECS + slack) < now {
             tracing::debug!(node = %self.id.short(), conn = conn.0, "dropping expired broadcast");
             return false;
         }
-        if msg.time > now.saturating_add(super::recent::MAX_FUTURE_SECS) {
+        if msg.time > now.saturating_add(super::recent::MAX_FUTURE_SECS + slack) {
             let ahead = msg.time - now;
             self.record_error(Some(conn), format!("dropping a broadcast dated {ahead} s ahead of our clock"));
             return false;
         }
-        if !self.recent.insert(id, msg.time) {
+        // Remembered by its date, kept within our window (a date far off
+        // would be pruned at once, or held for minutes).
+        let remembered = msg.time.clamp(now.saturating_sub(super::recent::MAX_AGE_SECS - 1), now);
+        if !self.recent.insert(id, remembered) {
             return false;
         }
         let delete_notify = is_delete_notify(msg);

@@ -11,7 +11,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::latency::{ByOutcome, Outcome, LATENCY_BUCKETS_S};
-use crate::core::{BadInput, NodeMetrics};
+use crate::core::{BadInput, Conflict, NodeMetrics};
 use crate::ring::HashMethod;
 
 /// Every number [`crate::ChordSocket::metrics`] reports.
@@ -254,6 +254,43 @@ impl Collector for Snapshot {
         counters(&mut enc, "stores_received", "Stores received from peers", &[(none(), c.stores_in)])?;
         counters(&mut enc, "status_answered", "Status requests answered", &[(none(), c.status_answered)])?;
         counters(&mut enc, "dials", "Outgoing dials started", &[(none(), n.stats.dials_started)])?;
+        let heal = &n.heal;
+        counters(
+            &mut enc,
+            "rejoins",
+            "Times this node got back to a ring after losing every seeding peer",
+            &[(none(), heal.rejoins)],
+        )?;
+        counters(&mut enc, "rejoin_probes", "Probes of lost peers and start addresses", &[(none(), n.rejoin_probes)])?;
+        gauges(
+            &mut enc,
+            "rejoining",
+            "1 while this node seeds with no seeding peer linked (probing to get back)",
+            &[(none(), u64::from(heal.state == "rejoining"))],
+        )?;
+        gauges(&mut enc, "lost_peers", "Lost seeding peers being probed", &[(none(), heal.lost_peers)])?;
+        gauges(&mut enc, "item_tombstones", "Item deletes remembered (tombstones)", &[(none(), heal.item_tombstones)])?;
+        let conflicts: Vec<_> =
+            Conflict::ALL.iter().zip(c.conflicts).map(|(k, v)| (label("kind", k.label()), v)).collect();
+        counters(&mut enc, "conflicts", "Disagreeing copies settled by their versions, by kind", &conflicts)?;
+        counters(
+            &mut enc,
+            "merge_bytes",
+            "Value bytes handed to new owners after joins, merges and rejoins (tombstones included)",
+            &[(none(), c.merge_bytes)],
+        )?;
+        counters(
+            &mut enc,
+            "versions_refused",
+            "Writes refused for a version dated too far ahead of this node's clock",
+            &[(none(), c.versions_refused)],
+        )?;
+        gauges(
+            &mut enc,
+            "clock_skew_ms",
+            "The largest clock difference with a linked rs2p peer, ms (absolute)",
+            &[(none(), heal.clock_skew_ms.unsigned_abs())],
+        )?;
         let st = &n.stats;
         let sizes: Vec<(Vec<(&'static str, String)>, u64)> = [
             ("connections", st.connections),
