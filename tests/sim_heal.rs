@@ -239,3 +239,48 @@ fn a_ring_split_in_halves_heals_and_the_later_write_wins() {
         partition_case(seed, 64);
     }
 }
+
+/// Five nodes, two of them with clocks 2 minutes ahead: sets, overwrites
+/// and deletes through both kinds agree everywhere, every node lists every
+/// key, and a write made after another (seconds later, on a host whose
+/// clock is behind) wins.
+#[test]
+fn clocks_two_minutes_apart_agree_on_every_key() {
+    for seed in [21, 22] {
+        let (mut sim, nodes) = ring(seed, 5);
+        sim.set_clock_offset(nodes[3], 120_000);
+        sim.set_clock_offset(nodes[4], 120_000);
+        sim.advance(3000);
+        let mut model = Model::new();
+        for i in 0..100 {
+            let via = nodes[i % 5];
+            set(&mut sim, via, &mut model, &format!("k{i}"), Some(&format!("v{i}")));
+        }
+        sim.advance(2000);
+        for i in 0..100 {
+            let k = format!("k{i}");
+            match i % 5 {
+                // A fast host writes, then a slow one overwrites 2 s later: the later wins.
+                0 => {
+                    set(&mut sim, nodes[3], &mut model, &k, Some(&format!("fast{i}")));
+                    sim.advance(2000);
+                    set(&mut sim, nodes[1], &mut model, &k, Some(&format!("slow-later{i}")));
+                }
+                1 => set(&mut sim, nodes[4], &mut model, &k, None),
+                2 => set(&mut sim, nodes[0], &mut model, &k, None),
+                _ => {}
+            }
+        }
+        sim.advance(5000);
+        check_all(&mut sim, &nodes, &model, &format!("seed {seed}, skewed clocks"));
+        let live: Vec<String> = model.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
+        for &n in &nodes {
+            let mut listed: Vec<String> =
+                sim.node(n).keys().iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+            listed.sort();
+            let mut want = live.clone();
+            want.sort();
+            assert_eq!(listed, want, "seed {seed}: node {n}'s key list");
+        }
+    }
+}

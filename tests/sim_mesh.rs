@@ -400,7 +400,9 @@ fn waterfall_duplicates_are_suppressed_and_relayed_once() {
 /// than a minute ahead of its clock (they would stay in the seen-id memory
 /// for as long as they are dated ahead).
 fn waterfall_age_limit_is_sixty_seconds_either_way() {
-    let (mut sim, nodes) = build_mesh(5, |_| {});
+    // py2p's window: no slack for clocks apart (rs2p peers get
+    // `max_clock_skew_ms` more, see the next test).
+    let (mut sim, nodes) = build_mesh(5, |c| c.max_clock_skew_ms = 0);
     sim.take_events();
     let x = nodes[0];
     let conn = first_peer_conn(sim.node(x));
@@ -433,9 +435,12 @@ fn waterfall_age_limit_is_sixty_seconds_either_way() {
 #[test]
 fn waterfall_memory_of_seen_ids_is_bounded_and_pruned_by_age() {
     let mut sim = Sim::new();
-    let a = sim.add_node(mesh_cfg(0));
+    let mut cfg = mesh_cfg(0);
+    cfg.max_clock_skew_ms = 0;
+    let a = sim.add_node(cfg);
     let mut cfg = mesh_cfg(1);
     cfg.max_recent_ids = 50;
+    cfg.max_clock_skew_ms = 0;
     let bn = sim.add_node(cfg);
     sim.connect(bn, a);
     sim.take_events();
@@ -464,6 +469,44 @@ fn waterfall_memory_of_seen_ids_is_bounded_and_pruned_by_age() {
     sim.node(bn).on_data(conn, &replay, now);
     sim.run();
     assert!(user_messages(sim.take_events()).is_empty(), "a 61 s old replay was delivered");
+}
+
+/// Between rs2p peers a broadcast is accepted `max_clock_skew_ms` (5 min)
+/// beyond py2p's minute either way, for hosts whose clocks are apart, and
+/// remembered as long: a replay is still dropped.
+#[test]
+fn waterfall_from_rs2p_peers_tolerates_clocks_minutes_apart() {
+    let (mut sim, nodes) = build_mesh(3, |_| {});
+    sim.take_events();
+    let x = nodes[0];
+    let conn = first_peer_conn(sim.node(x));
+    let origin = fake_id(9);
+    let now = sim.now();
+    let cases = [
+        ("4min-old", secs(now) - 240, true),
+        ("4min-ahead", secs(now) + 240, true),
+        ("7min-old", secs(now) - 420, false),
+        ("7min-ahead", secs(now) + 420, false),
+    ];
+    let mut frames = Vec::new();
+    for (name, time, accepted) in cases {
+        let f = frame(flags::BROADCAST, &origin, time, vec![Bytes::from_static(&[flags::BROADCAST]), b(name)], None);
+        sim.node(x).on_data(conn, &f, now);
+        sim.run();
+        let counts = deliveries(&user_messages(sim.take_events()), name.as_bytes());
+        assert_eq!(!counts.is_empty(), accepted, "{name}: {counts:?}");
+        frames.push(f);
+    }
+    // Replays two minutes later are still recognised.
+    sim.advance(120_000);
+    sim.take_events();
+    let now = sim.now();
+    for f in &frames[..2] {
+        sim.node(x).on_data(conn, f, now);
+        sim.run();
+    }
+    let replayed = user_messages(sim.take_events());
+    assert!(replayed.is_empty(), "a replay within the window was delivered again: {replayed:?}");
 }
 
 #[test]

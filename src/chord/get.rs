@@ -171,7 +171,7 @@ impl GetState {
 /// Versions (rs2p copies) come first: three tables agreeing on a value
 /// decide unless an answer in already carries a higher version; once every
 /// table has answered (or at the deadline), the highest version among the
-/// answers wins, a value or a delete: a copy that missed a write or a
+/// answers wins (if none was out of reach), a value or a delete: a copy that missed a write or a
 /// delete (a paused node, the other side of a partition) loses to the one
 /// that saw it. Without versions (py2p copies) the majority rule stands.
 fn decide(answers: &[Answer; 5], last: bool) -> Option<Result<Bytes, GetError>> {
@@ -200,9 +200,11 @@ fn decide(answers: &[Answer; 5], last: bool) -> Option<Result<Bytes, GetError>> 
     if open > 0 && !last {
         return None;
     }
-    if !top.is_zero() {
-        // The highest version wins: a value, or a delete ("not found" on
-        // the evidence of a tombstone newer than every value seen).
+    if !top.is_zero() && open == 0 && unavailable == 0 {
+        // Every table answered: the highest version wins, a value or a
+        // delete ("not found" on the evidence of a tombstone newer than
+        // every value seen). With a table out of reach its copy may be
+        // newer: the rules below say "unavailable" rather than guess.
         return match answers.iter().find(|a| a.version() == Some(top)) {
             Some(Answer::Value(v, _)) => Some(Ok(v.clone())),
             _ => Some(Err(GetError::NotFound)),
@@ -773,6 +775,11 @@ mod tests {
         assert_eq!(
             decide(&[bv("again", 10), del(9), del(9), del(9), o.clone()], true),
             Some(Ok(Bytes::from_static(b"again")))
+        );
+        // A table out of reach may hold something newer: no guess.
+        assert_eq!(
+            decide(&[bv("a", 1), bv("a", 1), bv("b", 2), Answer::Unavailable, Answer::Unavailable], false),
+            Some(Err(GetError::Unavailable))
         );
         // Three agreeing on the highest version decide at once.
         assert_eq!(

@@ -383,11 +383,12 @@ impl Node {
             self.record_error(Some(conn), "ignoring retrieved with an unknown table or a bad key".to_owned());
             return;
         };
-        // An rs2p owner adds the version of what it holds (§16.17).
+        // An rs2p owner adds the version of what it holds (§16.17). An
+        // answer is what the owner holds, whatever its date: it is taken,
+        // but a date too far ahead does not move our clock.
         let version = p.get(4).filter(|_| self.is_rs2p(conn)).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
-        if !self.observe_version(version) {
-            return;
-        }
+        let (wall, skew) = (self.wall_now(), self.cfg.max_clock_skew_ms);
+        self.hlc.observe(version.hlc, wall, skew);
         if !self.peek_answer(conn, item, &p[3], version) && !self.answer_pending(item, p[3].clone(), version) {
             tracing::debug!(node = %self.id.short(), conn = conn.0, "dropping an answer nobody asked for");
         }

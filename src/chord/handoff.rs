@@ -126,10 +126,12 @@ impl Node {
         let Some(h) = self.chord.handoff.get(&item) else {
             return;
         };
-        let confirmed = match (&answer, h.version.is_zero()) {
-            (Answer::Value(v, _), true) => *v == h.value,
-            (Answer::Value(v, ver), false) => *ver > h.version || (*ver == h.version && *v == h.value),
-            (Answer::Missing(ver), false) => !ver.is_zero() && *ver >= h.version,
+        let confirmed = match &answer {
+            // A py2p owner keeps no versions: it must hold the very bytes.
+            Answer::Value(v, ver) if ver.is_zero() || h.version.is_zero() => *v == h.value,
+            Answer::Value(v, ver) => *ver > h.version || (*ver == h.version && *v == h.value),
+            // A delete at least as new as what we sent (ours, or a later one).
+            Answer::Missing(ver) => !ver.is_zero() && !h.version.is_zero() && *ver >= h.version,
             _ => false,
         };
         if confirmed {

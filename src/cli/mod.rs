@@ -11,6 +11,7 @@ mod node;
 mod progress;
 mod scale;
 mod sim;
+mod sim_split;
 mod soak;
 mod status;
 mod svg;

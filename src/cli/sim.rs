@@ -100,6 +100,12 @@ pub struct SimArgs {
     /// Keep no fingers (py2p's routing only), to compare.
     #[arg(long)]
     pub no_fingers: bool,
+    /// Before the lookups, split the ring in two halves for SECS virtual
+    /// seconds with writes, overwrites and deletes on both sides, heal it,
+    /// and report the time until every owner holds the latest write of
+    /// every item, and the bytes spent (see `sim_split.rs`).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub split: u64,
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -267,7 +273,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
 
     // 2. Keys, through random nodes.
     let mut krng = SimRng::fork(args.seed, RNG_KEYS);
-    let keys: Vec<(String, String)> = (0..args.keys)
+    let mut keys: Vec<(String, String)> = (0..args.keys)
         .map(|i| (format!("key-{:016x}", krng.next_u64()), format!("value-{i}-{:08x}", krng.next_u64() as u32)))
         .collect();
     for chunk in keys.chunks(SETS_PER_STEP) {
@@ -295,6 +301,26 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     println!(
         "sim: maintenance {maint_frames_per_s:.0} frames/s, {maint_bytes_per_node_s:.1} bytes per node per second"
     );
+
+    // 3b. A partition and its heal, if asked.
+    let split = (args.split > 0).then(|| {
+        let probes0: u64 = w.sim.alive_nodes().iter().filter_map(|&i| w.sim.peek(i)).map(|n| n.rejoin_probes()).sum();
+        let r = super::sim_split::run(&mut w.sim, &mut keys, args.seed, args.split);
+        let probes: u64 =
+            w.sim.alive_nodes().iter().filter_map(|&i| w.sim.peek(i)).map(|n| n.rejoin_probes()).sum::<u64>() - probes0;
+        match r.agree_s {
+            Some(s) => println!(
+                "sim: split {} s ({} keys written, {} deleted); every owner held the latest write {s:.0} s after the heal, {:.1} MiB and {} frames meanwhile, {probes} rejoin probes",
+                args.split, r.written, r.deleted, r.bytes as f64 / (1 << 20) as f64, r.frames
+            ),
+            None => println!(
+                "sim: split {} s: {} items still not at the latest write after the wait",
+                args.split, r.stale_items
+            ),
+        }
+        (r, probes)
+    });
+    w.sim.take_events();
 
     // 4. Lookups, several in flight, under churn if asked.
     let mut lrng = SimRng::fork(args.seed, RNG_LOOKUPS);
@@ -489,6 +515,17 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "wall_s": wall_s,
             "peak_rss_mib": peak_rss_mib,
         });
+        let mut summary = summary;
+        if let Some((r, probes)) = &split {
+            summary["split_s"] = serde_json::json!(args.split);
+            summary["heal_agree_s"] = serde_json::json!(r.agree_s);
+            summary["heal_bytes"] = serde_json::json!(r.bytes);
+            summary["heal_frames"] = serde_json::json!(r.frames);
+            summary["heal_stale_items"] = serde_json::json!(r.stale_items);
+            summary["heal_probes"] = serde_json::json!(probes);
+            summary["split_written"] = serde_json::json!(r.written);
+            summary["split_deleted"] = serde_json::json!(r.deleted);
+        }
         std::fs::write(path, format!("{summary}\n"))
             .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot write {}: {e}", path.display())))?;
     }

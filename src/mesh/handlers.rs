@@ -165,6 +165,13 @@ impl Node {
         let offset = if offset.abs() < 1500 { 0 } else { offset };
         let was = c.clock_offset_ms;
         c.clock_offset_ms = offset;
+        if offset.abs() <= max {
+            // The hybrid clock follows the fastest clock among the peers
+            // (to within the second the date carries), so that a write made
+            // here after one made there is versioned after it.
+            let floor = time_secs.saturating_mul(1000).saturating_sub(1000) << 16;
+            self.hlc.observe(floor, wall as u64, max as u64);
+        }
         if offset.abs() > max && was.abs() <= max {
             let peer = c.peer.as_ref().map(|p| p.short().to_string()).unwrap_or_default();
             self.counters.clock_skew_warnings += 1;
@@ -194,8 +201,8 @@ impl Node {
     /// py2p's window is 60 s each way. A broadcast arriving from an rs2p
     /// peer is also accepted within `Config::max_clock_skew_ms` more, either
     /// way, so that rings of hosts whose clocks are minutes apart still
-    /// share their key lists; its id is remembered by our clock, not its
-    /// date, so duplicates are still caught within the window.
+    /// share their key lists; ids are remembered that much longer, so a
+    /// replay is caught for as long as it could be accepted.
     fn waterfall(&mut self, conn: ConnId, msg: &Message, id: &str) -> bool {
         let now = self.now_secs();
         let slack = if self.is_rs2p(conn) { self.cfg.max_clock_skew_ms / 1000 } else { 0 };
@@ -208,9 +215,9 @@ impl Node {
             self.record_error(Some(conn), format!("dropping a broadcast dated {ahead} s ahead of our clock"));
             return false;
         }
-        // Remembered by its date, kept within our window (a date far off
-        // would be pruned at once, or held for minutes).
-        let remembered = msg.time.clamp(now.saturating_sub(super::recent::MAX_AGE_SECS - 1), now);
+        // Remembered until it can no longer be accepted (its date, plus the
+        // slack any link may grant), so that a replay is always caught.
+        let remembered = msg.time.saturating_add(self.cfg.max_clock_skew_ms / 1000 + 1);
         if !self.recent.insert(id, remembered) {
             return false;
         }
