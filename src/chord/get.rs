@@ -773,9 +773,12 @@ mod tests {
         );
         // A write after the delete wins over it.
         assert_eq!(
-            decide(&[bv("again", 10), del(9), del(9), del(9), o.clone()], true),
+            decide(&[bv("again", 10), del(9), del(9), del(9), Answer::Missing(Version::ZERO)], false),
             Some(Ok(Bytes::from_static(b"again")))
         );
+        // ... once every table answered: at the deadline with one silent,
+        // the old rules ("timeout").
+        assert_eq!(decide(&[bv("again", 10), del(9), del(9), del(9), o.clone()], true), Some(Err(GetError::Timeout)));
         // A table out of reach may hold something newer: no guess.
         assert_eq!(
             decide(&[bv("a", 1), bv("a", 1), bv("b", 2), Answer::Unavailable, Answer::Unavailable], false),

@@ -120,6 +120,12 @@ impl MeshSocket {
                     "restored from the data directory"
                 );
                 let peers = saved.peers.clone();
+                // The last peers are a way back to the ring (chord/rejoin.rs).
+                for p in &peers {
+                    if let Ok((host, port)) = split_addr(p) {
+                        node.add_bootstrap(&host, port);
+                    }
+                }
                 node.restore(saved.items, saved.keys, saved.tombstones, saved.item_tombs, saved.last_alive);
                 Some((std::sync::Arc::new(data), peers))
             }
@@ -166,9 +172,15 @@ impl MeshSocket {
     }
 
     /// Connects to `HOST:PORT` and waits for the peer's handshake.
+    ///
+    /// An address reached is remembered as a way back to the ring: a
+    /// seeding node that later loses every seeding peer dials it again
+    /// (with the peers it lost, `chord/rejoin.rs`).
     pub async fn connect(&self, addr: &str) -> Result<PeerId, Error> {
         let (host, port) = split_addr(addr)?;
-        self.connect_to(&host, port, None).await
+        let peer = self.connect_to(&host, port, None).await?;
+        self.inner.node(|n| n.add_bootstrap(&host, port));
+        Ok(peer)
     }
 
     /// Connects with an expected id; refused if that id is already connected.
