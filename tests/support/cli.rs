@@ -320,6 +320,30 @@ pub fn parse_ready_line(line: &str) -> Option<(String, String)> {
 }
 
 // ---------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------
+
+/// The JSON object a `rs2p status --json` run printed.
+pub fn status_json(run: &Run) -> Result<serde_json::Value, String> {
+    if run.code != Some(0) {
+        return Err(format!("`{}`: exit {:?}: {}", run.what, run.code, run.stderr.trim_end()));
+    }
+    serde_json::from_str(&run.stdout).map_err(|e| format!("`{}` printed no JSON ({e}): {}", run.what, run.stdout))
+}
+
+/// The ids of a status report's handshaken links (`links[].id`; the
+/// first is the asking client's own).
+pub fn link_ids(status: &serde_json::Value) -> BTreeSet<String> {
+    status["links"].as_array().into_iter().flatten().filter_map(|l| l["id"].as_str()).map(str::to_owned).collect()
+}
+
+/// A status report's `predecessor` and `successor` ids (null: none linked).
+pub fn ring_neighbours(status: &serde_json::Value) -> (Option<String>, Option<String>) {
+    let id = |k: &str| status[k].as_str().map(str::to_owned);
+    (id("predecessor"), id("successor"))
+}
+
+// ---------------------------------------------------------------------------
 // Waiting
 // ---------------------------------------------------------------------------
 
