@@ -28,12 +28,29 @@ const CUT: Duration = Duration::from_secs(30);
 /// serve the latest writes.
 const REJOIN: Duration = Duration::from_secs(45);
 
-/// A fresh directory for this test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rs2p-heal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for a test's files, removed on drop (also on failure).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("rs2p-heal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// `KEY<TAB>VALUE` lines, as import reads and export prints them.
@@ -193,7 +210,7 @@ fn export_is(peer: &str, prefix: &str, want: &[String], deadline: Instant) -> Re
 /// every key read through it is the latest write (deleted: not found).
 #[test]
 fn a_paused_node_rejoins_and_serves_the_latest_writes() {
-    let dir = scratch("one");
+    let dir = Scratch::new("one");
     let t0 = Instant::now();
     let a = Node::start(&["--join"]);
     let b = Node::start(&["--join", "--connect", &a.addr]);
@@ -246,7 +263,6 @@ fn a_paused_node_rejoins_and_serves_the_latest_writes() {
         linked.err().unwrap_or_else(|| "ok".into()),
         served.err().unwrap_or_else(|| "ok".into())
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A ring of eight with 2,000 keys; two nodes are stopped for 12 s while
@@ -255,7 +271,7 @@ fn a_paused_node_rejoins_and_serves_the_latest_writes() {
 /// deleted keys read through them are not found.
 #[test]
 fn two_paused_nodes_of_eight_rejoin_and_export_the_current_data() {
-    let dir = scratch("two");
+    let dir = Scratch::new("two");
     let t0 = Instant::now();
     let first = Node::start(&["--join"]);
     let mut nodes = vec![first];
@@ -325,7 +341,6 @@ fn two_paused_nodes_of_eight_rejoin_and_export_the_current_data() {
         r1.elapsed().as_secs_f64(),
         failures.join("\n  ")
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `--timeout` bounds the whole of `import` and `export`: through a node
@@ -336,7 +351,7 @@ fn two_paused_nodes_of_eight_rejoin_and_export_the_current_data() {
 /// through a lone node at `--timeout 60` ran over 200 s).
 #[test]
 fn import_and_export_end_by_their_timeout_when_no_peer_answers() {
-    let dir = scratch("timeout");
+    let dir = Scratch::new("timeout");
     let a = Node::start(&["--join"]);
     let others: Vec<Node> = (0..5).map(|_| Node::start(&["--join", "--connect", &a.addr])).collect();
     let mut ring = vec![&a];
@@ -375,5 +390,4 @@ fn import_and_export_end_by_their_timeout_when_no_peer_answers() {
     let export = rs2p_limit(&["export", "--peer", &a.addr, "--timeout", &t], Duration::from_secs(300));
     check(&import);
     check(&export);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -30,6 +30,7 @@ const HEAL: Duration = Duration::from_secs(60);
 const SIDE_A: [usize; 3] = [0, 1, 2];
 const SIDE_B: [usize; 3] = [3, 4, 5];
 
+/// A fresh directory for the test's files.
 fn scratch() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rs2p-heal-netns-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -38,12 +39,19 @@ fn scratch() -> PathBuf {
 }
 
 /// The ring as the test sees it: host `i` runs `nodes[i]`, and every
-/// client goes through the node of its own host.
+/// client goes through the node of its own host. Dropping it kills the
+/// nodes and removes `dir`.
 struct Ring<'a> {
     lab: &'a Lab,
     nodes: Vec<Node>,
     dir: PathBuf,
     t0: Instant,
+}
+
+impl Drop for Ring<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Ring<'_> {
@@ -255,5 +263,4 @@ fn a_ring_cut_in_two_across_six_hosts_heals_to_the_latest_writes() {
         healed.elapsed().as_secs_f64(),
         failures.join("\n  ")
     );
-    let _ = std::fs::remove_dir_all(&ring.dir);
 }
