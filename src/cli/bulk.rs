@@ -6,16 +6,21 @@
 //! of valid UTF-8. `--json` uses JSON lines instead: `{"key": .., "value": ..}`
 //! with text strings, or `"key_hex"` / `"value_hex"` for bytes that are not
 //! UTF-8. An export read back by import restores the same bytes.
+//!
+//! `--timeout` bounds the whole run of either (reaching the peer, the key
+//! list, every batch of reads and sets): when it passes, the command stops,
+//! prints its summary and exits 1 with one line saying how far it got.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use clap::Args;
 use rs2p::core::GetError;
+use rs2p::net::ITEMS_IN_FLIGHT;
 use rs2p::{ChordSocket, Error};
 use tokio::time::Instant;
 
-use super::client::{open, whole_key_list};
+use super::client::{open_until, whole_key_list, Deadline};
 use super::progress::Progress;
 use super::{ClientArgs, Failure, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE};
 
@@ -28,6 +33,13 @@ const RESEND_AFTER: Duration = Duration::from_millis(1000);
 const MAX_LISTED_FAILURES: usize = 20;
 /// Seconds between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for one round of confirming reads (then the unconfirmed
+/// are sent again).
+const CONFIRM_ROUND: Duration = Duration::from_secs(2);
+/// How long past the deadline the whole run may take before it is cut
+/// short from outside (the reads stop at the deadline themselves; this
+/// is a safety net).
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
@@ -182,6 +194,8 @@ struct Tally {
     bar: Progress,
     done: u64,
     failed: u64,
+    /// Keys not read or confirmed because the deadline passed first.
+    unfinished: u64,
     listed: Vec<String>,
 }
 
@@ -193,6 +207,7 @@ impl Tally {
             bar: Progress::stderr(verb, None).every(PROGRESS_EVERY),
             done: 0,
             failed: 0,
+            unfinished: 0,
             listed: Vec::new(),
         }
     }
@@ -218,10 +233,13 @@ impl Tally {
             .update(Some(done), || format!("{verb} {done}{of} keys, {rate:.0} keys/s, {failed} failed ({secs:.1} s)"));
     }
 
-    fn summary(&mut self, verb: &str) -> Result<(), Failure> {
+    /// Prints the summary; `Err(over)` when the deadline cut the run short.
+    fn summary(&mut self, verb: &str, over: Option<Failure>) -> Result<(), Failure> {
         self.bar.finish();
+        let unfinished =
+            if self.unfinished > 0 { format!(", {} not done in time", self.unfinished) } else { String::new() };
         eprintln!(
-            "{verb} {} keys in {:.1} s ({:.0} keys/s); {} failed",
+            "{verb} {} keys in {:.1} s ({:.0} keys/s); {} failed{unfinished}",
             self.done,
             self.start.elapsed().as_secs_f64(),
             self.rate(),
@@ -233,6 +251,9 @@ impl Tally {
         if self.failed > self.listed.len() as u64 {
             eprintln!("  ... and {} more", self.failed - self.listed.len() as u64);
         }
+        if let Some(over) = over {
+            return Err(over);
+        }
         if self.failed > 0 {
             return Err(Failure::new(EXIT_NOT_FOUND, format!("{} of the keys failed", self.failed)));
         }
@@ -240,44 +261,77 @@ impl Tally {
     }
 }
 
-/// Waits until every pair reads back with its value, sending those not yet
-/// readable again (1 s, 2 s, 4 s ... after the last send); returns those
-/// still not readable at the deadline, with why.
-async fn confirm(
+/// The reads of `keys`, [`ITEMS_IN_FLIGHT`] at a time, each batch given
+/// what is left until `deadline` (at most `cap`); keys whose batch would
+/// start after the deadline are not asked for (`Err(Timeout)`).
+async fn get_until<K: AsRef<[u8]>>(
     sock: &ChordSocket,
-    mut pending: Vec<(Vec<u8>, Vec<u8>)>,
-    timeout: Duration,
-) -> Vec<(Vec<u8>, String)> {
-    let deadline = Instant::now() + timeout;
+    keys: &[K],
+    deadline: Deadline,
+    cap: Duration,
+) -> Vec<Result<bytes::Bytes, Error>> {
+    let mut out = Vec::with_capacity(keys.len());
+    for batch in keys.chunks(ITEMS_IN_FLIGHT) {
+        let left = deadline.left().min(cap);
+        if left.is_zero() {
+            out.extend(batch.iter().map(|_| Err(GetError::Timeout.into())));
+        } else {
+            out.extend(sock.get_many(batch, left).await);
+        }
+    }
+    out
+}
+
+/// Pairs not confirmed by [`confirm`].
+struct Unconfirmed {
+    /// Read back wrong or failed, with why.
+    failed: Vec<(Vec<u8>, String)>,
+    /// Still waiting when the deadline passed.
+    late: u64,
+}
+
+/// Waits until every pair reads back with its value, sending those not yet
+/// readable again (1 s, 2 s, 4 s ... after the last send), until `deadline`;
+/// returns those not readable then.
+async fn confirm(sock: &ChordSocket, mut pending: Vec<(Vec<u8>, Vec<u8>)>, deadline: Deadline) -> Unconfirmed {
     let (mut sent_at, mut gap) = (Instant::now(), RESEND_AFTER);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
         let keys: Vec<&[u8]> = pending.iter().map(|(k, _)| &k[..]).collect();
-        let got = sock.get_many(&keys, left.clamp(Duration::from_millis(200), Duration::from_secs(2))).await;
+        let got = get_until(sock, &keys, deadline, CONFIRM_ROUND).await;
         let mut still = Vec::new();
+        // Why each of `still` is not confirmed (None: its read timed out).
         let mut why = Vec::new();
         for ((k, v), r) in pending.into_iter().zip(got) {
             match r {
                 Ok(read) if read[..] == v[..] => {}
                 other => {
                     why.push(match other {
-                        Ok(_) => "reads another value".to_owned(),
-                        Err(e) => e.to_string(),
+                        Ok(_) => Some("reads another value".to_owned()),
+                        Err(Error::Get(GetError::Timeout)) => None,
+                        Err(e) => Some(e.to_string()),
                     });
                     still.push((k, v));
                 }
             }
         }
         if still.is_empty() {
-            return Vec::new();
+            return Unconfirmed { failed: Vec::new(), late: 0 };
         }
-        if Instant::now() >= deadline {
-            return still.into_iter().map(|(k, _)| k).zip(why).collect();
+        if deadline.passed() {
+            let mut left = Unconfirmed { failed: Vec::new(), late: 0 };
+            for ((k, _), why) in still.into_iter().zip(why) {
+                match why {
+                    Some(why) => left.failed.push((k, why)),
+                    None => left.late += 1,
+                }
+            }
+            return left;
         }
         if sent_at.elapsed() >= gap {
             for (k, v) in &still {
                 if sock.set(k, v.clone()).is_err() {
-                    return still.into_iter().map(|(k, _)| (k, "the socket closed".to_owned())).collect();
+                    let failed = still.into_iter().map(|(k, _)| (k, "the socket closed".to_owned())).collect();
+                    return Unconfirmed { failed, late: 0 };
                 }
             }
             sent_at = Instant::now();
@@ -288,12 +342,14 @@ async fn confirm(
     }
 }
 
-/// [`confirm`], counting what was confirmed and what failed.
-async fn confirm_into(sock: &ChordSocket, pairs: Vec<(Vec<u8>, Vec<u8>)>, timeout: Duration, tally: &mut Tally) {
+/// [`confirm`], counting what was confirmed, what failed and what the
+/// deadline left unconfirmed.
+async fn confirm_into(sock: &ChordSocket, pairs: Vec<(Vec<u8>, Vec<u8>)>, deadline: Deadline, tally: &mut Tally) {
     let n = pairs.len() as u64;
-    let failed = confirm(sock, pairs, timeout).await;
-    tally.done += n - failed.len() as u64;
-    for (key, why) in failed {
+    let left = confirm(sock, pairs, deadline).await;
+    tally.done += n - left.failed.len() as u64 - left.late;
+    tally.unfinished += left.late;
+    for (key, why) in left.failed {
         tally.fail(format!("{}: {why}", show_key(&key)));
     }
 }
@@ -312,21 +368,29 @@ pub async fn import(args: &ImportArgs) -> Result<(), Failure> {
         )),
         None => Box::new(std::io::stdin().lock()),
     };
-    let sock = open(&args.client).await?;
-    let result = import_lines(&sock, reader, args).await;
+    let deadline = Deadline::after(args.client.timeout);
+    let sock = open_until(&args.client, deadline).await?;
+    let result = tokio::time::timeout_at(deadline.at() + DEADLINE_GRACE, import_lines(&sock, reader, args, deadline))
+        .await
+        .unwrap_or_else(|_| Err(deadline.failure("import", "")));
     let _ = sock.shutdown().await;
     result
 }
 
-async fn import_lines(sock: &ChordSocket, mut reader: Box<dyn BufRead>, args: &ImportArgs) -> Result<(), Failure> {
+async fn import_lines(
+    sock: &ChordSocket,
+    mut reader: Box<dyn BufRead>,
+    args: &ImportArgs,
+    deadline: Deadline,
+) -> Result<(), Failure> {
     let mut tally = Tally::new("imported");
     let mut line_no = 0u64;
     let mut buf = Vec::new();
     // The chunk set last, confirmed while the next one is being set.
     let mut in_flight: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    loop {
+    let mut eof = false;
+    while !eof {
         let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(CHUNK);
-        let mut eof = false;
         while chunk.len() < CHUNK {
             buf.clear();
             let n = reader
@@ -359,14 +423,22 @@ async fn import_lines(sock: &ChordSocket, mut reader: Box<dyn BufRead>, args: &I
             sock.set(k, v.clone()).map_err(super::net_failure)?;
         }
         let earlier = std::mem::replace(&mut in_flight, chunk);
-        confirm_into(sock, earlier, args.client.timeout, &mut tally).await;
+        confirm_into(sock, earlier, deadline, &mut tally).await;
         tally.progress("imported", None);
-        if eof {
-            confirm_into(sock, std::mem::take(&mut in_flight), args.client.timeout, &mut tally).await;
+        if deadline.passed() {
             break;
         }
     }
-    tally.summary("imported")
+    confirm_into(sock, std::mem::take(&mut in_flight), deadline, &mut tally).await;
+    let over = (tally.unfinished > 0 || !eof).then(|| {
+        let rest = if eof { "" } else { "; the rest of the input was not read" };
+        let detail = format!(
+            ": {} keys confirmed, {} failed, {} not confirmed yet{rest}",
+            tally.done, tally.failed, tally.unfinished
+        );
+        deadline.failure("import", &detail)
+    });
+    tally.summary("imported", over)
 }
 
 pub async fn export(args: &ExportArgs) -> Result<(), Failure> {
@@ -377,19 +449,28 @@ pub async fn export(args: &ExportArgs) -> Result<(), Failure> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let sock = open(&args.client).await?;
-    let result = export_to(&sock, &mut out, args).await;
+    let deadline = Deadline::after(args.client.timeout);
+    let sock = open_until(&args.client, deadline).await?;
+    let result = tokio::time::timeout_at(deadline.at() + DEADLINE_GRACE, export_to(&sock, &mut out, args, deadline))
+        .await
+        .unwrap_or_else(|_| Err(deadline.failure("export", "")));
     let _ = sock.shutdown().await;
     result
 }
 
-async fn export_to(sock: &ChordSocket, out: &mut Box<dyn Write>, args: &ExportArgs) -> Result<(), Failure> {
-    let keys = whole_key_list(sock, args.client.timeout).await?;
+async fn export_to(
+    sock: &ChordSocket,
+    out: &mut Box<dyn Write>,
+    args: &ExportArgs,
+    deadline: Deadline,
+) -> Result<(), Failure> {
+    let keys = whole_key_list(sock, deadline, "export").await?;
     let total = keys.len() as u64;
     let mut tally = Tally::new("exported");
     let mut vanished = 0u64;
-    for chunk in keys.chunks(CHUNK) {
-        let got = sock.get_many(chunk, args.client.timeout).await;
+    // Batches of the gets in flight at once, each with the time left.
+    for chunk in keys.chunks(ITEMS_IN_FLIGHT) {
+        let got = get_until(sock, chunk, deadline, deadline.left()).await;
         for (key, r) in chunk.iter().zip(got) {
             match r {
                 Ok(value) => {
@@ -399,6 +480,8 @@ async fn export_to(sock: &ChordSocket, out: &mut Box<dyn Write>, args: &ExportAr
                 }
                 // Deleted since the list was taken: not part of the data.
                 Err(Error::Get(GetError::NotFound)) => vanished += 1,
+                // Each read is given the time left: it timed out at the deadline.
+                Err(Error::Get(GetError::Timeout)) => tally.unfinished += 1,
                 Err(e) => tally.fail(format!("{}: {e}", show_key(key))),
             }
         }
@@ -408,7 +491,14 @@ async fn export_to(sock: &ChordSocket, out: &mut Box<dyn Write>, args: &ExportAr
     if vanished > 0 {
         eprintln!("{vanished} listed keys were deleted meanwhile (not exported)");
     }
-    tally.summary("exported")
+    let over = (tally.unfinished > 0).then(|| {
+        let detail = format!(
+            ": {} of {total} keys exported, {} failed, {} not read in time",
+            tally.done, tally.failed, tally.unfinished
+        );
+        deadline.failure("export", &detail)
+    });
+    tally.summary("exported", over)
 }
 
 #[cfg(test)]

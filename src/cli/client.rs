@@ -13,23 +13,91 @@ use super::{net_failure, ClientArgs, Failure, EXIT_NOT_FOUND, EXIT_UNREACHABLE};
 /// Binds a leeching node, connects to the peer, and waits until a seeding
 /// node is known (without one, a client could not route anything).
 pub(super) async fn open(args: &ClientArgs) -> Result<ChordSocket, Failure> {
+    open_by(args, None).await
+}
+
+/// [`open`] for a command whose whole run ends at `deadline`: connecting
+/// and waiting for a seeding node stop there too (exit 3: the peer did not
+/// answer in time).
+pub(super) async fn open_until(args: &ClientArgs, deadline: Deadline) -> Result<ChordSocket, Failure> {
+    open_by(args, Some(deadline)).await
+}
+
+async fn open_by(args: &ClientArgs, deadline: Option<Deadline>) -> Result<ChordSocket, Failure> {
     let (host, port) = split_addr(&args.bind).map_err(net_failure)?;
     let mut cfg = Config::chord(&host, port);
     args.tls.apply(&args.subnet, &mut cfg)?;
     let sock = ChordSocket::bind_with(&args.bind, cfg).await.map_err(net_failure)?;
-    sock.connect(&args.peer).await.map_err(net_failure)?;
-    let deadline = Instant::now() + args.timeout.min(Duration::from_secs(5));
-    while sock.data_storing().is_empty() {
-        if Instant::now() >= deadline {
-            let _ = sock.shutdown().await;
-            return Err(Failure::new(
-                EXIT_UNREACHABLE,
-                format!("no seeding node reachable through {} (has it joined the ring?)", args.peer),
-            ));
+    let reach = async {
+        sock.connect(&args.peer).await.map_err(net_failure)?;
+        let deadline = Instant::now() + args.timeout.min(Duration::from_secs(5));
+        while sock.data_storing().is_empty() {
+            if Instant::now() >= deadline {
+                return Err(Failure::new(
+                    EXIT_UNREACHABLE,
+                    format!("no seeding node reachable through {} (has it joined the ring?)", args.peer),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok(())
+    };
+    let reached = match deadline {
+        None => reach.await,
+        Some(d) => tokio::time::timeout_at(d.at, reach).await.unwrap_or_else(|_| {
+            Err(Failure::new(
+                EXIT_UNREACHABLE,
+                format!("no seeding node reached through {} within the timeout ({})", args.peer, d.secs()),
+            ))
+        }),
+    };
+    match reached {
+        Ok(()) => Ok(sock),
+        Err(f) => {
+            let _ = sock.shutdown().await;
+            Err(f)
+        }
     }
-    Ok(sock)
+}
+
+/// The end of a client command's whole run, `--timeout` after it began:
+/// `keys`, `import` and `export` stop there, whatever they were waiting
+/// for (the key list, a batch of reads), exit 1 and say so in one line.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    /// `timeout` from now.
+    pub(super) fn after(timeout: Duration) -> Deadline {
+        Deadline { at: Instant::now() + timeout, timeout }
+    }
+
+    /// Time left (zero once passed).
+    pub(super) fn left(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    pub(super) fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// When it passes.
+    pub(super) fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// The timeout, as given: `4 s`, `0.5 s`.
+    pub(super) fn secs(&self) -> String {
+        format!("{} s", self.timeout.as_secs_f64())
+    }
+
+    /// `VERB did not finish within the timeout (N s)DETAIL`, exit 1.
+    pub(super) fn failure(&self, verb: &str, detail: &str) -> Failure {
+        Failure::new(EXIT_NOT_FOUND, format!("{verb} did not finish within the timeout ({}){detail}", self.secs()))
+    }
 }
 
 fn get_failure(key: &str, e: Error) -> Failure {
@@ -135,13 +203,16 @@ pub async fn del(args: &ClientArgs, key: &str) -> Result<(), Failure> {
     res.map_err(|why| Failure::new(EXIT_NOT_FOUND, format!("delete of {key} not visible in time: {why}")))
 }
 
-/// Waits for the whole key list: up to `timeout` without progress (a list
-/// of millions of keys takes as long as it takes while it keeps arriving).
-pub(super) async fn whole_key_list(sock: &ChordSocket, timeout: Duration) -> Result<Vec<bytes::Bytes>, Failure> {
-    // The first `keys()` asks for the list; progress is then read from the
-    // counters, without copying the list every poll.
-    let mut seen = sock.keys().len();
-    let mut deadline = Instant::now() + timeout;
+/// Waits for the whole key list, until `deadline` (`verb` names the
+/// command in the failure).
+pub(super) async fn whole_key_list(
+    sock: &ChordSocket,
+    deadline: Deadline,
+    verb: &str,
+) -> Result<Vec<bytes::Bytes>, Failure> {
+    // The first `keys()` asks for the list (a leeching client holds none
+    // before); it is copied out only once complete.
+    sock.keys();
     loop {
         if sock.key_list_status() == rs2p::chord::KeyListStatus::Complete {
             if sock.key_walk_failed() {
@@ -152,24 +223,18 @@ pub(super) async fn whole_key_list(sock: &ChordSocket, timeout: Duration) -> Res
             }
             return Ok(sock.keys());
         }
-        let now = sock.stats().keys;
-        if now > seen {
-            seen = now;
-            deadline = Instant::now() + timeout;
-        }
-        if Instant::now() >= deadline {
-            return Err(Failure::new(
-                EXIT_NOT_FOUND,
-                format!("the key list did not finish arriving in time ({seen} keys so far)"),
-            ));
+        if deadline.passed() {
+            let seen = sock.stats().keys;
+            return Err(deadline.failure(verb, &format!(": the key list did not finish arriving ({seen} keys so far)")));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 pub async fn keys(args: &ClientArgs) -> Result<(), Failure> {
-    let sock = open(args).await?;
-    let keys = whole_key_list(&sock, args.timeout).await;
+    let deadline = Deadline::after(args.timeout);
+    let sock = open_until(args, deadline).await?;
+    let keys = whole_key_list(&sock, deadline, "keys").await;
     let _ = sock.shutdown().await;
     let keys = keys?;
     let mut out = std::io::stdout().lock();

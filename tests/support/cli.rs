@@ -152,9 +152,14 @@ pub fn assert_no_panic(what: &str, stderr: &str) {
 
 /// Runs `rs2p ARGS` to completion (killed, and the test failed, after `limit`).
 pub fn rs2p_limit(args: &[&str], limit: Duration) -> Run {
-    let what = format!("rs2p {}", args.join(" "));
+    run_limit(rs2p_command(args), format!("rs2p {}", args.join(" ")), limit)
+}
+
+/// Runs `cmd` (made like [`rs2p_command`]: both outputs piped) to completion,
+/// described as `what`; killed, and the test failed, after `limit`.
+pub fn run_limit(mut cmd: Command, what: String, limit: Duration) -> Run {
     let start = Instant::now();
-    let mut child = rs2p_command(args).spawn().unwrap_or_else(|e| panic!("spawn `{what}`: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn `{what}`: {e}"));
     let mut out = Drain::new(child.stdout.take().expect("stdout"));
     let mut err = Drain::new(child.stderr.take().expect("stderr"));
     let mut guard = ChildGuard(child);
@@ -195,8 +200,14 @@ impl Node {
     pub fn start_at(bind: &str, extra: &[&str]) -> Node {
         let mut args = vec!["node", "--bind", bind];
         args.extend_from_slice(extra);
-        let what = format!("rs2p {}", args.join(" "));
-        let mut child = rs2p_command(&args).spawn().unwrap_or_else(|e| panic!("spawn `{what}`: {e}"));
+        Node::start_command(rs2p_command(&args), format!("rs2p {}", args.join(" ")), extra)
+    }
+
+    /// Starts `cmd`, an `rs2p node ... EXTRA...` made like [`rs2p_command`]
+    /// (e.g. run in a network namespace), described as `what`; returns once
+    /// the ready line is out.
+    pub fn start_command(mut cmd: Command, what: String, extra: &[&str]) -> Node {
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn `{what}`: {e}"));
         let stdout = child.stdout.take().expect("stdout");
         let stderr = Drain::new(child.stderr.take().expect("stderr"));
         let guard = ChildGuard(child);
@@ -233,6 +244,14 @@ impl Node {
         assert!(status.success(), "kill -{sig} {} failed", self.child.pid());
     }
 
+    /// `kill -STOP`s the node; the guard sends `kill -CONT` when resumed or
+    /// dropped (so a test that fails while the node is stopped lets it run
+    /// again before its own guard kills it).
+    pub fn pause(&self) -> Paused<'_> {
+        self.signal("STOP");
+        Paused { node: self, since: Instant::now(), resumed: false }
+    }
+
     /// Waits for the node to exit and returns its exit code and whole stderr.
     pub fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, String) {
         match self.child.wait_for_exit(limit) {
@@ -259,7 +278,34 @@ impl Drop for Node {
     }
 }
 
-/// `rs2p node <ID> listening on <ADDR> (advertised ..., subnet ..., seeding|leeching)`
+/// A node stopped with SIGSTOP (see [`Node::pause`]); SIGCONT on drop.
+pub struct Paused<'a> {
+    pub node: &'a Node,
+    /// When the node was stopped.
+    pub since: Instant,
+    resumed: bool,
+}
+
+impl Paused<'_> {
+    /// Sends SIGCONT; returns when it was sent.
+    pub fn resume(mut self) -> Instant {
+        self.node.signal("CONT");
+        self.resumed = true;
+        Instant::now()
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        if !self.resumed {
+            // No assert here: this may run while a test is already panicking.
+            let _ = Command::new("kill").args(["-CONT".to_owned(), self.node.child.pid()]).status();
+        }
+    }
+}
+
+/// `rs2p node <ID> listening on <ADDR> (advertised ..., subnet ..., seeding|leeching)`,
+/// ADDR an IPv4 `HOST:PORT` with a port other than 0.
 pub fn parse_ready_line(line: &str) -> Option<(String, String)> {
     let rest = line.strip_suffix('\n')?.strip_prefix("rs2p node ")?;
     let (id, rest) = rest.split_once(" listening on ")?;
@@ -267,8 +313,34 @@ pub fn parse_ready_line(line: &str) -> Option<(String, String)> {
     if id.is_empty() || id.contains(' ') || !rest.ends_with(')') {
         return None;
     }
-    let port: u16 = addr.strip_prefix("127.0.0.1:")?.parse().ok()?;
+    let (host, port) = addr.split_once(':')?;
+    host.parse::<std::net::Ipv4Addr>().ok()?;
+    let port: u16 = port.parse().ok()?;
     (port != 0).then(|| (id.to_owned(), addr.to_owned()))
+}
+
+// ---------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------
+
+/// The JSON object a `rs2p status --json` run printed.
+pub fn status_json(run: &Run) -> Result<serde_json::Value, String> {
+    if run.code != Some(0) {
+        return Err(format!("`{}`: exit {:?}: {}", run.what, run.code, run.stderr.trim_end()));
+    }
+    serde_json::from_str(&run.stdout).map_err(|e| format!("`{}` printed no JSON ({e}): {}", run.what, run.stdout))
+}
+
+/// The ids of a status report's handshaken links (`links[].id`; the
+/// first is the asking client's own).
+pub fn link_ids(status: &serde_json::Value) -> BTreeSet<String> {
+    status["links"].as_array().into_iter().flatten().filter_map(|l| l["id"].as_str()).map(str::to_owned).collect()
+}
+
+/// A status report's `predecessor` and `successor` ids (null: none linked).
+pub fn ring_neighbours(status: &serde_json::Value) -> (Option<String>, Option<String>) {
+    let id = |k: &str| status[k].as_str().map(str::to_owned);
+    (id("predecessor"), id("successor"))
 }
 
 // ---------------------------------------------------------------------------

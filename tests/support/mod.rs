@@ -213,6 +213,7 @@ fn check_tool(what: &str, out: std::io::Result<Output>) -> Result<(), String> {
     ))
 }
 pub mod cli;
+pub mod netns;
 pub mod py2p_node;
 
 /// Waits until the peer closes `s` (EOF or reset); false after `limit`.
