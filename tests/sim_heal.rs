@@ -231,6 +231,15 @@ fn partition_case(seed: u64, n: usize) {
     sim.advance(10_000);
     let readers: Vec<usize> = vec![a[0], b[0], a[a.len() - 1], b[b.len() - 1]];
     check_all(&mut sim, &readers, &model, &format!("seed {seed}, partition of {n}"));
+    // Every node lists the keys of both sides, deleted ones left out.
+    let mut live: Vec<String> = model.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.clone()).collect();
+    live.sort();
+    for &r in &nodes {
+        let mut listed: Vec<String> =
+            sim.node(r).keys().iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        listed.sort();
+        assert_eq!(listed, live, "seed {seed}: node {r}'s key list after the heal");
+    }
 }
 
 #[test]

@@ -92,6 +92,10 @@ pub struct KeyList {
     recent_sets: HashMap<u128, Time>,
     /// `recent_sets` in the order they were recorded, for the bound.
     recent_order: VecDeque<(u128, Time)>,
+    /// The XOR of the 128-bit digests of the listed keys: with the count,
+    /// a summary two nodes compare to see whether their lists differ
+    /// (`sum`, docs/PROTOCOL.md §16.19), whatever order keys came in.
+    sum: u128,
     /// Changes to persist, when the node keeps a data directory.
     pub(crate) journal: super::journal::Journal,
 }
@@ -115,6 +119,11 @@ impl KeyList {
     /// Tombstones held (with the marks of keys set again since their delete).
     pub fn tombstone_count(&self) -> usize {
         self.tombstones.len()
+    }
+
+    /// The list's summary: how many keys, and the XOR of their digests.
+    pub(crate) fn summary(&self) -> (usize, u128) {
+        (self.keys.len(), self.sum)
     }
 
     /// True if `key` is known.
@@ -165,6 +174,7 @@ impl KeyList {
             return Err(Full::Bytes);
         }
         self.key_bytes += key.len();
+        self.sum ^= digest(key);
         self.keys.insert(Box::from(key));
         self.journal.record(|| Change::Key { key: Bytes::copy_from_slice(key), listed: true });
         Ok(true)
@@ -174,6 +184,7 @@ impl KeyList {
     pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
         let known = self.keys.remove(key);
         if known {
+            self.sum ^= digest(key);
             self.key_bytes -= key.len();
             self.journal.record(|| Change::Key { key: Bytes::copy_from_slice(key), listed: false });
         }

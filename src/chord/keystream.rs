@@ -42,6 +42,8 @@ pub(crate) const PARTIAL: &[u8] = b"partial";
 /// Verb of a frame carrying tombstones, an age (ms, ASCII decimal) and a key
 /// per pair of packets; also marks a `want` and an `end` of tombstones only.
 pub(crate) const DELETED: &[u8] = b"deleted";
+/// `0x2E, sum, COUNT, DIGEST`: our key list's summary (§16.19).
+pub(crate) const SUM: &[u8] = b"sum";
 
 /// Key bytes in one `batch` frame: large enough that framing costs little,
 /// small enough that one frame holds the node lock only briefly.
@@ -301,6 +303,53 @@ impl Node {
                 self.ask(conn, Incoming::DeletedAsked);
             }
         }
+        self.send_key_sums();
+    }
+
+    /// Sends our key list's summary once on each seeding rs2p link: a peer
+    /// whose list differs asks for ours (two rings that merged, a node
+    /// back from a pause: keys set on one side only reach the other).
+    fn send_key_sums(&mut self) {
+        if self.walks_keys() {
+            return;
+        }
+        let (count, sum) = self.chord.keys.summary();
+        let targets: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| c.handshaken && c.rs2p && !c.leeching && !c.keys_sum_sent)
+            .map(|c| c.id)
+            .collect();
+        for conn in targets {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.keys_sum_sent = true;
+            }
+            let payload = vec![
+                Bytes::from_static(&[flags::RS2P_KEYLIST]),
+                Bytes::from_static(SUM),
+                Bytes::from(count.to_string()),
+                Bytes::from(format!("{sum:032x}")),
+            ];
+            self.send_on(conn, flags::WHISPER, payload);
+        }
+    }
+
+    /// A peer's key-list summary: if its list differs from ours, ask for
+    /// its whole list (ours goes to it when it asks, on the same rule).
+    fn handle_key_sum(&mut self, conn: ConnId, payload: &[Bytes]) {
+        let count = payload.get(2).and_then(|p| std::str::from_utf8(p).ok()?.parse::<usize>().ok());
+        let sum = payload.get(3).and_then(|p| u128::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok());
+        let (Some(count), Some(sum)) = (count, sum) else {
+            self.record_error(Some(conn), "ignoring a malformed key-list summary".to_owned());
+            return;
+        };
+        if !self.chord.want_keys || self.walks_keys() || (count, sum) == self.chord.keys.summary() {
+            return;
+        }
+        let asking = self.conns.get(&conn).is_some_and(|c| c.keys_in == Incoming::Asked);
+        if !asking && self.conns.get(&conn).is_some_and(|c| c.handshaken && !c.leeching) {
+            self.ask(conn, Incoming::Asked);
+        }
     }
 
     /// Sends `want` (for `Asked`) or `want deleted` (for `DeletedAsked`).
@@ -350,6 +399,7 @@ impl Node {
         let marked = |what: &[u8]| payload[2..].iter().any(|p| p.as_ref() == what);
         match payload[1].as_ref() {
             WANT => self.start_stream(conn, !marked(DELETED)),
+            SUM => self.handle_key_sum(conn, payload),
             BATCH => {
                 for key in &payload[2..] {
                     if !self.chord.keys.is_deleted(key) {

@@ -287,7 +287,7 @@ struct Unconfirmed {
     /// Read back wrong or failed, with why.
     failed: Vec<(Vec<u8>, String)>,
     /// Still waiting when the deadline passed.
-    late: u64,
+    late: Vec<Vec<u8>>,
 }
 
 /// Waits until every pair reads back with its value, sending those not yet
@@ -315,14 +315,14 @@ async fn confirm(sock: &ChordSocket, mut pending: Vec<(Vec<u8>, Vec<u8>)>, deadl
             }
         }
         if still.is_empty() {
-            return Unconfirmed { failed: Vec::new(), late: 0 };
+            return Unconfirmed { failed: Vec::new(), late: Vec::new() };
         }
         if deadline.passed() {
-            let mut left = Unconfirmed { failed: Vec::new(), late: 0 };
+            let mut left = Unconfirmed { failed: Vec::new(), late: Vec::new() };
             for ((k, _), why) in still.into_iter().zip(why) {
                 match why {
                     Some(why) => left.failed.push((k, why)),
-                    None => left.late += 1,
+                    None => left.late.push(k),
                 }
             }
             return left;
@@ -331,7 +331,7 @@ async fn confirm(sock: &ChordSocket, mut pending: Vec<(Vec<u8>, Vec<u8>)>, deadl
             for (k, v) in &still {
                 if sock.set(k, v.clone()).is_err() {
                     let failed = still.into_iter().map(|(k, _)| (k, "the socket closed".to_owned())).collect();
-                    return Unconfirmed { failed, late: 0 };
+                    return Unconfirmed { failed, late: Vec::new() };
                 }
             }
             sent_at = Instant::now();
@@ -346,9 +346,16 @@ async fn confirm(sock: &ChordSocket, mut pending: Vec<(Vec<u8>, Vec<u8>)>, deadl
 /// deadline left unconfirmed.
 async fn confirm_into(sock: &ChordSocket, pairs: Vec<(Vec<u8>, Vec<u8>)>, deadline: Deadline, tally: &mut Tally) {
     let n = pairs.len() as u64;
-    let left = confirm(sock, pairs, deadline).await;
-    tally.done += n - left.failed.len() as u64 - left.late;
-    tally.unfinished += left.late;
+    let left = confirm(sock, pairs, deadline.step_end()).await;
+    tally.done += n - left.failed.len() as u64 - left.late.len() as u64;
+    if deadline.step.is_some() {
+        // Without --timeout a batch has 10 s: what is late then failed.
+        for key in &left.late {
+            tally.fail(format!("{}: not readable within {} s", show_key(key), super::DEFAULT_TIMEOUT.as_secs()));
+        }
+    } else {
+        tally.unfinished += left.late.len() as u64;
+    }
     for (key, why) in left.failed {
         tally.fail(format!("{}: {why}", show_key(&key)));
     }
@@ -368,7 +375,7 @@ pub async fn import(args: &ImportArgs) -> Result<(), Failure> {
         )),
         None => Box::new(std::io::stdin().lock()),
     };
-    let deadline = Deadline::after(args.client.timeout);
+    let deadline = Deadline::for_run(&args.client);
     let sock = open_until(&args.client, deadline).await?;
     let result = tokio::time::timeout_at(deadline.at() + DEADLINE_GRACE, import_lines(&sock, reader, args, deadline))
         .await
@@ -449,7 +456,7 @@ pub async fn export(args: &ExportArgs) -> Result<(), Failure> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let deadline = Deadline::after(args.client.timeout);
+    let deadline = Deadline::for_run(&args.client);
     let sock = open_until(&args.client, deadline).await?;
     let result = tokio::time::timeout_at(deadline.at() + DEADLINE_GRACE, export_to(&sock, &mut out, args, deadline))
         .await
@@ -470,7 +477,7 @@ async fn export_to(
     let mut vanished = 0u64;
     // Batches of the gets in flight at once, each with the time left.
     for chunk in keys.chunks(ITEMS_IN_FLIGHT) {
-        let got = get_until(sock, chunk, deadline, deadline.left()).await;
+        let got = get_until(sock, chunk, deadline, deadline.step.unwrap_or(deadline.left())).await;
         for (key, r) in chunk.iter().zip(got) {
             match r {
                 Ok(value) => {
@@ -481,7 +488,9 @@ async fn export_to(
                 // Deleted since the list was taken: not part of the data.
                 Err(Error::Get(GetError::NotFound)) => vanished += 1,
                 // Each read is given the time left: it timed out at the deadline.
-                Err(Error::Get(GetError::Timeout)) => tally.unfinished += 1,
+                Err(Error::Get(GetError::Timeout)) if deadline.step.is_none() || deadline.passed() => {
+                    tally.unfinished += 1
+                }
                 Err(e) => tally.fail(format!("{}: {e}", show_key(key))),
             }
         }

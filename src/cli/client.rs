@@ -30,7 +30,7 @@ async fn open_by(args: &ClientArgs, deadline: Option<Deadline>) -> Result<ChordS
     let sock = ChordSocket::bind_with(&args.bind, cfg).await.map_err(net_failure)?;
     let reach = async {
         sock.connect(&args.peer).await.map_err(net_failure)?;
-        let deadline = Instant::now() + args.timeout.min(Duration::from_secs(5));
+        let deadline = Instant::now() + args.timeout().min(Duration::from_secs(5));
         while sock.data_storing().is_empty() {
             if Instant::now() >= deadline {
                 return Err(Failure::new(
@@ -60,19 +60,45 @@ async fn open_by(args: &ClientArgs, deadline: Option<Deadline>) -> Result<ChordS
     }
 }
 
+/// Without `--timeout`, the bound of a whole `keys`, `import` or `export`
+/// run (each step is bounded by [`super::DEFAULT_TIMEOUT`] too).
+const RUN_LIMIT: Duration = Duration::from_secs(3600);
+
 /// The end of a client command's whole run, `--timeout` after it began:
 /// `keys`, `import` and `export` stop there, whatever they were waiting
 /// for (the key list, a batch of reads), exit 1 and say so in one line.
+/// Without `--timeout`, the run has [`RUN_LIMIT`] and each step (the key
+/// list while it keeps arriving, a batch of reads or of confirmations)
+/// 10 s, as before runs were bounded as a whole.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Deadline {
     at: Instant,
     timeout: Duration,
+    /// The bound of one step, when `--timeout` was not given.
+    pub(super) step: Option<Duration>,
 }
 
 impl Deadline {
     /// `timeout` from now.
     pub(super) fn after(timeout: Duration) -> Deadline {
-        Deadline { at: Instant::now() + timeout, timeout }
+        Deadline { at: Instant::now() + timeout, timeout, step: None }
+    }
+
+    /// The deadline of a whole `keys`, `import` or `export` run.
+    pub(super) fn for_run(args: &ClientArgs) -> Deadline {
+        match args.timeout {
+            Some(t) => Deadline::after(t),
+            None => Deadline { step: Some(super::DEFAULT_TIMEOUT), ..Deadline::after(RUN_LIMIT) },
+        }
+    }
+
+    /// The deadline of one step of the run: the run's own, or (without
+    /// `--timeout`) one step's time from now within it.
+    pub(super) fn step_end(&self) -> Deadline {
+        match self.step {
+            Some(s) => Deadline { at: self.at.min(Instant::now() + s), timeout: s, step: None },
+            None => *self,
+        }
     }
 
     /// Time left (zero once passed).
@@ -117,7 +143,7 @@ fn get_failure(key: &str, e: Error) -> Failure {
 
 pub async fn get(args: &ClientArgs, key: &str) -> Result<(), Failure> {
     let sock = open(args).await?;
-    let result = sock.get_timeout(key, args.timeout).await;
+    let result = sock.get_timeout(key, args.timeout()).await;
     let _ = sock.shutdown().await;
     let value = result.map_err(|e| get_failure(key, e))?;
     let mut out = std::io::stdout().lock();
@@ -180,7 +206,7 @@ pub async fn set(args: &ClientArgs, key: &str, value: &str) -> Result<(), Failur
     let res = change_and_confirm(
         &sock,
         key,
-        args.timeout,
+        args.timeout(),
         || sock.set(key, value.to_owned()),
         |r| matches!(r, Ok(v) if v[..] == want[..]),
     )
@@ -194,7 +220,7 @@ pub async fn del(args: &ClientArgs, key: &str) -> Result<(), Failure> {
     let res = change_and_confirm(
         &sock,
         key,
-        args.timeout,
+        args.timeout(),
         || sock.delete(key),
         |r| matches!(r, Err(Error::Get(GetError::NotFound))),
     )
@@ -213,6 +239,9 @@ pub(super) async fn whole_key_list(
     // The first `keys()` asks for the list (a leeching client holds none
     // before); it is copied out only once complete.
     sock.keys();
+    // Without --timeout: the list may take as long as it keeps arriving.
+    let mut step = deadline.step_end();
+    let mut seen = 0;
     loop {
         if sock.key_list_status() == rs2p::chord::KeyListStatus::Complete {
             if sock.key_walk_failed() {
@@ -223,16 +252,20 @@ pub(super) async fn whole_key_list(
             }
             return Ok(sock.keys());
         }
-        if deadline.passed() {
-            let seen = sock.stats().keys;
-            return Err(deadline.failure(verb, &format!(": the key list did not finish arriving ({seen} keys so far)")));
+        let now = sock.stats().keys;
+        if now > seen {
+            seen = now;
+            step = deadline.step_end();
+        }
+        if step.passed() {
+            return Err(step.failure(verb, &format!(": the key list did not finish arriving ({seen} keys so far)")));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 pub async fn keys(args: &ClientArgs) -> Result<(), Failure> {
-    let deadline = Deadline::after(args.timeout);
+    let deadline = Deadline::for_run(args);
     let sock = open_until(args, deadline).await?;
     let keys = whole_key_list(&sock, deadline, "keys").await;
     let _ = sock.shutdown().await;

@@ -131,14 +131,28 @@ pub struct ClientArgs {
     /// Subnet name (py2p's chord default is "chord").
     #[arg(long, default_value = "chord")]
     pub subnet: String,
-    /// Seconds to wait for an answer (whole or fractional).
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
-    pub timeout: std::time::Duration,
+    /// Seconds to wait (whole or fractional; default 10): for get, set,
+    /// del and status, for the answer; for keys, import and export, the
+    /// bound of the whole run when given (without it: 10 s for each step,
+    /// the key list while it keeps arriving and each batch of reads or
+    /// confirmations, so a large import is not cut short).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<std::time::Duration>,
     /// Local address for the client's own listener.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
     pub bind: String,
     #[command(flatten)]
     pub tls: tls_args::TlsArgs,
+}
+
+/// `--timeout` when not given.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl ClientArgs {
+    /// `--timeout`, or [`DEFAULT_TIMEOUT`].
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
 }
 
 /// Parses whole or fractional seconds.

@@ -34,7 +34,7 @@ pub async fn run(args: StatusArgs) -> Result<(), Failure> {
     let (sock, report) = fetch(&args.client).await?;
     let mut reports = vec![report];
     if args.svg.is_some() {
-        reports.extend(ring_reports(&sock, &reports[0], args.client.timeout).await);
+        reports.extend(ring_reports(&sock, &reports[0], args.client.timeout()).await);
     }
     let _ = sock.shutdown().await;
     let report = &reports[0];
@@ -86,7 +86,7 @@ async fn fetch(args: &ClientArgs) -> Result<(ChordSocket, StatusReport), Failure
     let sock = ChordSocket::bind_with(&args.bind, cfg).await.map_err(net_failure)?;
     let result = async {
         let peer = sock.connect(&args.peer).await.map_err(net_failure)?;
-        sock.peer_status(&peer, args.timeout).await.map_err(|e| match e {
+        sock.peer_status(&peer, args.timeout()).await.map_err(|e| match e {
             Error::Get(GetError::Timeout) => {
                 Failure::new(EXIT_NOT_FOUND, format!("no status from {} within the timeout", args.peer))
             }

@@ -69,6 +69,8 @@ pub struct Conn {
     /// The peer's clock minus ours (ms, to within a second), from the
     /// dates of its messages (rs2p peers: `rs2p status` shows the largest).
     pub clock_offset_ms: i64,
+    /// Our key list's summary was sent on this link (docs/PROTOCOL.md §16.19).
+    pub keys_sum_sent: bool,
     /// A rejoin probe (`chord/rejoin.rs`): its failures are expected and
     /// logged at debug level only.
     pub probe: bool,
@@ -125,6 +127,7 @@ impl Conn {
             alive_at: now,
             opened_at: now,
             probe: false,
+            keys_sum_sent: false,
             clock_offset_ms: 0,
             source: None,
             suggested_by: None,
