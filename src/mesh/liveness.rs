@@ -19,6 +19,10 @@ use bytes::Bytes;
 use crate::core::{ConnId, Node};
 use crate::wire::flags;
 
+/// A peer whose link is closed as silent: its id and advertised address
+/// (to be probed again, `chord/rejoin.rs`).
+type Lost = (crate::core::PeerId, Option<(String, u16)>);
+
 const PING: &[u8] = b"ping";
 const PONG: &[u8] = b"pong";
 
@@ -33,7 +37,7 @@ impl Node {
         // ours, not the peers': give every link a fresh keepalive period.
         let starved = now.saturating_sub(self.last_tick) > keepalive;
         self.last_tick = now;
-        let mut silent: Vec<(ConnId, u64, bool, Option<(crate::core::PeerId, Option<(String, u16)>)>)> = Vec::new();
+        let mut silent: Vec<(ConnId, u64, bool, Option<Lost>)> = Vec::new();
         let mut ping: Vec<ConnId> = Vec::new();
         for c in self.conns.values_mut().filter(|c| c.handshaken) {
             if starved {
