@@ -17,6 +17,10 @@ const OVERWRITE_HEADROOM_DIV: usize = 8;
 /// key-list requests) runs at most once per this long per connection.
 pub(crate) const META_WORK_MS: u64 = 5_000;
 
+/// After our ring neighbours change, our store is scanned for items
+/// another node now owns at most this often (a scan visits every item).
+const RESCAN_MS: u64 = 5_000;
+
 /// How often expired item tombstones are looked for (a scan of them all).
 const TOMB_PRUNE_MS: u64 = 60_000;
 
@@ -410,7 +414,17 @@ impl Node {
             } else {
                 super::STABILIZE_MS
             };
+            if neighbours != self.chord.stabilize_seen && !self.chord.leeching {
+                // Our arc changed (a neighbour came or went: a merge, a
+                // rejoin): items we hold may now be another's.
+                self.chord.rescan_due = true;
+            }
             self.chord.stabilize_seen = neighbours;
+        }
+        if self.chord.rescan_due && self.now.saturating_sub(self.chord.last_rescan) >= RESCAN_MS {
+            self.chord.rescan_due = false;
+            self.chord.last_rescan = self.now;
+            self.handoff_to_closer_peers();
         }
         self.deferred_seeding_peer_work();
         self.get_tick();

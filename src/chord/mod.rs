@@ -128,6 +128,10 @@ pub struct ChordState {
     pub(crate) rejoin: rejoin::RejoinState,
     /// When expired item tombstones were last pruned.
     pub(crate) last_tomb_prune: Time,
+    /// Our ring neighbours changed: scan the store for items others own.
+    pub(crate) rescan_due: bool,
+    /// When that scan last ran.
+    pub(crate) last_rescan: Time,
 }
 
 impl ChordState {
@@ -163,6 +167,8 @@ impl ChordState {
             status: status::StatusState::default(),
             rejoin: rejoin::RejoinState::with_seed(seed),
             last_tomb_prune: 0,
+            rescan_due: false,
+            last_rescan: 0,
         }
     }
 

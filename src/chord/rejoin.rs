@@ -5,11 +5,13 @@
 //!
 //! The design is the "passive list" of ring unification (Shafaat, Ghodsi
 //! and Haridi, *Dealing with network partitions in structured overlay
-//! networks*, 2009): a node remembers the seeding peers whose links failed
+//! networks*, 2009): a node remembers the ring neighbours (predecessor,
+//! successor list) whose links failed
 //! (id and advertised address, [`Config::max_lost_peers`] of them, for
 //! [`Config::heal_forget_ms`]) and probes them with a jittered backoff that
 //! doubles from [`Config::heal_backoff_min_ms`] up to
-//! [`Config::heal_backoff_max_ms`]. A probe is a plain dial with the
+//! [`Config::heal_backoff_max_ms`] (for a peer lost long ago, up to a
+//! quarter of the time it has been away, at most [`LONG_BACKOFF_MS`]). A probe is a plain dial with the
 //! expected id. When it handshakes, the peer is in our ring view again:
 //! peer lists flow both ways at once, each side dials the ids the other
 //! offers as nearer neighbours, and stabilisation walks the two rings into
@@ -35,6 +37,10 @@ use crate::sim::mix64;
 /// Addresses given at start (`--connect`, the data directory) kept for
 /// rejoining: a handful is all an operator passes.
 pub const MAX_BOOTSTRAP: usize = 32;
+
+/// The longest pause between two probes of a peer lost long ago: how long
+/// two rings split for a day take to find each other, at worst.
+pub const LONG_BACKOFF_MS: u64 = 5 * 60 * 1000;
 
 /// One peer (or start address) to probe.
 #[derive(Debug, Clone)]
@@ -200,6 +206,17 @@ impl Node {
         }
     }
 
+    /// True if `peer` is our predecessor or in our successor list: the
+    /// links whose loss damages the ring, and whose return mends it (a
+    /// finger or a link the connection heuristic pruned is not probed:
+    /// its loss harms nothing, and probing it back would only have it
+    /// pruned again).
+    pub(crate) fn is_ring_neighbour(&self, peer: &PeerId) -> bool {
+        self.owner_id(self.predecessor()).as_ref() == Some(peer)
+            || self.owner_id(self.successor()).as_ref() == Some(peer)
+            || self.successor_list().contains(peer)
+    }
+
     /// The link to a seeding peer was lost while we seed: remember it.
     pub(crate) fn rejoin_lost(&mut self, peer: PeerId, addr: Option<(String, u16)>) {
         if self.chord.leeching || self.closed {
@@ -255,7 +272,11 @@ impl Node {
         let (seed, draw) = (heal.seed, heal.draws);
         if let Some(p) = heal.lost.values_mut().chain(heal.bootstrap.iter_mut()).find(|p| p.conn == Some(conn)) {
             p.conn = None;
-            p.backoff = p.backoff.saturating_mul(2).min(max);
+            // A peer gone for long is tried less often: a quarter of the
+            // time it has been away, up to LONG_BACKOFF_MS (a ring that lost
+            // many peers for good does not keep dialing them every 16 s).
+            let cap = max.max((now.saturating_sub(p.lost_at) / 4).min(LONG_BACKOFF_MS));
+            p.backoff = p.backoff.saturating_mul(2).min(cap);
             p.next_at = now.saturating_add(jitter(seed, draw, p.backoff));
         }
     }

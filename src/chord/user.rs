@@ -158,6 +158,11 @@ impl Node {
         self.chord.item_count()
     }
 
+    /// The version of a local table's value of an item, if held.
+    pub fn local_version(&self, method: HashMethod, key: &U512) -> Option<crate::core::Version> {
+        self.chord.data.version(method, key)
+    }
+
     /// The version of a local table's delete of an item, if remembered.
     pub fn local_tomb(&self, method: HashMethod, key: &U512) -> Option<crate::core::Version> {
         self.chord.data.tomb(method, key)

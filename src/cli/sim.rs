@@ -310,8 +310,8 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             w.sim.alive_nodes().iter().filter_map(|&i| w.sim.peek(i)).map(|n| n.rejoin_probes()).sum::<u64>() - probes0;
         match r.agree_s {
             Some(s) => println!(
-                "sim: split {} s ({} keys written, {} deleted); every owner held the latest write {s:.0} s after the heal, {:.1} MiB and {} frames meanwhile, {probes} rejoin probes",
-                args.split, r.written, r.deleted, r.bytes as f64 / (1 << 20) as f64, r.frames
+                "sim: split {} s ({} keys written, {} deleted); every owner held the latest write {s:.0} s after the heal, {:.1} MiB and {} frames meanwhile, {probes} rejoin probes ({} copies missing before the split left out)",
+                args.split, r.written, r.deleted, r.bytes as f64 / (1 << 20) as f64, r.frames, r.missing_before
             ),
             None => println!(
                 "sim: split {} s: {} items still not at the latest write after the wait",
@@ -332,6 +332,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let mut leaving: BTreeMap<usize, u64> = BTreeMap::new();
     let mut churn_due = 0.0f64;
     let (f1, b1, t1) = (w.sim.frames, w.sim.bytes, w.sim.now());
+    let d1 = w.sim.dials;
     w.sim.track_lookups(true);
     let mut issued = 0usize;
     let max_steps = MAX_LOOKUP_S * 1000 / STEP_MS;
@@ -471,6 +472,9 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
         "sim: per get: {msgs_per_lookup:.1} messages, {bytes_per_lookup:.0} bytes of retrieve/retrieved (all frames less the quiet rate: {net_msgs_per_lookup:.1} messages, {net_bytes_per_lookup:.0} bytes)"
     );
     println!("sim: maintenance {maint_bytes_per_node_s:.1} bytes per node per second");
+    let lookup_s = ((w.sim.now() - t1) as f64 / 1000.0).max(1e-3);
+    let dials_per_node_s = (w.sim.dials - d1) as f64 / lookup_s / w.sim.alive_nodes().len().max(1) as f64;
+    println!("sim: dials during the lookups (churn joins, fingers, rejoin probes): {dials_per_node_s:.3} per node per second");
     if args.churn > 0.0 {
         println!("sim: churn: {} crashed, {} left, {} joined", tally.crashed, tally.left, tally.joined);
     }
@@ -505,6 +509,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "net_bytes_per_lookup": net_bytes_per_lookup,
             "maint_frames_per_s": maint_frames_per_s,
             "maint_bytes_per_node_s": maint_bytes_per_node_s,
+            "dials_per_node_s": dials_per_node_s,
             "crashed": tally.crashed,
             "left": tally.left,
             "joined": tally.joined,
@@ -522,6 +527,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             summary["heal_bytes"] = serde_json::json!(r.bytes);
             summary["heal_frames"] = serde_json::json!(r.frames);
             summary["heal_stale_items"] = serde_json::json!(r.stale_items);
+            summary["missing_before_split"] = serde_json::json!(r.missing_before);
             summary["heal_probes"] = serde_json::json!(probes);
             summary["split_written"] = serde_json::json!(r.written);
             summary["split_deleted"] = serde_json::json!(r.deleted);

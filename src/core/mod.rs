@@ -153,7 +153,9 @@ impl Node {
 
     /// A version for a write made here now.
     pub(crate) fn next_version(&mut self) -> Version {
-        let writer = u64::from_be_bytes(self.id.value().to_be_bytes::<64>()[..8].try_into().expect("8 bytes"));
+        // The id's low 64 bits (ids are 384-bit hashes: the high bytes of
+        // the 512-bit integer are zero).
+        let writer = self.id.value().as_limbs()[0];
         Version { hlc: self.hlc.tick(self.wall_now()), writer }
     }
 
@@ -274,6 +276,13 @@ impl Node {
     /// tick; without a call both clocks are the same.
     pub fn set_wall_clock(&mut self, wall: Time) {
         self.wall_offset = i64::try_from(i128::from(wall) - i128::from(self.now)).unwrap_or(0);
+    }
+
+    /// Moves the node's clock to `now` (never backwards) before a user call
+    /// that takes no time (`set`, `delete`, ...), so that the version of a
+    /// write is dated when it is made, not at the last event.
+    pub fn advance_clock(&mut self, now: Time) {
+        self.set_now(now);
     }
 
     /// Advances the clock (never backwards).
@@ -464,7 +473,8 @@ impl Node {
                 _ => None,
             };
             let seeder = c.handshaken && !c.leeching;
-            let lost = c.peer.clone().filter(|_| seeder).map(|p| (p, c.addr.clone()));
+            let addr = c.addr.clone();
+            let lost = c.peer.clone().filter(|p| seeder && self.is_ring_neighbour(p)).map(|p| (p, addr));
             self.forget_conn(conn, &reason);
             if seeder {
                 self.seeder_vanished();

@@ -52,6 +52,12 @@ impl Node {
                 ping.push(c.id);
             }
         }
+        // Only ring neighbours are probed again once lost (chord/rejoin.rs).
+        for s in &mut silent {
+            if s.3.as_ref().is_some_and(|(p, _)| !self.is_ring_neighbour(p)) {
+                s.3 = None;
+            }
+        }
         for conn in ping {
             let probe = if self.is_rs2p(conn) {
                 vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PING)]

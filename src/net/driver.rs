@@ -161,6 +161,8 @@ impl Inner {
     /// Runs `f` on the state, then carries out the actions it produced.
     pub fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut State) -> R) -> R {
         let mut st = self.lock();
+        // A user call happens now (a write's version is dated by it).
+        st.node.advance_clock(now());
         let r = f(&mut st);
         let messages = self.pump(&mut st);
         let journaled = st.node.pending_changes() > 0;

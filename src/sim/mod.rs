@@ -114,6 +114,8 @@ pub struct Sim {
     pub frames: u64,
     /// Bytes delivered so far (length headers included).
     pub bytes: u64,
+    /// Dials made so far (successful or not).
+    pub dials: u64,
     /// Seeds every node's [`Config::seed`] and the link latencies.
     seed: u64,
     latency: (u64, u64),
@@ -156,6 +158,7 @@ impl Sim {
             events: Vec::new(),
             frames: 0,
             bytes: 0,
+            dials: 0,
             latency: (0, 0),
             tick_ms: None,
             next_tick: SIM_EPOCH,
@@ -255,7 +258,10 @@ impl Sim {
     /// having work, so that the next [`Sim::run`] carries out what the
     /// caller makes it do.
     pub fn node(&mut self, idx: usize) -> &mut Node {
+        let now = self.now;
         let node = self.nodes[idx].as_mut().expect("node was removed");
+        // What the caller does happens now (a write is versioned by it).
+        node.advance_clock(now);
         self.dirty.insert(idx);
         node
     }
@@ -429,6 +435,7 @@ impl Sim {
                     }
                 }
                 Action::Dial { conn, host, port } => {
+                    self.dials += 1;
                     let now = self.now;
                     let target = self.listeners.get(&(host, port)).copied();
                     let cut = target.is_some_and(|t| !self.reachable(idx, t) || self.paused.contains_key(&t));
