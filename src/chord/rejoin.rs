@@ -217,6 +217,15 @@ impl Node {
             || self.successor_list().contains(peer)
     }
 
+    /// The user dropped `peer`: it is no longer a way back to the ring.
+    pub(crate) fn forget_for_rejoin(&mut self, peer: &PeerId, addr: Option<(String, u16)>) {
+        let heal = &mut self.chord.rejoin;
+        heal.lost.remove(peer);
+        if let Some(addr) = addr {
+            heal.bootstrap.retain(|p| p.addr != addr);
+        }
+    }
+
     /// The link to a seeding peer was lost while we seed: remember it.
     pub(crate) fn rejoin_lost(&mut self, peer: PeerId, addr: Option<(String, u16)>) {
         if self.chord.leeching || self.closed {

@@ -318,6 +318,13 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
                 args.split, r.stale_items
             ),
         }
+        let top: Vec<String> = r
+            .by_sub_flag
+            .iter()
+            .take(6)
+            .map(|(s, f, b)| format!("0x{s:02x} {f} frames {:.1} MiB", *b as f64 / (1 << 20) as f64))
+            .collect();
+        println!("sim: heal traffic by sub-flag: {}", top.join(", "));
         (r, probes)
     });
     w.sim.take_events();
@@ -528,6 +535,11 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             summary["heal_frames"] = serde_json::json!(r.frames);
             summary["heal_stale_items"] = serde_json::json!(r.stale_items);
             summary["missing_before_split"] = serde_json::json!(r.missing_before);
+            summary["heal_by_sub_flag"] = serde_json::json!(r
+                .by_sub_flag
+                .iter()
+                .map(|(s, f, b)| serde_json::json!({"sub_flag": s, "frames": f, "bytes": b}))
+                .collect::<Vec<_>>());
             summary["heal_probes"] = serde_json::json!(probes);
             summary["split_written"] = serde_json::json!(r.written);
             summary["split_deleted"] = serde_json::json!(r.deleted);

@@ -42,6 +42,9 @@ pub struct SplitReport {
     /// are fire-and-forget: a store lost while the ring formed, which
     /// without the key list nothing restores); left out of the figure.
     pub missing_before: usize,
+    /// (sub-flag, frames, bytes) delivered from the heal until agreement,
+    /// most bytes first (0xFF: frames without a one-byte sub-flag).
+    pub by_sub_flag: Vec<(u8, u64, u64)>,
     /// Keys written during the split, and deleted.
     pub written: usize,
     pub deleted: usize,
@@ -150,6 +153,7 @@ pub fn run(sim: &mut Sim, keys: &mut Vec<(String, String)>, seed: u64, split_s: 
     };
     sim.heal();
     let (f0, b0, t0) = (sim.frames, sim.bytes, sim.now());
+    let by0 = sim.by_sub_flag.clone();
     let mut agree_s = None;
     let mut stale = stale_now(sim);
     for _ in 0..MAX_HEAL_S {
@@ -161,7 +165,18 @@ pub fn run(sim: &mut Sim, keys: &mut Vec<(String, String)>, seed: u64, split_s: 
             break;
         }
     }
+    let mut by_sub_flag: Vec<(u8, u64, u64)> = sim
+        .by_sub_flag
+        .iter()
+        .map(|(k, (f, b))| {
+            let (f0, b0) = by0.get(k).copied().unwrap_or_default();
+            (*k, f - f0, b - b0)
+        })
+        .filter(|(_, f, _)| *f > 0)
+        .collect();
+    by_sub_flag.sort_by_key(|e| std::cmp::Reverse(e.2));
     let report = SplitReport {
+        by_sub_flag,
         agree_s,
         bytes: sim.bytes - b0,
         frames: sim.frames - f0,

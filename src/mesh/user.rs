@@ -125,9 +125,13 @@ impl Node {
     }
 
     /// Closes the connection to a peer.
+    /// The peer is not dialed again to rejoin the ring (`chord/rejoin.rs`):
+    /// the user chose to drop it.
     pub fn disconnect(&mut self, peer: &PeerId) -> bool {
         match self.conn_of(peer).or_else(|| self.dialing.get(peer).copied()) {
             Some(conn) => {
+                let addr = self.conns.get(&conn).and_then(|c| c.addr.clone());
+                self.forget_for_rejoin(peer, addr);
                 self.close_conn(conn);
                 true
             }

@@ -116,6 +116,9 @@ pub struct Sim {
     pub bytes: u64,
     /// Dials made so far (successful or not).
     pub dials: u64,
+    /// Frames and bytes delivered per sub-flag (uncompressed frames; 0xFF:
+    /// others), to see where a phase's traffic goes.
+    pub by_sub_flag: BTreeMap<u8, (u64, u64)>,
     /// Seeds every node's [`Config::seed`] and the link latencies.
     seed: u64,
     latency: (u64, u64),
@@ -159,6 +162,7 @@ impl Sim {
             frames: 0,
             bytes: 0,
             dials: 0,
+            by_sub_flag: BTreeMap::new(),
             latency: (0, 0),
             tick_ms: None,
             next_tick: SIM_EPOCH,
@@ -498,6 +502,10 @@ impl Sim {
             Delivery::Data { node, conn, bytes } => {
                 self.frames += 1;
                 self.bytes += bytes.len() as u64;
+                let sub = bytes.get(4..).and_then(raw_sub_flag).flatten().unwrap_or(0xFF);
+                let slot = self.by_sub_flag.entry(sub).or_default();
+                slot.0 += 1;
+                slot.1 += bytes.len() as u64;
                 self.trace.word(now);
                 self.trace.word(node as u64);
                 self.trace.word(conn.0);
