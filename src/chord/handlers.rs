@@ -429,6 +429,7 @@ impl Node {
         self.deferred_seeding_peer_work();
         self.get_tick();
         self.handoff_tick();
+        self.sync_tick();
         self.repair_tick();
         self.replica_tick();
         self.finger_tick();
@@ -449,6 +450,7 @@ impl Node {
         self.get_conn_lost(conn);
         self.peeks_conn_lost(conn);
         self.handoff_conn_lost(conn);
+        self.sync_conn_lost(conn);
         self.keys_conn_lost(conn, keys_in);
     }
 

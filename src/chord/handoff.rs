@@ -48,8 +48,19 @@ impl Node {
                 items.push(item);
             }
         }
+        // Items for an rs2p owner are offered as range summaries first
+        // (`sync.rs`): after a merge most of them are there already.
+        let mut runs: std::collections::BTreeMap<ConnId, Vec<ItemKey>> = std::collections::BTreeMap::new();
         for item in items {
-            self.queue_handoff(item);
+            match self.find(&item.1) {
+                Owner::Remote(c) if self.is_rs2p(c) && !self.chord.handoff.contains_key(&item) => {
+                    runs.entry(c).or_default().push(item);
+                }
+                _ => self.queue_handoff(item),
+            }
+        }
+        for (conn, items) in runs {
+            self.offer_runs(conn, items);
         }
         self.pump_handoff();
     }
@@ -67,7 +78,7 @@ impl Node {
         self.pump_handoff();
     }
 
-    fn queue_handoff(&mut self, item: ItemKey) {
+    pub(crate) fn queue_handoff(&mut self, item: ItemKey) {
         if self.chord.handoff.contains_key(&item) {
             return;
         }
@@ -211,7 +222,7 @@ impl Node {
 
     /// Items not yet confirmed by their new owners.
     pub fn handoff_pending(&self) -> usize {
-        self.chord.handoff.len()
+        self.chord.handoff.len() + self.chord.sync.pending_items()
     }
 
     /// Handoff counters.

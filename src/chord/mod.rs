@@ -18,6 +18,7 @@ mod replica;
 mod ring_ops;
 mod status;
 mod store;
+mod sync;
 mod user;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -39,7 +40,8 @@ pub use status::{
     ring_position, HealStatus, LinkStatus, RingNode, StatusReport, MAX_STATUS_ASKS, MAX_STATUS_BYTES, MAX_STATUS_LINKS,
     STATUS_ANSWERS_PER_SEC,
 };
-pub use store::{ItemStore, ITEM_OVERHEAD};
+pub use store::{item_digest, ItemStore, ITEM_OVERHEAD};
+pub use sync::{MAX_SYNC_INFLIGHT, MIN_RUN, RANGE_ITEMS, SYNC_SETTLE_MS, SYNC_TIMEOUT_MS};
 pub use user::ChordError;
 
 use crate::core::{ConnId, Time};
@@ -128,6 +130,8 @@ pub struct ChordState {
     pub(crate) rejoin: rejoin::RejoinState,
     /// When expired item tombstones were last pruned.
     pub(crate) last_tomb_prune: Time,
+    /// Range summaries offered before handoffs (see `sync.rs`).
+    pub(crate) sync: sync::SyncState,
     /// Our ring neighbours changed: scan the store for items others own.
     pub(crate) rescan_due: bool,
     /// When that scan last ran.
@@ -167,6 +171,7 @@ impl ChordState {
             status: status::StatusState::default(),
             rejoin: rejoin::RejoinState::with_seed(seed),
             last_tomb_prune: 0,
+            sync: sync::SyncState::with_seed(seed),
             rescan_due: false,
             last_rescan: 0,
         }

@@ -122,6 +122,29 @@ impl<const N: usize> Table<N> {
         self.sorted.len() - self.gone + self.recent.len() + self.odd.len()
     }
 
+    /// Items with `first <= key <= last` (recent inserts are merged in
+    /// first, so a run of range queries costs one merge and a binary search
+    /// each).
+    fn range(&mut self, first: &U512, last: &U512) -> Vec<(U512, Slot)> {
+        if !self.recent.is_empty() {
+            self.merge();
+        }
+        let mut out = Vec::new();
+        // Compact keys sort as the keys they stand for.
+        let start = self.sorted.partition_point(|(x, _)| self.expand(x) < *first);
+        for (k, s) in &self.sorted[start..] {
+            let key = self.expand(k);
+            if key > *last {
+                break;
+            }
+            if *s != GONE && key >= *first {
+                out.push((key, *s));
+            }
+        }
+        out.extend(self.odd.iter().filter(|(k, _)| *k >= first && *k <= last).map(|(k, s)| (*k, *s)));
+        out
+    }
+
     fn entries(&self) -> Vec<(U512, Slot)> {
         let mut out: Vec<(U512, Slot)> = Vec::with_capacity(self.len());
         out.extend(self.sorted.iter().filter(|e| e.1 != GONE).map(|(k, s)| (self.expand(k), *s)));
@@ -203,12 +226,40 @@ impl Values {
     }
 }
 
+/// A 128-bit digest of one item for range summaries (`chord/sync.rs`):
+/// its hash, its version, and (for a value, whose version may be zero) its
+/// bytes; a tombstone is marked apart. Not cryptographic: two honest
+/// stores differ and collide with probability 2^-128; a lying peer can
+/// already write anything.
+pub fn item_digest(hash: &U512, version: Version, value: Option<&[u8]>) -> u128 {
+    use crate::sim::mix64;
+    let mut a = mix64(version.hlc ^ 0x5eed_1234);
+    let mut b = mix64(version.writer ^ 0x0dd_ba11);
+    for (i, limb) in hash.as_limbs().iter().enumerate() {
+        a = mix64(a ^ limb.rotate_left(i as u32 * 7));
+        b = mix64(b.wrapping_add(*limb));
+    }
+    match value {
+        Some(v) => {
+            for chunk in v.chunks(8) {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                a = mix64(a ^ u64::from_le_bytes(w));
+            }
+            b = mix64(b ^ v.len() as u64);
+        }
+        None => b = mix64(b ^ 0x70b5_70b5),
+    }
+    (u128::from(a) << 64) | u128::from(b)
+}
+
 trait TableOps: Send {
     fn get(&self, key: &U512) -> Option<Slot>;
     fn insert(&mut self, key: &U512, slot: Slot) -> Option<Slot>;
     fn remove(&mut self, key: &U512) -> Option<Slot>;
     fn len(&self) -> usize;
     fn entries(&self) -> Vec<(U512, Slot)>;
+    fn range(&mut self, first: &U512, last: &U512) -> Vec<(U512, Slot)>;
 }
 
 impl<const N: usize> TableOps for Table<N> {
@@ -226,6 +277,9 @@ impl<const N: usize> TableOps for Table<N> {
     }
     fn entries(&self) -> Vec<(U512, Slot)> {
         Table::entries(self)
+    }
+    fn range(&mut self, first: &U512, last: &U512) -> Vec<(U512, Slot)> {
+        Table::range(self, first, last)
     }
 }
 
@@ -430,6 +484,24 @@ impl ItemStore {
         }
     }
 
+    /// Count and XOR of [`item_digest`] of the values and tombstones of
+    /// one table with `first <= hash <= last`.
+    pub fn range_summary(&mut self, method: HashMethod, first: &U512, last: &U512) -> (u64, u128) {
+        let (mut count, mut sum) = (0u64, 0u128);
+        for (k, slot) in self.tables[method.index()].range(first, last) {
+            let value = self.values.get(slot).map(|v| &v[..]);
+            sum ^= item_digest(&k, self.values.version(slot), value);
+            count += 1;
+        }
+        for ((m, k), v) in &self.tombs {
+            if *m == method && k >= first && k <= last {
+                sum ^= item_digest(k, *v, None);
+                count += 1;
+            }
+        }
+        (count, sum)
+    }
+
     /// Items in one table.
     pub fn len(&self, method: HashMethod) -> usize {
         self.tables[method.index()].len()
@@ -503,6 +575,31 @@ mod tests {
         }
         assert_eq!(listed, model.len());
         assert!(!store.contains(HashMethod::Sha256, &U512::from(1u64)));
+    }
+
+    #[test]
+    fn range_summaries_match_only_the_same_items_and_versions() {
+        let (mut a, mut b) = (ItemStore::default(), ItemStore::default());
+        let v = |hlc| Version { hlc, writer: 1 };
+        let keys: Vec<U512> = (0..50).map(|i| HashMethod::Sha256.hash(format!("k{i}").as_bytes())).collect();
+        for (i, k) in keys.iter().enumerate() {
+            a.insert_versioned(HashMethod::Sha256, k, Bytes::from(format!("v{i}")), v(5));
+            b.insert_versioned(HashMethod::Sha256, k, Bytes::from(format!("v{i}")), v(5));
+        }
+        let mut sorted = keys.clone();
+        sorted.sort();
+        let (first, last) = (sorted[10], sorted[30]);
+        let sa = a.range_summary(HashMethod::Sha256, &first, &last);
+        assert_eq!(sa.0, 21, "the range holds 21 items");
+        assert_eq!(sa, b.range_summary(HashMethod::Sha256, &first, &last));
+        // A newer version of one item, or a tombstone, shows.
+        b.insert_versioned(HashMethod::Sha256, &sorted[20], Bytes::from_static(b"new"), v(6));
+        assert_ne!(sa, b.range_summary(HashMethod::Sha256, &first, &last));
+        b.tombstone(HashMethod::Sha256, &sorted[20], v(7), 10);
+        assert_ne!(sa, b.range_summary(HashMethod::Sha256, &first, &last));
+        // Outside the range nothing counts.
+        let outside = b.range_summary(HashMethod::Sha256, &sorted[0], &sorted[5]);
+        assert_eq!(outside, a.range_summary(HashMethod::Sha256, &sorted[0], &sorted[5]));
     }
 
     #[test]

@@ -325,6 +325,11 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             .map(|(s, f, b)| format!("0x{s:02x} {f} frames {:.1} MiB", *b as f64 / (1 << 20) as f64))
             .collect();
         println!("sim: heal traffic by sub-flag: {}", top.join(", "));
+        let (same, diff, sync_bytes) = w.sim.alive_nodes().iter().filter_map(|&i| w.sim.peek(i)).map(|n| n.sync_stats()).fold(
+            (0, 0, 0),
+            |a, s| (a.0 + s.0, a.1 + s.1, a.2 + s.2),
+        );
+        println!("sim: range summaries: {same} items matched at their new owner, {diff} sent one by one, {sync_bytes} bytes of summaries");
         (r, probes)
     });
     w.sim.take_events();

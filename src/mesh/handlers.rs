@@ -137,6 +137,10 @@ impl Node {
                 self.handle_keylist(conn, &msg.payload);
                 true
             }
+            flags::RS2P_SYNC if chord && n >= 3 => {
+                self.handle_sync(conn, &msg.payload);
+                true
+            }
             flags::RS2P_STATUS if chord && n >= 2 => {
                 self.handle_status(conn, &msg.payload);
                 true

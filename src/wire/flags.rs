@@ -72,6 +72,11 @@ pub const RS2P_PING: u8 = 0x29;
 /// (rs2p peers only; py2p never uses 0x28). Used by `rs2p status`.
 pub const RS2P_STATUS: u8 = 0x28;
 
+/// Sub-flag of the rs2p range summaries (docs/PROTOCOL.md §16.20): `sum`
+/// offers a summary of the items a handoff would send, `same`/`diff`
+/// answer whether the receiver holds exactly them (rs2p peers only).
+pub const RS2P_SYNC: u8 = 0x27;
+
 /// Compression: bzip2.
 pub const BZ2: u8 = 0x10;
 /// Compression: gzip container.
