@@ -345,6 +345,9 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let mut churn_due = 0.0f64;
     let (f1, b1, t1) = (w.sim.frames, w.sim.bytes, w.sim.now());
     let d1 = w.sim.dials;
+    let probes_of =
+        |sim: &Sim| -> u64 { sim.alive_nodes().iter().filter_map(|&i| sim.peek(i)).map(|n| n.rejoin_probes()).sum() };
+    let p1 = probes_of(&w.sim);
     w.sim.track_lookups(true);
     let mut issued = 0usize;
     let max_steps = MAX_LOOKUP_S * 1000 / STEP_MS;
@@ -486,7 +489,12 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     println!("sim: maintenance {maint_bytes_per_node_s:.1} bytes per node per second");
     let lookup_s = ((w.sim.now() - t1) as f64 / 1000.0).max(1e-3);
     let dials_per_node_s = (w.sim.dials - d1) as f64 / lookup_s / w.sim.alive_nodes().len().max(1) as f64;
-    println!("sim: dials during the lookups (churn joins, fingers, rejoin probes): {dials_per_node_s:.3} per node per second");
+    // (Probes of nodes that crashed meanwhile are not counted: a lower bound.)
+    let probes_per_node_s =
+        probes_of(&w.sim).saturating_sub(p1) as f64 / lookup_s / w.sim.alive_nodes().len().max(1) as f64;
+    println!(
+        "sim: dials during the lookups (churn joins, fingers, rejoin probes): {dials_per_node_s:.3} per node per second, of which rejoin probes {probes_per_node_s:.3}"
+    );
     if args.churn > 0.0 {
         println!("sim: churn: {} crashed, {} left, {} joined", tally.crashed, tally.left, tally.joined);
     }
@@ -522,6 +530,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "maint_frames_per_s": maint_frames_per_s,
             "maint_bytes_per_node_s": maint_bytes_per_node_s,
             "dials_per_node_s": dials_per_node_s,
+            "rejoin_probes_per_node_s": probes_per_node_s,
             "crashed": tally.crashed,
             "left": tally.left,
             "joined": tally.joined,
