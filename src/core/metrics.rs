@@ -174,6 +174,9 @@ pub struct NodeMetrics {
     pub heal: crate::chord::HealStatus,
     /// Probes of lost peers and start addresses sent.
     pub rejoin_probes: u64,
+    /// Range summaries: items matched at their new owner, items sent one
+    /// by one after a summary differed, bytes of summaries.
+    pub sync: (u64, u64, u64),
 }
 
 impl Node {
@@ -214,6 +217,7 @@ impl Node {
             repair: self.repair_stats(),
             heal: self.heal_status(),
             rejoin_probes: self.rejoin_probes(),
+            sync: self.sync_stats(),
         }
     }
 }

@@ -281,6 +281,13 @@ impl Collector for Snapshot {
         )?;
         counters(
             &mut enc,
+            "sync_items",
+            "Items changing owner offered as range summaries: matched (not sent) or sent one by one",
+            &[(label("result", "matched"), n.sync.0), (label("result", "sent"), n.sync.1)],
+        )?;
+        counters(&mut enc, "sync_bytes", "Bytes of range summaries sent", &[(none(), n.sync.2)])?;
+        counters(
+            &mut enc,
             "versions_refused",
             "Writes refused for a version dated too far ahead of this node's clock",
             &[(none(), c.versions_refused)],
