@@ -87,20 +87,7 @@ impl Ring<'_> {
     /// `error: key not found: KEY`).
     fn reads(&self, i: usize, key: &str, want: Option<&str>) -> Result<(), String> {
         let run = self.client(i, &["get", key, "--timeout", "3"], Duration::from_secs(30));
-        let ok = match want {
-            Some(v) => run.code == Some(0) && run.stdout == format!("{v}\n"),
-            None => {
-                run.code == Some(1) && run.stdout.is_empty() && run.stderr == format!("error: key not found: {key}\n")
-            }
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "get {key} through host {i}: want {want:?}, got exit {:?}, stdout {:?}, stderr {:?}",
-                run.code, run.stdout, run.stderr
-            ))
-        }
+        run.got(key, want, &format!("host {i}"))
     }
 
     /// `export` through host `i` lists exactly `want` (sorted lines) among

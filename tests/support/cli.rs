@@ -108,6 +108,27 @@ pub struct Run {
 }
 
 impl Run {
+    /// For a `get KEY` run: Ok if it printed `want` (exit 0), or for
+    /// `None` said the CLI's `error: key not found: KEY` (exit 1); else why
+    /// not, naming `through` (the peer or host asked).
+    pub fn got(&self, key: &str, want: Option<&str>, through: &str) -> Result<(), String> {
+        let ok = match want {
+            Some(v) => self.code == Some(0) && self.stdout == format!("{v}\n"),
+            None => {
+                self.code == Some(1)
+                    && self.stdout.is_empty()
+                    && self.stderr == format!("error: key not found: {key}\n")
+            }
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(format!(
+            "get {key} through {through}: want {want:?}, got exit {:?}, stdout {:?}, stderr {:?}",
+            self.code, self.stdout, self.stderr
+        ))
+    }
+
     /// Asserts the exit code, with the whole run in the message.
     pub fn expect_code(&self, code: i32) -> &Run {
         assert_eq!(self.code, Some(code), "unexpected exit code for {self:#?}");
