@@ -156,14 +156,14 @@ fn pause_case(seed: u64, paused: &[usize]) {
 
 #[test]
 fn a_paused_node_rejoins_and_serves_the_latest_values() {
-    for seed in [1, 2, 3] {
+    for seed in 1..=6 {
         pause_case(seed, &[5]);
     }
 }
 
 #[test]
 fn two_adjacent_paused_nodes_rejoin_and_serve_the_latest_values() {
-    for seed in [4, 5] {
+    for seed in 7..=11 {
         let (sim, nodes) = ring(seed, 12);
         // Two nodes adjacent on the ring: the first and its successor by id.
         let mut by_id: Vec<(rs2p::ring::U512, usize)> =
@@ -248,7 +248,7 @@ fn partition_case(seed: u64, n: usize) {
 
 #[test]
 fn a_ring_split_in_halves_heals_and_the_later_write_wins() {
-    for seed in [11, 12] {
+    for seed in 12..=15 {
         partition_case(seed, 64);
     }
 }
@@ -259,7 +259,7 @@ fn a_ring_split_in_halves_heals_and_the_later_write_wins() {
 /// clock is behind) wins.
 #[test]
 fn clocks_two_minutes_apart_agree_on_every_key() {
-    for seed in [21, 22] {
+    for seed in 21..=24 {
         let (mut sim, nodes) = ring(seed, 5);
         sim.set_clock_offset(nodes[3], 120_000);
         sim.set_clock_offset(nodes[4], 120_000);
