@@ -297,3 +297,64 @@ fn clocks_two_minutes_apart_agree_on_every_key() {
         }
     }
 }
+
+/// A node stopped for longer than deletes are remembered: with
+/// `drop_stale_after_horizon` it drops what it held when it resumes, so a
+/// key deleted (and forgotten) meanwhile does not come back; without it,
+/// it keeps its data and says so.
+#[test]
+fn a_node_away_past_the_tombstone_horizon_brings_no_deleted_key_back() {
+    for drop in [true, false] {
+        let mut sim = Sim::with_seed(31);
+        let mut nodes = Vec::new();
+        for i in 0..8 {
+            let mut cfg = Config::chord(&format!("10.4.0.{}", i + 1), 7000);
+            cfg.salt = format!("horizon-{i}");
+            cfg.get_timeout_ms = 4_000;
+            cfg.tombstone_horizon_ms = 30_000;
+            cfg.drop_stale_after_horizon = drop;
+            let idx = sim.add_node(cfg);
+            sim.node(idx).join().unwrap();
+            if i > 0 {
+                sim.connect(idx, nodes[i / 2]);
+            }
+            nodes.push(idx);
+        }
+        assert!(sim.settle_ring(60));
+        for i in 0..40 {
+            sim.set(nodes[0], format!("h{i}").as_bytes(), b"old");
+        }
+        sim.advance(3000);
+        let away = nodes[5];
+        let held = sim.node(away).item_count();
+        assert!(held > 0, "the node to pause holds nothing");
+        sim.pause(away);
+        for _ in 0..10 {
+            sim.advance(1000);
+        }
+        for i in 0..40 {
+            sim.node(nodes[1]).delete(format!("h{i}").as_bytes());
+            sim.run();
+        }
+        // Past the horizon: the ring forgets the deletes.
+        for _ in 0..70 {
+            sim.advance(1000);
+        }
+        sim.resume(away);
+        assert!(until(&mut sim, 45, |sim| sim.ring_is_consistent()).is_some());
+        sim.advance(10_000);
+        if drop {
+            assert_eq!(sim.node(away).item_count(), 0, "the stale node kept its items");
+            for i in 0..40 {
+                let got = sim.get(nodes[2], format!("h{i}").as_bytes());
+                assert_eq!(got, Err(GetError::NotFound), "h{i} came back after the horizon");
+            }
+        } else {
+            let errors = sim.node(away).status().err().unwrap_or_default();
+            assert!(
+                errors.iter().any(|e| e.contains("longer than deletes are remembered")),
+                "no warning from a node back after the horizon: {errors:?}"
+            );
+        }
+    }
+}

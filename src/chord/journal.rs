@@ -140,7 +140,11 @@ impl crate::core::Node {
         self.chord.data.journal.set_enabled(false);
         self.chord.keys.journal.set_enabled(false);
         let away = last_alive.map(|t| self.wall_now().saturating_sub(t));
-        let stale = away.is_some_and(|a| a > self.cfg.tombstone_horizon_ms);
+        let long_away = away.is_some_and(|a| a > self.cfg.tombstone_horizon_ms);
+        if long_away && !self.cfg.drop_stale_after_horizon {
+            self.warn_stale(away.unwrap_or(0));
+        }
+        let stale = long_away && self.cfg.drop_stale_after_horizon;
         let mut dropped = 0usize;
         for (table, hash, value, version) in items {
             if stale {
@@ -153,7 +157,11 @@ impl crate::core::Node {
         let horizon = self.wall_now().saturating_sub(self.cfg.tombstone_horizon_ms);
         let max = self.cfg.max_item_tombstones;
         for (table, hash, version) in item_tombs {
-            if !stale && version.wall_ms() >= horizon {
+            // A value written after the delete stands (its tombstone was
+            // cleared in memory; the disk may still hold it).
+            let newer = self.chord.data.version(table, &hash).is_some_and(|v| v >= version);
+            if !stale && !newer && version.wall_ms() >= horizon {
+                self.observe_version(version);
                 self.chord.data.tombstone(table, &hash, version, max);
             }
         }

@@ -192,7 +192,7 @@ impl Node {
         self.chord.rejoin.rejoins += 1;
         let away = now.saturating_sub(since);
         if away > self.cfg.tombstone_horizon_ms {
-            self.drop_stale_data(away);
+            self.away_past_horizon(away);
         }
         tracing::info!(
             node = %self.id.short(),
@@ -299,7 +299,7 @@ impl Node {
         let paused = if self.chord.rejoin.last_tick == 0 { 0 } else { now.saturating_sub(self.chord.rejoin.last_tick) };
         self.chord.rejoin.last_tick = now;
         if paused > self.cfg.tombstone_horizon_ms {
-            self.drop_stale_data(paused);
+            self.away_past_horizon(paused);
         }
         let linked = self.seeding_peers().next().is_some();
         if linked {
@@ -401,6 +401,30 @@ impl Node {
     }
 
     /// Away (cut off, or the process stopped) for `away_ms`, longer than
+    /// deletes are remembered: drop what we hold if
+    /// `Config::drop_stale_after_horizon`, else say so loudly.
+    fn away_past_horizon(&mut self, away_ms: u64) {
+        if self.cfg.drop_stale_after_horizon {
+            self.drop_stale_data(away_ms);
+        } else {
+            self.warn_stale(away_ms);
+        }
+    }
+
+    /// The warning of a node back after longer than the horizon that keeps its data.
+    pub(crate) fn warn_stale(&mut self, away_ms: u64) {
+        self.record_error(
+            None,
+            format!(
+                "away {:.1} h, longer than deletes are remembered ({:.1} h): keys the ring deleted meanwhile may come back from this node's {} items; if the rest of the ring ran meanwhile, restart it with an empty data directory (or with --drop-stale-after-horizon)",
+                away_ms as f64 / 3.6e6,
+                self.cfg.tombstone_horizon_ms as f64 / 3.6e6,
+                self.chord.data.total()
+            ),
+        );
+    }
+
+    /// Away (cut off, or the process stopped) for `away_ms`, longer than
     /// deletes are remembered: what we hold may include keys the ring
     /// deleted and has since forgotten deleting, so it is dropped and the
     /// ring's copies come back by handoff and repair (Cassandra's
@@ -422,6 +446,13 @@ impl Node {
         self.chord.replicas = super::ItemStore::default();
         let before = self.wall_now().saturating_add(1);
         self.chord.data.prune_tombs(before);
+        // Handoffs and summaries in flight carry the dropped copies too.
+        let pending: Vec<super::ItemKey> = self.chord.handoff.keys().copied().collect();
+        for item in pending {
+            self.drop_handoff(item);
+        }
+        self.chord.handoff_queue.clear();
+        self.chord.sync = super::sync::SyncState::with_seed(self.chord.rejoin.seed);
     }
 
     /// A probe's connection closed or handshook: it is no longer in flight.

@@ -125,7 +125,10 @@ impl Node {
             return;
         }
         let replicas = &mut self.chord.replicas;
-        if replicas.current_version(item.0, &item.1) > version {
+        // An empty unversioned replica is the owner dropping a copy it
+        // could not keep up to date (its store was full): always dropped.
+        let drop = value.is_empty() && version.is_zero();
+        if !drop && replicas.current_version(item.0, &item.1) > version {
             // An older copy arriving late (reordered refreshes): ours stands.
         } else if value.is_empty() {
             replicas.remove(item.0, &item.1);

@@ -125,7 +125,7 @@ impl<const N: usize> Table<N> {
     /// Items with `first <= key <= last` (recent inserts are merged in
     /// first, so a run of range queries costs one merge and a binary search
     /// each).
-    fn range(&mut self, first: &U512, last: &U512) -> Vec<(U512, Slot)> {
+    fn range(&mut self, first: &U512, last: &U512, limit: usize) -> Vec<(U512, Slot)> {
         if !self.recent.is_empty() {
             self.merge();
         }
@@ -139,6 +139,9 @@ impl<const N: usize> Table<N> {
             }
             if *s != GONE && key >= *first {
                 out.push((key, *s));
+                if out.len() > limit {
+                    break;
+                }
             }
         }
         out.extend(self.odd.iter().filter(|(k, _)| *k >= first && *k <= last).map(|(k, s)| (*k, *s)));
@@ -259,7 +262,7 @@ trait TableOps: Send {
     fn remove(&mut self, key: &U512) -> Option<Slot>;
     fn len(&self) -> usize;
     fn entries(&self) -> Vec<(U512, Slot)>;
-    fn range(&mut self, first: &U512, last: &U512) -> Vec<(U512, Slot)>;
+    fn range(&mut self, first: &U512, last: &U512, limit: usize) -> Vec<(U512, Slot)>;
 }
 
 impl<const N: usize> TableOps for Table<N> {
@@ -278,8 +281,8 @@ impl<const N: usize> TableOps for Table<N> {
     fn entries(&self) -> Vec<(U512, Slot)> {
         Table::entries(self)
     }
-    fn range(&mut self, first: &U512, last: &U512) -> Vec<(U512, Slot)> {
-        Table::range(self, first, last)
+    fn range(&mut self, first: &U512, last: &U512, limit: usize) -> Vec<(U512, Slot)> {
+        Table::range(self, first, last, limit)
     }
 }
 
@@ -403,8 +406,8 @@ impl ItemStore {
 
     /// Stores an item with its version (replacing any value or tombstone it had).
     pub fn insert_versioned(&mut self, method: HashMethod, key: &U512, value: Bytes, version: Version) {
-        if !self.tombs.is_empty() {
-            self.tombs.remove(&(method, *key));
+        if !self.tombs.is_empty() && self.tombs.remove(&(method, *key)).is_some() {
+            self.journal.record(|| super::Change::ItemTombstone { table: method, hash: *key, version: None });
         }
         self.journal.record(|| super::Change::Item { table: method, hash: *key, value: Some(value.clone()), version });
         let t = method.index();
@@ -486,9 +489,20 @@ impl ItemStore {
 
     /// Count and XOR of [`item_digest`] of the values and tombstones of
     /// one table with `first <= hash <= last`.
-    pub fn range_summary(&mut self, method: HashMethod, first: &U512, last: &U512) -> (u64, u128) {
+    /// `None` when the range holds more than `limit` items (not summed).
+    pub fn range_summary(
+        &mut self,
+        method: HashMethod,
+        first: &U512,
+        last: &U512,
+        limit: usize,
+    ) -> Option<(u64, u128)> {
         let (mut count, mut sum) = (0u64, 0u128);
-        for (k, slot) in self.tables[method.index()].range(first, last) {
+        let items = self.tables[method.index()].range(first, last, limit);
+        if items.len() > limit {
+            return None;
+        }
+        for (k, slot) in items {
             let value = self.values.get(slot).map(|v| &v[..]);
             sum ^= item_digest(&k, self.values.version(slot), value);
             count += 1;
@@ -499,7 +513,7 @@ impl ItemStore {
                 count += 1;
             }
         }
-        (count, sum)
+        Some((count, sum))
     }
 
     /// Items in one table.
@@ -589,17 +603,19 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         let (first, last) = (sorted[10], sorted[30]);
-        let sa = a.range_summary(HashMethod::Sha256, &first, &last);
+        let sa = a.range_summary(HashMethod::Sha256, &first, &last, 100);
+        let sa = sa.expect("within the limit");
         assert_eq!(sa.0, 21, "the range holds 21 items");
-        assert_eq!(sa, b.range_summary(HashMethod::Sha256, &first, &last));
+        assert_eq!(a.range_summary(HashMethod::Sha256, &first, &last, 10), None, "over the limit");
+        assert_eq!(Some(sa), b.range_summary(HashMethod::Sha256, &first, &last, 100));
         // A newer version of one item, or a tombstone, shows.
         b.insert_versioned(HashMethod::Sha256, &sorted[20], Bytes::from_static(b"new"), v(6));
-        assert_ne!(sa, b.range_summary(HashMethod::Sha256, &first, &last));
+        assert_ne!(Some(sa), b.range_summary(HashMethod::Sha256, &first, &last, 100));
         b.tombstone(HashMethod::Sha256, &sorted[20], v(7), 10);
-        assert_ne!(sa, b.range_summary(HashMethod::Sha256, &first, &last));
+        assert_ne!(Some(sa), b.range_summary(HashMethod::Sha256, &first, &last, 100));
         // Outside the range nothing counts.
-        let outside = b.range_summary(HashMethod::Sha256, &sorted[0], &sorted[5]);
-        assert_eq!(outside, a.range_summary(HashMethod::Sha256, &sorted[0], &sorted[5]));
+        let outside = b.range_summary(HashMethod::Sha256, &sorted[0], &sorted[5], 100);
+        assert_eq!(outside, a.range_summary(HashMethod::Sha256, &sorted[0], &sorted[5], 100));
     }
 
     #[test]

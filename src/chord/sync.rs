@@ -158,7 +158,9 @@ impl Node {
             let (Some(first), Some(last)) = (run.items.first().copied(), run.items.last().copied()) else {
                 continue;
             };
-            let (count, sum) = self.chord.data.range_summary(run.table, &first, &last);
+            let Some((count, sum)) = self.chord.data.range_summary(run.table, &first, &last, usize::MAX) else {
+                continue;
+            };
             let payload = vec![
                 Bytes::from_static(&[flags::RS2P_SYNC]),
                 Bytes::from_static(SUM),
@@ -204,7 +206,11 @@ impl Node {
                     self.record_error(Some(conn), "ignoring a malformed range summary".to_owned());
                     return;
                 };
-                let same = first <= last && self.chord.data.range_summary(table, &first, &last) == (count, sum);
+                // A range holding far more than a run (a peer asking for a
+                // scan of the whole store) is answered `diff` unscanned.
+                let same = first <= last
+                    && count <= RANGE_ITEMS as u64
+                    && self.chord.data.range_summary(table, &first, &last, 4 * RANGE_ITEMS) == Some((count, sum));
                 let verdict = if same { SAME } else { DIFF };
                 let payload = vec![
                     Bytes::from_static(&[flags::RS2P_SYNC]),
@@ -214,7 +220,11 @@ impl Node {
                 self.send_on(conn, flags::WHISPER, payload);
             }
             (SAME, Some(id)) => {
-                let Some(run) = self.chord.sync.inflight.remove(&id).filter(|r| r.conn == conn) else { return };
+                // Only the peer asked may answer for a run.
+                if self.chord.sync.inflight.get(&id).is_none_or(|r| r.conn != conn) {
+                    return;
+                }
+                let Some(run) = self.chord.sync.inflight.remove(&id) else { return };
                 self.chord.sync.same_items += run.items.len() as u64;
                 self.chord.handoff_stats.confirmed += run.items.len() as u64;
                 for hash in run.items {
@@ -222,7 +232,7 @@ impl Node {
                     self.chord.sync.offered.remove(&item);
                     // The new owner holds exactly our copy: ours can go,
                     // unless the item came back to us meanwhile.
-                    if matches!(self.find(&hash), Owner::Remote(_)) {
+                    if self.find(&hash) == Owner::Remote(conn) {
                         self.chord.data.remove(item.0, &item.1);
                         self.chord.data.clear_tomb(item.0, &item.1);
                         self.forget_item_key(item);
@@ -231,7 +241,10 @@ impl Node {
                 self.pump_sync();
             }
             (DIFF, Some(id)) => {
-                let Some(mut run) = self.chord.sync.inflight.remove(&id).filter(|r| r.conn == conn) else { return };
+                if self.chord.sync.inflight.get(&id).is_none_or(|r| r.conn != conn) {
+                    return;
+                }
+                let Some(mut run) = self.chord.sync.inflight.remove(&id) else { return };
                 if run.items.len() <= MIN_RUN {
                     self.handoff_run(run);
                 } else {

@@ -49,6 +49,12 @@ pub struct NodeArgs {
     /// hops that grows like a power of the ring's size).
     #[arg(long)]
     pub no_fingers: bool,
+    /// Back after longer than deletes are remembered (26 h: its process
+    /// stopped, cut off, or its data directory that old), drop what the
+    /// node held instead of serving it (Cassandra's gc_grace rule). Off by
+    /// default: the node keeps its data and warns.
+    #[arg(long)]
+    pub drop_stale_after_horizon: bool,
     #[command(flatten)]
     pub tls: super::tls_args::TlsArgs,
     /// Serve Prometheus metrics on http://HOST:PORT/metrics (port 0 picks
@@ -68,6 +74,7 @@ pub async fn run(args: NodeArgs) -> Result<(), Failure> {
     cfg.data_dir = args.data_dir.clone();
     cfg.key_list = !args.no_key_list;
     cfg.fingers = !args.no_fingers;
+    cfg.drop_stale_after_horizon = args.drop_stale_after_horizon;
     if let Some(out) = &args.out_addr {
         cfg.out_addr = split_addr(out).map_err(net_failure)?;
     } else if host == "0.0.0.0" || host == "::" {

@@ -166,6 +166,16 @@ pub struct Config {
     /// takes the ring's copies (Cassandra's `gc_grace_seconds` rule).
     /// 26 h: a day of partition, and time to heal.
     pub tombstone_horizon_ms: u64,
+    /// A node away longer than `tombstone_horizon_ms` (its process stopped,
+    /// cut off from every seeding peer, or restarted from a data directory
+    /// last alive that long ago) drops what it held before serving again,
+    /// so that no key the ring deleted (and has since forgotten deleting)
+    /// comes back from it: Cassandra's `gc_grace_seconds` rule. Off by
+    /// default: a whole ring stopped over a weekend, or a node that was the
+    /// last one holding the data, would lose everything; off, such a node
+    /// keeps its data and says loudly that deletes older than the horizon
+    /// may come back from it (`rs2p node --drop-stale-after-horizon`).
+    pub drop_stale_after_horizon: bool,
     /// Bound on item tombstones held (about 100 bytes each: 1 Mi of them,
     /// 5 per deleted key, is about 100 MB for 200,000 deletes a day).
     /// Past it, a delete removes the value without a tombstone (logged).
@@ -219,6 +229,7 @@ impl Config {
             max_clock_skew_ms: 5 * 60 * 1000,
             tombstone_horizon_ms: 26 * 3600 * 1000,
             max_item_tombstones: 1 << 20,
+            drop_stale_after_horizon: false,
             max_lost_peers: 64,
             heal_forget_ms: 24 * 3600 * 1000,
             heal_backoff_min_ms: 1_000,

@@ -88,12 +88,18 @@ impl Hlc {
     }
 
     /// Takes in a timestamp seen on the wire; refused (false) when it is
-    /// dated more than `max_ahead_ms` after `wall_ms`.
+    /// dated more than `max_ahead_ms` after this clock (the wall clock, or
+    /// the hybrid clock if it follows a faster peer: peers following the
+    /// same fast clock are not refused). The clock itself never moves more
+    /// than `max_ahead_ms` past the wall clock, so a peer cannot ratchet it
+    /// forward step by step.
     pub fn observe(&mut self, hlc: u64, wall_ms: Time, max_ahead_ms: u64) -> bool {
-        if hlc >> LOGICAL_BITS > wall_ms.saturating_add(max_ahead_ms) {
+        let base = wall_ms.max(self.last >> LOGICAL_BITS);
+        if hlc >> LOGICAL_BITS > base.saturating_add(max_ahead_ms) {
             return false;
         }
-        self.last = self.last.max(hlc);
+        let cap = wall_ms.saturating_add(max_ahead_ms).saturating_mul(1 << LOGICAL_BITS);
+        self.last = self.last.max(hlc.min(cap));
         true
     }
 
@@ -115,7 +121,14 @@ mod tests {
         assert!(slow.observe(a, t, 300_000));
         let b = slow.tick(t + 10);
         assert!(b > a, "a write after seeing another is later");
-        assert!(!slow.observe((t + 400_000) << LOGICAL_BITS, t, 300_000), "too far ahead");
+        assert!(!slow.observe((t + 430_000) << LOGICAL_BITS, t, 300_000), "too far ahead");
+        // Taken (a peer following the same fast clock), but the clock
+        // moves at most 300 s past the wall clock: no ratchet.
+        let mut c = Hlc::default();
+        assert!(c.observe((t + 300_000) << LOGICAL_BITS, t, 300_000));
+        assert!(c.observe((t + 590_000) << LOGICAL_BITS, t, 300_000));
+        assert_eq!(c.last() >> LOGICAL_BITS, t + 300_000);
+        assert!(!c.observe((t + 700_000) << LOGICAL_BITS, t, 300_000));
         let v = Version { hlc: b, writer: 7 };
         assert_eq!(Version::from_bytes(&v.to_bytes()), Some(v));
         assert_eq!(Version::from_bytes(&[1, 2]), None);
