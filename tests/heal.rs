@@ -173,26 +173,7 @@ fn all_read(peer: &str, want: &[(String, Want)]) -> Result<(), String> {
 fn export_is(peer: &str, prefix: &str, want: &[String], deadline: Instant) -> Result<(), String> {
     let secs = deadline.saturating_duration_since(Instant::now()).as_secs().clamp(5, 60);
     let run = rs2p_limit(&["export", "--peer", peer, "--timeout", &secs.to_string()], Duration::from_secs(secs + 30));
-    let mut got: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with(prefix)).collect();
-    got.sort();
-    if run.code == Some(0) && got == want {
-        return Ok(());
-    }
-    let got_set: BTreeSet<&str> = got.iter().copied().collect();
-    let want_set: BTreeSet<&str> = want.iter().map(String::as_str).collect();
-    let missing: Vec<&&str> = want_set.difference(&got_set).collect();
-    let extra: Vec<&&str> = got_set.difference(&want_set).collect();
-    Err(format!(
-        "export through {peer}: exit {:?}; {} of {} lines missing or wrong (first {:?}), {} unexpected (first {:?}); \
-         last stderr line {:?}",
-        run.code,
-        missing.len(),
-        want.len(),
-        missing.first(),
-        extra.len(),
-        extra.first(),
-        run.stderr.lines().last().unwrap_or("")
-    ))
+    run.exported(|l| l.starts_with(prefix), want, peer)
 }
 
 /// A ring of three; one node (not the one written through) is stopped for

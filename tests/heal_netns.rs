@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -95,27 +94,7 @@ impl Ring<'_> {
     fn exports(&self, i: usize, want: &[String], deadline: Instant) -> Result<(), String> {
         let secs = deadline.saturating_duration_since(Instant::now()).as_secs().clamp(5, 60);
         let run = self.client(i, &["export", "--timeout", &secs.to_string()], Duration::from_secs(secs + 30));
-        let mut got: Vec<&str> =
-            run.stdout.lines().filter(|l| l.starts_with("part-") || l.starts_with("only")).collect();
-        got.sort();
-        if run.code == Some(0) && got == want {
-            return Ok(());
-        }
-        let got_set: BTreeSet<&str> = got.iter().copied().collect();
-        let want_set: BTreeSet<&str> = want.iter().map(String::as_str).collect();
-        let missing: Vec<&&str> = want_set.difference(&got_set).collect();
-        let extra: Vec<&&str> = got_set.difference(&want_set).collect();
-        Err(format!(
-            "export through host {i}: exit {:?}; {} of {} lines missing or wrong (first {:?}), {} unexpected \
-             (first {:?}); last stderr line {:?}",
-            run.code,
-            missing.len(),
-            want.len(),
-            missing.first(),
-            extra.len(),
-            extra.first(),
-            run.stderr.lines().last().unwrap_or("")
-        ))
+        run.exported(|l| l.starts_with("part-") || l.starts_with("only"), want, &format!("host {i}"))
     }
 
     /// The hosts of the other side that host `i`'s node has a link to, or

@@ -129,6 +129,32 @@ impl Run {
         ))
     }
 
+    /// For an `export` run: Ok if it exited 0 and its lines that `keep`
+    /// selects are exactly `want` (sorted); else what is missing or extra,
+    /// naming `through`.
+    pub fn exported(&self, keep: impl Fn(&str) -> bool, want: &[String], through: &str) -> Result<(), String> {
+        let mut got: Vec<&str> = self.stdout.lines().filter(|l| keep(l)).collect();
+        got.sort();
+        if self.code == Some(0) && got == want {
+            return Ok(());
+        }
+        let got_set: BTreeSet<&str> = got.iter().copied().collect();
+        let want_set: BTreeSet<&str> = want.iter().map(String::as_str).collect();
+        let missing: Vec<&&str> = want_set.difference(&got_set).collect();
+        let extra: Vec<&&str> = got_set.difference(&want_set).collect();
+        Err(format!(
+            "export through {through}: exit {:?}; {} of {} lines missing or wrong (first {:?}), {} unexpected \
+             (first {:?}); last stderr line {:?}",
+            self.code,
+            missing.len(),
+            want.len(),
+            missing.first(),
+            extra.len(),
+            extra.first(),
+            self.stderr.lines().last().unwrap_or("")
+        ))
+    }
+
     /// Asserts the exit code, with the whole run in the message.
     pub fn expect_code(&self, code: i32) -> &Run {
         assert_eq!(self.code, Some(code), "unexpected exit code for {self:#?}");
@@ -157,7 +183,12 @@ impl Run {
 
 /// A `Command` for the binary with a clean, predictable environment.
 pub fn rs2p_command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    rs2p_args(Command::new(BIN), args)
+}
+
+/// `cmd` (the binary, or a wrapper that runs it) given `args`, with the
+/// environment and pipes of [`rs2p_command`].
+pub fn rs2p_args(mut cmd: Command, args: &[&str]) -> Command {
     cmd.args(args)
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")

@@ -175,14 +175,7 @@ impl Lab {
 
     /// `rs2p ARGS` inside host `i`, made like `rs2p_command`.
     pub fn rs2p_command(&self, i: usize, args: &[&str]) -> Command {
-        let mut cmd = self.command(i, BIN);
-        cmd.args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        super::cli::rs2p_args(self.command(i, BIN), args)
     }
 
     /// `rs2p node --bind IP:0 EXTRA...` on host `i`, once its ready line is out.
