@@ -67,7 +67,14 @@ impl Node {
         c.meta_work_due = false;
         if !self.chord.leeching {
             self.send_peers(conn);
-            self.handoff_to_closer_peers();
+            // A scan that ran this instant with these neighbours saw this
+            // peer already (a rescan and a deferred flip due together).
+            let scanned_now = self.chord.last_rescan == now
+                && self.chord.handoff_stats.scans > 0
+                && self.chord.scanned_with == (self.predecessor(), self.successor());
+            if !scanned_now {
+                self.handoff_to_closer_peers();
+            }
             if self.data_storing().len() == 1 {
                 // Our first seeding peer: find our place on the ring.
                 self.find_predecessor_soon();
@@ -414,16 +421,16 @@ impl Node {
             } else {
                 super::STABILIZE_MS
             };
-            if neighbours != self.chord.stabilize_seen && !self.chord.leeching {
+            if neighbours != self.chord.stabilize_seen && neighbours != self.chord.scanned_with && !self.chord.leeching
+            {
                 // Our arc changed (a neighbour came or went: a merge, a
-                // rejoin): items we hold may now be another's.
+                // rejoin) since the last scan: items we hold may now be
+                // another's.
                 self.chord.rescan_due = true;
             }
             self.chord.stabilize_seen = neighbours;
         }
         if self.chord.rescan_due && self.now.saturating_sub(self.chord.last_rescan) >= RESCAN_MS {
-            self.chord.rescan_due = false;
-            self.chord.last_rescan = self.now;
             self.handoff_to_closer_peers();
         }
         self.deferred_seeding_peer_work();

@@ -33,6 +33,11 @@ impl Node {
     /// Queues every local item some seeding peer is now closer to.
     pub(crate) fn handoff_to_closer_peers(&mut self) {
         self.chord.handoff_stats.scans += 1;
+        // This scan covers the arc as it is now: a rescan for the same
+        // neighbours is not needed.
+        self.chord.rescan_due = false;
+        self.chord.last_rescan = self.now;
+        self.chord.scanned_with = (self.predecessor(), self.successor());
         let mut items: Vec<ItemKey> = Vec::new();
         for method in crate::ring::HashMethod::ALL {
             for key in self.chord.data.keys(method) {

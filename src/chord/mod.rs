@@ -134,8 +134,11 @@ pub struct ChordState {
     pub(crate) sync: sync::SyncState,
     /// Our ring neighbours changed: scan the store for items others own.
     pub(crate) rescan_due: bool,
-    /// When that scan last ran.
+    /// When the store was last scanned for items others own, for any reason.
     pub(crate) last_rescan: Time,
+    /// Our ring neighbours at that scan: a later scan is due only when they
+    /// differ (the scan a new seeding peer sets off already covers it).
+    pub(crate) scanned_with: (Owner, Owner),
 }
 
 impl ChordState {
@@ -174,6 +177,7 @@ impl ChordState {
             sync: sync::SyncState::with_seed(seed),
             rescan_due: false,
             last_rescan: 0,
+            scanned_with: (Owner::Nobody, Owner::Nobody),
         }
     }
 
