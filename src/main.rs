@@ -1,6 +1,6 @@
 //! The `rs2p` command line: run a node, use a ring as a client, run a demo.
 
-mod cli;
+use rs2p_cli as cli;
 
 use std::process::ExitCode;
 

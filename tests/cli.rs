@@ -532,3 +532,19 @@ fn a_ring_without_the_key_list_lists_and_exports_keys_by_walking() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rs2p bench|soak|sim` moved to `rs2p-lab`: the alias says so, and runs
+/// `rs2p-lab` when it was built beside `rs2p` (a whole-workspace build).
+#[test]
+fn lab_commands_say_where_they_moved() {
+    let lab = std::path::Path::new(BIN).with_file_name(format!("rs2p-lab{}", std::env::consts::EXE_SUFFIX));
+    let run = rs2p_limit(&["sim", "--help"], Duration::from_secs(30));
+    assert!(run.stderr.contains("moved to `rs2p-lab sim`"), "no word of the move: {}", run.stderr);
+    if lab.is_file() {
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.contains("--churn"), "not rs2p-lab sim's help: {}", run.stdout);
+    } else {
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        assert!(run.stderr.contains("cargo run --release -p rs2p-lab"), "{}", run.stderr);
+    }
+}

@@ -1,0 +1,28 @@
+//! The tokio shell: [`MeshSocket`] and [`ChordSocket`], async handles around
+//! a sans-IO [`Node`](crate::core::Node).
+
+mod chord_socket;
+mod conn_io;
+mod driver;
+mod error;
+mod latency;
+mod mesh_socket;
+mod metrics;
+mod metrics_http;
+mod persist;
+mod recv_queue;
+pub mod tls;
+
+pub use chord_socket::{ChordSocket, Responsible, CONFIRM_RESEND, ITEMS_IN_FLIGHT};
+pub use error::Error;
+pub use latency::{ByOutcome, Histogram, Outcome, LATENCY_BUCKETS_S};
+pub use mesh_socket::{split_addr, MeshSocket};
+pub use metrics::{render_prometheus, MetricsSnapshot, TextFormat};
+pub use metrics_http::{serve_metrics, MetricsServer};
+pub use persist::{DataDir, DataDirError, Saved, MAX_SAVED_PEERS};
+
+/// A fresh random UUID4 text, the node-id salt [`MeshSocket::bind_with`]
+/// gives a config whose salt is empty.
+pub fn random_salt() -> String {
+    crate::wire::protocol::salt_from_bytes(rand::random())
+}
