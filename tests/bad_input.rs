@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rs2p::core::{Config, GetError, NodeStats};
+use rs2p::core::{Config, GetError};
 use rs2p::net::{ChordSocket, Responsible};
+use rs2p::node::NodeStats;
 use rs2p::ring::{HashMethod, U512};
 use rs2p::wire::{base58, flags, pyjson, DecodeError, Message, Protocol};
 use support::closed_by_peer;

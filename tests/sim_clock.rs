@@ -9,7 +9,7 @@
 //! stabilising, gets and sets through both nodes work, and a crash is still
 //! repaired on time.
 //!
-//! [`Node::set_wall_clock`]: rs2p::core::Node::set_wall_clock
+//! [`Node::set_wall_clock`]: rs2p::node::Node::set_wall_clock
 
 use rs2p::core::{Config, Event};
 use rs2p::sim::Sim;

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use rs2p::chord::KeyListStatus;
-use rs2p::core::{Config, Owner};
+use rs2p::chord::Owner;
+use rs2p::core::Config;
 use rs2p::ring::{HashMethod, U512};
 use rs2p::sim::{Sim, SimRng};
 

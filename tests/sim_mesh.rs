@@ -10,7 +10,8 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use rs2p::core::{Action, Config, ConnId, Event, Node, PeerId, Received, Time};
+use rs2p::core::{Action, Config, ConnId, Event, PeerId, Received, Time};
+use rs2p::node::Node;
 use rs2p::sim::{Sim, SIM_EPOCH};
 use rs2p::wire::compression::{self, PREFERENCE};
 use rs2p::wire::{flags, pyjson, Compression, Message, Protocol};

@@ -316,7 +316,7 @@ fn a_store_over_its_bound_takes_overwrites_that_do_not_grow_it() {
     use rs2p::ring::HashMethod;
     let mut cfg = rs2p::core::Config::chord("10.9.0.1", 1);
     cfg.max_store_bytes = 2_000;
-    let mut node = rs2p::core::Node::new(cfg, 1_000);
+    let mut node = rs2p::node::Node::new(cfg, 1_000);
     node.join().unwrap();
     let keys: Vec<String> = (0..30).map(|i| format!("restored-{i}")).collect();
     let items = keys.iter().map(|k| {

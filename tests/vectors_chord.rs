@@ -9,7 +9,9 @@
 use std::str::FromStr;
 
 use bytes::Bytes;
-use rs2p::core::{Config, ConnId, Node, Owner};
+use rs2p::chord::Owner;
+use rs2p::core::{Config, ConnId};
+use rs2p::node::Node;
 use rs2p::ring::{HashMethod, U512};
 use rs2p::wire::{base58, flags, Message, Protocol};
 use serde_json::Value;

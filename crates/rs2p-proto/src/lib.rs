@@ -9,9 +9,10 @@
 //!
 //! * [`wire`]: the byte-level codec (base58 integers, frames, compression).
 //! * [`ring`]: 384-bit ring arithmetic and the five key hashes.
-//! * [`core`]: the node state machine, its events, actions and config.
-//! * [`mesh`]: py2p's mesh layer: links, handshakes, broadcasts.
-//! * [`chord`]: py2p's chord layer: the ring, items, gets, repair.
+//! * [`core`]: what the layers share: events, actions, ids, config, versions.
+//! * [`mesh`]: py2p's mesh layer: links, handshakes, peer lists, broadcasts.
+//! * [`chord`]: py2p's chord layer: the ring, items, gets, repair, rejoin.
+//! * [`node`] (in [`chord`]): the [`Node`] state machine, chord plugged into the mesh.
 //! * `sim` (feature `sim`): an in-memory network of nodes with virtual time.
 #![warn(missing_docs)]
 
@@ -23,4 +24,6 @@ pub mod ring;
 pub mod sim;
 pub mod wire;
 
+pub use chord::node;
+pub use chord::Node;
 pub use ring::{distance, get_hashes};

@@ -9,7 +9,7 @@
 //!
 //! * [`wire`]: the byte-level codec (base58 integers, frames, compression).
 //! * [`ring`]: 384-bit ring arithmetic and the five key hashes.
-//! * [`core`], [`mesh`], [`chord`]: the sans-IO protocol state machine.
+//! * [`core`], [`mesh`], [`chord`], [`node`]: the sans-IO protocol state machine.
 //! * `sim` (feature `sim`): an in-memory network of nodes with virtual time.
 #![warn(missing_docs)]
 
@@ -17,7 +17,7 @@ pub mod net;
 
 #[cfg(feature = "sim")]
 pub use rs2p_proto::sim;
-pub use rs2p_proto::{chord, core, mesh, ring, wire};
+pub use rs2p_proto::{chord, core, mesh, node, ring, wire};
 
 pub use net::{ChordSocket, Error, MeshSocket};
 pub use ring::{distance, get_hashes};

@@ -32,7 +32,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::core::{ConnId, Node, PeerId, Time};
+use crate::chord::Node;
+use crate::core::{ConnId, PeerId, Time};
 use crate::ring::{distance, RING_BITS, U512};
 use crate::wire::flags;
 
@@ -154,7 +155,7 @@ impl Node {
     /// True if this node keeps fingers and a successor list: an rs2p
     /// chord node with [`crate::core::Config::fingers`] set.
     pub(crate) fn uses_fingers(&self) -> bool {
-        self.cfg.kind == crate::core::Kind::Chord && self.cfg.fingers && self.cfg.advertise_capability
+        self.mesh.cfg.kind == crate::core::Kind::Chord && self.mesh.cfg.fingers && self.mesh.cfg.advertise_capability
     }
 
     /// log2 of the ring size as this node estimates it, from how far its
@@ -167,7 +168,7 @@ impl Node {
     /// Estimates the ring size again (on each tick: it changes slowly, and
     /// is read on every peer list).
     fn estimate_ring_size(&mut self) {
-        let me = self.id.value();
+        let me = self.mesh.id.value();
         let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(me, p.value())).collect();
         if after.is_empty() {
             self.chord.fingers.size_log2 = 0;
@@ -195,7 +196,7 @@ impl Node {
     /// (`U512::MAX` if we know fewer): a peer nearer than that belongs in
     /// our successor list.
     pub(crate) fn successor_list_gap(&self) -> U512 {
-        let me = self.id.value();
+        let me = self.mesh.id.value();
         let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(me, p.value())).collect();
         let r = self.successor_target();
         if after.len() < r {
@@ -207,7 +208,7 @@ impl Node {
 
     /// Our `r` nearest seeding successors, nearest first.
     pub fn successor_list(&self) -> Vec<PeerId> {
-        let me = *self.id.value();
+        let me = *self.mesh.id.value();
         let mut peers: Vec<(U512, &PeerId)> =
             self.seeding_peers().map(|(p, _)| (distance(&me, p.value()), p)).collect();
         peers.sort_unstable_by_key(|(d, _)| *d);
@@ -239,7 +240,7 @@ impl Node {
     /// The point finger `index` looks up; the last index looks up `id - 1`,
     /// whose owner is our predecessor.
     fn finger_target(&self, index: usize, count: usize) -> U512 {
-        let me = *self.id.value();
+        let me = *self.mesh.id.value();
         if index >= count {
             return crate::ring::reduce(&me.wrapping_sub(U512::from(1u64)));
         }
@@ -251,10 +252,11 @@ impl Node {
     /// than we are (the next hop of a find; a leeching node, which owns
     /// nothing, takes the nearest one).
     pub(crate) fn find_next_hop(&self, target: &U512) -> Option<ConnId> {
-        let ours = if self.chord.leeching { U512::MAX } else { distance(self.id.value(), target) };
-        self.routing
+        let ours = if self.chord.leeching { U512::MAX } else { distance(self.mesh.id.value(), target) };
+        self.mesh
+            .routing
             .iter()
-            .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.handshaken && !c.leeching && c.rs2p))
+            .filter(|(_, c)| self.mesh.conns.get(c).is_some_and(|c| c.handshaken && !c.ext.leeching && c.rs2p))
             .map(|(p, c)| (distance(p.value(), target), *c))
             .filter(|(d, _)| *d < ours)
             .min()
@@ -269,7 +271,7 @@ impl Node {
             return;
         }
         self.estimate_ring_size();
-        let now = self.now;
+        let now = self.mesh.now;
         self.chord.fingers.pending.retain(|_, p| now.saturating_sub(p.sent_at) < FIND_TIMEOUT_MS);
         if now < self.chord.fingers.next_at {
             return;
@@ -290,7 +292,7 @@ impl Node {
             // No rs2p peer is nearer: as far as we can tell, the owner is
             // one we are linked to, or us.
             let owner = self.find(&target);
-            let pid = self.owner_id(owner).filter(|p| *p != self.id);
+            let pid = self.owner_id(owner).filter(|p| *p != self.mesh.id);
             if let Some(slot) = self.chord.fingers.fingers.get_mut(index) {
                 *slot = pid;
             }
@@ -302,16 +304,16 @@ impl Node {
         }
         let nonce = fs.next_nonce;
         fs.next_nonce += 1;
-        fs.pending.insert(nonce, PendingFind { index, target, sent_at: self.now });
+        fs.pending.insert(nonce, PendingFind { index, target, sent_at: self.mesh.now });
         fs.stats.finds_sent += 1;
         let payload = vec![
             Bytes::from_static(&[flags::RS2P_FIND]),
             Bytes::from_static(FIND),
             Bytes::from(crate::wire::base58::encode(&target)),
             Bytes::from(nonce.to_string()),
-            self.id.bytes(),
+            self.mesh.id.bytes(),
         ];
-        self.send_on(conn, flags::WHISPER, payload);
+        self.mesh.send_on(conn, flags::WHISPER, payload);
     }
 
     /// A joining node looks its predecessor up at once (rather than at its
@@ -331,12 +333,12 @@ impl Node {
         let verb = payload[1].as_ref();
         let fixed = if verb == FIND { 4 } else { 7 };
         if (verb != FIND && verb != FOUND) || payload.len() <= fixed || payload.len() - fixed > MAX_FIND_PATH {
-            self.record_error(Some(conn), "ignoring a malformed find".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring a malformed find".to_owned());
             return;
         }
         let target = crate::wire::base58::decode(&payload[2]).ok();
         let (Some(target), Some(path)) = (target, parse_path(&payload[fixed..])) else {
-            self.record_error(Some(conn), "ignoring a find with a bad target or path".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring a find with a bad target or path".to_owned());
             return;
         };
         let target = crate::ring::reduce(&target);
@@ -346,11 +348,11 @@ impl Node {
                 return;
             }
             match self.find_next_hop(&target).filter(|_| path.len() < MAX_FIND_PATH) {
-                Some(next) if !path.contains(&self.id) => {
+                Some(next) if !path.contains(&self.mesh.id) => {
                     self.chord.fingers.stats.finds_forwarded += 1;
                     let mut out = payload.to_vec();
-                    out.push(self.id.bytes());
-                    self.send_on(next, flags::WHISPER, out);
+                    out.push(self.mesh.id.bytes());
+                    self.mesh.send_on(next, flags::WHISPER, out);
                 }
                 _ => self.answer_find(conn, payload, &target),
             }
@@ -366,16 +368,16 @@ impl Node {
     /// path is empty when the answer is ours (true), else the answer goes to
     /// the peer now last (dropped if we are no longer linked to it).
     pub(crate) fn answer_back(&mut self, payload: &[Bytes], fixed: usize, mut path: Vec<PeerId>) -> bool {
-        if path.pop().as_ref() != Some(&self.id) {
+        if path.pop().as_ref() != Some(&self.mesh.id) {
             return false;
         }
         let Some(back) = path.last() else {
             return true;
         };
-        if let Some(&c) = self.routing.get(back) {
+        if let Some(&c) = self.mesh.routing.get(back) {
             let mut out = payload[..fixed].to_vec();
             out.extend(path.iter().map(PeerId::bytes));
-            self.send_on(c, flags::WHISPER, out);
+            self.mesh.send_on(c, flags::WHISPER, out);
         }
         false
     }
@@ -385,12 +387,12 @@ impl Node {
         let owner = self.find(target);
         let (id, (host, port)) = match owner {
             crate::chord::Owner::Remote(c) => {
-                match (self.peer_of(c).cloned(), self.conns.get(&c).and_then(|c| c.addr.clone())) {
+                match (self.peer_of(c).cloned(), self.mesh.conns.get(&c).and_then(|c| c.addr.clone())) {
                     (Some(p), Some(addr)) => (p, addr),
-                    _ => (self.id.clone(), self.cfg.out_addr.clone()),
+                    _ => (self.mesh.id.clone(), self.mesh.cfg.out_addr.clone()),
                 }
             }
-            _ => (self.id.clone(), self.cfg.out_addr.clone()),
+            _ => (self.mesh.id.clone(), self.mesh.cfg.out_addr.clone()),
         };
         self.chord.fingers.stats.finds_served += 1;
         let mut out = vec![
@@ -403,7 +405,7 @@ impl Node {
             Bytes::from(port.to_string()),
         ];
         out.extend(payload[4..].iter().cloned());
-        self.send_on(conn, flags::WHISPER, out);
+        self.mesh.send_on(conn, flags::WHISPER, out);
     }
 
     /// Our find came back: the owner becomes the finger (dialed if new).
@@ -423,20 +425,20 @@ impl Node {
         ) else {
             return;
         };
-        if pid == self.id {
+        if pid == self.mesh.id {
             if let Some(slot) = self.chord.fingers.fingers.get_mut(p.index) {
                 *slot = None;
             }
             return;
         }
         // An answer farther from the target than we are is no finger.
-        if distance(pid.value(), target) >= distance(self.id.value(), target) {
+        if distance(pid.value(), target) >= distance(self.mesh.id.value(), target) {
             return;
         }
         if let Some(slot) = self.chord.fingers.fingers.get_mut(p.index) {
             *slot = Some(pid.clone());
         }
-        if self.is_known(&pid) || self.address_rests(host, port) || self.finger_dials_full() {
+        if self.mesh.is_known(&pid) || self.mesh.address_rests(host, port) || self.finger_dials_full() {
             return;
         }
         self.chord.fingers.stats.finger_dials += 1;
@@ -448,11 +450,11 @@ impl Node {
     /// unfinished outgoing connections, or the outgoing links are full.
     fn finger_dials_full(&self) -> bool {
         let (mut unfinished, mut outgoing) = (0usize, 0usize);
-        for c in self.conns.values().filter(|c| c.outgoing) {
+        for c in self.mesh.conns.values().filter(|c| c.outgoing) {
             outgoing += 1;
             unfinished += usize::from(!c.handshaken);
         }
-        unfinished >= MAX_FINGER_DIALS || outgoing >= self.cfg.max_outgoing_links
+        unfinished >= MAX_FINGER_DIALS || outgoing >= self.mesh.cfg.max_outgoing_links
     }
 }
 
@@ -466,7 +468,7 @@ impl Node {
         let successors = self.successor_list();
         self.data_storing()
             .iter()
-            .filter(|(p, c)| self.conns.get(c).is_some_and(|c| c.outgoing) && self.is_structural(p, &successors))
+            .filter(|(p, c)| self.mesh.conns.get(c).is_some_and(|c| c.outgoing) && self.is_structural(p, &successors))
             .count()
     }
 }

@@ -7,7 +7,8 @@
 use bytes::Bytes;
 
 use super::{ItemKey, Owner};
-use crate::core::{Conflict, ConnId, Event, GetError, Map, Node, ReqId, SeededState, Time, Version};
+use crate::chord::Node;
+use crate::core::{Conflict, ConnId, Event, GetError, Map, ReqId, SeededState, Time, Version};
 use crate::ring::HashMethod;
 use crate::wire::{base58, flags};
 
@@ -238,10 +239,10 @@ fn plurality(answers: &[Answer; 5]) -> Option<Answer> {
 impl Node {
     /// Starts a `get`; the outcome comes as [`Event::GetDone`] with the returned id.
     pub fn get(&mut self, key: &[u8], timeout_ms: u64, now: Time) -> ReqId {
-        self.set_now(now);
-        let req = self.alloc_req();
-        if self.closed {
-            self.emit(Event::GetDone { req, result: Err(GetError::Closed) });
+        self.mesh.set_now(now);
+        let req = self.mesh.alloc_req();
+        if self.mesh.closed {
+            self.mesh.emit(Event::GetDone { req, result: Err(GetError::Closed) });
             return req;
         }
         self.start_get(req, key, now.saturating_add(timeout_ms), false);
@@ -252,7 +253,7 @@ impl Node {
     /// `repair.rs`). It may finish before this returns (tables we own
     /// answer at once): the caller registers `req` first.
     pub(crate) fn internal_get(&mut self, req: ReqId, key: &[u8]) {
-        self.start_get(req, key, self.now.saturating_add(self.cfg.get_timeout_ms), true);
+        self.start_get(req, key, self.mesh.now.saturating_add(self.mesh.cfg.get_timeout_ms), true);
     }
 
     fn start_get(&mut self, req: ReqId, key: &[u8], deadline: Time, internal: bool) {
@@ -267,7 +268,7 @@ impl Node {
             recheck_at: None,
             internal,
             held_back: if internal { [false; 5] } else { self.second_wave(&items) },
-            started: self.now,
+            started: self.mesh.now,
         };
         self.gets.gets.insert(req, g);
         self.ask_tables(req);
@@ -289,7 +290,7 @@ impl Node {
         let mut order: Vec<usize> = (0..5).collect();
         order.sort_by_key(|&i| cost(&owners[i]));
         let mut held = [false; 5];
-        for &i in &order[self.cfg.get_first_wave.clamp(3, 5)..] {
+        for &i in &order[self.mesh.cfg.get_first_wave.clamp(3, 5)..] {
             held[i] = true;
         }
         held
@@ -405,7 +406,7 @@ impl Node {
     /// Registers `waiter` for `item`'s answer and asks `conn` for it: a
     /// retrieve, or a peek (answered from `conn`'s own table, rs2p only).
     fn await_answer(&mut self, item: ItemKey, waiter: Waiter, conn: ConnId, peek: bool) {
-        let now = self.now;
+        let now = self.mesh.now;
         if let Some(p) = self.gets.pending.get_mut(&item) {
             if !p.waiters.contains(&waiter) {
                 p.waiters.push(waiter);
@@ -419,11 +420,11 @@ impl Node {
             // Retrieves peers make us forward stop short of the bound: the
             // rest is kept for this node's own gets, handoffs and repairs.
             let bound = match waiter {
-                Waiter::Remote(_) => self.cfg.max_pending - self.cfg.max_pending / LOCAL_RESERVE_DIV,
-                _ => self.cfg.max_pending,
+                Waiter::Remote(_) => self.mesh.cfg.max_pending - self.mesh.cfg.max_pending / LOCAL_RESERVE_DIV,
+                _ => self.mesh.cfg.max_pending,
             };
             if self.gets.pending.len() >= bound {
-                self.record_error(None, "too many retrieves pending: lookup dropped".to_owned());
+                self.mesh.record_error(None, "too many retrieves pending: lookup dropped".to_owned());
                 if let Waiter::Local(_) = waiter {
                     self.deliver(item, waiter, Answer::Unavailable);
                 }
@@ -443,7 +444,7 @@ impl Node {
             Bytes::from_static(item.0.name().as_bytes()),
             Bytes::from(base58::encode(&item.1)),
         ];
-        self.send_on(conn, flags::WHISPER, payload);
+        self.mesh.send_on(conn, flags::WHISPER, payload);
     }
 
     /// While [`super::FALLBACK_MS`] runs after our arc grew, the seeding
@@ -451,7 +452,7 @@ impl Node {
     /// for a lookup that missed here. Not for our own handoff checks, never
     /// back to the asker, and only an rs2p peer.
     fn previous_owner(&self, item: ItemKey, waiter: Waiter, from: Option<ConnId>) -> Option<ConnId> {
-        if self.now >= self.chord.fallback_until || !matches!(waiter, Waiter::Local(_) | Waiter::Remote(_)) {
+        if self.mesh.now >= self.chord.fallback_until || !matches!(waiter, Waiter::Local(_) | Waiter::Remote(_)) {
             return None;
         }
         // Only rs2p peers can be peeked at (py2p would route a retrieve back to us).
@@ -489,7 +490,7 @@ impl Node {
         match waiter {
             Waiter::Local(_) => self.deliver(item, waiter, Answer::Unavailable),
             Waiter::Remote(conn) => {
-                tracing::debug!(node = %self.id.short(), conn = conn.0, "no owner reachable: retrieve left unanswered");
+                tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "no owner reachable: retrieve left unanswered");
             }
             // Our own checks: nothing is confirmed (a handoff is retried, a delete waits).
             Waiter::Handoff | Waiter::DeleteIfHeld(_) => self.deliver(item, waiter, Answer::Unavailable),
@@ -522,7 +523,7 @@ impl Node {
                 if !version.is_zero() && self.is_rs2p(conn) {
                     payload.push(Bytes::copy_from_slice(&version.to_bytes()));
                 }
-                self.send_on(conn, flags::WHISPER, payload);
+                self.mesh.send_on(conn, flags::WHISPER, payload);
             }
             Waiter::Handoff => self.handoff_answer(item, answer),
             Waiter::DeleteIfHeld(conn) => {
@@ -554,7 +555,7 @@ impl Node {
 
     /// Decides a get if its answers allow, or schedules a recheck.
     pub(crate) fn check_get(&mut self, req: ReqId) {
-        let now = self.now;
+        let now = self.mesh.now;
         let Some(g) = self.gets.gets.get(&req) else {
             return;
         };
@@ -581,7 +582,7 @@ impl Node {
         let has_value = g.answers.iter().any(|a| matches!(a, Answer::Value(..)));
         let versions: Vec<Version> = g.answers.iter().filter_map(Answer::version).collect();
         if versions.iter().any(|v| *v != versions[0]) && result.is_ok() {
-            self.counters.conflict(Conflict::GetVersions);
+            self.mesh.counters.conflict(Conflict::GetVersions);
         }
         let first_look = g.rechecks == 0;
         // While the ring changes in our view, an item may be on its way to
@@ -608,12 +609,12 @@ impl Node {
         if !recheck || at >= g.deadline {
             let result = if recheck { decide(&g.answers, true).unwrap_or(result) } else { result };
             self.gets.gets.remove(&req);
-            self.emit(Event::GetDone { req, result });
+            self.mesh.emit(Event::GetDone { req, result });
             return;
         }
         g.rechecks += 1;
         if has_value && matches!(result, Err(GetError::NoAgreement)) {
-            self.counters.disagreements += 1;
+            self.mesh.counters.disagreements += 1;
         }
         // Only the tables that disagree with the most common value are asked
         // again; a "missing" is asked of the node that held the item before.
@@ -633,7 +634,7 @@ impl Node {
 
     /// Retries and expiry of lookups; called from the node's tick.
     pub(crate) fn get_tick(&mut self) {
-        let now = self.now;
+        let now = self.mesh.now;
         self.prune_peeks();
         let hedge: Vec<ReqId> = self
             .gets
@@ -662,11 +663,11 @@ impl Node {
                 // The deadline: decide on what came in.
                 self.check_get(req);
                 if self.gets.gets.remove(&req).is_some() {
-                    self.emit(Event::GetDone { req, result: Err(GetError::Timeout) });
+                    self.mesh.emit(Event::GetDone { req, result: Err(GetError::Timeout) });
                 }
             }
         }
-        let limit = self.cfg.get_timeout_ms.max(1_000);
+        let limit = self.mesh.cfg.get_timeout_ms.max(1_000);
         let mut dead = Vec::new();
         let mut resend = Vec::new();
         for (item, p) in &mut self.gets.pending {
@@ -732,7 +733,7 @@ impl Node {
         let reqs: Vec<ReqId> = self.gets.gets.keys().copied().collect();
         for req in reqs {
             self.gets.gets.remove(&req);
-            self.emit(Event::GetDone { req, result: Err(GetError::Closed) });
+            self.mesh.emit(Event::GetDone { req, result: Err(GetError::Closed) });
         }
         self.gets.pending.clear();
         self.gets.peeks.clear();

@@ -4,7 +4,8 @@ use bytes::Bytes;
 
 use super::get::{parse_item, Waiter};
 use super::{Full, Limits, Owner};
-use crate::core::{Conflict, ConnId, Event, Node, Time, Version};
+use crate::chord::Node;
+use crate::core::{Conflict, ConnId, Event, Time, Version};
 use crate::wire::{flags, Message};
 
 /// A new item is refused once the store holds this fraction less than
@@ -28,23 +29,23 @@ impl Node {
     /// §6.2: a peer says whether it seeds.
     pub(crate) fn handle_meta(&mut self, conn: ConnId, msg: &Message) {
         let Some(leeching) = parse_meta(&msg.payload[1]) else {
-            self.record_error(Some(conn), "ignoring chord meta with a non-integer value".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring chord meta with a non-integer value".to_owned());
             return;
         };
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.mesh.conns.get(&conn) else {
             return;
         };
-        if c.leeching == leeching {
+        if c.ext.leeching == leeching {
             return;
         }
         self.send_meta(conn);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.leeching = leeching;
+        if let Some(c) = self.mesh.conns.get_mut(&conn) {
+            c.ext.leeching = leeching;
         }
         if !leeching {
             self.seeding_peer_work(conn);
         }
-        if self.outgoing_count() > self.cfg.max_outgoing + self.structural_outgoing() {
+        if self.mesh.outgoing_count() > self.mesh.cfg.max_outgoing + self.structural_outgoing() {
             self.disconnect_least_efficient();
         }
     }
@@ -55,18 +56,18 @@ impl Node {
     /// runs at most once per [`META_WORK_MS`] per connection, and a flip
     /// within that window is dealt with when it ends, if the peer still seeds.
     fn seeding_peer_work(&mut self, conn: ConnId) {
-        let now = self.now;
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let now = self.mesh.now;
+        let Some(c) = self.mesh.conns.get_mut(&conn) else {
             return;
         };
-        if c.meta_work_at.is_some_and(|at| now.saturating_sub(at) < META_WORK_MS) {
-            c.meta_work_due = true;
+        if c.ext.meta_work_at.is_some_and(|at| now.saturating_sub(at) < META_WORK_MS) {
+            c.ext.meta_work_due = true;
             return;
         }
-        c.meta_work_at = Some(now);
-        c.meta_work_due = false;
+        c.ext.meta_work_at = Some(now);
+        c.ext.meta_work_due = false;
         if !self.chord.leeching {
-            self.send_peers(conn);
+            self.mesh.send_peers(conn);
             // A scan that ran this instant with these neighbours saw this
             // peer already (a rescan and a deferred flip due together).
             let scanned_now = self.chord.last_rescan == now
@@ -85,17 +86,20 @@ impl Node {
 
     /// Runs the seeding-peer work deferred by [`Node::seeding_peer_work`].
     fn deferred_seeding_peer_work(&mut self) {
-        let now = self.now;
+        let now = self.mesh.now;
         let due: Vec<ConnId> = self
+            .mesh
             .conns
             .values()
-            .filter(|c| c.meta_work_due && c.meta_work_at.is_none_or(|at| now.saturating_sub(at) >= META_WORK_MS))
+            .filter(|c| {
+                c.ext.meta_work_due && c.ext.meta_work_at.is_none_or(|at| now.saturating_sub(at) >= META_WORK_MS)
+            })
             .map(|c| c.id)
             .collect();
         for conn in due {
-            let seeding = self.conns.get_mut(&conn).map(|c| {
-                c.meta_work_due = false;
-                !c.leeching
+            let seeding = self.mesh.conns.get_mut(&conn).map(|c| {
+                c.ext.meta_work_due = false;
+                !c.ext.leeching
             });
             if seeding == Some(true) {
                 self.seeding_peer_work(conn);
@@ -108,7 +112,7 @@ impl Node {
     /// the peer's handshake is in (see [`super::keystream`]).
     pub(crate) fn send_meta(&mut self, conn: ConnId) {
         let flag = if self.chord.leeching { "1" } else { "0" };
-        self.send_on(
+        self.mesh.send_on(
             conn,
             flags::WHISPER,
             vec![Bytes::from_static(&[flags::HANDSHAKE]), Bytes::from_static(flag.as_bytes())],
@@ -118,22 +122,22 @@ impl Node {
     /// §6.10: the network-wide key list.
     pub(crate) fn handle_notify(&mut self, conn: ConnId, msg: &Message) {
         let key = msg.payload[1].clone();
-        let now = self.now;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.last_notify = now;
+        let now = self.mesh.now;
+        if let Some(c) = self.mesh.conns.get_mut(&conn) {
+            c.ext.last_notify = now;
         }
         if msg.payload.len() >= 3 {
             // A delete-notify (py2p crashes on these, D1; we handle them).
             self.chord.keys.remove(&key);
             self.tombstone(&key);
-            self.emit(Event::KeyDeleted(key));
+            self.mesh.emit(Event::KeyDeleted(key));
             return;
         }
         if msg.msg_type == flags::WHISPER {
             // A list re-announced (py2p after every meta, D10): no news of a
             // set, so neither a tombstone nor a known set changes.
             if self.chord.keys.is_deleted(&key) {
-                tracing::debug!(node = %self.id.short(), conn = conn.0, "ignoring stale notify for a deleted key");
+                tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "ignoring stale notify for a deleted key");
                 return;
             }
         } else {
@@ -143,23 +147,23 @@ impl Node {
     }
 
     pub(crate) fn key_limits(&self) -> Limits {
-        Limits { max_keys: self.cfg.max_keys, max_bytes: self.cfg.max_key_bytes }
+        Limits { max_keys: self.mesh.cfg.max_keys, max_bytes: self.mesh.cfg.max_key_bytes }
     }
 
     /// Records a key in the network-wide list; true if it is new.
     pub(crate) fn add_key(&mut self, key: Bytes) -> bool {
         match self.chord.keys.add(&key, self.key_limits()) {
             Ok(true) => {
-                self.emit(Event::KeyAdded(key));
+                self.mesh.emit(Event::KeyAdded(key));
                 true
             }
             Ok(false) => false,
             Err(full) => {
                 let why = match full {
-                    Full::Count => format!("{} keys", self.cfg.max_keys),
-                    Full::Bytes => format!("{} bytes", self.cfg.max_key_bytes),
+                    Full::Count => format!("{} keys", self.mesh.cfg.max_keys),
+                    Full::Bytes => format!("{} bytes", self.mesh.cfg.max_key_bytes),
                 };
-                self.record_error(None, format!("key list full ({why}): key not recorded"));
+                self.mesh.record_error(None, format!("key list full ({why}): key not recorded"));
                 false
             }
         }
@@ -181,16 +185,16 @@ impl Node {
     pub(crate) fn receive_tombstone(&mut self, key: &Bytes, age: Time) {
         let (limits, now) = (self.key_limits(), self.wall_now());
         if self.chord.keys.tombstone_received(key, age, now, limits) {
-            self.emit(Event::KeyDeleted(key.clone()));
+            self.mesh.emit(Event::KeyDeleted(key.clone()));
         }
     }
 
     /// §6.7: store (forward to a closer node, else keep; empty deletes).
     pub(crate) fn handle_store(&mut self, conn: ConnId, msg: &Message) {
-        self.counters.stores_in += 1;
+        self.mesh.counters.stores_in += 1;
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
-            self.record_error(Some(conn), "ignoring store with an unknown table or a bad key".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring store with an unknown table or a bad key".to_owned());
             return;
         };
         // An rs2p peer sends the key beside the hash (§16.13); one that does
@@ -202,7 +206,7 @@ impl Node {
             Some(v) => match Version::from_bytes(v) {
                 Some(v) => v,
                 None => {
-                    self.record_error(Some(conn), "ignoring store with a malformed version".to_owned());
+                    self.mesh.record_error(Some(conn), "ignoring store with a malformed version".to_owned());
                     return;
                 }
             },
@@ -284,7 +288,7 @@ impl Node {
                 payload.push(Bytes::copy_from_slice(&version.to_bytes()));
             }
         }
-        self.send_on(conn, flags::WHISPER, payload);
+        self.mesh.send_on(conn, flags::WHISPER, payload);
     }
 
     /// Writes the local table (an empty value deletes; deleting a missing item is a no-op).
@@ -304,27 +308,27 @@ impl Node {
         let version = if version.is_zero() { self.next_version() } else { version };
         let current = self.chord.data.current_version(item.0, &item.1);
         if version < current {
-            self.counters.conflict(Conflict::StaleWrite);
+            self.mesh.counters.conflict(Conflict::StaleWrite);
             return false;
         }
         if !current.is_zero() && version > current {
-            self.counters.conflict(if value.is_empty() { Conflict::Delete } else { Conflict::NewerWrite });
+            self.mesh.counters.conflict(if value.is_empty() { Conflict::Delete } else { Conflict::NewerWrite });
         }
         let data = &mut self.chord.data;
         let exists = data.contains(item.0, &item.1);
         // New items stop short of the bound; overwrites may use the rest.
-        let max = self.cfg.max_store_bytes;
+        let max = self.mesh.cfg.max_store_bytes;
         let bound = if exists { max } else { max - max / OVERWRITE_HEADROOM_DIV };
         let refused = if value.is_empty() {
-            if !data.tombstone(item.0, &item.1, version, self.cfg.max_item_tombstones) {
-                self.record_error(
+            if !data.tombstone(item.0, &item.1, version, self.mesh.cfg.max_item_tombstones) {
+                self.mesh.record_error(
                     None,
-                    format!("item tombstones full ({}): a delete is not remembered", self.cfg.max_item_tombstones),
+                    format!("item tombstones full ({}): a delete is not remembered", self.mesh.cfg.max_item_tombstones),
                 );
             }
             self.forget_item_key(item);
             None
-        } else if data.len(item.0) >= self.cfg.max_items && !exists {
+        } else if data.len(item.0) >= self.mesh.cfg.max_items && !exists {
             Some(format!("table {} is full: item not stored", item.0))
         } else if data.stored_bytes_after(item.0, &item.1, &value) > bound
             && data.stored_bytes_after(item.0, &item.1, &value) > data.stored_bytes()
@@ -347,7 +351,7 @@ impl Node {
                 if exists && !self.chord.leeching && self.find(&item.1) == Owner::Local {
                     self.replicate(item, &Bytes::new(), Version::ZERO);
                 }
-                self.record_error(None, format!("{why}; the item reads as unavailable here until written again"));
+                self.mesh.record_error(None, format!("{why}; the item reads as unavailable here until written again"));
                 false
             }
             // A newer value supersedes any handoff in flight for the item.
@@ -367,21 +371,21 @@ impl Node {
     /// Marks an item whose write was refused (see [`Node::store_local`]).
     fn mark_unsure(&mut self, item: super::ItemKey) {
         let unsure = &mut self.chord.unsure;
-        if unsure.len() >= self.cfg.max_pending && !unsure.contains_key(&item) {
+        if unsure.len() >= self.mesh.cfg.max_pending && !unsure.contains_key(&item) {
             // Any one goes (a scan for the oldest would cost a flood dearly).
             if let Some(some) = unsure.keys().next().copied() {
                 unsure.remove(&some);
             }
         }
-        unsure.insert(item, self.now);
+        unsure.insert(item, self.mesh.now);
     }
 
     /// §6.8: retrieve.
     pub(crate) fn handle_retrieve(&mut self, conn: ConnId, msg: &Message) {
-        self.counters.retrieves_in += 1;
+        self.mesh.counters.retrieves_in += 1;
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
-            self.record_error(Some(conn), "ignoring retrieve with an unknown table or a bad key".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring retrieve with an unknown table or a bad key".to_owned());
             return;
         };
         self.route_retrieve(item, Waiter::Remote(conn), Some(conn));
@@ -391,26 +395,26 @@ impl Node {
     pub(crate) fn handle_retrieved(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
-            self.record_error(Some(conn), "ignoring retrieved with an unknown table or a bad key".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring retrieved with an unknown table or a bad key".to_owned());
             return;
         };
         // An rs2p owner adds the version of what it holds (§16.17). An
         // answer is what the owner holds, whatever its date: it is taken,
         // but a date too far ahead does not move our clock.
         let version = p.get(4).filter(|_| self.is_rs2p(conn)).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
-        let (wall, skew) = (self.wall_now(), self.cfg.max_clock_skew_ms);
-        self.hlc.observe(version.hlc, wall, skew);
+        let (wall, skew) = (self.wall_now(), self.mesh.cfg.max_clock_skew_ms);
+        self.mesh.hlc.observe(version.hlc, wall, skew);
         if !self.peek_answer(conn, item, &p[3], version) && !self.answer_pending(item, p[3].clone(), version) {
-            tracing::debug!(node = %self.id.short(), conn = conn.0, "dropping an answer nobody asked for");
+            tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "dropping an answer nobody asked for");
         }
     }
 
     /// Chord maintenance on each tick.
     pub(crate) fn chord_tick(&mut self) {
-        if self.cfg.kind == crate::core::Kind::Chord
-            && self.now.saturating_sub(self.chord.last_stabilize) >= self.chord.stabilize_every
+        if self.mesh.cfg.kind == crate::core::Kind::Chord
+            && self.mesh.now.saturating_sub(self.chord.last_stabilize) >= self.chord.stabilize_every
         {
-            self.chord.last_stabilize = self.now;
+            self.chord.last_stabilize = self.mesh.now;
             self.stabilize();
             // With fingers, a ring whose neighbours stay the same is asked
             // less and less often (up to STABILIZE_MAX_MS); any change of
@@ -430,7 +434,7 @@ impl Node {
             }
             self.chord.stabilize_seen = neighbours;
         }
-        if self.chord.rescan_due && self.now.saturating_sub(self.chord.last_rescan) >= RESCAN_MS {
+        if self.chord.rescan_due && self.mesh.now.saturating_sub(self.chord.last_rescan) >= RESCAN_MS {
             self.handoff_to_closer_peers();
         }
         self.deferred_seeding_peer_work();
@@ -445,9 +449,10 @@ impl Node {
         if self.chord.keys.tombstone_count() > 1024 {
             self.chord.keys.prune(self.wall_now());
         }
-        if self.chord.data.tomb_count() > 0 && self.now.saturating_sub(self.chord.last_tomb_prune) >= TOMB_PRUNE_MS {
-            self.chord.last_tomb_prune = self.now;
-            let before = self.wall_now().saturating_sub(self.cfg.tombstone_horizon_ms);
+        if self.chord.data.tomb_count() > 0 && self.mesh.now.saturating_sub(self.chord.last_tomb_prune) >= TOMB_PRUNE_MS
+        {
+            self.chord.last_tomb_prune = self.mesh.now;
+            let before = self.wall_now().saturating_sub(self.mesh.cfg.tombstone_horizon_ms);
             self.chord.data.prune_tombs(before);
         }
     }
@@ -466,8 +471,8 @@ impl Node {
     pub(crate) fn seeder_vanished(&mut self) {
         if !self.chord.leeching {
             self.chord.lost_seeder = true;
-            self.chord.fallback_until = self.now.saturating_add(super::FALLBACK_MS);
-            self.request_repair(self.cfg.repair_delay_ms);
+            self.chord.fallback_until = self.mesh.now.saturating_add(super::FALLBACK_MS);
+            self.request_repair(self.mesh.cfg.repair_delay_ms);
         }
     }
 }

@@ -5,7 +5,8 @@ use bytes::Bytes;
 
 use super::get::{Answer, Waiter};
 use super::{Handoff, ItemKey, Owner};
-use crate::core::{ConnId, Node};
+use crate::chord::Node;
+use crate::core::ConnId;
 
 /// Items in flight at once: paces the burst so py2p peers keep up (D25).
 const MAX_IN_FLIGHT: usize = 128;
@@ -36,7 +37,7 @@ impl Node {
         // This scan covers the arc as it is now: a rescan for the same
         // neighbours is not needed.
         self.chord.rescan_due = false;
-        self.chord.last_rescan = self.now;
+        self.chord.last_rescan = self.mesh.now;
         self.chord.scanned_with = (self.predecessor(), self.successor());
         let mut items: Vec<ItemKey> = Vec::new();
         for method in crate::ring::HashMethod::ALL {
@@ -94,7 +95,7 @@ impl Node {
                 None => return,
             },
         };
-        self.chord.handoff.insert(item, Handoff { value, version, target: None, sent_at: self.now, attempts: 0 });
+        self.chord.handoff.insert(item, Handoff { value, version, target: None, sent_at: self.mesh.now, attempts: 0 });
         self.chord.handoff_queue.push_back(item);
         self.chord.handoff_stats.queued += 1;
     }
@@ -118,11 +119,11 @@ impl Node {
                     self.drop_handoff(item);
                 }
                 Owner::Remote(conn) => {
-                    self.counters.merge_bytes += value.len() as u64;
+                    self.mesh.counters.merge_bytes += value.len() as u64;
                     self.send_store(conn, item, value, version);
                     if let Some(h) = self.chord.handoff.get_mut(&item) {
                         h.target = Some(conn);
-                        h.sent_at = self.now;
+                        h.sent_at = self.mesh.now;
                         h.attempts += 1;
                         self.chord.handoff_in_flight += 1;
                     }
@@ -175,7 +176,7 @@ impl Node {
         if h.attempts >= MAX_ATTEMPTS {
             self.drop_handoff(item);
             self.chord.handoff_stats.failed += 1;
-            self.record_error(None, format!("handoff of a {} item was never confirmed: kept locally", item.0));
+            self.mesh.record_error(None, format!("handoff of a {} item was never confirmed: kept locally", item.0));
         } else {
             self.requeue_handoff(item);
         }
@@ -183,7 +184,7 @@ impl Node {
     }
 
     pub(crate) fn handoff_tick(&mut self) {
-        let now = self.now;
+        let now = self.mesh.now;
         let stale: Vec<ItemKey> = self
             .chord
             .handoff

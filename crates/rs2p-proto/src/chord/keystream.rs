@@ -26,7 +26,8 @@
 
 use bytes::Bytes;
 
-use crate::core::{ConnId, Node, Time};
+use crate::chord::Node;
+use crate::core::{ConnId, Time};
 use crate::wire::flags;
 
 /// Verb of a key-list request (rs2p → rs2p).
@@ -132,11 +133,11 @@ impl Node {
 
     /// Sends the next part of the key list on `conn`, within `room`.
     pub fn stream_keys(&mut self, conn: ConnId, room: Room) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.mesh.conns.get_mut(&conn) else {
             self.chord.streaming.remove(&conn);
             return;
         };
-        let Outgoing::Sending { after, mut deleted, keys } = &mut c.keys_out else {
+        let Outgoing::Sending { after, mut deleted, keys } = &mut c.ext.keys_out else {
             self.chord.streaming.remove(&conn);
             return;
         };
@@ -155,7 +156,7 @@ impl Node {
                         cursor = Some(last);
                         frames -= 1;
                         bytes = bytes.saturating_sub(frame.iter().map(|p| p.len() + 4).sum());
-                        self.send_on(conn, flags::WHISPER, frame);
+                        self.mesh.send_on(conn, flags::WHISPER, frame);
                     }
                     None if keys => (deleted, cursor) = (false, None),
                     None => {
@@ -187,10 +188,10 @@ impl Node {
                 payload.push(Bytes::from_static(&[flags::RS2P_KEYLIST]));
                 payload.push(Bytes::from_static(BATCH));
                 payload.extend(chunk);
-                self.send_on(conn, flags::WHISPER, payload);
+                self.mesh.send_on(conn, flags::WHISPER, payload);
             } else {
                 for key in chunk {
-                    self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::NOTIFY]), key]);
+                    self.mesh.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::NOTIFY]), key]);
                 }
             }
         }
@@ -203,10 +204,10 @@ impl Node {
                 // peer asks someone else too.
                 payload.push(Bytes::from_static(PARTIAL));
             }
-            self.send_on(conn, flags::WHISPER, payload);
+            self.mesh.send_on(conn, flags::WHISPER, payload);
         }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.keys_out =
+        if let Some(c) = self.mesh.conns.get_mut(&conn) {
+            c.ext.keys_out =
                 if finished { Outgoing::Done { keys } } else { Outgoing::Sending { after: cursor, deleted, keys } };
         }
         if finished {
@@ -225,24 +226,24 @@ impl Node {
     /// that stream. A stream restarts at most every [`WANT_INTERVAL_MS`]
     /// (a request for the keys after one of tombstones only excepted).
     fn start_stream(&mut self, conn: ConnId, keys: bool) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.mesh.conns.get_mut(&conn) else {
             return;
         };
-        match &mut c.keys_out {
+        match &mut c.ext.keys_out {
             Outgoing::Sending { keys: sending_keys, .. } => {
                 *sending_keys |= keys;
                 return;
             }
             Outgoing::Done { keys: sent_keys }
-                if (*sent_keys || !keys) && self.now.saturating_sub(c.keys_out_since) < WANT_INTERVAL_MS =>
+                if (*sent_keys || !keys) && self.mesh.now.saturating_sub(c.ext.keys_out_since) < WANT_INTERVAL_MS =>
             {
-                tracing::debug!(node = %self.id.short(), conn = conn.0, "key list asked for again too soon: ignored");
+                tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "key list asked for again too soon: ignored");
                 return;
             }
             _ => {}
         }
-        c.keys_out = Outgoing::Sending { after: None, deleted: true, keys };
-        c.keys_out_since = self.now;
+        c.ext.keys_out = Outgoing::Sending { after: None, deleted: true, keys };
+        c.ext.keys_out_since = self.mesh.now;
         self.chord.streaming.insert(conn);
         self.stream_keys(conn, INITIAL_ROOM);
     }
@@ -281,13 +282,18 @@ impl Node {
     /// have it, and are not already waiting for one; and every other seeding
     /// rs2p peer for its tombstones, once per connection.
     pub(crate) fn ask_for_keys(&mut self) {
-        if !self.chord.want_keys || self.closed {
+        if !self.chord.want_keys || self.mesh.closed {
             return;
         }
         let sources = |n: &Self| -> Vec<(ConnId, Incoming)> {
-            n.conns.values().filter(|c| c.handshaken && c.rs2p && !c.leeching).map(|c| (c.id, c.keys_in)).collect()
+            n.mesh
+                .conns
+                .values()
+                .filter(|c| c.handshaken && c.rs2p && !c.ext.leeching)
+                .map(|c| (c.id, c.ext.keys_in))
+                .collect()
         };
-        let waiting = self.conns.values().any(|c| c.keys_in == Incoming::Asked);
+        let waiting = self.mesh.conns.values().any(|c| c.ext.keys_in == Incoming::Asked);
         if !self.chord.keys_complete && !waiting {
             let source = sources(self)
                 .into_iter()
@@ -315,14 +321,15 @@ impl Node {
         }
         let (count, sum) = self.chord.keys.summary();
         let targets: Vec<ConnId> = self
+            .mesh
             .conns
             .values()
-            .filter(|c| c.handshaken && c.rs2p && !c.leeching && !c.keys_sum_sent)
+            .filter(|c| c.handshaken && c.rs2p && !c.ext.leeching && !c.ext.keys_sum_sent)
             .map(|c| c.id)
             .collect();
         for conn in targets {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.keys_sum_sent = true;
+            if let Some(c) = self.mesh.conns.get_mut(&conn) {
+                c.ext.keys_sum_sent = true;
             }
             let payload = vec![
                 Bytes::from_static(&[flags::RS2P_KEYLIST]),
@@ -330,7 +337,7 @@ impl Node {
                 Bytes::from(count.to_string()),
                 Bytes::from(format!("{sum:032x}")),
             ];
-            self.send_on(conn, flags::WHISPER, payload);
+            self.mesh.send_on(conn, flags::WHISPER, payload);
         }
     }
 
@@ -340,28 +347,28 @@ impl Node {
         let count = payload.get(2).and_then(|p| std::str::from_utf8(p).ok()?.parse::<usize>().ok());
         let sum = payload.get(3).and_then(|p| u128::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok());
         let (Some(count), Some(sum)) = (count, sum) else {
-            self.record_error(Some(conn), "ignoring a malformed key-list summary".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring a malformed key-list summary".to_owned());
             return;
         };
         if !self.chord.want_keys || self.walks_keys() || (count, sum) == self.chord.keys.summary() {
             return;
         }
-        let asking = self.conns.get(&conn).is_some_and(|c| c.keys_in == Incoming::Asked);
-        if !asking && self.conns.get(&conn).is_some_and(|c| c.handshaken && !c.leeching) {
+        let asking = self.mesh.conns.get(&conn).is_some_and(|c| c.ext.keys_in == Incoming::Asked);
+        if !asking && self.mesh.conns.get(&conn).is_some_and(|c| c.handshaken && !c.ext.leeching) {
             self.ask(conn, Incoming::Asked);
         }
     }
 
     /// Sends `want` (for `Asked`) or `want deleted` (for `DeletedAsked`).
     fn ask(&mut self, conn: ConnId, what: Incoming) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.keys_in = what;
+        if let Some(c) = self.mesh.conns.get_mut(&conn) {
+            c.ext.keys_in = what;
         }
         let mut payload = vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(WANT)];
         if what == Incoming::DeletedAsked {
             payload.push(Bytes::from_static(DELETED));
         }
-        self.send_on(conn, flags::WHISPER, payload);
+        self.mesh.send_on(conn, flags::WHISPER, payload);
     }
 
     /// How complete our key list is.
@@ -372,21 +379,21 @@ impl Node {
         if self.walks_keys() {
             return self.walk_status();
         }
-        let now = self.now;
+        let now = self.mesh.now;
         let mut seeding_peers = 0;
-        for c in self.conns.values().filter(|c| c.handshaken && !c.leeching) {
+        for c in self.mesh.conns.values().filter(|c| c.handshaken && !c.ext.leeching) {
             seeding_peers += 1;
-            if matches!(c.keys_in, Incoming::Asked | Incoming::DeletedAsked) {
+            if matches!(c.ext.keys_in, Incoming::Asked | Incoming::DeletedAsked) {
                 return KeyListStatus::Arriving;
             }
             let py2p_busy = !c.rs2p
                 && (now.saturating_sub(c.handshaken_at) < PY2P_SETTLE_MS
-                    || now.saturating_sub(c.last_notify) < PY2P_QUIET_MS);
+                    || now.saturating_sub(c.ext.last_notify) < PY2P_QUIET_MS);
             if py2p_busy {
                 return KeyListStatus::Arriving;
             }
         }
-        let has_rs2p_source = self.conns.values().any(|c| c.handshaken && !c.leeching && c.rs2p);
+        let has_rs2p_source = self.mesh.conns.values().any(|c| c.handshaken && !c.ext.leeching && c.rs2p);
         if (has_rs2p_source && !self.chord.keys_complete) || (seeding_peers == 0 && self.chord.leeching) {
             // A source we have not heard `end` from, or nobody to ask yet.
             return KeyListStatus::Arriving;
@@ -417,18 +424,19 @@ impl Node {
                     }
                 }
                 if bad > 0 {
-                    self.record_error(Some(conn), format!("ignoring {bad} malformed tombstone(s) in a key-list frame"));
+                    self.mesh
+                        .record_error(Some(conn), format!("ignoring {bad} malformed tombstone(s) in a key-list frame"));
                 }
             }
             END => {
                 let (partial, deleted_only) = (marked(PARTIAL), marked(DELETED));
-                let Some(c) = self.conns.get_mut(&conn) else {
+                let Some(c) = self.mesh.conns.get_mut(&conn) else {
                     return;
                 };
-                match c.keys_in {
+                match c.ext.keys_in {
                     // Our tombstones-only request, answered.
                     Incoming::DeletedAsked if deleted_only => {
-                        c.keys_in = Incoming::Deleted;
+                        c.ext.keys_in = Incoming::Deleted;
                         return;
                     }
                     // A whole list (from a peer that took `want deleted` for
@@ -436,7 +444,7 @@ impl Node {
                     Incoming::Asked | Incoming::DeletedAsked if !deleted_only => {}
                     _ => return,
                 }
-                c.keys_in = Incoming::Complete;
+                c.ext.keys_in = Incoming::Complete;
                 if !partial {
                     self.chord.keys_complete = true;
                     return;
@@ -444,14 +452,14 @@ impl Node {
                 // Ask the next peer; when every seeding rs2p peer has answered
                 // with what it had, that is all there is to know.
                 self.ask_for_keys();
-                if !self.conns.values().any(|c| c.keys_in == Incoming::Asked) {
+                if !self.mesh.conns.values().any(|c| c.ext.keys_in == Incoming::Asked) {
                     self.chord.keys_complete = true;
                 }
             }
             other => {
                 let text =
                     format!("ignoring key-list message with an unknown verb {:?}", String::from_utf8_lossy(other));
-                self.record_error(Some(conn), text);
+                self.mesh.record_error(Some(conn), text);
             }
         }
     }
@@ -460,7 +468,7 @@ impl Node {
     /// a list it was sending us is asked of another peer.
     pub(crate) fn keys_conn_lost(&mut self, conn: ConnId, was: Incoming) {
         self.chord.streaming.remove(&conn);
-        if !self.conns.values().any(|c| c.handshaken && !c.leeching) {
+        if !self.mesh.conns.values().any(|c| c.handshaken && !c.ext.leeching) {
             // No seeding peer left: broadcasts of new keys may be missed from now on.
             self.chord.keys_complete = false;
         }

@@ -27,7 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::{ItemKey, KeyListStatus};
-use crate::core::{ConnId, Node, Time};
+use crate::chord::Node;
+use crate::core::{ConnId, Time};
 use crate::ring::{distance, U512};
 use crate::wire::flags;
 
@@ -115,9 +116,9 @@ impl Node {
     /// announced, so its own list would lack them.
     pub fn walks_keys(&self) -> bool {
         if !self.chord.leeching {
-            return !self.cfg.key_list;
+            return !self.mesh.cfg.key_list;
         }
-        self.conns.values().any(|c| c.handshaken && !c.leeching && c.rs2p && c.no_key_list)
+        self.mesh.conns.values().any(|c| c.handshaken && !c.ext.leeching && c.rs2p && c.ext.no_key_list)
     }
 
     /// Records that `item`, which we hold, is `key`'s.
@@ -148,7 +149,7 @@ impl Node {
     /// Starts a walk unless one runs or a fresh one finished.
     pub(crate) fn request_walk(&mut self) {
         let w = &self.chord.walk;
-        let fresh = w.last.as_ref().is_some_and(|(at, _)| self.now.saturating_sub(*at) < WALK_FRESH_MS);
+        let fresh = w.last.as_ref().is_some_and(|(at, _)| self.mesh.now.saturating_sub(*at) < WALK_FRESH_MS);
         if w.walk.is_some() || fresh {
             return;
         }
@@ -158,14 +159,14 @@ impl Node {
                 None => return,
             }
         } else {
-            *self.id.value()
+            *self.mesh.id.value()
         };
         self.chord.walk.walk = Some(Walk {
             start,
             point: start,
             cursor: Bytes::new(),
             nonce: 0,
-            sent_at: self.now,
+            sent_at: self.mesh.now,
             tries: 0,
             covered: U512::ZERO,
             steps: 0,
@@ -210,14 +211,14 @@ impl Node {
                 return self.end_walk(true);
             }
             let (keys, more) = self.key_page(&cursor);
-            let succ = self.owner_id(self.successor()).map_or(*self.id.value(), |p| *p.value());
+            let succ = self.owner_id(self.successor()).map_or(*self.mesh.id.value(), |p| *p.value());
             return self.walk_answered(keys, succ, more);
         };
         let nonce = self.chord.walk.next_nonce;
         self.chord.walk.next_nonce += 1;
         if let Some(walk) = self.chord.walk.walk.as_mut() {
             walk.nonce = nonce;
-            walk.sent_at = self.now;
+            walk.sent_at = self.mesh.now;
             walk.tries += 1;
         }
         let payload = vec![
@@ -226,9 +227,9 @@ impl Node {
             Bytes::from(crate::wire::base58::encode(&point)),
             Bytes::from(nonce.to_string()),
             cursor,
-            self.id.bytes(),
+            self.mesh.id.bytes(),
         ];
-        self.send_on(conn, flags::WHISPER, payload);
+        self.mesh.send_on(conn, flags::WHISPER, payload);
     }
 
     /// A page of the walk came in (or was read locally).
@@ -255,7 +256,7 @@ impl Node {
         }
         // Bounded like the key list: peers answering with pages of made-up
         // keys cannot grow a walk's memory without end.
-        if walk.steps >= MAX_WALK_STEPS || walk.keys.len() > self.cfg.max_keys {
+        if walk.steps >= MAX_WALK_STEPS || walk.keys.len() > self.mesh.cfg.max_keys {
             return self.end_walk(true);
         }
         self.walk_step();
@@ -265,7 +266,7 @@ impl Node {
         let w = &mut self.chord.walk;
         if let Some(walk) = w.walk.take() {
             w.failed = failed;
-            w.last = Some((self.now, walk.keys));
+            w.last = Some((self.mesh.now, walk.keys));
         }
     }
 
@@ -275,7 +276,7 @@ impl Node {
         let Some(walk) = self.chord.walk.walk.as_ref() else {
             return;
         };
-        if self.now.saturating_sub(walk.sent_at) < WALK_STEP_TIMEOUT_MS {
+        if self.mesh.now.saturating_sub(walk.sent_at) < WALK_STEP_TIMEOUT_MS {
             return;
         }
         if walk.tries >= WALK_STEP_TRIES {
@@ -318,7 +319,7 @@ impl Node {
         let target = crate::wire::base58::decode(&payload[2]).ok().map(|t| crate::ring::reduce(&t));
         let path = payload.get(fixed..).and_then(super::fingers::parse_path);
         let (Some(point), Some(path)) = (target, path) else {
-            self.record_error(Some(conn), "ignoring a malformed key walk".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring a malformed key walk".to_owned());
             return;
         };
         if verb == KEYS {
@@ -326,14 +327,14 @@ impl Node {
                 return;
             }
             match self.find_next_hop(&point).filter(|_| path.len() < super::MAX_FIND_PATH) {
-                Some(next) if !path.contains(&self.id) => {
+                Some(next) if !path.contains(&self.mesh.id) => {
                     let mut out = payload.to_vec();
-                    out.push(self.id.bytes());
-                    self.send_on(next, flags::WHISPER, out);
+                    out.push(self.mesh.id.bytes());
+                    self.mesh.send_on(next, flags::WHISPER, out);
                 }
                 _ => {
                     let (keys, more) = self.key_page(&payload[4]);
-                    let succ = self.owner_id(self.successor()).map_or(*self.id.value(), |p| *p.value());
+                    let succ = self.owner_id(self.successor()).map_or(*self.mesh.id.value(), |p| *p.value());
                     let mut out = vec![
                         Bytes::from_static(&[flags::RS2P_WALK]),
                         Bytes::from_static(KEYED),
@@ -345,7 +346,7 @@ impl Node {
                     ];
                     out.extend(keys);
                     out.extend(payload[5..].iter().cloned());
-                    self.send_on(conn, flags::WHISPER, out);
+                    self.mesh.send_on(conn, flags::WHISPER, out);
                 }
             }
             return;

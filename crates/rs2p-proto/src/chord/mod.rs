@@ -3,6 +3,7 @@
 //!
 //! These are `impl Node` blocks; shared state is in [`ChordState`] and [`GetState`].
 
+mod dispatch;
 mod fingers;
 mod get;
 mod handlers;
@@ -11,7 +12,10 @@ mod journal;
 mod keylist;
 mod keystream;
 mod keywalk;
+pub mod node;
 mod peek;
+mod peer;
+mod peer_list;
 mod rejoin;
 mod repair;
 mod replica;
@@ -33,6 +37,8 @@ pub use keylist::KeyList;
 pub(crate) use keylist::{Full, Limits};
 pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room};
 pub use keywalk::{NO_KEY_LIST_MARKER, WALK_PAGE_KEYS};
+pub use node::{LinksByKind, Node, NodeMetrics, NodeStats};
+pub use peer::ChordPeer;
 pub use rejoin::{Placement, MAX_BOOTSTRAP};
 pub use repair::RepairStats;
 pub use ring_ops::Owner;
@@ -63,6 +69,11 @@ pub(crate) const FALLBACK_MS: u64 = 30_000;
 
 /// One item of a hash table, addressed by table and adjusted hash.
 pub type ItemKey = (HashMethod, U512);
+
+/// A notify with the `del` marker (py2p drops the link on one it relays, §13 D1).
+pub(crate) fn is_delete_notify(msg: &crate::wire::Message) -> bool {
+    msg.sub_flag() == Some(crate::wire::flags::NOTIFY) && msg.payload.len() >= 3 && msg.payload[2].as_ref() == b"del"
+}
 
 /// An item being handed to its new owner, until a retrieve confirms it.
 #[derive(Debug, Clone)]

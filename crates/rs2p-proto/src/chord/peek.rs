@@ -13,7 +13,8 @@ use bytes::Bytes;
 
 use super::get::{Answer, Waiter};
 use super::{ItemKey, Owner};
-use crate::core::{ConnId, Node, ReqId, Version};
+use crate::chord::Node;
+use crate::core::{ConnId, ReqId, Version};
 use crate::ring::distance;
 use crate::wire::{flags, Message};
 
@@ -30,10 +31,11 @@ impl Node {
             return Vec::new();
         };
         let mut peers: Vec<_> = self
+            .mesh
             .routing
             .iter()
             .filter(|(_, c)| **c != owner)
-            .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.handshaken && !c.leeching && c.rs2p))
+            .filter(|(_, c)| self.mesh.conns.get(c).is_some_and(|c| c.handshaken && !c.ext.leeching && c.rs2p))
             .map(|(pid, c)| (distance(pid.value(), &item.1), *c))
             .collect();
         peers.sort();
@@ -108,7 +110,7 @@ impl Node {
     pub(crate) fn handle_peek(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
         let Some(item) = super::get::parse_item(&p[1], &p[2]) else {
-            self.record_error(Some(conn), "ignoring peek with an unknown table or a bad key".to_owned());
+            self.mesh.record_error(Some(conn), "ignoring peek with an unknown table or a bad key".to_owned());
             return;
         };
         let answer = self.table_answer(item);

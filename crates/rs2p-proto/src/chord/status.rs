@@ -14,7 +14,8 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::core::{ConnId, Node, Time};
+use crate::chord::Node;
+use crate::core::{ConnId, Time};
 use crate::ring::{distance, HashMethod, U512};
 use crate::wire::flags;
 
@@ -295,8 +296,9 @@ fn kind(rs2p: bool) -> &'static str {
 impl Node {
     /// What this node sees now (see [`StatusReport`]).
     pub fn status_report(&self) -> StatusReport {
-        let now = self.now;
+        let now = self.mesh.now;
         let mut links: Vec<LinkStatus> = self
+            .mesh
             .conns
             .values()
             .filter(|c| c.handshaken)
@@ -306,7 +308,7 @@ impl Node {
                     id: pid.to_string(),
                     addr: c.addr.as_ref().map_or_else(String::new, |(h, p)| format!("{h}:{p}")),
                     rs2p: c.rs2p,
-                    seeding: !c.leeching,
+                    seeding: !c.ext.leeching,
                     outgoing: c.outgoing,
                     age_ms: now.saturating_sub(c.opened_at),
                     bytes_in: c.bytes_in,
@@ -317,14 +319,14 @@ impl Node {
         links.sort_by(|a, b| a.id.cmp(&b.id));
         let left_out = links.len().saturating_sub(MAX_STATUS_LINKS);
         links.truncate(MAX_STATUS_LINKS);
-        let me = self.id.value();
-        let (host, port) = &self.cfg.out_addr;
+        let me = self.mesh.id.value();
+        let (host, port) = &self.mesh.cfg.out_addr;
         let items = HashMethod::ALL.map(|m| self.chord.data.len(m) as u64);
         // The ring: seeding peers (and us while we seed), clockwise from us.
         let mut ring: Vec<(U512, RingNode)> = self
             .seeding_peers()
             .filter_map(|(pid, conn)| {
-                let c = self.conns.get(&conn)?;
+                let c = self.mesh.conns.get(&conn)?;
                 let node = RingNode {
                     id: pid.to_string(),
                     addr: c.addr.as_ref().map_or_else(String::new, |(h, p)| format!("{h}:{p}")),
@@ -340,7 +342,7 @@ impl Node {
             ring.push((
                 *me,
                 RingNode {
-                    id: self.id.to_string(),
+                    id: self.mesh.id.to_string(),
                     addr: format!("{host}:{port}"),
                     rs2p: true,
                     position: ring_position(me),
@@ -362,9 +364,9 @@ impl Node {
             _ => None,
         };
         StatusReport {
-            id: self.id.to_string(),
+            id: self.mesh.id.to_string(),
             addr: format!("{host}:{port}"),
-            subnet: self.cfg.protocol.subnet.clone(),
+            subnet: self.mesh.cfg.protocol.subnet.clone(),
             seeding: !self.chord.leeching,
             items,
             keys: self.stats().keys as u64,
@@ -383,7 +385,9 @@ impl Node {
     pub fn heal_status(&self) -> HealStatus {
         let (state, alone_s) = match self.placement() {
             crate::chord::Placement::Linked => ("linked", 0.0),
-            crate::chord::Placement::Rejoining(since) => ("rejoining", self.now.saturating_sub(since) as f64 / 1000.0),
+            crate::chord::Placement::Rejoining(since) => {
+                ("rejoining", self.mesh.now.saturating_sub(since) as f64 / 1000.0)
+            }
             crate::chord::Placement::Unplaced => ("unplaced", 0.0),
         };
         HealStatus {
@@ -400,7 +404,7 @@ impl Node {
     /// with [`Node::take_status`]. Errors: the peer is not a handshaken rs2p
     /// peer, or [`MAX_STATUS_ASKS`] requests are already waiting.
     pub fn request_status(&mut self, conn: ConnId) -> Result<(), &'static str> {
-        if !self.conns.get(&conn).is_some_and(|c| c.handshaken) {
+        if !self.mesh.conns.get(&conn).is_some_and(|c| c.handshaken) {
             return Err("not a handshaken connection");
         }
         if !self.is_rs2p(conn) {
@@ -412,7 +416,11 @@ impl Node {
             return Err("too many status requests waiting");
         }
         asked.push((conn, None));
-        self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::RS2P_STATUS]), Bytes::from_static(ASK)]);
+        self.mesh.send_on(
+            conn,
+            flags::WHISPER,
+            vec![Bytes::from_static(&[flags::RS2P_STATUS]), Bytes::from_static(ASK)],
+        );
         Ok(())
     }
 
@@ -430,24 +438,24 @@ impl Node {
     /// `[0x28, "ask"]` or `[0x28, "report", JSON]` from a peer.
     pub(crate) fn handle_status(&mut self, conn: ConnId, payload: &[Bytes]) {
         if !self.is_rs2p(conn) {
-            tracing::debug!(node = %self.id.short(), conn = conn.0, "status message from a peer without the rs2p capability: dropped");
+            tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "status message from a peer without the rs2p capability: dropped");
             return;
         }
         match payload[1].as_ref() {
             ASK => self.answer_status(conn),
             REPORT if payload.len() >= 3 => self.status_received(conn, &payload[2]),
-            _ => tracing::debug!(node = %self.id.short(), conn = conn.0, "unknown status message: dropped"),
+            _ => tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "unknown status message: dropped"),
         }
     }
 
     fn answer_status(&mut self, conn: ConnId) {
-        let second = self.now / 1000;
+        let second = self.mesh.now / 1000;
         let window = &mut self.chord.status.window;
         if window.0 != second {
             *window = (second, 0);
         }
         if window.1 >= STATUS_ANSWERS_PER_SEC {
-            tracing::debug!(node = %self.id.short(), conn = conn.0, "status request over the rate: dropped");
+            tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "status request over the rate: dropped");
             return;
         }
         window.1 += 1;
@@ -464,8 +472,8 @@ impl Node {
         if text.len() > MAX_STATUS_BYTES {
             return;
         }
-        self.counters.status_answered += 1;
-        self.send_on(
+        self.mesh.counters.status_answered += 1;
+        self.mesh.send_on(
             conn,
             flags::WHISPER,
             vec![Bytes::from_static(&[flags::RS2P_STATUS]), Bytes::from_static(REPORT), Bytes::from(text)],
@@ -474,16 +482,17 @@ impl Node {
 
     fn status_received(&mut self, conn: ConnId, text: &Bytes) {
         let Some(slot) = self.chord.status.asked.iter_mut().find(|(c, r)| *c == conn && r.is_none()) else {
-            tracing::debug!(node = %self.id.short(), conn = conn.0, "status report nobody asked for: dropped");
+            tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "status report nobody asked for: dropped");
             return;
         };
         if text.len() > MAX_STATUS_BYTES {
-            self.record_error(Some(conn), format!("status report of {} bytes is over the bound: dropped", text.len()));
+            self.mesh
+                .record_error(Some(conn), format!("status report of {} bytes is over the bound: dropped", text.len()));
             return;
         }
         match serde_json::from_slice::<Value>(text).ok().as_ref().and_then(StatusReport::from_json) {
             Some(report) => slot.1 = Some(report),
-            None => self.record_error(Some(conn), "malformed status report: dropped".to_owned()),
+            None => self.mesh.record_error(Some(conn), "malformed status report: dropped".to_owned()),
         }
     }
 }

@@ -19,7 +19,8 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{ItemKey, Owner};
-use crate::core::{ConnId, Map, Node, SeededState, Time};
+use crate::chord::Node;
+use crate::core::{ConnId, Map, SeededState, Time};
 use crate::ring::{HashMethod, U512};
 use crate::wire::{base58, flags};
 
@@ -110,7 +111,7 @@ impl Node {
             for run in hashes.chunks(RANGE_ITEMS) {
                 let id = self.chord.sync.next_id;
                 self.chord.sync.next_id += 1;
-                let run = Run { conn, table, items: run.to_vec(), sent_at: self.now };
+                let run = Run { conn, table, items: run.to_vec(), sent_at: self.mesh.now };
                 self.chord.sync.backlog.push_back((id, run));
             }
         }
@@ -120,7 +121,8 @@ impl Node {
     /// Sends queued summaries while fewer than [`MAX_SYNC_INFLIGHT`] wait.
     pub(crate) fn pump_sync(&mut self) {
         while self.chord.sync.inflight.len() < MAX_SYNC_INFLIGHT {
-            let settled = self.chord.sync.backlog.front().is_some_and(|(_, r)| self.now >= r.sent_at + SYNC_SETTLE_MS);
+            let settled =
+                self.chord.sync.backlog.front().is_some_and(|(_, r)| self.mesh.now >= r.sent_at + SYNC_SETTLE_MS);
             if !settled {
                 break;
             }
@@ -172,8 +174,8 @@ impl Node {
                 Bytes::from(format!("{sum:032x}")),
             ];
             self.chord.sync.bytes += payload.iter().map(|p| p.len() as u64 + 4).sum::<u64>();
-            self.send_on(run.conn, flags::WHISPER, payload);
-            run.sent_at = self.now;
+            self.mesh.send_on(run.conn, flags::WHISPER, payload);
+            run.sent_at = self.mesh.now;
             self.chord.sync.inflight.insert(id, run);
         }
     }
@@ -203,7 +205,7 @@ impl Node {
                 let sum = std::str::from_utf8(&payload[7]).ok().and_then(|s| u128::from_str_radix(s, 16).ok());
                 let (Some(table), Some(first), Some(last), Some(count), Some(sum)) = (table, first, last, count, sum)
                 else {
-                    self.record_error(Some(conn), "ignoring a malformed range summary".to_owned());
+                    self.mesh.record_error(Some(conn), "ignoring a malformed range summary".to_owned());
                     return;
                 };
                 // A range holding far more than a run (a peer asking for a
@@ -217,7 +219,7 @@ impl Node {
                     Bytes::from_static(verdict),
                     Bytes::from(id.to_string()),
                 ];
-                self.send_on(conn, flags::WHISPER, payload);
+                self.mesh.send_on(conn, flags::WHISPER, payload);
             }
             (SAME, Some(id)) => {
                 // Only the peer asked may answer for a run.
@@ -259,13 +261,13 @@ impl Node {
                 }
                 self.pump_sync();
             }
-            _ => self.record_error(Some(conn), "ignoring a malformed sync message".to_owned()),
+            _ => self.mesh.record_error(Some(conn), "ignoring a malformed sync message".to_owned()),
         }
     }
 
     /// Unanswered summaries fall back to the item-by-item handoff.
     pub(crate) fn sync_tick(&mut self) {
-        let now = self.now;
+        let now = self.mesh.now;
         let late: Vec<u64> = self
             .chord
             .sync

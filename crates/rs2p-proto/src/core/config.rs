@@ -130,7 +130,7 @@ pub struct Config {
     /// that grows like a power of N. Off: py2p's links only.
     pub fingers: bool,
     /// Record every change of the tables and of the key list, for the
-    /// driver to write to disk ([`crate::core::Node::take_changes`]).
+    /// driver to write to disk ([`crate::chord::Node::take_changes`]).
     pub journal: bool,
     /// Seeds the keys of the node's internal hash maps, which fix the order
     /// in which it visits connections and lookups, and its jitter. Zero in

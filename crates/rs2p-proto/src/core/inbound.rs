@@ -1,7 +1,7 @@
 //! Decoding received frames outside the node: a driver with one task per
 //! connection splits, decompresses, parses and checks the id of each frame
 //! in that task, and hands the node finished [`Message`]s
-//! ([`Node::on_frames`]), so that the node's lock covers state changes only.
+//! (`Node::on_frames`), so that the node's lock covers state changes only.
 //!
 //! The driver's decoding uses the connection's compression list as of the
 //! last call into the node ([`DecodeContext`]). A frame that it cannot
@@ -11,7 +11,6 @@
 
 use bytes::Bytes;
 
-use super::{ConnId, Node, Time};
 use crate::wire::{Compression, DecodeError, FrameDecoder, Message};
 
 /// What a connection's frames are decoded with.
@@ -27,6 +26,12 @@ pub struct DecodeContext {
 }
 
 impl DecodeContext {
+    /// Frames from a peer that advertised `methods` (and the rs2p
+    /// capability, if `rs2p`), bounded by `max_frame`.
+    pub(crate) fn new(methods: Vec<Compression>, max_frame: usize, rs2p: bool) -> DecodeContext {
+        DecodeContext { methods, max_frame, rs2p }
+    }
+
     /// Decodes one frame body: a message whose id checks out, else the bytes.
     pub fn decode(&self, body: Bytes) -> Inbound {
         match Message::decode_body_ext(&body, &self.methods, self.max_frame, self.rs2p) {
@@ -36,7 +41,7 @@ impl DecodeContext {
     }
 }
 
-/// A received frame, as the driver hands it to [`Node::on_frames`].
+/// A received frame, as the driver hands it to `Node::on_frames`.
 #[derive(Debug)]
 pub enum Inbound {
     /// Parsed, decompressed, its id checked.
@@ -52,7 +57,8 @@ pub enum Inbound {
 /// the byte stream into frames and decodes them.
 ///
 /// ```
-/// use rs2p_proto::core::{Config, Inbound, Node};
+/// use rs2p_proto::core::{Config, Inbound};
+/// use rs2p_proto::node::Node;
 /// use rs2p_proto::wire::Message;
 /// let mut node = Node::new(Config::chord("127.0.0.1", 4444), 0);
 /// let conn = node.on_accepted(0);
@@ -98,68 +104,15 @@ impl ConnReader {
         self.decoder.pending()
     }
 
+    /// A reader splitting with `decoder` and decoding under `ctx`.
+    pub(crate) fn new(decoder: FrameDecoder, ctx: DecodeContext) -> ConnReader {
+        ConnReader { decoder, ctx }
+    }
+
     /// Takes the node's current context for the connection.
     pub fn update(&mut self, ctx: Option<DecodeContext>) {
         if let Some(ctx) = ctx {
             self.ctx = ctx;
         }
-    }
-}
-
-impl Node {
-    /// How frames of `conn` are decoded now.
-    fn decode_context(&self, conn: ConnId) -> DecodeContext {
-        let (methods, rs2p) = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p)).unwrap_or_default();
-        DecodeContext { methods, max_frame: self.cfg.max_frame, rs2p }
-    }
-
-    /// A receive side for a new connection (see [`ConnReader`]).
-    pub fn reader(&self, conn: ConnId) -> ConnReader {
-        ConnReader { decoder: FrameDecoder::new(self.cfg.max_frame), ctx: self.decode_context(conn) }
-    }
-
-    /// Frames decoded by the driver ([`ConnReader::feed`]) arrived on `conn`,
-    /// from `bytes` bytes read; `pending` bytes of a partial frame are held by
-    /// the reader. Returns the
-    /// new decoding context when it changed (give it to
-    /// [`ConnReader::update`]).
-    ///
-    /// Equivalent to [`Node::on_data`] with the same bytes.
-    pub fn on_frames(
-        &mut self,
-        conn: ConnId,
-        frames: Vec<Inbound>,
-        bytes: usize,
-        pending: usize,
-        now: Time,
-    ) -> Option<DecodeContext> {
-        self.set_now(now);
-        let before = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p))?;
-        self.counters.bytes_in += bytes as u64;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.bytes_in += bytes as u64;
-            c.last_rx = now;
-            c.alive_at = now;
-            c.reader_pending = pending;
-        }
-        for frame in frames {
-            if !self.conns.contains_key(&conn) {
-                return None;
-            }
-            match frame {
-                Inbound::Message(msg) => self.on_message(conn, msg),
-                Inbound::Undecoded(body) => self.on_body(conn, &body),
-                Inbound::Broken(e) => {
-                    self.on_broken_stream(conn, e);
-                    return None;
-                }
-            }
-        }
-        let share = self.cfg.max_buffered_bytes / self.cfg.max_connections.max(1);
-        if pending > share {
-            self.bound_buffered();
-        }
-        let c = self.conns.get(&conn)?;
-        (c.compression != before.0 || c.rs2p != before.1).then(|| self.decode_context(conn))
     }
 }

@@ -168,7 +168,7 @@ pub enum Action {
         frame: Bytes,
     },
     /// Encode this message and write it to the connection (only with
-    /// [`crate::core::Node::defer_encoding`] on; else sends are
+    /// [`crate::chord::Node::defer_encoding`] on; else sends are
     /// [`Action::Send`]).
     SendMessage {
         /// The connection.

@@ -25,8 +25,8 @@
 
 use std::net::IpAddr;
 
-use crate::core::{ConnId, Node, Time};
-use crate::mesh::Conn;
+use super::{Conn, Mesh, PeerExt};
+use crate::core::{ConnId, Time};
 
 /// First rest of an address whose dial failed or whose handshake never
 /// came; it doubles with each further failure, up to [`ADDR_BACKOFF_MAX_MS`].
@@ -78,7 +78,7 @@ pub fn source_key(addr: IpAddr) -> IpAddr {
     }
 }
 
-impl Node {
+impl<X: PeerExt> Mesh<X> {
     /// The driver accepted a connection from `source`. Returns its id, or
     /// `None` when it must be closed at once (the node is closed, or every
     /// slot it could take holds a handshaken peer). To make room it may
@@ -89,7 +89,7 @@ impl Node {
         if self.closed {
             return None;
         }
-        let inbound = |c: &&Conn| !c.outgoing;
+        let inbound = |c: &&Conn<X>| !c.outgoing;
         let from_source = self.conns.values().filter(inbound).filter(|c| c.source == Some(source));
         let (mut linked, mut pending) = (0usize, 0usize);
         for c in from_source {
@@ -154,8 +154,8 @@ impl Node {
                 self.address_failed(conn);
             }
             let text = format!("closing connection: no handshake within {limit} ms");
-            if self.is_probe(conn) {
-                tracing::debug!(node = %self.id.short(), conn = conn.0, "rejoin probe: {text}");
+            if self.conns.get(&conn).is_some_and(|c| c.quiet) {
+                tracing::debug!(node = %self.id.short(), conn = conn.0, "quiet dial: {text}");
             } else {
                 self.record_error(Some(conn), text.clone());
             }
@@ -218,7 +218,7 @@ impl Node {
         self.list_dial_slot_free(from, neighbour) && !self.address_rests(host, port)
     }
 
-    /// The slot and rate half of [`Node::may_dial_from_list`], whatever the
+    /// The slot and rate half of [`Mesh::may_dial_from_list`], whatever the
     /// address: while it is false, no entry of the list can be dialed.
     pub(crate) fn list_dial_slot_free(&self, from: ConnId, neighbour: bool) -> bool {
         let (mut unfinished, mut outgoing, mut from_peer) = (0usize, 0usize, 0usize);
@@ -246,7 +246,7 @@ impl Node {
     }
 
     /// Starts a dial suggested by a peer list (the caller checked
-    /// [`Node::may_dial_from_list`]): takes one from the rate budget.
+    /// [`Mesh::may_dial_from_list`]): takes one from the rate budget.
     pub(crate) fn dial_from_list(&mut self, from: ConnId, host: &str, port: u16, pid: crate::core::PeerId) {
         let (at, milli) = self.list_dial_budget;
         let refill = self.now.saturating_sub(at).saturating_mul(LIST_DIALS_PER_S);

@@ -2,13 +2,20 @@
 
 use bytes::Bytes;
 
-use crate::chord::{KeysIn, KeysOut};
 use crate::core::{ConnId, PeerId, Time};
 use crate::wire::{Compression, FrameDecoder};
 
-/// What the node knows about one TCP connection.
+/// What the state of the protocol above the mesh keeps per connection:
+/// the mesh holds it beside its own and hands it back when the connection
+/// is gone ([`super::Upcall::Lost`]), knowing nothing of what is in it.
+pub trait PeerExt: Default + std::fmt::Debug {}
+
+impl PeerExt for () {}
+
+/// What the node knows about one TCP connection; `X` is the upper layer's
+/// part (chord's `ChordPeer`).
 #[derive(Debug)]
-pub struct Conn {
+pub struct Conn<X = ()> {
     /// Its handle.
     pub id: ConnId,
     /// We opened it.
@@ -35,10 +42,6 @@ pub struct Conn {
     pub compression: Vec<Compression>,
     /// The peer advertised the rs2p capability flag.
     pub rs2p: bool,
-    /// The peer keeps no flooded key list (its `keys()` walks the ring).
-    pub no_key_list: bool,
-    /// Chord: the peer said it is leeching (every connection starts so).
-    pub leeching: bool,
     /// The last whisper/broadcast sent, for a resend request.
     pub last_sent: Option<(u8, Vec<Bytes>)>,
     /// Frames that failed to parse on this connection.
@@ -50,14 +53,6 @@ pub struct Conn {
     pub d8_redials: u8,
     /// When the handshake was processed (py2p's notifies count as arriving for a while after).
     pub handshaken_at: Time,
-    /// When the last key notify arrived (py2p sends no end marker: quiet means done).
-    pub last_notify: Time,
-    /// Our key-list stream to the peer.
-    pub keys_out: KeysOut,
-    /// When that stream last started (a peer's `want` may restart it only so often).
-    pub keys_out_since: Time,
-    /// The peer's key-list stream to us.
-    pub keys_in: KeysIn,
     /// When we last sent this peer a keepalive (liveness checks).
     pub last_ping: Time,
     /// When the peer last counted as alive: its last bytes, or later when
@@ -69,28 +64,23 @@ pub struct Conn {
     /// The peer's clock minus ours (ms, to within a second), from the
     /// dates of its messages (rs2p peers: `rs2p status` shows the largest).
     pub clock_offset_ms: i64,
-    /// Our key list's summary was sent on this link (docs/PROTOCOL.md §16.19).
-    pub keys_sum_sent: bool,
-    /// A rejoin probe (`chord/rejoin.rs`): its failures are expected and
-    /// logged at debug level only.
-    pub probe: bool,
     /// The remote address of an inbound connection (per-source caps).
     pub source: Option<std::net::IpAddr>,
     /// For a dial a peer list suggested: the connection the list came on
     /// (dials in flight are bounded per peer sending lists).
     pub suggested_by: Option<ConnId>,
-    /// When a meta turning this peer to seeding last set off a store scan;
-    /// flips are acted on once per window.
-    pub meta_work_at: Option<Time>,
-    /// A flip came within the window: act on it when the window ends.
-    pub meta_work_due: bool,
     /// Bytes received on this connection (status reports).
     pub bytes_in: u64,
     /// Bytes of the frames queued on this connection (status reports).
     pub bytes_out: u64,
+    /// A dial whose failure is expected (the upper layer's probe of a peer
+    /// that may be away): logged at debug level only.
+    pub quiet: bool,
+    /// The upper layer's state of this connection.
+    pub ext: X,
 }
 
-impl Conn {
+impl<X: PeerExt> Conn<X> {
     /// Bytes of a partial frame held for this connection, by the node or
     /// by the driver's reader.
     pub fn buffered(&self) -> usize {
@@ -98,7 +88,7 @@ impl Conn {
     }
 
     /// A fresh connection.
-    pub fn new(id: ConnId, outgoing: bool, max_frame: usize, now: Time) -> Conn {
+    pub fn new(id: ConnId, outgoing: bool, max_frame: usize, now: Time) -> Conn<X> {
         Conn {
             id,
             outgoing,
@@ -112,29 +102,21 @@ impl Conn {
             addr: None,
             compression: Vec::new(),
             rs2p: false,
-            no_key_list: false,
-            leeching: true,
             last_sent: None,
             bad_frames: 0,
             conflict_survivor: None,
             d8_redials: 0,
             handshaken_at: now,
-            last_notify: 0,
-            keys_out: KeysOut::Idle,
-            keys_out_since: now,
-            keys_in: KeysIn::NotAsked,
             last_ping: 0,
             alive_at: now,
             opened_at: now,
-            probe: false,
-            keys_sum_sent: false,
             clock_offset_ms: 0,
             source: None,
             suggested_by: None,
-            meta_work_at: None,
-            meta_work_due: false,
             bytes_in: 0,
             bytes_out: 0,
+            quiet: false,
+            ext: X::default(),
         }
     }
 }

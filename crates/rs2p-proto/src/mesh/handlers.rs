@@ -2,15 +2,15 @@
 
 use bytes::Bytes;
 
-use super::CAPABILITY_FLAG;
-use crate::core::{ConnId, Event, Kind, Node, PeerId, Received};
+use super::{Mesh, PeerExt, Upcall, CAPABILITY_FLAG};
+use crate::core::{ConnId, PeerId};
 use crate::wire::pyjson::{self, PeerEntry};
 use crate::wire::{compression, flags, DecodeError, Message};
 
 /// Frames on one connection that may fail to parse before we give up on it.
 const MAX_BAD_FRAMES: u32 = 3;
 
-impl Node {
+impl<X: PeerExt> Mesh<X> {
     /// A frame that could not be decoded.
     pub(crate) fn on_bad_frame(&mut self, conn: ConnId, err: DecodeError) {
         let renegotiable = matches!(
@@ -75,85 +75,16 @@ impl Node {
             return;
         };
         let n = msg.payload.len();
-        let chord = self.cfg.kind == Kind::Chord;
-        let handled = match sub {
-            flags::HANDSHAKE if n == 5 => {
-                self.handle_handshake(conn, &msg);
-                true
-            }
-            flags::PEERS if n >= 2 => {
-                self.handle_peers(conn, &msg);
-                true
-            }
-            flags::RESPONSE if n >= 3 => {
-                self.handle_response(conn, &msg);
-                true
-            }
-            flags::REQUEST => {
-                self.handle_request(conn, &msg);
-                true
-            }
-            flags::HANDSHAKE if chord && n == 2 => {
-                self.handle_meta(conn, &msg);
-                true
-            }
-            flags::NOTIFY if chord && n >= 2 => {
-                self.handle_notify(conn, &msg);
-                true
-            }
-            flags::RETRIEVED if chord && n >= 4 => {
-                self.handle_retrieved(conn, &msg);
-                true
-            }
-            flags::RETRIEVE if chord && n >= 3 => {
-                self.handle_retrieve(conn, &msg);
-                true
-            }
-            flags::STORE if chord && n >= 4 => {
-                self.handle_store(conn, &msg);
-                true
-            }
-            flags::RS2P_PEEK if chord && n >= 3 => {
-                self.handle_peek(conn, &msg);
-                true
-            }
-            flags::RS2P_REPLICA if chord && n >= 5 => {
-                self.handle_replica(conn, &msg.payload);
-                true
-            }
-            flags::RS2P_PING if n >= 2 => {
-                self.handle_ping(conn, &msg.payload);
-                true
-            }
-            flags::RS2P_WALK if chord && n >= 6 => {
-                self.handle_walk(conn, &msg.payload);
-                true
-            }
-            flags::RS2P_FIND if chord && n >= 5 => {
-                self.handle_find(conn, &msg.payload);
-                true
-            }
-            flags::RS2P_KEYLIST if chord && n >= 2 => {
-                self.handle_keylist(conn, &msg.payload);
-                true
-            }
-            flags::RS2P_SYNC if chord && n >= 3 => {
-                self.handle_sync(conn, &msg.payload);
-                true
-            }
-            flags::RS2P_STATUS if chord && n >= 2 => {
-                self.handle_status(conn, &msg.payload);
-                true
-            }
-            _ => false,
-        };
-        if handled {
-            return;
+        match sub {
+            flags::HANDSHAKE if n == 5 => self.handle_handshake(conn, &msg),
+            flags::PEERS if n >= 2 => self.handle_peers(conn, &msg),
+            flags::RESPONSE if n >= 3 => self.handle_response(conn, &msg),
+            flags::REQUEST => self.handle_request(conn, &msg),
+            flags::RS2P_PING if n >= 2 => self.handle_ping(conn, &msg.payload),
+            // Not the mesh's: the protocol above's (chord), or the
+            // application's (whisper and broadcast data, registered handlers).
+            _ => self.upcalls.push_back(Upcall::Message { conn, msg, id }),
         }
-        // Whisper and broadcast data go to the application's queue; other
-        // sub-flags go to its registered handlers (the driver drops them if none).
-        let id = id.unwrap_or_else(|| msg.id());
-        self.emit(Event::Message(Received { conn, msg, id }));
     }
 
     /// A whisper's date from `conn` (whispers are sent as they are dated,
@@ -227,14 +158,14 @@ impl Node {
         if !self.recent.insert(id, remembered) {
             return false;
         }
-        let delete_notify = is_delete_notify(msg);
+        let rs2p_only = (self.rs2p_only)(msg);
         for target in self.routed_conns() {
             let Some(c) = self.conns.get(&target) else {
                 continue;
             };
             let to_sender = c.peer.as_ref().is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
-            // A delete-notify makes py2p drop the link (D1): relay it only to rs2p peers.
-            if to_sender || (delete_notify && !c.rs2p) {
+            // Some broadcasts make py2p drop the link (D1): only to rs2p peers.
+            if to_sender || (rs2p_only && !c.rs2p) {
                 continue;
             }
             self.relay_on(target, msg, id);
@@ -336,8 +267,6 @@ impl Node {
             Vec::new()
         });
         let rs2p = has_capability(&p[4]);
-        let no_key_list = rs2p && has_marker(&p[4], crate::chord::NO_KEY_LIST_MARKER);
-        let chord_node = self.cfg.kind == Kind::Chord;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -352,7 +281,6 @@ impl Node {
         let outgoing = c.outgoing;
         c.addr = addr;
         c.compression = list;
-        c.no_key_list = no_key_list;
         c.rs2p = rs2p;
         if self.dialing.get(&pid) == Some(&conn) {
             self.dialing.remove(&pid);
@@ -361,108 +289,89 @@ impl Node {
         if outgoing {
             self.address_succeeded(conn);
         }
-        if self.conns.get(&conn).is_some_and(|c| c.probe) {
-            self.probe_done(conn, true);
-        }
-        self.rejoin_linked(&pid);
         self.send_peers(conn);
         if first_time {
             let first = !self.had_peer;
             self.had_peer = true;
             tracing::debug!(node = %self.id.short(), peer = %pid.short(), "peer connected");
-            self.emit(Event::Connected { conn, peer: pid, first });
-            // py2p expects every key pushed to it; rs2p peers ask when they want the list.
-            if chord_node && !rs2p {
-                self.start_key_stream(conn);
-            }
+            self.emit(crate::core::Event::Connected { conn, peer: pid.clone(), first });
             if let Some(queued) = self.deferred.remove(&conn) {
                 for payload in queued {
                     self.send_on(conn, flags::WHISPER, payload);
                 }
             }
         }
+        self.upcalls.push_back(Upcall::Linked { conn, peer: pid, first: first_time, capabilities: p[4].clone() });
     }
 
     fn handle_peers(&mut self, conn: ConnId, msg: &Message) {
-        let entries = match pyjson::parse_peers(&msg.payload[1], self.cfg.max_peer_list) {
-            Ok(e) => e,
-            Err(e) => {
-                self.record_error(Some(conn), format!("ignoring peer list: {e}"));
-                return;
-            }
-        };
-        // A list must not steer us: of the ids it offers as nearer ring
-        // neighbours, only the nearest on each side is dialed (first, with
-        // slots and rate kept for them), other ids only while we have fewer
-        // than `max_outgoing`; every dial waits for a free slot (dials in
-        // flight, in all and per peer sending lists, outgoing links, rate),
-        // and an address resting after a failure is passed over before
-        // choosing, so that a dead one does not hide the next candidate.
+        match pyjson::parse_peers(&msg.payload[1], self.cfg.max_peer_list) {
+            Ok(entries) => self.upcalls.push_back(Upcall::PeerList { conn, entries }),
+            Err(e) => self.record_error(Some(conn), format!("ignoring peer list: {e}")),
+        }
+    }
+
+    /// Dials from a peer list that came on `from`, as the protocol above
+    /// ranked its entries. A list must not steer us: of the ids offered as
+    /// nearer ring neighbours, only the nearest on each side is dialed
+    /// (first, with slots and rate kept for them), then the ids the ranking
+    /// wants next (nearest first), other ids only while we have fewer than
+    /// `max_outgoing`; every dial waits for a free slot (dials in flight,
+    /// in all and per peer sending lists, outgoing links, rate), and an
+    /// address resting after a failure is passed over before choosing, so
+    /// that a dead one does not hide the next candidate.
+    pub(crate) fn dial_listed(&mut self, from: ConnId, entries: Vec<(PeerEntry, PeerId, Listed)>) {
         let mut nearest: [Option<(crate::ring::U512, PeerEntry, PeerId)>; 2] = [None, None];
+        let mut wanted: Vec<(crate::ring::U512, PeerEntry, PeerId)> = Vec::new();
         let mut others: Vec<(PeerEntry, PeerId)> = Vec::new();
-        let gaps = if self.cfg.kind == Kind::Chord { self.neighbour_gaps() } else { None };
-        // With fingers, ids that belong in our successor list are dialed
-        // next (nearest first), with the same slots and rate.
-        let succ_gap = if self.uses_fingers() && !self.chord.leeching { Some(self.successor_list_gap()) } else { None };
-        let mut successors: Vec<(crate::ring::U512, PeerEntry, PeerId)> = Vec::new();
-        for entry in entries {
-            let Some(pid) = PeerId::parse(entry.id.as_bytes()) else {
-                continue;
-            };
+        for (entry, pid, rank) in entries {
             if self.is_known(&pid)
                 || (entry.host.as_str(), entry.port) == (self.cfg.out_addr.0.as_str(), self.cfg.out_addr.1)
                 || self.address_rests(&entry.host, entry.port)
+                || self.in_backoff(&pid, matches!(rank, Listed::Neighbour { .. }))
             {
                 continue;
             }
-            let side = gaps.and_then(|g| self.neighbour_side_within(&pid, g));
-            if self.in_backoff(&pid, side.is_some()) {
-                continue;
-            }
-            match side {
-                Some((after, d)) => {
+            match rank {
+                Listed::Neighbour { after, distance } => {
                     let slot = &mut nearest[usize::from(after)];
-                    if slot.as_ref().is_none_or(|(best, _, _)| d < *best) {
-                        *slot = Some((d, entry, pid));
+                    if slot.as_ref().is_none_or(|(best, _, _)| distance < *best) {
+                        *slot = Some((distance, entry, pid));
                     }
                 }
-                None => match succ_gap.map(|g| (crate::ring::distance(self.id.value(), pid.value()), g)) {
-                    Some((d, g)) if d < g => successors.push((d, entry, pid)),
-                    _ => others.push((entry, pid)),
-                },
+                Listed::Wanted { distance } => wanted.push((distance, entry, pid)),
+                Listed::Other => others.push((entry, pid)),
             }
         }
         for (_, entry, pid) in nearest.into_iter().flatten() {
-            if self.may_dial_from_list(conn, &entry.host, entry.port, true) {
-                self.dial_from_list(conn, &entry.host, entry.port, pid);
+            if self.may_dial_from_list(from, &entry.host, entry.port, true) {
+                self.dial_from_list(from, &entry.host, entry.port, pid);
             }
         }
-        successors.sort_by_key(|s| s.0);
-        for (_, entry, pid) in successors {
-            if !self.list_dial_slot_free(conn, true) {
+        wanted.sort_by_key(|s| s.0);
+        for (_, entry, pid) in wanted {
+            if !self.list_dial_slot_free(from, true) {
                 break;
             }
-            self.dial_from_list(conn, &entry.host, entry.port, pid);
+            self.dial_from_list(from, &entry.host, entry.port, pid);
         }
         // Resting addresses were passed over above, so the first entry that
         // finds no free slot ends the loop: a long list costs no scan of the
         // connections per entry.
         for (entry, pid) in others {
-            if self.outgoing_count() >= self.cfg.max_outgoing || !self.list_dial_slot_free(conn, false) {
+            if self.outgoing_count() >= self.cfg.max_outgoing || !self.list_dial_slot_free(from, false) {
                 break;
             }
-            self.dial_from_list(conn, &entry.host, entry.port, pid);
+            self.dial_from_list(from, &entry.host, entry.port, pid);
         }
     }
 
     fn handle_request(&mut self, conn: ConnId, msg: &Message) {
         let p = &msg.payload;
         if p.len() == 2 && p[1].as_ref() == b"*" {
-            if self.uses_fingers() && self.is_rs2p(conn) {
-                self.send_ring_peers(conn);
-            } else {
-                self.send_peers(conn);
-            }
+            // The protocol above may answer with fewer peers (chord with
+            // fingers sends its ring neighbours), else `send_peers`.
+            self.upcalls.push_back(Upcall::PeersWanted { conn });
             return;
         }
         if p.len() < 3 {
@@ -516,7 +425,7 @@ impl Node {
     /// re-linked within seconds of a crash, and a neighbour link is never
     /// the one dropped as least efficient, so no dial-close loop follows.
     fn in_backoff(&self, pid: &PeerId, neighbour: bool) -> bool {
-        let wait = if neighbour { crate::core::NEIGHBOUR_REDIAL_MS } else { crate::core::REDIAL_BACKOFF_MS };
+        let wait = if neighbour { super::NEIGHBOUR_REDIAL_MS } else { super::REDIAL_BACKOFF_MS };
         self.dial_backoff.get(pid).is_some_and(|t| self.now.saturating_sub(*t) < wait)
     }
 
@@ -544,8 +453,8 @@ impl Node {
             return list;
         }
         let mut flag = pyjson::string(&char::from(CAPABILITY_FLAG).to_string());
-        if self.cfg.kind == Kind::Chord && !self.cfg.key_list {
-            flag = format!("{flag}, {}", pyjson::string(&char::from(crate::chord::NO_KEY_LIST_MARKER).to_string()));
+        for &marker in &self.markers {
+            flag = format!("{flag}, {}", pyjson::string(&char::from(marker).to_string()));
         }
         if self.cfg.compression.is_empty() {
             format!("[{flag}]")
@@ -568,41 +477,21 @@ impl Node {
         list
     }
 
-    /// The answer to an rs2p peer's `*` when we keep fingers (§16.12): our
-    /// seeding peers nearest on each side (a successor list's worth each),
-    /// all that its stabilisation looks for, instead of every link we hold.
-    fn send_ring_peers(&mut self, conn: ConnId) {
-        let me = *self.id.value();
-        let r = self.successor_target();
-        let mut seeding: Vec<(crate::ring::U512, ConnId)> =
-            self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c)).collect();
-        seeding.sort_unstable();
-        let mut near: Vec<ConnId> = seeding.iter().take(r).map(|(_, c)| *c).collect();
-        near.extend(seeding.iter().rev().take(r).map(|(_, c)| *c));
-        near.sort();
-        near.dedup();
-        let mut list: Vec<PeerEntry> = near
-            .into_iter()
-            .filter_map(|c| {
-                let conn = self.conns.get(&c)?;
-                let (host, port) = conn.addr.clone()?;
-                Some(PeerEntry { host, port, id: conn.peer.as_ref()?.to_string() })
-            })
-            .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        let text = pyjson::peers_json(&list);
-        self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
-    }
-
     pub(crate) fn send_peers(&mut self, conn: ConnId) {
         let text = pyjson::peers_json(&self.peer_list());
         self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
     }
 }
 
-/// A notify with the `del` marker.
-pub(crate) fn is_delete_notify(msg: &Message) -> bool {
-    msg.sub_flag() == Some(flags::NOTIFY) && msg.payload.len() >= 3 && msg.payload[2].as_ref() == b"del"
+/// How the protocol above ranks an entry of a peer list ([`Mesh::dial_listed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listed {
+    /// Nearer than our neighbour on one side (`after`: the successor side).
+    Neighbour { after: bool, distance: crate::ring::U512 },
+    /// Wanted next (chord: a successor-list gap), nearest first.
+    Wanted { distance: crate::ring::U512 },
+    /// Anything else: dialed only while we have few links.
+    Other,
 }
 
 /// True if a compression list packet carries the rs2p capability flag.
@@ -612,7 +501,7 @@ fn has_capability(text: &[u8]) -> bool {
 
 /// True if a compression list packet carries the marker `flag` (a string
 /// holding that character).
-pub(crate) fn has_marker(text: &[u8], flag: u8) -> bool {
+pub fn has_marker(text: &[u8], flag: u8) -> bool {
     let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(text) else {
         return false;
     };

@@ -16,19 +16,19 @@
 
 use bytes::Bytes;
 
-use crate::core::{ConnId, Node};
+use super::{Mesh, PeerExt};
+use crate::core::ConnId;
 use crate::wire::flags;
-
-/// A peer whose link is closed as silent: its id and advertised address
-/// (to be probed again, `chord/rejoin.rs`).
-type Lost = (crate::core::PeerId, Option<(String, u16)>);
 
 const PING: &[u8] = b"ping";
 const PONG: &[u8] = b"pong";
 
-impl Node {
-    /// Sends keepalives and closes peers silent past the deadline.
-    pub(crate) fn check_liveness(&mut self) {
+impl<X: PeerExt> Mesh<X> {
+    /// Sends keepalives to quiet peers; returns the connections silent past
+    /// the deadline, with how long (ms), for [`Mesh::close_silent`] (the
+    /// protocol above looks at them first: a lost ring neighbour is probed
+    /// again).
+    pub(crate) fn liveness_scan(&mut self) -> Vec<(ConnId, u64)> {
         let now = self.now;
         let keepalive = self.cfg.keepalive_ms;
         let timeout = self.cfg.peer_timeout_ms.max(keepalive);
@@ -37,7 +37,7 @@ impl Node {
         // ours, not the peers': give every link a fresh keepalive period.
         let starved = now.saturating_sub(self.last_tick) > keepalive;
         self.last_tick = now;
-        let mut silent: Vec<(ConnId, u64, bool, Option<Lost>)> = Vec::new();
+        let mut silent: Vec<(ConnId, u64)> = Vec::new();
         let mut ping: Vec<ConnId> = Vec::new();
         for c in self.conns.values_mut().filter(|c| c.handshaken) {
             if starved {
@@ -46,16 +46,10 @@ impl Node {
             }
             let quiet = now.saturating_sub(c.alive_at);
             if quiet >= timeout {
-                silent.push((c.id, quiet, !c.leeching, c.peer.clone().map(|p| (p, c.addr.clone()))));
+                silent.push((c.id, quiet));
             } else if quiet >= keepalive && now.saturating_sub(c.last_ping) >= keepalive {
                 c.last_ping = now;
                 ping.push(c.id);
-            }
-        }
-        // Only ring neighbours are probed again once lost (chord/rejoin.rs).
-        for s in &mut silent {
-            if s.3.as_ref().is_some_and(|(p, _)| !self.is_ring_neighbour(p)) {
-                s.3 = None;
             }
         }
         for conn in ping {
@@ -66,18 +60,20 @@ impl Node {
             };
             self.send_on(conn, flags::WHISPER, probe);
         }
-        for (conn, quiet, seeder, peer) in silent {
-            let text = format!("closing connection: peer silent for {quiet} ms (keepalives unanswered)");
-            self.record_error(Some(conn), text.clone());
-            self.counters.bad_input(crate::core::BadInput::Silent);
-            self.close_conn_because(conn, &text);
-            if seeder {
-                self.seeder_vanished();
-                if let Some((peer, addr)) = peer {
-                    self.rejoin_lost(peer, addr);
-                }
-            }
+        silent
+    }
+
+    /// Closes a connection found silent for `quiet` ms. Its
+    /// [`super::Upcall::Lost`] counts as closed by the peer.
+    pub(crate) fn close_silent(&mut self, conn: ConnId, quiet: u64) {
+        if !self.conns.contains_key(&conn) {
+            return;
         }
+        let text = format!("closing connection: peer silent for {quiet} ms (keepalives unanswered)");
+        self.record_error(Some(conn), text.clone());
+        self.counters.bad_input(crate::core::BadInput::Silent);
+        self.actions.push_back(crate::core::Action::Close { conn });
+        self.forget_conn_by(conn, &text, true);
     }
 
     /// The rs2p keepalive (§16.14): a `ping` is answered `pong`; either

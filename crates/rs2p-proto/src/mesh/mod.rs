@@ -1,21 +1,30 @@
 //! The mesh layer (sans-IO): connection state, handshake, peer lists,
 //! route requests, renegotiation and broadcast relay ("waterfall").
 //!
-//! These are `impl Node` blocks; the state lives in [`crate::core::Node`].
+//! The state is [`Mesh`]; what is not the mesh's own goes up to the
+//! protocol above as [`Upcall`]s. Nothing here names that protocol.
 
 mod admission;
 mod conn;
 mod handlers;
 mod liveness;
+mod node;
 mod recent;
+mod upcall;
 mod user;
 
 pub(crate) use admission::AddrRest;
 pub use admission::{
     ADDR_BACKOFF_MAX_MS, ADDR_BACKOFF_MS, LIST_DIALS_PER_PEER, LIST_DIALS_PER_S, LIST_DIAL_BURST, NEIGHBOUR_RESERVE,
 };
-pub use conn::Conn;
+pub use conn::{Conn, PeerExt};
+pub use handlers::has_marker;
+pub(crate) use handlers::Listed;
+pub use node::Mesh;
+pub(crate) use node::Step;
+pub(crate) use node::{NEIGHBOUR_REDIAL_MS, REDIAL_BACKOFF_MS};
 pub use recent::RecentIds;
+pub use upcall::Upcall;
 pub use user::ConnectError;
 
 /// The flag rs2p adds to its advertised compression list so that rs2p peers

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha384};
 
-use crate::core::{Action, ConnId, Node, PeerId, Received};
-use crate::mesh::Conn;
+use super::{Conn, Mesh, PeerExt};
+use crate::core::{Action, ConnId, PeerId, Received};
 use crate::wire::{base58, flags};
 
 /// Why a connect was refused.
@@ -30,7 +30,7 @@ pub enum ConnectError {
 /// Bound on dials in progress at once.
 const MAX_DIALS: usize = 32;
 
-impl Node {
+impl<X: PeerExt> Mesh<X> {
     /// Dials `host:port`. With an expected id, a second dial to the same peer is refused.
     pub fn connect(&mut self, host: &str, port: u16, expected: Option<PeerId>) -> Result<ConnId, ConnectError> {
         if self.closed {
@@ -125,13 +125,9 @@ impl Node {
     }
 
     /// Closes the connection to a peer.
-    /// The peer is not dialed again to rejoin the ring (`chord/rejoin.rs`):
-    /// the user chose to drop it.
     pub fn disconnect(&mut self, peer: &PeerId) -> bool {
         match self.conn_of(peer).or_else(|| self.dialing.get(peer).copied()) {
             Some(conn) => {
-                let addr = self.conns.get(&conn).and_then(|c| c.addr.clone());
-                self.forget_for_rejoin(peer, addr);
                 self.close_conn(conn);
                 true
             }

@@ -37,7 +37,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use bytes::Bytes;
 
-use crate::core::{Action, Config, ConnId, Event, GetError, Node, Time};
+use crate::chord::Node;
+use crate::core::{Action, Config, ConnId, Event, GetError, Time};
 use crate::ring::HashMethod;
 use crate::wire::{base58, flags, Message};
 pub use rng::{mix64, SimRng, TraceHasher};

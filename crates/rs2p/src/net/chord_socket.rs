@@ -122,7 +122,7 @@ impl ChordSocket {
         self.inner.node(|n| n.data_storing().into_iter().map(|(p, _)| p).collect())
     }
 
-    fn responsible(&self, f: impl FnOnce(&crate::core::Node) -> Owner) -> Responsible {
+    fn responsible(&self, f: impl FnOnce(&crate::node::Node) -> Owner) -> Responsible {
         self.inner.node(|n| match f(n) {
             Owner::Local => Responsible::This,
             Owner::Remote(c) => n.peer_of(c).cloned().map_or(Responsible::Nobody, Responsible::Peer),

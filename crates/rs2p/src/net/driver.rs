@@ -18,7 +18,8 @@ use super::persist::DataDir;
 use super::recv_queue::RecvQueue;
 use super::tls::Tls;
 use crate::chord::Room;
-use crate::core::{Action, ConnId, ConnReader, Event, GetError, Node, PeerId, Received, ReqId, Time};
+use crate::core::{Action, ConnId, ConnReader, Event, GetError, PeerId, Received, ReqId, Time};
+use crate::node::Node;
 use crate::wire::flags;
 
 /// Frames queued for one connection before it counts as stuck and is closed.

@@ -10,7 +10,8 @@ use tokio::sync::{broadcast, oneshot};
 use super::driver::{now, Handler, Inner};
 use super::tls::{self, Tls};
 use super::Error;
-use crate::core::{Config, Event, Node, PeerId, Received};
+use crate::core::{Config, Event, PeerId, Received};
+use crate::node::Node;
 
 /// How long `connect` waits for the peer's handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -298,7 +299,7 @@ impl MeshSocket {
     }
 
     /// Sizes of the node's tables and queues.
-    pub fn stats(&self) -> crate::core::NodeStats {
+    pub fn stats(&self) -> crate::node::NodeStats {
         self.inner.node(|n| n.stats())
     }
 

@@ -11,7 +11,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::latency::{ByOutcome, Outcome, LATENCY_BUCKETS_S};
-use crate::core::{BadInput, Conflict, NodeMetrics};
+use crate::core::{BadInput, Conflict};
+use crate::node::NodeMetrics;
 use crate::ring::HashMethod;
 
 /// Every number [`crate::ChordSocket::metrics`] reports.

@@ -1,5 +1,5 @@
 //! The tokio shell: [`MeshSocket`] and [`ChordSocket`], async handles around
-//! a sans-IO [`Node`](crate::core::Node).
+//! a sans-IO [`Node`](crate::node::Node).
 
 mod chord_socket;
 mod conn_io;

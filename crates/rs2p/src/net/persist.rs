@@ -3,7 +3,7 @@
 //!
 //! redb is an embedded, pure-Rust, ACID store: a commit is atomic and, with
 //! `Durability::Immediate`, on disk when it returns (one fsync). The core
-//! journals every change ([`crate::core::Node::take_changes`]); the driver
+//! journals every change ([`crate::node::Node::take_changes`]); the driver
 //! commits what has piled up in one transaction while the next batch
 //! gathers (group commit), so a burst of sets costs a few fsyncs, not one
 //! each. A SIGKILL loses at most the changes of the commit in progress, and

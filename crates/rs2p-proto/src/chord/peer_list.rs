@@ -1,0 +1,61 @@
+//! Peer lists through chord's eyes: which entries of a list we are sent
+//! are worth dialing (ring neighbours first, then successor-list gaps), and
+//! the short list we answer an rs2p peer's `*` with.
+
+use bytes::Bytes;
+
+use crate::chord::Node;
+use crate::core::{ConnId, PeerId};
+use crate::mesh::Listed;
+use crate::wire::flags;
+use crate::wire::pyjson::{self, PeerEntry};
+
+impl Node {
+    /// Ranks the entries of a peer list for [`crate::mesh::Mesh::dial_listed`]:
+    /// ids nearer than a ring neighbour of ours, then (with fingers, while
+    /// seeding) ids that belong in our successor list, then the rest.
+    pub(crate) fn rank_peer_list(&self, entries: Vec<PeerEntry>) -> Vec<(PeerEntry, PeerId, Listed)> {
+        let gaps = self.neighbour_gaps();
+        let succ_gap = if self.uses_fingers() && !self.chord.leeching { Some(self.successor_list_gap()) } else { None };
+        entries
+            .into_iter()
+            .filter_map(|entry| {
+                let pid = PeerId::parse(entry.id.as_bytes())?;
+                let rank = match gaps.and_then(|g| self.neighbour_side_within(&pid, g)) {
+                    Some((after, distance)) => Listed::Neighbour { after, distance },
+                    None => match succ_gap.map(|g| (crate::ring::distance(self.mesh.id.value(), pid.value()), g)) {
+                        Some((distance, g)) if distance < g => Listed::Wanted { distance },
+                        _ => Listed::Other,
+                    },
+                };
+                Some((entry, pid, rank))
+            })
+            .collect()
+    }
+
+    /// The answer to an rs2p peer's `*` when we keep fingers (§16.12): our
+    /// seeding peers nearest on each side (a successor list's worth each),
+    /// all that its stabilisation looks for, instead of every link we hold.
+    pub(crate) fn send_ring_peers(&mut self, conn: ConnId) {
+        let me = *self.mesh.id.value();
+        let r = self.successor_target();
+        let mut seeding: Vec<(crate::ring::U512, ConnId)> =
+            self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c)).collect();
+        seeding.sort_unstable();
+        let mut near: Vec<ConnId> = seeding.iter().take(r).map(|(_, c)| *c).collect();
+        near.extend(seeding.iter().rev().take(r).map(|(_, c)| *c));
+        near.sort();
+        near.dedup();
+        let mut list: Vec<PeerEntry> = near
+            .into_iter()
+            .filter_map(|c| {
+                let conn = self.mesh.conns.get(&c)?;
+                let (host, port) = conn.addr.clone()?;
+                Some(PeerEntry { host, port, id: conn.peer.as_ref()?.to_string() })
+            })
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        let text = pyjson::peers_json(&list);
+        self.mesh.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
+    }
+}

@@ -1,0 +1,735 @@
+//! [`Mesh`]: the state of py2p's mesh layer on one node (links, handshakes,
+//! peer lists, route requests, broadcast relay) and its entry points.
+//!
+//! The mesh knows nothing of the protocol above it. It hands that protocol
+//! what is not its own as [`Upcall`]s (a message with a sub-flag it does
+//! not handle, a link up, a link gone, a peer list), in order, one frame at
+//! a time, and keeps the protocol's state of each connection opaquely
+//! ([`Conn::ext`]). The node that composes the layers (`crate::chord::node`)
+//! drains the upcalls after each frame and each call.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{Conn, PeerExt, RecentIds, Upcall};
+use crate::core::{
+    Action, BadInput, Config, ConnId, Counters, DecodeContext, Event, Hlc, Inbound, Map, PeerId, ReqId, SeededState,
+    Time,
+};
+use crate::wire::{flags, Compression, Message};
+
+/// A peer whose link closed is not re-dialed from peer lists for this long.
+pub(crate) const REDIAL_BACKOFF_MS: u64 = 10_000;
+
+/// ... unless it would be a ring neighbour: then only for this long.
+pub(crate) const NEIGHBOUR_REDIAL_MS: u64 = 1_000;
+
+/// A py2p peer closing the survivor of a conflict this soon after it is re-dialed (D8).
+const D8_REDIAL_WINDOW_MS: u64 = 10_000;
+
+/// Re-dials in a row after D8 before giving up on the peer.
+const D8_MAX_REDIALS: u8 = 3;
+
+/// Bound on errors kept for [`Mesh::status`].
+const MAX_ERRORS: usize = 64;
+
+/// Longest error text kept or logged (errors may quote packets a peer sent).
+const MAX_ERROR_LEN: usize = 512;
+
+/// The mesh state of one node; `X` is what the protocol above keeps per
+/// connection.
+pub struct Mesh<X: PeerExt = ()> {
+    pub(crate) cfg: Config,
+    pub(crate) id: PeerId,
+    pub(crate) protocol_id: String,
+    pub(crate) conns: Map<ConnId, Conn<X>>,
+    /// Handshaken peers: id text → connection.
+    pub(crate) routing: Map<PeerId, ConnId>,
+    /// Outgoing dials made for a known id, not yet handshaken: id → connection.
+    pub(crate) dialing: Map<PeerId, ConnId>,
+    pub(crate) recent: RecentIds,
+    /// Sends are handed to the driver unencoded ([`Mesh::defer_encoding`]).
+    pub(crate) defer_encoding: bool,
+    /// Route requests we made for `reply()`: request id → (created, payload to send).
+    pub(crate) route_requests: Map<String, (Time, Vec<Bytes>)>,
+    /// Whispers waiting for a connection to finish its handshake.
+    pub(crate) deferred: Map<ConnId, Vec<Vec<Bytes>>>,
+    pub(crate) actions: VecDeque<Action>,
+    /// What the protocol above has to handle, in order (see [`Upcall`]).
+    pub(crate) upcalls: VecDeque<Upcall<X>>,
+    /// Markers the protocol above adds to our handshake's capability list
+    /// (chord's "no key list"), as characters.
+    pub(crate) markers: Vec<u8>,
+    pub(crate) errors: VecDeque<String>,
+    pub(crate) next_conn: u64,
+    pub(crate) next_req: u64,
+    pub(crate) now: Time,
+    pub(crate) had_peer: bool,
+    pub(crate) closed: bool,
+    /// When the link to a peer last closed: peer lists do not re-dial it for a while.
+    pub(crate) dial_backoff: Map<PeerId, Time>,
+    /// When the node was last ticked (a long gap means we, not our peers, were silent).
+    pub(crate) last_tick: Time,
+    /// The wall clock minus `now`: `now` is monotonic and drives every
+    /// protocol timer; only message timestamps and the times kept on disk
+    /// (tombstones) are wall-clock times, so a stepped system clock moves
+    /// those and nothing else. Set by [`Mesh::set_wall_clock`]; 0 in a
+    /// simulation, where both clocks are the virtual time.
+    pub(crate) wall_offset: i64,
+    /// Addresses that failed (dial refused, or no handshake): not dialed
+    /// from peer lists until their rest ends, whatever id they come with.
+    pub(crate) addr_rest: Map<(String, u16), super::AddrRest>,
+    /// Rate budget of dials from peer lists: when it was last updated, and
+    /// thousandths of a dial left then (a token bucket).
+    pub(crate) list_dial_budget: (Time, u64),
+    /// Dials started, for any reason (stats).
+    pub(crate) dials_started: u64,
+    /// Event counters for the node's metrics (frames, bytes, closes, ...).
+    pub(crate) counters: Counters,
+    /// The hybrid logical clock: it versions the writes of the protocol
+    /// above, and follows the dates of the peers' messages.
+    pub(crate) hlc: Hlc,
+    /// Broadcasts only rs2p peers may be relayed (the protocol above says
+    /// which: py2p drops the link on some, §13 D1).
+    pub(crate) rs2p_only: fn(&Message) -> bool,
+}
+
+/// One step of feeding bytes to the mesh ([`Mesh::next_frame`]).
+pub(crate) enum Step {
+    /// A frame was handled: drain the upcalls, then ask again.
+    Frame,
+    /// No whole frame left (or the connection is gone).
+    Done,
+}
+
+impl<X: PeerExt> Mesh<X> {
+    /// The mesh state of a node with the given configuration, at time `now`.
+    pub fn new(cfg: Config, now: Time) -> Mesh<X> {
+        let protocol_id = cfg.protocol.id();
+        let id_text = match &cfg.id {
+            Some(id) => id.clone(),
+            None => crate::wire::node_id(&cfg.out_addr.0, cfg.out_addr.1, &cfg.protocol, &cfg.salt),
+        };
+        let id = PeerId::parse(id_text.as_bytes()).unwrap_or_else(|| {
+            // A configured id that is not base58 is replaced by a derived one.
+            let derived = crate::wire::node_id(&cfg.out_addr.0, cfg.out_addr.1, &cfg.protocol, &cfg.salt);
+            PeerId::parse(derived.as_bytes()).expect("derived ids are base58")
+        });
+        let seed = cfg.seed;
+        let state = |purpose: u64| SeededState::new(seed, purpose);
+        Mesh {
+            recent: RecentIds::new(cfg.max_recent_ids, seed),
+            defer_encoding: false,
+            cfg,
+            id,
+            protocol_id,
+            conns: state(1).map(),
+            routing: state(2).map(),
+            dialing: state(3).map(),
+            route_requests: state(4).map(),
+            deferred: state(5).map(),
+            actions: VecDeque::new(),
+            upcalls: VecDeque::new(),
+            markers: Vec::new(),
+            errors: VecDeque::new(),
+            next_conn: 1,
+            next_req: 1,
+            now,
+            had_peer: false,
+            closed: false,
+            dial_backoff: state(6).map(),
+            last_tick: now,
+            wall_offset: 0,
+            addr_rest: state(7).map(),
+            list_dial_budget: (now, super::LIST_DIAL_BURST * 1000),
+            dials_started: 0,
+            counters: Counters::default(),
+            hlc: Hlc::default(),
+            rs2p_only: |_| false,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &PeerId {
+        &self.id
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The next upcall for the protocol above, if any.
+    pub(crate) fn poll_upcall(&mut self) -> Option<Upcall<X>> {
+        self.upcalls.pop_front()
+    }
+
+    /// `"Nominal"` when nothing went wrong, otherwise the recent errors.
+    pub fn status(&self) -> Result<(), Vec<String>> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors.iter().cloned().collect())
+        }
+    }
+
+    /// Records an error for [`Mesh::status`] and logs it.
+    pub(crate) fn record_error(&mut self, conn: Option<ConnId>, mut text: String) {
+        // A quoted packet can be a whole frame long: keep a short prefix only, and
+        // release the rest (64 kept errors must not pin 64 frames).
+        if text.len() > MAX_ERROR_LEN {
+            let mut end = MAX_ERROR_LEN;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push_str("...");
+            text.shrink_to_fit();
+        }
+        match conn {
+            Some(c) => tracing::warn!(node = %self.id.short(), conn = c.0, "{text}"),
+            None => tracing::warn!(node = %self.id.short(), "{text}"),
+        }
+        if self.errors.len() == MAX_ERRORS {
+            self.errors.pop_front();
+        }
+        self.errors.push_back(text);
+    }
+
+    pub(crate) fn alloc_conn(&mut self) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        id
+    }
+
+    pub(crate) fn alloc_req(&mut self) -> ReqId {
+        let id = ReqId(self.next_req);
+        self.next_req += 1;
+        id
+    }
+
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.actions.push_back(Action::Event(event));
+    }
+
+    /// Seconds since the epoch by the wall clock, for message timestamps.
+    pub(crate) fn now_secs(&self) -> u64 {
+        self.wall_now() / 1000
+    }
+
+    /// Milliseconds since the epoch by the wall clock (see [`Mesh::set_wall_clock`]).
+    pub fn wall_now(&self) -> Time {
+        self.now.saturating_add_signed(self.wall_offset)
+    }
+
+    /// Tells the node the wall-clock time (ms since the Unix epoch); see
+    /// `Node::set_wall_clock`.
+    pub fn set_wall_clock(&mut self, wall: Time) {
+        self.wall_offset = i64::try_from(i128::from(wall) - i128::from(self.now)).unwrap_or(0);
+    }
+
+    /// Advances the clock (never backwards).
+    pub(crate) fn set_now(&mut self, now: Time) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    // ----- driver entry points -----
+
+    /// The driver accepted a connection. Returns its id; the handshake is
+    /// queued at once, uncompressed, and an [`Upcall::Opened`] (the protocol
+    /// above may greet too).
+    pub fn on_accepted(&mut self, now: Time) -> ConnId {
+        self.set_now(now);
+        let conn = self.alloc_conn();
+        self.conns.insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
+        self.greet(conn);
+        conn
+    }
+
+    /// True while another inbound connection fits in
+    /// [`Config::max_connections`] without closing one.
+    pub fn accepts_more(&self) -> bool {
+        !self.closed && self.conns.values().filter(|c| !c.outgoing).count() < self.cfg.max_connections
+    }
+
+    /// An outgoing dial requested by [`Action::Dial`] completed.
+    pub fn on_dialed(&mut self, conn: ConnId, now: Time) {
+        self.set_now(now);
+        match self.conns.get_mut(&conn) {
+            Some(c) if c.dialing => {
+                c.dialing = false;
+                c.last_rx = now;
+                c.alive_at = now;
+                c.opened_at = now;
+                self.greet(conn);
+            }
+            _ => {
+                // Closed meanwhile: tell the driver to drop the socket.
+                self.actions.push_back(Action::Close { conn });
+            }
+        }
+    }
+
+    /// An outgoing dial failed.
+    pub fn on_dial_failed(&mut self, conn: ConnId, reason: &str, now: Time) {
+        self.set_now(now);
+        if let Some(c) = self.conns.get(&conn) {
+            let text = format!("could not connect to {}:{}: {reason}", c.dial_addr.0, c.dial_addr.1);
+            if c.quiet {
+                // Expected while a peer is away: one line per state change, not per try.
+                tracing::debug!(node = %self.id.short(), conn = conn.0, "quiet dial: {text}");
+            } else {
+                self.record_error(Some(conn), text);
+            }
+            self.address_failed(conn);
+            self.forget_conn(conn, reason);
+        }
+    }
+
+    /// A connection failed below the protocol before its handshake (the
+    /// driver's TLS handshake: refused, broken or too slow). It is
+    /// forgotten with `reason`; a dialed address rests as after a failed
+    /// dial, so a peer that is not trusted is not dialed again at once.
+    pub fn on_transport_failed(&mut self, conn: ConnId, reason: &str, now: Time) {
+        self.set_now(now);
+        let Some(c) = self.conns.get(&conn) else { return };
+        if c.outgoing {
+            self.on_dial_failed(conn, reason, now);
+        } else {
+            self.record_error(Some(conn), format!("closing connection: {reason}"));
+            self.forget_conn(conn, reason);
+        }
+    }
+
+    /// Bytes arrived on a connection: buffered, then handled frame by frame
+    /// through [`Mesh::next_frame`].
+    pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], now: Time) {
+        self.set_now(now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.last_rx = now;
+        c.alive_at = now;
+        c.bytes_in += data.len() as u64;
+        self.counters.bytes_in += data.len() as u64;
+        c.decoder.extend(data);
+    }
+
+    /// Handles the next whole frame buffered for `conn`, if any.
+    pub(crate) fn next_frame(&mut self, conn: ConnId) -> Step {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Step::Done;
+        };
+        match c.decoder.next_body() {
+            Ok(Some(body)) => {
+                self.on_body(conn, &body);
+                Step::Frame
+            }
+            Ok(None) => {
+                // While every connection holds at most its share of the bound,
+                // the total is within it: sum only when one holds more.
+                let share = self.cfg.max_buffered_bytes / self.cfg.max_connections.max(1);
+                if c.decoder.pending() > share {
+                    self.bound_buffered();
+                }
+                Step::Done
+            }
+            Err(e) => {
+                self.on_broken_stream(conn, e);
+                Step::Done
+            }
+        }
+    }
+
+    /// Decodes one frame body with the connection's compression list and handles it.
+    fn on_body(&mut self, conn: ConnId, body: &[u8]) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let (methods, rs2p) = (c.compression.clone(), c.rs2p);
+        let mut decoded = Message::decode_body_ext(body, &methods, self.cfg.max_frame, rs2p);
+        if decoded.is_err() {
+            // A renegotiation may have just changed the list while the peer
+            // still uses the method agreed before: py2p sends `renegotiate
+            // "[]"` and then its resend request, both compressed with the old
+            // method (§7.2). Any method we advertised is one the peer may
+            // use; each container is recognisable and an uncompressed body
+            // was already tried, so this cannot misread a valid frame.
+            let others: Vec<_> = self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
+            if !others.is_empty() {
+                if let Ok(msg) = Message::decode_body_ext(body, &others, self.cfg.max_frame, rs2p) {
+                    decoded = Ok(msg);
+                }
+            }
+        }
+        match decoded {
+            Ok(msg) => self.on_message(conn, msg),
+            Err(e) => self.on_bad_frame(conn, e),
+        }
+    }
+
+    /// The byte stream of `conn` cannot be split into frames any more: close it.
+    fn on_broken_stream(&mut self, conn: ConnId, e: crate::wire::DecodeError) {
+        self.counters.bad_input(BadInput::FrameHeader);
+        let text = format!("closing connection: {e}");
+        self.record_error(Some(conn), text.clone());
+        self.close_conn_because(conn, &text);
+    }
+
+    /// Keeps the bytes of partial frames over all connections within
+    /// `max_buffered_bytes` by closing the connection holding the most.
+    fn bound_buffered(&mut self) {
+        let total: usize = self.conns.values().map(|c| c.buffered()).sum();
+        if total <= self.cfg.max_buffered_bytes {
+            return;
+        }
+        let Some((hog, held)) = self.conns.values().map(|c| (c.id, c.buffered())).max_by_key(|&(_, n)| n) else {
+            return;
+        };
+        let text = format!(
+            "closing connection: its partial frame holds {held} bytes, partial frames {total} in all (bound {})",
+            self.cfg.max_buffered_bytes
+        );
+        self.record_error(Some(hog), text.clone());
+        self.counters.bad_input(BadInput::BufferBound);
+        self.close_conn_because(hog, &text);
+    }
+
+    /// The connection was closed by the peer or failed: forgotten, with an
+    /// [`Upcall::Lost`] whose `by_peer` is set.
+    pub(crate) fn on_closed(&mut self, conn: ConnId, now: Time) {
+        self.set_now(now);
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let reason = if c.handshaken {
+            "connection closed by the peer".to_owned()
+        } else {
+            "connection closed by the peer during the handshake (is it on another subnet?)".to_owned()
+        };
+        // D8: after a conflict, py2p registers the connection it closed and then
+        // drops (and frees) the one both ends kept, leaving the pair unlinked for
+        // good (D23). So when a py2p peer closes our survivor soon after the
+        // conflict, dial it again, a bounded number of times.
+        let redial = match (c.conflict_survivor, &c.peer, &c.addr) {
+            (Some(t), Some(pid), Some(addr))
+                if c.handshaken
+                    && !c.rs2p
+                    && now.saturating_sub(t) <= D8_REDIAL_WINDOW_MS
+                    && c.d8_redials < D8_MAX_REDIALS =>
+            {
+                Some((pid.clone(), addr.clone(), c.d8_redials + 1))
+            }
+            _ => None,
+        };
+        self.forget_conn_by(conn, &reason, true);
+        if self.closed {
+            return;
+        }
+        if let Some((pid, (host, port), redials)) = redial.filter(|(pid, ..)| !self.is_known(pid)) {
+            match self.connect(&host, port, Some(pid)) {
+                Ok(new) => {
+                    if let Some(c) = self.conns.get_mut(&new) {
+                        c.d8_redials = redials;
+                    }
+                }
+                Err(e) => self.record_error(None, format!("could not re-dial after a conflict: {e}")),
+            }
+        }
+    }
+
+    /// Timer, first half: expire half-received frames, pending requests,
+    /// rests and handshakes. The liveness check is the second half
+    /// ([`Mesh::liveness_scan`], [`Mesh::close_silent`]).
+    pub(crate) fn on_tick(&mut self, now: Time) {
+        self.set_now(now);
+        let stale: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| c.buffered() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
+            .map(|c| c.id)
+            .collect();
+        for conn in stale {
+            self.record_error(Some(conn), "closing connection: half-sent frame idle too long".to_owned());
+            self.counters.bad_input(BadInput::HalfFrameIdle);
+            self.close_conn(conn);
+        }
+        self.recent.prune(self.now_secs());
+        let horizon = now.saturating_sub(self.cfg.get_timeout_ms.max(60_000));
+        self.route_requests.retain(|_, (t, _)| *t >= horizon);
+        let backoff_horizon = now.saturating_sub(REDIAL_BACKOFF_MS);
+        self.dial_backoff.retain(|_, t| *t > backoff_horizon);
+        self.prune_address_rests();
+        self.check_handshakes();
+    }
+
+    /// Closes every connection. False if it was closed already.
+    pub(crate) fn close(&mut self) -> bool {
+        if self.closed {
+            return false;
+        }
+        self.closed = true;
+        let all: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in all {
+            self.close_conn(conn);
+        }
+        true
+    }
+
+    /// True once the node was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ----- connection bookkeeping -----
+
+    /// Closes a connection on our side and forgets it.
+    pub(crate) fn close_conn(&mut self, conn: ConnId) {
+        self.close_conn_because(conn, "closed by this node");
+    }
+
+    /// Closes a connection on our side, with the reason reported in the event.
+    pub(crate) fn close_conn_because(&mut self, conn: ConnId, reason: &str) {
+        if self.conns.contains_key(&conn) {
+            self.actions.push_back(Action::Close { conn });
+            self.forget_conn(conn, reason);
+        }
+    }
+
+    /// Drops all state of a connection (no action emitted but the event).
+    pub(crate) fn forget_conn(&mut self, conn: ConnId, reason: &str) {
+        self.forget_conn_by(conn, reason, false);
+    }
+
+    /// Drops all state of a connection; `by_peer` if the peer closed it.
+    /// The protocol above gets the connection back ([`Upcall::Lost`]).
+    pub(crate) fn forget_conn_by(&mut self, conn: ConnId, reason: &str, by_peer: bool) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.deferred.remove(&conn);
+        if let Some(pid) = &c.peer {
+            if self.dial_backoff.len() >= self.cfg.max_pending {
+                self.dial_backoff.clear();
+            }
+            self.dial_backoff.insert(pid.clone(), self.now);
+            if self.routing.get(pid) == Some(&conn) {
+                self.routing.remove(pid);
+                tracing::debug!(node = %self.id.short(), peer = %pid.short(), reason, "peer disconnected");
+            }
+            if self.dialing.get(pid) == Some(&conn) {
+                self.dialing.remove(pid);
+            }
+        }
+        let peer = if c.handshaken { c.peer.clone() } else { None };
+        self.emit(Event::Disconnected { conn, peer, reason: reason.to_owned() });
+        self.upcalls.push_back(Upcall::Lost { conn: Box::new(c), by_peer });
+    }
+
+    /// Sends the opening messages on a fresh connection.
+    fn greet(&mut self, conn: ConnId) {
+        self.send_handshake(conn);
+        self.upcalls.push_back(Upcall::Opened { conn });
+    }
+
+    /// Frames and queues a message on one connection.
+    pub(crate) fn send_on(&mut self, conn: ConnId, msg_type: u8, payload: Vec<Bytes>) {
+        let time = self.now_secs();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.dialing {
+            return;
+        }
+        let method = send_method(&self.cfg.compression, c);
+        if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
+            c.last_sent = Some((msg_type, payload.clone()));
+        }
+        // Whispers to rs2p peers carry an empty id: nothing reads a
+        // whisper's id, and hashing it at both ends was a tenth of a get's
+        // CPU (docs/PROTOCOL.md §16.16).
+        let id = (c.rs2p && self.cfg.advertise_capability && msg_type == flags::WHISPER).then_some("");
+        let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
+        self.push_send(conn, msg, id, method);
+    }
+
+    /// Sends an already-built message (a relay) on one connection, keeping its id.
+    pub(crate) fn relay_on(&mut self, conn: ConnId, msg: &Message, id: &str) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let method = send_method(&self.cfg.compression, c);
+        self.push_send(conn, msg.clone(), Some(id), method);
+    }
+
+    /// Handshaken connections, in routing order.
+    pub(crate) fn routed_conns(&self) -> Vec<ConnId> {
+        self.routing.values().copied().collect()
+    }
+
+    /// The peer id behind a connection, if handshaken.
+    pub fn peer_of(&self, conn: ConnId) -> Option<&PeerId> {
+        self.conns.get(&conn).filter(|c| c.handshaken).and_then(|c| c.peer.as_ref())
+    }
+
+    /// The connection to a peer, if handshaken.
+    pub fn conn_of(&self, peer: &PeerId) -> Option<ConnId> {
+        self.routing.get(peer).copied()
+    }
+
+    /// Ids of handshaken peers on connections we opened.
+    pub fn outgoing(&self) -> Vec<PeerId> {
+        self.routing_filter(true)
+    }
+
+    /// Ids of handshaken peers on connections they opened.
+    pub fn incoming(&self) -> Vec<PeerId> {
+        self.routing_filter(false)
+    }
+
+    fn routing_filter(&self, outgoing: bool) -> Vec<PeerId> {
+        let mut v: Vec<PeerId> = self
+            .routing
+            .iter()
+            .filter(|(_, c)| self.conns.get(c).is_some_and(|c| c.outgoing == outgoing))
+            .map(|(p, _)| p.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Connections not yet handshaken (accepted or dialed).
+    pub fn awaiting(&self) -> Vec<ConnId> {
+        let mut v: Vec<ConnId> = self.conns.values().filter(|c| !c.handshaken).map(|c| c.id).collect();
+        v.sort();
+        v
+    }
+
+    /// Number of outgoing links, counting dials in progress (py2p's budget rule).
+    pub(crate) fn outgoing_count(&self) -> usize {
+        self.conns.values().filter(|c| c.outgoing).count()
+    }
+
+    /// True if the peer on this connection advertised the rs2p capability.
+    pub fn is_rs2p(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| c.rs2p)
+    }
+
+    /// The compression list this node advertises.
+    pub fn advertised_compression(&self) -> &[Compression] {
+        &self.cfg.compression
+    }
+
+    // ----- frames decoded and encoded by the driver -----
+
+    /// With `on`, sends become [`Action::SendMessage`] (encoded by the
+    /// driver) instead of [`Action::Send`]. Off by default.
+    pub fn defer_encoding(&mut self, on: bool) {
+        self.defer_encoding = on;
+    }
+
+    /// Queues `msg` for `conn`: encoded here, or by the driver.
+    pub(crate) fn push_send(&mut self, conn: ConnId, msg: Message, id: Option<&str>, method: Option<Compression>) {
+        if self.defer_encoding {
+            let out = crate::core::Outgoing { msg, id: id.map(str::to_owned), method };
+            // Counted at the size the driver's queue counts it (compressed
+            // frames to py2p peers come out smaller).
+            self.count_out(conn, out.len_hint());
+            self.actions.push_back(Action::SendMessage { conn, out: Box::new(out) });
+            return;
+        }
+        let frame = match id {
+            Some(id) => msg.encode_with_id(id, method),
+            None => msg.encode(method),
+        };
+        match frame {
+            Ok(frame) => {
+                self.count_out(conn, frame.len());
+                self.actions.push_back(Action::Send { conn, frame });
+            }
+            Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
+        }
+    }
+
+    /// Counts a frame of `len` bytes sent on `conn` (metrics).
+    fn count_out(&mut self, conn: ConnId, len: usize) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.bytes_out += len as u64;
+        }
+        self.counters.frames_out += 1;
+        self.counters.bytes_out += len as u64;
+    }
+
+    /// How frames of `conn` are decoded now.
+    pub(crate) fn decode_context(&self, conn: ConnId) -> DecodeContext {
+        let (methods, rs2p) = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p)).unwrap_or_default();
+        DecodeContext::new(methods, self.cfg.max_frame, rs2p)
+    }
+
+    /// Counts `bytes` read on `conn` by the driver's reader, which holds
+    /// `pending` bytes of a partial frame. Returns the decoding context
+    /// before the frames (to tell whether they changed it), or `None` if
+    /// the connection is gone.
+    pub(crate) fn frames_read(
+        &mut self,
+        conn: ConnId,
+        bytes: usize,
+        pending: usize,
+        now: Time,
+    ) -> Option<(Vec<Compression>, bool)> {
+        self.set_now(now);
+        let before = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p))?;
+        self.counters.bytes_in += bytes as u64;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.bytes_in += bytes as u64;
+            c.last_rx = now;
+            c.alive_at = now;
+            c.reader_pending = pending;
+        }
+        Some(before)
+    }
+
+    /// Handles one frame decoded by the driver's reader; false if the
+    /// stream is broken (the connection is closed).
+    pub(crate) fn on_inbound(&mut self, conn: ConnId, frame: Inbound) -> bool {
+        match frame {
+            Inbound::Message(msg) => self.on_message(conn, msg),
+            Inbound::Undecoded(body) => self.on_body(conn, &body),
+            Inbound::Broken(e) => {
+                self.on_broken_stream(conn, e);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// After the frames of one read: bounds the partial frames, and returns
+    /// the new decoding context if the frames changed it.
+    pub(crate) fn frames_done(
+        &mut self,
+        conn: ConnId,
+        pending: usize,
+        before: (Vec<Compression>, bool),
+    ) -> Option<DecodeContext> {
+        let share = self.cfg.max_buffered_bytes / self.cfg.max_connections.max(1);
+        if pending > share {
+            self.bound_buffered();
+        }
+        let c = self.conns.get(&conn)?;
+        (c.compression != before.0 || c.rs2p != before.1).then(|| self.decode_context(conn))
+    }
+}
+
+/// The compression for frames on a connection: py2p's rule (our first
+/// preference the peer listed), except that rs2p peers get uncompressed
+/// frames: on loopback and LANs compressing small frames costs more time
+/// than it saves, and an rs2p receiver always accepts raw frames.
+fn send_method<X>(preference: &[Compression], c: &Conn<X>) -> Option<Compression> {
+    if c.rs2p {
+        return None;
+    }
+    crate::wire::compression::choose(preference, &c.compression)
+}

@@ -1,0 +1,64 @@
+//! What the mesh hands the protocol above it: py2p's chord_socket registers
+//! handlers on mesh_socket; here the mesh queues [`Upcall`]s, one frame at a
+//! time, and the node that composes the layers hands them to chord (or, on
+//! a plain mesh node, to the application).
+
+use bytes::Bytes;
+
+use super::Conn;
+use crate::core::{ConnId, PeerId};
+use crate::wire::pyjson::PeerEntry;
+use crate::wire::Message;
+
+/// One thing for the protocol above the mesh to handle.
+#[derive(Debug)]
+pub enum Upcall<X> {
+    /// A connection opened (accepted, or our dial completed); our handshake
+    /// is queued on it.
+    Opened {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A peer's handshake was processed.
+    Linked {
+        /// The connection.
+        conn: ConnId,
+        /// The peer.
+        peer: PeerId,
+        /// Its first handshake on this connection (not a repeat).
+        first: bool,
+        /// The capability list packet of its handshake (markers of the
+        /// protocol above may be in it).
+        capabilities: Bytes,
+    },
+    /// A message whose sub-flag the mesh does not handle: the protocol
+    /// above's, or the application's.
+    Message {
+        /// The connection it came on.
+        conn: ConnId,
+        /// The message.
+        msg: Message,
+        /// Its id, when the mesh computed it (broadcasts).
+        id: Option<String>,
+    },
+    /// A peer list arrived; the protocol above chooses what to dial from it
+    /// (through [`super::Mesh::dial_listed`]).
+    PeerList {
+        /// The connection it came on.
+        conn: ConnId,
+        /// Its entries (bounded by `Config::max_peer_list`).
+        entries: Vec<PeerEntry>,
+    },
+    /// A peer asked for our peer list (`request *`).
+    PeersWanted {
+        /// The connection that asked.
+        conn: ConnId,
+    },
+    /// A connection is gone; its state is handed back.
+    Lost {
+        /// The connection as it was.
+        conn: Box<Conn<X>>,
+        /// The peer closed it (else we did, or it failed).
+        by_peer: bool,
+    },
+}
