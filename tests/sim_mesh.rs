@@ -1034,6 +1034,8 @@ fn d8_survivor_closed_by_py2p_is_redialed() {
     // The recovery is bounded: a peer that keeps closing the survivor is given up.
     let (mut node, mut survivor) = survivor_of_conflict(&peer, STOCK_PY2P);
     let mut redials = 0;
+    // Not a retry: each round is one more close of the survivor, until rs2p
+    // gives up; the count is asserted below (at least one, at most three).
     for round in 0..10 {
         let now = T0 + 100 * (round + 1);
         node.on_closed(survivor, now);
