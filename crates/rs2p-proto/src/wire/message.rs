@@ -319,3 +319,26 @@ impl Message {
         Ok(Message { msg_type: packets[0][0], sender: Bytes::copy_from_slice(packets[1]), time, payload })
     }
 }
+
+/// Packets of an uncompressed frame's header before the payload (type,
+/// sender, id, time).
+const HEADER_PACKETS: usize = 4;
+
+/// A cheap look at a frame body without decoding it: for an uncompressed
+/// body, `Some(sub-flag)` (`None` inside when the payload's first packet is
+/// not one byte); `None` if the body does not parse as uncompressed packets
+/// (a compressed one: decode it to know). No id check, no copy: for
+/// counting traffic (the simulator), not for trusting it.
+pub fn peek_sub_flag(body: &[u8]) -> Option<Option<u8>> {
+    if !body.starts_with(&[0, 0, 0, 1]) {
+        return None;
+    }
+    let mut rest = body;
+    for _ in 0..HEADER_PACKETS {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        rest = rest.get(4 + len..)?;
+    }
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let packet = rest.get(4..4 + len)?;
+    Some(if len == 1 { Some(packet[0]) } else { None })
+}

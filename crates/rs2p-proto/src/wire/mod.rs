@@ -11,5 +11,5 @@ pub mod pyjson;
 
 pub use compression::Compression;
 pub use decoder::FrameDecoder;
-pub use message::{message_id, DecodeError, EncodeError, Message, DEFAULT_MAX_FRAME};
+pub use message::{message_id, peek_sub_flag, DecodeError, EncodeError, Message, DEFAULT_MAX_FRAME};
 pub use protocol::{node_id, Protocol};
