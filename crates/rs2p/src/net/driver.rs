@@ -5,20 +5,23 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 
+pub(crate) use super::clock::{now, wall_now};
 use super::conn_io::{read_loop, write_loop, ConnIo, Outbound};
+use super::loops::{accept_loop, dial, tick_loop};
 use super::persist::DataDir;
+use super::persister::persist_loop;
 use super::recv_queue::RecvQueue;
 use super::tls::Tls;
-use crate::chord::Room;
-use crate::core::{Action, ConnId, ConnReader, Event, GetError, PeerId, Received, ReqId, Time};
+pub(crate) use super::tls_io::Side;
+use super::tls_io::{tls_io, TlsIo};
+use crate::core::{Action, ConnId, Event, GetError, PeerId, Received, ReqId, Time};
 use crate::node::Node;
 use crate::wire::flags;
 
@@ -28,47 +31,15 @@ use crate::wire::flags;
 const WRITE_QUEUE: usize = 65_536;
 /// Bytes queued for one connection before it counts as stuck and is closed.
 const WRITE_QUEUE_BYTES: usize = 64 << 20;
-/// Timer period of the core.
-const TICK: Duration = Duration::from_millis(100);
-/// A key-list stream is topped up each tick until this many frames wait in
-/// its connection's queue: more than a py2p peer drains in a tick (one frame
-/// per 1.5 ms), few enough that other frames wait behind them only briefly.
-const STREAM_QUEUE_FRAMES: usize = 128;
-/// A key-list stream is topped up each tick until this many bytes wait in
-/// its connection's queue (4 MiB a tick: about 40 MB/s to an rs2p peer).
-const STREAM_QUEUE_BYTES: usize = 4 << 20;
-/// TCP keepalive: first probe after this much idle time, then one every as
-/// long; a link whose probes all go unanswered is reset by the kernel.
-const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
-/// Unanswered TCP keepalive probes before the kernel resets the link.
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
-const TCP_KEEPALIVE_PROBES: u32 = 3;
-/// Dial timeout.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the writer of a closed connection may go on flushing its queue.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
-
-/// Milliseconds since the Unix epoch by the wall clock: dates messages and
-/// tombstones, and may jump when the system clock is set.
-pub(crate) fn wall_now() -> Time {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The monotonic clock every protocol timer runs on, in milliseconds. It
-/// starts at the wall-clock time of its first use (so that its values read
-/// like dates in logs) and then only moves forward with [`Instant`].
-pub(crate) fn now() -> Time {
-    static ORIGIN: std::sync::OnceLock<(Instant, Time)> = std::sync::OnceLock::new();
-    let (origin, base) = ORIGIN.get_or_init(|| (Instant::now(), wall_now()));
-    base.saturating_add(origin.elapsed().as_millis() as u64)
-}
 
 /// A user message handler: returns true when it took the message.
 pub(crate) type Handler = Arc<dyn Fn(&Received) -> bool + Send + Sync>;
 
 pub(crate) struct State {
     pub node: Node,
-    conns: HashMap<ConnId, ConnIo>,
+    pub(super) conns: HashMap<ConnId, ConnIo>,
     pub get_waiters: HashMap<ReqId, oneshot::Sender<Result<Bytes, GetError>>>,
     pub connect_waiters: HashMap<ConnId, oneshot::Sender<Result<PeerId, String>>>,
     pub queue: RecvQueue,
@@ -86,22 +57,22 @@ pub(crate) struct Inner {
     tasks: Mutex<Vec<AbortHandle>>,
     /// The runtime the socket was bound in: its tasks run there, whichever
     /// thread or runtime calls the handle's methods.
-    rt: tokio::runtime::Handle,
+    pub(super) rt: tokio::runtime::Handle,
     /// The data directory, if the node keeps one.
-    data: Option<Arc<DataDir>>,
+    pub(super) data: Option<Arc<DataDir>>,
     /// TLS, when the protocol's encryption is `SSL`.
     tls: Option<Arc<Tls>>,
     /// Wakes the persister: the node has journaled changes. Shared, so the
     /// persister waits on it without keeping the socket alive.
     persist_notify: Arc<Notify>,
     /// Commits are made one at a time (the persister, or a final flush).
-    commit_lock: tokio::sync::Mutex<()>,
+    pub(super) commit_lock: tokio::sync::Mutex<()>,
     /// Peers remembered in the data directory at start.
     pub saved_peers: Vec<String>,
     /// The peers last written to the data directory (rewritten on change only).
-    written_peers: Mutex<Vec<String>>,
+    pub(super) written_peers: Mutex<Vec<String>>,
     /// When the data directory last recorded that the node is alive (wall ms).
-    written_alive: Mutex<Time>,
+    pub(super) written_alive: Mutex<Time>,
 }
 
 impl Inner {
@@ -279,16 +250,8 @@ impl Inner {
     /// Registers a connected stream with the node and starts its tasks.
     /// With TLS, one task makes the handshake first (frames the node queues
     /// meanwhile wait in the channel), then reads in a new task and writes.
-    fn attach(self: &Arc<Self>, st: &mut State, conn: ConnId, stream: TcpStream, side: Side) {
-        let _ = stream.set_nodelay(true);
-        // The kernel's keepalive backs the core's: it also probes a link
-        // whose peer host vanished while our queue toward it is not empty.
-        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE_IDLE).with_interval(TCP_KEEPALIVE_IDLE);
-        #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
-        let keepalive = keepalive.with_retries(TCP_KEEPALIVE_PROBES);
-        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
-            tracing::debug!(conn = conn.0, "TCP keepalive not set: {e}");
-        }
+    pub(super) fn attach(self: &Arc<Self>, st: &mut State, conn: ConnId, stream: TcpStream, side: Side) {
+        super::socket_opts::tune(&stream, conn);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let pace = Arc::new(AtomicBool::new(true));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -329,70 +292,6 @@ impl Inner {
         .await;
     }
 
-    /// Commits every journaled change now (the persister may be stopped).
-    pub async fn persist_now(self: &Arc<Self>) {
-        if self.data.is_some() {
-            self.commit_pending().await;
-        }
-    }
-
-    /// Takes the journal and commits it in one transaction, off the
-    /// runtime's threads. Returns false if the commit failed (logged; the
-    /// batch is kept for the next try).
-    async fn commit_pending(self: &Arc<Self>) -> bool {
-        let Some(data) = self.data.clone() else { return true };
-        let _one_at_a_time = self.commit_lock.lock().await;
-        let (changes, mut peers) = self.with(|st| (st.node.take_changes(), st.node.seeding_peer_addrs()));
-        peers.truncate(super::MAX_SAVED_PEERS);
-        {
-            let mut written = self.written_peers.lock().unwrap_or_else(|e| e.into_inner());
-            if peers.is_empty() || *written == peers {
-                peers.clear();
-            } else {
-                *written = peers.clone();
-            }
-        }
-        let wall = wall_now();
-        let alive = {
-            let mut written = self.written_alive.lock().unwrap_or_else(|e| e.into_inner());
-            let due = wall.saturating_sub(*written) >= ALIVE_EVERY_MS;
-            if due {
-                *written = wall;
-            }
-            due
-        };
-        if changes.is_empty() && peers.is_empty() && !alive {
-            return true;
-        }
-        let res = tokio::task::spawn_blocking(move || {
-            if alive {
-                if let Err(e) = data.save_alive(wall) {
-                    tracing::warn!("could not record the time in the data directory: {e}");
-                }
-            }
-            let res = if changes.is_empty() { Ok(()) } else { data.commit(&changes) };
-            if !peers.is_empty() {
-                if let Err(e) = data.save_peers(&peers, wall_now()) {
-                    tracing::warn!("could not record peers in the data directory: {e}");
-                }
-            }
-            res.map_err(|e| (e, changes))
-        })
-        .await;
-        match res {
-            Ok(Ok(())) => true,
-            Ok(Err((e, changes))) => {
-                tracing::error!("could not write to the data directory: {e}; will retry");
-                self.with(|st| st.node.return_changes(changes));
-                false
-            }
-            Err(e) => {
-                tracing::error!("data directory writer failed: {e}");
-                false
-            }
-        }
-    }
-
     /// Releases the data directory (after a last commit): a node restarted
     /// on it, in this process or another, can open it at once.
     pub async fn release_data(self: &Arc<Self>) {
@@ -407,68 +306,6 @@ impl Inner {
         for t in self.tasks.lock().expect("tasks lock").drain(..) {
             t.abort();
         }
-    }
-}
-
-/// Which end of a connection we are: with TLS, the acceptor is the server
-/// and the dialer the client, as in py2p.
-pub(crate) enum Side {
-    /// Accepted by our listener.
-    Accepted,
-    /// Dialed by us, to this host.
-    Dialed(String),
-}
-
-/// What a TLS connection's task needs besides the stream.
-struct TlsIo {
-    tls: Arc<Tls>,
-    rx: mpsc::Receiver<Outbound>,
-    pace: Arc<AtomicBool>,
-    queued: Arc<AtomicUsize>,
-    reader: ConnReader,
-}
-
-/// The TLS handshake of one connection (bounded by the TLS deadline; the
-/// node's handshake deadline and connection limits count the connection
-/// from its TCP start, and closing it aborts this task), then its reader
-/// task and, in this task, its writer.
-async fn tls_io(inner: std::sync::Weak<Inner>, conn: ConnId, tcp: TcpStream, side: Side, io: TlsIo) {
-    let res = match &side {
-        Side::Accepted => io.tls.accept(tcp).await,
-        Side::Dialed(host) => io
-            .tls
-            .connect(host, tcp)
-            .await
-            .map_err(|e| format!("{e} (is the peer on another subnet, without TLS, or not trusting us?)")),
-    };
-    let Some(strong) = inner.upgrade() else { return };
-    let mut stream = match res {
-        Ok(s) => s,
-        Err(reason) => {
-            tracing::debug!(conn = conn.0, "{reason}");
-            strong.node(|n| n.on_transport_failed(conn, &reason, now()));
-            return;
-        }
-    };
-    if !strong.with(|st| st.conns.contains_key(&conn)) {
-        // Dropped by the node while the handshake ran: close cleanly.
-        drop(strong);
-        let _ = stream.shutdown().await;
-        return;
-    }
-    let (r, w) = tokio::io::split(stream);
-    let reader = io.reader;
-    let started = strong.with(|st| match st.conns.get_mut(&conn) {
-        Some(c) => {
-            let task = strong.rt.spawn(read_loop(inner, conn, r, reader));
-            c.reader = Some(task.abort_handle());
-            true
-        }
-        None => false,
-    });
-    drop(strong);
-    if started {
-        write_loop(w, io.rx, io.pace, io.queued).await;
     }
 }
 
@@ -487,91 +324,5 @@ fn drop_io(rt: &tokio::runtime::Handle, st: &mut State, conn: ConnId) {
         });
         st.flushing.retain(|h| !h.is_finished());
         st.flushing.push(io.writer);
-    }
-}
-
-/// How often the data directory records that the node is alive: a node
-/// restarted after longer than `Config::tombstone_horizon_ms` away drops
-/// its items, and this is how it knows (to within this much).
-const ALIVE_EVERY_MS: Time = 60_000;
-
-/// Commits journaled changes as they come: each commit takes everything
-/// gathered while the previous one ran (group commit: one fsync per batch).
-async fn persist_loop(inner: std::sync::Weak<Inner>, wake: Arc<Notify>) {
-    let mut failures = 0u32;
-    loop {
-        let wait = if failures > 0 { Duration::from_millis(500 << failures.min(5)) } else { Duration::from_secs(1) };
-        // A periodic pass also records the peers, which change without a journal entry.
-        let _ = tokio::time::timeout(wait, wake.notified()).await;
-        let Some(strong) = inner.upgrade() else { return };
-        if strong.commit_pending().await {
-            failures = 0;
-        } else {
-            failures += 1;
-        }
-    }
-}
-
-async fn accept_loop(inner: std::sync::Weak<Inner>, listener: TcpListener) {
-    loop {
-        let (stream, from) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(inner) = inner.upgrade() else { return };
-        tracing::debug!(%from, "incoming connection");
-        inner.with(|st| match st.node.on_accepted_from(from.ip(), now()) {
-            Some(conn) => inner.attach(st, conn, stream, Side::Accepted),
-            None if !st.node.is_closed() => tracing::warn!(%from, "connection limits reached: refusing a connection"),
-            None => {}
-        });
-    }
-}
-
-async fn tick_loop(inner: std::sync::Weak<Inner>) {
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        inner.with(|st| {
-            st.node.set_wall_clock(wall_now());
-            st.node.on_tick(now());
-            feed_key_streams(st);
-        });
-    }
-}
-
-/// Tops up every key-list stream to what its connection's queue can take.
-fn feed_key_streams(st: &mut State) {
-    for conn in st.node.key_streams() {
-        let Some(io) = st.conns.get(&conn) else {
-            continue;
-        };
-        let queued_frames = io.tx.max_capacity() - io.tx.capacity();
-        let queued_bytes = io.queued.load(Ordering::Relaxed);
-        let room = Room {
-            frames: STREAM_QUEUE_FRAMES.saturating_sub(queued_frames),
-            bytes: STREAM_QUEUE_BYTES.saturating_sub(queued_bytes),
-        };
-        if room.frames > 0 && room.bytes > 0 {
-            st.node.stream_keys(conn, room);
-        }
-    }
-}
-
-async fn dial(inner: Arc<Inner>, conn: ConnId, host: String, port: u16) {
-    let res = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((host.as_str(), port))).await;
-    match res {
-        Ok(Ok(stream)) => inner.with(|st| {
-            inner.attach(st, conn, stream, Side::Dialed(host));
-            st.node.on_dialed(conn, now());
-        }),
-        Ok(Err(e)) => inner.node(|n| n.on_dial_failed(conn, &e.to_string(), now())),
-        Err(_) => inner.node(|n| n.on_dial_failed(conn, "timed out", now())),
     }
 }

@@ -2,16 +2,21 @@
 //! a sans-IO [`Node`](crate::node::Node).
 
 mod chord_socket;
+mod clock;
 mod conn_io;
 mod driver;
 mod error;
 mod latency;
+mod loops;
 mod mesh_socket;
 mod metrics;
 mod metrics_http;
 mod persist;
+mod persister;
 mod recv_queue;
+mod socket_opts;
 pub mod tls;
+mod tls_io;
 
 pub use chord_socket::{ChordSocket, Responsible, CONFIRM_RESEND, ITEMS_IN_FLIGHT};
 pub use error::Error;

@@ -1,0 +1,88 @@
+//! The shell's tasks: the listener, the ticker (which also tops up
+//! key-list streams as their connections' queues drain), and dials.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use super::driver::{now, wall_now, Inner, Side, State};
+use crate::chord::Room;
+use crate::core::ConnId;
+
+/// Timer period of the core.
+const TICK: Duration = Duration::from_millis(100);
+/// A key-list stream is topped up each tick until this many frames wait in
+/// its connection's queue: more than a py2p peer drains in a tick (one frame
+/// per 1.5 ms), few enough that other frames wait behind them only briefly.
+const STREAM_QUEUE_FRAMES: usize = 128;
+/// A key-list stream is topped up each tick until this many bytes wait in
+/// its connection's queue (4 MiB a tick: about 40 MB/s to an rs2p peer).
+const STREAM_QUEUE_BYTES: usize = 4 << 20;
+/// Dial timeout.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub(super) async fn accept_loop(inner: std::sync::Weak<Inner>, listener: TcpListener) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        tracing::debug!(%from, "incoming connection");
+        inner.with(|st| match st.node.on_accepted_from(from.ip(), now()) {
+            Some(conn) => inner.attach(st, conn, stream, Side::Accepted),
+            None if !st.node.is_closed() => tracing::warn!(%from, "connection limits reached: refusing a connection"),
+            None => {}
+        });
+    }
+}
+
+pub(super) async fn tick_loop(inner: std::sync::Weak<Inner>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.with(|st| {
+            st.node.set_wall_clock(wall_now());
+            st.node.on_tick(now());
+            feed_key_streams(st);
+        });
+    }
+}
+
+/// Tops up every key-list stream to what its connection's queue can take.
+fn feed_key_streams(st: &mut State) {
+    for conn in st.node.key_streams() {
+        let Some(io) = st.conns.get(&conn) else {
+            continue;
+        };
+        let queued_frames = io.tx.max_capacity() - io.tx.capacity();
+        let queued_bytes = io.queued.load(Ordering::Relaxed);
+        let room = Room {
+            frames: STREAM_QUEUE_FRAMES.saturating_sub(queued_frames),
+            bytes: STREAM_QUEUE_BYTES.saturating_sub(queued_bytes),
+        };
+        if room.frames > 0 && room.bytes > 0 {
+            st.node.stream_keys(conn, room);
+        }
+    }
+}
+
+pub(super) async fn dial(inner: Arc<Inner>, conn: ConnId, host: String, port: u16) {
+    let res = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect((host.as_str(), port))).await;
+    match res {
+        Ok(Ok(stream)) => inner.with(|st| {
+            inner.attach(st, conn, stream, Side::Dialed(host));
+            st.node.on_dialed(conn, now());
+        }),
+        Ok(Err(e)) => inner.node(|n| n.on_dial_failed(conn, &e.to_string(), now())),
+        Err(_) => inner.node(|n| n.on_dial_failed(conn, "timed out", now())),
+    }
+}
