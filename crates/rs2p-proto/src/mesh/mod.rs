@@ -5,11 +5,18 @@
 //! protocol above as [`Upcall`]s. Nothing here names that protocol.
 
 mod admission;
+mod clock_offsets;
 mod conn;
+mod frames;
 mod handlers;
+mod handshake;
 mod liveness;
 mod node;
+mod peer_list;
 mod recent;
+mod relay;
+mod routing;
+mod send;
 mod upcall;
 mod user;
 
@@ -18,11 +25,11 @@ pub use admission::{
     ADDR_BACKOFF_MAX_MS, ADDR_BACKOFF_MS, LIST_DIALS_PER_PEER, LIST_DIALS_PER_S, LIST_DIAL_BURST, NEIGHBOUR_RESERVE,
 };
 pub use conn::{Conn, PeerExt};
-pub use handlers::has_marker;
-pub(crate) use handlers::Listed;
+pub(crate) use frames::Step;
+pub use handshake::has_marker;
 pub use node::Mesh;
-pub(crate) use node::Step;
 pub(crate) use node::{NEIGHBOUR_REDIAL_MS, REDIAL_BACKOFF_MS};
+pub(crate) use peer_list::Listed;
 pub use recent::RecentIds;
 pub use upcall::Upcall;
 pub use user::ConnectError;

@@ -13,11 +13,8 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{Conn, PeerExt, RecentIds, Upcall};
-use crate::core::{
-    Action, BadInput, Config, ConnId, Counters, DecodeContext, Event, Hlc, Inbound, Map, PeerId, ReqId, SeededState,
-    Time,
-};
-use crate::wire::{flags, Compression, Message};
+use crate::core::{Action, BadInput, Config, ConnId, Counters, Event, Hlc, Map, PeerId, ReqId, SeededState, Time};
+use crate::wire::{Compression, Message};
 
 /// A peer whose link closed is not re-dialed from peer lists for this long.
 pub(crate) const REDIAL_BACKOFF_MS: u64 = 10_000;
@@ -93,14 +90,6 @@ pub struct Mesh<X: PeerExt = ()> {
     /// Broadcasts only rs2p peers may be relayed (the protocol above says
     /// which: py2p drops the link on some, §13 D1).
     pub(crate) rs2p_only: fn(&Message) -> bool,
-}
-
-/// One step of feeding bytes to the mesh ([`Mesh::next_frame`]).
-pub(crate) enum Step {
-    /// A frame was handled: drain the upcalls, then ask again.
-    Frame,
-    /// No whole frame left (or the connection is gone).
-    Done,
 }
 
 impl<X: PeerExt> Mesh<X> {
@@ -304,100 +293,6 @@ impl<X: PeerExt> Mesh<X> {
         }
     }
 
-    /// Bytes arrived on a connection: buffered, then handled frame by frame
-    /// through [`Mesh::next_frame`].
-    pub(crate) fn on_data(&mut self, conn: ConnId, data: &[u8], now: Time) {
-        self.set_now(now);
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        c.last_rx = now;
-        c.alive_at = now;
-        c.bytes_in += data.len() as u64;
-        self.counters.bytes_in += data.len() as u64;
-        c.decoder.extend(data);
-    }
-
-    /// Handles the next whole frame buffered for `conn`, if any.
-    pub(crate) fn next_frame(&mut self, conn: ConnId) -> Step {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return Step::Done;
-        };
-        match c.decoder.next_body() {
-            Ok(Some(body)) => {
-                self.on_body(conn, &body);
-                Step::Frame
-            }
-            Ok(None) => {
-                // While every connection holds at most its share of the bound,
-                // the total is within it: sum only when one holds more.
-                let share = self.cfg.max_buffered_bytes / self.cfg.max_connections.max(1);
-                if c.decoder.pending() > share {
-                    self.bound_buffered();
-                }
-                Step::Done
-            }
-            Err(e) => {
-                self.on_broken_stream(conn, e);
-                Step::Done
-            }
-        }
-    }
-
-    /// Decodes one frame body with the connection's compression list and handles it.
-    fn on_body(&mut self, conn: ConnId, body: &[u8]) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        let (methods, rs2p) = (c.compression.clone(), c.rs2p);
-        let mut decoded = Message::decode_body_ext(body, &methods, self.cfg.max_frame, rs2p);
-        if decoded.is_err() {
-            // A renegotiation may have just changed the list while the peer
-            // still uses the method agreed before: py2p sends `renegotiate
-            // "[]"` and then its resend request, both compressed with the old
-            // method (§7.2). Any method we advertised is one the peer may
-            // use; each container is recognisable and an uncompressed body
-            // was already tried, so this cannot misread a valid frame.
-            let others: Vec<_> = self.cfg.compression.iter().copied().filter(|m| !methods.contains(m)).collect();
-            if !others.is_empty() {
-                if let Ok(msg) = Message::decode_body_ext(body, &others, self.cfg.max_frame, rs2p) {
-                    decoded = Ok(msg);
-                }
-            }
-        }
-        match decoded {
-            Ok(msg) => self.on_message(conn, msg),
-            Err(e) => self.on_bad_frame(conn, e),
-        }
-    }
-
-    /// The byte stream of `conn` cannot be split into frames any more: close it.
-    fn on_broken_stream(&mut self, conn: ConnId, e: crate::wire::DecodeError) {
-        self.counters.bad_input(BadInput::FrameHeader);
-        let text = format!("closing connection: {e}");
-        self.record_error(Some(conn), text.clone());
-        self.close_conn_because(conn, &text);
-    }
-
-    /// Keeps the bytes of partial frames over all connections within
-    /// `max_buffered_bytes` by closing the connection holding the most.
-    fn bound_buffered(&mut self) {
-        let total: usize = self.conns.values().map(|c| c.buffered()).sum();
-        if total <= self.cfg.max_buffered_bytes {
-            return;
-        }
-        let Some((hog, held)) = self.conns.values().map(|c| (c.id, c.buffered())).max_by_key(|&(_, n)| n) else {
-            return;
-        };
-        let text = format!(
-            "closing connection: its partial frame holds {held} bytes, partial frames {total} in all (bound {})",
-            self.cfg.max_buffered_bytes
-        );
-        self.record_error(Some(hog), text.clone());
-        self.counters.bad_input(BadInput::BufferBound);
-        self.close_conn_because(hog, &text);
-    }
-
     /// The connection was closed by the peer or failed: forgotten, with an
     /// [`Upcall::Lost`] whose `by_peer` is set.
     pub(crate) fn on_closed(&mut self, conn: ConnId, now: Time) {
@@ -530,39 +425,9 @@ impl<X: PeerExt> Mesh<X> {
     }
 
     /// Sends the opening messages on a fresh connection.
-    fn greet(&mut self, conn: ConnId) {
+    pub(super) fn greet(&mut self, conn: ConnId) {
         self.send_handshake(conn);
         self.upcalls.push_back(Upcall::Opened { conn });
-    }
-
-    /// Frames and queues a message on one connection.
-    pub(crate) fn send_on(&mut self, conn: ConnId, msg_type: u8, payload: Vec<Bytes>) {
-        let time = self.now_secs();
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if c.dialing {
-            return;
-        }
-        let method = send_method(&self.cfg.compression, c);
-        if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
-            c.last_sent = Some((msg_type, payload.clone()));
-        }
-        // Whispers to rs2p peers carry an empty id: nothing reads a
-        // whisper's id, and hashing it at both ends was a tenth of a get's
-        // CPU (docs/PROTOCOL.md §16.16).
-        let id = (c.rs2p && self.cfg.advertise_capability && msg_type == flags::WHISPER).then_some("");
-        let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
-        self.push_send(conn, msg, id, method);
-    }
-
-    /// Sends an already-built message (a relay) on one connection, keeping its id.
-    pub(crate) fn relay_on(&mut self, conn: ConnId, msg: &Message, id: &str) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        let method = send_method(&self.cfg.compression, c);
-        self.push_send(conn, msg.clone(), Some(id), method);
     }
 
     /// Handshaken connections, in routing order.
@@ -590,7 +455,7 @@ impl<X: PeerExt> Mesh<X> {
         self.routing_filter(false)
     }
 
-    fn routing_filter(&self, outgoing: bool) -> Vec<PeerId> {
+    pub(super) fn routing_filter(&self, outgoing: bool) -> Vec<PeerId> {
         let mut v: Vec<PeerId> = self
             .routing
             .iter()
@@ -624,112 +489,4 @@ impl<X: PeerExt> Mesh<X> {
     }
 
     // ----- frames decoded and encoded by the driver -----
-
-    /// With `on`, sends become [`Action::SendMessage`] (encoded by the
-    /// driver) instead of [`Action::Send`]. Off by default.
-    pub fn defer_encoding(&mut self, on: bool) {
-        self.defer_encoding = on;
-    }
-
-    /// Queues `msg` for `conn`: encoded here, or by the driver.
-    pub(crate) fn push_send(&mut self, conn: ConnId, msg: Message, id: Option<&str>, method: Option<Compression>) {
-        if self.defer_encoding {
-            let out = crate::core::Outgoing { msg, id: id.map(str::to_owned), method };
-            // Counted at the size the driver's queue counts it (compressed
-            // frames to py2p peers come out smaller).
-            self.count_out(conn, out.len_hint());
-            self.actions.push_back(Action::SendMessage { conn, out: Box::new(out) });
-            return;
-        }
-        let frame = match id {
-            Some(id) => msg.encode_with_id(id, method),
-            None => msg.encode(method),
-        };
-        match frame {
-            Ok(frame) => {
-                self.count_out(conn, frame.len());
-                self.actions.push_back(Action::Send { conn, frame });
-            }
-            Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
-        }
-    }
-
-    /// Counts a frame of `len` bytes sent on `conn` (metrics).
-    fn count_out(&mut self, conn: ConnId, len: usize) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.bytes_out += len as u64;
-        }
-        self.counters.frames_out += 1;
-        self.counters.bytes_out += len as u64;
-    }
-
-    /// How frames of `conn` are decoded now.
-    pub(crate) fn decode_context(&self, conn: ConnId) -> DecodeContext {
-        let (methods, rs2p) = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p)).unwrap_or_default();
-        DecodeContext::new(methods, self.cfg.max_frame, rs2p)
-    }
-
-    /// Counts `bytes` read on `conn` by the driver's reader, which holds
-    /// `pending` bytes of a partial frame. Returns the decoding context
-    /// before the frames (to tell whether they changed it), or `None` if
-    /// the connection is gone.
-    pub(crate) fn frames_read(
-        &mut self,
-        conn: ConnId,
-        bytes: usize,
-        pending: usize,
-        now: Time,
-    ) -> Option<(Vec<Compression>, bool)> {
-        self.set_now(now);
-        let before = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p))?;
-        self.counters.bytes_in += bytes as u64;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.bytes_in += bytes as u64;
-            c.last_rx = now;
-            c.alive_at = now;
-            c.reader_pending = pending;
-        }
-        Some(before)
-    }
-
-    /// Handles one frame decoded by the driver's reader; false if the
-    /// stream is broken (the connection is closed).
-    pub(crate) fn on_inbound(&mut self, conn: ConnId, frame: Inbound) -> bool {
-        match frame {
-            Inbound::Message(msg) => self.on_message(conn, msg),
-            Inbound::Undecoded(body) => self.on_body(conn, &body),
-            Inbound::Broken(e) => {
-                self.on_broken_stream(conn, e);
-                return false;
-            }
-        }
-        true
-    }
-
-    /// After the frames of one read: bounds the partial frames, and returns
-    /// the new decoding context if the frames changed it.
-    pub(crate) fn frames_done(
-        &mut self,
-        conn: ConnId,
-        pending: usize,
-        before: (Vec<Compression>, bool),
-    ) -> Option<DecodeContext> {
-        let share = self.cfg.max_buffered_bytes / self.cfg.max_connections.max(1);
-        if pending > share {
-            self.bound_buffered();
-        }
-        let c = self.conns.get(&conn)?;
-        (c.compression != before.0 || c.rs2p != before.1).then(|| self.decode_context(conn))
-    }
-}
-
-/// The compression for frames on a connection: py2p's rule (our first
-/// preference the peer listed), except that rs2p peers get uncompressed
-/// frames: on loopback and LANs compressing small frames costs more time
-/// than it saves, and an rs2p receiver always accepts raw frames.
-fn send_method<X>(preference: &[Compression], c: &Conn<X>) -> Option<Compression> {
-    if c.rs2p {
-        return None;
-    }
-    crate::wire::compression::choose(preference, &c.compression)
 }

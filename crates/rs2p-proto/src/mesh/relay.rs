@@ -1,0 +1,49 @@
+//! The broadcast relay ("waterfall"): dates checked against the window,
+//! ids remembered so that each broadcast is relayed once, and relayed to
+//! every peer but the sender.
+
+use super::{Mesh, PeerExt};
+use crate::core::ConnId;
+use crate::wire::Message;
+
+impl<X: PeerExt> Mesh<X> {
+    /// §8: age check, duplicate check, relay. True when the message is new.
+    ///
+    /// py2p's window is 60 s each way. A broadcast arriving from an rs2p
+    /// peer is also accepted within `Config::max_clock_skew_ms` more, either
+    /// way, so that rings of hosts whose clocks are minutes apart still
+    /// share their key lists; ids are remembered that much longer, so a
+    /// replay is caught for as long as it could be accepted.
+    pub(super) fn waterfall(&mut self, conn: ConnId, msg: &Message, id: &str) -> bool {
+        let now = self.now_secs();
+        let slack = if self.is_rs2p(conn) { self.cfg.max_clock_skew_ms / 1000 } else { 0 };
+        if msg.time.saturating_add(super::recent::MAX_AGE_SECS + slack) < now {
+            tracing::debug!(node = %self.id.short(), conn = conn.0, "dropping expired broadcast");
+            return false;
+        }
+        if msg.time > now.saturating_add(super::recent::MAX_FUTURE_SECS + slack) {
+            let ahead = msg.time - now;
+            self.record_error(Some(conn), format!("dropping a broadcast dated {ahead} s ahead of our clock"));
+            return false;
+        }
+        // Remembered until it can no longer be accepted (its date, plus the
+        // slack any link may grant), so that a replay is always caught.
+        let remembered = msg.time.saturating_add(self.cfg.max_clock_skew_ms / 1000 + 1);
+        if !self.recent.insert(id, remembered) {
+            return false;
+        }
+        let rs2p_only = (self.rs2p_only)(msg);
+        for target in self.routed_conns() {
+            let Some(c) = self.conns.get(&target) else {
+                continue;
+            };
+            let to_sender = c.peer.as_ref().is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
+            // Some broadcasts make py2p drop the link (D1): only to rs2p peers.
+            if to_sender || (rs2p_only && !c.rs2p) {
+                continue;
+            }
+            self.relay_on(target, msg, id);
+        }
+        true
+    }
+}

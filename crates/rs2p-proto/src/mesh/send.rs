@@ -1,0 +1,90 @@
+//! Frames out: a message framed for one connection (encoded here, or by
+//! the driver when it asked to), relays that keep the sender's id, and the
+//! counters of what was sent.
+
+use bytes::Bytes;
+
+use super::{Conn, Mesh, PeerExt};
+use crate::core::{Action, ConnId};
+use crate::wire::{flags, Compression, Message};
+
+impl<X: PeerExt> Mesh<X> {
+    /// Frames and queues a message on one connection.
+    pub(crate) fn send_on(&mut self, conn: ConnId, msg_type: u8, payload: Vec<Bytes>) {
+        let time = self.now_secs();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.dialing {
+            return;
+        }
+        let method = send_method(&self.cfg.compression, c);
+        if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
+            c.last_sent = Some((msg_type, payload.clone()));
+        }
+        // Whispers to rs2p peers carry an empty id: nothing reads a
+        // whisper's id, and hashing it at both ends was a tenth of a get's
+        // CPU (docs/PROTOCOL.md §16.16).
+        let id = (c.rs2p && self.cfg.advertise_capability && msg_type == flags::WHISPER).then_some("");
+        let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
+        self.push_send(conn, msg, id, method);
+    }
+
+    /// Sends an already-built message (a relay) on one connection, keeping its id.
+    pub(crate) fn relay_on(&mut self, conn: ConnId, msg: &Message, id: &str) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let method = send_method(&self.cfg.compression, c);
+        self.push_send(conn, msg.clone(), Some(id), method);
+    }
+
+    /// With `on`, sends become [`Action::SendMessage`] (encoded by the
+    /// driver) instead of [`Action::Send`]. Off by default.
+    pub fn defer_encoding(&mut self, on: bool) {
+        self.defer_encoding = on;
+    }
+
+    /// Queues `msg` for `conn`: encoded here, or by the driver.
+    pub(crate) fn push_send(&mut self, conn: ConnId, msg: Message, id: Option<&str>, method: Option<Compression>) {
+        if self.defer_encoding {
+            let out = crate::core::Outgoing { msg, id: id.map(str::to_owned), method };
+            // Counted at the size the driver's queue counts it (compressed
+            // frames to py2p peers come out smaller).
+            self.count_out(conn, out.len_hint());
+            self.actions.push_back(Action::SendMessage { conn, out: Box::new(out) });
+            return;
+        }
+        let frame = match id {
+            Some(id) => msg.encode_with_id(id, method),
+            None => msg.encode(method),
+        };
+        match frame {
+            Ok(frame) => {
+                self.count_out(conn, frame.len());
+                self.actions.push_back(Action::Send { conn, frame });
+            }
+            Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
+        }
+    }
+
+    /// Counts a frame of `len` bytes sent on `conn` (metrics).
+    pub(super) fn count_out(&mut self, conn: ConnId, len: usize) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.bytes_out += len as u64;
+        }
+        self.counters.frames_out += 1;
+        self.counters.bytes_out += len as u64;
+    }
+}
+
+/// The compression for frames on a connection: py2p's rule (our first
+/// preference the peer listed), except that rs2p peers get uncompressed
+/// frames: on loopback and LANs compressing small frames costs more time
+/// than it saves, and an rs2p receiver always accepts raw frames.
+fn send_method<X>(preference: &[Compression], c: &Conn<X>) -> Option<Compression> {
+    if c.rs2p {
+        return None;
+    }
+    crate::wire::compression::choose(preference, &c.compression)
+}
