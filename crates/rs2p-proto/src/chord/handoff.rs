@@ -4,7 +4,8 @@
 use bytes::Bytes;
 
 use super::get::{Answer, Waiter};
-use super::{Handoff, ItemKey, Owner};
+use super::handoffs::Handoff;
+use super::{ItemKey, Owner};
 use crate::chord::Node;
 use crate::core::ConnId;
 
@@ -59,7 +60,7 @@ impl Node {
         let mut runs: std::collections::BTreeMap<ConnId, Vec<ItemKey>> = std::collections::BTreeMap::new();
         for item in items {
             match self.find(&item.1) {
-                Owner::Remote(c) if self.is_rs2p(c) && !self.chord.handoff.contains_key(&item) => {
+                Owner::Remote(c) if self.is_rs2p(c) && !self.chord.handoff.contains(&item) => {
                     runs.entry(c).or_default().push(item);
                 }
                 _ => self.queue_handoff(item),
@@ -85,7 +86,7 @@ impl Node {
     }
 
     pub(crate) fn queue_handoff(&mut self, item: ItemKey) {
-        if self.chord.handoff.contains_key(&item) {
+        if self.chord.handoff.contains(&item) {
             return;
         }
         let (value, version) = match self.local_entry(item) {
@@ -95,24 +96,14 @@ impl Node {
                 None => return,
             },
         };
-        self.chord.handoff.insert(item, Handoff { value, version, target: None, sent_at: self.mesh.now, attempts: 0 });
-        self.chord.handoff_queue.push_back(item);
-        self.chord.handoff_stats.queued += 1;
+        if self.chord.handoff.add(item, value, version, self.mesh.now) {
+            self.chord.handoff_stats.queued += 1;
+        }
     }
 
     /// Sends queued items while fewer than the in-flight bound are unconfirmed.
     pub(crate) fn pump_handoff(&mut self) {
-        while self.chord.handoff_in_flight < MAX_IN_FLIGHT {
-            let Some(item) = self.chord.handoff_queue.pop_front() else {
-                break;
-            };
-            let Some(h) = self.chord.handoff.get(&item) else {
-                continue;
-            };
-            if h.target.is_some() {
-                continue;
-            }
-            let (value, version) = (h.value.clone(), h.version);
+        while let Some((item, value, version)) = self.chord.handoff.next_to_send(MAX_IN_FLIGHT) {
             match self.find(&item.1) {
                 // py2p keeps no tombstones: ours stays here.
                 Owner::Remote(conn) if value.is_empty() && !self.is_rs2p(conn) => {
@@ -121,12 +112,7 @@ impl Node {
                 Owner::Remote(conn) => {
                     self.mesh.counters.merge_bytes += value.len() as u64;
                     self.send_store(conn, item, value, version);
-                    if let Some(h) = self.chord.handoff.get_mut(&item) {
-                        h.target = Some(conn);
-                        h.sent_at = self.mesh.now;
-                        h.attempts += 1;
-                        self.chord.handoff_in_flight += 1;
-                    }
+                    self.chord.handoff.sent(item, conn, self.mesh.now);
                     self.route_retrieve(item, Waiter::Handoff, None);
                 }
                 // We own it again, or nobody else can take it: keep it.
@@ -173,7 +159,7 @@ impl Node {
         let Some(h) = self.chord.handoff.get(&item) else {
             return;
         };
-        if h.attempts >= MAX_ATTEMPTS {
+        if h.attempts() >= MAX_ATTEMPTS {
             self.drop_handoff(item);
             self.chord.handoff_stats.failed += 1;
             self.mesh.record_error(None, format!("handoff of a {} item was never confirmed: kept locally", item.0));
@@ -185,13 +171,7 @@ impl Node {
 
     pub(crate) fn handoff_tick(&mut self) {
         let now = self.mesh.now;
-        let stale: Vec<ItemKey> = self
-            .chord
-            .handoff
-            .iter()
-            .filter(|(_, h)| h.target.is_some() && now.saturating_sub(h.sent_at) > RETRY_AFTER_MS)
-            .map(|(k, _)| *k)
-            .collect();
+        let stale = self.chord.handoff.overdue(now.saturating_sub(RETRY_AFTER_MS));
         for item in stale {
             self.handoff_unconfirmed(item);
         }
@@ -199,31 +179,21 @@ impl Node {
     }
 
     pub(crate) fn handoff_conn_lost(&mut self, conn: ConnId) {
-        let lost: Vec<ItemKey> =
-            self.chord.handoff.iter().filter(|(_, h)| h.target == Some(conn)).map(|(k, _)| *k).collect();
+        let lost = self.chord.handoff.sent_on(conn);
         for item in lost {
             self.requeue_handoff(item);
         }
         self.pump_handoff();
     }
 
-    /// Forgets a handoff, keeping the in-flight count right.
+    /// Forgets a handoff (confirmed, or given up).
     pub(crate) fn drop_handoff(&mut self, item: ItemKey) -> Option<Handoff> {
-        let h = self.chord.handoff.remove(&item)?;
-        if h.target.is_some() {
-            self.chord.handoff_in_flight -= 1;
-        }
-        Some(h)
+        self.chord.handoff.remove(&item)
     }
 
     /// Puts a sent handoff back in the queue, to be sent again.
     fn requeue_handoff(&mut self, item: ItemKey) {
-        if let Some(h) = self.chord.handoff.get_mut(&item) {
-            if h.target.take().is_some() {
-                self.chord.handoff_in_flight -= 1;
-            }
-            self.chord.handoff_queue.push_back(item);
-        }
+        self.chord.handoff.requeue(item);
     }
 
     /// Items not yet confirmed by their new owners.

@@ -8,6 +8,7 @@ mod fingers;
 mod get;
 mod handlers;
 mod handoff;
+mod handoffs;
 mod journal;
 mod keylist;
 mod keystream;
@@ -25,9 +26,7 @@ mod store;
 mod sync;
 mod user;
 
-use std::collections::{BTreeSet, VecDeque};
-
-use bytes::Bytes;
+use std::collections::BTreeSet;
 
 pub use fingers::{FingerStats, FINGER_LOOKUP_MS, MAX_FIND_PATH, MAX_FINGERS, MAX_SUCCESSORS, MIN_SUCCESSORS};
 pub use get::GetState;
@@ -75,18 +74,6 @@ pub(crate) fn is_delete_notify(msg: &crate::wire::Message) -> bool {
     msg.sub_flag() == Some(crate::wire::flags::NOTIFY) && msg.payload.len() >= 3 && msg.payload[2].as_ref() == b"del"
 }
 
-/// An item being handed to its new owner, until a retrieve confirms it.
-#[derive(Debug, Clone)]
-pub(crate) struct Handoff {
-    /// The value (empty: a tombstone, handed to rs2p owners only).
-    pub value: Bytes,
-    /// Its version (zero: unversioned).
-    pub version: crate::core::Version,
-    pub target: Option<ConnId>,
-    pub sent_at: Time,
-    pub attempts: u32,
-}
-
 /// Chord state of a node.
 #[derive(Debug)]
 pub struct ChordState {
@@ -96,14 +83,10 @@ pub struct ChordState {
     pub data: ItemStore,
     /// The network-wide key list, kept by notifies, and recently deleted keys.
     pub keys: KeyList,
-    /// Items in flight to their new owners.
-    pub(crate) handoff: crate::core::Map<ItemKey, Handoff>,
-    /// Items waiting for a handoff slot.
-    pub(crate) handoff_queue: VecDeque<ItemKey>,
+    /// Items in flight to their new owners (see `handoffs.rs`).
+    pub(crate) handoff: handoffs::Handoffs,
     /// Handoff counters.
     pub(crate) handoff_stats: HandoffStats,
-    /// Handoff items sent and not yet confirmed or given up on.
-    pub(crate) handoff_in_flight: usize,
     /// When the last stabilisation round ran.
     pub(crate) last_stabilize: Time,
     /// The pause before the next round ([`STABILIZE_MS`] up to [`STABILIZE_MAX_MS`]).
@@ -164,10 +147,8 @@ impl ChordState {
             leeching: true,
             data: ItemStore::default(),
             keys: KeyList::default(),
-            handoff: crate::core::SeededState::new(seed, 101).map(),
-            handoff_queue: VecDeque::new(),
+            handoff: handoffs::Handoffs::with_seed(seed),
             handoff_stats: HandoffStats::default(),
-            handoff_in_flight: 0,
             last_stabilize: 0,
             stabilize_every: STABILIZE_MS,
             stabilize_seen: (Owner::Nobody, Owner::Nobody),

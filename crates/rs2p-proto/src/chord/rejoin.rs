@@ -446,11 +446,7 @@ impl Node {
         let before = self.wall_now().saturating_add(1);
         self.chord.data.prune_tombs(before);
         // Handoffs and summaries in flight carry the dropped copies too.
-        let pending: Vec<super::ItemKey> = self.chord.handoff.keys().copied().collect();
-        for item in pending {
-            self.drop_handoff(item);
-        }
-        self.chord.handoff_queue.clear();
+        self.chord.handoff.clear();
         self.chord.sync = super::sync::SyncState::with_seed(self.chord.rejoin.seed);
     }
 
