@@ -155,7 +155,9 @@ impl Node {
     /// True if this node keeps fingers and a successor list: an rs2p
     /// chord node with [`crate::core::Config::fingers`] set.
     pub(crate) fn uses_fingers(&self) -> bool {
-        self.mesh.cfg.kind == crate::core::Kind::Chord && self.mesh.cfg.fingers && self.mesh.cfg.advertise_capability
+        self.mesh.config().kind == crate::core::Kind::Chord
+            && self.mesh.config().fingers
+            && self.mesh.config().advertise_capability
     }
 
     /// log2 of the ring size as this node estimates it, from how far its
@@ -168,7 +170,7 @@ impl Node {
     /// Estimates the ring size again (on each tick: it changes slowly, and
     /// is read on every peer list).
     fn estimate_ring_size(&mut self) {
-        let me = self.mesh.id.value();
+        let me = self.mesh.id().value();
         let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(me, p.value())).collect();
         if after.is_empty() {
             self.chord.fingers.size_log2 = 0;
@@ -196,7 +198,7 @@ impl Node {
     /// (`U512::MAX` if we know fewer): a peer nearer than that belongs in
     /// our successor list.
     pub(crate) fn successor_list_gap(&self) -> U512 {
-        let me = self.mesh.id.value();
+        let me = self.mesh.id().value();
         let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(me, p.value())).collect();
         let r = self.successor_target();
         if after.len() < r {
@@ -208,7 +210,7 @@ impl Node {
 
     /// Our `r` nearest seeding successors, nearest first.
     pub fn successor_list(&self) -> Vec<PeerId> {
-        let me = *self.mesh.id.value();
+        let me = *self.mesh.id().value();
         let mut peers: Vec<(U512, &PeerId)> =
             self.seeding_peers().map(|(p, _)| (distance(&me, p.value()), p)).collect();
         peers.sort_unstable_by_key(|(d, _)| *d);
@@ -240,7 +242,7 @@ impl Node {
     /// The point finger `index` looks up; the last index looks up `id - 1`,
     /// whose owner is our predecessor.
     fn finger_target(&self, index: usize, count: usize) -> U512 {
-        let me = *self.mesh.id.value();
+        let me = *self.mesh.id().value();
         if index >= count {
             return crate::ring::reduce(&me.wrapping_sub(U512::from(1u64)));
         }
@@ -252,11 +254,11 @@ impl Node {
     /// than we are (the next hop of a find; a leeching node, which owns
     /// nothing, takes the nearest one).
     pub(crate) fn find_next_hop(&self, target: &U512) -> Option<ConnId> {
-        let ours = if self.chord.leeching { U512::MAX } else { distance(self.mesh.id.value(), target) };
+        let ours = if self.chord.leeching { U512::MAX } else { distance(self.mesh.id().value(), target) };
         self.mesh
-            .routing
+            .routing()
             .iter()
-            .filter(|(_, c)| self.mesh.conns.get(c).is_some_and(|c| c.handshaken && !c.ext.leeching && c.rs2p))
+            .filter(|(_, c)| self.mesh.conns().get(c).is_some_and(|c| c.handshaken && !c.ext.leeching && c.rs2p))
             .map(|(p, c)| (distance(p.value(), target), *c))
             .filter(|(d, _)| *d < ours)
             .min()
@@ -271,7 +273,7 @@ impl Node {
             return;
         }
         self.estimate_ring_size();
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         self.chord.fingers.pending.retain(|_, p| now.saturating_sub(p.sent_at) < FIND_TIMEOUT_MS);
         if now < self.chord.fingers.next_at {
             return;
@@ -292,7 +294,7 @@ impl Node {
             // No rs2p peer is nearer: as far as we can tell, the owner is
             // one we are linked to, or us.
             let owner = self.find(&target);
-            let pid = self.owner_id(owner).filter(|p| *p != self.mesh.id);
+            let pid = self.owner_id(owner).filter(|p| p != self.mesh.id());
             if let Some(slot) = self.chord.fingers.fingers.get_mut(index) {
                 *slot = pid;
             }
@@ -304,14 +306,14 @@ impl Node {
         }
         let nonce = fs.next_nonce;
         fs.next_nonce += 1;
-        fs.pending.insert(nonce, PendingFind { index, target, sent_at: self.mesh.now });
+        fs.pending.insert(nonce, PendingFind { index, target, sent_at: self.mesh.now() });
         fs.stats.finds_sent += 1;
         let payload = vec![
             Bytes::from_static(&[flags::RS2P_FIND]),
             Bytes::from_static(FIND),
             Bytes::from(crate::wire::base58::encode(&target)),
             Bytes::from(nonce.to_string()),
-            self.mesh.id.bytes(),
+            self.mesh.id().bytes(),
         ];
         self.mesh.send_on(conn, flags::WHISPER, payload);
     }
@@ -348,10 +350,10 @@ impl Node {
                 return;
             }
             match self.find_next_hop(&target).filter(|_| path.len() < MAX_FIND_PATH) {
-                Some(next) if !path.contains(&self.mesh.id) => {
+                Some(next) if !path.contains(self.mesh.id()) => {
                     self.chord.fingers.stats.finds_forwarded += 1;
                     let mut out = payload.to_vec();
-                    out.push(self.mesh.id.bytes());
+                    out.push(self.mesh.id().bytes());
                     self.mesh.send_on(next, flags::WHISPER, out);
                 }
                 _ => self.answer_find(conn, payload, &target),
@@ -368,13 +370,13 @@ impl Node {
     /// path is empty when the answer is ours (true), else the answer goes to
     /// the peer now last (dropped if we are no longer linked to it).
     pub(crate) fn answer_back(&mut self, payload: &[Bytes], fixed: usize, mut path: Vec<PeerId>) -> bool {
-        if path.pop().as_ref() != Some(&self.mesh.id) {
+        if path.pop().as_ref() != Some(self.mesh.id()) {
             return false;
         }
         let Some(back) = path.last() else {
             return true;
         };
-        if let Some(&c) = self.mesh.routing.get(back) {
+        if let Some(&c) = self.mesh.routing().get(back) {
             let mut out = payload[..fixed].to_vec();
             out.extend(path.iter().map(PeerId::bytes));
             self.mesh.send_on(c, flags::WHISPER, out);
@@ -387,12 +389,12 @@ impl Node {
         let owner = self.find(target);
         let (id, (host, port)) = match owner {
             crate::chord::Owner::Remote(c) => {
-                match (self.peer_of(c).cloned(), self.mesh.conns.get(&c).and_then(|c| c.addr.clone())) {
+                match (self.peer_of(c).cloned(), self.mesh.conns().get(&c).and_then(|c| c.addr.clone())) {
                     (Some(p), Some(addr)) => (p, addr),
-                    _ => (self.mesh.id.clone(), self.mesh.cfg.out_addr.clone()),
+                    _ => (self.mesh.id().clone(), self.mesh.config().out_addr.clone()),
                 }
             }
-            _ => (self.mesh.id.clone(), self.mesh.cfg.out_addr.clone()),
+            _ => (self.mesh.id().clone(), self.mesh.config().out_addr.clone()),
         };
         self.chord.fingers.stats.finds_served += 1;
         let mut out = vec![
@@ -425,14 +427,14 @@ impl Node {
         ) else {
             return;
         };
-        if pid == self.mesh.id {
+        if pid == *self.mesh.id() {
             if let Some(slot) = self.chord.fingers.fingers.get_mut(p.index) {
                 *slot = None;
             }
             return;
         }
         // An answer farther from the target than we are is no finger.
-        if distance(pid.value(), target) >= distance(self.mesh.id.value(), target) {
+        if distance(pid.value(), target) >= distance(self.mesh.id().value(), target) {
             return;
         }
         if let Some(slot) = self.chord.fingers.fingers.get_mut(p.index) {
@@ -450,11 +452,11 @@ impl Node {
     /// unfinished outgoing connections, or the outgoing links are full.
     fn finger_dials_full(&self) -> bool {
         let (mut unfinished, mut outgoing) = (0usize, 0usize);
-        for c in self.mesh.conns.values().filter(|c| c.outgoing) {
+        for c in self.mesh.conns().values().filter(|c| c.outgoing) {
             outgoing += 1;
             unfinished += usize::from(!c.handshaken);
         }
-        unfinished >= MAX_FINGER_DIALS || outgoing >= self.mesh.cfg.max_outgoing_links
+        unfinished >= MAX_FINGER_DIALS || outgoing >= self.mesh.config().max_outgoing_links
     }
 }
 
@@ -468,7 +470,7 @@ impl Node {
         let successors = self.successor_list();
         self.data_storing()
             .iter()
-            .filter(|(p, c)| self.mesh.conns.get(c).is_some_and(|c| c.outgoing) && self.is_structural(p, &successors))
+            .filter(|(p, c)| self.mesh.conns().get(c).is_some_and(|c| c.outgoing) && self.is_structural(p, &successors))
             .count()
     }
 }

@@ -32,20 +32,20 @@ impl Node {
             self.mesh.record_error(Some(conn), "ignoring chord meta with a non-integer value".to_owned());
             return;
         };
-        let Some(c) = self.mesh.conns.get(&conn) else {
+        let Some(c) = self.mesh.conns().get(&conn) else {
             return;
         };
         if c.ext.leeching == leeching {
             return;
         }
         self.send_meta(conn);
-        if let Some(c) = self.mesh.conns.get_mut(&conn) {
-            c.ext.leeching = leeching;
+        if let Some(c) = self.mesh.ext_mut(&conn) {
+            c.leeching = leeching;
         }
         if !leeching {
             self.seeding_peer_work(conn);
         }
-        if self.mesh.outgoing_count() > self.mesh.cfg.max_outgoing + self.structural_outgoing() {
+        if self.mesh.outgoing_count() > self.mesh.config().max_outgoing + self.structural_outgoing() {
             self.disconnect_least_efficient();
         }
     }
@@ -56,16 +56,16 @@ impl Node {
     /// runs at most once per [`META_WORK_MS`] per connection, and a flip
     /// within that window is dealt with when it ends, if the peer still seeds.
     fn seeding_peer_work(&mut self, conn: ConnId) {
-        let now = self.mesh.now;
-        let Some(c) = self.mesh.conns.get_mut(&conn) else {
+        let now = self.mesh.now();
+        let Some(c) = self.mesh.ext_mut(&conn) else {
             return;
         };
-        if c.ext.meta_work_at.is_some_and(|at| now.saturating_sub(at) < META_WORK_MS) {
-            c.ext.meta_work_due = true;
+        if c.meta_work_at.is_some_and(|at| now.saturating_sub(at) < META_WORK_MS) {
+            c.meta_work_due = true;
             return;
         }
-        c.ext.meta_work_at = Some(now);
-        c.ext.meta_work_due = false;
+        c.meta_work_at = Some(now);
+        c.meta_work_due = false;
         if !self.chord.leeching {
             self.mesh.send_peers(conn);
             // A scan that ran this instant with these neighbours saw this
@@ -86,10 +86,10 @@ impl Node {
 
     /// Runs the seeding-peer work deferred by [`Node::seeding_peer_work`].
     fn deferred_seeding_peer_work(&mut self) {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let due: Vec<ConnId> = self
             .mesh
-            .conns
+            .conns()
             .values()
             .filter(|c| {
                 c.ext.meta_work_due && c.ext.meta_work_at.is_none_or(|at| now.saturating_sub(at) >= META_WORK_MS)
@@ -97,9 +97,9 @@ impl Node {
             .map(|c| c.id)
             .collect();
         for conn in due {
-            let seeding = self.mesh.conns.get_mut(&conn).map(|c| {
-                c.ext.meta_work_due = false;
-                !c.ext.leeching
+            let seeding = self.mesh.ext_mut(&conn).map(|c| {
+                c.meta_work_due = false;
+                !c.leeching
             });
             if seeding == Some(true) {
                 self.seeding_peer_work(conn);
@@ -122,9 +122,9 @@ impl Node {
     /// §6.10: the network-wide key list.
     pub(crate) fn handle_notify(&mut self, conn: ConnId, msg: &Message) {
         let key = msg.payload[1].clone();
-        let now = self.mesh.now;
-        if let Some(c) = self.mesh.conns.get_mut(&conn) {
-            c.ext.last_notify = now;
+        let now = self.mesh.now();
+        if let Some(c) = self.mesh.ext_mut(&conn) {
+            c.last_notify = now;
         }
         if msg.payload.len() >= 3 {
             // A delete-notify (py2p crashes on these, D1; we handle them).
@@ -137,7 +137,7 @@ impl Node {
             // A list re-announced (py2p after every meta, D10): no news of a
             // set, so neither a tombstone nor a known set changes.
             if self.chord.keys.is_deleted(&key) {
-                tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "ignoring stale notify for a deleted key");
+                tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "ignoring stale notify for a deleted key");
                 return;
             }
         } else {
@@ -147,7 +147,7 @@ impl Node {
     }
 
     pub(crate) fn key_limits(&self) -> Limits {
-        Limits { max_keys: self.mesh.cfg.max_keys, max_bytes: self.mesh.cfg.max_key_bytes }
+        Limits { max_keys: self.mesh.config().max_keys, max_bytes: self.mesh.config().max_key_bytes }
     }
 
     /// Records a key in the network-wide list; true if it is new.
@@ -160,8 +160,8 @@ impl Node {
             Ok(false) => false,
             Err(full) => {
                 let why = match full {
-                    Full::Count => format!("{} keys", self.mesh.cfg.max_keys),
-                    Full::Bytes => format!("{} bytes", self.mesh.cfg.max_key_bytes),
+                    Full::Count => format!("{} keys", self.mesh.config().max_keys),
+                    Full::Bytes => format!("{} bytes", self.mesh.config().max_key_bytes),
                 };
                 self.mesh.record_error(None, format!("key list full ({why}): key not recorded"));
                 false
@@ -191,7 +191,7 @@ impl Node {
 
     /// §6.7: store (forward to a closer node, else keep; empty deletes).
     pub(crate) fn handle_store(&mut self, conn: ConnId, msg: &Message) {
-        self.mesh.counters.stores_in += 1;
+        self.mesh.counters_mut().stores_in += 1;
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
             self.mesh.record_error(Some(conn), "ignoring store with an unknown table or a bad key".to_owned());
@@ -308,27 +308,30 @@ impl Node {
         let version = if version.is_zero() { self.next_version() } else { version };
         let current = self.chord.data.current_version(item.0, &item.1);
         if version < current {
-            self.mesh.counters.conflict(Conflict::StaleWrite);
+            self.mesh.counters_mut().conflict(Conflict::StaleWrite);
             return false;
         }
         if !current.is_zero() && version > current {
-            self.mesh.counters.conflict(if value.is_empty() { Conflict::Delete } else { Conflict::NewerWrite });
+            self.mesh.counters_mut().conflict(if value.is_empty() { Conflict::Delete } else { Conflict::NewerWrite });
         }
         let data = &mut self.chord.data;
         let exists = data.contains(item.0, &item.1);
         // New items stop short of the bound; overwrites may use the rest.
-        let max = self.mesh.cfg.max_store_bytes;
+        let max = self.mesh.config().max_store_bytes;
         let bound = if exists { max } else { max - max / OVERWRITE_HEADROOM_DIV };
         let refused = if value.is_empty() {
-            if !data.tombstone(item.0, &item.1, version, self.mesh.cfg.max_item_tombstones) {
+            if !data.tombstone(item.0, &item.1, version, self.mesh.config().max_item_tombstones) {
                 self.mesh.record_error(
                     None,
-                    format!("item tombstones full ({}): a delete is not remembered", self.mesh.cfg.max_item_tombstones),
+                    format!(
+                        "item tombstones full ({}): a delete is not remembered",
+                        self.mesh.config().max_item_tombstones
+                    ),
                 );
             }
             self.forget_item_key(item);
             None
-        } else if data.len(item.0) >= self.mesh.cfg.max_items && !exists {
+        } else if data.len(item.0) >= self.mesh.config().max_items && !exists {
             Some(format!("table {} is full: item not stored", item.0))
         } else if data.stored_bytes_after(item.0, &item.1, &value) > bound
             && data.stored_bytes_after(item.0, &item.1, &value) > data.stored_bytes()
@@ -371,18 +374,18 @@ impl Node {
     /// Marks an item whose write was refused (see [`Node::store_local`]).
     fn mark_unsure(&mut self, item: super::ItemKey) {
         let unsure = &mut self.chord.unsure;
-        if unsure.len() >= self.mesh.cfg.max_pending && !unsure.contains_key(&item) {
+        if unsure.len() >= self.mesh.config().max_pending && !unsure.contains_key(&item) {
             // Any one goes (a scan for the oldest would cost a flood dearly).
             if let Some(some) = unsure.keys().next().copied() {
                 unsure.remove(&some);
             }
         }
-        unsure.insert(item, self.mesh.now);
+        unsure.insert(item, self.mesh.now());
     }
 
     /// §6.8: retrieve.
     pub(crate) fn handle_retrieve(&mut self, conn: ConnId, msg: &Message) {
-        self.mesh.counters.retrieves_in += 1;
+        self.mesh.counters_mut().retrieves_in += 1;
         let p = &msg.payload;
         let Some(item) = parse_item(&p[1], &p[2]) else {
             self.mesh.record_error(Some(conn), "ignoring retrieve with an unknown table or a bad key".to_owned());
@@ -402,19 +405,19 @@ impl Node {
         // answer is what the owner holds, whatever its date: it is taken,
         // but a date too far ahead does not move our clock.
         let version = p.get(4).filter(|_| self.is_rs2p(conn)).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
-        let (wall, skew) = (self.wall_now(), self.mesh.cfg.max_clock_skew_ms);
-        self.mesh.hlc.observe(version.hlc, wall, skew);
+        let (wall, skew) = (self.wall_now(), self.mesh.config().max_clock_skew_ms);
+        self.mesh.hlc_mut().observe(version.hlc, wall, skew);
         if !self.peek_answer(conn, item, &p[3], version) && !self.answer_pending(item, p[3].clone(), version) {
-            tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "dropping an answer nobody asked for");
+            tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "dropping an answer nobody asked for");
         }
     }
 
     /// Chord maintenance on each tick.
     pub(crate) fn chord_tick(&mut self) {
-        if self.mesh.cfg.kind == crate::core::Kind::Chord
-            && self.mesh.now.saturating_sub(self.chord.last_stabilize) >= self.chord.stabilize_every
+        if self.mesh.config().kind == crate::core::Kind::Chord
+            && self.mesh.now().saturating_sub(self.chord.last_stabilize) >= self.chord.stabilize_every
         {
-            self.chord.last_stabilize = self.mesh.now;
+            self.chord.last_stabilize = self.mesh.now();
             self.stabilize();
             // With fingers, a ring whose neighbours stay the same is asked
             // less and less often (up to STABILIZE_MAX_MS); any change of
@@ -434,7 +437,7 @@ impl Node {
             }
             self.chord.stabilize_seen = neighbours;
         }
-        if self.chord.rescan_due && self.mesh.now.saturating_sub(self.chord.last_rescan) >= RESCAN_MS {
+        if self.chord.rescan_due && self.mesh.now().saturating_sub(self.chord.last_rescan) >= RESCAN_MS {
             self.handoff_to_closer_peers();
         }
         self.deferred_seeding_peer_work();
@@ -449,10 +452,11 @@ impl Node {
         if self.chord.keys.tombstone_count() > 1024 {
             self.chord.keys.prune(self.wall_now());
         }
-        if self.chord.data.tomb_count() > 0 && self.mesh.now.saturating_sub(self.chord.last_tomb_prune) >= TOMB_PRUNE_MS
+        if self.chord.data.tomb_count() > 0
+            && self.mesh.now().saturating_sub(self.chord.last_tomb_prune) >= TOMB_PRUNE_MS
         {
-            self.chord.last_tomb_prune = self.mesh.now;
-            let before = self.wall_now().saturating_sub(self.mesh.cfg.tombstone_horizon_ms);
+            self.chord.last_tomb_prune = self.mesh.now();
+            let before = self.wall_now().saturating_sub(self.mesh.config().tombstone_horizon_ms);
             self.chord.data.prune_tombs(before);
         }
     }
@@ -471,8 +475,8 @@ impl Node {
     pub(crate) fn seeder_vanished(&mut self) {
         if !self.chord.leeching {
             self.chord.lost_seeder = true;
-            self.chord.fallback_until = self.mesh.now.saturating_add(super::FALLBACK_MS);
-            self.request_repair(self.mesh.cfg.repair_delay_ms);
+            self.chord.fallback_until = self.mesh.now().saturating_add(super::FALLBACK_MS);
+            self.request_repair(self.mesh.config().repair_delay_ms);
         }
     }
 }

@@ -38,7 +38,7 @@ impl Node {
         // This scan covers the arc as it is now: a rescan for the same
         // neighbours is not needed.
         self.chord.rescan_due = false;
-        self.chord.last_rescan = self.mesh.now;
+        self.chord.last_rescan = self.mesh.now();
         self.chord.scanned_with = (self.predecessor(), self.successor());
         let mut items: Vec<ItemKey> = Vec::new();
         for method in crate::ring::HashMethod::ALL {
@@ -96,7 +96,7 @@ impl Node {
                 None => return,
             },
         };
-        if self.chord.handoff.add(item, value, version, self.mesh.now) {
+        if self.chord.handoff.add(item, value, version, self.mesh.now()) {
             self.chord.handoff_stats.queued += 1;
         }
     }
@@ -110,9 +110,9 @@ impl Node {
                     self.drop_handoff(item);
                 }
                 Owner::Remote(conn) => {
-                    self.mesh.counters.merge_bytes += value.len() as u64;
+                    self.mesh.counters_mut().merge_bytes += value.len() as u64;
                     self.send_store(conn, item, value, version);
-                    self.chord.handoff.sent(item, conn, self.mesh.now);
+                    self.chord.handoff.sent(item, conn, self.mesh.now());
                     self.route_retrieve(item, Waiter::Handoff, None);
                 }
                 // We own it again, or nobody else can take it: keep it.
@@ -170,7 +170,7 @@ impl Node {
     }
 
     pub(crate) fn handoff_tick(&mut self) {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let stale = self.chord.handoff.overdue(now.saturating_sub(RETRY_AFTER_MS));
         for item in stale {
             self.handoff_unconfirmed(item);

@@ -140,11 +140,11 @@ impl crate::chord::Node {
         self.chord.data.journal.set_enabled(false);
         self.chord.keys.journal.set_enabled(false);
         let away = last_alive.map(|t| self.wall_now().saturating_sub(t));
-        let long_away = away.is_some_and(|a| a > self.mesh.cfg.tombstone_horizon_ms);
-        if long_away && !self.mesh.cfg.drop_stale_after_horizon {
+        let long_away = away.is_some_and(|a| a > self.mesh.config().tombstone_horizon_ms);
+        if long_away && !self.mesh.config().drop_stale_after_horizon {
             self.warn_stale(away.unwrap_or(0));
         }
-        let stale = long_away && self.mesh.cfg.drop_stale_after_horizon;
+        let stale = long_away && self.mesh.config().drop_stale_after_horizon;
         let mut dropped = 0usize;
         for (table, hash, value, version) in items {
             if stale {
@@ -154,8 +154,8 @@ impl crate::chord::Node {
             self.observe_version(version);
             self.chord.data.insert_versioned(table, &hash, value, version);
         }
-        let horizon = self.wall_now().saturating_sub(self.mesh.cfg.tombstone_horizon_ms);
-        let max = self.mesh.cfg.max_item_tombstones;
+        let horizon = self.wall_now().saturating_sub(self.mesh.config().tombstone_horizon_ms);
+        let max = self.mesh.config().max_item_tombstones;
         for (table, hash, version) in item_tombs {
             // A value written after the delete stands (its tombstone was
             // cleared in memory; the disk may still hold it).
@@ -167,10 +167,10 @@ impl crate::chord::Node {
         }
         if stale {
             tracing::warn!(
-                node = %self.mesh.id.short(),
+                node = %self.mesh.id().short(),
                 "away {:.1} h, longer than deletes are remembered ({:.1} h): dropping {dropped} items held; the ring's copies stand",
                 away.unwrap_or(0) as f64 / 3.6e6,
-                self.mesh.cfg.tombstone_horizon_ms as f64 / 3.6e6
+                self.mesh.config().tombstone_horizon_ms as f64 / 3.6e6
             );
         }
         let limits = self.key_limits();
@@ -188,8 +188,8 @@ impl crate::chord::Node {
             }
         }
         // Once peers and the key list are in, our arc is checked at once.
-        self.request_repair(self.mesh.cfg.repair_delay_ms);
-        self.set_journal(self.mesh.cfg.journal);
+        self.request_repair(self.mesh.config().repair_delay_ms);
+        self.set_journal(self.mesh.config().journal);
         if stale {
             // The dropped items leave the disk with the next commit.
             for m in HashMethod::ALL {

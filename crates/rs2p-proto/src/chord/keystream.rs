@@ -133,17 +133,17 @@ impl Node {
 
     /// Sends the next part of the key list on `conn`, within `room`.
     pub fn stream_keys(&mut self, conn: ConnId, room: Room) {
-        let Some(c) = self.mesh.conns.get_mut(&conn) else {
+        let rs2p = self.mesh.is_rs2p(conn);
+        let Some(c) = self.mesh.ext_mut(&conn) else {
             self.chord.streaming.remove(&conn);
             return;
         };
-        let Outgoing::Sending { after, mut deleted, keys } = &mut c.ext.keys_out else {
+        let Outgoing::Sending { after, mut deleted, keys } = &mut c.keys_out else {
             self.chord.streaming.remove(&conn);
             return;
         };
         let mut cursor = after.take();
         let keys = *keys;
-        let rs2p = c.rs2p;
         // Never to py2p, which drops the link on input it does not know.
         deleted &= rs2p;
         let (mut frames, mut bytes) = (room.frames, room.bytes);
@@ -206,8 +206,8 @@ impl Node {
             }
             self.mesh.send_on(conn, flags::WHISPER, payload);
         }
-        if let Some(c) = self.mesh.conns.get_mut(&conn) {
-            c.ext.keys_out =
+        if let Some(c) = self.mesh.ext_mut(&conn) {
+            c.keys_out =
                 if finished { Outgoing::Done { keys } } else { Outgoing::Sending { after: cursor, deleted, keys } };
         }
         if finished {
@@ -226,24 +226,26 @@ impl Node {
     /// that stream. A stream restarts at most every [`WANT_INTERVAL_MS`]
     /// (a request for the keys after one of tombstones only excepted).
     fn start_stream(&mut self, conn: ConnId, keys: bool) {
-        let Some(c) = self.mesh.conns.get_mut(&conn) else {
+        let now = self.mesh.now();
+        let short = self.mesh.id().short().to_string();
+        let Some(c) = self.mesh.ext_mut(&conn) else {
             return;
         };
-        match &mut c.ext.keys_out {
+        match &mut c.keys_out {
             Outgoing::Sending { keys: sending_keys, .. } => {
                 *sending_keys |= keys;
                 return;
             }
             Outgoing::Done { keys: sent_keys }
-                if (*sent_keys || !keys) && self.mesh.now.saturating_sub(c.ext.keys_out_since) < WANT_INTERVAL_MS =>
+                if (*sent_keys || !keys) && now.saturating_sub(c.keys_out_since) < WANT_INTERVAL_MS =>
             {
-                tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "key list asked for again too soon: ignored");
+                tracing::debug!(node = %short, conn = conn.0, "key list asked for again too soon: ignored");
                 return;
             }
             _ => {}
         }
-        c.ext.keys_out = Outgoing::Sending { after: None, deleted: true, keys };
-        c.ext.keys_out_since = self.mesh.now;
+        c.keys_out = Outgoing::Sending { after: None, deleted: true, keys };
+        c.keys_out_since = now;
         self.chord.streaming.insert(conn);
         self.stream_keys(conn, INITIAL_ROOM);
     }
@@ -282,18 +284,18 @@ impl Node {
     /// have it, and are not already waiting for one; and every other seeding
     /// rs2p peer for its tombstones, once per connection.
     pub(crate) fn ask_for_keys(&mut self) {
-        if !self.chord.want_keys || self.mesh.closed {
+        if !self.chord.want_keys || self.mesh.is_closed() {
             return;
         }
         let sources = |n: &Self| -> Vec<(ConnId, Incoming)> {
             n.mesh
-                .conns
+                .conns()
                 .values()
                 .filter(|c| c.handshaken && c.rs2p && !c.ext.leeching)
                 .map(|c| (c.id, c.ext.keys_in))
                 .collect()
         };
-        let waiting = self.mesh.conns.values().any(|c| c.ext.keys_in == Incoming::Asked);
+        let waiting = self.mesh.conns().values().any(|c| c.ext.keys_in == Incoming::Asked);
         if !self.chord.keys_complete && !waiting {
             let source = sources(self)
                 .into_iter()
@@ -322,14 +324,14 @@ impl Node {
         let (count, sum) = self.chord.keys.summary();
         let targets: Vec<ConnId> = self
             .mesh
-            .conns
+            .conns()
             .values()
             .filter(|c| c.handshaken && c.rs2p && !c.ext.leeching && !c.ext.keys_sum_sent)
             .map(|c| c.id)
             .collect();
         for conn in targets {
-            if let Some(c) = self.mesh.conns.get_mut(&conn) {
-                c.ext.keys_sum_sent = true;
+            if let Some(c) = self.mesh.ext_mut(&conn) {
+                c.keys_sum_sent = true;
             }
             let payload = vec![
                 Bytes::from_static(&[flags::RS2P_KEYLIST]),
@@ -353,16 +355,16 @@ impl Node {
         if !self.chord.want_keys || self.walks_keys() || (count, sum) == self.chord.keys.summary() {
             return;
         }
-        let asking = self.mesh.conns.get(&conn).is_some_and(|c| c.ext.keys_in == Incoming::Asked);
-        if !asking && self.mesh.conns.get(&conn).is_some_and(|c| c.handshaken && !c.ext.leeching) {
+        let asking = self.mesh.conns().get(&conn).is_some_and(|c| c.ext.keys_in == Incoming::Asked);
+        if !asking && self.mesh.conns().get(&conn).is_some_and(|c| c.handshaken && !c.ext.leeching) {
             self.ask(conn, Incoming::Asked);
         }
     }
 
     /// Sends `want` (for `Asked`) or `want deleted` (for `DeletedAsked`).
     fn ask(&mut self, conn: ConnId, what: Incoming) {
-        if let Some(c) = self.mesh.conns.get_mut(&conn) {
-            c.ext.keys_in = what;
+        if let Some(c) = self.mesh.ext_mut(&conn) {
+            c.keys_in = what;
         }
         let mut payload = vec![Bytes::from_static(&[flags::RS2P_KEYLIST]), Bytes::from_static(WANT)];
         if what == Incoming::DeletedAsked {
@@ -379,9 +381,9 @@ impl Node {
         if self.walks_keys() {
             return self.walk_status();
         }
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let mut seeding_peers = 0;
-        for c in self.mesh.conns.values().filter(|c| c.handshaken && !c.ext.leeching) {
+        for c in self.mesh.conns().values().filter(|c| c.handshaken && !c.ext.leeching) {
             seeding_peers += 1;
             if matches!(c.ext.keys_in, Incoming::Asked | Incoming::DeletedAsked) {
                 return KeyListStatus::Arriving;
@@ -393,7 +395,7 @@ impl Node {
                 return KeyListStatus::Arriving;
             }
         }
-        let has_rs2p_source = self.mesh.conns.values().any(|c| c.handshaken && !c.ext.leeching && c.rs2p);
+        let has_rs2p_source = self.mesh.conns().values().any(|c| c.handshaken && !c.ext.leeching && c.rs2p);
         if (has_rs2p_source && !self.chord.keys_complete) || (seeding_peers == 0 && self.chord.leeching) {
             // A source we have not heard `end` from, or nobody to ask yet.
             return KeyListStatus::Arriving;
@@ -430,13 +432,13 @@ impl Node {
             }
             END => {
                 let (partial, deleted_only) = (marked(PARTIAL), marked(DELETED));
-                let Some(c) = self.mesh.conns.get_mut(&conn) else {
+                let Some(c) = self.mesh.ext_mut(&conn) else {
                     return;
                 };
-                match c.ext.keys_in {
+                match c.keys_in {
                     // Our tombstones-only request, answered.
                     Incoming::DeletedAsked if deleted_only => {
-                        c.ext.keys_in = Incoming::Deleted;
+                        c.keys_in = Incoming::Deleted;
                         return;
                     }
                     // A whole list (from a peer that took `want deleted` for
@@ -444,7 +446,7 @@ impl Node {
                     Incoming::Asked | Incoming::DeletedAsked if !deleted_only => {}
                     _ => return,
                 }
-                c.ext.keys_in = Incoming::Complete;
+                c.keys_in = Incoming::Complete;
                 if !partial {
                     self.chord.keys_complete = true;
                     return;
@@ -452,7 +454,7 @@ impl Node {
                 // Ask the next peer; when every seeding rs2p peer has answered
                 // with what it had, that is all there is to know.
                 self.ask_for_keys();
-                if !self.mesh.conns.values().any(|c| c.ext.keys_in == Incoming::Asked) {
+                if !self.mesh.conns().values().any(|c| c.ext.keys_in == Incoming::Asked) {
                     self.chord.keys_complete = true;
                 }
             }
@@ -468,7 +470,7 @@ impl Node {
     /// a list it was sending us is asked of another peer.
     pub(crate) fn keys_conn_lost(&mut self, conn: ConnId, was: Incoming) {
         self.chord.streaming.remove(&conn);
-        if !self.mesh.conns.values().any(|c| c.handshaken && !c.ext.leeching) {
+        if !self.mesh.conns().values().any(|c| c.handshaken && !c.ext.leeching) {
             // No seeding peer left: broadcasts of new keys may be missed from now on.
             self.chord.keys_complete = false;
         }

@@ -116,9 +116,9 @@ impl Node {
     /// announced, so its own list would lack them.
     pub fn walks_keys(&self) -> bool {
         if !self.chord.leeching {
-            return !self.mesh.cfg.key_list;
+            return !self.mesh.config().key_list;
         }
-        self.mesh.conns.values().any(|c| c.handshaken && !c.ext.leeching && c.rs2p && c.ext.no_key_list)
+        self.mesh.conns().values().any(|c| c.handshaken && !c.ext.leeching && c.rs2p && c.ext.no_key_list)
     }
 
     /// Records that `item`, which we hold, is `key`'s.
@@ -149,7 +149,7 @@ impl Node {
     /// Starts a walk unless one runs or a fresh one finished.
     pub(crate) fn request_walk(&mut self) {
         let w = &self.chord.walk;
-        let fresh = w.last.as_ref().is_some_and(|(at, _)| self.mesh.now.saturating_sub(*at) < WALK_FRESH_MS);
+        let fresh = w.last.as_ref().is_some_and(|(at, _)| self.mesh.now().saturating_sub(*at) < WALK_FRESH_MS);
         if w.walk.is_some() || fresh {
             return;
         }
@@ -159,14 +159,14 @@ impl Node {
                 None => return,
             }
         } else {
-            *self.mesh.id.value()
+            *self.mesh.id().value()
         };
         self.chord.walk.walk = Some(Walk {
             start,
             point: start,
             cursor: Bytes::new(),
             nonce: 0,
-            sent_at: self.mesh.now,
+            sent_at: self.mesh.now(),
             tries: 0,
             covered: U512::ZERO,
             steps: 0,
@@ -211,14 +211,14 @@ impl Node {
                 return self.end_walk(true);
             }
             let (keys, more) = self.key_page(&cursor);
-            let succ = self.owner_id(self.successor()).map_or(*self.mesh.id.value(), |p| *p.value());
+            let succ = self.owner_id(self.successor()).map_or(*self.mesh.id().value(), |p| *p.value());
             return self.walk_answered(keys, succ, more);
         };
         let nonce = self.chord.walk.next_nonce;
         self.chord.walk.next_nonce += 1;
         if let Some(walk) = self.chord.walk.walk.as_mut() {
             walk.nonce = nonce;
-            walk.sent_at = self.mesh.now;
+            walk.sent_at = self.mesh.now();
             walk.tries += 1;
         }
         let payload = vec![
@@ -227,7 +227,7 @@ impl Node {
             Bytes::from(crate::wire::base58::encode(&point)),
             Bytes::from(nonce.to_string()),
             cursor,
-            self.mesh.id.bytes(),
+            self.mesh.id().bytes(),
         ];
         self.mesh.send_on(conn, flags::WHISPER, payload);
     }
@@ -256,7 +256,7 @@ impl Node {
         }
         // Bounded like the key list: peers answering with pages of made-up
         // keys cannot grow a walk's memory without end.
-        if walk.steps >= MAX_WALK_STEPS || walk.keys.len() > self.mesh.cfg.max_keys {
+        if walk.steps >= MAX_WALK_STEPS || walk.keys.len() > self.mesh.config().max_keys {
             return self.end_walk(true);
         }
         self.walk_step();
@@ -266,7 +266,7 @@ impl Node {
         let w = &mut self.chord.walk;
         if let Some(walk) = w.walk.take() {
             w.failed = failed;
-            w.last = Some((self.mesh.now, walk.keys));
+            w.last = Some((self.mesh.now(), walk.keys));
         }
     }
 
@@ -276,7 +276,7 @@ impl Node {
         let Some(walk) = self.chord.walk.walk.as_ref() else {
             return;
         };
-        if self.mesh.now.saturating_sub(walk.sent_at) < WALK_STEP_TIMEOUT_MS {
+        if self.mesh.now().saturating_sub(walk.sent_at) < WALK_STEP_TIMEOUT_MS {
             return;
         }
         if walk.tries >= WALK_STEP_TRIES {
@@ -327,14 +327,14 @@ impl Node {
                 return;
             }
             match self.find_next_hop(&point).filter(|_| path.len() < super::MAX_FIND_PATH) {
-                Some(next) if !path.contains(&self.mesh.id) => {
+                Some(next) if !path.contains(self.mesh.id()) => {
                     let mut out = payload.to_vec();
-                    out.push(self.mesh.id.bytes());
+                    out.push(self.mesh.id().bytes());
                     self.mesh.send_on(next, flags::WHISPER, out);
                 }
                 _ => {
                     let (keys, more) = self.key_page(&payload[4]);
-                    let succ = self.owner_id(self.successor()).map_or(*self.mesh.id.value(), |p| *p.value());
+                    let succ = self.owner_id(self.successor()).map_or(*self.mesh.id().value(), |p| *p.value());
                     let mut out = vec![
                         Bytes::from_static(&[flags::RS2P_WALK]),
                         Bytes::from_static(KEYED),

@@ -32,10 +32,10 @@ impl Node {
         };
         let mut peers: Vec<_> = self
             .mesh
-            .routing
+            .routing()
             .iter()
             .filter(|(_, c)| **c != owner)
-            .filter(|(_, c)| self.mesh.conns.get(c).is_some_and(|c| c.handshaken && !c.ext.leeching && c.rs2p))
+            .filter(|(_, c)| self.mesh.conns().get(c).is_some_and(|c| c.handshaken && !c.ext.leeching && c.rs2p))
             .map(|(pid, c)| (distance(pid.value(), &item.1), *c))
             .collect();
         peers.sort();

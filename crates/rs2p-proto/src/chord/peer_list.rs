@@ -23,7 +23,7 @@ impl Node {
                 let pid = PeerId::parse(entry.id.as_bytes())?;
                 let rank = match gaps.and_then(|g| self.neighbour_side_within(&pid, g)) {
                     Some((after, distance)) => Listed::Neighbour { after, distance },
-                    None => match succ_gap.map(|g| (crate::ring::distance(self.mesh.id.value(), pid.value()), g)) {
+                    None => match succ_gap.map(|g| (crate::ring::distance(self.mesh.id().value(), pid.value()), g)) {
                         Some((distance, g)) if distance < g => Listed::Wanted { distance },
                         _ => Listed::Other,
                     },
@@ -37,7 +37,7 @@ impl Node {
     /// seeding peers nearest on each side (a successor list's worth each),
     /// all that its stabilisation looks for, instead of every link we hold.
     pub(crate) fn send_ring_peers(&mut self, conn: ConnId) {
-        let me = *self.mesh.id.value();
+        let me = *self.mesh.id().value();
         let r = self.successor_target();
         let mut seeding: Vec<(crate::ring::U512, ConnId)> =
             self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c)).collect();
@@ -49,7 +49,7 @@ impl Node {
         let mut list: Vec<PeerEntry> = near
             .into_iter()
             .filter_map(|c| {
-                let conn = self.mesh.conns.get(&c)?;
+                let conn = self.mesh.conns().get(&c)?;
                 let (host, port) = conn.addr.clone()?;
                 Some(PeerEntry { host, port, id: conn.peer.as_ref()?.to_string() })
             })

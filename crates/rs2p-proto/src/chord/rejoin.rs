@@ -135,17 +135,17 @@ impl Node {
     pub fn add_bootstrap(&mut self, host: &str, port: u16) {
         let addr = (host.to_owned(), port);
         let heal = &mut self.chord.rejoin;
-        if addr == self.mesh.cfg.out_addr
+        if addr == self.mesh.config().out_addr
             || heal.bootstrap.len() >= MAX_BOOTSTRAP
             || heal.bootstrap.iter().any(|p| p.addr == addr)
         {
             return;
         }
-        let min = self.mesh.cfg.heal_backoff_min_ms;
+        let min = self.mesh.config().heal_backoff_min_ms;
         heal.bootstrap.push(Probe {
             addr,
-            lost_at: self.mesh.now,
-            next_at: self.mesh.now,
+            lost_at: self.mesh.now(),
+            next_at: self.mesh.now(),
             backoff: min,
             conn: None,
             linked_at: None,
@@ -179,7 +179,7 @@ impl Node {
     /// A peer handshook: if it was lost, it is back (its entry goes once
     /// the link has held a while).
     pub(crate) fn rejoin_linked(&mut self, peer: &PeerId) {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         if let Some(p) = self.chord.rejoin.lost.get_mut(peer) {
             p.linked_at = Some(now);
         }
@@ -188,20 +188,20 @@ impl Node {
     /// Linked to a seeding peer again after being alone: one line, and the
     /// start addresses' backoff starts over for next time.
     fn back_on_ring(&mut self, via: &PeerId) {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let Some(since) = self.chord.rejoin.alone_since.take() else { return };
         self.chord.rejoin.rejoins += 1;
         let away = now.saturating_sub(since);
-        if away > self.mesh.cfg.tombstone_horizon_ms {
+        if away > self.mesh.config().tombstone_horizon_ms {
             self.away_past_horizon(away);
         }
         tracing::info!(
-            node = %self.mesh.id.short(),
+            node = %self.mesh.id().short(),
             peer = %via.short(),
             "back on the ring after {:.1} s without a seeding peer",
             away as f64 / 1000.0
         );
-        let min = self.mesh.cfg.heal_backoff_min_ms;
+        let min = self.mesh.config().heal_backoff_min_ms;
         for b in &mut self.chord.rejoin.bootstrap {
             b.backoff = min;
         }
@@ -229,15 +229,15 @@ impl Node {
 
     /// The link to a seeding peer was lost while we seed: remember it.
     pub(crate) fn rejoin_lost(&mut self, peer: PeerId, addr: Option<(String, u16)>) {
-        if self.chord.leeching || self.mesh.closed {
+        if self.chord.leeching || self.mesh.is_closed() {
             return;
         }
         let Some(addr) = addr else { return };
-        let min = self.mesh.cfg.heal_backoff_min_ms;
+        let min = self.mesh.config().heal_backoff_min_ms;
         let first = self.chord.rejoin.jitter(min);
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let heal = &mut self.chord.rejoin;
-        if heal.lost.len() >= self.mesh.cfg.max_lost_peers && !heal.lost.contains_key(&peer) {
+        if heal.lost.len() >= self.mesh.config().max_lost_peers && !heal.lost.contains_key(&peer) {
             // The one lost longest ago goes (a ring that lost that many has
             // the others to come back through).
             if let Some(oldest) =
@@ -270,7 +270,7 @@ impl Node {
 
     /// A probe's dial failed or never handshook: back off.
     pub(crate) fn probe_failed(&mut self, conn: ConnId) {
-        let (max, now) = (self.mesh.cfg.heal_backoff_max_ms, self.mesh.now);
+        let (max, now) = (self.mesh.config().heal_backoff_max_ms, self.mesh.now());
         let heal = &mut self.chord.rejoin;
         heal.draws += 1;
         let (seed, draw) = (heal.seed, heal.draws);
@@ -287,13 +287,13 @@ impl Node {
 
     /// Each tick: notice losing or regaining a place, and send the probes due.
     pub(crate) fn rejoin_tick(&mut self) {
-        if self.mesh.closed || self.chord.leeching || self.mesh.cfg.kind != crate::core::Kind::Chord {
+        if self.mesh.is_closed() || self.chord.leeching || self.mesh.config().kind != crate::core::Kind::Chord {
             return;
         }
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let paused = if self.chord.rejoin.last_tick == 0 { 0 } else { now.saturating_sub(self.chord.rejoin.last_tick) };
         self.chord.rejoin.last_tick = now;
-        if paused > self.mesh.cfg.tombstone_horizon_ms {
+        if paused > self.mesh.config().tombstone_horizon_ms {
             self.away_past_horizon(paused);
         }
         let linked = self.seeding_peers().next().is_some();
@@ -305,7 +305,7 @@ impl Node {
             (false, None) if heal.placed_once => {
                 heal.alone_since = Some(now);
                 tracing::warn!(
-                    node = %self.mesh.id.short(),
+                    node = %self.mesh.id().short(),
                     "no seeding peer linked: lost our place on the ring; rejoining through {} remembered peers and {} start addresses",
                     heal.lost.len(),
                     heal.bootstrap.len()
@@ -319,7 +319,7 @@ impl Node {
             }
             _ => {}
         }
-        let (forget, stable) = (self.mesh.cfg.heal_forget_ms, self.mesh.cfg.heal_backoff_max_ms);
+        let (forget, stable) = (self.mesh.config().heal_forget_ms, self.mesh.config().heal_backoff_max_ms);
         self.chord.rejoin.lost.retain(|_, p| {
             now.saturating_sub(p.lost_at) < forget && p.linked_at.is_none_or(|t| now.saturating_sub(t) < stable)
         });
@@ -338,7 +338,7 @@ impl Node {
         due.sort();
         if !alone {
             // Linked: one probe per `heal_probe_every_ms` at most.
-            if now.saturating_sub(self.chord.rejoin.last_probe) < self.mesh.cfg.heal_probe_every_ms {
+            if now.saturating_sub(self.chord.rejoin.last_probe) < self.mesh.config().heal_probe_every_ms {
                 due.clear();
             }
             due.truncate(1);
@@ -347,10 +347,10 @@ impl Node {
             let Some((host, port)) = self.chord.rejoin.lost.get(&pid).map(|p| p.addr.clone()) else { continue };
             match self.connect(&host, port, Some(pid.clone())) {
                 Ok(conn) => {
-                    if let Some(c) = self.mesh.conns.get_mut(&conn) {
-                        c.ext.probe = true;
-                        c.quiet = true;
+                    if let Some(c) = self.mesh.ext_mut(&conn) {
+                        c.probe = true;
                     }
+                    self.mesh.mark_quiet(conn);
                     let heal = &mut self.chord.rejoin;
                     heal.probes += 1;
                     heal.last_probe = now;
@@ -359,7 +359,7 @@ impl Node {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(node = %self.mesh.id.short(), peer = %pid.short(), "probe not sent: {e}");
+                    tracing::debug!(node = %self.mesh.id().short(), peer = %pid.short(), "probe not sent: {e}");
                     let backoff = self.chord.rejoin.lost.get(&pid).map_or(0, |p| p.backoff);
                     let wait = self.chord.rejoin.jitter(backoff);
                     if let Some(p) = self.chord.rejoin.lost.get_mut(&pid) {
@@ -379,15 +379,15 @@ impl Node {
                 let (host, port) = self.chord.rejoin.bootstrap[i].addr.clone();
                 match self.connect(&host, port, None) {
                     Ok(conn) => {
-                        if let Some(c) = self.mesh.conns.get_mut(&conn) {
-                            c.ext.probe = true;
-                            c.quiet = true;
+                        if let Some(c) = self.mesh.ext_mut(&conn) {
+                            c.probe = true;
                         }
+                        self.mesh.mark_quiet(conn);
                         self.chord.rejoin.probes += 1;
                         self.chord.rejoin.bootstrap[i].conn = Some(conn);
                     }
                     Err(e) => {
-                        tracing::debug!(node = %self.mesh.id.short(), "start address not dialed: {e}");
+                        tracing::debug!(node = %self.mesh.id().short(), "start address not dialed: {e}");
                         let wait = {
                             let b = self.chord.rejoin.bootstrap[i].backoff;
                             self.chord.rejoin.jitter(b)
@@ -403,7 +403,7 @@ impl Node {
     /// deletes are remembered: drop what we hold if
     /// `Config::drop_stale_after_horizon`, else say so loudly.
     fn away_past_horizon(&mut self, away_ms: u64) {
-        if self.mesh.cfg.drop_stale_after_horizon {
+        if self.mesh.config().drop_stale_after_horizon {
             self.drop_stale_data(away_ms);
         } else {
             self.warn_stale(away_ms);
@@ -417,7 +417,7 @@ impl Node {
             format!(
                 "away {:.1} h, longer than deletes are remembered ({:.1} h): keys the ring deleted meanwhile may come back from this node's {} items; if the rest of the ring ran meanwhile, restart it with an empty data directory (or with --drop-stale-after-horizon)",
                 away_ms as f64 / 3.6e6,
-                self.mesh.cfg.tombstone_horizon_ms as f64 / 3.6e6,
+                self.mesh.config().tombstone_horizon_ms as f64 / 3.6e6,
                 self.chord.data.total()
             ),
         );
@@ -431,10 +431,10 @@ impl Node {
     pub(crate) fn drop_stale_data(&mut self, away_ms: u64) {
         let items = self.chord.data.total();
         tracing::warn!(
-            node = %self.mesh.id.short(),
+            node = %self.mesh.id().short(),
             "away {:.1} h, longer than deletes are remembered ({:.1} h): dropping the {items} items held",
             away_ms as f64 / 3.6e6,
-            self.mesh.cfg.tombstone_horizon_ms as f64 / 3.6e6
+            self.mesh.config().tombstone_horizon_ms as f64 / 3.6e6
         );
         for m in crate::ring::HashMethod::ALL {
             for k in self.chord.data.keys(m) {

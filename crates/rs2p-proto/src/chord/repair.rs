@@ -129,7 +129,7 @@ impl Node {
     /// Schedules an urgent scan `delay_ms` from now (a later request moves
     /// it later: the ring is still changing).
     pub(crate) fn request_repair(&mut self, delay_ms: u64) {
-        let at = self.mesh.now.saturating_add(delay_ms);
+        let at = self.mesh.now().saturating_add(delay_ms);
         let r = &mut self.chord.repair;
         r.due = Some(r.due.map_or(at, |t| t.max(at)));
         r.retries = 0;
@@ -149,13 +149,13 @@ impl Node {
 
     /// Starts due scans and advances the running one; called every tick.
     pub(crate) fn repair_tick(&mut self) {
-        if self.chord.leeching || self.mesh.cfg.kind != crate::core::Kind::Chord {
+        if self.chord.leeching || self.mesh.config().kind != crate::core::Kind::Chord {
             return;
         }
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let r = &mut self.chord.repair;
         if r.next_pass == 0 {
-            r.next_pass = now.saturating_add(self.mesh.cfg.anti_entropy_ms);
+            r.next_pass = now.saturating_add(self.mesh.config().anti_entropy_ms);
         }
         // After a failure our predecessor may turn out to be a py2p node only
         // once the ring has re-linked (the scan that followed the failure saw
@@ -165,7 +165,7 @@ impl Node {
                 let pid = self.peer_of(c).cloned();
                 if !self.is_rs2p(c) && pid.is_some() && pid != self.chord.repair.pushed_to {
                     self.chord.repair.pushed_to = pid;
-                    self.request_repair(self.mesh.cfg.repair_delay_ms);
+                    self.request_repair(self.mesh.config().repair_delay_ms);
                 }
             }
         }
@@ -186,7 +186,7 @@ impl Node {
             if urgent {
                 r.due = None;
             }
-            r.next_pass = now.saturating_add(self.mesh.cfg.anti_entropy_ms);
+            r.next_pass = now.saturating_add(self.mesh.config().anti_entropy_ms);
             // A new urgent scan restarts from the first key: the ring changed.
             let urgent = urgent || r.scan.as_ref().is_some_and(|s| s.urgent);
             r.scan = Some(Scan { cursor: None, urgent });
@@ -199,7 +199,7 @@ impl Node {
             if promoted > 0 {
                 r.stats.last_restored_at = wall;
             }
-            tracing::debug!(node = %self.mesh.id.short(), urgent, "repair scan started");
+            tracing::debug!(node = %self.mesh.id().short(), urgent, "repair scan started");
         }
         self.repair_step();
     }
@@ -210,13 +210,13 @@ impl Node {
             return;
         };
         let budget = if scan.urgent {
-            self.mesh.cfg.repair_keys_per_tick
+            self.mesh.config().repair_keys_per_tick
         } else {
-            (self.mesh.cfg.repair_keys_per_tick / 10).max(1)
+            (self.mesh.config().repair_keys_per_tick / 10).max(1)
         };
         let start = scan.cursor.take();
         let mut cursor: Option<Box<[u8]>> = None;
-        let me = *self.mesh.id.value();
+        let me = *self.mesh.id().value();
         // Our arc runs from us to our successor; the predecessor's, to us.
         let succ = match self.successor() {
             Owner::Remote(c) => self.peer_of(c).map(|p| *p.value()),
@@ -275,9 +275,9 @@ impl Node {
         r.stats.scans += 1;
         if r.unsettled_in_scan && r.retries < MAX_RETRIES && r.due.is_none() {
             r.retries += 1;
-            r.due = Some(self.mesh.now.saturating_add(RETRY_MS));
+            r.due = Some(self.mesh.now().saturating_add(RETRY_MS));
         }
-        tracing::debug!(node = %self.mesh.id.short(), stats = ?r.stats, "repair scan done");
+        tracing::debug!(node = %self.mesh.id().short(), stats = ?r.stats, "repair scan done");
     }
 
     /// A repair read finished: restore or push the copies it was for.

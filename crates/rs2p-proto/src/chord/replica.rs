@@ -60,12 +60,18 @@ pub(crate) struct ReplicaState {
 impl Node {
     /// Copies a write of an item we own to our predecessor.
     pub(crate) fn replicate(&mut self, item: ItemKey, value: &Bytes, version: Version) {
-        if self.mesh.cfg.replica_depth == 0 || self.chord.replica.hold {
+        if self.mesh.config().replica_depth == 0 || self.chord.replica.hold {
             return;
         }
         if let Owner::Remote(c) = self.predecessor() {
             if self.is_rs2p(c) {
-                self.send_replica(c, item, value.clone(), self.mesh.cfg.replica_depth.min(MAX_REPLICA_DEPTH), version);
+                self.send_replica(
+                    c,
+                    item,
+                    value.clone(),
+                    self.mesh.config().replica_depth.min(MAX_REPLICA_DEPTH),
+                    version,
+                );
             }
         }
     }
@@ -108,8 +114,8 @@ impl Node {
         // item after the sender (its arc, or one further on when it passes a
         // replica along). Anything else is not ours to keep.
         let sender =
-            self.mesh.conns.get(&conn).filter(|c| !c.ext.leeching).and_then(|c| c.peer.as_ref()).map(|p| *p.value());
-        let me = *self.mesh.id.value();
+            self.mesh.conns().get(&conn).filter(|c| !c.ext.leeching).and_then(|c| c.peer.as_ref()).map(|p| *p.value());
+        let me = *self.mesh.id().value();
         let plausible = sender.is_some_and(|s| {
             crate::ring::distance(&me, &s) <= crate::ring::distance(&me, &item.1) && self.find(&item.1) != Owner::Local
         });
@@ -135,9 +141,9 @@ impl Node {
         } else if value.is_empty() {
             replicas.remove(item.0, &item.1);
             self.chord.walk.replica_keys.remove(&item);
-        } else if (replicas.len(item.0) < self.mesh.cfg.max_items || replicas.contains(item.0, &item.1))
+        } else if (replicas.len(item.0) < self.mesh.config().max_items || replicas.contains(item.0, &item.1))
             && replicas.stored_bytes().saturating_add(replicas.added_cost(item.0, &item.1, &value))
-                <= self.mesh.cfg.max_store_bytes
+                <= self.mesh.config().max_store_bytes
         {
             replicas.insert_versioned(item.0, &item.1, value.clone(), version);
             match key {
@@ -202,22 +208,22 @@ impl Node {
     /// Starts a refresh when our predecessor changed or the period came,
     /// and sends the next items of one in progress.
     pub(crate) fn replica_tick(&mut self) {
-        if self.chord.leeching || self.mesh.cfg.replica_depth == 0 {
+        if self.chord.leeching || self.mesh.config().replica_depth == 0 {
             return;
         }
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let pred = match self.predecessor() {
             Owner::Remote(c) if self.is_rs2p(c) => self.peer_of(c).cloned().map(|p| (p, c)),
             _ => None,
         };
         let r = &mut self.chord.replica;
         if r.next_refresh == 0 {
-            r.next_refresh = now.saturating_add(self.mesh.cfg.anti_entropy_ms);
+            r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
         }
         let changed = pred.as_ref().map(|(p, _)| p) != r.pred.as_ref();
         if changed || now >= r.next_refresh {
             r.pred = pred.as_ref().map(|(p, _)| p.clone());
-            r.next_refresh = now.saturating_add(self.mesh.cfg.anti_entropy_ms);
+            r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
             r.refresh = None;
             if let Some((_, conn)) = pred {
                 let mut items = Vec::new();
@@ -234,10 +240,16 @@ impl Node {
         let start = refresh.items.len().saturating_sub(REFRESH_PER_TICK);
         for item in refresh.items.split_off(start) {
             if let Some((value, version)) = self.local_entry(item) {
-                self.send_replica(refresh.to, item, value, self.mesh.cfg.replica_depth.min(MAX_REPLICA_DEPTH), version);
+                self.send_replica(
+                    refresh.to,
+                    item,
+                    value,
+                    self.mesh.config().replica_depth.min(MAX_REPLICA_DEPTH),
+                    version,
+                );
             }
         }
-        if !refresh.items.is_empty() && self.mesh.conns.contains_key(&refresh.to) {
+        if !refresh.items.is_empty() && self.mesh.conns().contains_key(&refresh.to) {
             self.chord.replica.refresh = Some(refresh);
         }
     }

@@ -19,12 +19,12 @@ impl Node {
     /// Advertised addresses (`host:port`) of the seeding peers, nearest
     /// neighbours first: where a restarted node looks for the ring.
     pub fn seeding_peer_addrs(&self) -> Vec<String> {
-        let me = self.mesh.id.value();
+        let me = self.mesh.id().value();
         let mut peers: Vec<(U512, String)> = self
             .data_storing()
             .into_iter()
             .filter_map(|(pid, conn)| {
-                let (host, port) = self.mesh.conns.get(&conn)?.addr.clone()?;
+                let (host, port) = self.mesh.conns().get(&conn)?.addr.clone()?;
                 let gap = distance(me, pid.value()).min(distance(pid.value(), me));
                 Some((gap, format!("{host}:{port}")))
             })
@@ -37,9 +37,9 @@ impl Node {
     pub fn data_storing(&self) -> Vec<(PeerId, ConnId)> {
         let mut v: Vec<(PeerId, ConnId)> = self
             .mesh
-            .routing
+            .routing()
             .iter()
-            .filter(|(_, c)| self.mesh.conns.get(c).is_some_and(|c| c.handshaken && !c.ext.leeching))
+            .filter(|(_, c)| self.mesh.conns().get(c).is_some_and(|c| c.handshaken && !c.ext.leeching))
             .map(|(p, c)| (p.clone(), *c))
             .collect();
         v.sort();
@@ -50,16 +50,16 @@ impl Node {
     /// paths: peer lists, ring-size estimates).
     pub(crate) fn seeding_peers(&self) -> impl Iterator<Item = (&PeerId, ConnId)> + '_ {
         self.mesh
-            .routing
+            .routing()
             .iter()
-            .filter(|(_, c)| self.mesh.conns.get(c).is_some_and(|c| c.handshaken && !c.ext.leeching))
+            .filter(|(_, c)| self.mesh.conns().get(c).is_some_and(|c| c.handshaken && !c.ext.leeching))
             .map(|(p, c)| (p, *c))
     }
 
     fn nearest(&self, dist: impl Fn(&U512) -> U512) -> Owner {
-        let mut best = if self.chord.leeching { None } else { Some((dist(self.mesh.id.value()), Owner::Local)) };
-        for (pid, conn) in &self.mesh.routing {
-            let Some(c) = self.mesh.conns.get(conn) else {
+        let mut best = if self.chord.leeching { None } else { Some((dist(self.mesh.id().value()), Owner::Local)) };
+        for (pid, conn) in self.mesh.routing() {
+            let Some(c) = self.mesh.conns().get(conn) else {
                 continue;
             };
             if !c.handshaken || c.ext.leeching {
@@ -77,10 +77,10 @@ impl Node {
     /// aside: the owner if we were not there.
     pub(crate) fn nearest_peer(&self, key: &U512, except: Option<ConnId>) -> Option<ConnId> {
         self.mesh
-            .routing
+            .routing()
             .iter()
             .filter(|(_, conn)| Some(**conn) != except)
-            .filter(|(_, conn)| self.mesh.conns.get(conn).is_some_and(|c| c.handshaken && !c.ext.leeching))
+            .filter(|(_, conn)| self.mesh.conns().get(conn).is_some_and(|c| c.handshaken && !c.ext.leeching))
             .min_by_key(|(pid, conn)| (distance(pid.value(), key), **conn))
             .map(|(_, conn)| *conn)
     }
@@ -98,20 +98,20 @@ impl Node {
     /// Our predecessor on the ring: the nearest node before us
     /// (py2p calls this `next`, D19).
     pub fn predecessor(&self) -> Owner {
-        let key = self.mesh.id.value().wrapping_sub(U512::from(1u64));
+        let key = self.mesh.id().value().wrapping_sub(U512::from(1u64));
         self.find(&crate::ring::reduce(&key))
     }
 
     /// Our successor on the ring: the nearest node after us (py2p's `prev`, D19).
     pub fn successor(&self) -> Owner {
-        let key = self.mesh.id.value().wrapping_add(U512::from(1u64));
+        let key = self.mesh.id().value().wrapping_add(U512::from(1u64));
         self.find_prev(&crate::ring::reduce(&key))
     }
 
     /// The id behind an [`Owner`] (our own id for `Local`).
     pub fn owner_id(&self, owner: Owner) -> Option<PeerId> {
         match owner {
-            Owner::Local => Some(self.mesh.id.clone()),
+            Owner::Local => Some(self.mesh.id().clone()),
             Owner::Remote(c) => self.peer_of(c).cloned(),
             Owner::Nobody => None,
         }
@@ -124,7 +124,7 @@ impl Node {
         if self.chord.leeching {
             return None;
         }
-        let me = self.mesh.id.value();
+        let me = self.mesh.id().value();
         let (mut succ, mut pred) = (U512::MAX, U512::MAX);
         for (p, _) in self.seeding_peers() {
             succ = succ.min(distance(me, p.value()));
@@ -138,7 +138,7 @@ impl Node {
     /// from us), else `Some((false, d))` if nearer before us than our
     /// predecessor (`d` its distance to us), `None` if neither.
     pub(crate) fn neighbour_side_within(&self, pid: &PeerId, (succ, pred): (U512, U512)) -> Option<(bool, U512)> {
-        let me = self.mesh.id.value();
+        let me = self.mesh.id().value();
         let after = distance(me, pid.value());
         let before = distance(pid.value(), me);
         if succ == U512::MAX && pred == U512::MAX {
@@ -170,7 +170,7 @@ impl Node {
             let (a, _) = &peers[i];
             let (b, b_conn) = &peers[(i + 1) % n];
             let (c, _) = &peers[(i + 2) % n];
-            if !self.mesh.conns.get(b_conn).is_some_and(|c| c.outgoing)
+            if !self.mesh.conns().get(b_conn).is_some_and(|c| c.outgoing)
                 || keep.contains(&Owner::Remote(*b_conn))
                 || self.is_structural(b, &successors)
             {

@@ -296,10 +296,10 @@ fn kind(rs2p: bool) -> &'static str {
 impl Node {
     /// What this node sees now (see [`StatusReport`]).
     pub fn status_report(&self) -> StatusReport {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let mut links: Vec<LinkStatus> = self
             .mesh
-            .conns
+            .conns()
             .values()
             .filter(|c| c.handshaken)
             .filter_map(|c| {
@@ -319,14 +319,14 @@ impl Node {
         links.sort_by(|a, b| a.id.cmp(&b.id));
         let left_out = links.len().saturating_sub(MAX_STATUS_LINKS);
         links.truncate(MAX_STATUS_LINKS);
-        let me = self.mesh.id.value();
-        let (host, port) = &self.mesh.cfg.out_addr;
+        let me = self.mesh.id().value();
+        let (host, port) = &self.mesh.config().out_addr;
         let items = HashMethod::ALL.map(|m| self.chord.data.len(m) as u64);
         // The ring: seeding peers (and us while we seed), clockwise from us.
         let mut ring: Vec<(U512, RingNode)> = self
             .seeding_peers()
             .filter_map(|(pid, conn)| {
-                let c = self.mesh.conns.get(&conn)?;
+                let c = self.mesh.conns().get(&conn)?;
                 let node = RingNode {
                     id: pid.to_string(),
                     addr: c.addr.as_ref().map_or_else(String::new, |(h, p)| format!("{h}:{p}")),
@@ -342,7 +342,7 @@ impl Node {
             ring.push((
                 *me,
                 RingNode {
-                    id: self.mesh.id.to_string(),
+                    id: self.mesh.id().to_string(),
                     addr: format!("{host}:{port}"),
                     rs2p: true,
                     position: ring_position(me),
@@ -364,9 +364,9 @@ impl Node {
             _ => None,
         };
         StatusReport {
-            id: self.mesh.id.to_string(),
+            id: self.mesh.id().to_string(),
             addr: format!("{host}:{port}"),
-            subnet: self.mesh.cfg.protocol.subnet.clone(),
+            subnet: self.mesh.config().protocol.subnet.clone(),
             seeding: !self.chord.leeching,
             items,
             keys: self.stats().keys as u64,
@@ -386,7 +386,7 @@ impl Node {
         let (state, alone_s) = match self.placement() {
             crate::chord::Placement::Linked => ("linked", 0.0),
             crate::chord::Placement::Rejoining(since) => {
-                ("rejoining", self.mesh.now.saturating_sub(since) as f64 / 1000.0)
+                ("rejoining", self.mesh.now().saturating_sub(since) as f64 / 1000.0)
             }
             crate::chord::Placement::Unplaced => ("unplaced", 0.0),
         };
@@ -404,7 +404,7 @@ impl Node {
     /// with [`Node::take_status`]. Errors: the peer is not a handshaken rs2p
     /// peer, or [`MAX_STATUS_ASKS`] requests are already waiting.
     pub fn request_status(&mut self, conn: ConnId) -> Result<(), &'static str> {
-        if !self.mesh.conns.get(&conn).is_some_and(|c| c.handshaken) {
+        if !self.mesh.conns().get(&conn).is_some_and(|c| c.handshaken) {
             return Err("not a handshaken connection");
         }
         if !self.is_rs2p(conn) {
@@ -438,24 +438,24 @@ impl Node {
     /// `[0x28, "ask"]` or `[0x28, "report", JSON]` from a peer.
     pub(crate) fn handle_status(&mut self, conn: ConnId, payload: &[Bytes]) {
         if !self.is_rs2p(conn) {
-            tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "status message from a peer without the rs2p capability: dropped");
+            tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "status message from a peer without the rs2p capability: dropped");
             return;
         }
         match payload[1].as_ref() {
             ASK => self.answer_status(conn),
             REPORT if payload.len() >= 3 => self.status_received(conn, &payload[2]),
-            _ => tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "unknown status message: dropped"),
+            _ => tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "unknown status message: dropped"),
         }
     }
 
     fn answer_status(&mut self, conn: ConnId) {
-        let second = self.mesh.now / 1000;
+        let second = self.mesh.now() / 1000;
         let window = &mut self.chord.status.window;
         if window.0 != second {
             *window = (second, 0);
         }
         if window.1 >= STATUS_ANSWERS_PER_SEC {
-            tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "status request over the rate: dropped");
+            tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "status request over the rate: dropped");
             return;
         }
         window.1 += 1;
@@ -472,7 +472,7 @@ impl Node {
         if text.len() > MAX_STATUS_BYTES {
             return;
         }
-        self.mesh.counters.status_answered += 1;
+        self.mesh.counters_mut().status_answered += 1;
         self.mesh.send_on(
             conn,
             flags::WHISPER,
@@ -482,7 +482,7 @@ impl Node {
 
     fn status_received(&mut self, conn: ConnId, text: &Bytes) {
         let Some(slot) = self.chord.status.asked.iter_mut().find(|(c, r)| *c == conn && r.is_none()) else {
-            tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "status report nobody asked for: dropped");
+            tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "status report nobody asked for: dropped");
             return;
         };
         if text.len() > MAX_STATUS_BYTES {

@@ -111,7 +111,7 @@ impl Node {
             for run in hashes.chunks(RANGE_ITEMS) {
                 let id = self.chord.sync.next_id;
                 self.chord.sync.next_id += 1;
-                let run = Run { conn, table, items: run.to_vec(), sent_at: self.mesh.now };
+                let run = Run { conn, table, items: run.to_vec(), sent_at: self.mesh.now() };
                 self.chord.sync.backlog.push_back((id, run));
             }
         }
@@ -122,7 +122,7 @@ impl Node {
     pub(crate) fn pump_sync(&mut self) {
         while self.chord.sync.inflight.len() < MAX_SYNC_INFLIGHT {
             let settled =
-                self.chord.sync.backlog.front().is_some_and(|(_, r)| self.mesh.now >= r.sent_at + SYNC_SETTLE_MS);
+                self.chord.sync.backlog.front().is_some_and(|(_, r)| self.mesh.now() >= r.sent_at + SYNC_SETTLE_MS);
             if !settled {
                 break;
             }
@@ -175,7 +175,7 @@ impl Node {
             ];
             self.chord.sync.bytes += payload.iter().map(|p| p.len() as u64 + 4).sum::<u64>();
             self.mesh.send_on(run.conn, flags::WHISPER, payload);
-            run.sent_at = self.mesh.now;
+            run.sent_at = self.mesh.now();
             self.chord.sync.inflight.insert(id, run);
         }
     }
@@ -267,7 +267,7 @@ impl Node {
 
     /// Unanswered summaries fall back to the item-by-item handoff.
     pub(crate) fn sync_tick(&mut self) {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let late: Vec<u64> = self
             .chord
             .sync

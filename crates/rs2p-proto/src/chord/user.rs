@@ -31,7 +31,7 @@ impl Node {
     }
 
     fn announce_all(&mut self) {
-        let conns: Vec<ConnId> = self.mesh.conns.iter().filter(|(_, c)| !c.dialing).map(|(id, _)| *id).collect();
+        let conns: Vec<ConnId> = self.mesh.conns().iter().filter(|(_, c)| !c.dialing).map(|(id, _)| *id).collect();
         for conn in conns {
             self.mesh.send_handshake(conn);
             self.mesh.send_peers(conn);
@@ -41,12 +41,12 @@ impl Node {
 
     /// Starts seeding: tells every connection (handshake, peers, meta + notifies).
     pub fn join(&mut self) -> Result<(), ChordError> {
-        if self.mesh.closed {
+        if self.mesh.is_closed() {
             return Err(ChordError::Closed);
         }
         if self.chord.leeching {
             // Our arc is new: what we lack may still be with its previous owner.
-            self.chord.fallback_until = self.mesh.now.saturating_add(super::FALLBACK_MS);
+            self.chord.fallback_until = self.mesh.now().saturating_add(super::FALLBACK_MS);
         }
         self.chord.leeching = false;
         self.chord.want_keys = true;
@@ -60,7 +60,7 @@ impl Node {
     /// locally only once the new owner confirms them ([`Node::handoff_pending`]).
     /// Refused, with nothing changed, when items are held and no seeding peer exists.
     pub fn unjoin(&mut self) -> Result<(), ChordError> {
-        if self.mesh.closed {
+        if self.mesh.is_closed() {
             return Err(ChordError::Closed);
         }
         let items = self.chord.item_count();
@@ -101,7 +101,7 @@ impl Node {
     /// network-wide key list): always with a py2p peer linked, else as
     /// [`crate::core::Config::key_list`] says.
     pub(crate) fn floods_keys(&self) -> bool {
-        self.mesh.cfg.key_list || self.mesh.conns.values().any(|c| c.handshaken && !c.rs2p)
+        self.mesh.config().key_list || self.mesh.conns().values().any(|c| c.handshaken && !c.rs2p)
     }
 
     fn forget_key(&mut self, key: Bytes) {
@@ -116,9 +116,14 @@ impl Node {
         // A delete-notify makes py2p drop the link (D1): only rs2p peers get one.
         let payload = vec![Bytes::from_static(&[flags::NOTIFY]), key, Bytes::from_static(b"del")];
         let id = crate::wire::message_id(&payload, self.mesh.now_secs());
-        self.mesh.recent.insert(&id, self.mesh.now_secs());
-        let targets: Vec<ConnId> =
-            self.mesh.routing.values().copied().filter(|c| self.mesh.conns.get(c).is_some_and(|c| c.rs2p)).collect();
+        self.mesh.remember_broadcast(&id);
+        let targets: Vec<ConnId> = self
+            .mesh
+            .routing()
+            .values()
+            .copied()
+            .filter(|c| self.mesh.conns().get(c).is_some_and(|c| c.rs2p))
+            .collect();
         for conn in targets {
             self.mesh.send_on(conn, flags::BROADCAST, payload.clone());
         }

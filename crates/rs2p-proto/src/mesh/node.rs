@@ -37,59 +37,59 @@ const MAX_ERROR_LEN: usize = 512;
 /// The mesh state of one node; `X` is what the protocol above keeps per
 /// connection.
 pub struct Mesh<X: PeerExt = ()> {
-    pub(crate) cfg: Config,
-    pub(crate) id: PeerId,
-    pub(crate) protocol_id: String,
-    pub(crate) conns: Map<ConnId, Conn<X>>,
+    pub(super) cfg: Config,
+    pub(super) id: PeerId,
+    pub(super) protocol_id: String,
+    pub(super) conns: Map<ConnId, Conn<X>>,
     /// Handshaken peers: id text → connection.
-    pub(crate) routing: Map<PeerId, ConnId>,
+    pub(super) routing: Map<PeerId, ConnId>,
     /// Outgoing dials made for a known id, not yet handshaken: id → connection.
-    pub(crate) dialing: Map<PeerId, ConnId>,
-    pub(crate) recent: RecentIds,
+    pub(super) dialing: Map<PeerId, ConnId>,
+    pub(super) recent: RecentIds,
     /// Sends are handed to the driver unencoded ([`Mesh::defer_encoding`]).
-    pub(crate) defer_encoding: bool,
+    pub(super) defer_encoding: bool,
     /// Route requests we made for `reply()`: request id → (created, payload to send).
-    pub(crate) route_requests: Map<String, (Time, Vec<Bytes>)>,
+    pub(super) route_requests: Map<String, (Time, Vec<Bytes>)>,
     /// Whispers waiting for a connection to finish its handshake.
-    pub(crate) deferred: Map<ConnId, Vec<Vec<Bytes>>>,
-    pub(crate) actions: VecDeque<Action>,
+    pub(super) deferred: Map<ConnId, Vec<Vec<Bytes>>>,
+    pub(super) actions: VecDeque<Action>,
     /// What the protocol above has to handle, in order (see [`Upcall`]).
-    pub(crate) upcalls: VecDeque<Upcall<X>>,
+    pub(super) upcalls: VecDeque<Upcall<X>>,
     /// Markers the protocol above adds to our handshake's capability list
     /// (chord's "no key list"), as characters.
-    pub(crate) markers: Vec<u8>,
-    pub(crate) errors: VecDeque<String>,
-    pub(crate) next_conn: u64,
-    pub(crate) next_req: u64,
-    pub(crate) now: Time,
-    pub(crate) had_peer: bool,
-    pub(crate) closed: bool,
+    pub(super) markers: Vec<u8>,
+    pub(super) errors: VecDeque<String>,
+    pub(super) next_conn: u64,
+    pub(super) next_req: u64,
+    pub(super) now: Time,
+    pub(super) had_peer: bool,
+    pub(super) closed: bool,
     /// When the link to a peer last closed: peer lists do not re-dial it for a while.
-    pub(crate) dial_backoff: Map<PeerId, Time>,
+    pub(super) dial_backoff: Map<PeerId, Time>,
     /// When the node was last ticked (a long gap means we, not our peers, were silent).
-    pub(crate) last_tick: Time,
+    pub(super) last_tick: Time,
     /// The wall clock minus `now`: `now` is monotonic and drives every
     /// protocol timer; only message timestamps and the times kept on disk
     /// (tombstones) are wall-clock times, so a stepped system clock moves
     /// those and nothing else. Set by [`Mesh::set_wall_clock`]; 0 in a
     /// simulation, where both clocks are the virtual time.
-    pub(crate) wall_offset: i64,
+    pub(super) wall_offset: i64,
     /// Addresses that failed (dial refused, or no handshake): not dialed
     /// from peer lists until their rest ends, whatever id they come with.
-    pub(crate) addr_rest: Map<(String, u16), super::AddrRest>,
+    pub(super) addr_rest: Map<(String, u16), super::AddrRest>,
     /// Rate budget of dials from peer lists: when it was last updated, and
     /// thousandths of a dial left then (a token bucket).
-    pub(crate) list_dial_budget: (Time, u64),
+    pub(super) list_dial_budget: (Time, u64),
     /// Dials started, for any reason (stats).
-    pub(crate) dials_started: u64,
+    pub(super) dials_started: u64,
     /// Event counters for the node's metrics (frames, bytes, closes, ...).
-    pub(crate) counters: Counters,
+    pub(super) counters: Counters,
     /// The hybrid logical clock: it versions the writes of the protocol
     /// above, and follows the dates of the peers' messages.
-    pub(crate) hlc: Hlc,
+    pub(super) hlc: Hlc,
     /// Broadcasts only rs2p peers may be relayed (the protocol above says
     /// which: py2p drops the link on some, §13 D1).
-    pub(crate) rs2p_only: fn(&Message) -> bool,
+    pub(super) rs2p_only: fn(&Message) -> bool,
 }
 
 impl<X: PeerExt> Mesh<X> {
@@ -147,6 +147,106 @@ impl<X: PeerExt> Mesh<X> {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    // ----- what the protocol above reads and may change -----
+
+    /// The monotonic clock as last passed in (ms).
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Every connection, with the upper layer's state of each.
+    pub(crate) fn conns(&self) -> &Map<ConnId, Conn<X>> {
+        &self.conns
+    }
+
+    /// The upper layer's state of a connection, to change.
+    pub(crate) fn ext_mut(&mut self, conn: &ConnId) -> Option<&mut X> {
+        self.conns.get_mut(conn).map(|c| &mut c.ext)
+    }
+
+    /// Marks a dial whose failure is expected (logged at debug level only).
+    pub(crate) fn mark_quiet(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.quiet = true;
+        }
+    }
+
+    /// Handshaken peers: id → connection.
+    pub(crate) fn routing(&self) -> &Map<PeerId, ConnId> {
+        &self.routing
+    }
+
+    /// The connection of a dial in progress toward `peer`, if any.
+    pub(crate) fn dialing_conn(&self, peer: &PeerId) -> Option<ConnId> {
+        self.dialing.get(peer).copied()
+    }
+
+    /// The event counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The event counters, to count an event of the layer above.
+    pub(crate) fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
+    /// The hybrid clock.
+    pub(crate) fn hlc(&self) -> &Hlc {
+        &self.hlc
+    }
+
+    /// The hybrid clock, to tick or move.
+    pub(crate) fn hlc_mut(&mut self) -> &mut Hlc {
+        &mut self.hlc
+    }
+
+    /// Remembers the id of a broadcast we send, so that its echo is dropped.
+    pub(crate) fn remember_broadcast(&mut self, id: &str) {
+        let now = self.now_secs();
+        self.recent.insert(id, now);
+    }
+
+    /// Adds a marker (a character) to our handshake's capability list.
+    pub(crate) fn add_marker(&mut self, marker: u8) {
+        self.markers.push(marker);
+    }
+
+    /// Sets which broadcasts go to rs2p peers only (see [`Mesh::rs2p_only`]).
+    pub(crate) fn set_rs2p_only(&mut self, rule: fn(&Message) -> bool) {
+        self.rs2p_only = rule;
+    }
+
+    /// The next action for the driver, if any.
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Drains every pending action.
+    pub(crate) fn drain_actions(&mut self) -> std::collections::vec_deque::Drain<'_, Action> {
+        self.actions.drain(..)
+    }
+
+    /// Route requests awaiting a response.
+    pub(crate) fn route_requests_len(&self) -> usize {
+        self.route_requests.len()
+    }
+
+    /// Errors kept for [`Mesh::status`].
+    pub(crate) fn errors_len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Remembered broadcast ids.
+    pub(crate) fn recent_len(&self) -> usize {
+        self.recent.len()
+    }
+
+    /// Dials started since the node began.
+    pub(crate) fn dials_started(&self) -> u64 {
+        self.dials_started
     }
 
     /// The next upcall for the protocol above, if any.

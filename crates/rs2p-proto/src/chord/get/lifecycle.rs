@@ -10,7 +10,7 @@ impl Node {
     pub fn get(&mut self, key: &[u8], timeout_ms: u64, now: Time) -> ReqId {
         self.mesh.set_now(now);
         let req = self.mesh.alloc_req();
-        if self.mesh.closed {
+        if self.mesh.is_closed() {
             self.mesh.emit(Event::GetDone { req, result: Err(GetError::Closed) });
             return req;
         }
@@ -22,7 +22,7 @@ impl Node {
     /// `repair.rs`). It may finish before this returns (tables we own
     /// answer at once): the caller registers `req` first.
     pub(crate) fn internal_get(&mut self, req: ReqId, key: &[u8]) {
-        self.start_get(req, key, self.mesh.now.saturating_add(self.mesh.cfg.get_timeout_ms), true);
+        self.start_get(req, key, self.mesh.now().saturating_add(self.mesh.config().get_timeout_ms), true);
     }
 
     fn start_get(&mut self, req: ReqId, key: &[u8], deadline: Time, internal: bool) {
@@ -37,7 +37,7 @@ impl Node {
             recheck_at: None,
             internal,
             held_back: if internal { [false; 5] } else { self.second_wave(&items) },
-            started: self.mesh.now,
+            started: self.mesh.now(),
         };
         self.gets.gets.insert(req, g);
         self.ask_tables(req);
@@ -59,7 +59,7 @@ impl Node {
         let mut order: Vec<usize> = (0..5).collect();
         order.sort_by_key(|&i| cost(&owners[i]));
         let mut held = [false; 5];
-        for &i in &order[self.mesh.cfg.get_first_wave.clamp(3, 5)..] {
+        for &i in &order[self.mesh.config().get_first_wave.clamp(3, 5)..] {
             held[i] = true;
         }
         held
@@ -98,7 +98,7 @@ impl Node {
 
     /// Acts on what a get's answers call for ([`GetReq::step`]).
     pub(crate) fn check_get(&mut self, req: ReqId) {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         let Some(g) = self.gets.gets.get(&req) else {
             return;
         };
@@ -121,10 +121,10 @@ impl Node {
         let churn = now < self.chord.fallback_until;
         let (step, notes) = g.step(now, churn, |item| !self.second_opinions(item).is_empty());
         if notes.version_conflict {
-            self.mesh.counters.conflict(Conflict::GetVersions);
+            self.mesh.counters_mut().conflict(Conflict::GetVersions);
         }
         if notes.disagreement {
-            self.mesh.counters.disagreements += 1;
+            self.mesh.counters_mut().disagreements += 1;
         }
         match step {
             GetStep::Done(result) => self.mesh.emit(Event::GetDone { req, result }),

@@ -89,7 +89,7 @@ impl Node {
     /// Registers `waiter` for `item`'s answer and asks `conn` for it: a
     /// retrieve, or a peek (answered from `conn`'s own table, rs2p only).
     fn await_answer(&mut self, item: ItemKey, waiter: Waiter, conn: ConnId, peek: bool) {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         if let Some(p) = self.gets.pending.get_mut(&item) {
             if !p.waiters.contains(&waiter) {
                 p.waiters.push(waiter);
@@ -103,8 +103,10 @@ impl Node {
             // Retrieves peers make us forward stop short of the bound: the
             // rest is kept for this node's own gets, handoffs and repairs.
             let bound = match waiter {
-                Waiter::Remote(_) => self.mesh.cfg.max_pending - self.mesh.cfg.max_pending / LOCAL_RESERVE_DIV,
-                _ => self.mesh.cfg.max_pending,
+                Waiter::Remote(_) => {
+                    self.mesh.config().max_pending - self.mesh.config().max_pending / LOCAL_RESERVE_DIV
+                }
+                _ => self.mesh.config().max_pending,
             };
             if self.gets.pending.len() >= bound {
                 self.mesh.record_error(None, "too many retrieves pending: lookup dropped".to_owned());
@@ -135,7 +137,7 @@ impl Node {
     /// for a lookup that missed here. Not for our own handoff checks, never
     /// back to the asker, and only an rs2p peer.
     fn previous_owner(&self, item: ItemKey, waiter: Waiter, from: Option<ConnId>) -> Option<ConnId> {
-        if self.mesh.now >= self.chord.fallback_until || !matches!(waiter, Waiter::Local(_) | Waiter::Remote(_)) {
+        if self.mesh.now() >= self.chord.fallback_until || !matches!(waiter, Waiter::Local(_) | Waiter::Remote(_)) {
             return None;
         }
         // Only rs2p peers can be peeked at (py2p would route a retrieve back to us).
@@ -173,7 +175,7 @@ impl Node {
         match waiter {
             Waiter::Local(_) => self.deliver(item, waiter, Answer::Unavailable),
             Waiter::Remote(conn) => {
-                tracing::debug!(node = %self.mesh.id.short(), conn = conn.0, "no owner reachable: retrieve left unanswered");
+                tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "no owner reachable: retrieve left unanswered");
             }
             // Our own checks: nothing is confirmed (a handoff is retried, a delete waits).
             Waiter::Handoff | Waiter::DeleteIfHeld(_) => self.deliver(item, waiter, Answer::Unavailable),

@@ -9,7 +9,7 @@ use crate::core::{ConnId, Event, GetError, ReqId};
 impl Node {
     /// Retries and expiry of lookups; called from the node's tick.
     pub(crate) fn get_tick(&mut self) {
-        let now = self.mesh.now;
+        let now = self.mesh.now();
         self.prune_peeks();
         let hedge: Vec<ReqId> = self
             .gets
@@ -42,7 +42,7 @@ impl Node {
                 }
             }
         }
-        let limit = self.mesh.cfg.get_timeout_ms.max(1_000);
+        let limit = self.mesh.config().get_timeout_ms.max(1_000);
         let mut dead = Vec::new();
         let mut resend = Vec::new();
         for (item, p) in &mut self.gets.pending {

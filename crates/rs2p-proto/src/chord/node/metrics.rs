@@ -58,10 +58,10 @@ impl Node {
     /// The node's counters, sizes, links and bounds at this moment.
     pub fn metrics(&self) -> NodeMetrics {
         let mut links: LinksByKind = Default::default();
-        for c in self.mesh.conns.values().filter(|c| c.handshaken) {
+        for c in self.mesh.conns().values().filter(|c| c.handshaken) {
             links[usize::from(c.rs2p)][usize::from(!c.ext.leeching)][usize::from(c.outgoing)] += 1;
         }
-        let cfg = &self.mesh.cfg;
+        let cfg = &self.mesh.config();
         let as_u64 = |n: usize| n as u64;
         let bounds = vec![
             ("max_connections", as_u64(cfg.max_connections)),
@@ -75,14 +75,14 @@ impl Node {
             ("max_frame", as_u64(cfg.max_frame)),
         ];
         NodeMetrics {
-            counters: self.mesh.counters,
+            counters: *self.mesh.counters(),
             stats: self.stats(),
             bounds,
             items_per_table: HashMethod::ALL.map(|m| self.chord.data.len(m)),
             value_bytes_per_table: HashMethod::ALL.map(|m| self.chord.data.table_value_bytes(m)),
             tombstones: self.chord.keys.tombstone_count(),
             links,
-            awaiting: self.mesh.conns.values().filter(|c| !c.handshaken).count(),
+            awaiting: self.mesh.conns().values().filter(|c| !c.handshaken).count(),
             seeding: !self.chord.leeching,
             has_predecessor: matches!(self.predecessor(), Owner::Remote(_)),
             has_successor: matches!(self.successor(), Owner::Remote(_)),

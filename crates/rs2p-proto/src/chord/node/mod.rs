@@ -46,18 +46,18 @@ impl Node {
     pub fn new(cfg: Config, now: Time) -> Node {
         let seed = cfg.seed;
         let mut mesh = Mesh::new(cfg, now);
-        if mesh.cfg.kind == Kind::Chord && !mesh.cfg.key_list {
+        if mesh.config().kind == Kind::Chord && !mesh.config().key_list {
             // Peers learn from our handshake that our `keys()` walks the ring.
-            mesh.markers.push(crate::chord::NO_KEY_LIST_MARKER);
+            mesh.add_marker(crate::chord::NO_KEY_LIST_MARKER);
         }
         // py2p drops the link on a relayed delete-notify (§13 D1).
-        mesh.rs2p_only = crate::chord::is_delete_notify;
+        mesh.set_rs2p_only(crate::chord::is_delete_notify);
         Node { mesh, chord: ChordState::with_seed(seed), gets: GetState::with_seed(seed) }
     }
 
     /// True on a chord node (a plain mesh node hands every message to the application).
     fn is_chord(&self) -> bool {
-        self.mesh.cfg.kind == Kind::Chord
+        self.mesh.config().kind == Kind::Chord
     }
 
     // ----- what the mesh passes up -----
@@ -109,15 +109,15 @@ impl Node {
     /// A peer's handshake was processed on `conn`.
     fn on_linked(&mut self, conn: ConnId, peer: PeerId, first: bool, capabilities: &[u8]) {
         let rs2p = self.mesh.is_rs2p(conn);
-        let now = self.mesh.now;
-        let Some(c) = self.mesh.conns.get_mut(&conn) else {
+        let now = self.mesh.now();
+        let Some(c) = self.mesh.ext_mut(&conn) else {
             return;
         };
-        c.ext.no_key_list = rs2p && crate::mesh::has_marker(capabilities, crate::chord::NO_KEY_LIST_MARKER);
+        c.no_key_list = rs2p && crate::mesh::has_marker(capabilities, crate::chord::NO_KEY_LIST_MARKER);
         if first {
-            c.ext.keys_out_since = now;
+            c.keys_out_since = now;
         }
-        if c.ext.probe {
+        if c.probe {
             self.probe_done(conn, true);
         }
         self.rejoin_linked(&peer);
@@ -141,7 +141,7 @@ impl Node {
         if c.handshaken && !c.ext.leeching {
             self.seeder_vanished();
         }
-        if self.mesh.closed {
+        if self.mesh.is_closed() {
             return;
         }
         // py2p asks its remaining peers for their peer lists after every
@@ -160,7 +160,7 @@ impl Node {
     /// forgotten: if it was a seeding ring neighbour, the peer and its
     /// address, to be probed again.
     fn lost_neighbour(&self, conn: ConnId) -> Option<(PeerId, Option<(String, u16)>)> {
-        let c = self.mesh.conns.get(&conn)?;
+        let c = self.mesh.conns().get(&conn)?;
         let peer = c.peer.clone()?;
         (c.handshaken && !c.ext.leeching && self.is_ring_neighbour(&peer)).then(|| (peer, c.addr.clone()))
     }
@@ -171,8 +171,9 @@ impl Node {
     pub(crate) fn next_version(&mut self) -> Version {
         // The id's low 64 bits (ids are 384-bit hashes: the high bytes of
         // the 512-bit integer are zero).
-        let writer = self.mesh.id.value().as_limbs()[0];
-        Version { hlc: self.mesh.hlc.tick(self.mesh.wall_now()), writer }
+        let writer = self.mesh.id().value().as_limbs()[0];
+        let wall = self.mesh.wall_now();
+        Version { hlc: self.mesh.hlc_mut().tick(wall), writer }
     }
 
     /// Takes in a version from the wire: false (refused, counted and
@@ -181,11 +182,11 @@ impl Node {
         if v.is_zero() {
             return true;
         }
-        let (wall, skew) = (self.mesh.wall_now(), self.mesh.cfg.max_clock_skew_ms);
-        if self.mesh.hlc.observe(v.hlc, wall, skew) {
+        let (wall, skew) = (self.mesh.wall_now(), self.mesh.config().max_clock_skew_ms);
+        if self.mesh.hlc_mut().observe(v.hlc, wall, skew) {
             return true;
         }
-        self.mesh.counters.versions_refused += 1;
+        self.mesh.counters_mut().versions_refused += 1;
         let ahead = v.wall_ms().saturating_sub(wall);
         self.mesh.record_error(
             None,
@@ -198,19 +199,19 @@ impl Node {
 
     /// The last version this node issued or saw (its hybrid clock).
     pub fn clock(&self) -> Version {
-        Version { hlc: self.mesh.hlc.last(), writer: 0 }
+        Version { hlc: self.mesh.hlc().last(), writer: 0 }
     }
 
     // ----- what the node is -----
 
     /// This node's id.
     pub fn id(&self) -> &PeerId {
-        &self.mesh.id
+        self.mesh.id()
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &Config {
-        &self.mesh.cfg
+        self.mesh.config()
     }
 
     /// The next action for the driver, if any.
@@ -218,13 +219,13 @@ impl Node {
         // A user call (leave, a store past the bound) may have closed links:
         // chord hears of it before the driver acts.
         self.pump();
-        self.mesh.actions.pop_front()
+        self.mesh.poll_action()
     }
 
     /// Drains every pending action.
     pub fn drain_actions(&mut self) -> std::collections::vec_deque::Drain<'_, Action> {
         self.pump();
-        self.mesh.actions.drain(..)
+        self.mesh.drain_actions()
     }
 
     /// `"Nominal"` when nothing went wrong, otherwise the recent errors.
@@ -234,7 +235,7 @@ impl Node {
 
     /// The monotonic clock as last passed in (ms).
     pub fn now_ms(&self) -> Time {
-        self.mesh.now
+        self.mesh.now()
     }
 
     /// Milliseconds since the epoch by the wall clock (see [`Node::set_wall_clock`]).
@@ -319,7 +320,7 @@ impl Node {
 
     /// A receive side for a new connection (see [`ConnReader`]).
     pub fn reader(&self, conn: ConnId) -> ConnReader {
-        ConnReader::new(FrameDecoder::new(self.mesh.cfg.max_frame), self.mesh.decode_context(conn))
+        ConnReader::new(FrameDecoder::new(self.mesh.config().max_frame), self.mesh.decode_context(conn))
     }
 
     // ----- driver entry points -----
@@ -388,7 +389,7 @@ impl Node {
     ) -> Option<DecodeContext> {
         let before = self.mesh.frames_read(conn, bytes, pending, now)?;
         for frame in frames {
-            if !self.mesh.conns.contains_key(&conn) {
+            if !self.mesh.conns().contains_key(&conn) {
                 self.pump();
                 return None;
             }
@@ -480,8 +481,8 @@ impl Node {
     /// Closes the connection to a peer. The peer is not dialed again to
     /// rejoin the ring (`chord/rejoin.rs`): the user chose to drop it.
     pub fn disconnect(&mut self, peer: &PeerId) -> bool {
-        let conn = self.mesh.conn_of(peer).or_else(|| self.mesh.dialing.get(peer).copied());
-        let addr = conn.and_then(|c| self.mesh.conns.get(&c)).and_then(|c| c.addr.clone());
+        let conn = self.mesh.conn_of(peer).or_else(|| self.mesh.dialing_conn(peer));
+        let addr = conn.and_then(|c| self.mesh.conns().get(&c)).and_then(|c| c.addr.clone());
         if conn.is_some() {
             self.forget_for_rejoin(peer, addr);
         }

@@ -54,12 +54,12 @@ impl Node {
     /// Current sizes.
     pub fn stats(&self) -> NodeStats {
         NodeStats {
-            connections: self.mesh.conns.len(),
-            peers: self.mesh.routing.len(),
-            awaiting: self.mesh.conns.values().filter(|c| !c.handshaken).count(),
-            buffered_bytes: self.mesh.conns.values().map(|c| c.buffered()).sum(),
-            recent_ids: self.mesh.recent.len(),
-            route_requests: self.mesh.route_requests.len(),
+            connections: self.mesh.conns().len(),
+            peers: self.mesh.routing().len(),
+            awaiting: self.mesh.conns().values().filter(|c| !c.handshaken).count(),
+            buffered_bytes: self.mesh.conns().values().map(|c| c.buffered()).sum(),
+            recent_ids: self.mesh.recent_len(),
+            route_requests: self.mesh.route_requests_len(),
             pending_retrieves: self.gets.pending_len(),
             gets: self.gets.gets_len(),
             keys: if self.walks_keys() { self.walked_len() } else { self.chord.keys.len() },
@@ -72,8 +72,8 @@ impl Node {
             replicas: self.chord.replicas.total(),
             replica_bytes: self.chord.replicas.stored_bytes(),
             handoff_pending: self.chord.handoff.len(),
-            errors: self.mesh.errors.len(),
-            dials_started: self.mesh.dials_started,
+            errors: self.mesh.errors_len(),
+            dials_started: self.mesh.dials_started(),
         }
     }
 }
