@@ -6,12 +6,13 @@
 //! Every node is an `rs2p node` process owned by a guard; waits are bounded
 //! polls of `rs2p export` through each node.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use support::cli::*;
+use support::wait;
 
 /// Budget for the survivors to serve every key again after a crash: the
 /// failure is seen at once (the kernel resets the dead process's links),
@@ -62,7 +63,9 @@ fn export_matches_but(peer: &str, tag: &str, want: &[String], lost: &[String]) -
 
 fn every_key_through(nodes: &[&Node], tag: &str, want: &[String], what: &str) {
     for n in nodes {
-        eventually(&format!("{what}: every key through {}", n.addr), RECOVERY, || export_matches(&n.addr, tag, want));
+        wait::until_ok(&format!("{what}: every key through {}", n.addr), RECOVERY, || {
+            export_matches(&n.addr, tag, want)
+        });
     }
 }
 
@@ -160,7 +163,7 @@ fn a_mixed_ring_recovers_from_an_rs2p_crash() {
     victim.signal("KILL");
     drop(victim);
     for n in &nodes {
-        eventually(&format!("every key through {} after the SIGKILL", n.addr), RECOVERY, || {
+        wait::until_ok(&format!("every key through {} after the SIGKILL", n.addr), RECOVERY, || {
             export_matches_but(&n.addr, "mixed", &kept, &lost)
         });
     }

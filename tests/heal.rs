@@ -9,7 +9,7 @@
 //! clients (`rs2p status --json`, `get`, `export`); the pause itself is held
 //! for [`PAUSE`] while polling that the node stays cut off.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::*;
+use support::wait;
 
 /// How long a node is kept stopped: twice the 6 s after which its peers
 /// close the links of a peer that answers no keepalive.
@@ -94,7 +95,7 @@ fn poll<T>(deadline: Instant, mut f: impl FnMut() -> Result<T, String>) -> Resul
 /// the stopped nodes `gone`: they missed the keepalives and were dropped.
 fn wait_until_cut_off(running: &[&Node], gone: &[&str]) {
     for n in running {
-        eventually(&format!("{} to drop its links to the stopped nodes", n.addr), CUT, || {
+        wait::until_ok(&format!("{} to drop its links to the stopped nodes", n.addr), CUT, || {
             let st = status(&n.addr)?;
             let links = link_ids(&st);
             let (pred, succ) = ring_neighbours(&st);

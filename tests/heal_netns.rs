@@ -10,7 +10,7 @@
 //! `RS2P_REQUIRE_NETNS=1` (CI), which makes that a failure. Every process
 //! is killed and every namespace deleted at the end, also on failure.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::path::PathBuf;
 use std::thread;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use support::cli::*;
 use support::netns::{lab_or_skip, Lab};
+use support::wait;
 
 /// Budget for each side to drop its links across the cut.
 const CUT: Duration = Duration::from_secs(30);
@@ -153,7 +154,9 @@ fn a_ring_cut_in_two_across_six_hosts_heals_to_the_latest_writes() {
     ring.step(&format!("six nodes up: {:?}", ring.nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>()));
     ring.client(0, &["set", "probe-netns", "linked"], CLIENT_LIMIT).expect_quiet_ok();
     for i in 0..6 {
-        eventually(&format!("probe-netns through host {i}"), SETTLE, || ring.reads(i, "probe-netns", Some("linked")));
+        wait::until_ok(&format!("probe-netns through host {i}"), SETTLE, || {
+            ring.reads(i, "probe-netns", Some("linked"))
+        });
     }
     let part = |i: usize| format!("part-{i:03}");
     let first: Vec<(String, String)> = (0..300).map(|i| (part(i), format!("first {i}"))).collect();
@@ -163,7 +166,7 @@ fn a_ring_cut_in_two_across_six_hosts_heals_to_the_latest_writes() {
     lab.split(&SIDE_B);
     let split_at = Instant::now();
     for i in 0..6 {
-        eventually(&format!("host {i} to drop its links across the cut"), CUT, || ring.cut(i));
+        wait::until_ok(&format!("host {i} to drop its links across the cut"), CUT, || ring.cut(i));
     }
     ring.step("cut: each side dropped its links to the other");
 
