@@ -138,3 +138,41 @@ fn check_tool(what: &str, out: std::io::Result<Output>) -> Result<(), String> {
         String::from_utf8_lossy(&out.stderr)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn default_dir_is_in_the_target_dir_of_the_test() {
+        let target = target_dir().expect("a test binary runs from a cargo target directory");
+        assert_eq!(default_dir(), target.join("tmp").join(VENV_NAME));
+    }
+
+    /// While another holder has the lock, `ensure` waits for it, then finds
+    /// the venv that holder completed instead of building a second one.
+    #[test]
+    fn ensure_waits_for_the_lock_holder_and_takes_its_venv() {
+        let parent = std::env::temp_dir().join(format!("rs2p-venv-lock-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&parent);
+        let venv = parent.join("venv");
+        fs::create_dir_all(&venv).unwrap();
+        let lock = File::create(parent.join("venv.lock")).unwrap();
+        lock.lock().unwrap();
+        let start = Instant::now();
+        let waiter = {
+            let venv = venv.clone();
+            std::thread::spawn(move || (ensure(&venv), start.elapsed()))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "ensure did not wait for the lock");
+        fs::write(venv.join(READY_MARKER), "test\n").unwrap();
+        drop(lock);
+        let (got, waited) = waiter.join().unwrap();
+        assert_eq!(got, Ok(python(&venv)));
+        assert!(waited >= Duration::from_millis(300), "returned after {waited:?}");
+        assert!(venv.join(READY_MARKER).exists(), "the completed venv was rebuilt");
+        fs::remove_dir_all(&parent).unwrap();
+    }
+}
