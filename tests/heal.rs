@@ -246,12 +246,7 @@ fn a_paused_node_rejoins_and_serves_the_latest_writes() {
 fn two_paused_nodes_of_eight_rejoin_and_export_the_current_data() {
     let dir = Scratch::new("two");
     let t0 = Instant::now();
-    let first = Node::start(&["--join"]);
-    let mut nodes = vec![first];
-    for _ in 1..8 {
-        let n = Node::start(&["--join", "--connect", &nodes[0].addr]);
-        nodes.push(n);
-    }
+    let nodes = joined_ring(8);
     ring_is_linked(&nodes.iter().collect::<Vec<_>>(), "probe-heal-two");
     let key = |i: usize| format!("heal8-{i:04}");
     let v1: Vec<(String, String)> = (0..2000).map(|i| (key(i), format!("first {i}"))).collect();
@@ -325,11 +320,9 @@ fn two_paused_nodes_of_eight_rejoin_and_export_the_current_data() {
 #[test]
 fn import_and_export_end_by_their_timeout_when_no_peer_answers() {
     let dir = Scratch::new("timeout");
-    let a = Node::start(&["--join"]);
-    let others: Vec<Node> = (0..5).map(|_| Node::start(&["--join", "--connect", &a.addr])).collect();
-    let mut ring = vec![&a];
-    ring.extend(others.iter());
-    ring_is_linked(&ring, "probe-heal-timeout");
+    let nodes = joined_ring(6);
+    let (a, others) = nodes.split_first().expect("six nodes");
+    ring_is_linked(&nodes.iter().collect::<Vec<_>>(), "probe-heal-timeout");
     let pairs: Vec<(String, String)> = (0..2000).map(|i| (format!("bound-{i:04}"), format!("value {i}"))).collect();
     import(&dir, "first", &pairs, &a.addr);
     let input = dir.join("again.tsv");
@@ -359,7 +352,7 @@ fn import_and_export_end_by_their_timeout_when_no_peer_answers() {
     // sets and the gets that confirm them there.
     let import =
         rs2p_limit(&["import", input.to_str().unwrap(), "--peer", &a.addr, "--timeout", &t], Duration::from_secs(300));
-    wait_until_cut_off(&[&a], &others.iter().map(|n| n.id.as_str()).collect::<Vec<_>>());
+    wait_until_cut_off(&[a], &others.iter().map(|n| n.id.as_str()).collect::<Vec<_>>());
     let export = rs2p_limit(&["export", "--peer", &a.addr, "--timeout", &t], Duration::from_secs(300));
     check(&import);
     check(&export);
@@ -397,20 +390,17 @@ fn faketime() -> Option<PathBuf> {
 fn clocks_two_minutes_apart_agree_on_every_key() {
     let Some(faketime) = faketime() else { return };
     let t0 = Instant::now();
-    let first = Node::start(&["--join"]);
-    let mut nodes = vec![first];
-    for i in 1..5 {
-        let connect = nodes[0].addr.clone();
-        let args = ["node", "--bind", "127.0.0.1:0", "--join", "--connect", &connect];
-        let node = if i >= 3 {
+    let nodes = ring(5, |i, first| {
+        let Some(connect) = first else { return Node::start(&["--join"]) };
+        let args = ["node", "--bind", "127.0.0.1:0", "--join", "--connect", connect];
+        if i >= 3 {
             let mut cmd = rs2p_command(&args);
             cmd.env("LD_PRELOAD", &faketime).env("FAKETIME", "+120s");
             Node::start_command(cmd, format!("FAKETIME=+120s rs2p {}", args.join(" ")), &["--join"])
         } else {
-            Node::start(&["--join", "--connect", &connect])
-        };
-        nodes.push(node);
-    }
+            Node::start(&["--join", "--connect", connect])
+        }
+    });
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let refs: Vec<&Node> = nodes.iter().collect();
     ring_is_linked(&refs, &addrs[0]);

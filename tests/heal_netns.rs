@@ -145,12 +145,10 @@ fn a_ring_cut_in_two_across_six_hosts_heals_to_the_latest_writes() {
     // Declared first, dropped last: the nodes die before their namespaces.
     let Some(lab) = lab_or_skip("heal_netns", 6) else { return };
     let mut ring = Ring { lab: &lab, nodes: Vec::new(), dir: scratch(), t0: Instant::now() };
-    let seed_node = lab.start_node(0, &["--join"]);
-    let seed = seed_node.addr.clone();
-    ring.nodes.push(seed_node);
-    for i in 1..6 {
-        ring.nodes.push(lab.start_node(i, &["--join", "--connect", &seed]));
-    }
+    ring.nodes = support::cli::ring(6, |i, first| match first {
+        None => lab.start_node(i, &["--join"]),
+        Some(seed) => lab.start_node(i, &["--join", "--connect", seed]),
+    });
     ring.step(&format!("six nodes up: {:?}", ring.nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>()));
     ring.client(0, &["set", "probe-netns", "linked"], CLIENT_LIMIT).expect_quiet_ok();
     for i in 0..6 {

@@ -486,6 +486,34 @@ pub fn py2p_seeding() -> Py2pNode {
     py
 }
 
+// ---------------------------------------------------------------------------
+// Rings of processes
+// ---------------------------------------------------------------------------
+
+/// `n` nodes started one after the other: node 0 by `start(0, None)`, every
+/// other one by `start(i, Some(ADDR))`, ADDR the first node's address (for
+/// its `--connect`). Returns them in that order; callers check the ring is
+/// linked (e.g. [`ring_is_linked`]).
+pub fn ring(n: usize, mut start: impl FnMut(usize, Option<&str>) -> Node) -> Vec<Node> {
+    let mut nodes = Vec::with_capacity(n);
+    let mut first: Option<String> = None;
+    for i in 0..n {
+        let node = start(i, first.as_deref());
+        first.get_or_insert_with(|| node.addr.clone());
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// [`ring`] of `n` plain `rs2p node --join` on 127.0.0.1, each but the first
+/// with `--connect FIRST`.
+pub fn joined_ring(n: usize) -> Vec<Node> {
+    ring(n, |_, first| match first {
+        None => Node::start(&["--join"]),
+        Some(addr) => Node::start(&["--join", "--connect", addr]),
+    })
+}
+
 /// A TCP proxy for one connection that drops the first `drop` store frames
 /// going from the client to `target` (and passes everything else through).
 pub struct StoreDroppingProxy {
