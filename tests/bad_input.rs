@@ -149,16 +149,14 @@ impl Net {
 
 /// Reads `key` on `s` until it gives `want` (a set is fire-and-forget).
 async fn read_back(s: &ChordSocket, key: &str, want: &str) {
-    let deadline = Instant::now() + PATIENT;
-    let mut last = None;
-    while Instant::now() < deadline {
+    let what = format!("{key} to read back as {want:?}");
+    wait::until_ok_async(&what, PATIENT, wait::POLL, || async move {
         match s.get_timeout(key, Duration::from_secs(2)).await {
-            Ok(v) if v == want.as_bytes() => return,
-            other => last = Some(other),
+            Ok(v) if v == want.as_bytes() => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{key} never read back as {want:?}; last answer {last:?}");
+    })
+    .await
 }
 
 // ----- the attacker: a raw TCP client -----

@@ -78,17 +78,11 @@ fn step(t0: Instant, what: &str) {
     println!("heal: [{:5.1} s] {what}", t0.elapsed().as_secs_f64());
 }
 
-/// Polls `f` until it returns `Ok` or `deadline` passes (tried at least
-/// once); the last error otherwise. Unlike [`eventually`] it does not panic,
-/// so that a test can report every condition that failed.
-fn poll<T>(deadline: Instant, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
-    loop {
-        match f() {
-            Ok(v) => return Ok(v),
-            Err(last) if Instant::now() >= deadline => return Err(last),
-            Err(_) => thread::sleep(Duration::from_millis(200)),
-        }
-    }
+/// Polls `f` every 200 ms until it returns `Ok` or `deadline` passes; the
+/// last error otherwise. Unlike [`wait::until_ok`] it does not panic, so that
+/// a test can report every condition that failed.
+fn poll<T>(deadline: Instant, f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    wait::ok_by(deadline, Duration::from_millis(200), f)
 }
 
 /// Waits until no node of `running` has a link to, or a neighbour among,

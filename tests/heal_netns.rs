@@ -124,15 +124,9 @@ impl Ring<'_> {
     }
 }
 
-/// Polls `f` until `Ok` or `deadline` (tried at least once); the last error.
-fn poll(deadline: Instant, mut f: impl FnMut() -> Result<(), String>) -> Result<(), String> {
-    loop {
-        match f() {
-            Ok(()) => return Ok(()),
-            Err(last) if Instant::now() >= deadline => return Err(last),
-            Err(_) => thread::sleep(Duration::from_millis(200)),
-        }
-    }
+/// Polls `f` every 200 ms until `Ok` or `deadline`; the last error.
+fn poll(deadline: Instant, f: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    wait::ok_by(deadline, Duration::from_millis(200), f)
 }
 
 /// Six hosts, 300 keys; cut 3 | 3 for 20 s while each side writes keys of

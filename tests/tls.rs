@@ -63,14 +63,13 @@ async fn never_link(a: &ChordSocket, b: &ChordSocket, what: &str) {
 
 /// A get that must come back with `value` within the budget.
 async fn get_eventually(s: &ChordSocket, key: &str, value: &str) {
-    let deadline = Instant::now() + BUDGET;
-    loop {
+    wait::until_ok_async(&format!("get {key}"), BUDGET, Duration::from_millis(100), || async move {
         match s.get_timeout(key, Duration::from_secs(2)).await {
-            Ok(v) if v == value.as_bytes() => return,
-            other if Instant::now() >= deadline => panic!("get {key}: {other:?}"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(v) if v == value.as_bytes() => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-    }
+    })
+    .await
 }
 
 fn fingerprint(id: &TlsIdentity) -> [u8; 32] {

@@ -8,7 +8,8 @@
 //!   itself async (asks a py2p process, awaits a socket).
 //! * [`until_ok`] (blocking) polls a fallible check, for tests driving
 //!   processes from plain threads; it returns the check's value and fails
-//!   with the check's last error.
+//!   with the check's last error. [`ok_by`] is the same wait returning the
+//!   last error instead, and [`until_ok_async`] takes an async check.
 //!
 //! Conditions are always tried once more at (or after) the deadline, so a
 //! condition that holds in time is never reported as timed out.
@@ -75,15 +76,38 @@ where
 /// Runs `check` every [`POLL_BLOCKING`] (sleeping the thread) until it
 /// returns `Ok`, for at most `limit`; then panics naming `what` with the last
 /// error.
-pub fn until_ok<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + limit;
+pub fn until_ok<T>(what: &str, limit: Duration, check: impl FnMut() -> Result<T, String>) -> T {
+    ok_by(Instant::now() + limit, POLL_BLOCKING, check)
+        .unwrap_or_else(|last| panic!("{what}: still not true after {limit:?}; last attempt: {last}"))
+}
+
+/// Runs `check` every `every` (sleeping the thread) until it returns `Ok`
+/// or `deadline` passes (tried at least once); then its last error. For a
+/// test that reports every condition that failed instead of the first.
+pub fn ok_by<T>(deadline: Instant, every: Duration, mut check: impl FnMut() -> Result<T, String>) -> Result<T, String> {
     loop {
         match check() {
+            Ok(v) => return Ok(v),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => thread::sleep(every),
+        }
+    }
+}
+
+/// [`until_ok`] for an async check, run every `every`.
+pub async fn until_ok_async<T, F, Fut>(what: &str, limit: Duration, every: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
             Ok(v) => return v,
             Err(last) if Instant::now() >= deadline => {
                 panic!("{what}: still not true after {limit:?}; last attempt: {last}")
             }
-            Err(_) => thread::sleep(POLL_BLOCKING),
+            Err(_) => tokio::time::sleep(every).await,
         }
     }
 }
