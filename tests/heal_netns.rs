@@ -1,5 +1,5 @@
 //! Heal across a real partition: six `rs2p node` processes on six hosts
-//! (Linux network namespaces on one switch, tests/support/netns.rs) are cut
+//! (Linux network namespaces on one switch, crates/rs2p-test-support/src/netns.rs) are cut
 //! 3 | 3 by moving three hosts to another bridge, written to on both sides,
 //! and joined again. Nothing is refused while cut (packets are dropped, as
 //! when a link fails): each side has to find out by itself, and after the
