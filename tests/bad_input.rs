@@ -14,7 +14,7 @@
 //!
 //! Conditions are polled with deadlines; nothing sleeps in place of a condition.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use rs2p::net::{ChordSocket, Responsible};
 use rs2p::node::NodeStats;
 use rs2p::ring::{HashMethod, U512};
 use rs2p::wire::{base58, flags, pyjson, DecodeError, Message, Protocol};
-use support::closed_by_peer;
+use support::{closed_by_peer, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -48,18 +48,6 @@ fn unique() -> u64 {
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs()
-}
-
-/// Polls `cond` every 10 ms until it holds; panics after `limit`.
-async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 // ----- the two good nodes -----
@@ -87,7 +75,7 @@ async fn net(tweak: impl FnOnce(&mut Config)) -> Net {
     a.join().unwrap();
     b.join().unwrap();
     b.connect(&a.local_addr().to_string()).await.expect("b connects to a");
-    wait_for("a and b to see each other seeding", PATIENT, || {
+    wait::until("a and b to see each other seeding", PATIENT, || {
         a.data_storing().len() == 1 && b.data_storing().len() == 1
     })
     .await;
@@ -161,16 +149,14 @@ impl Net {
 
 /// Reads `key` on `s` until it gives `want` (a set is fire-and-forget).
 async fn read_back(s: &ChordSocket, key: &str, want: &str) {
-    let deadline = Instant::now() + PATIENT;
-    let mut last = None;
-    while Instant::now() < deadline {
+    let what = format!("{key} to read back as {want:?}");
+    wait::until_ok_async(&what, PATIENT, wait::POLL, || async move {
         match s.get_timeout(key, Duration::from_secs(2)).await {
-            Ok(v) if v == want.as_bytes() => return,
-            other => last = Some(other),
+            Ok(v) if v == want.as_bytes() => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{key} never read back as {want:?}; last answer {last:?}");
+    })
+    .await
 }
 
 // ----- the attacker: a raw TCP client -----
@@ -254,7 +240,7 @@ impl Raw {
 
     /// Waits until `a` has us in its routing table.
     async fn wait_routed(&self, net: &Net) {
-        wait_for("the target to accept our handshake", PROMPT, || self.routed_by(&net.a)).await;
+        wait::until("the target to accept our handshake", PROMPT, || self.routed_by(&net.a)).await;
     }
 
     /// True if `node` has us in its routing table.
@@ -424,15 +410,16 @@ async fn partial_frames_over_the_byte_bound_close_the_largest() {
     };
     let mut first = Raw::connect(&net.a).await;
     first.send(&start_of_big_frame(3 << 20)).await.unwrap();
-    wait_for("a to buffer the first partial frame", PATIENT, || net.a.stats().buffered_bytes == (3 << 20) + 4).await;
+    wait::until("a to buffer the first partial frame", PATIENT, || net.a.stats().buffered_bytes == (3 << 20) + 4).await;
     let mut second = Raw::connect(&net.a).await;
     second.send(&start_of_big_frame(2 << 20)).await.unwrap();
     first.closed_within(PROMPT).await;
     net.assert_error(&format!("its partial frame holds {} bytes", (3 << 20) + 4));
-    wait_for("a to buffer the second partial frame", PATIENT, || net.a.stats().buffered_bytes == (2 << 20) + 4).await;
+    wait::until("a to buffer the second partial frame", PATIENT, || net.a.stats().buffered_bytes == (2 << 20) + 4)
+        .await;
     assert_eq!(net.a.stats().connections, 2, "the second peer lost its link too");
     drop(second);
-    wait_for("the second peer's close", PROMPT, || net.a.stats().connections == 1).await;
+    wait::until("the second peer's close", PROMPT, || net.a.stats().connections == 1).await;
     net.finish("buffered-bytes").await;
 }
 
@@ -475,7 +462,7 @@ async fn malformed_handshake_json_is_recorded() {
     assert_eq!(net.a.stats().peers, 3, "both attackers are routed");
     drop(bad_addr);
     drop(bad_comp);
-    wait_for("the attackers' links to close", PROMPT, || net.a.stats().connections == 1).await;
+    wait::until("the attackers' links to close", PROMPT, || net.a.stats().connections == 1).await;
     net.finish("handshake-json").await;
 }
 
@@ -520,7 +507,7 @@ async fn huge_peer_list_is_refused_without_a_dial_storm() {
     raw.assert_alive().await;
     let peak = net.a.stats().connections;
     assert!(peak <= 2 + 32, "{peak} connections after a 1,000-entry list");
-    wait_for("the refused dials to be forgotten", PATIENT, || net.a.stats().connections == 2).await;
+    wait::until("the refused dials to be forgotten", PATIENT, || net.a.stats().connections == 2).await;
     net.assert_error("could not connect to 127.0.0.1:1");
     raw.assert_alive().await;
     net.finish("peers-10000").await;
@@ -547,7 +534,7 @@ async fn broadcast_flood_keeps_recent_ids_bounded() {
         sent += BATCH;
         // Pace by the relay: b has seen every broadcast sent so far (so a's
         // write queue to b never holds more than one batch).
-        wait_for("b to receive the relayed flood", PATIENT, || net.b.stats().recent_ids >= base + sent).await;
+        wait::until("b to receive the relayed flood", PATIENT, || net.b.stats().recent_ids >= base + sent).await;
         let s = net.a.stats();
         assert!(s.recent_ids <= 1_000, "after {sent} broadcasts: {s:?}");
     }
@@ -609,7 +596,7 @@ async fn a_thousand_connections_opened_and_closed() {
         }
         drop(s);
     }
-    wait_for("every dropped connection to be forgotten", PATIENT, || {
+    wait::until("every dropped connection to be forgotten", PATIENT, || {
         let s = net.a.stats();
         s.connections == 1 && s.awaiting == 0
     })
@@ -640,7 +627,7 @@ async fn a_table_full_of_peers_refuses_newcomers() {
         assert!(matches!(got, Err(rs2p::Error::Get(GetError::NotFound))), "lookup through {name}: {got:?}");
     }
     drop(peers);
-    wait_for("the peers' links to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the peers' links to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("conn-limit").await;
 }
 
@@ -653,14 +640,15 @@ async fn unfinished_handshakes_make_room_for_newcomers() {
     let mut silent = Vec::new();
     for i in 0..3u8 {
         silent.push(stream_from(&net.a, [127, 0, 1, 10 + i]).await);
-        wait_for("the silent connection to be accepted", PROMPT, || net.a.stats().awaiting == usize::from(i) + 1).await;
+        wait::until("the silent connection to be accepted", PROMPT, || net.a.stats().awaiting == usize::from(i) + 1)
+            .await;
     }
     let honest = Raw::handshaken(&net).await;
     assert!(closed_by_peer(&mut silent[0], PROMPT).await, "the oldest silent connection was not closed");
     assert_eq!(net.a.stats().connections, 4);
     assert!(honest.routed_by(&net.a));
     drop((silent, honest));
-    wait_for("the connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("conn-room").await;
 }
 
@@ -679,7 +667,7 @@ async fn store_for_an_unknown_table_is_ignored() {
     raw.assert_alive().await;
     net.assert_error("ignoring store with an unknown table or a bad key");
     assert_eq!(net.a.stats().items, 0, "something was stored on a");
-    wait_for("nothing forwarded to b", PROMPT, || net.b.stats().items == 0).await;
+    wait::until("nothing forwarded to b", PROMPT, || net.b.stats().items == 0).await;
     net.finish("store-unknown-table").await;
 }
 
@@ -769,7 +757,7 @@ async fn tombstone_flood_keeps_tombstones_bounded() {
     let net = net(|cfg| cfg.max_keys = 200).await;
     // One key: the harness's own checks set two more (at most three per case).
     net.a.set("victim", "v").unwrap();
-    wait_for("a's key list", PROMPT, || net.a.stats().keys >= 1).await;
+    wait::until("a's key list", PROMPT, || net.a.stats().keys >= 1).await;
     let mut raw = Raw::connect(&net.a).await;
     let addr = pyjson::addr_packet("127.0.0.1", net.sink);
     raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[\"/\"]").await;
@@ -912,7 +900,7 @@ async fn a_peer_that_stops_reading_is_really_closed() {
         .find(|(_, item)| net.a.find(item) == Responsible::This)
         .unwrap();
     net.b.set(&key, vec![b'v'; 1 << 20]).unwrap();
-    wait_for("a to hold the 1 MiB item", PATIENT, || {
+    wait::until("a to hold the 1 MiB item", PATIENT, || {
         net.a.dump_data(&U512::ZERO, None).iter().any(|(m, k, _)| *m == HashMethod::Sha384 && *k == item)
     })
     .await;
@@ -942,9 +930,10 @@ async fn a_peer_that_stops_reading_is_really_closed() {
     let id_at = 4 + 5 + 4 + raw.id.len() + 4;
     bad[id_at] = if bad[id_at] == b'z' { b'y' } else { b'z' };
     raw.send(&bad).await.unwrap();
-    wait_for("the target to drop the link", PROMPT, || !raw.routed_by(&net.a)).await;
+    wait::until("the target to drop the link", PROMPT, || !raw.routed_by(&net.a)).await;
     net.assert_error("message id mismatch");
-    wait_for("the target to release the socket of the closed link", PATIENT, || !holds_socket(a_port, our_port)).await;
+    wait::until("the target to release the socket of the closed link", PATIENT, || !holds_socket(a_port, our_port))
+        .await;
     net.finish("stalled-reader").await;
 }
 
@@ -955,7 +944,7 @@ async fn repeated_key_list_requests_get_one_list() {
     let net = net(|_| {}).await;
     // One key: the harness's own checks set two more (at most three per case).
     net.a.set("listed", "v").unwrap();
-    wait_for("a's key list", PROMPT, || net.a.stats().keys >= 1).await;
+    wait::until("a's key list", PROMPT, || net.a.stats().keys >= 1).await;
     let listed = net.a.stats().keys;
     let mut raw = Raw::connect(&net.a).await;
     let addr = pyjson::addr_packet("127.0.0.1", net.sink);
@@ -1015,7 +1004,7 @@ async fn one_source_holds_few_unfinished_handshakes() {
     for (i, s) in silent.iter_mut().take(6).enumerate() {
         assert!(closed_by_peer(s, PROMPT).await, "silent connection {i} from one source was kept");
     }
-    wait_for("four unfinished handshakes from the source", PROMPT, || net.a.stats().awaiting == 4).await;
+    wait::until("four unfinished handshakes from the source", PROMPT, || net.a.stats().awaiting == 4).await;
     // Another source handshakes as usual.
     let other = Raw::connect_from(&net.a, [127, 0, 2, 8]).await;
     let mut other = other;
@@ -1024,7 +1013,7 @@ async fn one_source_holds_few_unfinished_handshakes() {
     other.wait_routed(&net).await;
     other.assert_alive().await;
     drop((silent, other));
-    wait_for("the connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the connections to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("per-source-pending").await;
 }
 
@@ -1047,7 +1036,7 @@ async fn one_source_holds_few_links() {
         raw.assert_alive().await;
     }
     drop(linked);
-    wait_for("the links to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the links to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("per-source-links").await;
 }
 
@@ -1134,7 +1123,7 @@ async fn peer_lists_cannot_steer_our_dials() {
     assert!(total <= per_peer, "{total} connections to the silent address in 4 s");
     net.assert_error("no handshake within 1000 ms");
     drop(raw);
-    wait_for("the dials to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the dials to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("peer-list-steering").await;
 }
 
@@ -1156,7 +1145,7 @@ async fn broadcasts_dated_ahead_are_dropped() {
         Message::new(flags::BROADCAST, raw.id.clone(), now_secs() + 5, vec![b(vec![flags::BROADCAST]), b("skewed")]);
     raw.send(&skewed.encode(None).unwrap()).await.unwrap();
     raw.assert_alive().await;
-    wait_for("b to receive the skewed broadcast", PATIENT, || {
+    wait::until("b to receive the skewed broadcast", PATIENT, || {
         net.b.recv(usize::MAX).iter().any(|m| m.args()[0].as_ref() == b"skewed")
     })
     .await;
@@ -1184,10 +1173,10 @@ async fn meta_flips_do_not_rescan_the_store() {
     raw.assert_alive().await;
     let scans = net.a.handoff_stats().scans - before;
     assert_eq!(scans, 1, "41 meta flips made {scans} store scans at once");
-    wait_for("the deferred scan for the last flip", PATIENT, || net.a.handoff_stats().scans - before == 2).await;
+    wait::until("the deferred scan for the last flip", PATIENT, || net.a.handoff_stats().scans - before == 2).await;
     assert!(net.a.data_storing().iter().any(|p| p.as_str() == raw.id), "the flipper's last state (seeding) was lost");
     drop(raw);
-    wait_for("the flipper to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the flipper to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("meta-flips").await;
 }
 
@@ -1238,7 +1227,7 @@ async fn forwarded_retrieves_leave_room_for_our_own_gets() {
         // A seeding peer that answers nothing: it owns the arc after its id.
         let mut mute = Raw::handshaken(&net).await;
         mute.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
-        wait_for("the mute peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
+        wait::until("the mute peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
         let owner = |h: &U512| net.a.find(h);
         let key = (0..20_000).map(|i| format!("reserve {i}")).find(|k| {
             HashMethod::ALL
@@ -1264,10 +1253,10 @@ async fn forwarded_retrieves_leave_room_for_our_own_gets() {
     }
     // The flood fills the peers' share (6 of 8) and no more; a probe of ours
     // would be dropped too, so the count is watched instead.
-    wait_for("the flood to be forwarded", PROMPT, || net.a.stats().pending_retrieves == 6).await;
+    wait::until("the flood to be forwarded", PROMPT, || net.a.stats().pending_retrieves == 6).await;
     // The seventh retrieve of the flood is refused once a has read it: the
     // count above can reach 6 a moment before.
-    wait_for("a retrieve past the peers' share to be refused", PROMPT, || {
+    wait::until("a retrieve past the peers' share to be refused", PROMPT, || {
         net.errors().iter().any(|e| e.contains("too many retrieves pending"))
     })
     .await;
@@ -1275,8 +1264,8 @@ async fn forwarded_retrieves_leave_room_for_our_own_gets() {
     assert_eq!(pending, 6, "forwarded retrieves took {pending} of 8 pending entries");
     read_back(&net.a, &key, "kept").await;
     drop((mute, flooder));
-    wait_for("the raw peers to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
-    wait_for("the forwarded retrieves to expire", PATIENT, || net.a.stats().pending_retrieves == 0).await;
+    wait::until("the raw peers to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the forwarded retrieves to expire", PATIENT, || net.a.stats().pending_retrieves == 0).await;
     net.finish("pending-reserve").await;
 }
 
@@ -1314,7 +1303,7 @@ async fn peer_lists_of_refusing_addresses_are_dialed_at_a_bounded_rate() {
     assert!(dials as f64 <= bound, "{dials} dials in {secs:.1} s from peer lists");
     assert!(dials >= 4, "no dial at all: the test does not exercise the budget");
     drop(raw);
-    wait_for("the raw peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the raw peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("dial-rate").await;
 }
 
@@ -1336,7 +1325,7 @@ async fn replicas_are_kept_only_from_a_seeding_successor() {
     raw.assert_alive().await;
     assert_eq!(net.a.replica_count(), 0, "a replica from a leeching peer was kept");
     raw.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
-    wait_for("the peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
+    wait::until("the peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
     // An item in a's own arc: not taken.
     raw.send_msg(flags::WHISPER, replica(net.a.id_10().wrapping_add(U512::from(1u64)))).await;
     raw.assert_alive().await;
@@ -1347,7 +1336,7 @@ async fn replicas_are_kept_only_from_a_seeding_successor() {
     raw.assert_alive().await;
     assert_eq!(net.a.replica_count(), 1, "a replica of the successor's item was refused");
     drop(raw);
-    wait_for("the peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("replica-sender").await;
 }
 
@@ -1416,7 +1405,7 @@ async fn malformed_finds_walks_and_pings_are_ignored_and_good_ones_answered() {
     raw.handshake(&Protocol::chord_default().id(), addr.as_bytes(), b"[\"/\"]").await;
     raw.wait_routed(&net).await;
     raw.send_msg(flags::WHISPER, vec![b(vec![flags::HANDSHAKE]), b("0")]).await;
-    wait_for("the peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
+    wait::until("the peer to seed", PROMPT, || net.a.data_storing().len() == 2).await;
     let me = raw.id.clone();
     let target = base58::encode(&net.a.id_10().wrapping_add(U512::from(1u64)));
     raw.send_msg(flags::WHISPER, vec![b(vec![flags::RS2P_PING]), b("ping")]).await;
@@ -1473,6 +1462,6 @@ async fn malformed_finds_walks_and_pings_are_ignored_and_good_ones_answered() {
     net.assert_error("ignoring a find with a bad target or path");
     net.assert_error("ignoring a malformed key walk");
     drop(raw);
-    wait_for("the peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
+    wait::until("the peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("finds").await;
 }

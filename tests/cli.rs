@@ -6,7 +6,7 @@
 //! owned by a guard that kills it on drop, so a failing test leaves nothing
 //! behind. Waiting is always a bounded poll of a condition.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::cli::*;
+use support::wait;
 
 // ---------------------------------------------------------------------------
 // Tests
@@ -54,7 +55,7 @@ fn clients_set_get_keys_del_through_a_ring_with_py2p() {
     rs2p(&["set", "third", "3", "--peer", &b.addr]).expect_quiet_ok();
     let want: BTreeSet<String> = ["probe-1", "colour", "grüße", "third"].iter().map(|s| s.to_string()).collect();
     for node in [&a, &b] {
-        let r = eventually("rs2p keys to list every key", SETTLE, || {
+        let r = wait::until_ok("rs2p keys to list every key", SETTLE, || {
             let r = rs2p(&["keys", "--peer", &node.addr]);
             let got: BTreeSet<String> = r.stdout.lines().map(str::to_owned).collect();
             if r.code == Some(0) && got == want {
@@ -113,7 +114,7 @@ fn deleted_keys_stay_out_of_keys_in_a_ring_with_three_py2p_nodes() {
     let mut all: BTreeSet<String> = keys.iter().cloned().collect();
     all.insert("probe-tomb".to_owned());
     for node in [&a, &b] {
-        eventually(&format!("rs2p keys through {} to list every key", node.addr), SETTLE, || {
+        wait::until_ok(&format!("rs2p keys through {} to list every key", node.addr), SETTLE, || {
             keys_through(node).and_then(|got| if got == all { Ok(()) } else { Err(format!("{got:?}")) })
         });
     }
@@ -125,7 +126,7 @@ fn deleted_keys_stay_out_of_keys_in_a_ring_with_three_py2p_nodes() {
     let want: BTreeSet<String> = all.difference(&deleted).cloned().collect();
     for node in [&a, &b] {
         let what = format!("rs2p keys through {} to leave out the deleted keys", node.addr);
-        eventually(&what, SETTLE, || {
+        wait::until_ok(&what, SETTLE, || {
             keys_through(node).and_then(|got| if got == want { Ok(()) } else { Err(format!("{got:?}")) })
         });
     }
@@ -313,7 +314,7 @@ fn node_retries_an_unreachable_peer_until_it_is_up() {
     let port = closed_port();
     let addr = format!("127.0.0.1:{port}");
     let mut late = Node::start(&["--join", "--connect", &addr, "--retry-max", "2"]);
-    eventually("two failed attempts reported", SETTLE, || {
+    wait::until_ok("two failed attempts reported", SETTLE, || {
         let err = late.stderr.text();
         let n = err.matches(&format!("cannot reach {addr}")).count();
         if n >= 2 && err.contains("retrying in 1 s") && err.contains("retrying in 2 s") {
@@ -330,7 +331,7 @@ fn node_retries_an_unreachable_peer_until_it_is_up() {
     assert_eq!(err.matches("retrying in 1 s").count(), 1, "the first wait must be reported once:\n{err}");
     // The peer comes up where it was expected: the node reaches it.
     let peer = Node::start_at(&addr, &["--join"]);
-    eventually("the retry to reach the peer", SETTLE, || {
+    wait::until_ok("the retry to reach the peer", SETTLE, || {
         let err = late.stderr.text();
         if err.contains(&format!("connected to {addr}")) {
             Ok(())
@@ -529,7 +530,7 @@ fn a_ring_without_the_key_list_lists_and_exports_keys_by_walking() {
         rs2p(&["del", &format!("walk-{i:03}"), "--peer", &a.addr]).expect_code(0);
     }
     let after: BTreeSet<String> = want.iter().skip(10).cloned().collect();
-    eventually("deleted keys to leave the walk", Duration::from_secs(30), || {
+    wait::until_ok("deleted keys to leave the walk", Duration::from_secs(30), || {
         let l = listed(&b.addr);
         if l == after {
             Ok(())
@@ -544,7 +545,7 @@ fn a_ring_without_the_key_list_lists_and_exports_keys_by_walking() {
 /// `rs2p-lab` when it was built beside `rs2p` (a whole-workspace build).
 #[test]
 fn lab_commands_say_where_they_moved() {
-    let lab = std::path::Path::new(BIN).with_file_name(format!("rs2p-lab{}", std::env::consts::EXE_SUFFIX));
+    let lab = bin().with_file_name(format!("rs2p-lab{}", std::env::consts::EXE_SUFFIX));
     let run = rs2p_limit(&["sim", "--help"], Duration::from_secs(30));
     assert!(run.stderr.contains("moved to `rs2p-lab sim`"), "no word of the move: {}", run.stderr);
     if lab.is_file() {

@@ -6,7 +6,7 @@
 //! handshake at once, and the silent connections are closed at the
 //! handshake deadline (5 s).
 
-mod support;
+use rs2p_test_support as support;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};

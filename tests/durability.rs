@@ -6,12 +6,13 @@
 //! Every node is an `rs2p node` process owned by a guard; waits are bounded
 //! polls of `rs2p export` through each node.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use support::cli::*;
+use support::wait;
 
 /// Budget for the survivors to serve every key again after a crash: the
 /// failure is seen at once (the kernel resets the dead process's links),
@@ -62,19 +63,16 @@ fn export_matches_but(peer: &str, tag: &str, want: &[String], lost: &[String]) -
 
 fn every_key_through(nodes: &[&Node], tag: &str, want: &[String], what: &str) {
     for n in nodes {
-        eventually(&format!("{what}: every key through {}", n.addr), RECOVERY, || export_matches(&n.addr, tag, want));
+        wait::until_ok(&format!("{what}: every key through {}", n.addr), RECOVERY, || {
+            export_matches(&n.addr, tag, want)
+        });
     }
 }
 
 #[test]
 fn a_sigkilled_node_of_six_loses_no_key() {
     let dir = scratch("six");
-    let first = Node::start(&["--join"]);
-    let mut nodes = vec![first];
-    for _ in 1..6 {
-        let n = Node::start(&["--join", "--connect", &nodes[0].addr]);
-        nodes.push(n);
-    }
+    let mut nodes = joined_ring(6);
     ring_is_linked(&nodes.iter().collect::<Vec<_>>(), "probe-six");
     let want = import(&dir, "six", 400, &nodes[1].addr);
     every_key_through(&[&nodes[4]], "six", &want, "before the crash");
@@ -90,12 +88,12 @@ fn a_sigkilled_node_of_six_loses_no_key() {
 fn a_whole_ring_sigkilled_and_restarted_in_reverse_order_serves_every_key() {
     let dir = scratch("restart");
     let data: Vec<String> = (0..4).map(|i| dir.join(format!("node{i}")).to_str().unwrap().to_owned()).collect();
-    let first = Node::start(&["--join", "--data-dir", &data[0]]);
-    let seed = first.addr.clone();
-    let mut nodes = vec![first];
-    for d in &data[1..] {
-        nodes.push(Node::start(&["--join", "--data-dir", d, "--connect", &seed]));
-    }
+    let mut nodes = ring(4, |i, first| {
+        let mut args = vec!["--join", "--data-dir", data[i].as_str()];
+        args.extend(first.map(|addr| ["--connect", addr]).into_iter().flatten());
+        Node::start(&args)
+    });
+    let seed = nodes[0].addr.clone();
     ring_is_linked(&nodes.iter().collect::<Vec<_>>(), "probe-restart");
     let want = import(&dir, "restart", 300, &nodes[2].addr);
     every_key_through(&[&nodes[0]], "restart", &want, "before the crash");
@@ -160,7 +158,7 @@ fn a_mixed_ring_recovers_from_an_rs2p_crash() {
     victim.signal("KILL");
     drop(victim);
     for n in &nodes {
-        eventually(&format!("every key through {} after the SIGKILL", n.addr), RECOVERY, || {
+        wait::until_ok(&format!("every key through {} after the SIGKILL", n.addr), RECOVERY, || {
             export_matches_but(&n.addr, "mixed", &kept, &lost)
         });
     }

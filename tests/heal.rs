@@ -9,7 +9,7 @@
 //! clients (`rs2p status --json`, `get`, `export`); the pause itself is held
 //! for [`PAUSE`] while polling that the node stays cut off.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::*;
+use support::wait;
 
 /// How long a node is kept stopped: twice the 6 s after which its peers
 /// close the links of a peer that answers no keepalive.
@@ -77,24 +78,18 @@ fn step(t0: Instant, what: &str) {
     println!("heal: [{:5.1} s] {what}", t0.elapsed().as_secs_f64());
 }
 
-/// Polls `f` until it returns `Ok` or `deadline` passes (tried at least
-/// once); the last error otherwise. Unlike [`eventually`] it does not panic,
-/// so that a test can report every condition that failed.
-fn poll<T>(deadline: Instant, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
-    loop {
-        match f() {
-            Ok(v) => return Ok(v),
-            Err(last) if Instant::now() >= deadline => return Err(last),
-            Err(_) => thread::sleep(Duration::from_millis(200)),
-        }
-    }
+/// Polls `f` every 200 ms until it returns `Ok` or `deadline` passes; the
+/// last error otherwise. Unlike [`wait::until_ok`] it does not panic, so that
+/// a test can report every condition that failed.
+fn poll<T>(deadline: Instant, f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    wait::ok_by(deadline, Duration::from_millis(200), f)
 }
 
 /// Waits until no node of `running` has a link to, or a neighbour among,
 /// the stopped nodes `gone`: they missed the keepalives and were dropped.
 fn wait_until_cut_off(running: &[&Node], gone: &[&str]) {
     for n in running {
-        eventually(&format!("{} to drop its links to the stopped nodes", n.addr), CUT, || {
+        wait::until_ok(&format!("{} to drop its links to the stopped nodes", n.addr), CUT, || {
             let st = status(&n.addr)?;
             let links = link_ids(&st);
             let (pred, succ) = ring_neighbours(&st);
@@ -245,12 +240,7 @@ fn a_paused_node_rejoins_and_serves_the_latest_writes() {
 fn two_paused_nodes_of_eight_rejoin_and_export_the_current_data() {
     let dir = Scratch::new("two");
     let t0 = Instant::now();
-    let first = Node::start(&["--join"]);
-    let mut nodes = vec![first];
-    for _ in 1..8 {
-        let n = Node::start(&["--join", "--connect", &nodes[0].addr]);
-        nodes.push(n);
-    }
+    let nodes = joined_ring(8);
     ring_is_linked(&nodes.iter().collect::<Vec<_>>(), "probe-heal-two");
     let key = |i: usize| format!("heal8-{i:04}");
     let v1: Vec<(String, String)> = (0..2000).map(|i| (key(i), format!("first {i}"))).collect();
@@ -324,11 +314,9 @@ fn two_paused_nodes_of_eight_rejoin_and_export_the_current_data() {
 #[test]
 fn import_and_export_end_by_their_timeout_when_no_peer_answers() {
     let dir = Scratch::new("timeout");
-    let a = Node::start(&["--join"]);
-    let others: Vec<Node> = (0..5).map(|_| Node::start(&["--join", "--connect", &a.addr])).collect();
-    let mut ring = vec![&a];
-    ring.extend(others.iter());
-    ring_is_linked(&ring, "probe-heal-timeout");
+    let nodes = joined_ring(6);
+    let (a, others) = nodes.split_first().expect("six nodes");
+    ring_is_linked(&nodes.iter().collect::<Vec<_>>(), "probe-heal-timeout");
     let pairs: Vec<(String, String)> = (0..2000).map(|i| (format!("bound-{i:04}"), format!("value {i}"))).collect();
     import(&dir, "first", &pairs, &a.addr);
     let input = dir.join("again.tsv");
@@ -358,7 +346,7 @@ fn import_and_export_end_by_their_timeout_when_no_peer_answers() {
     // sets and the gets that confirm them there.
     let import =
         rs2p_limit(&["import", input.to_str().unwrap(), "--peer", &a.addr, "--timeout", &t], Duration::from_secs(300));
-    wait_until_cut_off(&[&a], &others.iter().map(|n| n.id.as_str()).collect::<Vec<_>>());
+    wait_until_cut_off(&[a], &others.iter().map(|n| n.id.as_str()).collect::<Vec<_>>());
     let export = rs2p_limit(&["export", "--peer", &a.addr, "--timeout", &t], Duration::from_secs(300));
     check(&import);
     check(&export);
@@ -396,20 +384,17 @@ fn faketime() -> Option<PathBuf> {
 fn clocks_two_minutes_apart_agree_on_every_key() {
     let Some(faketime) = faketime() else { return };
     let t0 = Instant::now();
-    let first = Node::start(&["--join"]);
-    let mut nodes = vec![first];
-    for i in 1..5 {
-        let connect = nodes[0].addr.clone();
-        let args = ["node", "--bind", "127.0.0.1:0", "--join", "--connect", &connect];
-        let node = if i >= 3 {
+    let nodes = ring(5, |i, first| {
+        let Some(connect) = first else { return Node::start(&["--join"]) };
+        let args = ["node", "--bind", "127.0.0.1:0", "--join", "--connect", connect];
+        if i >= 3 {
             let mut cmd = rs2p_command(&args);
             cmd.env("LD_PRELOAD", &faketime).env("FAKETIME", "+120s");
             Node::start_command(cmd, format!("FAKETIME=+120s rs2p {}", args.join(" ")), &["--join"])
         } else {
-            Node::start(&["--join", "--connect", &connect])
-        };
-        nodes.push(node);
-    }
+            Node::start(&["--join", "--connect", connect])
+        }
+    });
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let refs: Vec<&Node> = nodes.iter().collect();
     ring_is_linked(&refs, &addrs[0]);

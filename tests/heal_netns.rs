@@ -1,5 +1,5 @@
 //! Heal across a real partition: six `rs2p node` processes on six hosts
-//! (Linux network namespaces on one switch, tests/support/netns.rs) are cut
+//! (Linux network namespaces on one switch, crates/rs2p-test-support/src/netns.rs) are cut
 //! 3 | 3 by moving three hosts to another bridge, written to on both sides,
 //! and joined again. Nothing is refused while cut (packets are dropped, as
 //! when a link fails): each side has to find out by itself, and after the
@@ -10,7 +10,7 @@
 //! `RS2P_REQUIRE_NETNS=1` (CI), which makes that a failure. Every process
 //! is killed and every namespace deleted at the end, also on failure.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::path::PathBuf;
 use std::thread;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use support::cli::*;
 use support::netns::{lab_or_skip, Lab};
+use support::wait;
 
 /// Budget for each side to drop its links across the cut.
 const CUT: Duration = Duration::from_secs(30);
@@ -123,15 +124,9 @@ impl Ring<'_> {
     }
 }
 
-/// Polls `f` until `Ok` or `deadline` (tried at least once); the last error.
-fn poll(deadline: Instant, mut f: impl FnMut() -> Result<(), String>) -> Result<(), String> {
-    loop {
-        match f() {
-            Ok(()) => return Ok(()),
-            Err(last) if Instant::now() >= deadline => return Err(last),
-            Err(_) => thread::sleep(Duration::from_millis(200)),
-        }
-    }
+/// Polls `f` every 200 ms until `Ok` or `deadline`; the last error.
+fn poll(deadline: Instant, f: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    wait::ok_by(deadline, Duration::from_millis(200), f)
 }
 
 /// Six hosts, 300 keys; cut 3 | 3 for 20 s while each side writes keys of
@@ -144,16 +139,16 @@ fn a_ring_cut_in_two_across_six_hosts_heals_to_the_latest_writes() {
     // Declared first, dropped last: the nodes die before their namespaces.
     let Some(lab) = lab_or_skip("heal_netns", 6) else { return };
     let mut ring = Ring { lab: &lab, nodes: Vec::new(), dir: scratch(), t0: Instant::now() };
-    let seed_node = lab.start_node(0, &["--join"]);
-    let seed = seed_node.addr.clone();
-    ring.nodes.push(seed_node);
-    for i in 1..6 {
-        ring.nodes.push(lab.start_node(i, &["--join", "--connect", &seed]));
-    }
+    ring.nodes = support::cli::ring(6, |i, first| match first {
+        None => lab.start_node(i, &["--join"]),
+        Some(seed) => lab.start_node(i, &["--join", "--connect", seed]),
+    });
     ring.step(&format!("six nodes up: {:?}", ring.nodes.iter().map(|n| n.addr.as_str()).collect::<Vec<_>>()));
     ring.client(0, &["set", "probe-netns", "linked"], CLIENT_LIMIT).expect_quiet_ok();
     for i in 0..6 {
-        eventually(&format!("probe-netns through host {i}"), SETTLE, || ring.reads(i, "probe-netns", Some("linked")));
+        wait::until_ok(&format!("probe-netns through host {i}"), SETTLE, || {
+            ring.reads(i, "probe-netns", Some("linked"))
+        });
     }
     let part = |i: usize| format!("part-{i:03}");
     let first: Vec<(String, String)> = (0..300).map(|i| (part(i), format!("first {i}"))).collect();
@@ -163,7 +158,7 @@ fn a_ring_cut_in_two_across_six_hosts_heals_to_the_latest_writes() {
     lab.split(&SIDE_B);
     let split_at = Instant::now();
     for i in 0..6 {
-        eventually(&format!("host {i} to drop its links across the cut"), CUT, || ring.cut(i));
+        wait::until_ok(&format!("host {i} to drop its links across the cut"), CUT, || ring.cut(i));
     }
     ring.step("cut: each side dropped its links to the other");
 

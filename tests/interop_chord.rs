@@ -34,7 +34,7 @@
 //! mostly wait on py2p's 0.1 s polling, but many rings of python processes at
 //! once on a 2-core CI machine would starve py2p's threads.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -46,7 +46,7 @@ use rs2p::net::ChordSocket;
 use rs2p::ring::{distance, HashMethod, U512};
 use serde_json::{json, Value};
 use support::py2p_node::Py2pNode;
-use support::wait_until;
+use support::wait;
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -1007,7 +1007,8 @@ async fn py2p_node_joins_rs2p_ring() {
     ring.settle(&all, &all, "py2p joining the rs2p ring").await;
 
     // rs2p confirms each handoff with a retrieve before dropping its copy.
-    let settled = wait_until(Duration::from_secs(20), || ring.rs.iter().all(|s| s.stats().handoff_pending == 0)).await;
+    let settled =
+        wait::holds_within(Duration::from_secs(20), || ring.rs.iter().all(|s| s.stats().handoff_pending == 0)).await;
     let pending: Vec<usize> = ring.rs.iter().map(|s| s.stats().handoff_pending).collect();
     assert!(settled, "rs2p side failed: handoffs to py2p still unconfirmed: {pending:?}");
     let before_keys: Vec<String> = before.iter().map(|(k, _)| k.clone()).collect();
@@ -1127,7 +1128,7 @@ async fn py2p_node_in_a_ring_of_rs2p_nodes_with_fingers() {
     let all = ring.all();
     // The rs2p nodes look their fingers up (one a second) and link their
     // successor lists.
-    let linked = wait_until(Duration::from_secs(30), || {
+    let linked = wait::holds_within(Duration::from_secs(30), || {
         ring.rs.iter().all(|s| s.finger_stats().finds_answered > 0 && s.successor_list().len() >= 4)
     })
     .await;
@@ -1586,7 +1587,7 @@ async fn concurrent_gets_through_rs2p() {
         wrong.join("\n  ")
     );
     // Answered entries are removed (py2p never removes them, D11).
-    let drained = wait_until(Duration::from_secs(10), || {
+    let drained = wait::holds_within(Duration::from_secs(10), || {
         let st = s.stats();
         st.pending_retrieves == 0 && st.gets == 0
     })

@@ -14,10 +14,9 @@
 //! killed when its handle drops. Run with `--nocapture` to see which defects a
 //! run provoked.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,42 +27,10 @@ use rs2p::net::MeshSocket;
 use rs2p::wire::{flags, Compression, Message, Protocol};
 use serde_json::{json, Value};
 use support::py2p_node::Py2pNode;
+use support::wait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-
-// ---------------------------------------------------------------------------
-// waiting
-// ---------------------------------------------------------------------------
-
-const POLL: Duration = Duration::from_millis(25);
-
-/// Polls `cond` until it holds; false after `limit`.
-async fn eventually<F, Fut>(limit: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let end = Instant::now() + limit;
-    loop {
-        if cond().await {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Polls `cond` until it holds; panics with `what` after `limit`.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    assert!(eventually(limit, cond).await, "timed out after {limit:?} waiting for {what}");
-}
 
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
@@ -157,7 +124,7 @@ impl Py {
                 return r;
             }
             last = r;
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(wait::POLL_ASYNC).await;
         }
         panic!("py2p side ({}) kept failing {v}: last answer {last}", self.name)
     }
@@ -277,7 +244,7 @@ impl Inbox {
 
 /// Waits until the rs2p socket holds a message whose first argument is `arg`.
 async fn rs_receives(s: &MeshSocket, inbox: &Arc<Mutex<Inbox>>, arg: &str, what: &str) {
-    let ok = eventually(Duration::from_secs(10), || {
+    let ok = wait::holds_within_async(Duration::from_secs(10), || {
         let found =
             inbox.lock().unwrap().pull(s).iter().any(|m| m.args().first().map(|a| a.as_ref()) == Some(arg.as_bytes()));
         async move { found }
@@ -288,7 +255,7 @@ async fn rs_receives(s: &MeshSocket, inbox: &Arc<Mutex<Inbox>>, arg: &str, what:
 
 /// Waits until py2p holds a message whose first argument is `arg`.
 async fn py_receives(py: &Py, arg: &str, what: &str) {
-    let ok = eventually(Duration::from_secs(10), || async move { py.count(arg).await > 0 }).await;
+    let ok = wait::holds_within_async(Duration::from_secs(10), || async move { py.count(arg).await > 0 }).await;
     assert!(ok, "py2p side ({}) never received {arg:?} ({what})", py.name);
 }
 
@@ -298,7 +265,7 @@ async fn link(r: &MeshSocket, py: &Py) {
         r.connect(&py.addr()).await.unwrap_or_else(|e| panic!("rs2p side: connect to py2p {} failed: {e}", py.name));
     assert_eq!(peer.as_str(), py.id, "rs2p side: handshake named another id");
     let rid = r.id().to_string();
-    wait_for(&format!("py2p side ({}) to route to rs2p", py.name), Duration::from_secs(10), || {
+    wait::until_async(&format!("py2p side ({}) to route to rs2p", py.name), Duration::from_secs(10), || {
         let rid = rid.clone();
         async move { py.routes_to(&rid).await }
     })
@@ -313,7 +280,8 @@ async fn connect_through_proxy(r: &MeshSocket, py: &Py, mode: Mode) -> Proxy {
     assert_eq!(peer.as_str(), py.id, "rs2p side: handshake through the proxy named another id");
     let rid = r.id().to_string();
     let rid = rid.as_str();
-    wait_for("py2p side to route to rs2p", Duration::from_secs(10), || async move { py.routes_to(rid).await }).await;
+    wait::until_async("py2p side to route to rs2p", Duration::from_secs(10), || async move { py.routes_to(rid).await })
+        .await;
     proxy
 }
 
@@ -331,7 +299,7 @@ async fn try_two_way(r: &MeshSocket, py: &Py, tag: &str, limit: Duration) -> Res
         return Err(format!("rs2p side: {} is not a peer ({tag})", py.name));
     }
     let arg = to_py.as_str();
-    if !eventually(limit, || async move { py.count(arg).await > 0 }).await {
+    if !wait::holds_within_async(limit, || async move { py.count(arg).await > 0 }).await {
         return Err(format!("py2p side ({}) never received rs2p's whisper {to_py:?}", py.name));
     }
     let to_rs = format!("{tag}-to-rs");
@@ -339,7 +307,7 @@ async fn try_two_way(r: &MeshSocket, py: &Py, tag: &str, limit: Duration) -> Res
         return Err(format!("py2p side ({}) could not whisper to rs2p ({tag})", py.name));
     }
     let mut inbox = Inbox::default();
-    let got = eventually(limit, || {
+    let got = wait::holds_within_async(limit, || {
         let found = inbox.pull(r).iter().any(|m| m.args().first().map(|a| a.as_ref()) == Some(to_rs.as_bytes()));
         async move { found }
     })
@@ -369,7 +337,7 @@ async fn ensure_two_way(r: &MeshSocket, py: &Py, tag: &str) -> usize {
         r.disconnect(&py.peer_id());
         let rid = r.id().to_string();
         let rid = rid.as_str();
-        let _ = eventually(Duration::from_secs(5), || async move { !py.routes_to(rid).await }).await;
+        let _ = wait::holds_within_async(Duration::from_secs(5), || async move { !py.routes_to(rid).await }).await;
         link(r, py).await;
     }
     panic!("the rs2p-py2p link never carried traffic both ways: {errors:#?}");
@@ -418,7 +386,7 @@ async fn settle_link(
         if Instant::now() >= end {
             return false;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(wait::POLL_ASYNC).await;
     }
 }
 
@@ -618,13 +586,13 @@ async fn handshake_py2p_dials_rs2p() {
     let r = rs().await;
     py.connect(r.local_addr().port()).await;
     let pid = py.peer_id();
-    wait_for("rs2p side to route to py2p", Duration::from_secs(10), || {
+    wait::until_async("rs2p side to route to py2p", Duration::from_secs(10), || {
         let ok = r.incoming().contains(&pid);
         async move { ok }
     })
     .await;
     let rid = r.id().to_string();
-    wait_for("py2p side to route to rs2p", Duration::from_secs(10), || {
+    wait::until_async("py2p side to route to rs2p", Duration::from_secs(10), || {
         let rid = rid.clone();
         let py = &py;
         async move { py.view().await.outgoing.contains(&rid) }
@@ -765,9 +733,9 @@ async fn mixed_mesh_of_three_rs2p_and_three_py2p_delivers_each_broadcast_once() 
     // dropped a link or raised during it (D2/D23/D24); it passes only once
     // every member got every other member's broadcast exactly once.
     for round in 0..4 {
-        if !eventually(Duration::from_secs(8), || mixed.connected()).await {
+        if !wait::holds_within_async(Duration::from_secs(8), || mixed.connected()).await {
             mixed.repair().await;
-            let ok = eventually(Duration::from_secs(8), || mixed.connected()).await;
+            let ok = wait::holds_within_async(Duration::from_secs(8), || mixed.connected()).await;
             assert!(ok, "the mixed mesh never became connected: agreed links {:?}", mixed.agreed().await);
         }
         let links_before = mixed.agreed().await;
@@ -811,7 +779,7 @@ async fn mixed_mesh_of_three_rs2p_and_three_py2p_delivers_each_broadcast_once() 
             if Instant::now() >= end {
                 break false;
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(wait::POLL_ASYNC).await;
         };
         if complete {
             for (_, m) in &mixed.members {
@@ -930,7 +898,7 @@ async fn wrong_subnet_rs2p_dialing_py2p_is_rejected() {
     assert!(text.contains("subnet") || text.contains("handshake"), "rs2p side: the error does not say why: {text}");
     assert!(r.peers().is_empty(), "rs2p side routes a node of another subnet");
     let pyr = &py;
-    wait_for("py2p side to drop the rs2p connection", Duration::from_secs(10), move || async move {
+    wait::until_async("py2p side to drop the rs2p connection", Duration::from_secs(10), move || async move {
         let v = pyr.view().await;
         v.awaiting == 0 && v.routing.is_empty()
     })
@@ -961,7 +929,7 @@ async fn wrong_subnet_py2p_dialing_rs2p_is_rejected() {
     .expect("rs2p side never dropped the py2p connection from another subnet");
     assert!(reason.contains("subnet"), "rs2p side: the reason does not mention the subnet: {reason}");
     let pyr = &py;
-    wait_for("py2p side to drop the rs2p connection", Duration::from_secs(10), move || async move {
+    wait::until_async("py2p side to drop the rs2p connection", Duration::from_secs(10), move || async move {
         let v = pyr.view().await;
         v.awaiting == 0 && v.routing.is_empty()
     })
@@ -1075,7 +1043,7 @@ async fn d3_py2p_renegotiates_only_with_one_shared_method_else_drops_the_link() 
     let r = rs_with(|c| c.compression = vec![Compression::Zlib]).await;
     let proxy = connect_through_proxy(&r, &py, Mode::Frames).await;
     proxy.inject.send(bad.clone()).unwrap();
-    let saw_renegotiation = eventually(Duration::from_secs(10), || {
+    let saw_renegotiation = wait::holds_within_async(Duration::from_secs(10), || {
         let frames = proxy.frames(Dir::ToRs);
         let found = frames.iter().any(|f| {
             let m = open_frame(f).1;
@@ -1115,7 +1083,7 @@ async fn d3_py2p_renegotiates_only_with_one_shared_method_else_drops_the_link() 
     let r = rs().await;
     let proxy = connect_through_proxy(&r, &py, Mode::Frames).await;
     proxy.inject.send(bad).unwrap();
-    wait_for("rs2p side to notice py2p's disconnect (D3)", Duration::from_secs(10), || {
+    wait::until_async("rs2p side to notice py2p's disconnect (D3)", Duration::from_secs(10), || {
         let gone = r.peers().is_empty();
         async move { gone }
     })
@@ -1135,7 +1103,7 @@ async fn d4_py2p_resend_answer_with_msg_type_0x07_is_ignored() {
     let proxy = connect_through_proxy(&r, &py, Mode::Frames).await;
     // py2p's last message on this link is its peer list: resend puts 0x07 in front.
     r.send(flags::RENEGOTIATE, flags::RESEND, &[]);
-    let provoked = eventually(Duration::from_secs(10), || {
+    let provoked = wait::holds_within_async(Duration::from_secs(10), || {
         let found = proxy.frames(Dir::ToRs).iter().any(|f| open_frame(f).1.msg_type == flags::PEERS);
         async move { found }
     })
@@ -1146,7 +1114,7 @@ async fn d4_py2p_resend_answer_with_msg_type_0x07_is_ignored() {
     let inbox = Arc::new(Mutex::new(Inbox::default()));
     rs_receives(&r, &inbox, "d4-once", "py2p whisper").await;
     r.send(flags::RENEGOTIATE, flags::RESEND, &[]);
-    let provoked = eventually(Duration::from_secs(10), || {
+    let provoked = wait::holds_within_async(Duration::from_secs(10), || {
         let found = proxy.frames(Dir::ToRs).iter().any(|f| {
             let m = open_frame(f).1;
             m.msg_type == flags::WHISPER && m.payload == vec![b("d4-once")]
@@ -1181,7 +1149,7 @@ async fn d5_partial_write_by_py2p_is_detected_and_the_link_recovers() {
     assert!(sent, "py2p side: the big send raised");
     assert!(py.broadcast(&["after-big"]).await, "py2p side: send failed");
     let inbox = Arc::new(Mutex::new(Inbox::default()));
-    let outcome = eventually(Duration::from_secs(15), || {
+    let outcome = wait::holds_within_async(Duration::from_secs(15), || {
         let got_big = inbox.lock().unwrap().pull(&r).iter().any(|m| m.args()[0].len() == big.len());
         let dropped = r.peers().is_empty();
         async move { got_big || dropped }
@@ -1223,13 +1191,13 @@ async fn d8_second_connection_to_py2p_resolves_by_the_shared_rule() {
     link(&r, &py).await;
     let second = r.connect(&py.addr()).await.expect("rs2p side: the surviving second connection was refused");
     assert_eq!(second, pid);
-    wait_for("rs2p side to hold exactly one connection", Duration::from_secs(10), || {
+    wait::until_async("rs2p side to hold exactly one connection", Duration::from_secs(10), || {
         let one = r.stats().connections == 1;
         async move { one }
     })
     .await;
     let rid = r.id().to_string();
-    wait_for("py2p side to route to rs2p on the survivor", Duration::from_secs(10), || {
+    wait::until_async("py2p side to route to rs2p on the survivor", Duration::from_secs(10), || {
         let rid = rid.clone();
         let py = &py;
         async move { py.routes_to(&rid).await }
@@ -1264,7 +1232,7 @@ async fn d8_second_connection_to_py2p_resolves_by_the_shared_rule() {
         // that reference, and CPython frees, so closes, the socket. py2p's
         // resolution may come after rs2p's, so the query is repeated until then.
         let pyr = &py;
-        let closed = eventually(Duration::from_secs(10), || {
+        let closed = wait::holds_within_async(Duration::from_secs(10), || {
             drain_events(&mut events, &mut log);
             let closed = closed_by_py2p(&log);
             async move {
@@ -1341,7 +1309,7 @@ async fn d16_py2p_reply_over_a_route_request_reaches_rs2p() {
         let m = rs_with(|c| c.max_outgoing = 0).await;
         link(&m, &py).await;
         m.connect(&r.local_addr().to_string()).await.ok();
-        wait_for("rs2p R and M to link", Duration::from_secs(10), || {
+        wait::until_async("rs2p R and M to link", Duration::from_secs(10), || {
             let ok = r.peers().contains(&m.id());
             async move { ok }
         })
@@ -1351,7 +1319,7 @@ async fn d16_py2p_reply_over_a_route_request_reaches_rs2p() {
         let reply = format!("d16-answer-{round}");
         r.broadcast(&[b(question.as_str())]);
         let (pyr, q) = (&py, question.as_str());
-        if !eventually(Duration::from_secs(10), || async move { pyr.count(q).await > 0 }).await {
+        if !wait::holds_within_async(Duration::from_secs(10), || async move { pyr.count(q).await > 0 }).await {
             // M (rs2p) relays R's broadcast to P; only py2p losing that link excuses a loss.
             let exc = py.exceptions().await;
             let mid = m.id().to_string();
@@ -1369,7 +1337,7 @@ async fn d16_py2p_reply_over_a_route_request_reaches_rs2p() {
         }
         let replied = py.cmd(json!({"op": "reply", "args": [reply]})).await;
         assert!(replied["replied"].as_u64().unwrap_or(0) >= 1, "py2p side: nothing to reply to");
-        let arrived = eventually(Duration::from_secs(5), || {
+        let arrived = wait::holds_within_async(Duration::from_secs(5), || {
             let found = inbox
                 .lock()
                 .unwrap()
@@ -1446,7 +1414,7 @@ async fn d18_relayed_broadcasts_keep_sender_time_and_id() {
     // after them on the same links tell when both copies have reached py2p.
     use std::time::{SystemTime, UNIX_EPOCH};
     let subsec_ms = || SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").subsec_millis();
-    wait_for("the start of a wall-clock second", Duration::from_secs(3), || {
+    wait::until_async("the start of a wall-clock second", Duration::from_secs(3), || {
         let early = subsec_ms() < 200;
         async move { early }
     })
@@ -1521,7 +1489,7 @@ async fn d23_simultaneous_dial_with_py2p_never_leaves_two_links() {
         let addr = py.addr();
         let (dial, ()) = tokio::join!(r.connect(&addr), py.connect(port));
         // Let both ends finish: no connection awaiting a handshake anywhere.
-        let settled = eventually(Duration::from_secs(10), || {
+        let settled = wait::holds_within_async(Duration::from_secs(10), || {
             let rs_ok = r.stats().awaiting == 0;
             let py = &py;
             async move { rs_ok && py.view().await.awaiting == 0 }
@@ -1583,7 +1551,7 @@ async fn d24_rs2p_survives_py2p_dropping_links_under_load() {
     let rs_last = format!("py-load-{}", n - 1);
     let py_last = format!("rs-load-{}", m - 1);
     // Each burst either arrives whole or stops where py2p dropped the link.
-    let settled = eventually(Duration::from_secs(30), || {
+    let settled = wait::holds_within_async(Duration::from_secs(30), || {
         let rs_done =
             r.peers().is_empty() || rs_inbox.lock().unwrap().pull(&r).iter().any(|x| x.args()[0] == rs_last.as_bytes());
         let (py, py_last) = (&py, py_last.as_str());

@@ -3,7 +3,7 @@
 //! not download it, and a get that cannot reach the owners says
 //! "unavailable", never "not found".
 
-mod support;
+use rs2p_test_support as support;
 
 use std::time::{Duration, Instant};
 
@@ -13,16 +13,8 @@ use rs2p::net::ChordSocket;
 use rs2p::Error;
 use serde_json::json;
 use support::py2p_node::Py2pNode;
+use support::wait;
 use tokio::sync::broadcast;
-
-/// Polls `cond` every 20 ms for up to `limit`.
-async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn value_of(i: usize) -> String {
     format!("{i:0>100}")
@@ -46,8 +38,10 @@ async fn linked_pair(depth: u8) -> (ChordSocket, ChordSocket) {
     let a = seeding_node_with(depth).await;
     let b = seeding_node_with(depth).await;
     b.connect(&a.local_addr().to_string()).await.unwrap();
-    wait_for(Duration::from_secs(10), "a linked pair", || a.data_storing().len() == 1 && b.data_storing().len() == 1)
-        .await;
+    wait::until("a linked pair", Duration::from_secs(10), || {
+        a.data_storing().len() == 1 && b.data_storing().len() == 1
+    })
+    .await;
     (a, b)
 }
 
@@ -153,9 +147,10 @@ async fn ring_of_50k_keys_takes_a_seeding_newcomer_and_a_leech() {
     let a = ring[0].local_addr().to_string();
     ring[1].connect(&a).await.unwrap();
     ring[2].connect(&a).await.unwrap();
-    wait_for(Duration::from_secs(30), "a linked ring of 3", || ring.iter().all(|s| s.data_storing().len() == 2)).await;
+    wait::until("a linked ring of 3", Duration::from_secs(30), || ring.iter().all(|s| s.data_storing().len() == 2))
+        .await;
     load(&ring[0], "key-", KEYS).await;
-    wait_for(Duration::from_secs(60), "every key in every key list", || ring.iter().all(|s| s.stats().keys == KEYS))
+    wait::until("every key in every key list", Duration::from_secs(60), || ring.iter().all(|s| s.stats().keys == KEYS))
         .await;
 
     let mut events: Vec<_> = ring.iter().map(|s| s.subscribe()).collect();
@@ -163,7 +158,7 @@ async fn ring_of_50k_keys_takes_a_seeding_newcomer_and_a_leech() {
     let mut newcomer_events = newcomer.subscribe();
     newcomer.connect(&a).await.unwrap();
     let t = Instant::now();
-    wait_for(Duration::from_secs(120), "the newcomer's whole key list", || {
+    wait::until("the newcomer's whole key list", Duration::from_secs(120), || {
         newcomer.stats().keys == KEYS && newcomer.key_list_status() == KeyListStatus::Complete
     })
     .await;
@@ -171,7 +166,7 @@ async fn ring_of_50k_keys_takes_a_seeding_newcomer_and_a_leech() {
 
     let leech = ChordSocket::bind("127.0.0.1:0").await.unwrap();
     leech.connect(&a).await.unwrap();
-    wait_for(Duration::from_secs(10), "a seeding peer for the leech", || !leech.data_storing().is_empty()).await;
+    wait::until("a seeding peer for the leech", Duration::from_secs(10), || !leech.data_storing().is_empty()).await;
     // A client that only gets downloads no key list.
     let t = Instant::now();
     assert_eq!(leech.get("key-7").await.unwrap(), value_of(7).as_bytes());
@@ -214,7 +209,7 @@ async fn mixed_ring_with_many_keys_streams_to_py2p_and_takes_a_newcomer() {
     py.cmd(json!({"op": "join"}));
     let ring = [seeding_node().await, seeding_node().await];
     ring[1].connect(&ring[0].local_addr().to_string()).await.unwrap();
-    wait_for(Duration::from_secs(30), "an rs2p pair", || ring.iter().all(|s| s.data_storing().len() == 1)).await;
+    wait::until("an rs2p pair", Duration::from_secs(30), || ring.iter().all(|s| s.data_storing().len() == 1)).await;
     load(&ring[0], "mixed-", KEYS).await;
     // The py2p node joins a ring that already knows every key: it gets them
     // pushed, one notify per key, paced, and its links stay up.
@@ -250,13 +245,13 @@ async fn mixed_ring_with_many_keys_streams_to_py2p_and_takes_a_newcomer() {
 
     let newcomer = seeding_node().await;
     newcomer.connect(&ring[0].local_addr().to_string()).await.unwrap();
-    wait_for(Duration::from_secs(60), "the newcomer's whole key list", || {
+    wait::until("the newcomer's whole key list", Duration::from_secs(60), || {
         newcomer.stats().keys == KEYS && newcomer.key_list_status() == KeyListStatus::Complete
     })
     .await;
     let leech = ChordSocket::bind("127.0.0.1:0").await.unwrap();
     leech.connect(&ring[1].local_addr().to_string()).await.unwrap();
-    wait_for(Duration::from_secs(10), "a seeding peer for the leech", || !leech.data_storing().is_empty()).await;
+    wait::until("a seeding peer for the leech", Duration::from_secs(10), || !leech.data_storing().is_empty()).await;
     let sample: Vec<usize> = (0..KEYS).step_by(37).collect();
     // Copies handed between py2p and rs2p nodes can be lost on py2p's side
     // (it hands over blind, D20/D25) until repair brings them back: a read
@@ -328,7 +323,7 @@ async fn a_node_that_lost_its_links_answers_unavailable_not_not_found() {
     load(&a, "k", n).await;
     // b vanishes without leaving (its sockets just close).
     b.close().unwrap();
-    wait_for(Duration::from_secs(10), "a to notice", || a.data_storing().is_empty()).await;
+    wait::until("a to notice", Duration::from_secs(10), || a.data_storing().is_empty()).await;
     for i in 0..n {
         match a.get_timeout(format!("k{i}"), Duration::from_secs(2)).await {
             Ok(v) => assert_eq!(v, value_of(i).as_bytes(), "k{i} read a wrong value"),
@@ -347,9 +342,9 @@ async fn a_node_that_lost_its_links_answers_unavailable_not_not_found() {
     // A leeching client whose only peer is gone says the same.
     let leech = ChordSocket::bind("127.0.0.1:0").await.unwrap();
     leech.connect(&a.local_addr().to_string()).await.unwrap();
-    wait_for(Duration::from_secs(10), "a seeding peer for the leech", || !leech.data_storing().is_empty()).await;
+    wait::until("a seeding peer for the leech", Duration::from_secs(10), || !leech.data_storing().is_empty()).await;
     a.close().unwrap();
-    wait_for(Duration::from_secs(10), "the leech to notice", || leech.data_storing().is_empty()).await;
+    wait::until("the leech to notice", Duration::from_secs(10), || leech.data_storing().is_empty()).await;
     assert!(matches!(leech.get("k1").await, Err(Error::Get(GetError::Unavailable))));
     leech.close().unwrap();
 }
@@ -368,9 +363,9 @@ async fn the_node_before_a_crashed_one_serves_its_items_from_replicas() {
     let n = all_at_b.last().copied().unwrap_or(0).max(49) + 1;
     load(&a, "r", n).await;
     // Every item b owns is replicated on a (its predecessor: in a ring of two, a).
-    wait_for(Duration::from_secs(10), "replicas on a", || a.replica_count() >= b.item_count()).await;
+    wait::until("replicas on a", Duration::from_secs(10), || a.replica_count() >= b.item_count()).await;
     b.close().unwrap();
-    wait_for(Duration::from_secs(10), "a to notice", || a.data_storing().is_empty()).await;
+    wait::until("a to notice", Duration::from_secs(10), || a.data_storing().is_empty()).await;
     for i in (0..n).filter(|i| all_at_b.contains(i) || i % 5 == 0) {
         let v = a.get_timeout(format!("r{i}"), Duration::from_secs(2)).await;
         assert_eq!(v.ok().as_deref(), Some(value_of(i).as_bytes()), "r{i} after its holder crashed");

@@ -1,22 +1,16 @@
 //! rs2p nodes over real sockets on loopback, and one py2p chord node.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::time::Duration;
 
 use rs2p::net::ChordSocket;
 use serde_json::json;
 use support::py2p_node::Py2pNode;
+use support::wait;
 
-async fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+/// Bound on waiting for a link or a key list to catch up.
+const LIMIT: Duration = Duration::from_secs(10);
 
 async fn read_until(s: &ChordSocket, key: &str, want: &str) {
     let mut last = None;
@@ -37,7 +31,7 @@ async fn seeding_pair() -> (ChordSocket, ChordSocket) {
     a.join().unwrap();
     b.join().unwrap();
     b.connect(&a.local_addr().to_string()).await.unwrap();
-    wait_for(|| a.data_storing().len() == 1 && b.data_storing().len() == 1, "meta exchange").await;
+    wait::until("meta exchange", LIMIT, || a.data_storing().len() == 1 && b.data_storing().len() == 1).await;
     (a, b)
 }
 
@@ -63,7 +57,7 @@ async fn rs2p_joins_py2p_node() {
     r.join().unwrap();
     let peer = r.connect(&py.addr()).await.unwrap();
     assert_eq!(peer.as_str(), py.id);
-    wait_for(|| r.data_storing().len() == 1, "py2p's meta").await;
+    wait::until("py2p's meta", LIMIT, || r.data_storing().len() == 1).await;
     // py2p hands the items we now own over after the meta exchange.
     read_until(&r, "from-py", "py-value").await;
     r.set("from-rs", "rs-value").unwrap();
@@ -101,7 +95,7 @@ fn connection_made_from_another_runtime_outlives_it() {
         let visitor = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         visitor.block_on(async {
             b.connect(&a.local_addr().to_string()).await.unwrap();
-            wait_for(|| a.data_storing().len() == 1 && b.data_storing().len() == 1, "meta exchange").await;
+            wait::until("meta exchange", LIMIT, || a.data_storing().len() == 1 && b.data_storing().len() == 1).await;
         });
     }
     // From a plain thread (no runtime): the sync calls work.
@@ -128,7 +122,7 @@ async fn items_values_copy_and_pops_over_a_pair() {
     for (i, (k, v)) in want.iter().enumerate() {
         [&a, &b][i % 2].set(k, v.clone()).unwrap();
     }
-    wait_for(|| a.keys().len() == n, "every key in a's key list").await;
+    wait::until("every key in a's key list", LIMIT, || a.keys().len() == n).await;
     // Sets are fire-and-forget: the last one written through each node is readable.
     for (k, v) in want.iter() {
         read_until(&a, std::str::from_utf8(k).unwrap(), std::str::from_utf8(v).unwrap()).await;
@@ -144,14 +138,14 @@ async fn items_values_copy_and_pops_over_a_pair() {
     assert_eq!(a.copy().await, want);
 
     assert_eq!(a.pop("item-0").await.unwrap(), "value 0");
-    wait_for(|| !b.keys().iter().any(|k| k == "item-0"), "the pop to reach b's key list").await;
+    wait::until("the pop to reach b's key list", LIMIT, || !b.keys().iter().any(|k| k == "item-0")).await;
     assert!(matches!(b.get("item-0").await, Err(rs2p::Error::Get(rs2p::core::GetError::NotFound))));
     assert_eq!(a.pop_or("item-0", "gone").await, "gone");
     let (k, v) = b.popitem().await.unwrap();
     assert_eq!(want.get(&k), Some(&v));
     assert!(!b.keys().contains(&k));
     // The delete's stores travel before its notify on the same link.
-    wait_for(|| !a.keys().contains(&k), "the popitem to reach a's key list").await;
+    wait::until("the popitem to reach a's key list", LIMIT, || !a.keys().contains(&k)).await;
     assert_eq!(a.items().await.len(), n - 2);
     a.close().unwrap();
     b.close().unwrap();

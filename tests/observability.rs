@@ -2,16 +2,17 @@
 //! `prometheus_client` parsers), `rs2p status` against a mixed py2p/rs2p
 //! ring, and the SVG picture of the ring (rendered with resvg).
 
-mod support;
+use rs2p_test_support as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rs2p::net::serve_metrics;
 use rs2p::ChordSocket;
 use serde_json::Value;
 use support::cli::*;
+use support::wait;
 
 /// Bound for one scrape.
 const SCRAPE_LIMIT: Duration = Duration::from_secs(10);
@@ -72,15 +73,6 @@ fn sum(samples: &Samples, name: &str, with: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// Polls `f` every 20 ms until it holds (bounded).
-async fn until(what: &str, budget: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + budget;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not true after {budget:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_scraped_twice_parse_grow_and_count_the_gets() {
     let mut ring = Vec::new();
@@ -97,7 +89,7 @@ async fn metrics_scraped_twice_parse_grow_and_count_the_gets() {
         }
         ring.push(s);
     }
-    until("every node sees two seeding peers", SETTLE, || ring.iter().all(|s| s.data_storing().len() == 2)).await;
+    wait::until("every node sees two seeding peers", SETTLE, || ring.iter().all(|s| s.data_storing().len() == 2)).await;
     let a = ring[0].clone();
     let server = serve_metrics(a.clone(), "127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().to_string();
@@ -238,7 +230,7 @@ fn status_lists_a_mixed_ring_with_the_right_kinds() {
             .collect();
 
     // --json: every node of the ring, with its kind, seeding.
-    let report: Value = eventually("A's status to list the whole ring", SETTLE, || {
+    let report: Value = wait::until_ok("A's status to list the whole ring", SETTLE, || {
         let r = rs2p(&["status", "--peer", &a.addr, "--json", "--timeout", "5"]);
         if r.code != Some(0) {
             return Err(format!("{r:?}"));
@@ -265,7 +257,7 @@ fn status_lists_a_mixed_ring_with_the_right_kinds() {
     let svg_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("status-{}.svg", std::process::id()));
     let svg_arg = svg_path.to_str().unwrap();
     // (Polled: py2p may re-dial a link meanwhile, D8.)
-    let text = eventually("the text report to list every node with its kind", SETTLE, || {
+    let text = wait::until_ok("the text report to list every node with its kind", SETTLE, || {
         let r = rs2p(&["status", "--peer", &a.addr, "--timeout", "5", "--svg", svg_arg]);
         if r.code != Some(0) {
             return Err(format!("{r:?}"));
@@ -292,14 +284,14 @@ fn status_lists_a_mixed_ring_with_the_right_kinds() {
     assert!(line.contains("not an rs2p node"), "{line}");
 
     // The node's --metrics: parsed, with its links by kind.
-    let url = eventually("the metrics address on stderr", SETTLE, || {
+    let url = wait::until_ok("the metrics address on stderr", SETTLE, || {
         let err = a.stderr.text();
         err.lines()
             .find_map(|l| l.strip_prefix("rs2p node: metrics on http://"))
             .map(|l| l.trim_end_matches("/metrics").to_owned())
             .ok_or(err)
     });
-    let s = eventually("the metrics to count two py2p and an rs2p seeding link", SETTLE, || {
+    let s = wait::until_ok("the metrics to count two py2p and an rs2p seeding link", SETTLE, || {
         let (_, s) = parse(&scrape(&url, false), "classic");
         let py2p = sum(&s, "rs2p_links", &[("kind", "py2p"), ("role", "seeding")]);
         let rs2p = sum(&s, "rs2p_links", &[("kind", "rs2p"), ("role", "seeding")]);

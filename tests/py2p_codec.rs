@@ -15,7 +15,7 @@
 //! `support::py2p_python` builds. `RS2P_CROSSCHECK_SEED=N` changes the seed of
 //! both generators (the default is fixed, so runs are reproducible).
 
-mod support;
+use rs2p_test_support as support;
 
 use std::fmt::Write as _;
 

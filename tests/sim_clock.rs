@@ -13,26 +13,19 @@
 
 use rs2p::core::{Config, Event};
 use rs2p::sim::Sim;
+use rs2p_test_support::sim_ring;
 
 const NODES: usize = 6;
 const KEYS: usize = 300;
 const HOUR_MS: u64 = 3_600_000;
 
 fn ring() -> (Sim, Vec<usize>) {
-    let mut sim = Sim::with_seed(7);
-    let mut nodes = Vec::new();
-    for i in 0..NODES {
+    let cfg = |i: usize| {
         let mut cfg = Config::chord("10.3.0.1", 22000 + i as u16);
         cfg.salt = format!("clock-test-node-{i}");
-        let idx = sim.add_node(cfg);
-        sim.node(idx).join().unwrap();
-        if i > 0 {
-            sim.connect(idx, nodes[0]);
-        }
-        nodes.push(idx);
-    }
-    assert!(sim.settle_ring(60), "ring of {NODES} did not stabilise");
-    (sim, nodes)
+        cfg
+    };
+    sim_ring::build(Sim::with_seed(7), NODES, 60, cfg, sim_ring::via_first)
 }
 
 fn closes(events: &[(usize, Event)]) -> Vec<String> {

@@ -7,6 +7,7 @@ use rs2p::chord::Owner;
 use rs2p::core::Config;
 use rs2p::ring::{HashMethod, U512};
 use rs2p::sim::{Sim, SimRng};
+use rs2p_test_support::sim_ring;
 
 /// `n` seeding nodes, each joining through a random earlier one; nodes with
 /// `py2p_like(i)` keep no fingers and hide the rs2p capability.
@@ -15,10 +16,8 @@ fn ring(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool) -> (Sim, Vec<usi
 }
 
 fn ring_with(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool, tweak: impl Fn(&mut Config)) -> (Sim, Vec<usize>) {
-    let mut sim = Sim::with_seed(seed);
     let mut rng = SimRng::new(seed);
-    let mut nodes = Vec::new();
-    for i in 0..n {
+    let cfg = |i: usize| {
         let mut cfg = Config::chord(&format!("10.2.{}.{}", i / 250, 1 + i % 250), 4000);
         cfg.salt = format!("finger-test-{seed}-{i}");
         tweak(&mut cfg);
@@ -26,15 +25,9 @@ fn ring_with(n: usize, seed: u64, py2p_like: impl Fn(usize) -> bool, tweak: impl
             cfg.fingers = false;
             cfg.advertise_capability = false;
         }
-        let idx = sim.add_node(cfg);
-        sim.node(idx).join().unwrap();
-        if i > 0 {
-            let via = *rng.pick(&nodes);
-            sim.connect(idx, via);
-        }
-        nodes.push(idx);
-    }
-    assert!(sim.settle_ring(120), "ring of {n} did not stabilise");
+        cfg
+    };
+    let (mut sim, nodes) = sim_ring::build(Sim::with_seed(seed), n, 120, cfg, |_, nodes| *rng.pick(nodes));
     // A few rounds of finger lookups.
     for _ in 0..30 {
         sim.advance(1000);

@@ -16,26 +16,19 @@ use std::collections::BTreeMap;
 
 use rs2p::core::{Config, GetError};
 use rs2p::sim::Sim;
+use rs2p_test_support::sim_ring;
 
 /// What every key should read: `Some(value)` or deleted (`None`).
 type Model = BTreeMap<String, Option<String>>;
 
 fn ring(seed: u64, n: usize) -> (Sim, Vec<usize>) {
-    let mut sim = Sim::with_seed(seed);
-    let mut nodes = Vec::new();
-    for i in 0..n {
+    let cfg = |i: usize| {
         let mut cfg = Config::chord(&format!("10.3.{}.{}", i / 200, 1 + i % 200), 7000);
         cfg.salt = format!("heal-{seed}-{i}");
         cfg.get_timeout_ms = 4_000;
-        let idx = sim.add_node(cfg);
-        sim.node(idx).join().unwrap();
-        if i > 0 {
-            sim.connect(idx, nodes[i / 2]);
-        }
-        nodes.push(idx);
-    }
-    assert!(sim.settle_ring(120), "ring of {n} did not stabilise (seed {seed})");
-    (sim, nodes)
+        cfg
+    };
+    sim_ring::build(Sim::with_seed(seed), n, 120, cfg, sim_ring::via_half)
 }
 
 fn set(sim: &mut Sim, via: usize, model: &mut Model, key: &str, value: Option<&str>) {

@@ -15,6 +15,7 @@ use rs2p::node::Node;
 use rs2p::sim::{Sim, SIM_EPOCH};
 use rs2p::wire::compression::{self, PREFERENCE};
 use rs2p::wire::{flags, pyjson, Compression, Message, Protocol};
+use rs2p_test_support::sim_ring;
 
 // ---------------------------------------------------------------------------
 // helpers: simulated meshes
@@ -31,16 +32,13 @@ fn mesh_cfg(i: usize) -> Config {
 /// `n` mesh nodes; node i dials node (i-1)/2 (a tree), peer lists add the rest.
 fn build_mesh(n: usize, tweak: impl Fn(&mut Config)) -> (Sim, Vec<usize>) {
     let mut sim = Sim::new();
-    let mut nodes = Vec::new();
-    for i in 0..n {
+    let mut nodes = Vec::with_capacity(n);
+    let cfg = |i: usize| {
         let mut cfg = mesh_cfg(i);
         tweak(&mut cfg);
-        let idx = sim.add_node(cfg);
-        if i > 0 {
-            sim.connect(idx, nodes[(i - 1) / 2]);
-        }
-        nodes.push(idx);
-    }
+        cfg
+    };
+    sim_ring::grow(&mut sim, &mut nodes, n, false, cfg, sim_ring::via_tree);
     sim.run();
     (sim, nodes)
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use rs2p::core::{Config, Event, GetError, ReqId};
 use rs2p::ring::{distance, HashMethod, U512};
 use rs2p::sim::Sim;
+use rs2p_test_support::sim_ring;
 
 const NODES: usize = 16;
 const KEYS: usize = 10_000;
@@ -31,21 +32,13 @@ fn ring() -> (Sim, Vec<usize>) {
 
 /// A ring whose nodes keep replicas on `depth` predecessors.
 fn ring_with(depth: u8) -> (Sim, Vec<usize>) {
-    let mut sim = Sim::new();
-    let mut nodes = Vec::new();
-    for i in 0..NODES {
+    let cfg = |i: usize| {
         let mut cfg = Config::chord("10.2.0.1", 21000 + i as u16);
         cfg.salt = format!("repair-test-node-{i}");
         cfg.replica_depth = depth;
-        let idx = sim.add_node(cfg);
-        sim.node(idx).join().unwrap();
-        if i > 0 {
-            sim.connect(idx, nodes[i / 2]);
-        }
-        nodes.push(idx);
-    }
-    assert!(sim.settle_ring(60), "ring of {NODES} did not stabilise");
-    (sim, nodes)
+        cfg
+    };
+    sim_ring::build(Sim::new(), NODES, 60, cfg, sim_ring::via_half)
 }
 
 /// Alive seeding nodes sorted by id.

@@ -5,20 +5,10 @@ use rs2p::chord::KeyListStatus;
 use rs2p::core::{Config, ConnId, GetError};
 use rs2p::sim::Sim;
 use rs2p::wire::{flags, pyjson, Message};
+use rs2p_test_support::sim_ring;
 
 fn ring(n: usize) -> (Sim, Vec<usize>) {
-    let mut sim = Sim::new();
-    let mut nodes = Vec::new();
-    for i in 0..n {
-        let idx = sim.add_node(Config::chord("10.1.0.1", 20000 + i as u16));
-        sim.node(idx).join().unwrap();
-        if i > 0 {
-            sim.connect(idx, nodes[i / 2]);
-        }
-        nodes.push(idx);
-    }
-    assert!(sim.settle_ring(60), "ring of {n} did not stabilise");
-    (sim, nodes)
+    sim_ring::build(Sim::new(), n, 60, |i| Config::chord("10.1.0.1", 20000 + i as u16), sim_ring::via_half)
 }
 
 #[test]

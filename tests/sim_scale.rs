@@ -3,6 +3,7 @@
 
 use rs2p::core::Config;
 use rs2p::sim::{item_names, Sim};
+use rs2p_test_support::sim_ring;
 
 /// Virtual seconds a test ring may take to become consistent.
 const SETTLE_S: u32 = 300;
@@ -13,15 +14,17 @@ fn ring(seed: u64, n: usize, lat: (u64, u64)) -> Sim {
     let mut sim = Sim::with_seed(seed);
     sim.set_latency(lat.0, lat.1);
     sim.set_tick_ms(Some(100));
-    for i in 0..n {
-        let mut cfg = Config::chord(&format!("10.9.{}.{}", i / 256, i % 256), 4000);
-        cfg.salt = format!("salt-{seed}-{i}");
-        let idx = sim.add_node(cfg);
-        sim.node(idx).join().unwrap();
-        if i > 0 {
-            sim.connect(idx, (i * 7919 + seed as usize) % i);
-        }
-        if i % 8 == 7 {
+    // Eight nodes at a time, a second apart.
+    let mut nodes = Vec::with_capacity(n);
+    while nodes.len() < n {
+        let upto = (nodes.len() + 8).min(n);
+        let cfg = |i: usize| {
+            let mut cfg = Config::chord(&format!("10.9.{}.{}", i / 256, i % 256), 4000);
+            cfg.salt = format!("salt-{seed}-{i}");
+            cfg
+        };
+        sim_ring::grow(&mut sim, &mut nodes, upto, true, cfg, |i, nodes| nodes[(i * 7919 + seed as usize) % i]);
+        if upto % 8 == 0 {
             sim.advance(1000);
         }
     }

@@ -8,7 +8,7 @@
 //! Every test waits on conditions with bounded polling and binds 127.0.0.1
 //! with ephemeral ports; py2p processes and `rs2p` children are killed on drop.
 
-mod support;
+use rs2p_test_support as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::json;
 use support::cli::{rs2p, Node};
 use support::py2p_node::Py2pNode;
-use support::{closed_by_peer, wait_until};
+use support::{closed_by_peer, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -50,7 +50,7 @@ fn addr(s: &ChordSocket) -> String {
 /// True once `a` sees `b` as a seeding peer.
 async fn linked(a: &ChordSocket, b: &ChordSocket) -> bool {
     let id = b.id();
-    wait_until(BUDGET, || a.data_storing().contains(&id)).await
+    wait::holds_within(BUDGET, || a.data_storing().contains(&id)).await
 }
 
 /// `a` and `b` never link: a dial either way fails, and neither lists the other.
@@ -63,14 +63,13 @@ async fn never_link(a: &ChordSocket, b: &ChordSocket, what: &str) {
 
 /// A get that must come back with `value` within the budget.
 async fn get_eventually(s: &ChordSocket, key: &str, value: &str) {
-    let deadline = Instant::now() + BUDGET;
-    loop {
+    wait::until_ok_async(&format!("get {key}"), BUDGET, Duration::from_millis(100), || async move {
         match s.get_timeout(key, Duration::from_secs(2)).await {
-            Ok(v) if v == value.as_bytes() => return,
-            other if Instant::now() >= deadline => panic!("get {key}: {other:?}"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(v) if v == value.as_bytes() => Ok(()),
+            other => Err(format!("{other:?}")),
         }
-    }
+    })
+    .await
 }
 
 fn fingerprint(id: &TlsIdentity) -> [u8; 32] {
@@ -128,7 +127,7 @@ async fn ssl_and_plaintext_never_link() {
     let res = ssl.connect(&py_ssl.addr()).await;
     assert!(res.is_ok(), "rs2p SSL could not link py2p SSL: {res:?}");
     assert!(ssl.disconnect(&res.expect("linked")));
-    assert!(wait_until(BUDGET, || ssl.stats().connections == 0).await, "{:?}", ssl.stats());
+    assert!(wait::holds_within(BUDGET, || ssl.stats().connections == 0).await, "{:?}", ssl.stats());
 
     // rs2p SSL dialing py2p Plaintext, and both py2p nodes dialing rs2p of
     // the other kind.
@@ -140,7 +139,7 @@ async fn ssl_and_plaintext_never_link() {
         py_ssl.connect(plain_port);
     });
     // Bounded: both sides close during the handshake within a second or so.
-    let quiet = wait_until(BUDGET, || ssl.stats().connections == 0 && plain.stats().connections == 0).await;
+    let quiet = wait::holds_within(BUDGET, || ssl.stats().connections == 0 && plain.stats().connections == 0).await;
     assert!(quiet, "mismatched connections stay open: {:?} {:?}", ssl.stats(), plain.stats());
     assert_eq!(ssl.stats().peers + plain.stats().peers, 0);
     let routing = tokio::task::block_in_place(|| (py_plain.peers(), py_ssl.peers()));
@@ -282,7 +281,7 @@ async fn garbage_and_half_handshakes_are_closed() {
         silent.push(TcpStream::connect(a.local_addr()).await.expect("connect"));
     }
     // The silent ones (and perhaps the half one) are held until the deadline.
-    assert!(wait_until(BUDGET, || a.stats().connections >= baseline + 20).await, "{:?}", a.stats());
+    assert!(wait::holds_within(BUDGET, || a.stats().connections >= baseline + 20).await, "{:?}", a.stats());
 
     // Each is closed: the garbage at once, the others at the deadline.
     let limit = Duration::from_millis(deadline_ms) + Duration::from_secs(3);
@@ -291,7 +290,11 @@ async fn garbage_and_half_handshakes_are_closed() {
     for mut s in silent {
         assert!(closed_by_peer(&mut s, limit).await, "silent connection left open");
     }
-    assert!(wait_until(BUDGET, || a.stats().connections == baseline).await, "slots not released: {:?}", a.stats());
+    assert!(
+        wait::holds_within(BUDGET, || a.stats().connections == baseline).await,
+        "slots not released: {:?}",
+        a.stats()
+    );
 
     // Still serving, over TLS.
     b.set("after-garbage", "still here").expect("set");

@@ -1,11 +1,12 @@
 //! `rs2p bench`: the same workload on an rs2p ring and a py2p ring, side by side.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use rs2p::ChordSocket;
+use rs2p_test_support::venv;
 
 use super::bench_floor::{cpu_us_per, process_cpu, tcp_floor, tokio_floor, Floor};
 use super::bench_libp2p::{self, Libp2pFigures, Workload};
@@ -14,8 +15,6 @@ use super::{net_failure, Failure, EXIT_RUNTIME};
 
 /// The py2p half, shipped with the binary.
 const PY2P_SCRIPT: &str = include_str!("../../../scripts/py2p_bench.py");
-/// Where the tests (and this command) keep the py2p venv.
-const VENV: &str = "target/tmp/py2p-venv-0.5.607";
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -528,46 +527,14 @@ fn bench_py2p(args: &BenchArgs, start: Instant) -> Result<Figures, Failure> {
     })
 }
 
-/// Where the venv lives: the test venv of the source tree this binary was
-/// built from, when that tree is still there; else `target/tmp/` under the
-/// current directory.
-fn venv_dir() -> PathBuf {
-    // The repository root: this crate is crates/rs2p-lab in it.
-    let tree = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    if tree.join("Cargo.toml").is_file() {
-        tree.join(VENV)
-    } else {
-        PathBuf::from(VENV)
-    }
-}
-
-/// The test venv with py2p 0.5.607, created on first use.
+/// The test venv with py2p 0.5.607 ([`venv::default_dir`]: the one the
+/// tests of this target directory use), created on first use under its lock.
 fn ensure_venv(start: Instant) -> Result<PathBuf, Failure> {
-    let dir = venv_dir();
-    let dir = dir.as_path();
-    let python = dir.join("bin").join("python");
-    if dir.join(".ready").exists() && python.exists() {
-        return Ok(python);
+    let dir = venv::default_dir();
+    if !venv::is_ready(&dir) {
+        progress(start, &format!("creating a venv with py2p {} in {}", venv::PY2P_VERSION, dir.display()));
     }
-    progress(start, &format!("creating a venv with py2p 0.5.607 in {}", dir.display()));
-    let fail = |what: &str, detail: String| Failure::new(EXIT_RUNTIME, format!("{what}: {detail}"));
-    let st = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(dir)
-        .output()
-        .map_err(|e| fail("cannot run python3 -m venv", e.to_string()))?;
-    if !st.status.success() {
-        return Err(fail("python3 -m venv failed", String::from_utf8_lossy(&st.stderr).trim().to_owned()));
-    }
-    let st = Command::new(&python)
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "py2p==0.5.607", "python-snappy"])
-        .output()
-        .map_err(|e| fail("cannot run pip", e.to_string()))?;
-    if !st.status.success() {
-        return Err(fail("pip install py2p==0.5.607 failed", String::from_utf8_lossy(&st.stderr).trim().to_owned()));
-    }
-    let _ = std::fs::write(dir.join(".ready"), b"ok");
-    Ok(python)
+    venv::ensure(&dir).map_err(|e| Failure::new(EXIT_RUNTIME, e))
 }
 
 fn machine_info() -> String {

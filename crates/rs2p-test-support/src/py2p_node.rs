@@ -28,8 +28,8 @@ impl Py2pNode {
 
     /// [`Py2pNode::start`] with py2p's encryption name, `Plaintext` or `SSL`.
     pub fn start_with(kind: &str, subnet: Option<&str>, encryption: &str) -> Py2pNode {
-        let python = super::py2p_python();
-        let script = super::scripts_dir().join("node.py");
+        let python = crate::py2p_python();
+        let script = crate::scripts_dir().join("node.py");
         let mut cmd = Command::new(python);
         cmd.arg(script).arg(kind).arg("--encryption").arg(encryption);
         if let Some(s) = subnet {

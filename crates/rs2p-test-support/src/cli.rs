@@ -2,14 +2,13 @@
 //! on drop, drained pipes, client runs, `rs2p node` processes parsed from
 //! their ready line, and bounded polling.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -17,9 +16,33 @@ use rs2p::ring::{distance, get_hashes, U512};
 use rs2p::wire::base58;
 use serde_json::json;
 
-use super::py2p_node::Py2pNode;
+use crate::py2p_node::Py2pNode;
+use crate::wait;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rs2p");
+/// Environment variable naming the `rs2p` binary to test (default: the one
+/// cargo built beside the running test binary, see [`bin`]).
+pub const BIN_ENV: &str = "RS2P_BIN";
+
+/// The `rs2p` binary: `$RS2P_BIN`, else `rs2p` in the directory above the
+/// running test executable's (a test is `target/<profile>/deps/<name>-<hash>`,
+/// the binary `target/<profile>/rs2p`; cargo builds a package's binaries
+/// before running its integration tests). Panics if it is not there.
+pub fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let path = match std::env::var_os(BIN_ENV) {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let exe = std::env::current_exe().expect("the test executable's path");
+                let profile =
+                    exe.parent().and_then(Path::parent).expect("the test executable is in target/<profile>/deps");
+                profile.join(format!("rs2p{}", std::env::consts::EXE_SUFFIX))
+            }
+        };
+        assert!(path.is_file(), "no rs2p binary at {} (set {BIN_ENV} to one)", path.display());
+        path
+    })
+}
 
 /// Upper bound for one client run (`set`, `get`, ...).
 pub const CLIENT_LIMIT: Duration = Duration::from_secs(30);
@@ -183,7 +206,7 @@ impl Run {
 
 /// A `Command` for the binary with a clean, predictable environment.
 pub fn rs2p_command(args: &[&str]) -> Command {
-    rs2p_args(Command::new(BIN), args)
+    rs2p_args(Command::new(bin()), args)
 }
 
 /// `cmd` (the binary, or a wrapper that runs it) given `args`, with the
@@ -399,23 +422,9 @@ pub fn ring_neighbours(status: &serde_json::Value) -> (Option<String>, Option<St
 // Waiting
 // ---------------------------------------------------------------------------
 
-/// Polls `f` until it returns `Ok`, for at most `budget`.
-pub fn eventually<T>(what: &str, budget: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + budget;
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => {
-                panic!("{what}: still not true after {budget:?}; last attempt: {last}")
-            }
-            Err(_) => thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
 /// `rs2p get KEY --peer PEER` until it prints exactly `VALUE\n`.
 pub fn get_eventually(key: &str, value: &str, peer: &str) {
-    eventually(&format!("rs2p get {key} --peer {peer}"), SETTLE, || {
+    wait::until_ok(&format!("rs2p get {key} --peer {peer}"), SETTLE, || {
         let r = rs2p(&["get", key, "--peer", peer, "--timeout", "2"]);
         if r.code == Some(0) && r.stdout == format!("{value}\n") {
             Ok(())
@@ -427,7 +436,7 @@ pub fn get_eventually(key: &str, value: &str, peer: &str) {
 
 /// py2p's `get` until it returns `value` (py2p links may drop under load, D24).
 pub fn py2p_get_eventually(py: &mut Py2pNode, key: &str, value: &str) {
-    eventually(&format!("py2p get {key}"), SETTLE, || match py.get(key, 2.0) {
+    wait::until_ok(&format!("py2p get {key}"), SETTLE, || match py.get(key, 2.0) {
         Ok(v) if v == value => Ok(()),
         other => Err(format!("{other:?}")),
     });
@@ -435,7 +444,7 @@ pub fn py2p_get_eventually(py: &mut Py2pNode, key: &str, value: &str) {
 
 /// Waits until py2p counts every node in `ids` as seeding.
 pub fn py2p_sees_seeding(py: &mut Py2pNode, ids: &[&str]) {
-    eventually("py2p to see every rs2p node as seeding", SETTLE, || {
+    wait::until_ok("py2p to see every rs2p node as seeding", SETTLE, || {
         let peers = py.peers();
         let seeding: BTreeSet<&str> =
             peers["seeding"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
@@ -475,6 +484,34 @@ pub fn py2p_seeding() -> Py2pNode {
     let mut py = Py2pNode::start("chord", None);
     assert_eq!(py.cmd(json!({"op": "join"}))["ok"], json!(true));
     py
+}
+
+// ---------------------------------------------------------------------------
+// Rings of processes
+// ---------------------------------------------------------------------------
+
+/// `n` nodes started one after the other: node 0 by `start(0, None)`, every
+/// other one by `start(i, Some(ADDR))`, ADDR the first node's address (for
+/// its `--connect`). Returns them in that order; callers check the ring is
+/// linked (e.g. [`ring_is_linked`]).
+pub fn ring(n: usize, mut start: impl FnMut(usize, Option<&str>) -> Node) -> Vec<Node> {
+    let mut nodes = Vec::with_capacity(n);
+    let mut first: Option<String> = None;
+    for i in 0..n {
+        let node = start(i, first.as_deref());
+        first.get_or_insert_with(|| node.addr.clone());
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// [`ring`] of `n` plain `rs2p node --join` on 127.0.0.1, each but the first
+/// with `--connect FIRST`.
+pub fn joined_ring(n: usize) -> Vec<Node> {
+    ring(n, |_, first| match first {
+        None => Node::start(&["--join"]),
+        Some(addr) => Node::start(&["--join", "--connect", addr]),
+    })
 }
 
 /// A TCP proxy for one connection that drops the first `drop` store frames

@@ -26,13 +26,11 @@
 //! Namespaces left by a test process that was SIGKILLed are deleted by the
 //! next lab.
 
-#![allow(dead_code)]
-
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::cli::{Node, Run, BIN};
+use crate::cli::{self, Node, Run};
 
 /// Set to `1` to make a missing capability a failure instead of a skip.
 pub const REQUIRE_ENV: &str = "RS2P_REQUIRE_NETNS";
@@ -167,15 +165,15 @@ impl Lab {
     }
 
     /// `PROGRAM` to be run inside host `i`; the caller adds arguments.
-    pub fn command(&self, i: usize, program: &str) -> Command {
+    pub fn command(&self, i: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.hosts[i].ns, program]);
+        cmd.args(["netns", "exec", &self.hosts[i].ns]).arg(program);
         cmd
     }
 
     /// `rs2p ARGS` inside host `i`, made like `rs2p_command`.
     pub fn rs2p_command(&self, i: usize, args: &[&str]) -> Command {
-        super::cli::rs2p_args(self.command(i, BIN), args)
+        cli::rs2p_args(self.command(i, cli::bin()), args)
     }
 
     /// `rs2p node --bind IP:0 EXTRA...` on host `i`, once its ready line is out.
@@ -195,7 +193,7 @@ impl Lab {
         let mut all = args.to_vec();
         all.extend(["--bind", &bind]);
         let what = format!("[{}] rs2p {}", self.hosts[i].ns, all.join(" "));
-        super::cli::run_limit(self.rs2p_command(i, &all), what, limit)
+        cli::run_limit(self.rs2p_command(i, &all), what, limit)
     }
 }
 
