@@ -1,20 +1,17 @@
 //! `rs2p bench`: the same workload on an rs2p ring and a py2p ring, side by side.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rs2p::ChordSocket;
-use rs2p_test_support::venv;
 
-use super::bench_floor::{cpu_us_per, process_cpu, tcp_floor, tokio_floor, Floor};
+use super::bench_floor::{tcp_floor, tokio_floor, Floor};
 use super::bench_libp2p::{self, Libp2pFigures, Workload};
+use super::bench_py2p::bench_py2p;
+use super::bench_rs2p::{bench_rs2p, Rs2pExtra};
+use super::bench_rss::measure_rss;
 use super::progress::Progress;
-use super::{net_failure, Failure, EXIT_RUNTIME};
-
-/// The py2p half, shipped with the binary.
-const PY2P_SCRIPT: &str = include_str!("../../../scripts/py2p_bench.py");
+use super::{Failure, EXIT_RUNTIME};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -79,28 +76,20 @@ pub struct BenchArgs {
     pub json: Option<PathBuf>,
 }
 
-/// Hidden helper: one node holding KEYS keys; prints its resident memory in MB.
-#[derive(Args, Debug)]
-pub struct RssArgs {
-    #[arg(long)]
-    pub keys: usize,
-    #[arg(long, default_value_t = 100)]
-    pub value_size: usize,
-}
-
+/// What each half of the bench measures.
 #[derive(Debug, Default, Clone, Copy)]
-struct Figures {
-    set_per_s: f64,
-    get_per_s: f64,
-    get_p50_us: f64,
-    get_p99_us: f64,
+pub(super) struct Figures {
+    pub(super) set_per_s: f64,
+    pub(super) get_per_s: f64,
+    pub(super) get_p50_us: f64,
+    pub(super) get_p99_us: f64,
 }
 
 /// The bench's progress: on a terminal, a spinner showing the current
 /// phase (with the lines above it); otherwise plain lines.
 static PROGRESS: std::sync::Mutex<Option<Progress>> = std::sync::Mutex::new(None);
 
-fn progress(start: Instant, text: &str) {
+pub(super) fn progress(start: Instant, text: &str) {
     let line = format!("[{:>6.1}s] {text}", start.elapsed().as_secs_f64());
     let mut p = PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
     let p = p.get_or_insert_with(|| Progress::stderr("rs2p bench", None));
@@ -111,7 +100,7 @@ fn progress(start: Instant, text: &str) {
 }
 
 /// Clears the spinner before the results are printed.
-fn progress_done() {
+pub(super) fn progress_done() {
     if let Some(mut p) = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).take() {
         p.finish();
     }
@@ -324,219 +313,7 @@ fn report(
         .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot write {}: {e}", path.display())))
 }
 
-/// The rs2p half's figures beyond the py2p comparison.
-#[derive(Debug, Default, Clone, Copy)]
-struct Rs2pExtra {
-    concurrent_get_per_s: f64,
-    confirmed_set_per_s: f64,
-    cpu_us_per_get: f64,
-    cpu_us_per_set: f64,
-    /// CPU per get with `concurrency` in flight (batching should lower it).
-    cpu_us_per_concurrent_get: f64,
-}
-
-/// The rs2p half; with `tls`, every node speaks py2p's SSL (TLS, a fresh
-/// self-signed certificate per node).
-async fn bench_rs2p(args: &BenchArgs, start: Instant, tls: bool) -> Result<(Figures, Rs2pExtra), Failure> {
-    let n = usize::from(args.nodes);
-    let what = if tls { "rs2p with TLS" } else { "rs2p" };
-    progress(start, &format!("{what}: starting a ring of {n} nodes"));
-    let key_list = !args.no_key_list;
-    let first_wave = usize::from(args.get_first_wave);
-    let nodes = super::demo::start_ring_with(n, |cfg| {
-        cfg.key_list = key_list;
-        cfg.get_first_wave = first_wave;
-        if tls {
-            cfg.protocol = rs2p::wire::Protocol::new("chord", rs2p::wire::protocol::SSL);
-        }
-    })
-    .await?;
-    super::demo::wait_linked(&nodes, Duration::from_secs(30)).await?;
-    let value = bytes::Bytes::from(vec![b'v'; args.value_size]);
-    let keys: Vec<String> = (0..args.sets).map(|i| format!("bench-key-{i}")).collect();
-    progress(start, &format!("rs2p: {} sets, then {} gets", args.sets, args.gets));
-    let cpu0 = process_cpu();
-    let t0 = Instant::now();
-    for (i, k) in keys.iter().enumerate() {
-        nodes[i % n].set(k, value.clone()).map_err(net_failure)?;
-    }
-    let set_elapsed = t0.elapsed();
-    // Sets are fire-and-forget: let the stores land before reading (their
-    // CPU time counts toward the sets).
-    for k in keys.iter().rev().take(20) {
-        for _ in 0..200 {
-            if nodes[0].get_timeout(k, Duration::from_secs(1)).await.is_ok_and(|v| v == value) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    let cpu_us_per_set = cpu_us_per(cpu0, process_cpu(), keys.len());
-    let mut lat = Vec::with_capacity(args.gets);
-    let mut wrong = 0usize;
-    let cpu0 = process_cpu();
-    let t0 = Instant::now();
-    for i in 0..args.gets {
-        let k = &keys[(i * 7) % keys.len().max(1)];
-        let t = Instant::now();
-        let got = nodes[(i * 3) % n].get(k).await;
-        lat.push(t.elapsed());
-        if !got.is_ok_and(|v| v == value) {
-            wrong += 1;
-        }
-    }
-    let get_elapsed = t0.elapsed();
-    let cpu_us_per_get = cpu_us_per(cpu0, process_cpu(), args.gets);
-    if wrong > 0 {
-        eprintln!("warning: {wrong} of {} rs2p gets did not return the value", args.gets);
-    }
-    lat.sort();
-    let figures = Figures {
-        set_per_s: args.sets as f64 / set_elapsed.as_secs_f64().max(1e-9),
-        get_per_s: args.gets as f64 / get_elapsed.as_secs_f64().max(1e-9),
-        get_p50_us: pct(&lat, 0.50),
-        get_p99_us: pct(&lat, 0.99),
-    };
-    progress(start, &format!("rs2p: {} gets with {} in flight", args.gets, args.concurrency));
-    let cpu0 = process_cpu();
-    let t0 = Instant::now();
-    let per_task = args.gets.div_ceil(args.concurrency.max(1));
-    let mut tasks = Vec::new();
-    for t in 0..args.concurrency.max(1) {
-        let node = nodes[t % n].clone();
-        let keys = keys.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut ok = 0usize;
-            for j in 0..per_task {
-                if node.get(&keys[(t * 31 + j * 7) % keys.len().max(1)]).await.is_ok() {
-                    ok += 1;
-                }
-            }
-            ok
-        }));
-    }
-    let mut done = 0usize;
-    for t in tasks {
-        done += t.await.unwrap_or(0);
-    }
-    let concurrent_get_per_s = done as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-    let cpu_us_per_concurrent_get = cpu_us_per(cpu0, process_cpu(), per_task * args.concurrency.max(1));
-    progress(start, &format!("rs2p: {} confirmed sets (each returns once a majority get reads it)", args.sets));
-    let t0 = Instant::now();
-    let mut unconfirmed = 0usize;
-    for i in 0..args.sets {
-        let key = format!("bench-confirmed-key-{i}");
-        if nodes[i % n].set_confirmed(&key, value.clone(), Duration::from_secs(10)).await.is_err() {
-            unconfirmed += 1;
-        }
-    }
-    let confirmed_set_per_s = (args.sets - unconfirmed) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-    if unconfirmed > 0 {
-        eprintln!("warning: {unconfirmed} of {} confirmed sets were not confirmed", args.sets);
-    }
-    for s in &nodes {
-        let _ = s.close();
-    }
-    let extra = Rs2pExtra {
-        concurrent_get_per_s,
-        confirmed_set_per_s,
-        cpu_us_per_get,
-        cpu_us_per_set,
-        cpu_us_per_concurrent_get,
-    };
-    Ok((figures, extra))
-}
-
-fn measure_rss(keys: usize, value_size: usize) -> Result<f64, Failure> {
-    let exe = std::env::current_exe().map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot find rs2p: {e}")))?;
-    let out = Command::new(exe)
-        .args(["bench-rss", "--keys", &keys.to_string(), "--value-size", &value_size.to_string()])
-        .output()
-        .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot run the memory probe: {e}")))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().parse().map_err(|_| {
-        Failure::new(EXIT_RUNTIME, format!("memory probe failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    })
-}
-
-/// `rs2p bench-rss`: a seeding node alone holds `keys` keys; print VmRSS in MB.
-pub async fn rss(args: RssArgs) -> Result<(), Failure> {
-    let node = ChordSocket::bind("127.0.0.1:0").await.map_err(net_failure)?;
-    node.join().map_err(net_failure)?;
-    let value = bytes::Bytes::from(vec![b'v'; args.value_size]);
-    for i in 0..args.keys {
-        node.set(format!("rss-key-{i:08}"), value.clone()).map_err(net_failure)?;
-    }
-    if node.item_count() != args.keys * 5 {
-        return Err(Failure::new(
-            EXIT_RUNTIME,
-            format!("expected {} items, hold {}", args.keys * 5, node.item_count()),
-        ));
-    }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| Failure::new(EXIT_RUNTIME, "cannot read VmRSS from /proc/self/status"))?;
-    println!("{:.1}", kb / 1024.0);
-    Ok(())
-}
-
-fn bench_py2p(args: &BenchArgs, start: Instant) -> Result<Figures, Failure> {
-    let python = match args.py2p_python.clone().or_else(|| std::env::var_os("RS2P_PY2P_PYTHON").map(PathBuf::from)) {
-        Some(p) => p,
-        None => ensure_venv(start)?,
-    };
-    let script = std::env::temp_dir().join(format!("rs2p-py2p-bench-{}.py", std::process::id()));
-    std::fs::write(&script, PY2P_SCRIPT)
-        .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot write {}: {e}", script.display())))?;
-    let out = Command::new(&python)
-        .arg(&script)
-        .args([
-            args.nodes.to_string(),
-            args.py2p_sets.max(1).to_string(),
-            args.py2p_gets.max(1).to_string(),
-            args.value_size.to_string(),
-        ])
-        .output();
-    let _ = std::fs::remove_file(&script);
-    let out = out.map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot run {}: {e}", python.display())))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The figures are the script's last line: py2p itself may print to
-    // stdout before it (its handler of an exception in a peer does).
-    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or(&text);
-    let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| {
-        Failure::new(
-            EXIT_RUNTIME,
-            format!(
-                "the py2p benchmark failed ({}): {} {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim(),
-                text.trim()
-            ),
-        )
-    })?;
-    let num = |k: &str| v[k].as_f64().unwrap_or(0.0);
-    progress(start, &format!("py2p: {} of {} gets correct", num("gets_correct"), args.py2p_gets));
-    Ok(Figures {
-        set_per_s: num("set_per_s"),
-        get_per_s: num("get_per_s"),
-        get_p50_us: num("get_p50_us"),
-        get_p99_us: num("get_p99_us"),
-    })
-}
-
-/// The test venv with py2p 0.5.607 ([`venv::default_dir`]: the one the
-/// tests of this target directory use), created on first use under its lock.
-fn ensure_venv(start: Instant) -> Result<PathBuf, Failure> {
-    let dir = venv::default_dir();
-    if !venv::is_ready(&dir) {
-        progress(start, &format!("creating a venv with py2p {} in {}", venv::PY2P_VERSION, dir.display()));
-    }
-    venv::ensure(&dir).map_err(|e| Failure::new(EXIT_RUNTIME, e))
-}
-
+/// The machine, for the report: CPUs and the kernel.
 fn machine_info() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")

@@ -6,6 +6,9 @@
 mod bench;
 mod bench_floor;
 mod bench_libp2p;
+mod bench_py2p;
+mod bench_rs2p;
+mod bench_rss;
 mod durability_bench;
 mod scale;
 mod sim;
@@ -43,7 +46,7 @@ enum Command {
     Sim(sim::SimArgs),
     /// (internal) Memory probe used by `bench`.
     #[command(hide = true)]
-    BenchRss(bench::RssArgs),
+    BenchRss(bench_rss::RssArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Bench(args) => bench::run(args).await,
-            Command::BenchRss(args) => bench::rss(args).await,
+            Command::BenchRss(args) => bench_rss::rss(args).await,
             Command::Soak(args) => soak::run(args).await,
             Command::Sim(args) => sim::run(args),
         }
