@@ -24,10 +24,35 @@ fn lab_binary() -> Option<PathBuf> {
     lab.is_file().then_some(lab)
 }
 
+/// Under `cargo run` from the source tree (cargo sets `CARGO`), builds
+/// `rs2p-lab` beside this executable (same profile, same target folder), so
+/// that `cargo run --release -- bench` goes on working; then finds it.
+fn build_lab(command: &str) -> Option<PathBuf> {
+    let cargo = std::env::var_os("CARGO")?;
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    if !manifest.is_file() {
+        return None;
+    }
+    let me = std::env::current_exe().ok()?;
+    let release = me.parent()?.file_name().is_some_and(|d| d == "release");
+    eprintln!("note: `rs2p {command}` moved to `rs2p-lab {command}`; building rs2p-lab first (once)");
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "-p", "rs2p-lab", "--manifest-path"]).arg(&manifest);
+    if release {
+        build.arg("--release");
+    }
+    let built = build.status().ok()?.success();
+    if built {
+        lab_binary()
+    } else {
+        None
+    }
+}
+
 /// Runs `rs2p-lab <command> <args>` in place of this process, or fails
 /// with where the command went.
 pub fn run(command: &str, args: LabArgs, log_level: Option<&str>) -> Result<(), Failure> {
-    let Some(lab) = lab_binary() else {
+    let Some(lab) = lab_binary().or_else(|| build_lab(command)) else {
         return Err(Failure::new(
             EXIT_USAGE,
             format!(

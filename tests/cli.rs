@@ -546,7 +546,11 @@ fn a_ring_without_the_key_list_lists_and_exports_keys_by_walking() {
 #[test]
 fn lab_commands_say_where_they_moved() {
     let lab = bin().with_file_name(format!("rs2p-lab{}", std::env::consts::EXE_SUFFIX));
-    let run = rs2p_limit(&["sim", "--help"], Duration::from_secs(30));
+    // Without CARGO in its environment the alias does not build rs2p-lab
+    // (under `cargo run` it would): it runs the one beside it, or says where it went.
+    let mut cmd = rs2p_command(&["sim", "--help"]);
+    cmd.env_remove("CARGO");
+    let run = run_limit(cmd, "rs2p sim --help".to_owned(), Duration::from_secs(30));
     assert!(run.stderr.contains("moved to `rs2p-lab sim`"), "no word of the move: {}", run.stderr);
     if lab.is_file() {
         assert_eq!(run.code, Some(0), "{}", run.stderr);

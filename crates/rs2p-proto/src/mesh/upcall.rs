@@ -42,7 +42,7 @@ pub enum Upcall<X> {
         id: Option<String>,
     },
     /// A peer list arrived; the protocol above chooses what to dial from it
-    /// (through [`super::Mesh::dial_listed`]).
+    /// (through `Mesh::dial_listed`).
     PeerList {
         /// The connection it came on.
         conn: ConnId,

@@ -1,7 +1,7 @@
 //! A deterministic in-memory network of sans-IO nodes, with virtual time.
 //!
 //! Used by the tests (and `rs2p sim`) to run rings of many nodes in one
-//! process with no sockets: every [`Action`] is carried out by the simulator,
+//! process with no sockets: every [`Action`](crate::core::Action) is carried out by the simulator,
 //! bytes are delivered in order on each link, and the clock only moves when
 //! the caller moves it. See `SIMULATION.md` for the design.
 //!

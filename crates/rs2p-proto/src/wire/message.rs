@@ -16,9 +16,9 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// The id is not stored: it is a function of the payload and time ([`Message::id`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// Packet 0: [`flags::BROADCAST`](super::flags::BROADCAST),
-    /// [`flags::RENEGOTIATE`](super::flags::RENEGOTIATE) or
-    /// [`flags::WHISPER`](super::flags::WHISPER).
+    /// Packet 0: [`flags::BROADCAST`],
+    /// [`flags::RENEGOTIATE`] or
+    /// [`flags::WHISPER`].
     pub msg_type: u8,
     /// Packet 1: the sender's node id (base58 text, kept as raw bytes).
     pub sender: Bytes,
