@@ -32,7 +32,7 @@ Which python
     The script must run under a python that can import py2p 0.5.607 and
     python-snappy (0.7.3, which pulls in cramjam). The test suite builds one at
     target/tmp/py2p-venv-0.5.607 the first time a py2p test runs (for example
-    `cargo test --test py2p_codec`), so
+    `cargo test --test codec py2p_codec::`), so
         target/tmp/py2p-venv-0.5.607/bin/python scripts/gen_vectors.py --check
     works after that; otherwise use --venv DIR.
 
@@ -111,7 +111,7 @@ def load_py2p(without_snappy=False):
         hint = ("  %s scripts/gen_vectors.py ...\n" % TEST_VENV_PYTHON
                 if os.path.exists(TEST_VENV_PYTHON) else
                 "  (the test suite builds target/tmp/py2p-venv-0.5.607 on its first py2p test,\n"
-                "   e.g. `cargo test --test py2p_codec`; then use its bin/python)\n")
+                "   e.g. `cargo test --test codec py2p_codec::`; then use its bin/python)\n")
         sys.exit("gen_vectors.py: cannot import py2p/python-snappy with %s (%s).\n"
                  "Run it with the test venv's python:\n%s"
                  "or let the script build a venv:  python3 scripts/gen_vectors.py --venv /tmp/genvenv ...\n"

@@ -1,4 +1,4 @@
-"""Codec cross-check against the real py2p 0.5.607 (driven by tests/py2p_codec.rs).
+"""Codec cross-check against the real py2p 0.5.607 (driven by tests/codec/py2p_codec.rs).
 
 Run with a python that has py2p==0.5.607 and python-snappy installed.
 

@@ -62,3 +62,18 @@ pub fn via_half(i: usize, nodes: &[usize]) -> usize {
 pub fn via_tree(i: usize, nodes: &[usize]) -> usize {
     nodes[(i - 1) / 2]
 }
+
+/// What a run leaves to compare: the trace hash (the time, ends and bytes
+/// of every frame and close) and the ids of the nodes alive, in order.
+pub fn fingerprint(sim: &mut Sim) -> (u64, Vec<rs2p::ring::U512>) {
+    let ids = sim.alive_nodes().into_iter().map(|i| *sim.node(i).id().value()).collect();
+    (sim.trace_hash(), ids)
+}
+
+/// Runs `scenario` twice and panics unless both runs traced the same
+/// frames and made the same node ids (the same seed gives the same run).
+pub fn assert_repeatable(scenario: impl Fn() -> Sim) {
+    let (a, b) = (fingerprint(&mut scenario()), fingerprint(&mut scenario()));
+    assert!(a.0 != 0 && !a.1.is_empty(), "nothing traced");
+    assert_eq!(a, b, "two runs of the same seed differ");
+}

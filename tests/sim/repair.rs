@@ -12,6 +12,7 @@ use bytes::Bytes;
 use rs2p::core::{Config, Event, GetError, ReqId};
 use rs2p::ring::{distance, HashMethod, U512};
 use rs2p::sim::Sim;
+use rs2p_test_support as support;
 use rs2p_test_support::sim_ring;
 
 const NODES: usize = 16;
@@ -275,17 +276,13 @@ fn repair_is_deterministic() {
 /// node ids, which the simulator derives from its seed.
 #[test]
 fn same_seed_same_trace() {
-    let run = || {
+    support::sim_ring::assert_repeatable(|| {
         let (mut sim, nodes) = ring();
         for i in 0..20 {
             sim.set(nodes[i % nodes.len()], key(i).as_bytes(), value(i).as_bytes());
         }
         sim.crash(nodes[2]);
         sim.advance(15_000);
-        let ids: Vec<_> = sim.alive_nodes().into_iter().map(|i| *sim.node(i).id().value()).collect();
-        (sim.trace_hash(), ids)
-    };
-    let (a, b) = (run(), run());
-    assert!(a.0 != 0 && !a.1.is_empty(), "nothing traced");
-    assert_eq!(a, b, "two runs of the same seed differ");
+        sim
+    });
 }

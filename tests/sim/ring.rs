@@ -5,6 +5,7 @@ use rs2p::chord::KeyListStatus;
 use rs2p::core::{Config, ConnId, GetError};
 use rs2p::sim::Sim;
 use rs2p::wire::{flags, pyjson, Message};
+use rs2p_test_support as support;
 use rs2p_test_support::sim_ring;
 
 fn ring(n: usize) -> (Sim, Vec<usize>) {
@@ -344,15 +345,11 @@ fn a_store_over_its_bound_takes_overwrites_that_do_not_grow_it() {
 /// node ids, which the simulator derives from its seed.
 #[test]
 fn same_seed_same_trace() {
-    let run = || {
+    support::sim_ring::assert_repeatable(|| {
         let (mut sim, nodes) = ring(8);
         sim.set(nodes[1], b"k", b"v");
         sim.node(nodes[3]).delete(b"k");
         sim.advance(5_000);
-        let ids: Vec<_> = sim.alive_nodes().into_iter().map(|i| *sim.node(i).id().value()).collect();
-        (sim.trace_hash(), ids)
-    };
-    let (a, b) = (run(), run());
-    assert!(a.0 != 0 && !a.1.is_empty(), "nothing traced");
-    assert_eq!(a, b, "two runs of the same seed differ");
+        sim
+    });
 }

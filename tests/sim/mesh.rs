@@ -15,6 +15,7 @@ use rs2p::node::Node;
 use rs2p::sim::{Sim, SIM_EPOCH};
 use rs2p::wire::compression::{self, PREFERENCE};
 use rs2p::wire::{flags, pyjson, Compression, Message, Protocol};
+use rs2p_test_support as support;
 use rs2p_test_support::sim_ring;
 
 // ---------------------------------------------------------------------------
@@ -1377,13 +1378,9 @@ fn whispers_between_rs2p_peers_carry_an_empty_id() {
 /// node ids, which the simulator derives from its seed.
 #[test]
 fn same_seed_same_trace() {
-    let run = || {
+    support::sim_ring::assert_repeatable(|| {
         let (mut sim, _nodes) = build_mesh(10, |_| {});
         sim.advance(10_000);
-        let ids: Vec<_> = sim.alive_nodes().into_iter().map(|i| *sim.node(i).id().value()).collect();
-        (sim.trace_hash(), ids)
-    };
-    let (a, b) = (run(), run());
-    assert!(a.0 != 0 && !a.1.is_empty(), "nothing traced");
-    assert_eq!(a, b, "two runs of the same seed differ");
+        sim
+    });
 }
