@@ -128,6 +128,18 @@ async fn ssl_and_plaintext_never_link() {
     assert!(res.is_ok(), "rs2p SSL could not link py2p SSL: {res:?}");
     assert!(ssl.disconnect(&res.expect("linked")));
     assert!(wait::holds_within(BUDGET, || ssl.stats().connections == 0).await, "{:?}", ssl.stats());
+    // py2p notices the close on its own thread, a moment later (longer on
+    // a loaded machine): the checks below are about links made after it.
+    tokio::task::block_in_place(|| {
+        wait::until_ok("py2p SSL to drop the link rs2p closed", BUDGET, || {
+            let peers = py_ssl.peers();
+            if peers["routing"] == json!([]) {
+                Ok(())
+            } else {
+                Err(format!("py2p SSL still routes: {peers}"))
+            }
+        })
+    });
 
     // rs2p SSL dialing py2p Plaintext, and both py2p nodes dialing rs2p of
     // the other kind.

@@ -219,12 +219,12 @@ impl Node {
     }
 
     /// The user dropped `peer`: it is no longer a way back to the ring.
-    pub(crate) fn forget_for_rejoin(&mut self, peer: &PeerId, addr: Option<(String, u16)>) {
+    /// `addrs`: where it said it listens, and where we dialed it (a start
+    /// address may be either).
+    pub(crate) fn forget_for_rejoin(&mut self, peer: &PeerId, addrs: &[(String, u16)]) {
         let heal = &mut self.chord.rejoin;
         heal.lost.remove(peer);
-        if let Some(addr) = addr {
-            heal.bootstrap.retain(|p| p.addr != addr);
-        }
+        heal.bootstrap.retain(|p| !addrs.contains(&p.addr));
     }
 
     /// The link to a seeding peer was lost while we seed: remember it.

@@ -482,9 +482,12 @@ impl Node {
     /// rejoin the ring (`chord/rejoin.rs`): the user chose to drop it.
     pub fn disconnect(&mut self, peer: &PeerId) -> bool {
         let conn = self.mesh.conn_of(peer).or_else(|| self.mesh.dialing_conn(peer));
-        let addr = conn.and_then(|c| self.mesh.conns().get(&c)).and_then(|c| c.addr.clone());
-        if conn.is_some() {
-            self.forget_for_rejoin(peer, addr);
+        if let Some(c) = conn.and_then(|c| self.mesh.conns().get(&c)) {
+            let mut addrs: Vec<(String, u16)> = c.addr.iter().cloned().collect();
+            if c.outgoing {
+                addrs.push(c.dial_addr.clone());
+            }
+            self.forget_for_rejoin(peer, &addrs);
         }
         let done = self.mesh.disconnect(peer);
         self.pump();
