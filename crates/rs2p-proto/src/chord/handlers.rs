@@ -46,7 +46,7 @@ impl Node {
             self.seeding_peer_work(conn);
         }
         if self.mesh.outgoing_count() > self.mesh.config().max_outgoing + self.structural_outgoing() {
-            self.disconnect_least_efficient();
+            self.drop_least_efficient();
         }
     }
 

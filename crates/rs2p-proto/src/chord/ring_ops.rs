@@ -156,6 +156,14 @@ impl Node {
     /// Closes the outgoing seeding link whose neighbours are closest together
     /// (py2p's heuristic). True if one was closed.
     pub fn disconnect_least_efficient(&mut self) -> bool {
+        let done = self.drop_least_efficient();
+        self.pump();
+        done
+    }
+
+    /// [`Node::disconnect_least_efficient`] without handing chord the loss
+    /// at once (for callers already inside the node's upcall pump).
+    pub(crate) fn drop_least_efficient(&mut self) -> bool {
         let peers = self.data_storing();
         let n = peers.len();
         if n < 3 {

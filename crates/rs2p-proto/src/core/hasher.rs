@@ -3,8 +3,8 @@
 //! The core iterates some of its maps to decide what to send (every
 //! connection, every pending lookup), so their order must not come from the
 //! process: a simulation run twice with the same seed must send the same
-//! frames in the same order. The keys are secret all the same (drawn at
-//! random by [`Config`](super::Config) unless a simulation sets the seed), so
+//! frames in the same order. The keys are secret all the same (the
+//! seed is drawn at random by the tokio shell; a simulation derives it), so
 //! a peer cannot choose ids or keys that collide in these maps.
 
 use std::collections::HashMap;

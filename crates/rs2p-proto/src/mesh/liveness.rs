@@ -64,7 +64,7 @@ impl<X: PeerExt> Mesh<X> {
     }
 
     /// Closes a connection found silent for `quiet` ms. Its
-    /// [`super::Upcall::Lost`] counts as closed by the peer.
+    /// [`super::Upcall::Lost`] says [`super::LostCause::Silent`].
     pub(crate) fn close_silent(&mut self, conn: ConnId, quiet: u64) {
         if !self.conns.contains_key(&conn) {
             return;
@@ -73,7 +73,7 @@ impl<X: PeerExt> Mesh<X> {
         self.record_error(Some(conn), text.clone());
         self.counters.bad_input(crate::core::BadInput::Silent);
         self.actions.push_back(crate::core::Action::Close { conn });
-        self.forget_conn_by(conn, &text, true);
+        self.forget_conn_by(conn, &text, super::LostCause::Silent);
     }
 
     /// The rs2p keepalive (§16.14): a `ping` is answered `pong`; either

@@ -31,7 +31,7 @@ pub use node::Mesh;
 pub(crate) use node::{NEIGHBOUR_REDIAL_MS, REDIAL_BACKOFF_MS};
 pub(crate) use peer_list::Listed;
 pub use recent::RecentIds;
-pub use upcall::Upcall;
+pub use upcall::{LostCause, Upcall};
 pub use user::ConnectError;
 
 /// The flag rs2p adds to its advertised compression list so that rs2p peers

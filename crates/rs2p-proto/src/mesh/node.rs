@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::{Conn, PeerExt, RecentIds, Upcall};
+use super::{Conn, LostCause, PeerExt, RecentIds, Upcall};
 use crate::core::{Action, BadInput, Config, ConnId, Counters, Event, Hlc, Map, PeerId, ReqId, SeededState, Time};
 use crate::wire::{Compression, Message};
 
@@ -94,7 +94,9 @@ pub struct Mesh<X: PeerExt = ()> {
 
 impl<X: PeerExt> Mesh<X> {
     /// The mesh state of a node with the given configuration, at time `now`.
-    pub fn new(cfg: Config, now: Time) -> Mesh<X> {
+    /// Made by the node that plugs a protocol into it (`chord::Node::new`),
+    /// which drains its actions and upcalls.
+    pub(crate) fn new(cfg: Config, now: Time) -> Mesh<X> {
         let protocol_id = cfg.protocol.id();
         let id_text = match &cfg.id {
             Some(id) => id.clone(),
@@ -394,7 +396,7 @@ impl<X: PeerExt> Mesh<X> {
     }
 
     /// The connection was closed by the peer or failed: forgotten, with an
-    /// [`Upcall::Lost`] whose `by_peer` is set.
+    /// [`Upcall::Lost`] whose cause is [`LostCause::Peer`].
     pub(crate) fn on_closed(&mut self, conn: ConnId, now: Time) {
         self.set_now(now);
         let Some(c) = self.conns.get(&conn) else {
@@ -420,7 +422,7 @@ impl<X: PeerExt> Mesh<X> {
             }
             _ => None,
         };
-        self.forget_conn_by(conn, &reason, true);
+        self.forget_conn_by(conn, &reason, LostCause::Peer);
         if self.closed {
             return;
         }
@@ -496,12 +498,12 @@ impl<X: PeerExt> Mesh<X> {
 
     /// Drops all state of a connection (no action emitted but the event).
     pub(crate) fn forget_conn(&mut self, conn: ConnId, reason: &str) {
-        self.forget_conn_by(conn, reason, false);
+        self.forget_conn_by(conn, reason, LostCause::Local);
     }
 
-    /// Drops all state of a connection; `by_peer` if the peer closed it.
+    /// Drops all state of a connection, lost for `cause`.
     /// The protocol above gets the connection back ([`Upcall::Lost`]).
-    pub(crate) fn forget_conn_by(&mut self, conn: ConnId, reason: &str, by_peer: bool) {
+    pub(crate) fn forget_conn_by(&mut self, conn: ConnId, reason: &str, cause: LostCause) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -521,7 +523,7 @@ impl<X: PeerExt> Mesh<X> {
         }
         let peer = if c.handshaken { c.peer.clone() } else { None };
         self.emit(Event::Disconnected { conn, peer, reason: reason.to_owned() });
-        self.upcalls.push_back(Upcall::Lost { conn: Box::new(c), by_peer });
+        self.upcalls.push_back(Upcall::Lost { conn: Box::new(c), cause });
     }
 
     /// Sends the opening messages on a fresh connection.

@@ -58,7 +58,19 @@ pub enum Upcall<X> {
     Lost {
         /// The connection as it was.
         conn: Box<Conn<X>>,
-        /// The peer closed it (else we did, or it failed).
-        by_peer: bool,
+        /// Why it is gone.
+        cause: LostCause,
     },
+}
+
+/// Why a connection is gone ([`Upcall::Lost`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostCause {
+    /// We closed it, or it never made it (a failed dial or TLS handshake,
+    /// bad input, a duplicate, an eviction).
+    Local,
+    /// The peer closed it, or it failed under us (a reset).
+    Peer,
+    /// We closed it because the peer fell silent past the deadline.
+    Silent,
 }

@@ -25,7 +25,7 @@ use super::{ChordPeer, ChordState, GetState};
 use crate::core::{
     Action, Config, ConnId, ConnReader, DecodeContext, Event, Inbound, Kind, PeerId, Received, Time, Version,
 };
-use crate::mesh::{ConnectError, Listed, Mesh, Step, Upcall};
+use crate::mesh::{ConnectError, Listed, LostCause, Mesh, Step, Upcall};
 use crate::wire::{Compression, FrameDecoder};
 
 pub use metrics::{LinksByKind, NodeMetrics};
@@ -45,6 +45,13 @@ impl Node {
     /// A node with the given configuration, at time `now` (ms since the Unix epoch).
     pub fn new(cfg: Config, now: Time) -> Node {
         let seed = cfg.seed;
+        if seed == 0 && cfg.salt.is_empty() {
+            // The shells fill both in (`MeshSocket::bind_with`, `Sim::add_node`);
+            // a node made without them is predictable to its peers.
+            tracing::warn!(
+                "node config with no salt and seed 0: its id depends on its address alone and its hash keys are public"
+            );
+        }
         let mut mesh = Mesh::new(cfg, now);
         if mesh.config().kind == Kind::Chord && !mesh.config().key_list {
             // Peers learn from our handshake that our `keys()` walks the ring.
@@ -101,7 +108,7 @@ impl Node {
                         self.mesh.send_peers(conn);
                     }
                 }
-                Upcall::Lost { conn, by_peer } => self.on_lost(*conn, by_peer),
+                Upcall::Lost { conn, cause } => self.on_lost(*conn, cause),
             }
         }
     }
@@ -109,14 +116,10 @@ impl Node {
     /// A peer's handshake was processed on `conn`.
     fn on_linked(&mut self, conn: ConnId, peer: PeerId, first: bool, capabilities: &[u8]) {
         let rs2p = self.mesh.is_rs2p(conn);
-        let now = self.mesh.now();
         let Some(c) = self.mesh.ext_mut(&conn) else {
             return;
         };
         c.no_key_list = rs2p && crate::mesh::has_marker(capabilities, crate::chord::NO_KEY_LIST_MARKER);
-        if first {
-            c.keys_out_since = now;
-        }
         if c.probe {
             self.probe_done(conn, true);
         }
@@ -127,21 +130,24 @@ impl Node {
         }
     }
 
-    /// A connection is gone. If the peer closed it (or fell silent) while
-    /// seeding, its items may be gone with it; a lost ring neighbour is
-    /// probed again (`chord/rejoin.rs`).
-    fn on_lost(&mut self, c: crate::mesh::Conn<ChordPeer>, by_peer: bool) {
+    /// A connection is gone. If the peer closed it or fell silent while
+    /// seeding, its items may be gone with it (repair). (A lost ring
+    /// neighbour is remembered to be probed again by the entry points that
+    /// see it go, `on_closed` and `on_tick`, while its link is still there.)
+    fn on_lost(&mut self, c: crate::mesh::Conn<ChordPeer>, cause: LostCause) {
         if c.ext.probe && !c.handshaken {
             self.probe_done(c.id, false);
         }
         self.chord_conn_lost(c.id, c.ext.keys_in);
-        if !by_peer {
+        if cause == LostCause::Local {
             return;
         }
         if c.handshaken && !c.ext.leeching {
             self.seeder_vanished();
         }
-        if self.mesh.is_closed() {
+        // Only a close by the peer asks the ring again, as py2p does after
+        // every disconnect; a silent peer's loss is the stabilisation's.
+        if cause != LostCause::Peer || self.mesh.is_closed() {
             return;
         }
         // py2p asks its remaining peers for their peer lists after every
@@ -216,8 +222,9 @@ impl Node {
 
     /// The next action for the driver, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
-        // A user call (leave, a store past the bound) may have closed links:
-        // chord hears of it before the driver acts.
+        // Whatever closed links since the last entry point (a user call
+        // such as `disconnect_least_efficient`): chord hears of it before
+        // the driver acts.
         self.pump();
         self.mesh.poll_action()
     }
@@ -326,7 +333,8 @@ impl Node {
     // ----- driver entry points -----
 
     /// The driver accepted a connection. Returns its id; the handshake (and for
-    /// chord the meta and notifies) are queued at once, uncompressed.
+    /// chord the meta) are queued at once, uncompressed; the key stream to a
+    /// py2p peer starts once its handshake is in.
     pub fn on_accepted(&mut self, now: Time) -> ConnId {
         let conn = self.mesh.on_accepted(now);
         self.pump();
