@@ -217,3 +217,36 @@ async fn a_node_reopened_on_its_data_directory_has_its_data_and_deletes() {
     b.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A socket shut down while its persister is in the middle of a commit
+/// loses nothing: the commit finishes (it holds the commit lock on its own
+/// thread), the final commit takes what came after it, and the directory
+/// is released only then. Writes come in bursts, so that a commit is often
+/// under way when `shutdown` comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_during_a_commit_loses_no_write() {
+    use rs2p::core::Config;
+    use rs2p::ChordSocket;
+    let dir = scratch("shutdown-mid-commit");
+    for round in 0..12 {
+        let mut cfg = Config::chord("127.0.0.1", 0);
+        cfg.data_dir = Some(dir.join("node"));
+        let s = ChordSocket::bind_with("127.0.0.1:0", cfg).await.unwrap();
+        s.join().unwrap();
+        for burst in 0..20 {
+            for i in 0..100 {
+                s.set(format!("r{round}-b{burst}-k{i}"), "v").unwrap();
+            }
+            tokio::task::yield_now().await;
+        }
+        s.shutdown().await.unwrap();
+        drop(s);
+        let mut cfg = Config::chord("127.0.0.1", 0);
+        cfg.data_dir = Some(dir.join("node"));
+        let again = ChordSocket::bind_with("127.0.0.1:0", cfg).await.unwrap();
+        let want = (round + 1) * 20 * 100;
+        assert_eq!(again.item_count(), want * 5, "round {round}: writes lost in the shutdown");
+        again.shutdown().await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,7 +66,7 @@ pub(crate) struct Inner {
     /// persister waits on it without keeping the socket alive.
     persist_notify: Arc<Notify>,
     /// Commits are made one at a time (the persister, or a final flush).
-    pub(super) commit_lock: tokio::sync::Mutex<()>,
+    pub(super) commit_lock: Arc<tokio::sync::Mutex<()>>,
     /// Peers remembered in the data directory at start.
     pub saved_peers: Vec<String>,
     /// The peers last written to the data directory (rewritten on change only).
@@ -109,7 +109,7 @@ impl Inner {
             data,
             tls: tls.map(Arc::new),
             persist_notify: Arc::new(Notify::new()),
-            commit_lock: tokio::sync::Mutex::new(()),
+            commit_lock: Arc::new(tokio::sync::Mutex::new(())),
             written_peers: Mutex::new(saved_peers.clone()),
             written_alive: Mutex::new(0),
             saved_peers,

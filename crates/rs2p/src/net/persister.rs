@@ -43,9 +43,14 @@ impl Inner {
     /// Takes the journal and commits it in one transaction, off the
     /// runtime's threads. Returns false if the commit failed (logged; the
     /// batch is kept for the next try).
+    ///
+    /// The commit holds the commit lock, and hands a failed batch back to
+    /// the node, from its own thread: if this task is aborted meanwhile (the
+    /// socket closing), the commit still finishes, and the final commit and
+    /// the release of the directory wait for it, so no change is lost.
     pub(super) async fn commit_pending(self: &Arc<Self>) -> bool {
         let Some(data) = self.data.clone() else { return true };
-        let _one_at_a_time = self.commit_lock.lock().await;
+        let one_at_a_time = Arc::clone(&self.commit_lock).lock_owned().await;
         let (changes, mut peers) = self.with(|st| (st.node.take_changes(), st.node.seeding_peer_addrs()));
         peers.truncate(super::MAX_SAVED_PEERS);
         {
@@ -68,7 +73,9 @@ impl Inner {
         if changes.is_empty() && peers.is_empty() && !alive {
             return true;
         }
+        let inner = Arc::clone(self);
         let res = tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = one_at_a_time;
             if alive {
                 if let Err(e) = data.save_alive(wall) {
                     tracing::warn!("could not record the time in the data directory: {e}");
@@ -80,16 +87,18 @@ impl Inner {
                     tracing::warn!("could not record peers in the data directory: {e}");
                 }
             }
-            res.map_err(|e| (e, changes))
+            match res {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("could not write to the data directory: {e}; will retry");
+                    inner.with(|st| st.node.return_changes(changes));
+                    false
+                }
+            }
         })
         .await;
         match res {
-            Ok(Ok(())) => true,
-            Ok(Err((e, changes))) => {
-                tracing::error!("could not write to the data directory: {e}; will retry");
-                self.with(|st| st.node.return_changes(changes));
-                false
-            }
+            Ok(done) => done,
             Err(e) => {
                 tracing::error!("data directory writer failed: {e}");
                 false
