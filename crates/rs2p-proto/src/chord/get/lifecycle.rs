@@ -27,18 +27,8 @@ impl Node {
 
     fn start_get(&mut self, req: ReqId, key: &[u8], deadline: Time, internal: bool) {
         let items = HashMethod::ALL.map(|m| (m, m.hash(key)));
-        let g = GetReq {
-            items,
-            answers: Default::default(),
-            deadline,
-            rechecks: 0,
-            suspect: [false; 5],
-            peeks_left: [0; 5],
-            recheck_at: None,
-            internal,
-            held_back: if internal { [false; 5] } else { self.second_wave(&items) },
-            started: self.mesh.now(),
-        };
+        let held_back = if internal { [false; 5] } else { self.second_wave(&items) };
+        let g = GetReq::new(items, deadline, held_back, internal, self.mesh.now());
         self.gets.gets.insert(req, g);
         self.ask_tables(req);
     }

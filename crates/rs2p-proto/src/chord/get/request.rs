@@ -61,6 +61,23 @@ pub(crate) struct StepNotes {
 }
 
 impl GetReq {
+    /// A get of `items` started at `now`, every answer still open; the
+    /// tables in `held_back` are asked only if the others do not decide.
+    pub(crate) fn new(items: [ItemKey; 5], deadline: Time, held_back: [bool; 5], internal: bool, now: Time) -> GetReq {
+        GetReq {
+            items,
+            answers: Default::default(),
+            deadline,
+            rechecks: 0,
+            suspect: [false; 5],
+            peeks_left: [0; 5],
+            recheck_at: None,
+            internal,
+            held_back,
+            started: now,
+        }
+    }
+
     /// Decides what the answers in hand call for at `now`, and when they
     /// call for asking again, resets the tables that differ from the most
     /// common value (a "missing" among them becomes a suspect, whose
@@ -132,18 +149,8 @@ mod tests {
     use crate::ring::{HashMethod, U512};
 
     fn req(deadline: Time) -> GetReq {
-        GetReq {
-            items: HashMethod::ALL.map(|m| (m, U512::from(7u64))),
-            answers: Default::default(),
-            deadline,
-            rechecks: 0,
-            suspect: [false; 5],
-            peeks_left: [0; 5],
-            recheck_at: None,
-            internal: false,
-            held_back: [false, false, false, true, true],
-            started: 0,
-        }
+        let items = HashMethod::ALL.map(|m| (m, U512::from(7u64)));
+        GetReq::new(items, deadline, [false, false, false, true, true], false, 0)
     }
 
     fn v(s: &'static str) -> Answer {
