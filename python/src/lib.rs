@@ -1,0 +1,463 @@
+//! `rs2p._rs2p`: the native half of the `rs2p` Python package.
+//!
+//! One tokio multi-thread runtime, started on first use, runs every socket's
+//! tasks. The Python-facing classes (`rs2p.mesh.mesh_socket`,
+//! `rs2p.chord.chord_socket`) are thin Python wrappers around [`Socket`]: they
+//! turn py2p's arguments into bytes and this module's errors into py2p's.
+//!
+//! Every call that may wait on the network releases the GIL and wakes every
+//! 100 ms to let Python handle signals (Ctrl-C raises `KeyboardInterrupt`).
+//! Calls that only take the node's lock release the GIL too, so that a
+//! runtime thread holding that lock never waits on a Python thread holding
+//! the GIL.
+
+use std::future::Future;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use rs2p::core::{Config, GetError, PeerId, Received};
+use rs2p::net::{ChordSocket, Error, MeshSocket, Responsible};
+use rs2p::ring::U512;
+use rs2p::wire::Protocol;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("rs2p-runtime")
+            .build()
+            .expect("the rs2p tokio runtime starts")
+    })
+}
+
+/// Runs `fut` on the runtime with the GIL released, checking for signals
+/// (Ctrl-C) every 100 ms.
+fn wait<F>(py: Python<'_>, fut: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let mut fut = Box::pin(fut);
+    loop {
+        let slice = py.allow_threads(|| {
+            runtime().block_on(async { tokio::time::timeout(Duration::from_millis(100), &mut fut).await })
+        });
+        match slice {
+            Ok(v) => return Ok(v),
+            Err(_) => py.check_signals()?,
+        }
+    }
+}
+
+/// The socket.timeout exception (`TimeoutError` on Python >= 3.10).
+fn timeout_error(py: Python<'_>, msg: String) -> PyErr {
+    match py.import_bound("socket").and_then(|m| m.getattr("timeout")) {
+        Ok(cls) => PyErr::from_type_bound(cls.downcast_into().expect("socket.timeout is a type"), msg),
+        Err(e) => e,
+    }
+}
+
+fn to_py(py: Python<'_>, e: Error) -> PyErr {
+    match e {
+        Error::Get(GetError::NotFound) | Error::Get(GetError::NoAgreement) => PyKeyError::new_err(e.to_string()),
+        Error::KeyNotFound(k) => PyKeyError::new_err(k),
+        Error::Get(GetError::Timeout) | Error::Get(GetError::Unavailable) => timeout_error(py, e.to_string()),
+        Error::Bind { .. } | Error::Connect { .. } | Error::BadAddress(_) => PyOSError::new_err(e.to_string()),
+        Error::UnknownEncryption(_) => PyValueError::new_err(e.to_string()),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}
+
+fn peer_bytes<'py>(py: Python<'py>, p: &PeerId) -> Bound<'py, PyBytes> {
+    PyBytes::new_bound(py, p.as_str().as_bytes())
+}
+
+fn parse_peer(id: &[u8]) -> PyResult<PeerId> {
+    PeerId::parse(id).ok_or_else(|| PyValueError::new_err("not a base58 node id"))
+}
+
+fn parse_u512(text: &str) -> PyResult<U512> {
+    text.parse::<U512>().map_err(|_| PyValueError::new_err("not an integer in [0, 2**512)"))
+}
+
+/// A received user message: its type, sender, time and packets.
+#[pyclass(module = "rs2p._rs2p", frozen)]
+struct Message {
+    rx: Received,
+    mesh: MeshSocket,
+}
+
+#[pymethods]
+impl Message {
+    /// Packet 0: the message type (py2p's flags.broadcast, flags.whisper, ...).
+    #[getter]
+    fn msg_type(&self) -> u8 {
+        self.rx.msg.msg_type
+    }
+
+    /// The sender's id (base58 bytes).
+    #[getter]
+    fn sender<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new_bound(py, &self.rx.msg.sender)
+    }
+
+    /// Seconds since the epoch, on the sender's clock.
+    #[getter]
+    fn time(&self) -> u64 {
+        self.rx.msg.time
+    }
+
+    /// The message id (py2p's `msg.id`).
+    #[getter]
+    fn id(&self) -> &str {
+        &self.rx.id
+    }
+
+    /// The payload: the sub-flag as a one-byte bytes object, then the arguments.
+    #[getter]
+    fn payload<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        self.rx.msg.payload.iter().map(|b| PyBytes::new_bound(py, b)).collect()
+    }
+
+    /// Answers the sender with user data (through a route request when not connected).
+    fn reply(&self, py: Python<'_>, args: Vec<Vec<u8>>) {
+        let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+        py.allow_threads(|| self.mesh.reply(&self.rx, &args));
+    }
+}
+
+/// A mesh or chord node.
+#[pyclass(module = "rs2p._rs2p", frozen)]
+struct Socket {
+    mesh: MeshSocket,
+    chord: Option<ChordSocket>,
+    handled: Mutex<Option<Arc<Mutex<mpsc::Receiver<Received>>>>>,
+}
+
+impl Socket {
+    fn chord(&self) -> PyResult<&ChordSocket> {
+        self.chord.as_ref().ok_or_else(|| PyRuntimeError::new_err("not a chord socket"))
+    }
+
+    fn responsible<'py>(&self, py: Python<'py>, r: Responsible) -> PyObject {
+        match r {
+            Responsible::This => "self".into_py(py),
+            Responsible::Peer(p) => peer_bytes(py, &p).into_py(py),
+            Responsible::Nobody => py.None(),
+        }
+    }
+}
+
+#[pymethods]
+impl Socket {
+    /// Binds a node. `kind` is "mesh" or "chord".
+    #[staticmethod]
+    #[pyo3(signature = (kind, host, port, subnet=None, encryption=None, out_host=None, out_port=None, data_dir=None, key_list=None, id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn bind(
+        py: Python<'_>,
+        kind: &str,
+        host: String,
+        port: u16,
+        subnet: Option<String>,
+        encryption: Option<String>,
+        out_host: Option<String>,
+        out_port: Option<u16>,
+        data_dir: Option<std::path::PathBuf>,
+        key_list: Option<bool>,
+        id: Option<String>,
+    ) -> PyResult<Socket> {
+        let mut cfg = match kind {
+            "mesh" => Config::mesh(&host, port),
+            "chord" => Config::chord(&host, port),
+            _ => return Err(PyValueError::new_err("kind must be 'mesh' or 'chord'")),
+        };
+        if subnet.is_some() || encryption.is_some() {
+            cfg.protocol = Protocol::new(
+                subnet.unwrap_or_else(|| cfg.protocol.subnet.clone()),
+                encryption.unwrap_or_else(|| cfg.protocol.encryption.clone()),
+            );
+        }
+        if let Some(h) = out_host {
+            cfg.out_addr.0 = h;
+        }
+        if let Some(p) = out_port {
+            cfg.out_addr.1 = p;
+        }
+        cfg.data_dir = data_dir;
+        if let Some(k) = key_list {
+            cfg.key_list = k;
+        }
+        cfg.id = id;
+        let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let is_chord = kind == "chord";
+        let res = wait(py, async move {
+            if is_chord {
+                ChordSocket::bind_with(&addr, cfg).await.map(|c| ((*c).clone(), Some(c)))
+            } else {
+                MeshSocket::bind_with(&addr, cfg).await.map(|m| (m, None))
+            }
+        })?;
+        let (mesh, chord) = res.map_err(|e| to_py(py, e))?;
+        Ok(Socket { mesh, chord, handled: Mutex::new(None) })
+    }
+
+    /// The node id (base58, as bytes like py2p's).
+    #[getter]
+    fn id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let id = py.allow_threads(|| self.mesh.id());
+        peer_bytes(py, &id)
+    }
+
+    /// The node id as a decimal string (py2p's id_10, made an int in Python).
+    #[getter]
+    fn id_10(&self, py: Python<'_>) -> String {
+        py.allow_threads(|| self.mesh.id().value().to_string())
+    }
+
+    /// The advertised (host, port).
+    #[getter]
+    fn out_addr(&self, py: Python<'_>) -> (String, u16) {
+        py.allow_threads(|| self.mesh.out_addr())
+    }
+
+    /// The port the listener is bound to.
+    #[getter]
+    fn local_port(&self) -> u16 {
+        self.mesh.local_addr().port()
+    }
+
+    /// The protocol id peers must share.
+    #[getter]
+    fn protocol_id(&self, py: Python<'_>) -> String {
+        py.allow_threads(|| self.mesh.protocol_id())
+    }
+
+    /// SHA-256 of the TLS certificate, when the encryption is SSL.
+    #[getter]
+    fn tls_fingerprint(&self) -> Option<String> {
+        self.mesh.tls_fingerprint()
+    }
+
+    /// Connects to host:port and waits for the handshake; returns the peer's id.
+    fn connect<'py>(&self, py: Python<'py>, host: String, port: u16) -> PyResult<Bound<'py, PyBytes>> {
+        let mesh = self.mesh.clone();
+        let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let chord = self.chord.is_some();
+        let r = wait(py, async move {
+            if chord {
+                // ChordSocket::connect is MeshSocket::connect (deref).
+                mesh.connect(&addr).await
+            } else {
+                mesh.connect(&addr).await
+            }
+        })?;
+        let peer = r.map_err(|e| to_py(py, e))?;
+        Ok(peer_bytes(py, &peer))
+    }
+
+    /// None when nominal, else the recent errors.
+    fn status(&self, py: Python<'_>) -> Option<Vec<String>> {
+        py.allow_threads(|| self.mesh.status()).err()
+    }
+
+    /// Ids of peers on connections we opened.
+    fn outgoing<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        let v = py.allow_threads(|| self.mesh.outgoing());
+        v.iter().map(|p| peer_bytes(py, p)).collect()
+    }
+
+    /// Ids of peers on connections they opened.
+    fn incoming<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        let v = py.allow_threads(|| self.mesh.incoming());
+        v.iter().map(|p| peer_bytes(py, p)).collect()
+    }
+
+    /// Sends [sub_flag, *args] as msg_type to every peer.
+    fn send(&self, py: Python<'_>, msg_type: u8, sub_flag: u8, args: Vec<Vec<u8>>) {
+        let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+        py.allow_threads(|| self.mesh.send(msg_type, sub_flag, &args));
+    }
+
+    /// Whispers user data to one connected peer; False if not connected.
+    fn whisper(&self, py: Python<'_>, peer: &[u8], args: Vec<Vec<u8>>) -> PyResult<bool> {
+        let peer = parse_peer(peer)?;
+        let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+        Ok(py.allow_threads(|| self.mesh.whisper(&peer, &args)))
+    }
+
+    /// Up to `quantity` queued user messages, oldest first.
+    fn recv(&self, py: Python<'_>, quantity: usize) -> Vec<Message> {
+        let v = py.allow_threads(|| self.mesh.recv(quantity));
+        v.into_iter().map(|rx| Message { rx, mesh: self.mesh.clone() }).collect()
+    }
+
+    /// Routes every message the built-in handlers did not take to this
+    /// module's queue instead of the receive queue: `next_handled` gives them
+    /// to the Python dispatcher thread, which runs the Python handlers.
+    fn enable_handlers(&self) {
+        let mut h = self.handled.lock().expect("handled lock");
+        if h.is_some() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel::<Received>();
+        let tx = Mutex::new(tx);
+        self.mesh.register_handler(move |m| tx.lock().map(|t| t.send(m.clone()).is_ok()).unwrap_or(false));
+        *h = Some(Arc::new(Mutex::new(rx)));
+    }
+
+    /// The next message for the Python handlers, or None after `timeout` seconds.
+    fn next_handled(&self, py: Python<'_>, timeout: f64) -> Option<Message> {
+        let rx = self.handled.lock().expect("handled lock").clone()?;
+        let d = Duration::from_secs_f64(timeout.max(0.0));
+        let m = py.allow_threads(|| rx.lock().ok()?.recv_timeout(d).ok())?;
+        Some(Message { rx: m, mesh: self.mesh.clone() })
+    }
+
+    /// Asks every peer for its peer list.
+    fn request_peers(&self, py: Python<'_>) {
+        py.allow_threads(|| self.mesh.request_peers());
+    }
+
+    /// Closes the link to one peer; False if not connected.
+    fn disconnect(&self, py: Python<'_>, peer: &[u8]) -> PyResult<bool> {
+        let peer = parse_peer(peer)?;
+        Ok(py.allow_threads(|| self.mesh.disconnect(&peer)))
+    }
+
+    /// Closes every connection and stops listening, waiting (up to 2 s) for
+    /// queued frames to go out. A second close does nothing.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let mesh = self.mesh.clone();
+        let _ = wait(py, async move { mesh.shutdown().await })?;
+        Ok(())
+    }
+
+    // --- chord ---
+
+    /// Starts seeding.
+    fn join(&self, py: Python<'_>) -> PyResult<()> {
+        let c = self.chord()?;
+        py.allow_threads(|| c.join()).map_err(|e| to_py(py, e))
+    }
+
+    /// Stops seeding and hands items to their new owners.
+    fn unjoin(&self, py: Python<'_>) -> PyResult<()> {
+        let c = self.chord()?;
+        py.allow_threads(|| c.unjoin()).map_err(|e| to_py(py, e))
+    }
+
+    /// Unjoins and waits (up to `timeout` seconds) for every handoff to be confirmed.
+    fn leave(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let c = self.chord()?.clone();
+        let d = Duration::from_secs_f64(timeout.max(0.0));
+        wait(py, async move { c.leave(d).await })?.map_err(|e| to_py(py, e))?;
+        Ok(())
+    }
+
+    /// True while not storing data for the ring.
+    #[getter]
+    fn leeching(&self, py: Python<'_>) -> PyResult<bool> {
+        let c = self.chord()?;
+        Ok(py.allow_threads(|| c.is_leeching()))
+    }
+
+    /// The value at `key`: KeyError when not found, socket.timeout on timeout.
+    fn get<'py>(&self, py: Python<'py>, key: Vec<u8>, timeout: f64) -> PyResult<Bound<'py, PyBytes>> {
+        let c = self.chord()?.clone();
+        let d = Duration::from_secs_f64(timeout.max(0.0));
+        let v = wait(py, async move { c.get_timeout(&key, d).await })?.map_err(|e| to_py(py, e))?;
+        Ok(PyBytes::new_bound(py, &v))
+    }
+
+    /// Stores `value` at `key`; an empty value deletes.
+    fn set(&self, py: Python<'_>, key: Vec<u8>, value: Vec<u8>) -> PyResult<()> {
+        let c = self.chord()?;
+        py.allow_threads(|| c.set(&key, value)).map_err(|e| to_py(py, e))
+    }
+
+    /// The network-wide key list as this node knows it now.
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let c = self.chord()?;
+        let v = py.allow_threads(|| c.keys());
+        Ok(v.iter().map(|k| PyBytes::new_bound(py, k)).collect())
+    }
+
+    /// Ids of the seeding peers.
+    fn data_storing<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let c = self.chord()?;
+        let v = py.allow_threads(|| c.data_storing());
+        Ok(v.iter().map(|p| peer_bytes(py, p)).collect())
+    }
+
+    /// Who is responsible for a key (decimal text of an int): "self", a peer id, or None.
+    fn find(&self, py: Python<'_>, key: &str) -> PyResult<PyObject> {
+        let c = self.chord()?;
+        let k = parse_u512(key)?;
+        let r = py.allow_threads(|| c.find(&k));
+        Ok(self.responsible(py, r))
+    }
+
+    /// py2p's find_prev.
+    fn find_prev(&self, py: Python<'_>, key: &str) -> PyResult<PyObject> {
+        let c = self.chord()?;
+        let k = parse_u512(key)?;
+        let r = py.allow_threads(|| c.find_prev(&k));
+        Ok(self.responsible(py, r))
+    }
+
+    /// The successor: "self", a peer id, or None.
+    fn next(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let c = self.chord()?;
+        let r = py.allow_threads(|| c.next());
+        Ok(self.responsible(py, r))
+    }
+
+    /// The predecessor: "self", a peer id, or None.
+    fn prev(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let c = self.chord()?;
+        let r = py.allow_threads(|| c.prev());
+        Ok(self.responsible(py, r))
+    }
+
+    /// Closes the outgoing link that adds least to the ring.
+    fn disconnect_least_efficient(&self, py: Python<'_>) -> PyResult<bool> {
+        let c = self.chord()?;
+        Ok(py.allow_threads(|| c.disconnect_least_efficient()))
+    }
+
+    /// Items this node holds, as (method, key as decimal text, value).
+    #[pyo3(signature = (start="0", end=None))]
+    fn dump_data<'py>(
+        &self,
+        py: Python<'py>,
+        start: &str,
+        end: Option<&str>,
+    ) -> PyResult<Vec<(String, String, Bound<'py, PyBytes>)>> {
+        let c = self.chord()?;
+        let s = parse_u512(start)?;
+        let e = end.map(parse_u512).transpose()?;
+        let v = py.allow_threads(|| c.dump_data(&s, e.as_ref()));
+        Ok(v.into_iter().map(|(m, k, val)| (format!("{m}"), k.to_string(), PyBytes::new_bound(py, &val))).collect())
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let _g = runtime().enter();
+        let _ = self.mesh.close();
+    }
+}
+
+#[pymodule]
+fn _rs2p(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Socket>()?;
+    m.add_class::<Message>()?;
+    Ok(())
+}
