@@ -145,13 +145,12 @@ class mesh_socket(object):
         GIL released).
 
         Returns:
-            True when connected
+            True when connected, False when that peer was already connected
 
         Raises:
             socket.error (OSError): the connection failed or was refused
         """
-        self._sock.connect(addr, int(port))
-        return True
+        return self._sock.connect(addr, int(port)) is not None
 
     def disconnect(self, handler):
         """Closes the link to a peer (a connection or an id)"""

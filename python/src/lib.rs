@@ -21,6 +21,7 @@ use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use rs2p::core::{Config, GetError, PeerId, Received};
+use rs2p::mesh::ConnectError;
 use rs2p::net::{ChordSocket, Error, MeshSocket, Responsible};
 use rs2p::ring::U512;
 use rs2p::wire::Protocol;
@@ -245,21 +246,18 @@ impl Socket {
         self.mesh.tls_fingerprint()
     }
 
-    /// Connects to host:port and waits for the handshake; returns the peer's id.
-    fn connect<'py>(&self, py: Python<'py>, host: String, port: u16) -> PyResult<Bound<'py, PyBytes>> {
+    /// Connects to host:port and waits for the handshake; returns the peer's
+    /// id, or None when that peer is already connected (the new link lost
+    /// to the existing one, or the id was known).
+    fn connect<'py>(&self, py: Python<'py>, host: String, port: u16) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let mesh = self.mesh.clone();
         let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-        let chord = self.chord.is_some();
-        let r = wait(py, async move {
-            if chord {
-                // ChordSocket::connect is MeshSocket::connect (deref).
-                mesh.connect(&addr).await
-            } else {
-                mesh.connect(&addr).await
-            }
-        })?;
-        let peer = r.map_err(|e| to_py(py, e))?;
-        Ok(peer_bytes(py, &peer))
+        match wait(py, async move { mesh.connect(&addr).await })? {
+            Ok(peer) => Ok(Some(peer_bytes(py, &peer))),
+            Err(Error::Refused(ConnectError::AlreadyConnected(_))) => Ok(None),
+            Err(Error::Connect { reason, .. }) if reason.contains("duplicate connection") => Ok(None),
+            Err(e) => Err(to_py(py, e)),
+        }
     }
 
     /// None when nominal, else the recent errors.
