@@ -145,7 +145,9 @@ class mesh_socket(object):
         GIL released).
 
         Returns:
-            True when connected, False when that peer was already connected
+            True when connected; False when that peer was already connected,
+            or refused us for being on another subnet (py2p's connect does
+            not wait for the handshake, so it raises for neither)
 
         Raises:
             socket.error (OSError): the connection failed or was refused

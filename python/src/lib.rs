@@ -248,7 +248,7 @@ impl Socket {
 
     /// Connects to host:port and waits for the handshake; returns the peer's
     /// id, or None when that peer is already connected (the new link lost
-    /// to the existing one, or the id was known).
+    /// to the existing one, or the id was known) or is on another subnet.
     fn connect<'py>(&self, py: Python<'py>, host: String, port: u16) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let mesh = self.mesh.clone();
         let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
@@ -256,6 +256,9 @@ impl Socket {
             Ok(peer) => Ok(Some(peer_bytes(py, &peer))),
             Err(Error::Refused(ConnectError::AlreadyConnected(_))) => Ok(None),
             Err(Error::Connect { reason, .. }) if reason.contains("duplicate connection") => Ok(None),
+            // py2p's connect does not wait for the handshake, so a peer on
+            // another subnet is no error there either: it just never links.
+            Err(e) if e.is_wrong_subnet() => Ok(None),
             Err(e) => Err(to_py(py, e)),
         }
     }
