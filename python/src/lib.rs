@@ -11,6 +11,10 @@
 //! runtime thread holding that lock never waits on a Python thread holding
 //! the GIL.
 
+// PyO3 0.22's #[pymethods] expansion converts PyErr into PyErr, which
+// clippy flags on every fallible method (fixed in PyO3 0.23).
+#![allow(clippy::useless_conversion)]
+
 use std::future::Future;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
