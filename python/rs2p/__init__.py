@@ -4,7 +4,7 @@
 ``flags``), ``rs2p.mesh.mesh_socket`` and ``rs2p.chord.chord_socket``.
 """
 
-from . import base, mesh, chord
+from . import base, mesh, chord, aio
 from .base import protocol, flags
 from .mesh import mesh_socket
 from .chord import chord_socket
