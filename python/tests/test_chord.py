@@ -175,3 +175,33 @@ def test_gets_release_the_gil(ring3):
         t.join(30)
     assert not errors
     assert not any(t.is_alive() for t in ts)
+
+
+def test_waiting_gets_leave_the_gil_to_other_threads(ring3):
+    # A thread doing gets back to back must not starve a Python thread that
+    # only runs Python code: the gets wait with the GIL released.
+    a, b, c = ring3
+    a["gil"] = "v"
+    wait_until(lambda: c.get("gil") == b"v", what="gil key")
+
+    def spin(seconds):
+        n, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            n += 1
+        return n
+
+    alone = spin(0.5)
+    stop = threading.Event()
+
+    def getter():
+        while not stop.is_set():
+            c["gil"]
+
+    t = threading.Thread(target=getter)
+    t.start()
+    try:
+        shared = spin(0.5)
+    finally:
+        stop.set()
+        t.join(10)
+    assert shared > alone * 0.2, (alone, shared)

@@ -114,3 +114,29 @@ def test_mixed_ring_sets_and_reads_each_others_keys(mixed_ring):
     # an rs2p delete of a py2p key is seen by rs2p
     del r2["from-py2p"]
     wait_until(lambda: r1.get("from-py2p", b"gone") == b"gone", timeout=20, what="delete seen by rs2p")
+
+
+def test_mixed_ring_rs2p_leaves_and_joins_again(mixed_ring):
+    (p1, p2), (r1, r2) = mixed_ring
+    keys = dict(("leave-%d" % i, ("value-%d" % i).encode()) for i in range(10))
+    for i, (k, v) in enumerate(keys.items()):
+        (r1 if i % 2 else p1).set(k, v)
+    for k, v in keys.items():
+        wait_until(lambda: r2.get(k) == v, timeout=20, what="rs2p reading %s" % k)
+    # r1 hands its items over and stops seeding; the ring still has them
+    r1.leave(10)
+    assert r1.leeching
+    wait_until(lambda: all(seeding(n) == 2 for n in (p1, p2, r2)), timeout=30,
+               what="the others seeing r1 leeching")
+    for k, v in keys.items():
+        wait_until(lambda: r2.get(k) == v, timeout=20, what="rs2p reading %s after a leave" % k)
+        py2p_read(p2, k.encode(), v)
+    # a leeching rs2p node still reads through the ring
+    for k, v in keys.items():
+        wait_until(lambda: r1.get(k) == v, timeout=20, what="leeching rs2p reading %s" % k)
+    r1.join()
+    wait_until(lambda: all(seeding(n) == 3 for n in (p1, p2, r2)), timeout=30,
+               what="r1 seeding again")
+    for k, v in keys.items():
+        wait_until(lambda: r1.get(k) == v, timeout=20, what="rs2p reading %s after rejoining" % k)
+        py2p_read(p1, k.encode(), v)
