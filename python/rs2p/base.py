@@ -126,14 +126,10 @@ class connection(object):
         return from_base_58(self.id)
 
     def send(self, msg_type, sub_flag, *args, **kargs):
-        """Sends ``[sub_flag, *args]`` as ``msg_type`` to this peer. Whispers
-        go to this peer alone; other types go to every peer."""
-        t, s = _flag(msg_type), _flag(sub_flag)
+        """Sends ``[sub_flag, *args]`` as ``msg_type`` on this peer's
+        connection; False if it is no longer connected."""
         payload = [_packet(a) for a in args]
-        if t == flags.whisper[0] and s == flags.whisper[0]:
-            return self.server._sock.whisper(self.id, payload)
-        self.server._sock.send(t, s, payload)
-        return True
+        return self.server._sock.send_to(self.id, _flag(msg_type), _flag(sub_flag), payload)
 
     def __repr__(self):
         return "connection(%r)" % (self.id,)

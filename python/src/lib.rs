@@ -297,6 +297,13 @@ impl Socket {
         Ok(py.allow_threads(|| self.mesh.whisper(&peer, &args)))
     }
 
+    /// Sends [sub_flag, *args] as msg_type to one connected peer; False if not connected.
+    fn send_to(&self, py: Python<'_>, peer: &[u8], msg_type: u8, sub_flag: u8, args: Vec<Vec<u8>>) -> PyResult<bool> {
+        let peer = parse_peer(peer)?;
+        let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+        Ok(py.allow_threads(|| self.mesh.send_to(&peer, msg_type, sub_flag, &args)))
+    }
+
     /// Up to `quantity` queued user messages, oldest first.
     fn recv(&self, py: Python<'_>, quantity: usize) -> Vec<Message> {
         let v = py.allow_threads(|| self.mesh.recv(quantity));

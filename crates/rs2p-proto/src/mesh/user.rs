@@ -96,6 +96,20 @@ impl<X: PeerExt> Mesh<X> {
         true
     }
 
+    /// Sends `[sub_flag, args...]` with type `msg_type` to one connected peer
+    /// (py2p's `handler.send(msg_type, sub_flag, *args)` on that peer's
+    /// connection); false if it is not connected.
+    pub fn send_to(&mut self, peer: &PeerId, msg_type: u8, sub_flag: u8, args: &[Bytes]) -> bool {
+        let Some(conn) = self.conn_of(peer) else {
+            return false;
+        };
+        let mut payload = Vec::with_capacity(args.len() + 1);
+        payload.push(Bytes::copy_from_slice(&[sub_flag]));
+        payload.extend(args.iter().cloned());
+        self.send_on(conn, msg_type, payload);
+        true
+    }
+
     /// Replies to a received message's sender: directly when connected, else
     /// through a route request (the reply is sent once a path is found).
     pub fn reply(&mut self, to: &Received, args: &[Bytes]) {

@@ -227,6 +227,13 @@ impl MeshSocket {
         self.inner.node(|n| n.whisper(peer, args))
     }
 
+    /// Sends `[sub_flag, args...]` as `msg_type` to one connected peer (py2p's
+    /// `handler.send(msg_type, sub_flag, *args)` on that peer's connection);
+    /// false if not connected.
+    pub fn send_to(&self, peer: &PeerId, msg_type: u8, sub_flag: u8, args: &[Bytes]) -> bool {
+        self.inner.node(|n| n.send_to(peer, msg_type, sub_flag, args))
+    }
+
     /// Replies to a message's sender (through a route request if not connected).
     pub fn reply(&self, to: &Received, args: &[Bytes]) {
         self.inner.node(|n| n.reply(to, args));

@@ -474,6 +474,12 @@ impl Node {
         self.mesh.whisper(peer, args)
     }
 
+    /// Sends `[sub_flag, args...]` as `msg_type` to one linked peer (py2p's
+    /// `handler.send`); false if it is not linked.
+    pub fn send_to(&mut self, peer: &PeerId, msg_type: u8, sub_flag: u8, args: &[Bytes]) -> bool {
+        self.mesh.send_to(peer, msg_type, sub_flag, args)
+    }
+
     /// Answers a received message (routed through the network if the
     /// sender is not linked, as py2p's `reply`).
     pub fn reply(&mut self, to: &Received, args: &[Bytes]) {
