@@ -6,7 +6,12 @@ first; its files are never committed) whose ``mesh`` module is replaced by
 one re-exporting ``rs2p.mesh``. Then runs py2p's unchanged test modules with
 pytest from there.
 
-Usage: python run_py2p_tests.py [test_mesh.py ...] [-- pytest args]
+Usage: python run_py2p_tests.py [--with-base] [test_mesh.py ...] [-- pytest args]
+
+--with-base also makes py2p.base's ``protocol``, ``to_base_58``,
+``from_base_58`` and ``flags`` rs2p's (appended to a copy of py2p's base.py,
+whose other contents, such as InternalMessage and compress, rs2p.base does
+not cover), for ``test_base.py``.
 """
 
 import os
@@ -29,6 +34,8 @@ from rs2p.mesh import mesh_socket, protocol, default_protocol, flags  # noqa: F4
 
 
 def main(argv):
+    with_base = "--with-base" in argv
+    argv = [a for a in argv if a != "--with-base"]
     tests, extra = argv, []
     if "--" in argv:
         i = argv.index("--")
@@ -43,6 +50,10 @@ def main(argv):
     os.rename(os.path.join(dst, "mesh.py"), os.path.join(dst, "_py2p_mesh.py"))
     with open(os.path.join(dst, "mesh.py"), "w") as f:
         f.write(SHIM)
+    if with_base:
+        with open(os.path.join(dst, "base.py"), "a") as f:
+            f.write("\n# rs2p acceptance run: these names are rs2p's\n"
+                    "from rs2p.base import protocol, to_base_58, from_base_58, flags  # noqa: E402,F401\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = tmp + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"] + \

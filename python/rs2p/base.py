@@ -62,9 +62,7 @@ def to_base_58(i):
     while i:
         string = base_58[i % 58] + string
         i = i // 58
-    if not string:
-        string = base_58[0]
-    return string.encode()
+    return string.encode()  # b'' for 0, as py2p's
 
 
 def from_base_58(string):
