@@ -9,6 +9,7 @@ until they serve before anyone connects to them.
 """
 
 import socket
+import threading
 import time
 
 import pytest
@@ -140,3 +141,31 @@ def test_mixed_ring_rs2p_leaves_and_joins_again(mixed_ring):
     for k, v in keys.items():
         wait_until(lambda: r1.get(k) == v, timeout=20, what="rs2p reading %s after rejoining" % k)
         py2p_read(p1, k.encode(), v)
+
+
+def received(node, payload, box):
+    """Drains node's recv queue into box; true once a message carries payload."""
+    box.extend(node.recv(100))
+    return any(len(m.packets) > 1 and m.packets[1] == payload for m in box)
+
+
+def test_mixed_ring_messages_and_handlers(mixed_ring):
+    (p1, p2), (r1, r2) = mixed_ring
+    got = []
+
+    def handler(msg, conn):
+        if msg.packets[1] == b"to-handler":
+            got.append((msg.sender, threading.current_thread().name))
+            msg.reply(b"handled")
+            return True
+
+    r1.register_handler(handler)
+    p1.send(b"to-handler")
+    wait_until(lambda: got, timeout=10, what="rs2p handler called for a py2p broadcast")
+    assert got[0] == (p1.id, "rs2p-handlers")
+    b1, b2, b3 = [], [], []
+    wait_until(lambda: received(p1, b"handled", b1), timeout=10, what="py2p receiving rs2p's reply")
+    r2.send("to-py2p")
+    wait_until(lambda: received(p2, b"to-py2p", b2), timeout=10, what="py2p receiving an rs2p broadcast")
+    p2.send("to-rs2p")
+    wait_until(lambda: received(r1, b"to-rs2p", b3), timeout=10, what="rs2p receiving a py2p broadcast")
