@@ -1,11 +1,12 @@
 """An asyncio face for rs2p's sockets (beyond py2p).
 
 ``await s.get(key)``, ``await s.set(key, value)``, ``async for key in
-s.keys()``: each network call runs the blocking call (which releases the GIL)
-on the event loop's default executor, so the loop is never blocked.
-
-Head start: the calls go through executor threads; native awaitables over
-the tokio runtime (no thread per waiting call) are still to do.
+s.keys()``. The calls that wait on the network (``get``, ``getitem``,
+``connect``, ``leave``, ``close``) are native awaitables: futures of the
+extension's tokio runtime, resolved on the running asyncio loop, with no
+thread waiting for them. Calls that only take the node's lock for
+microseconds (``set``, ``delete``, ``join``, ``unjoin``, ``keys``) run
+inline; binding (``create``) runs on the loop's executor.
 """
 
 import asyncio
@@ -14,6 +15,7 @@ import functools
 from . import chord as _chord
 from . import mesh as _mesh
 from .base import protocol, flags  # noqa: F401
+from .chord import _key
 
 __all__ = ["chord_socket", "mesh_socket", "protocol", "flags"]
 
@@ -40,7 +42,8 @@ class mesh_socket(object):
         return getattr(self.sync, name)
 
     async def connect(self, addr, port, id=None):
-        return await _run(self.sync.connect, addr, port, id)
+        """True when connected, False when already connected or on another subnet"""
+        return (await self.sync._sock.connect_async(addr, int(port))) is not None
 
     def send(self, *args, **kwargs):
         return self.sync.send(*args, **kwargs)
@@ -54,7 +57,10 @@ class mesh_socket(object):
             await asyncio.sleep(poll)
 
     async def close(self):
-        await _run(self.sync.close)
+        if self.sync._closed:
+            return
+        self.sync._closed = True
+        await self.sync._sock.close_async()
 
     async def __aenter__(self):
         return self
@@ -69,27 +75,31 @@ class chord_socket(mesh_socket):
     _sync = _chord.chord_socket
 
     async def get(self, key, ifError=None, timeout=10):
-        return await _run(self.sync.get, key, ifError, timeout)
+        """The value at ``key``, or ``ifError`` on any exception (as py2p)"""
+        try:
+            return await self.getitem(key, timeout)
+        except Exception:
+            return ifError
 
     async def getitem(self, key, timeout=10):
         """As ``s[key]``: raises KeyError or socket.timeout"""
-        return await _run(self.sync.__getitem__, key, timeout)
+        return await self.sync._sock.get_async(_key(key), float(timeout))
 
     async def set(self, key, value):
-        return await _run(self.sync.set, key, value)
+        self.sync.set(key, value)
 
     async def delete(self, key):
-        return await _run(self.sync.__delitem__, key)
+        self.sync.__delitem__(key)
 
     async def keys(self):
-        for k in await _run(lambda: list(self.sync.keys())):
+        for k in list(self.sync.keys()):
             yield k
 
     async def join(self):
-        await _run(self.sync.join)
+        self.sync.join()
 
     async def unjoin(self):
-        await _run(self.sync.unjoin)
+        self.sync.unjoin()
 
     async def leave(self, timeout=10):
-        await _run(self.sync.leave, timeout)
+        await self.sync._sock.leave_async(float(timeout))

@@ -41,6 +41,53 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// `fut` as a Python awaitable of the running asyncio loop, driven on the
+/// extension's runtime (rs2p.aio): no thread waits for it.
+fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<T, Error>> + Send + 'static,
+    T: Send + 'static,
+    T: for<'a> ToPy<'a>,
+{
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = pyo3_async_runtimes::tokio::init_with_runtime(runtime());
+    });
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let r = fut.await;
+        Python::with_gil(|py| match r {
+            Ok(v) => Ok(v.to_py(py)),
+            Err(e) => Err(to_py(py, e)),
+        })
+    })
+}
+
+/// What an awaitable resolves to.
+trait ToPy<'a> {
+    fn to_py(self, py: Python<'a>) -> PyObject;
+}
+
+impl<'a> ToPy<'a> for Bytes {
+    fn to_py(self, py: Python<'a>) -> PyObject {
+        PyBytes::new_bound(py, &self).into_py(py)
+    }
+}
+
+impl<'a> ToPy<'a> for Option<PeerId> {
+    fn to_py(self, py: Python<'a>) -> PyObject {
+        match self {
+            Some(p) => peer_bytes(py, &p).into_py(py),
+            None => py.None(),
+        }
+    }
+}
+
+impl<'a> ToPy<'a> for () {
+    fn to_py(self, py: Python<'a>) -> PyObject {
+        py.None()
+    }
+}
+
 /// Runs `fut` on the runtime with the GIL released, checking for signals
 /// (Ctrl-C) every 100 ms.
 fn wait<F>(py: Python<'_>, fut: F) -> PyResult<F::Output>
@@ -265,6 +312,44 @@ impl Socket {
             Err(e) if e.is_wrong_subnet() => Ok(None),
             Err(e) => Err(to_py(py, e)),
         }
+    }
+
+    /// `connect` as an awaitable (rs2p.aio).
+    fn connect_async<'py>(&self, py: Python<'py>, host: String, port: u16) -> PyResult<Bound<'py, PyAny>> {
+        let mesh = self.mesh.clone();
+        let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        awaitable(py, async move {
+            match mesh.connect(&addr).await {
+                Ok(peer) => Ok(Some(peer)),
+                Err(Error::Refused(ConnectError::AlreadyConnected(_))) => Ok(None),
+                Err(Error::Connect { reason, .. }) if reason.contains("duplicate connection") => Ok(None),
+                Err(e) if e.is_wrong_subnet() => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// `close` as an awaitable (rs2p.aio).
+    fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mesh = self.mesh.clone();
+        awaitable(py, async move {
+            let _ = mesh.shutdown().await;
+            Ok(())
+        })
+    }
+
+    /// `get` as an awaitable (rs2p.aio): KeyError, socket.timeout as `get`.
+    fn get_async<'py>(&self, py: Python<'py>, key: Vec<u8>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.chord()?.clone();
+        let d = Duration::from_secs_f64(timeout.max(0.0));
+        awaitable(py, async move { c.get_timeout(&key, d).await })
+    }
+
+    /// `leave` as an awaitable (rs2p.aio).
+    fn leave_async<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.chord()?.clone();
+        let d = Duration::from_secs_f64(timeout.max(0.0));
+        awaitable(py, async move { c.leave(d).await.map(|_| ()) })
     }
 
     /// None when nominal, else the recent errors.

@@ -41,3 +41,35 @@ def test_aio_ring():
             await b.close()
 
     asyncio.run(main())
+
+
+def test_aio_many_gets_gathered_and_errors():
+    import socket
+
+    async def main():
+        a = await aio.chord_socket.create("127.0.0.1", 0)
+        b = await aio.chord_socket.create("127.0.0.1", 0)
+        lone = await aio.chord_socket.create("127.0.0.1", 0)
+        try:
+            assert await b.connect("127.0.0.1", a.out_addr[1]) is True
+            await a.join()
+            await b.join()
+            for i in range(20):
+                await a.set("g%d" % i, "v%d" % i)
+            for _ in range(200):
+                if await b.get("g19") == b"v19":
+                    break
+                await asyncio.sleep(0.02)
+            got = await asyncio.gather(*(b.get("g%d" % (i % 20)) for i in range(1000)))
+            assert got == [("v%d" % (i % 20)).encode() for i in range(1000)]
+            with pytest.raises(socket.timeout):
+                await lone.getitem("k", timeout=0.5)
+            assert await lone.get("k", b"dflt", timeout=0.5) == b"dflt"
+            await a.leave(5)
+            assert a.leeching
+        finally:
+            for s in (a, b, lone):
+                await s.close()
+            await a.close()  # a second close does nothing
+
+    asyncio.run(main())
