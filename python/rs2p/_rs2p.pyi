@@ -19,12 +19,15 @@ class Socket:
     local_port: int
     protocol_id: str
     tls_fingerprint: Optional[str]
+    metrics_addr: Optional[str]
     leeching: bool
     @staticmethod
     def bind(kind: str, host: str, port: int, subnet: Optional[str] = ..., encryption: Optional[str] = ...,
              out_host: Optional[str] = ..., out_port: Optional[int] = ...,
              data_dir: Optional[Union[str, PathLike]] = ..., key_list: Optional[bool] = ...,
-             id: Optional[str] = ...) -> "Socket": ...
+             id: Optional[str] = ..., tls_cert: Optional[Union[str, PathLike]] = ...,
+             tls_key: Optional[Union[str, PathLike]] = ..., tls_trust: Optional[str] = ...,
+             tls_ca: Optional[Union[str, PathLike]] = ..., metrics_addr: Optional[str] = ...) -> "Socket": ...
     def connect(self, host: str, port: int) -> Optional[bytes]: ...
     def status(self) -> Optional[List[str]]: ...
     def outgoing(self) -> List[bytes]: ...

@@ -13,7 +13,18 @@ __all__ = ["mesh_socket", "protocol", "flags", "default_protocol"]
 log = logging.getLogger("rs2p")
 
 # rs2p's own options, beyond py2p's constructor arguments.
-_EXTRAS = ("data_dir", "key_list", "id")
+_EXTRAS = ("data_dir", "key_list", "id", "tls_cert", "tls_key", "tls_trust", "tls_ca", "metrics_addr")
+
+
+def _trust_text(trust):
+    """A trust list as trust-file text: a path to such a file, or an
+    iterable of SHA-256 fingerprints (64 hex digits)."""
+    import os
+
+    if isinstance(trust, (str, bytes, os.PathLike)):
+        with open(trust) as f:
+            return f.read()
+    return "\n".join(str(t) for t in trust) + "\n"
 
 
 def _protocol_parts(prot):
@@ -47,7 +58,11 @@ class mesh_socket(object):
         debug_level: Accepted for py2p compatibility; rs2p logs through ``tracing``
         **extras: rs2p's options: ``data_dir`` (keep id, items and peers
             across restarts), ``key_list`` (False: no network-wide key list),
-            ``id`` (a fixed base58 id)
+            ``id`` (a fixed base58 id); for encryption "SSL": ``tls_cert`` and
+            ``tls_key`` (PEM files; default a self-signed certificate),
+            ``tls_trust`` (a trust file, or fingerprints: only those peers
+            are accepted), ``tls_ca`` (PEM CA file); chord only:
+            ``metrics_addr`` ("host:port" of a Prometheus endpoint)
 
     Raises:
         socket.error (OSError): the address could not be bound
@@ -79,6 +94,8 @@ class mesh_socket(object):
         self._dispatcher = None
         self._closed = False
         self.handler_errors = 0
+        if extras.get("tls_trust") is not None:
+            extras["tls_trust"] = _trust_text(extras["tls_trust"])
         self._sock = _rs2p.Socket.bind(self._kind, addr, port, subnet, encryption,
                                        out_host, out_port, **extras)
         self.protocol = protocol(subnet, encryption)
@@ -109,6 +126,16 @@ class mesh_socket(object):
     def port(self):
         """The port the listener is bound to"""
         return self._sock.local_port
+
+    @property
+    def tls_fingerprint(self):
+        """SHA-256 of this node's TLS certificate (hex), or None for Plaintext"""
+        return self._sock.tls_fingerprint
+
+    @property
+    def metrics_addr(self):
+        """"host:port" of the Prometheus endpoint, if ``metrics_addr`` was given"""
+        return self._sock.metrics_addr
 
     @property
     def status(self):

@@ -24,9 +24,10 @@ use bytes::Bytes;
 use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use rs2p::core::TlsIdentity;
 use rs2p::core::{Config, GetError, PeerId, Received};
 use rs2p::mesh::ConnectError;
-use rs2p::net::{ChordSocket, Error, MeshSocket, Responsible};
+use rs2p::net::{serve_metrics, tls, ChordSocket, Error, MeshSocket, MetricsServer, Responsible};
 use rs2p::ring::U512;
 use rs2p::wire::Protocol;
 
@@ -190,6 +191,8 @@ struct Socket {
     mesh: MeshSocket,
     chord: Option<ChordSocket>,
     handled: Mutex<Option<Arc<Mutex<mpsc::Receiver<Received>>>>>,
+    /// The Prometheus endpoint (extra `metrics_addr`), stopped on close.
+    metrics: Mutex<Option<MetricsServer>>,
 }
 
 impl Socket {
@@ -210,7 +213,7 @@ impl Socket {
 impl Socket {
     /// Binds a node. `kind` is "mesh" or "chord".
     #[staticmethod]
-    #[pyo3(signature = (kind, host, port, subnet=None, encryption=None, out_host=None, out_port=None, data_dir=None, key_list=None, id=None))]
+    #[pyo3(signature = (kind, host, port, subnet=None, encryption=None, out_host=None, out_port=None, data_dir=None, key_list=None, id=None, tls_cert=None, tls_key=None, tls_trust=None, tls_ca=None, metrics_addr=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind(
         py: Python<'_>,
@@ -224,6 +227,11 @@ impl Socket {
         data_dir: Option<std::path::PathBuf>,
         key_list: Option<bool>,
         id: Option<String>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        tls_trust: Option<String>,
+        tls_ca: Option<std::path::PathBuf>,
+        metrics_addr: Option<String>,
     ) -> PyResult<Socket> {
         let mut cfg = match kind {
             "mesh" => Config::mesh(&host, port),
@@ -247,17 +255,46 @@ impl Socket {
             cfg.key_list = k;
         }
         cfg.id = id;
+        let read =
+            |p: &std::path::Path| std::fs::read(p).map_err(|e| PyOSError::new_err(format!("{}: {e}", p.display())));
+        match (tls_cert, tls_key) {
+            (Some(c), Some(k)) => {
+                cfg.tls.identity = Some(TlsIdentity { cert_pem: read(&c)?, key_pem: read(&k)? });
+            }
+            (None, None) => {}
+            _ => return Err(PyValueError::new_err("tls_cert and tls_key go together")),
+        }
+        if let Some(text) = tls_trust {
+            cfg.tls.trusted = Some(tls::parse_trust_list(&text).map_err(PyValueError::new_err)?);
+        }
+        if let Some(ca) = tls_ca {
+            cfg.tls.ca_pem = Some(read(&ca)?);
+        }
+        if metrics_addr.is_some() && kind != "chord" {
+            return Err(PyValueError::new_err("metrics_addr is for chord sockets"));
+        }
         let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
         let is_chord = kind == "chord";
         let res = wait(py, async move {
             if is_chord {
-                ChordSocket::bind_with(&addr, cfg).await.map(|c| ((*c).clone(), Some(c)))
+                let c = ChordSocket::bind_with(&addr, cfg).await?;
+                let metrics = match metrics_addr {
+                    Some(m) => match serve_metrics(c.clone(), &m).await {
+                        Ok(server) => Some(server),
+                        Err(e) => {
+                            let _ = c.shutdown().await;
+                            return Err(e);
+                        }
+                    },
+                    None => None,
+                };
+                Ok(((*c).clone(), Some(c), metrics))
             } else {
-                MeshSocket::bind_with(&addr, cfg).await.map(|m| (m, None))
+                MeshSocket::bind_with(&addr, cfg).await.map(|m| (m, None, None))
             }
         })?;
-        let (mesh, chord) = res.map_err(|e| to_py(py, e))?;
-        Ok(Socket { mesh, chord, handled: Mutex::new(None) })
+        let (mesh, chord, metrics) = res.map_err(|e| to_py(py, e))?;
+        Ok(Socket { mesh, chord, handled: Mutex::new(None), metrics: Mutex::new(metrics) })
     }
 
     /// The node id (base58, as bytes like py2p's).
@@ -297,6 +334,12 @@ impl Socket {
         self.mesh.tls_fingerprint()
     }
 
+    /// Where the Prometheus endpoint listens ("host:port"), if it was asked for.
+    #[getter]
+    fn metrics_addr(&self) -> Option<String> {
+        self.metrics.lock().ok()?.as_ref().map(|m| m.local_addr().to_string())
+    }
+
     /// Connects to host:port and waits for the handshake; returns the peer's
     /// id, or None when that peer is already connected (the new link lost
     /// to the existing one, or the id was known) or is on another subnet.
@@ -331,6 +374,9 @@ impl Socket {
 
     /// `close` as an awaitable (rs2p.aio).
     fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Ok(mut m) = self.metrics.lock() {
+            m.take();
+        }
         let mesh = self.mesh.clone();
         awaitable(py, async move {
             let _ = mesh.shutdown().await;
@@ -431,6 +477,9 @@ impl Socket {
     /// Closes every connection and stops listening, waiting (up to 2 s) for
     /// queued frames to go out. A second close does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if let Ok(mut m) = self.metrics.lock() {
+            m.take();
+        }
         let mesh = self.mesh.clone();
         let _ = wait(py, async move { mesh.shutdown().await })?;
         Ok(())

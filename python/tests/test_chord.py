@@ -205,3 +205,73 @@ def test_waiting_gets_leave_the_gil_to_other_threads(ring3):
         stop.set()
         t.join(10)
     assert shared > alone * 0.2, (alone, shared)
+
+
+def test_extras_tls_trust(tmp_path):
+    prot = base.protocol("chord", "SSL")
+    with chord_socket("127.0.0.1", 0, prot=prot) as b:
+        fp = b.tls_fingerprint
+        assert isinstance(fp, str) and len(fp) == 64
+        with chord_socket("127.0.0.1", 0, prot=prot, tls_trust=[fp]) as a:
+            assert a.connect("127.0.0.1", b.out_addr[1])
+        trust = tmp_path / "trust"
+        trust.write_text("0" * 64 + "\n")
+        with chord_socket("127.0.0.1", 0, prot=prot, tls_trust=str(trust)) as c:
+            # a refused TLS handshake is no exception, as py2p's connect
+            # raises for no handshake failure; the link is not made and the
+            # status says why
+            assert c.connect("127.0.0.1", b.out_addr[1]) is False
+            assert c.routing_table == {}
+            assert any("not trusted" in e for e in c.status)
+    with pytest.raises(ValueError):
+        chord_socket("127.0.0.1", 0, prot=prot, tls_trust=["not hex"])
+    with chord_socket("127.0.0.1", 0) as p:
+        assert p.tls_fingerprint is None
+
+
+def test_extras_metrics_addr():
+    import urllib.request
+
+    with chord_socket("127.0.0.1", 0, metrics_addr="127.0.0.1:0") as s:
+        addr = s.metrics_addr
+        assert addr.startswith("127.0.0.1:")
+        s["m"] = "v"
+        body = urllib.request.urlopen("http://%s/metrics" % addr, timeout=5).read().decode()
+        assert "rs2p" in body
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "rs2p library race, not the binding: close() right after a set can lose it. "
+    "MeshSocket::shutdown -> close -> stop_tasks aborts the persister while its "
+    "commit_pending awaits spawn_blocking (changes already taken, commit_lock "
+    "released), so shutdown's persist_now finds an empty journal and release_data "
+    "closes the directory under the in-flight commit. Passes with a 3 s pause "
+    "before close (the persister commits first)."))
+def test_extras_data_dir_keeps_id_and_items(tmp_path):
+    d = str(tmp_path / "node")
+    with chord_socket("127.0.0.1", 0, data_dir=d) as s:
+        first_id = s.id
+        s.join()
+        s["kept"] = "yes"
+        wait_until(lambda: s.get("kept") == b"yes", what="kept")
+    with chord_socket("127.0.0.1", 0, data_dir=d) as s:
+        assert s.id == first_id
+        s.join()
+        assert wait_until(lambda: s.get("kept") == b"yes", what="kept after a restart")
+
+
+def test_extras_no_key_list(ring3):
+    from conftest import seeding
+
+    nodes = [chord_socket("127.0.0.1", 0, key_list=False) for _ in range(2)]
+    try:
+        nodes[1].connect("127.0.0.1", nodes[0].out_addr[1])
+        for n in nodes:
+            n.join()
+        wait_until(lambda: all(seeding(n) == 1 for n in nodes), what="a pair")
+        nodes[0]["nk"] = "v"
+        assert wait_until(lambda: nodes[1].get("nk") == b"v", what="nk")
+        wait_until(lambda: b"nk" in set(nodes[1].keys()), what="keys by a ring walk")
+    finally:
+        for n in nodes:
+            n.close()
