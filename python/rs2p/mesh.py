@@ -230,6 +230,9 @@ class mesh_socket(object):
         self._handlers.append(method)
         if self._dispatcher is None:
             self._sock.enable_handlers()
+            # From now on new messages reach the dispatcher; those already
+            # queued are older, so they go first in recv's order.
+            self._queue.extend(message(m, self) for m in self._sock.recv(1 << 30))
             t = threading.Thread(target=self._dispatch, name="rs2p-handlers", daemon=True)
             self._dispatcher = t
             t.start()

@@ -126,3 +126,4 @@ def test_ctrl_c_interrupts_a_blocking_call():
             timer.join()
     finally:
         srv.close()
+
