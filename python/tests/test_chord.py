@@ -240,13 +240,6 @@ def test_extras_metrics_addr():
         assert "rs2p" in body
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "rs2p library race, not the binding: close() right after a set can lose it. "
-    "MeshSocket::shutdown -> close -> stop_tasks aborts the persister while its "
-    "commit_pending awaits spawn_blocking (changes already taken, commit_lock "
-    "released), so shutdown's persist_now finds an empty journal and release_data "
-    "closes the directory under the in-flight commit. Passes with a 3 s pause "
-    "before close (the persister commits first)."))
 def test_extras_data_dir_keeps_id_and_items(tmp_path):
     d = str(tmp_path / "node")
     with chord_socket("127.0.0.1", 0, data_dir=d) as s:

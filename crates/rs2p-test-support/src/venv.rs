@@ -26,13 +26,20 @@ pub const VENV_NAME: &str = "py2p-venv-0.5.607";
 
 /// Written inside the venv once it is complete. Renamed whenever
 /// [`PIP_PACKAGES`] changes, so that an older venv is rebuilt.
-pub const READY_MARKER: &str = ".ready-3";
+pub const READY_MARKER: &str = ".ready-4";
 
 /// What pip installs. `prometheus_client` parses the `--metrics` output in
 /// tests/observability.rs; `cryptography` makes py2p's SSL mode work
-/// (tests/tls.rs, interop_chord).
-pub const PIP_PACKAGES: [&str; 4] =
-    ["py2p==0.5.607", "python-snappy", "prometheus_client==0.21.1", "cryptography==50.0.2"];
+/// (tests/tls.rs, interop_chord); `maturin` builds the Python package
+/// (python/) and `pytest` runs its tests and py2p's own (tests/python.rs).
+pub const PIP_PACKAGES: [&str; 6] = [
+    "py2p==0.5.607",
+    "python-snappy",
+    "prometheus_client==0.21.1",
+    "cryptography==50.0.2",
+    "pytest==9.2.0",
+    "maturin==1.16.0",
+];
 
 /// The cargo target directory the running executable lives in: the nearest
 /// ancestor of its directory holding cargo's `CACHEDIR.TAG` (a test binary
@@ -108,7 +115,7 @@ pub fn ensure(venv: &Path) -> Result<PathBuf, String> {
     check_tool(&format!("pip install {}", PIP_PACKAGES.join(" ")), out)?;
 
     // Prove the install is the one we want before declaring it ready.
-    let probe = "import snappy, py2p, py2p.base as b, py2p.ssl_wrapper, prometheus_client.parser; \
+    let probe = "import snappy, py2p, py2p.base as b, py2p.ssl_wrapper, prometheus_client.parser, pytest; \
                  assert py2p.__version__ == '0.5.607', py2p.__version__; \
                  assert b.flags.snappy in b.compression, b.compression";
     let out = Command::new(&python).args(["-c", probe]).stdin(Stdio::null()).output();
