@@ -2,7 +2,7 @@
 
 import logging
 import threading
-from collections import deque
+from collections import deque, namedtuple
 
 from . import _rs2p
 from .base import (flags, protocol, default_protocol, message, connection,
@@ -11,6 +11,12 @@ from .base import (flags, protocol, default_protocol, message, connection,
 __all__ = ["mesh_socket", "protocol", "flags", "default_protocol"]
 
 log = logging.getLogger("rs2p")
+
+# One entry of ``awaiting_ids``: a link still waiting for the peer's handshake.
+awaiting_link = namedtuple("awaiting_link", "outgoing addr")
+
+# py2p prints under one lock, so that lines of several sockets do not mix.
+_print_lock = threading.Lock()
 
 # rs2p's own options, beyond py2p's constructor arguments.
 _EXTRAS = ("data_dir", "key_list", "id", "tls_cert", "tls_key", "tls_trust", "tls_ca", "metrics_addr")
@@ -55,7 +61,10 @@ class mesh_socket(object):
         port: The port to bind to (0: any free port)
         prot: A ``protocol(subnet, encryption)`` (rs2p's or py2p's)
         out_addr: Your outward facing (host, port)
-        debug_level: Accepted for py2p compatibility; rs2p logs through ``tracing``
+        debug_level: As py2p's: events at or below this level are printed,
+            prefixed by the port (1: links made and closed, handler
+            failures; 4: every message received). rs2p's own diagnostics go
+            to the ``tracing`` log of the Rust library
         **extras: rs2p's options: ``data_dir`` (keep id, items and peers
             across restarts), ``key_list`` (False: no network-wide key list),
             ``id`` (a fixed base58 id); for encryption "SSL": ``tls_cert`` and
@@ -163,9 +172,18 @@ class mesh_socket(object):
 
     @property
     def awaiting_ids(self):
-        """Connections still awaiting a handshake (rs2p keeps them
-        internal: always empty here)"""
-        return []
+        """Connections still awaiting the peer's handshake, as
+        ``awaiting_link(outgoing, addr)`` tuples (``addr``: where we dialed,
+        None for a connection the peer opened). py2p lists its connection
+        objects; rs2p has none to give before the handshake names the peer."""
+        return [awaiting_link(o, a) for o, a in self._sock.awaiting()]
+
+    def __print__(self, *args, **kargs):
+        """Prints ``args`` (after the port) if ``level`` (keyword, default 0)
+        is at most ``debug_level``, as py2p does"""
+        if kargs.get("level", 0) <= self.debug_level:
+            with _print_lock:
+                print(self.out_addr[1], *args)
 
     def connect(self, addr, port, id=None, conn_type=None):
         """Connects to (addr, port) and waits for the handshake (at most 5 s,
@@ -179,12 +197,18 @@ class mesh_socket(object):
         Raises:
             socket.error (OSError): the connection failed or was refused
         """
-        return self._sock.connect(addr, int(port)) is not None
+        peer = self._sock.connect(addr, int(port))
+        if peer is not None:
+            self.__print__("Connected to node %s at %s:%s" % (peer.decode(), addr, port), level=1)
+        return peer is not None
 
     def disconnect(self, handler):
         """Closes the link to a peer (a connection or an id)"""
         peer = handler.id if isinstance(handler, connection) else handler
-        return self._sock.disconnect(_packet(peer))
+        closed = self._sock.disconnect(_packet(peer))
+        if closed:
+            self.__print__("Connection to node %s has been closed" % (_packet(peer).decode(),), level=1)
+        return closed
 
     def request_peers(self):
         """Asks every peer for its peer list"""
@@ -243,6 +267,7 @@ class mesh_socket(object):
             if raw is None:
                 continue
             msg = message(raw, self)
+            self.__print__("Message received: %r" % (msg,), level=4)
             conn = connection(self, raw.sender)
             taken = False
             for h in list(self._handlers):
@@ -253,6 +278,7 @@ class mesh_socket(object):
                 except Exception:
                     self.handler_errors += 1
                     log.exception("handler %r failed", h)
+                    self.__print__("Handler %r failed" % (h,), level=1)
             if not taken:
                 self._queue.append(msg)
 

@@ -416,6 +416,13 @@ impl Socket {
     }
 
     /// Sends [sub_flag, *args] as msg_type to every peer.
+    /// Links awaiting the peer's handshake: (we opened it, dialed address
+    /// or None) each.
+    fn awaiting(&self, py: Python<'_>) -> Vec<(bool, Option<(String, u16)>)> {
+        let mesh = self.mesh.clone();
+        py.allow_threads(|| mesh.awaiting().into_iter().map(|l| (l.outgoing, l.dial_addr)).collect())
+    }
+
     fn send(&self, py: Python<'_>, msg_type: u8, sub_flag: u8, args: Vec<Vec<u8>>) {
         let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
         py.allow_threads(|| self.mesh.send(msg_type, sub_flag, &args));

@@ -127,3 +127,29 @@ def test_ctrl_c_interrupts_a_blocking_call():
     finally:
         srv.close()
 
+
+
+def test_awaiting_ids_lists_a_link_until_its_handshake():
+    with mesh_socket("127.0.0.1", 0) as s:
+        assert s.awaiting_ids == []
+        raw = socket.create_connection(("127.0.0.1", s.out_addr[1]))
+        try:
+            # Connected, but it never sends a handshake.
+            links = wait_until(lambda: s.awaiting_ids, what="the raw link to await its handshake")
+            assert links == [(False, None)] and links[0].outgoing is False and links[0].addr is None
+            assert s.routing_table == {}
+        finally:
+            raw.close()
+        wait_until(lambda: s.awaiting_ids == [], what="the closed raw link to be forgotten")
+
+
+def test_debug_level_prints_as_py2p(capsys):
+    with mesh_socket("127.0.0.1", 0, debug_level=1) as f, mesh_socket("127.0.0.1", 0) as g:
+        assert f.connect("127.0.0.1", g.out_addr[1])
+        out = capsys.readouterr().out
+        lines = [line for line in out.splitlines() if "Connected to node" in line]
+        # py2p's format: the port, then the event; only the debug_level=1 socket prints.
+        assert len(lines) == 1 and lines[0].startswith("%d " % f.out_addr[1]), out
+        assert g.id.decode() in lines[0]
+        assert f.disconnect(g.id)
+        assert "Connection to node %s has been closed" % g.id.decode() in capsys.readouterr().out

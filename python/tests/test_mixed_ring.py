@@ -169,3 +169,55 @@ def test_mixed_ring_messages_and_handlers(mixed_ring):
     wait_until(lambda: received(p2, b"to-py2p", b2), timeout=10, what="py2p receiving an rs2p broadcast")
     p2.send("to-rs2p")
     wait_until(lambda: received(r1, b"to-rs2p", b3), timeout=10, what="rs2p receiving a py2p broadcast")
+
+
+def test_ctrl_c_interrupts_a_get_waiting_on_a_silent_owner(monkeypatch):
+    """A get that waits on an owner that never answers (a py2p node whose
+    retrieve handler swallows requests) ends at Ctrl-C, not at its 600 s
+    timeout: rs2p waits with the GIL released and checks for signals."""
+    import _thread
+
+    from py2p.base import flags
+
+    real = py2p_chord.chord_socket._chord_socket__handle_retrieve
+
+    def swallow(self, msg, handler):
+        if msg.packets[0] == flags.retrieve:
+            return True  # taken, never answered
+        return real(self, msg, handler)
+
+    monkeypatch.setattr(py2p_chord.chord_socket, "_chord_socket__handle_retrieve", swallow)
+    silent, port = py2p_node()
+    r = chord_socket("127.0.0.1", 0)
+    try:
+        r.connect("127.0.0.1", port)
+        r.join()
+        silent.join()
+        wait_until(lambda: seeding(r) == 1, what="the pair to seed")
+        wait_until(lambda: r.next is not None and r.next.id == silent.id, what="the py2p node as our successor")
+        # A key none has, and of whose five tables the py2p node owns one at
+        # least: the get cannot say "not found" without its answer, so it
+        # waits (a key whose tables are all ours is a KeyError at once).
+        # Polled: until the ring settles, this node may think it owns all.
+
+        def key_with_a_silent_table():
+            for i in range(256):
+                k = "absent-%d" % i
+                if any(r.find(h) is not r for h in py2p_chord.get_hashes(k.encode())):
+                    return k
+            return None
+
+        waiting = wait_until(key_with_a_silent_table, what="a key with a table on the py2p node")
+        timer = threading.Timer(0.5, _thread.interrupt_main)
+        timer.start()
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            r.__getitem__(waiting, timeout=600)
+        # Far below the 600 s the get would otherwise wait.
+        assert time.monotonic() - start < 60
+        timer.join()
+        # The socket and its link are still there after the interrupted call.
+        assert len(r.routing_table) == 1 and r.next is not None
+    finally:
+        r.close()
+        silent.close()

@@ -12,6 +12,18 @@ pub trait PeerExt: Default + std::fmt::Debug {}
 
 impl PeerExt for () {}
 
+/// A connection still waiting for its peer's handshake (py2p's
+/// `awaiting_ids`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwaitingLink {
+    /// Its handle.
+    pub conn: ConnId,
+    /// We opened it (dialing, or waiting for the handshake we asked for).
+    pub outgoing: bool,
+    /// Where we dialed, for a link we opened.
+    pub dial_addr: Option<(String, u16)>,
+}
+
 /// What the node knows about one TCP connection; `X` is the upper layer's
 /// part (chord's `ChordPeer`).
 #[derive(Debug)]

@@ -24,7 +24,7 @@ pub(crate) use admission::AddrRest;
 pub use admission::{
     ADDR_BACKOFF_MAX_MS, ADDR_BACKOFF_MS, LIST_DIALS_PER_PEER, LIST_DIALS_PER_S, LIST_DIAL_BURST, NEIGHBOUR_RESERVE,
 };
-pub use conn::{Conn, PeerExt};
+pub use conn::{AwaitingLink, Conn, PeerExt};
 pub(crate) use frames::Step;
 pub use handshake::has_marker;
 pub use node::Mesh;

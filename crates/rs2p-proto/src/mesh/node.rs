@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::{Conn, LostCause, PeerExt, RecentIds, Upcall};
+use super::{AwaitingLink, Conn, LostCause, PeerExt, RecentIds, Upcall};
 use crate::core::{Action, BadInput, Config, ConnId, Counters, Event, Hlc, Map, PeerId, ReqId, SeededState, Time};
 use crate::wire::{Compression, Message};
 
@@ -572,6 +572,22 @@ impl<X: PeerExt> Mesh<X> {
     pub fn awaiting(&self) -> Vec<ConnId> {
         let mut v: Vec<ConnId> = self.conns.values().filter(|c| !c.handshaken).map(|c| c.id).collect();
         v.sort();
+        v
+    }
+
+    /// Connections not yet handshaken, with where we dialed the ones we opened.
+    pub fn awaiting_links(&self) -> Vec<AwaitingLink> {
+        let mut v: Vec<AwaitingLink> = self
+            .conns
+            .values()
+            .filter(|c| !c.handshaken)
+            .map(|c| AwaitingLink {
+                conn: c.id,
+                outgoing: c.outgoing,
+                dial_addr: c.outgoing.then(|| c.dial_addr.clone()),
+            })
+            .collect();
+        v.sort_by_key(|l| l.conn);
         v
     }
 

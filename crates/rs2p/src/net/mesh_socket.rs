@@ -285,6 +285,13 @@ impl MeshSocket {
         self.inner.node(|n| n.incoming())
     }
 
+    /// Connections still waiting for the peer's handshake (py2p's
+    /// `awaiting_ids`): accepted ones, and ones we opened, with where we
+    /// dialed.
+    pub fn awaiting(&self) -> Vec<crate::mesh::AwaitingLink> {
+        self.inner.node(|n| n.awaiting_links())
+    }
+
     /// Every handshaken peer.
     pub fn peers(&self) -> Vec<PeerId> {
         self.inner.node(|n| {

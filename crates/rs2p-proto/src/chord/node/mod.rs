@@ -292,6 +292,12 @@ impl Node {
         self.mesh.awaiting()
     }
 
+    /// Connections not yet handshaken, with where we dialed the ones we
+    /// opened (py2p's `awaiting_ids`).
+    pub fn awaiting_links(&self) -> Vec<crate::mesh::AwaitingLink> {
+        self.mesh.awaiting_links()
+    }
+
     /// True if the peer on this connection advertised the rs2p capability.
     pub fn is_rs2p(&self, conn: ConnId) -> bool {
         self.mesh.is_rs2p(conn)
