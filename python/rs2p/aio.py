@@ -48,13 +48,21 @@ class mesh_socket(object):
     def send(self, *args, **kwargs):
         return self.sync.send(*args, **kwargs)
 
-    async def recv(self, quantity=1, poll=0.01):
-        """Waits until at least one message is queued; then as ``recv``."""
-        while True:
-            got = self.sync.recv(quantity)
-            if got:
-                return got
-            await asyncio.sleep(poll)
+    async def recv(self, quantity=1):
+        """Waits until a message is queued (a native awaitable: no polling,
+        no thread); then as ``recv``: the message (quantity 1), or a list of
+        up to ``quantity``, oldest first. Messages that registered handlers
+        take never reach it."""
+        got = self.sync.recv(quantity)
+        if got:
+            return got
+        first = _mesh.message(await self.sync._sock.recv_async(), self.sync)
+        if quantity == 1:
+            return first
+        more = self.sync.recv(quantity - 1)
+        if quantity - 1 == 1:  # recv(1) gives a message or None, not a list
+            more = [more] if more is not None else []
+        return [first] + more
 
     async def close(self):
         if self.sync._closed:

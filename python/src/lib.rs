@@ -31,6 +31,10 @@ use rs2p::net::{serve_metrics, tls, ChordSocket, Error, MeshSocket, MetricsServe
 use rs2p::ring::U512;
 use rs2p::wire::Protocol;
 
+/// Messages waiting for the Python handlers' dispatcher thread; beyond it
+/// they go to the socket's receive queue.
+const HANDLED_QUEUE: usize = 4096;
+
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -80,6 +84,15 @@ impl<'a> ToPy<'a> for Option<PeerId> {
             Some(p) => peer_bytes(py, &p).into_py(py),
             None => py.None(),
         }
+    }
+}
+
+/// A received message and the socket that answers it.
+struct Incoming(Received, MeshSocket);
+
+impl<'a> ToPy<'a> for Incoming {
+    fn to_py(self, py: Python<'a>) -> PyObject {
+        Message { rx: self.0, mesh: self.1 }.into_py(py)
     }
 }
 
@@ -448,6 +461,16 @@ impl Socket {
         v.into_iter().map(|rx| Message { rx, mesh: self.mesh.clone() }).collect()
     }
 
+    /// The next queued user message, as an awaitable (rs2p.aio's `recv`):
+    /// no thread waits for it.
+    fn recv_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mesh = self.mesh.clone();
+        awaitable(py, async move {
+            let rx = mesh.next_message().await;
+            Ok(Incoming(rx, mesh))
+        })
+    }
+
     /// Routes every message the built-in handlers did not take to this
     /// module's queue instead of the receive queue: `next_handled` gives them
     /// to the Python dispatcher thread, which runs the Python handlers.
@@ -456,9 +479,11 @@ impl Socket {
         if h.is_some() {
             return;
         }
-        let (tx, rx) = mpsc::channel::<Received>();
-        let tx = Mutex::new(tx);
-        self.mesh.register_handler(move |m| tx.lock().map(|t| t.send(m.clone()).is_ok()).unwrap_or(false));
+        // Bounded: a peer that floods faster than the Python handlers run
+        // fills it, and then its messages stay in the socket's own bounded
+        // receive queue (recv) instead: none lost, no memory without bound.
+        let (tx, rx) = mpsc::sync_channel::<Received>(HANDLED_QUEUE);
+        self.mesh.register_handler(move |m| tx.try_send(m.clone()).is_ok());
         *h = Some(Arc::new(Mutex::new(rx)));
     }
 

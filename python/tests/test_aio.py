@@ -73,3 +73,35 @@ def test_aio_many_gets_gathered_and_errors():
             await a.close()  # a second close does nothing
 
     asyncio.run(main())
+
+
+def test_aio_recv_awaits_a_message_without_blocking_the_loop():
+    async def main():
+        a = await aio.mesh_socket.create("127.0.0.1", 0)
+        b = await aio.mesh_socket.create("127.0.0.1", 0)
+        try:
+            assert await b.connect("127.0.0.1", a.out_addr[1])
+            waiter = asyncio.ensure_future(a.recv())
+            # Nothing sent yet: the awaitable is pending and the loop runs.
+            for _ in range(5):
+                await asyncio.sleep(0.01)
+            assert not waiter.done()
+            for _ in range(500):  # until a knows b (its handshake came in)
+                if a.routing_table:
+                    break
+                await asyncio.sleep(0.01)
+            b.send(b"one")
+            msg = await asyncio.wait_for(waiter, 15)
+            assert msg.packets[1] == b"one"
+            b.send(b"two")
+            b.send(b"three")
+            got = []
+            while len(got) < 2:
+                more = await asyncio.wait_for(a.recv(2), 15)
+                got.extend(m.packets[1] for m in more)
+            assert got == [b"two", b"three"]
+        finally:
+            await a.close()
+            await b.close()
+
+    asyncio.run(main())
