@@ -9,6 +9,7 @@
 //!   rs2p's (the acceptance test: 8 of 8),
 //! - py2p's own `test_base.py` with `protocol`, `to_base_58`,
 //!   `from_base_58` and `flags` from `rs2p.base` (6 of 6),
+//! - mypy's stubtest on the installed package's `.pyi` stubs,
 //!
 //! run as they would from a shell (`python/run_tests.sh` does the same with a
 //! release build).
@@ -165,6 +166,19 @@ fn py2p_own_test_base_passes_with_rs2p_base() {
     let run = python(&[script.to_str().unwrap(), "--with-base", "test_base.py", "--", "-q"], &std::env::temp_dir());
     assert_clean_pass(&run, 6);
     assert_eq!(passed(&summary(&run)), 6, "py2p's test_base.py has 6 tests");
+}
+
+#[test]
+fn the_type_stubs_match_the_installed_package() {
+    let allow = python_dir().join("stubtest-allowlist.txt");
+    let run = python(&["-m", "mypy.stubtest", "rs2p", "--allowlist", allow.to_str().unwrap()], &std::env::temp_dir());
+    assert!(
+        run.code == Some(0) && run.stdout.contains("Success"),
+        "stubtest found the .pyi stubs out of step with the package (exit {:?}):\n{}\n{}",
+        run.code,
+        run.stdout,
+        run.stderr
+    );
 }
 
 #[test]

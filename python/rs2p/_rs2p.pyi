@@ -2,8 +2,9 @@
 rs2p.mesh and rs2p.chord are the public API)."""
 
 from os import PathLike
-from typing import Any, Awaitable, List, Optional, Tuple, Union
+from typing import Any, Awaitable, List, Optional, Tuple, Union, final
 
+@final
 class Message:
     msg_type: int
     sender: bytes
@@ -12,6 +13,7 @@ class Message:
     payload: List[bytes]
     def reply(self, args: List[bytes]) -> None: ...
 
+@final
 class Socket:
     id: bytes
     id_10: str
@@ -24,10 +26,10 @@ class Socket:
     @staticmethod
     def bind(kind: str, host: str, port: int, subnet: Optional[str] = ..., encryption: Optional[str] = ...,
              out_host: Optional[str] = ..., out_port: Optional[int] = ...,
-             data_dir: Optional[Union[str, PathLike]] = ..., key_list: Optional[bool] = ...,
-             id: Optional[str] = ..., tls_cert: Optional[Union[str, PathLike]] = ...,
-             tls_key: Optional[Union[str, PathLike]] = ..., tls_trust: Optional[str] = ...,
-             tls_ca: Optional[Union[str, PathLike]] = ..., metrics_addr: Optional[str] = ...) -> "Socket": ...
+             data_dir: Optional[Union[str, PathLike[str]]] = ..., key_list: Optional[bool] = ...,
+             id: Optional[str] = ..., tls_cert: Optional[Union[str, PathLike[str]]] = ...,
+             tls_key: Optional[Union[str, PathLike[str]]] = ..., tls_trust: Optional[str] = ...,
+             tls_ca: Optional[Union[str, PathLike[str]]] = ..., metrics_addr: Optional[str] = ...) -> "Socket": ...
     def connect(self, host: str, port: int) -> Optional[bytes]: ...
     def status(self) -> Optional[List[str]]: ...
     def awaiting(self) -> List[Tuple[bool, Optional[Tuple[str, int]]]]: ...
