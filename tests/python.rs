@@ -168,6 +168,30 @@ fn py2p_own_test_base_passes_with_rs2p_base() {
     assert_eq!(passed(&summary(&run)), 6, "py2p's test_base.py has 6 tests");
 }
 
+/// The README's Python examples run and read what they wrote.
+#[test]
+fn the_python_examples_run() {
+    let examples = python_dir().join("examples");
+    let run = python(&[examples.join("mixed_ring.py").to_str().unwrap()], &std::env::temp_dir());
+    assert!(
+        run.code == Some(0) && run.stdout.contains("b'hello py2p'") && run.stdout.contains("b'hello rs2p'"),
+        "mixed_ring.py: exit {:?}\n{}\n{}",
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    let run = python(&[examples.join("aio_demo.py").to_str().unwrap()], &std::env::temp_dir());
+    assert!(
+        run.code == Some(0)
+            && run.stdout.contains("[b'hello', b'hello', b'hello']")
+            && run.stdout.contains("b'greeting'"),
+        "aio_demo.py: exit {:?}\n{}\n{}",
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+}
+
 #[test]
 fn the_type_stubs_match_the_installed_package() {
     let allow = python_dir().join("stubtest-allowlist.txt");

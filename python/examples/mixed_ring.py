@@ -16,6 +16,15 @@ def free_port():
     return port
 
 
+def serving(port):
+    """py2p's network thread answers a new connection with its handshake."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            return bool(s.recv(4))
+    except OSError:
+        return False
+
+
 def poll(f, timeout=30):
     end = time.time() + timeout
     while time.time() < end:
@@ -28,7 +37,7 @@ def poll(f, timeout=30):
 
 port = free_port()
 old = py2p.chord.chord_socket("127.0.0.1", port)    # py2p needs a real port
-time.sleep(0.5)                                       # and must serve before a peer dials it
+poll(lambda: serving(port))                           # and must serve before a peer dials it
 new = rs2p.chord_socket("127.0.0.1", 0)
 new.connect("127.0.0.1", port)                        # rs2p dials, and re-dials if py2p drops the link
 old.join()
