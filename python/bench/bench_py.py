@@ -1,7 +1,7 @@
 """gets/s and sets/s from Python: py2p 0.5.607's chord_socket against
 rs2p's, on a local ring of 3, from 1 and 8 threads, and rs2p.aio.
 
-Usage: python bench_py.py [--gets N] [--no-py2p]
+Usage: python bench_py.py [--gets N] [--py2p-gets N] [--no-py2p] [--json FILE]
 """
 
 import argparse
@@ -30,7 +30,9 @@ def ring(cls, n=3):
     for x in nodes:
         x.join()
     end = time.time() + 30
-    while time.time() < end and not all(len(list(x.data_storing)) == n - 1 for x in nodes):
+    while not all(len(list(x.data_storing)) == n - 1 for x in nodes):
+        if time.time() > end:
+            raise SystemExit("the ring of %d did not form within 30 s" % n)
         time.sleep(0.05)
     return nodes
 
@@ -60,10 +62,21 @@ def run(name, nodes, gets, keys=100):
             x.join()
         dt = time.time() - t
         out["gets/s %d thread%s" % (threads, "s" if threads > 1 else "")] = (n * threads / dt, fails[0])
-    t = time.time()
-    for i in range(gets):
-        nodes[1].set("s%d" % i, "x")
-    out["sets/s 1 thread"] = (gets / (time.time() - t), 0)
+    for threads in (1, 8):
+        n = gets // threads
+
+        def write(tid):
+            for i in range(n):
+                nodes[1].set("s%d-%d-%d" % (threads, tid, i), "x")
+
+        ts = [threading.Thread(target=write, args=(j,)) for j in range(threads)]
+        t = time.time()
+        for x in ts:
+            x.start()
+        for x in ts:
+            x.join()
+        dt = time.time() - t
+        out["sets/s %d thread%s" % (threads, "s" if threads > 1 else "")] = (n * threads / dt, 0)
     for k, (v, f) in out.items():
         print("%-6s %-18s %10.0f%s" % (name, k, v, "  (%d failed)" % f if f else ""))
     return out
@@ -79,12 +92,22 @@ async def run_aio(gets, keys=100):
         await x.join()
     for i in range(keys):
         await nodes[0].set("k%d" % i, "v%d" % i)
-    await asyncio.sleep(0.5)
+    end = time.time() + 30
+    while time.time() < end and await nodes[2].get("k%d" % (keys - 1)) is None:
+        await asyncio.sleep(0.01)
+    out = {}
     t = time.time()
-    await asyncio.gather(*(nodes[2].get("k%d" % (i % keys)) for i in range(gets)))
-    print("%-6s %-18s %10.0f" % ("rs2p", "aio gets/s", gets / (time.time() - t)))
+    got = await asyncio.gather(*(nodes[2].get("k%d" % (i % keys)) for i in range(gets)))
+    out["aio gets/s"] = (gets / (time.time() - t), sum(1 for g in got if g is None))
+    t = time.time()
+    for i in range(gets):
+        await nodes[1].set("a%d" % i, "x")
+    out["aio sets/s"] = (gets / (time.time() - t), 0)
+    for k, (v, f) in out.items():
+        print("%-6s %-18s %10.0f%s" % ("rs2p", k, v, "  (%d failed)" % f if f else ""))
     for x in nodes:
         await x.close()
+    return out
 
 
 def main():
@@ -92,14 +115,16 @@ def main():
     ap.add_argument("--gets", type=int, default=2000)
     ap.add_argument("--py2p-gets", type=int, default=200)
     ap.add_argument("--no-py2p", action="store_true")
+    ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args()
+    figures = {}
     import rs2p
 
     r = ring(rs2p.chord_socket)
     rs = run("rs2p", r, a.gets)
     for x in r:
         x.close()
-    asyncio.run(run_aio(a.gets))
+    figures["rs2p"] = dict(rs, **asyncio.run(run_aio(a.gets)))
     if not a.no_py2p:
         import py2p.chord
 
@@ -107,7 +132,14 @@ def main():
         ps = run("py2p", p, a.py2p_gets)
         for x in p:
             x.close()
+        figures["py2p"] = ps
         print("rs2p/py2p gets/s, 1 thread: %.0fx" % (rs["gets/s 1 thread"][0] / ps["gets/s 1 thread"][0]))
+    if a.json:
+        import json
+
+        with open(a.json, "w") as f:
+            json.dump(dict((impl, dict((k, {"per_s": round(v, 1), "failed": n}) for k, (v, n) in fig.items()))
+                           for impl, fig in figures.items()), f, indent=1)
 
 
 if __name__ == "__main__":
