@@ -171,12 +171,13 @@ def test_mixed_ring_messages_and_handlers(mixed_ring):
     wait_until(lambda: received(r1, b"to-rs2p", b3), timeout=10, what="rs2p receiving a py2p broadcast")
 
 
-def test_ctrl_c_interrupts_a_get_waiting_on_a_silent_owner(monkeypatch):
-    """A get that waits on an owner that never answers (a py2p node whose
-    retrieve handler swallows requests) ends at Ctrl-C, not at its 600 s
-    timeout: rs2p waits with the GIL released and checks for signals."""
-    import _thread
-
+@pytest.fixture
+def silent_owner(monkeypatch):
+    """(rs2p node, key): the rs2p node is paired with a py2p node whose
+    retrieve handler swallows requests, and the key has a table on the py2p
+    node (three of its five) and no value anywhere, so a get of it waits for
+    its whole timeout: it cannot say "not found" without the silent owner's
+    answers."""
     from py2p.base import flags
 
     real = py2p_chord.chord_socket._chord_socket__handle_retrieve
@@ -188,36 +189,76 @@ def test_ctrl_c_interrupts_a_get_waiting_on_a_silent_owner(monkeypatch):
 
     monkeypatch.setattr(py2p_chord.chord_socket, "_chord_socket__handle_retrieve", swallow)
     silent, port = py2p_node()
-    r = chord_socket("127.0.0.1", 0)
+    # Our id opposite the py2p node's on the ring: each owns half of it.
+    from rs2p.base import from_base_58, to_base_58
+
+    opposite = (from_base_58(silent.id) + 2 ** 383) % 2 ** 384
+    r = chord_socket("127.0.0.1", 0, id=to_base_58(opposite).decode())
     try:
         r.connect("127.0.0.1", port)
         r.join()
         silent.join()
         wait_until(lambda: seeding(r) == 1, what="the pair to seed")
         wait_until(lambda: r.next is not None and r.next.id == silent.id, what="the py2p node as our successor")
-        # A key none has, and of whose five tables the py2p node owns one at
-        # least: the get cannot say "not found" without its answer, so it
-        # waits (a key whose tables are all ours is a KeyError at once).
-        # Polled: until the ring settles, this node may think it owns all.
 
+        # Polled: until the ring settles, this node may think it owns all.
         def key_with_a_silent_table():
             for i in range(256):
                 k = "absent-%d" % i
-                if any(r.find(h) is not r for h in py2p_chord.get_hashes(k.encode())):
+                # Three tables on the py2p node: the rest (two at most)
+                # cannot make the majority of "not found" without it.
+                if sum(r.find(h) is not r for h in py2p_chord.get_hashes(k.encode())) >= 3:
                     return k
             return None
 
-        waiting = wait_until(key_with_a_silent_table, what="a key with a table on the py2p node")
-        timer = threading.Timer(0.5, _thread.interrupt_main)
-        timer.start()
-        start = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            r.__getitem__(waiting, timeout=600)
-        # Far below the 600 s the get would otherwise wait.
-        assert time.monotonic() - start < 60
-        timer.join()
-        # The socket and its link are still there after the interrupted call.
-        assert len(r.routing_table) == 1 and r.next is not None
+        yield r, wait_until(key_with_a_silent_table, what="a key with 3 tables on the py2p node")
     finally:
         r.close()
         silent.close()
+
+
+def test_ctrl_c_interrupts_a_get_waiting_on_a_silent_owner(silent_owner):
+    """A get waiting on an owner that never answers ends at Ctrl-C, not at
+    its 600 s timeout: rs2p waits with the GIL released and checks for
+    signals."""
+    import _thread
+
+    r, waiting = silent_owner
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        r.__getitem__(waiting, timeout=600)
+    # Far below the 600 s the get would otherwise wait.
+    assert time.monotonic() - start < 60
+    timer.join()
+    # The socket and its link are still there after the interrupted call.
+    assert len(r.routing_table) == 1 and r.next is not None
+
+
+def test_threads_wait_for_gets_in_parallel(silent_owner):
+    """8 threads each doing a get that waits its whole 2 s timeout (an owner
+    that never answers) finish together, not one after another: each get
+    waits with the GIL released, so the threads' waits overlap. Serialized
+    they would take 16 s; the bound leaves 4x room for a loaded machine."""
+    r, waiting = silent_owner
+    outcomes = []
+
+    def one():
+        try:
+            r.__getitem__(waiting, timeout=2)
+            outcomes.append("value")
+        except socket.timeout:
+            outcomes.append("timeout")
+        except Exception as e:  # noqa: BLE001
+            outcomes.append(repr(e))
+
+    ts = [threading.Thread(target=one) for _ in range(8)]
+    start = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    took = time.monotonic() - start
+    assert outcomes == ["timeout"] * 8
+    assert took < 8, "8 gets of 2 s each took %.1f s: they did not wait in parallel" % took
