@@ -155,7 +155,9 @@ fn the_python_package_passes_its_own_suite() {
 #[test]
 fn py2p_own_test_mesh_passes_against_rs2p() {
     let script = python_dir().join("acceptance").join("run_py2p_tests.py");
-    let run = python(&[script.to_str().unwrap(), "test_mesh.py", "--", "-q"], &std::env::temp_dir());
+    // Its 8 tests at once (pytest-xdist): each mostly sleeps (py2p's fixed
+    // waits, 80 s in all one after another) on a port range of its own.
+    let run = python(&[script.to_str().unwrap(), "test_mesh.py", "--", "-q", "-n", "8"], &std::env::temp_dir());
     assert_clean_pass(&run, 8);
     assert_eq!(passed(&summary(&run)), 8, "py2p's test_mesh.py has 8 tests");
 }

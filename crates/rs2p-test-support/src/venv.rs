@@ -26,14 +26,15 @@ pub const VENV_NAME: &str = "py2p-venv-0.5.607";
 
 /// Written inside the venv once it is complete. Renamed whenever
 /// [`PIP_PACKAGES`] changes, so that an older venv is rebuilt.
-pub const READY_MARKER: &str = ".ready-5";
+pub const READY_MARKER: &str = ".ready-6";
 
 /// What pip installs. `prometheus_client` parses the `--metrics` output in
 /// tests/observability.rs; `cryptography` makes py2p's SSL mode work
 /// (tests/tls.rs, interop_chord); `maturin` builds the Python package
-/// (python/), `pytest` runs its tests and py2p's own, and `mypy`'s stubtest
-/// checks its type stubs (tests/python.rs).
-pub const PIP_PACKAGES: [&str; 7] = [
+/// (python/), `pytest` runs its tests and py2p's own (`pytest-xdist` runs
+/// py2p's test_mesh.py's 8 tests at once: they mostly sleep, on ports of
+/// their own), and `mypy`'s stubtest checks its type stubs (tests/python.rs).
+pub const PIP_PACKAGES: [&str; 8] = [
     "py2p==0.5.607",
     "python-snappy",
     "prometheus_client==0.21.1",
@@ -41,6 +42,7 @@ pub const PIP_PACKAGES: [&str; 7] = [
     "pytest==9.2.0",
     "maturin==1.16.0",
     "mypy==2.4.1",
+    "pytest-xdist==3.8.0",
 ];
 
 /// The cargo target directory the running executable lives in: the nearest
