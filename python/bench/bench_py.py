@@ -37,6 +37,17 @@ def ring(cls, n=3):
     return nodes
 
 
+def timed(threads, n, work):
+    """Operations per second of `threads` threads each running work(n, tid)."""
+    ts = [threading.Thread(target=work, args=(n, "%d.%d" % (threads, j))) for j in range(threads)]
+    t = time.time()
+    for x in ts:
+        x.start()
+    for x in ts:
+        x.join()
+    return n * threads / (time.time() - t)
+
+
 def run(name, nodes, gets, keys=100):
     for i in range(keys):
         nodes[0].set("k%d" % i, "v%d" % i)
@@ -45,38 +56,23 @@ def run(name, nodes, gets, keys=100):
     while time.time() < end and reader.get("k%d" % (keys - 1), timeout=2) != ("v%d" % (keys - 1)).encode():
         time.sleep(0.05)
     out = {}
-    for threads in (1, 8):
-        n = gets // threads
-        fails = [0]
+    fails = [0]
 
-        def work():
-            for i in range(n):
-                if reader.get("k%d" % (i % keys), timeout=10) is None:
-                    fails[0] += 1
+    def read(n, tid):
+        for i in range(n):
+            if reader.get("k%d" % (i % keys), timeout=10) is None:
+                fails[0] += 1
 
-        ts = [threading.Thread(target=work) for _ in range(threads)]
-        t = time.time()
-        for x in ts:
-            x.start()
-        for x in ts:
-            x.join()
-        dt = time.time() - t
-        out["gets/s %d thread%s" % (threads, "s" if threads > 1 else "")] = (n * threads / dt, fails[0])
-    for threads in (1, 8):
-        n = gets // threads
+    def write(n, tid):
+        for i in range(n):
+            nodes[1].set("s%s-%d" % (tid, i), "x")
 
-        def write(tid):
-            for i in range(n):
-                nodes[1].set("s%d-%d-%d" % (threads, tid, i), "x")
-
-        ts = [threading.Thread(target=write, args=(j,)) for j in range(threads)]
-        t = time.time()
-        for x in ts:
-            x.start()
-        for x in ts:
-            x.join()
-        dt = time.time() - t
-        out["sets/s %d thread%s" % (threads, "s" if threads > 1 else "")] = (n * threads / dt, 0)
+    for what, work in (("gets", read), ("sets", write)):
+        for threads in (1, 8):
+            fails[0] = 0
+            n = gets // threads
+            per_s = timed(threads, n, work)
+            out["%s/s %d thread%s" % (what, threads, "s" if threads > 1 else "")] = (per_s, fails[0])
     for k, (v, f) in out.items():
         print("%-6s %-18s %10.0f%s" % (name, k, v, "  (%d failed)" % f if f else ""))
     return out
