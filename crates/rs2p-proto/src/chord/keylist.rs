@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -74,8 +75,9 @@ impl Mark {
 /// Known keys and recently deleted ones, with the sum of their lengths.
 #[derive(Debug, Default)]
 pub struct KeyList {
-    /// Sorted, so a stream can resume after the last key it sent.
-    keys: BTreeSet<Box<[u8]>>,
+    /// Sorted, so a stream can resume after the last key it sent. A key
+    /// whose items we hold shares their allocation (`ItemStore::shared_key`).
+    keys: BTreeSet<Arc<[u8]>>,
     key_bytes: usize,
     /// Sorted as `keys`, for the same reason.
     tombstones: BTreeMap<Bytes, Mark>,
@@ -164,6 +166,16 @@ impl KeyList {
 
     /// Records `key`: Ok(true) if it is new, Ok(false) if already known.
     pub(crate) fn add(&mut self, key: &[u8], limits: Limits) -> Result<bool, Full> {
+        self.add_with(key, limits, |k| Arc::from(k))
+    }
+
+    /// [`KeyList::add`], keeping the allocation `share` gives for a new key.
+    pub(crate) fn add_with(
+        &mut self,
+        key: &[u8],
+        limits: Limits,
+        share: impl FnOnce(&[u8]) -> Arc<[u8]>,
+    ) -> Result<bool, Full> {
         if self.keys.contains(key) {
             return Ok(false);
         }
@@ -175,7 +187,7 @@ impl KeyList {
         }
         self.key_bytes += key.len();
         self.sum ^= digest(key);
-        self.keys.insert(Box::from(key));
+        self.keys.insert(share(key));
         self.journal.record(|| Change::Key { key: Bytes::copy_from_slice(key), listed: true });
         Ok(true)
     }
