@@ -39,6 +39,15 @@ fn digest(key: &[u8]) -> u128 {
     u128::from_be_bytes(b)
 }
 
+/// [`digest`] as two halves: how `recent_sets` keeps it (aligned to 8
+/// bytes, not 16: 24 bytes an entry with its time, not 32).
+type Halves = [u64; 2];
+
+fn halves(key: &[u8]) -> Halves {
+    let d = digest(key);
+    [(d >> 64) as u64, d as u64]
+}
+
 /// Count and byte bounds, each for the keys and for the tombstones.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -91,9 +100,9 @@ pub struct KeyList {
     /// [`MAX_RECENT_SETS`], oldest forgotten first.
     /// Kept by a 128-bit digest of the key, not the key: 24 bytes an entry
     /// however long the keys a peer announces.
-    recent_sets: HashMap<u128, Time>,
+    recent_sets: HashMap<Halves, Time>,
     /// `recent_sets` in the order they were recorded, for the bound.
-    recent_order: VecDeque<(u128, Time)>,
+    recent_order: VecDeque<(Halves, Time)>,
     /// The XOR of the 128-bit digests of the listed keys: with the count,
     /// a summary two nodes compare to see whether their lists differ
     /// (`sum`, docs/PROTOCOL.md §16.19), whatever order keys came in.
@@ -243,7 +252,7 @@ impl KeyList {
         }
         let at = now.saturating_sub(age);
         // A delete and a set at the same millisecond: the delete wins.
-        if self.recent_sets.get(&digest(key)).is_some_and(|set| *set > at) {
+        if self.recent_sets.get(&halves(key)).is_some_and(|set| *set > at) {
             return false;
         }
         match self.tombstones.get(key) {
@@ -272,7 +281,7 @@ impl KeyList {
     /// an older tombstone from a peer does not unlist it.
     pub(crate) fn note_set(&mut self, key: &[u8], now: Time) {
         self.untombstone(key, now);
-        let key = digest(key);
+        let key = halves(key);
         let now = match self.recent_sets.remove(&key) {
             Some(t) => now.max(t),
             None => now,
@@ -280,7 +289,7 @@ impl KeyList {
         // Stale entries of the queue (a key set again since) are skipped when
         // popped; repeated sets of few keys must not grow it for good.
         if self.recent_order.len() > 2 * MAX_RECENT_SETS {
-            let mut live: Vec<(u128, Time)> = self.recent_sets.iter().map(|(k, t)| (*k, *t)).collect();
+            let mut live: Vec<(Halves, Time)> = self.recent_sets.iter().map(|(k, t)| (*k, *t)).collect();
             live.sort_unstable_by_key(|e| (e.1, e.0));
             self.recent_order = live.into();
         }
@@ -310,7 +319,7 @@ impl KeyList {
     /// A delete supersedes the record of an earlier set.
     fn forget_set(&mut self, key: &[u8]) {
         if !self.recent_sets.is_empty() {
-            self.recent_sets.remove(&digest(key));
+            self.recent_sets.remove(&halves(key));
         }
     }
 
