@@ -9,14 +9,14 @@
 //! (docs/PROTOCOL.md §16.11); peers exchange them as ages, not times, so
 //! their clocks need not agree. All the time arithmetic is here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::Change;
-use crate::core::Time;
+use crate::core::{Map, SeededState, Time};
 
 /// How long a deleted key stays remembered, so that a stale add-notify
 /// re-sent by py2p after a meta exchange (D10) does not bring it back.
@@ -82,7 +82,7 @@ impl Mark {
 }
 
 /// Known keys and recently deleted ones, with the sum of their lengths.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyList {
     /// Sorted, so a stream can resume after the last key it sent. A key
     /// whose items we hold shares their allocation (`ItemStore::shared_key`).
@@ -100,7 +100,7 @@ pub struct KeyList {
     /// [`MAX_RECENT_SETS`], oldest forgotten first.
     /// Kept by a 128-bit digest of the key, not the key: 24 bytes an entry
     /// however long the keys a peer announces.
-    recent_sets: HashMap<Halves, Time>,
+    recent_sets: Map<Halves, Time>,
     /// `recent_sets` in the order they were recorded, for the bound.
     recent_order: VecDeque<(Halves, Time)>,
     /// The XOR of the 128-bit digests of the listed keys: with the count,
@@ -111,7 +111,29 @@ pub struct KeyList {
     pub(crate) journal: super::journal::Journal,
 }
 
+impl Default for KeyList {
+    fn default() -> Self {
+        Self::with_seed(0)
+    }
+}
+
 impl KeyList {
+    /// Empty, its map of recent sets keyed from `seed` (see
+    /// [`crate::core::Config::seed`]).
+    pub fn with_seed(seed: u64) -> Self {
+        KeyList {
+            keys: BTreeSet::new(),
+            key_bytes: 0,
+            tombstones: BTreeMap::new(),
+            tombstone_bytes: 0,
+            oldest: 0,
+            recent_sets: SeededState::new(seed, 0x4b45_5953_0000_0001).map(),
+            recent_order: VecDeque::new(),
+            sum: 0,
+            journal: Default::default(),
+        }
+    }
+
     /// Known keys.
     pub fn len(&self) -> usize {
         self.keys.len()

@@ -21,13 +21,13 @@
 //! Each index is a sorted vector plus a small hash map of recent inserts,
 //! merged in when it grows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::core::Version;
+use crate::core::{Map, SeededState, Version};
 use crate::ring::{HashMethod, U512};
 
 /// Bytes an item costs beside its value, as counted against
@@ -35,6 +35,9 @@ use crate::ring::{HashMethod, U512};
 /// form), its slot in the sorted index, and the slab's record of the value.
 /// Without it a flood of one-byte values would be nearly free to store.
 pub const ITEM_OVERHEAD: usize = 96;
+
+/// Distinguishes the store's seeded maps from the node's others.
+const PURPOSE: u64 = 0x5354_4f52_4500_0000;
 
 /// Index of a value in the slab.
 type Slot = u32;
@@ -50,12 +53,12 @@ const MIN_RECENT: usize = 1024;
 struct Sorted<K> {
     sorted: Vec<(K, Slot)>,
     gone: usize,
-    recent: HashMap<K, Slot>,
+    recent: Map<K, Slot>,
 }
 
 impl<K: Copy + Ord + Hash> Sorted<K> {
-    fn new() -> Self {
-        Sorted { sorted: Vec::new(), gone: 0, recent: HashMap::new() }
+    fn new(state: SeededState) -> Self {
+        Sorted { sorted: Vec::new(), gone: 0, recent: state.map() }
     }
 
     fn find(&self, k: &K) -> Option<usize> {
@@ -154,13 +157,20 @@ struct Table<const N: usize> {
     keyed: Sorted<(u32, u32)>,
     /// Items without a known key, by their compact hash.
     bare: Sorted<[u8; N]>,
-    odd: HashMap<U512, Slot>,
+    odd: Map<U512, Slot>,
 }
 
 impl<const N: usize> Table<N> {
-    fn new(method: HashMethod) -> Self {
-        let shift = method.shift();
-        Table { method, shift, keyed: Sorted::new(), bare: Sorted::new(), odd: HashMap::new() }
+    /// An empty table, its maps keyed from `seed` (see `Config::seed`).
+    fn new(method: HashMethod, seed: u64) -> Self {
+        let state = |i: u64| SeededState::new(seed, PURPOSE + 4 * method.index() as u64 + i);
+        Table {
+            method,
+            shift: method.shift(),
+            keyed: Sorted::new(state(0)),
+            bare: Sorted::new(state(1)),
+            odd: state(2).map(),
+        }
     }
 
     /// The compact form of `key`, if it has this table's shape.
@@ -479,7 +489,7 @@ pub struct ItemStore {
     /// Deleted items (tombstones) and the version of their delete, kept
     /// until `Config::tombstone_horizon_ms` after it so that an older copy
     /// coming back (a paused node, the other side of a partition) loses.
-    tombs: std::collections::HashMap<(HashMethod, U512), Version>,
+    tombs: Map<(HashMethod, U512), Version>,
     /// The keys of the items held, with how many items have each (up to
     /// five): in order for the ring walk's pages (`keywalk.rs`), and the one
     /// allocation of each key that the slab and the key list share.
@@ -498,25 +508,31 @@ impl std::fmt::Debug for ItemStore {
 
 impl Default for ItemStore {
     fn default() -> Self {
+        Self::with_seed(0)
+    }
+}
+
+impl ItemStore {
+    /// Empty, its maps keyed from `seed` (see [`crate::core::Config::seed`]:
+    /// a simulation run twice does the same work twice).
+    pub fn with_seed(seed: u64) -> Self {
         ItemStore {
             tables: [
-                Box::new(Table::<20>::new(HashMethod::Sha1)),
-                Box::new(Table::<28>::new(HashMethod::Sha224)),
-                Box::new(Table::<32>::new(HashMethod::Sha256)),
-                Box::new(Table::<48>::new(HashMethod::Sha384)),
-                Box::new(Table::<64>::new(HashMethod::Sha512)),
+                Box::new(Table::<20>::new(HashMethod::Sha1, seed)),
+                Box::new(Table::<28>::new(HashMethod::Sha224, seed)),
+                Box::new(Table::<32>::new(HashMethod::Sha256, seed)),
+                Box::new(Table::<48>::new(HashMethod::Sha384, seed)),
+                Box::new(Table::<64>::new(HashMethod::Sha512, seed)),
             ],
             values: Values::default(),
             table_bytes: [0; 5],
-            tombs: Default::default(),
+            tombs: SeededState::new(seed, PURPOSE + 20).map(),
             held: BTreeMap::new(),
             staged: None,
             journal: Default::default(),
         }
     }
-}
 
-impl ItemStore {
     fn slot(&self, method: HashMethod, key: &U512) -> Option<Slot> {
         self.tables[method.index()].get(key, &self.values)
     }
@@ -863,7 +879,7 @@ mod tests {
     #[test]
     fn behaves_like_a_map_across_merges() {
         let mut store = ItemStore::default();
-        let mut model: HashMap<(HashMethod, U512), Bytes> = HashMap::new();
+        let mut model: std::collections::HashMap<(HashMethod, U512), Bytes> = Default::default();
         for i in 0..5000u32 {
             let key = format!("k{}", i % 3000);
             let value = Bytes::from(format!("v{i}"));
