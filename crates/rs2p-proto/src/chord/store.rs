@@ -21,6 +21,7 @@
 //! Each index is a sorted vector plus a small hash map of recent inserts,
 //! merged in when it grows.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -158,6 +159,11 @@ struct Table<const N: usize> {
     /// Items without a known key, by their compact hash.
     bare: Sorted<[u8; N]>,
     odd: Map<U512, Slot>,
+    /// The last keyed item whose key was hashed again and matched: a write
+    /// looks its item up several times in a row (its version, its room),
+    /// and each would hash the key again. Cleared by every insert and
+    /// remove (a slot this table holds cannot be freed or reused before).
+    checked: Cell<Option<(U512, Slot)>>,
 }
 
 impl<const N: usize> Table<N> {
@@ -170,6 +176,7 @@ impl<const N: usize> Table<N> {
             keyed: Sorted::new(state(0)),
             bare: Sorted::new(state(1)),
             odd: state(2).map(),
+            checked: Cell::new(None),
         }
     }
 
@@ -208,7 +215,14 @@ impl<const N: usize> Table<N> {
             return None;
         }
         let s = self.keyed.get(&self.prefix(key))?;
-        Some((s, values.key(s).is_some_and(|k| self.method.hash(k) == *key)))
+        if self.checked.get() == Some((*key, s)) {
+            return Some((s, true));
+        }
+        let mine = values.key(s).is_some_and(|k| self.method.hash(k) == *key);
+        if mine {
+            self.checked.set(Some((*key, s)));
+        }
+        Some((s, mine))
     }
 
     fn get(&self, key: &U512, values: &Values) -> Option<Slot> {
@@ -223,8 +237,10 @@ impl<const N: usize> Table<N> {
     /// has one, is `key`'s (the caller checked).
     fn insert(&mut self, key: &U512, slot: Slot, values: &Values) -> Option<Slot> {
         let Some(k) = self.compact(key) else { return self.odd.insert(*key, slot) };
+        let found = self.keyed_at(key, values);
+        self.checked.set(None);
         let keyed = values.key(slot).is_some();
-        match self.keyed_at(key, values) {
+        match found {
             Some((_, true)) if keyed => self.keyed.insert(self.prefix(key), slot),
             Some((_, true)) => {
                 // Not reached while the store passes keys on; kept correct.
@@ -244,7 +260,9 @@ impl<const N: usize> Table<N> {
 
     fn remove(&mut self, key: &U512, values: &Values) -> Option<Slot> {
         let Some(k) = self.compact(key) else { return self.odd.remove(key) };
-        if let Some((_, true)) = self.keyed_at(key, values) {
+        let found = self.keyed_at(key, values);
+        self.checked.set(None);
+        if let Some((_, true)) = found {
             return self.keyed.remove(&self.prefix(key));
         }
         self.bare.remove(&k)
