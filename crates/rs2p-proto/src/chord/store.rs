@@ -21,15 +21,19 @@
 //! Each index is a sorted vector plus a small hash map of recent inserts,
 //! merged in when it grows.
 
+mod slab;
+mod sorted;
+
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::hash::Hash;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::core::{Map, SeededState, Version};
 use crate::ring::{HashMethod, U512};
+use slab::Values;
+use sorted::Sorted;
 
 /// Bytes an item costs beside its value, as counted against
 /// `Config::max_store_bytes`: its key (up to 64 bytes in its table's compact
@@ -42,112 +46,6 @@ const PURPOSE: u64 = 0x5354_4f52_4500_0000;
 
 /// Index of a value in the slab.
 type Slot = u32;
-/// Marks a removed entry in a sorted vector.
-const GONE: Slot = Slot::MAX;
-
-/// The recent inserts of an index are merged into its sorted vector past
-/// this many (or a sixteenth of the vector): a lookup costs a hash probe
-/// and a binary search, an insert an amortised share of one merge.
-const MIN_RECENT: usize = 1024;
-
-/// A sorted vector of `(key, slot)` and a map of recent inserts.
-struct Sorted<K> {
-    sorted: Vec<(K, Slot)>,
-    gone: usize,
-    recent: Map<K, Slot>,
-}
-
-impl<K: Copy + Ord + Hash> Sorted<K> {
-    fn new(state: SeededState) -> Self {
-        Sorted { sorted: Vec::new(), gone: 0, recent: state.map() }
-    }
-
-    fn find(&self, k: &K) -> Option<usize> {
-        self.sorted.binary_search_by(|(x, _)| x.cmp(k)).ok().filter(|&i| self.sorted[i].1 != GONE)
-    }
-
-    fn get(&self, k: &K) -> Option<Slot> {
-        if let Some(s) = self.recent.get(k) {
-            return Some(*s);
-        }
-        self.find(k).map(|i| self.sorted[i].1)
-    }
-
-    /// Inserts or replaces; returns the replaced slot.
-    fn insert(&mut self, k: K, slot: Slot) -> Option<Slot> {
-        if let Some(i) = self.find(&k) {
-            return Some(std::mem::replace(&mut self.sorted[i].1, slot));
-        }
-        let old = self.recent.insert(k, slot);
-        if self.recent.len() > (self.sorted.len() / 16).max(MIN_RECENT) {
-            self.merge();
-        }
-        old
-    }
-
-    fn remove(&mut self, k: &K) -> Option<Slot> {
-        if let Some(s) = self.recent.remove(k) {
-            return Some(s);
-        }
-        let i = self.find(k)?;
-        self.gone += 1;
-        let old = std::mem::replace(&mut self.sorted[i].1, GONE);
-        if self.gone > self.sorted.len() / 2 {
-            self.merge();
-        }
-        Some(old)
-    }
-
-    /// Folds the recent inserts into the sorted vector and drops removed
-    /// entries, in place: the vector grows as vectors do, by doubling, so
-    /// it moves a few times in all (a new vector per merge, or one grown to
-    /// its exact length, left the allocator holes it kept resident: 4 to 6
-    /// MB for a node of 100,000 keys; the unused tail of a doubled vector is
-    /// never written, so it takes no memory).
-    fn merge(&mut self) {
-        if self.gone > 0 {
-            self.sorted.retain(|e| e.1 != GONE);
-            self.gone = 0;
-        }
-        let mut fresh: Vec<(K, Slot)> = self.recent.drain().collect();
-        fresh.sort_unstable_by_key(|e| e.0);
-        let old = self.sorted.len();
-        self.sorted.reserve(fresh.len());
-        self.sorted.extend_from_slice(&fresh);
-        // From the back: the largest of the two runs goes last. A key is in
-        // one run only (an insert looks in the vector first).
-        let (mut i, mut j) = (old, fresh.len());
-        while j > 0 {
-            let k = i + j - 1;
-            if i > 0 && self.sorted[i - 1].0 > fresh[j - 1].0 {
-                self.sorted[k] = self.sorted[i - 1];
-                i -= 1;
-            } else {
-                self.sorted[k] = fresh[j - 1];
-                j -= 1;
-            }
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.sorted.len() - self.gone + self.recent.len()
-    }
-
-    /// The live entries from the first whose key is not below `lo`, in key
-    /// order (recent inserts are merged in first, so a run of range queries
-    /// costs one merge and a binary search each).
-    fn from(&mut self, lo: impl Fn(&K) -> bool) -> impl Iterator<Item = (K, Slot)> + '_ {
-        if !self.recent.is_empty() {
-            self.merge();
-        }
-        let start = self.sorted.partition_point(|(x, _)| lo(x));
-        self.sorted[start..].iter().filter(|e| e.1 != GONE).copied()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (K, Slot)> + '_ {
-        self.sorted.iter().filter(|e| e.1 != GONE).copied().chain(self.recent.iter().map(|(k, s)| (*k, *s)))
-    }
-}
 
 /// The index of one table (see the module's doc).
 struct Table<const N: usize> {
@@ -322,128 +220,6 @@ impl<const N: usize> Table<N> {
         // In key order, whatever the maps' order: handoffs go out in it.
         out.sort_unstable_by_key(|e| e.0);
         out
-    }
-}
-
-/// One value in the slab.
-struct Entry {
-    value: Bytes,
-    version: Version,
-    /// The key whose items hold this value, when known (shared with the
-    /// store's held keys and the node's key list).
-    key: Option<Arc<[u8]>>,
-}
-
-/// Entries in one chunk of the slab: the slab grows a chunk at a time, so
-/// at most one chunk is allocated and unused (a vector doubling would
-/// leave up to half of it so).
-const CHUNK: usize = 1024;
-
-/// The slab of values, reference-counted by the tables that hold them.
-#[derive(Default)]
-struct Values {
-    chunks: Vec<Box<[Option<Entry>]>>,
-    /// Items holding each slot's entry (five for a `set`), apart from the
-    /// entries so that an entry is 64 bytes, not 72.
-    refs: Vec<u8>,
-    free: Vec<Slot>,
-    /// The last value stored: a `set` stores one value in five tables in a row.
-    last: Option<(usize, usize, Slot)>,
-    /// Bytes of the values held (each once).
-    bytes: usize,
-}
-
-fn same_key(a: &Option<Arc<[u8]>>, b: &Option<Arc<[u8]>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a[..] == b[..],
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-impl Values {
-    /// The slot already holding this very value (same bytes in memory) for
-    /// the same key and version, if it was the last one stored.
-    fn shared(&self, value: &Bytes, version: Version, key: &Option<Arc<[u8]>>) -> Option<Slot> {
-        let (p, l, slot) = self.last?;
-        let e = self.entry(slot)?;
-        let same = |b: &Bytes| b.as_ptr() as usize == p && b.len() == l;
-        // A count of 255 takes a new entry (only the same bytes stored as
-        // that many items in a row could reach it).
-        let room = self.refs(slot) < u8::MAX;
-        (room && same(value) && same(&e.value) && e.version == version && same_key(&e.key, key)).then_some(slot)
-    }
-
-    fn add(&mut self, value: Bytes, version: Version, key: Option<Arc<[u8]>>) -> Slot {
-        if let Some(slot) = self.shared(&value, version, &key) {
-            if let Some(r) = self.refs.get_mut(slot as usize) {
-                *r += 1;
-            }
-            return slot;
-        }
-        let id = (value.as_ptr() as usize, value.len());
-        self.bytes += value.len();
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                let s = self.refs.len();
-                self.refs.push(0);
-                if s / CHUNK == self.chunks.len() {
-                    self.chunks.push((0..CHUNK).map(|_| None).collect());
-                }
-                s as Slot
-            }
-        };
-        self.chunks[slot as usize / CHUNK][slot as usize % CHUNK] = Some(Entry { value, version, key });
-        self.refs[slot as usize] = 1;
-        self.last = Some((id.0, id.1, slot));
-        slot
-    }
-
-    fn entry(&self, slot: Slot) -> Option<&Entry> {
-        self.chunks.get(slot as usize / CHUNK)?[slot as usize % CHUNK].as_ref()
-    }
-
-    fn entry_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
-        self.chunks.get_mut(slot as usize / CHUNK)?[slot as usize % CHUNK].as_mut()
-    }
-
-    /// Tables holding the entry.
-    fn refs(&self, slot: Slot) -> u8 {
-        self.refs.get(slot as usize).copied().unwrap_or(0)
-    }
-
-    fn get(&self, slot: Slot) -> Option<&Bytes> {
-        self.entry(slot).map(|e| &e.value)
-    }
-
-    fn key(&self, slot: Slot) -> Option<&Arc<[u8]>> {
-        self.entry(slot)?.key.as_ref()
-    }
-
-    fn version(&self, slot: Slot) -> Version {
-        self.entry(slot).map_or(Version::ZERO, |e| e.version)
-    }
-
-    fn release(&mut self, slot: Slot) {
-        let Some(r) = self.refs.get_mut(slot as usize).filter(|r| **r > 0) else { return };
-        *r -= 1;
-        if *r > 0 {
-            return;
-        }
-        if let Some(e) = self.chunks[slot as usize / CHUNK][slot as usize % CHUNK].take() {
-            self.bytes -= e.value.len();
-        }
-        self.free.push(slot);
-        if self.last.is_some_and(|l| l.2 == slot) {
-            self.last = None;
-        }
-    }
-
-    /// Entries held.
-    #[cfg(test)]
-    fn live(&self) -> usize {
-        self.refs.iter().filter(|r| **r > 0).count()
     }
 }
 
