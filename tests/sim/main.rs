@@ -6,6 +6,7 @@
 mod clock;
 mod fingers;
 mod heal;
+mod instr;
 mod mesh;
 mod repair;
 mod ring;

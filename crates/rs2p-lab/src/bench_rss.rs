@@ -16,6 +16,10 @@ pub struct RssArgs {
     pub keys: usize,
     #[arg(long, default_value_t = 100)]
     pub value_size: usize,
+    /// Give each key a value of its own (as values arriving in frames are),
+    /// not one buffer shared by every key (`rss_mb_100k_keys`).
+    #[arg(long)]
+    pub distinct_values: bool,
 }
 
 /// The resident memory (MB) of a node holding `keys` keys, in a process of its own.
@@ -37,7 +41,15 @@ pub async fn rss(args: RssArgs) -> Result<(), Failure> {
     node.join().map_err(net_failure)?;
     let value = bytes::Bytes::from(vec![b'v'; args.value_size]);
     for i in 0..args.keys {
-        node.set(format!("rss-key-{i:08}"), value.clone()).map_err(net_failure)?;
+        let value = if args.distinct_values {
+            let mut v = value.to_vec();
+            let n = 8.min(v.len());
+            v[..n].copy_from_slice(&i.to_be_bytes()[..n]);
+            bytes::Bytes::from(v)
+        } else {
+            value.clone()
+        };
+        node.set(format!("rss-key-{i:08}"), value).map_err(net_failure)?;
     }
     if node.item_count() != args.keys * 5 {
         return Err(Failure::new(

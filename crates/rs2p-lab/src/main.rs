@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_floor;
+mod bench_instr;
 mod bench_libp2p;
 mod bench_py2p;
 mod bench_rs2p;
@@ -47,6 +48,9 @@ enum Command {
     /// (internal) Memory probe used by `bench`.
     #[command(hide = true)]
     BenchRss(bench_rss::RssArgs),
+    /// (internal) The callgrind guard's workload (`.ci/callgrind-guard`).
+    #[command(hide = true)]
+    BenchInstr(bench_instr::InstrArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,12 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     rs2p_cli::init_logging_with(cli.log_level.as_deref(), default);
+    // The guard's workload runs without the async runtime: no other thread
+    // is there to change what callgrind counts.
+    let cli = match cli.command {
+        Command::BenchInstr(args) => return finish(bench_instr::run(args)),
+        command => Cli { command, ..cli },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -70,8 +80,13 @@ fn main() -> ExitCode {
             Command::BenchRss(args) => bench_rss::rss(args).await,
             Command::Soak(args) => soak::run(args).await,
             Command::Sim(args) => sim::run(args),
+            Command::BenchInstr(args) => bench_instr::run(args),
         }
     });
+    finish(result)
+}
+
+fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

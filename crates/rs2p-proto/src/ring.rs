@@ -111,14 +111,16 @@ impl HashMethod {
 
     /// The adjusted hash of `key` for this table.
     pub fn hash(self, key: &[u8]) -> U512 {
-        let digest: Vec<u8> = match self {
-            HashMethod::Sha1 => Sha1::digest(key).to_vec(),
-            HashMethod::Sha224 => Sha224::digest(key).to_vec(),
-            HashMethod::Sha256 => Sha256::digest(key).to_vec(),
-            HashMethod::Sha384 => Sha384::digest(key).to_vec(),
-            HashMethod::Sha512 => Sha512::digest(key).to_vec(),
+        // The digest stays on the stack: owners hash keys again on lookups
+        // (`chord/store.rs`), so this is on the request path.
+        let digest = match self {
+            HashMethod::Sha1 => u512_from_be(&Sha1::digest(key)),
+            HashMethod::Sha224 => u512_from_be(&Sha224::digest(key)),
+            HashMethod::Sha256 => u512_from_be(&Sha256::digest(key)),
+            HashMethod::Sha384 => u512_from_be(&Sha384::digest(key)),
+            HashMethod::Sha512 => u512_from_be(&Sha512::digest(key)),
         };
-        u512_from_be(&digest) << self.shift()
+        digest << self.shift()
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! * [`wait`]: bounded polling, the one way the tests wait for a condition;
 //! * [`sim_ring`]: rings of simulated nodes;
+//! * [`instr`]: the simulated workload the callgrind guard counts;
 //! * [`cli`]: the `rs2p` binary run as clients and `rs2p node` processes
 //!   (found at run time, see [`cli::bin`]), and loopback rings of them;
 //! * [`netns`]: hosts made of network namespaces, for partition tests;
@@ -14,6 +15,7 @@
 use std::time::Duration;
 
 pub mod cli;
+pub mod instr;
 pub mod netns;
 pub mod py2p_node;
 pub mod python;

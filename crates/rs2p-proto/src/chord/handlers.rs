@@ -152,7 +152,8 @@ impl Node {
 
     /// Records a key in the network-wide list; true if it is new.
     pub(crate) fn add_key(&mut self, key: Bytes) -> bool {
-        match self.chord.keys.add(&key, self.key_limits()) {
+        let (limits, data) = (self.key_limits(), &self.chord.data);
+        match self.chord.keys.add_with(&key, limits, |k| data.shared_key(k)) {
             Ok(true) => {
                 self.mesh.emit(Event::KeyAdded(key));
                 true

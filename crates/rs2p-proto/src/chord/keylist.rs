@@ -9,13 +9,14 @@
 //! (docs/PROTOCOL.md §16.11); peers exchange them as ages, not times, so
 //! their clocks need not agree. All the time arithmetic is here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::Change;
-use crate::core::Time;
+use crate::core::{Map, SeededState, Time};
 
 /// How long a deleted key stays remembered, so that a stale add-notify
 /// re-sent by py2p after a meta exchange (D10) does not bring it back.
@@ -36,6 +37,15 @@ fn digest(key: &[u8]) -> u128 {
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
     u128::from_be_bytes(b)
+}
+
+/// [`digest`] as two halves: how `recent_sets` keeps it (aligned to 8
+/// bytes, not 16: 24 bytes an entry with its time, not 32).
+type Halves = [u64; 2];
+
+fn halves(key: &[u8]) -> Halves {
+    let d = digest(key);
+    [(d >> 64) as u64, d as u64]
 }
 
 /// Count and byte bounds, each for the keys and for the tombstones.
@@ -72,10 +82,11 @@ impl Mark {
 }
 
 /// Known keys and recently deleted ones, with the sum of their lengths.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyList {
-    /// Sorted, so a stream can resume after the last key it sent.
-    keys: BTreeSet<Box<[u8]>>,
+    /// Sorted, so a stream can resume after the last key it sent. A key
+    /// whose items we hold shares their allocation (`ItemStore::shared_key`).
+    keys: BTreeSet<Arc<[u8]>>,
     key_bytes: usize,
     /// Sorted as `keys`, for the same reason.
     tombstones: BTreeMap<Bytes, Mark>,
@@ -89,9 +100,9 @@ pub struct KeyList {
     /// [`MAX_RECENT_SETS`], oldest forgotten first.
     /// Kept by a 128-bit digest of the key, not the key: 24 bytes an entry
     /// however long the keys a peer announces.
-    recent_sets: HashMap<u128, Time>,
+    recent_sets: Map<Halves, Time>,
     /// `recent_sets` in the order they were recorded, for the bound.
-    recent_order: VecDeque<(u128, Time)>,
+    recent_order: VecDeque<(Halves, Time)>,
     /// The XOR of the 128-bit digests of the listed keys: with the count,
     /// a summary two nodes compare to see whether their lists differ
     /// (`sum`, docs/PROTOCOL.md §16.19), whatever order keys came in.
@@ -100,7 +111,29 @@ pub struct KeyList {
     pub(crate) journal: super::journal::Journal,
 }
 
+impl Default for KeyList {
+    fn default() -> Self {
+        Self::with_seed(0)
+    }
+}
+
 impl KeyList {
+    /// Empty, its map of recent sets keyed from `seed` (see
+    /// [`crate::core::Config::seed`]).
+    pub fn with_seed(seed: u64) -> Self {
+        KeyList {
+            keys: BTreeSet::new(),
+            key_bytes: 0,
+            tombstones: BTreeMap::new(),
+            tombstone_bytes: 0,
+            oldest: 0,
+            recent_sets: SeededState::new(seed, 0x4b45_5953_0000_0001).map(),
+            recent_order: VecDeque::new(),
+            sum: 0,
+            journal: Default::default(),
+        }
+    }
+
     /// Known keys.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -164,6 +197,16 @@ impl KeyList {
 
     /// Records `key`: Ok(true) if it is new, Ok(false) if already known.
     pub(crate) fn add(&mut self, key: &[u8], limits: Limits) -> Result<bool, Full> {
+        self.add_with(key, limits, |k| Arc::from(k))
+    }
+
+    /// [`KeyList::add`], keeping the allocation `share` gives for a new key.
+    pub(crate) fn add_with(
+        &mut self,
+        key: &[u8],
+        limits: Limits,
+        share: impl FnOnce(&[u8]) -> Arc<[u8]>,
+    ) -> Result<bool, Full> {
         if self.keys.contains(key) {
             return Ok(false);
         }
@@ -175,7 +218,7 @@ impl KeyList {
         }
         self.key_bytes += key.len();
         self.sum ^= digest(key);
-        self.keys.insert(Box::from(key));
+        self.keys.insert(share(key));
         self.journal.record(|| Change::Key { key: Bytes::copy_from_slice(key), listed: true });
         Ok(true)
     }
@@ -231,7 +274,7 @@ impl KeyList {
         }
         let at = now.saturating_sub(age);
         // A delete and a set at the same millisecond: the delete wins.
-        if self.recent_sets.get(&digest(key)).is_some_and(|set| *set > at) {
+        if self.recent_sets.get(&halves(key)).is_some_and(|set| *set > at) {
             return false;
         }
         match self.tombstones.get(key) {
@@ -260,7 +303,7 @@ impl KeyList {
     /// an older tombstone from a peer does not unlist it.
     pub(crate) fn note_set(&mut self, key: &[u8], now: Time) {
         self.untombstone(key, now);
-        let key = digest(key);
+        let key = halves(key);
         let now = match self.recent_sets.remove(&key) {
             Some(t) => now.max(t),
             None => now,
@@ -268,7 +311,7 @@ impl KeyList {
         // Stale entries of the queue (a key set again since) are skipped when
         // popped; repeated sets of few keys must not grow it for good.
         if self.recent_order.len() > 2 * MAX_RECENT_SETS {
-            let mut live: Vec<(u128, Time)> = self.recent_sets.iter().map(|(k, t)| (*k, *t)).collect();
+            let mut live: Vec<(Halves, Time)> = self.recent_sets.iter().map(|(k, t)| (*k, *t)).collect();
             live.sort_unstable_by_key(|e| (e.1, e.0));
             self.recent_order = live.into();
         }
@@ -298,7 +341,7 @@ impl KeyList {
     /// A delete supersedes the record of an earlier set.
     fn forget_set(&mut self, key: &[u8]) {
         if !self.recent_sets.is_empty() {
-            self.recent_sets.remove(&digest(key));
+            self.recent_sets.remove(&halves(key));
         }
     }
 

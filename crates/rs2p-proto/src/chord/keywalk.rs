@@ -8,7 +8,8 @@
 //!
 //! * a store sent to an rs2p peer carries the key as a fifth packet (py2p
 //!   peers get the usual four), checked against the hash by the receiver, so
-//!   each rs2p owner knows the keys of the items it holds (`item_keys`), and
+//!   each rs2p owner knows the keys of the items it holds (kept with the
+//!   values, `chord/store.rs`), and
 //!   passes them on with handoffs, repairs and replicas;
 //! * `keys()` walks the ring (sub-flag [`flags::RS2P_WALK`], PROTOCOL
 //!   §16.13): `keys POINT NONCE CURSOR PATH…` is routed like a find (§16.12)
@@ -22,7 +23,7 @@
 //! [`NO_KEY_LIST_MARKER`] in its handshake's compression list, beside the
 //! rs2p capability, so a client (which keeps the default) walks too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
@@ -84,13 +85,6 @@ struct Walk {
 /// Keys beside items, and the walk state of a node.
 #[derive(Debug, Default)]
 pub(crate) struct WalkState {
-    /// The key of each item we hold, where we know it.
-    pub(crate) item_keys: BTreeMap<ItemKey, Bytes>,
-    /// Keys of items we hold, with how many of our items have each.
-    pub(crate) held_keys: BTreeMap<Bytes, u8>,
-    /// The key of each replica we hold, where we know it (a promoted
-    /// replica keeps it).
-    pub(crate) replica_keys: BTreeMap<ItemKey, Bytes>,
     /// The walk in progress.
     walk: Option<Walk>,
     /// The last finished walk: when, and its keys.
@@ -121,29 +115,21 @@ impl Node {
         self.mesh.conns().values().any(|c| c.handshaken && !c.ext.leeching && c.rs2p && c.ext.no_key_list)
     }
 
-    /// Records that `item`, which we hold, is `key`'s.
+    /// Records that `item`, which we hold or are about to store, is
+    /// `key`'s: the store keeps the key with the item's value
+    /// (`chord/store.rs`), and forgets it with the item.
     pub(crate) fn note_item_key(&mut self, item: ItemKey, key: &Bytes) {
-        let w = &mut self.chord.walk;
-        if w.item_keys.get(&item) == Some(key) {
-            return;
-        }
-        if let Some(old) = w.item_keys.insert(item, key.clone()) {
-            release(&mut w.held_keys, &old);
-        }
-        *w.held_keys.entry(key.clone()).or_insert(0) += 1;
+        self.chord.data.stage_key(item.0, &item.1, key);
     }
 
-    /// `item` left our tables.
+    /// `item` was not stored after all: the key noted for it is dropped.
     pub(crate) fn forget_item_key(&mut self, item: ItemKey) {
-        let w = &mut self.chord.walk;
-        if let Some(old) = w.item_keys.remove(&item) {
-            release(&mut w.held_keys, &old);
-        }
+        self.chord.data.unstage_key(item.0, &item.1);
     }
 
     /// The key of an item we hold, if we know it.
     pub(crate) fn item_key(&self, item: &ItemKey) -> Option<Bytes> {
-        self.chord.walk.item_keys.get(item).cloned()
+        self.chord.data.item_key(item.0, &item.1)
     }
 
     /// Starts a walk unless one runs or a fresh one finished.
@@ -289,15 +275,13 @@ impl Node {
     /// Keys of items we hold, after `cursor` (from the first if empty): a
     /// page, and whether more follow.
     fn key_page(&self, cursor: &Bytes) -> (Vec<Bytes>, bool) {
-        use std::ops::Bound;
-        let from = if cursor.is_empty() { Bound::Unbounded } else { Bound::Excluded(cursor.clone()) };
         let (mut out, mut bytes) = (Vec::new(), 0usize);
-        for key in self.chord.walk.held_keys.range((from, Bound::Unbounded)).map(|(k, _)| k) {
+        for key in self.chord.data.held_keys_after(cursor) {
             if out.len() == WALK_PAGE_KEYS || bytes + key.len() > WALK_PAGE_BYTES {
                 return (out, true);
             }
             bytes += key.len();
-            out.push(key.clone());
+            out.push(Bytes::copy_from_slice(key));
         }
         (out, false)
     }
@@ -360,16 +344,6 @@ impl Node {
         if let (true, Some(next)) = (ours, next) {
             let keys = payload[7..fixed].to_vec();
             self.walk_answered(keys, next, payload[5].as_ref() == b"1");
-        }
-    }
-}
-
-/// One item fewer has `key`.
-fn release(held: &mut BTreeMap<Bytes, u8>, key: &Bytes) {
-    if let Some(n) = held.get_mut(key) {
-        *n -= 1;
-        if *n == 0 {
-            held.remove(key);
         }
     }
 }

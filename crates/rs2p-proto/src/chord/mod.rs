@@ -66,6 +66,14 @@ pub(crate) const STABILIZE_MAX_MS: u64 = 8_000;
 /// item before us (our arc grew: its items may not have reached us yet).
 pub(crate) const FALLBACK_MS: u64 = 30_000;
 
+/// Tells the replica store's seed from the tables' (both from `Config::seed`).
+const REPLICAS_SEED: u64 = 0x7265_706c_6963_6173;
+
+/// An empty store for replicas, its maps keyed from the node's seed.
+pub(crate) fn replica_store(seed: u64) -> ItemStore {
+    ItemStore::with_seed(crate::core::mix64(seed ^ REPLICAS_SEED))
+}
+
 /// One item of a hash table, addressed by table and adjusted hash.
 pub type ItemKey = (HashMethod, U512);
 
@@ -145,8 +153,8 @@ impl ChordState {
     pub fn with_seed(seed: u64) -> Self {
         ChordState {
             leeching: true,
-            data: ItemStore::default(),
-            keys: KeyList::default(),
+            data: ItemStore::with_seed(seed),
+            keys: KeyList::with_seed(seed),
             handoff: handoffs::Handoffs::with_seed(seed),
             handoff_stats: HandoffStats::default(),
             last_stabilize: 0,
@@ -158,7 +166,7 @@ impl ChordState {
             lost_seeder: false,
             fallback_until: 0,
             repair: repair::RepairState::default(),
-            replicas: ItemStore::default(),
+            replicas: replica_store(seed),
             unsure: crate::core::SeededState::new(seed, 102).map(),
             replica: replica::ReplicaState::default(),
             fingers: fingers::FingerState::with_seed(seed),

@@ -442,7 +442,7 @@ impl Node {
                 self.forget_item_key((m, k));
             }
         }
-        self.chord.replicas = super::ItemStore::default();
+        self.chord.replicas = super::replica_store(self.chord.rejoin.seed);
         let before = self.wall_now().saturating_add(1);
         self.chord.data.prune_tombs(before);
         // Handoffs and summaries in flight carry the dropped copies too.

@@ -79,7 +79,7 @@ impl Node {
     fn send_replica(&mut self, conn: ConnId, item: ItemKey, value: Bytes, depth: u8, version: Version) {
         let key = self
             .item_key(&item)
-            .or_else(|| self.chord.walk.replica_keys.get(&item).cloned())
+            .or_else(|| self.chord.replicas.item_key(item.0, &item.1))
             .filter(|_| !value.is_empty());
         let mut payload = vec![
             Bytes::from_static(&[flags::RS2P_REPLICA]),
@@ -140,16 +140,14 @@ impl Node {
             // An older copy arriving late (reordered refreshes): ours stands.
         } else if value.is_empty() {
             replicas.remove(item.0, &item.1);
-            self.chord.walk.replica_keys.remove(&item);
         } else if (replicas.len(item.0) < self.mesh.config().max_items || replicas.contains(item.0, &item.1))
             && replicas.stored_bytes().saturating_add(replicas.added_cost(item.0, &item.1, &value))
                 <= self.mesh.config().max_store_bytes
         {
-            replicas.insert_versioned(item.0, &item.1, value.clone(), version);
-            match key {
-                Some(key) => self.chord.walk.replica_keys.insert(item, key),
-                None => self.chord.walk.replica_keys.remove(&item),
-            };
+            // The key, checked above, is kept with the copy (a promoted
+            // replica keeps it); without one, the copy keeps the key it had.
+            let key = key.map(|k| std::sync::Arc::from(&k[..]));
+            replicas.insert_keyed(item.0, &item.1, value.clone(), version, key);
         } else {
             self.mesh.record_error(None, "replica store full: a replica not kept".to_owned());
         }
@@ -167,14 +165,13 @@ impl Node {
     pub(crate) fn promote_replica(&mut self, item: ItemKey) -> Option<(Bytes, Version)> {
         let value = self.chord.replicas.get(item.0, &item.1)?.clone();
         let version = self.chord.replicas.version(item.0, &item.1).unwrap_or_default();
-        if let Some(key) = self.chord.walk.replica_keys.get(&item).cloned() {
+        if let Some(key) = self.chord.replicas.item_key(item.0, &item.1) {
             self.note_item_key(item, &key);
         }
         self.store_versioned(item, value.clone(), version);
         // Kept as a replica if the table had no room for it (or held a newer delete).
         if self.chord.data.contains(item.0, &item.1) {
             self.chord.replicas.remove(item.0, &item.1);
-            self.chord.walk.replica_keys.remove(&item);
             self.local_entry(item)
         } else {
             self.forget_item_key(item);

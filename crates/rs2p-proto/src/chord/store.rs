@@ -1,19 +1,39 @@
 //! Compact storage for the five hash tables.
 //!
-//! A node may hold millions of items, so each table keeps only the
-//! significant bytes of its keys (a sha1 key is the digest shifted left by
-//! 224 bits: 20 bytes, not 64), in a sorted vector plus a small hash map of
-//! recent inserts that is merged in when it grows. Values live once in a slab
-//! and are shared by the five tables when a local `set` stores the same bytes
-//! in all of them. Keys that are not of their table's shape (only a remote
-//! peer could send one) go to a plain map beside it.
+//! A node may hold millions of items, so an item costs little beside its
+//! value. Each value lives once in a slab entry ([`Values`]) with its
+//! version and, when known, its key (one allocation, shared with the
+//! node's key list and with every table whose item is the same write: a
+//! local `set` stores one entry for its five items). The tables index the
+//! slab:
+//!
+//! * an item whose entry knows its key is indexed by the top 64 bits of its
+//!   hash only (12 bytes an item): the rest of the hash is the key's, and a
+//!   lookup hashes the key again to check it, so two hashes sharing a
+//!   prefix (a peer may send any hash) are never taken for each other;
+//! * an item without a known key (a py2p store, an item loaded from disk),
+//!   or whose prefix another keyed item has, is indexed by the significant
+//!   bytes of its hash (a sha1 key is the digest shifted left by 224 bits:
+//!   20 bytes, not 64);
+//! * a hash not of its table's shape (only a remote peer could send one)
+//!   goes to a plain map.
+//!
+//! Each index is a sorted vector plus a small hash map of recent inserts,
+//! merged in when it grows.
 
-use std::collections::HashMap;
+mod slab;
+mod sorted;
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::core::Version;
+use crate::core::{Map, SeededState, Version};
 use crate::ring::{HashMethod, U512};
+use slab::Values;
+use sorted::Sorted;
 
 /// Bytes an item costs beside its value, as counted against
 /// `Config::max_store_bytes`: its key (up to 64 bytes in its table's compact
@@ -21,22 +41,41 @@ use crate::ring::{HashMethod, U512};
 /// Without it a flood of one-byte values would be nearly free to store.
 pub const ITEM_OVERHEAD: usize = 96;
 
+/// Distinguishes the store's seeded maps from the node's others.
+const PURPOSE: u64 = 0x5354_4f52_4500_0000;
+
 /// Index of a value in the slab.
 type Slot = u32;
-/// Marks a removed entry in a sorted vector.
-const GONE: Slot = Slot::MAX;
 
+/// The index of one table (see the module's doc).
 struct Table<const N: usize> {
+    method: HashMethod,
     shift: usize,
-    sorted: Vec<([u8; N], Slot)>,
-    gone: usize,
-    recent: HashMap<[u8; N], Slot>,
-    odd: HashMap<U512, Slot>,
+    /// Items whose entry knows their key, by [`Table::prefix`] (as two
+    /// halves, high first: 12 bytes an entry with the slot, not 16).
+    keyed: Sorted<(u32, u32)>,
+    /// Items without a known key, by their compact hash.
+    bare: Sorted<[u8; N]>,
+    odd: Map<U512, Slot>,
+    /// The last keyed item whose key was hashed again and matched: a write
+    /// looks its item up several times in a row (its version, its room),
+    /// and each would hash the key again. Cleared by every insert and
+    /// remove (a slot this table holds cannot be freed or reused before).
+    checked: Cell<Option<(U512, Slot)>>,
 }
 
 impl<const N: usize> Table<N> {
-    fn new(shift: usize) -> Self {
-        Table { shift, sorted: Vec::new(), gone: 0, recent: HashMap::new(), odd: HashMap::new() }
+    /// An empty table, its maps keyed from `seed` (see `Config::seed`).
+    fn new(method: HashMethod, seed: u64) -> Self {
+        let state = |i: u64| SeededState::new(seed, PURPOSE + 4 * method.index() as u64 + i);
+        Table {
+            method,
+            shift: method.shift(),
+            keyed: Sorted::new(state(0)),
+            bare: Sorted::new(state(1)),
+            odd: state(2).map(),
+            checked: Cell::new(None),
+        }
     }
 
     /// The compact form of `key`, if it has this table's shape.
@@ -58,174 +97,129 @@ impl<const N: usize> Table<N> {
         crate::ring::u512_from_be(k) << self.shift
     }
 
-    fn find(&self, k: &[u8; N]) -> Option<usize> {
-        self.sorted.binary_search_by(|(x, _)| x.cmp(k)).ok().filter(|&i| self.sorted[i].1 != GONE)
+    /// The top 64 bits of a hash of this table's shape, high half first;
+    /// for any value, a bound that keeps the order (larger values give the
+    /// largest prefix).
+    fn prefix(&self, key: &U512) -> (u32, u32) {
+        let top = *key >> (self.shift + 8 * N - 64);
+        let limbs = top.as_limbs();
+        let p = if limbs[1..].iter().any(|l| *l != 0) { u64::MAX } else { limbs[0] };
+        ((p >> 32) as u32, p as u32)
     }
 
-    fn get(&self, key: &U512) -> Option<Slot> {
-        match self.compact(key) {
-            Some(k) => self.recent.get(&k).copied().or_else(|| self.find(&k).map(|i| self.sorted[i].1)),
-            None => self.odd.get(key).copied(),
+    /// The keyed item at `key`'s prefix, and whether it is `key`'s.
+    fn keyed_at(&self, key: &U512, values: &Values) -> Option<(Slot, bool)> {
+        if self.keyed.len() == 0 {
+            return None;
         }
+        let s = self.keyed.get(&self.prefix(key))?;
+        if self.checked.get() == Some((*key, s)) {
+            return Some((s, true));
+        }
+        let mine = values.key(s).is_some_and(|k| self.method.hash(k) == *key);
+        if mine {
+            self.checked.set(Some((*key, s)));
+        }
+        Some((s, mine))
     }
 
-    /// Inserts or replaces; returns the replaced slot.
-    fn insert(&mut self, key: &U512, slot: Slot) -> Option<Slot> {
-        let Some(k) = self.compact(key) else { return self.odd.insert(*key, slot) };
-        if let Some(i) = self.find(&k) {
-            return Some(std::mem::replace(&mut self.sorted[i].1, slot));
-        }
-        let old = self.recent.insert(k, slot);
-        if self.recent.len() > (self.sorted.len() / 16).max(1024) {
-            self.merge();
-        }
-        old
-    }
-
-    fn remove(&mut self, key: &U512) -> Option<Slot> {
-        let Some(k) = self.compact(key) else { return self.odd.remove(key) };
-        if let Some(s) = self.recent.remove(&k) {
+    fn get(&self, key: &U512, values: &Values) -> Option<Slot> {
+        let Some(k) = self.compact(key) else { return self.odd.get(key).copied() };
+        if let Some((s, true)) = self.keyed_at(key, values) {
             return Some(s);
         }
-        let i = self.find(&k)?;
-        self.gone += 1;
-        let old = std::mem::replace(&mut self.sorted[i].1, GONE);
-        if self.gone > self.sorted.len() / 2 {
-            self.merge();
-        }
-        Some(old)
+        self.bare.get(&k)
     }
 
-    /// Folds the recent inserts into the sorted vector and drops removed entries.
-    fn merge(&mut self) {
-        let mut fresh: Vec<([u8; N], Slot)> = self.recent.drain().collect();
-        fresh.sort_unstable_by_key(|e| e.0);
-        let old = std::mem::take(&mut self.sorted);
-        let mut merged = Vec::with_capacity(old.len() - self.gone + fresh.len());
-        let mut a = old.into_iter().filter(|e| e.1 != GONE).peekable();
-        let mut b = fresh.into_iter().peekable();
-        loop {
-            let take_a = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => x.0 < y.0,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            let next = if take_a { a.next() } else { b.next() };
-            merged.extend(next);
+    /// Inserts or replaces; returns the replaced slot. `slot`'s key, if it
+    /// has one, is `key`'s (the caller checked).
+    fn insert(&mut self, key: &U512, slot: Slot, values: &Values) -> Option<Slot> {
+        let Some(k) = self.compact(key) else { return self.odd.insert(*key, slot) };
+        let found = self.keyed_at(key, values);
+        self.checked.set(None);
+        let keyed = values.key(slot).is_some();
+        match found {
+            Some((_, true)) if keyed => {
+                // The slot's key is the item's (the caller checked): the
+                // lookups that follow a write need not hash it again.
+                self.checked.set(Some((*key, slot)));
+                self.keyed.insert(self.prefix(key), slot)
+            }
+            Some((_, true)) => {
+                // Not reached while the store passes keys on; kept correct.
+                let old = self.keyed.remove(&self.prefix(key));
+                self.bare.insert(k, slot);
+                old
+            }
+            None if keyed => {
+                let old = self.bare.remove(&k);
+                self.keyed.insert(self.prefix(key), slot);
+                self.checked.set(Some((*key, slot)));
+                old
+            }
+            // No key, or another item has the prefix.
+            _ => self.bare.insert(k, slot),
         }
-        self.sorted = merged;
-        self.gone = 0;
+    }
+
+    fn remove(&mut self, key: &U512, values: &Values) -> Option<Slot> {
+        let Some(k) = self.compact(key) else { return self.odd.remove(key) };
+        let found = self.keyed_at(key, values);
+        self.checked.set(None);
+        if let Some((_, true)) = found {
+            return self.keyed.remove(&self.prefix(key));
+        }
+        self.bare.remove(&k)
     }
 
     fn len(&self) -> usize {
-        self.sorted.len() - self.gone + self.recent.len() + self.odd.len()
+        self.keyed.len() + self.bare.len() + self.odd.len()
     }
 
-    /// Items with `first <= key <= last` (recent inserts are merged in
-    /// first, so a run of range queries costs one merge and a binary search
-    /// each).
-    fn range(&mut self, first: &U512, last: &U512, limit: usize) -> Vec<(U512, Slot)> {
-        if !self.recent.is_empty() {
-            self.merge();
-        }
+    /// The hash of a keyed item.
+    fn hash_of(&self, slot: Slot, values: &Values) -> Option<U512> {
+        values.key(slot).map(|k| self.method.hash(k))
+    }
+
+    /// Items with `first <= key <= last`, in key order; more than `limit`
+    /// only when the range holds more than `limit`.
+    fn range(&mut self, first: &U512, last: &U512, limit: usize, values: &Values) -> Vec<(U512, Slot)> {
         let mut out = Vec::new();
-        // Compact keys sort as the keys they stand for.
-        let start = self.sorted.partition_point(|(x, _)| self.expand(x) < *first);
-        for (k, s) in &self.sorted[start..] {
-            let key = self.expand(k);
-            if key > *last {
+        let (lo, hi) = (self.prefix(first), self.prefix(last));
+        let (method, shift) = (self.method, self.shift);
+        for (p, s) in self.keyed.from(|p| *p < lo) {
+            if p > hi || out.len() > limit {
                 break;
             }
-            if *s != GONE && key >= *first {
-                out.push((key, *s));
-                if out.len() > limit {
-                    break;
-                }
+            let key = values.key(s).map(|k| method.hash(k)).unwrap_or_default();
+            if key >= *first && key <= *last {
+                out.push((key, s));
             }
         }
+        let mut bare = Vec::new();
+        // Compact keys sort as the keys they stand for.
+        let expand = |k: &[u8; N]| crate::ring::u512_from_be(k) << shift;
+        for (k, s) in self.bare.from(|x| expand(x) < *first) {
+            let key = expand(&k);
+            if key > *last || bare.len() > limit {
+                break;
+            }
+            bare.push((key, s));
+        }
+        out.extend(bare);
         out.extend(self.odd.iter().filter(|(k, _)| *k >= first && *k <= last).map(|(k, s)| (*k, *s)));
+        out.sort_unstable_by_key(|e| e.0);
         out
     }
 
-    fn entries(&self) -> Vec<(U512, Slot)> {
+    fn entries(&self, values: &Values) -> Vec<(U512, Slot)> {
         let mut out: Vec<(U512, Slot)> = Vec::with_capacity(self.len());
-        out.extend(self.sorted.iter().filter(|e| e.1 != GONE).map(|(k, s)| (self.expand(k), *s)));
-        out.extend(self.recent.iter().map(|(k, s)| (self.expand(k), *s)));
+        out.extend(self.keyed.iter().filter_map(|(_, s)| Some((self.hash_of(s, values)?, s))));
+        out.extend(self.bare.iter().map(|(k, s)| (self.expand(&k), s)));
         out.extend(self.odd.iter().map(|(k, s)| (*k, *s)));
         // In key order, whatever the maps' order: handoffs go out in it.
         out.sort_unstable_by_key(|e| e.0);
         out
-    }
-}
-
-/// The slab of values, reference-counted by the tables that hold them.
-#[derive(Default)]
-struct Values {
-    /// Value, tables holding it, its version.
-    slots: Vec<Option<(Bytes, u32, Version)>>,
-    free: Vec<Slot>,
-    /// The last value stored: a `set` stores one value in five tables in a row.
-    last: Option<(usize, usize, Slot)>,
-    /// Bytes of the values held (each once).
-    bytes: usize,
-}
-
-impl Values {
-    /// The slot already holding this very value (same bytes in memory), if
-    /// it was the last one stored.
-    fn shared(&self, value: &Bytes, version: Version) -> Option<Slot> {
-        let (p, l, slot) = self.last?;
-        let (v, _, ver) = self.slots.get(slot as usize)?.as_ref()?;
-        let same = |b: &Bytes| b.as_ptr() as usize == p && b.len() == l;
-        (same(value) && same(v) && *ver == version).then_some(slot)
-    }
-
-    fn add(&mut self, value: Bytes, version: Version) -> Slot {
-        if let Some(slot) = self.shared(&value, version) {
-            if let Some(Some((_, refs, _))) = self.slots.get_mut(slot as usize) {
-                *refs += 1;
-            }
-            return slot;
-        }
-        let id = (value.as_ptr() as usize, value.len());
-        self.bytes += value.len();
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slots[s as usize] = Some((value, 1, version));
-                s
-            }
-            None => {
-                self.slots.push(Some((value, 1, version)));
-                (self.slots.len() - 1) as Slot
-            }
-        };
-        self.last = Some((id.0, id.1, slot));
-        slot
-    }
-
-    fn get(&self, slot: Slot) -> Option<&Bytes> {
-        self.slots.get(slot as usize)?.as_ref().map(|(v, _, _)| v)
-    }
-
-    fn version(&self, slot: Slot) -> Version {
-        self.slots.get(slot as usize).and_then(|s| s.as_ref()).map_or(Version::ZERO, |s| s.2)
-    }
-
-    fn release(&mut self, slot: Slot) {
-        if let Some(entry) = self.slots.get_mut(slot as usize) {
-            if let Some((v, refs, _)) = entry {
-                *refs -= 1;
-                if *refs == 0 {
-                    self.bytes -= v.len();
-                    *entry = None;
-                    self.free.push(slot);
-                    if self.last.is_some_and(|l| l.2 == slot) {
-                        self.last = None;
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -257,32 +251,32 @@ pub fn item_digest(hash: &U512, version: Version, value: Option<&[u8]>) -> u128 
 }
 
 trait TableOps: Send {
-    fn get(&self, key: &U512) -> Option<Slot>;
-    fn insert(&mut self, key: &U512, slot: Slot) -> Option<Slot>;
-    fn remove(&mut self, key: &U512) -> Option<Slot>;
+    fn get(&self, key: &U512, values: &Values) -> Option<Slot>;
+    fn insert(&mut self, key: &U512, slot: Slot, values: &Values) -> Option<Slot>;
+    fn remove(&mut self, key: &U512, values: &Values) -> Option<Slot>;
     fn len(&self) -> usize;
-    fn entries(&self) -> Vec<(U512, Slot)>;
-    fn range(&mut self, first: &U512, last: &U512, limit: usize) -> Vec<(U512, Slot)>;
+    fn entries(&self, values: &Values) -> Vec<(U512, Slot)>;
+    fn range(&mut self, first: &U512, last: &U512, limit: usize, values: &Values) -> Vec<(U512, Slot)>;
 }
 
 impl<const N: usize> TableOps for Table<N> {
-    fn get(&self, key: &U512) -> Option<Slot> {
-        Table::get(self, key)
+    fn get(&self, key: &U512, values: &Values) -> Option<Slot> {
+        Table::get(self, key, values)
     }
-    fn insert(&mut self, key: &U512, slot: Slot) -> Option<Slot> {
-        Table::insert(self, key, slot)
+    fn insert(&mut self, key: &U512, slot: Slot, values: &Values) -> Option<Slot> {
+        Table::insert(self, key, slot, values)
     }
-    fn remove(&mut self, key: &U512) -> Option<Slot> {
-        Table::remove(self, key)
+    fn remove(&mut self, key: &U512, values: &Values) -> Option<Slot> {
+        Table::remove(self, key, values)
     }
     fn len(&self) -> usize {
         Table::len(self)
     }
-    fn entries(&self) -> Vec<(U512, Slot)> {
-        Table::entries(self)
+    fn entries(&self, values: &Values) -> Vec<(U512, Slot)> {
+        Table::entries(self, values)
     }
-    fn range(&mut self, first: &U512, last: &U512, limit: usize) -> Vec<(U512, Slot)> {
-        Table::range(self, first, last, limit)
+    fn range(&mut self, first: &U512, last: &U512, limit: usize, values: &Values) -> Vec<(U512, Slot)> {
+        Table::range(self, first, last, limit, values)
     }
 }
 
@@ -295,7 +289,13 @@ pub struct ItemStore {
     /// Deleted items (tombstones) and the version of their delete, kept
     /// until `Config::tombstone_horizon_ms` after it so that an older copy
     /// coming back (a paused node, the other side of a partition) loses.
-    tombs: std::collections::HashMap<(HashMethod, U512), Version>,
+    tombs: Map<(HashMethod, U512), Version>,
+    /// The keys of the items held, with how many items have each (up to
+    /// five): in order for the ring walk's pages (`keywalk.rs`), and the one
+    /// allocation of each key that the slab and the key list share.
+    held: BTreeMap<Arc<[u8]>, u8>,
+    /// The key of the next write of this item ([`ItemStore::stage_key`]).
+    staged: Option<(HashMethod, U512, Arc<[u8]>)>,
     /// Writes to persist, when the node keeps a data directory.
     pub(crate) journal: super::journal::Journal,
 }
@@ -308,36 +308,129 @@ impl std::fmt::Debug for ItemStore {
 
 impl Default for ItemStore {
     fn default() -> Self {
-        ItemStore {
-            tables: [
-                Box::new(Table::<20>::new(224)),
-                Box::new(Table::<28>::new(160)),
-                Box::new(Table::<32>::new(128)),
-                Box::new(Table::<48>::new(0)),
-                Box::new(Table::<64>::new(0)),
-            ],
-            values: Values::default(),
-            table_bytes: [0; 5],
-            tombs: Default::default(),
-            journal: Default::default(),
-        }
+        Self::with_seed(0)
     }
 }
 
 impl ItemStore {
+    /// Empty, its maps keyed from `seed` (see [`crate::core::Config::seed`]:
+    /// a simulation run twice does the same work twice).
+    pub fn with_seed(seed: u64) -> Self {
+        ItemStore {
+            tables: [
+                Box::new(Table::<20>::new(HashMethod::Sha1, seed)),
+                Box::new(Table::<28>::new(HashMethod::Sha224, seed)),
+                Box::new(Table::<32>::new(HashMethod::Sha256, seed)),
+                Box::new(Table::<48>::new(HashMethod::Sha384, seed)),
+                Box::new(Table::<64>::new(HashMethod::Sha512, seed)),
+            ],
+            values: Values::default(),
+            table_bytes: [0; 5],
+            tombs: SeededState::new(seed, PURPOSE + 20).map(),
+            held: BTreeMap::new(),
+            staged: None,
+            journal: Default::default(),
+        }
+    }
+
+    fn slot(&self, method: HashMethod, key: &U512) -> Option<Slot> {
+        self.tables[method.index()].get(key, &self.values)
+    }
+
     /// The value of an item.
     pub fn get(&self, method: HashMethod, key: &U512) -> Option<&Bytes> {
-        self.values.get(self.tables[method.index()].get(key)?)
+        self.values.get(self.slot(method, key)?)
     }
 
     /// True if the item is held.
     pub fn contains(&self, method: HashMethod, key: &U512) -> bool {
-        self.tables[method.index()].get(key).is_some()
+        self.slot(method, key).is_some()
     }
 
     /// The version of an item's value (zero: unversioned, a py2p copy).
     pub fn version(&self, method: HashMethod, key: &U512) -> Option<Version> {
-        self.tables[method.index()].get(key).map(|s| self.values.version(s))
+        self.slot(method, key).map(|s| self.values.version(s))
+    }
+
+    /// The value and version of an item, in one lookup.
+    pub fn entry(&self, method: HashMethod, key: &U512) -> Option<(&Bytes, Version)> {
+        let e = self.values.entry(self.slot(method, key)?)?;
+        Some((&e.value, e.version))
+    }
+
+    /// The key of an item held, when known.
+    pub fn item_key(&self, method: HashMethod, key: &U512) -> Option<Bytes> {
+        let k = self.values.key(self.slot(method, key)?)?;
+        Some(Bytes::copy_from_slice(k))
+    }
+
+    /// The one allocation of `key` that the store holds, or a new one: the
+    /// key list keeps the same bytes.
+    pub(crate) fn shared_key(&self, key: &[u8]) -> Arc<[u8]> {
+        match self.held.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(key),
+        }
+    }
+
+    /// Keys of the items held after `cursor` (all for an empty one), in order.
+    pub(crate) fn held_keys_after<'a>(&'a self, cursor: &'a [u8]) -> impl Iterator<Item = &'a Arc<[u8]>> + 'a {
+        use std::ops::Bound;
+        let from = if cursor.is_empty() { Bound::Unbounded } else { Bound::Excluded(cursor) };
+        self.held.range::<[u8], _>((from, Bound::Unbounded)).map(|(k, _)| k)
+    }
+
+    /// Keys of the items held.
+    pub fn held_key_count(&self) -> usize {
+        self.held.len()
+    }
+
+    /// `key` (which hashes to the item: the caller checked) goes with the
+    /// next write of the item ([`ItemStore::insert_versioned`]); an item
+    /// already held without a key of its own learns it now.
+    pub(crate) fn stage_key(&mut self, method: HashMethod, hash: &U512, key: &[u8]) {
+        let key = self.shared_key(key);
+        if let Some(slot) = self.slot(method, hash) {
+            // Only an entry of this item alone (one shared with another
+            // table's item may be another key's).
+            let alone = self.values.refs(slot) == 1;
+            if let Some(e) = self.values.entry_mut(slot).filter(|e| e.key.is_none() && alone) {
+                e.key = Some(key.clone());
+                *self.held.entry(key.clone()).or_insert(0) += 1;
+            }
+        }
+        self.staged = Some((method, *hash, key));
+    }
+
+    /// Drops a key staged for this item and not used.
+    pub(crate) fn unstage_key(&mut self, method: HashMethod, hash: &U512) {
+        if self.staged.as_ref().is_some_and(|(m, h, _)| *m == method && h == hash) {
+            self.staged = None;
+        }
+    }
+
+    fn hold_key(&mut self, key: &Option<Arc<[u8]>>) {
+        if let Some(k) = key {
+            *self.held.entry(k.clone()).or_insert(0) += 1;
+        }
+    }
+
+    fn drop_key(&mut self, key: Option<Arc<[u8]>>) {
+        if let Some(k) = key {
+            if let Some(n) = self.held.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.held.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Releases a slot an item no longer uses, and the key's count with it.
+    fn release(&mut self, slot: Slot) {
+        let key = self.values.key(slot).cloned();
+        self.values.release(slot);
+        self.drop_key(key);
     }
 
     /// The version of what this table knows of the item: its value's, or
@@ -404,28 +497,61 @@ impl ItemStore {
         self.insert_versioned(method, key, value, Version::ZERO);
     }
 
-    /// Stores an item with its version (replacing any value or tombstone it had).
+    /// Stores an item with its version (replacing any value or tombstone
+    /// it had). Its key is the one staged for it ([`ItemStore::stage_key`]),
+    /// else the one its old value had, if any.
     pub fn insert_versioned(&mut self, method: HashMethod, key: &U512, value: Bytes, version: Version) {
-        if !self.tombs.is_empty() && self.tombs.remove(&(method, *key)).is_some() {
-            self.journal.record(|| super::Change::ItemTombstone { table: method, hash: *key, version: None });
+        let staged = match self.staged.take() {
+            Some((m, h, k)) if m == method && h == *key => Some(k),
+            _ => None,
+        };
+        self.insert_keyed(method, key, value, version, staged);
+    }
+
+    /// Stores an item with its version and, when known, its key (which
+    /// must hash to the item: the caller checks); without one, the item
+    /// keeps the key its old value had.
+    pub(crate) fn insert_keyed(
+        &mut self,
+        method: HashMethod,
+        hash: &U512,
+        value: Bytes,
+        version: Version,
+        key: Option<Arc<[u8]>>,
+    ) {
+        if !self.tombs.is_empty() && self.tombs.remove(&(method, *hash)).is_some() {
+            self.journal.record(|| super::Change::ItemTombstone { table: method, hash: *hash, version: None });
         }
-        self.journal.record(|| super::Change::Item { table: method, hash: *key, value: Some(value.clone()), version });
+        self.journal.record(|| super::Change::Item { table: method, hash: *hash, value: Some(value.clone()), version });
         let t = method.index();
+        let old = self.slot(method, hash);
+        // The callers checked the key (it came with a store and was hashed,
+        // or the hash was made from it): hashing it again here cost 2.5% of
+        // a set's instructions. A test build checks all the same.
+        debug_assert!(key.as_ref().is_none_or(|k| method.hash(k) == *hash), "a key that is not the item's");
+        let key = match key {
+            Some(k) => match self.held.get_key_value(&k[..]) {
+                Some((held, _)) => Some(held.clone()),
+                None => Some(k),
+            },
+            None => old.and_then(|s| self.values.key(s).cloned()),
+        };
         self.table_bytes[t] += value.len();
-        let slot = self.values.add(value, version);
-        if let Some(old) = self.tables[t].insert(key, slot) {
+        let slot = self.values.add(value, version, key.clone());
+        self.hold_key(&key);
+        if let Some(old) = self.tables[t].insert(hash, slot, &self.values) {
             self.table_bytes[t] = self.table_bytes[t].saturating_sub(self.values.get(old).map_or(0, Bytes::len));
-            self.values.release(old);
+            self.release(old);
         }
     }
 
     /// Removes an item; true if it was held.
     pub fn remove(&mut self, method: HashMethod, key: &U512) -> bool {
-        match self.tables[method.index()].remove(key) {
+        match self.tables[method.index()].remove(key, &self.values) {
             Some(old) => {
                 let t = method.index();
                 self.table_bytes[t] = self.table_bytes[t].saturating_sub(self.values.get(old).map_or(0, Bytes::len));
-                self.values.release(old);
+                self.release(old);
                 self.journal.record(|| super::Change::Item {
                     table: method,
                     hash: *key,
@@ -465,9 +591,9 @@ impl ItemStore {
     /// Bytes that overwriting this item would release: its old value, if no
     /// other table shares it.
     pub fn released_bytes(&self, method: HashMethod, key: &U512) -> usize {
-        let Some(slot) = self.tables[method.index()].get(key) else { return 0 };
-        match self.values.slots.get(slot as usize) {
-            Some(Some((v, 1, _))) => v.len(),
+        let Some(slot) = self.slot(method, key) else { return 0 };
+        match self.values.entry(slot) {
+            Some(e) if self.values.refs(slot) == 1 => e.value.len(),
             _ => 0,
         }
     }
@@ -498,7 +624,7 @@ impl ItemStore {
         limit: usize,
     ) -> Option<(u64, u128)> {
         let (mut count, mut sum) = (0u64, 0u128);
-        let items = self.tables[method.index()].range(first, last, limit);
+        let items = self.tables[method.index()].range(first, last, limit, &self.values);
         if items.len() > limit {
             return None;
         }
@@ -528,13 +654,13 @@ impl ItemStore {
 
     /// The keys of one table.
     pub fn keys(&self, method: HashMethod) -> Vec<U512> {
-        self.tables[method.index()].entries().into_iter().map(|(k, _)| k).collect()
+        self.tables[method.index()].entries(&self.values).into_iter().map(|(k, _)| k).collect()
     }
 
     /// The items of one table with their versions.
     pub fn versioned_items(&self, method: HashMethod) -> Vec<(U512, Bytes, Version)> {
         self.tables[method.index()]
-            .entries()
+            .entries(&self.values)
             .into_iter()
             .filter_map(|(k, s)| Some((k, self.values.get(s)?.clone(), self.values.version(s))))
             .collect()
@@ -543,7 +669,7 @@ impl ItemStore {
     /// The items of one table.
     pub fn items(&self, method: HashMethod) -> Vec<(U512, Bytes)> {
         self.tables[method.index()]
-            .entries()
+            .entries(&self.values)
             .into_iter()
             .filter_map(|(k, s)| Some((k, self.values.get(s)?.clone())))
             .collect()
@@ -557,7 +683,7 @@ mod tests {
     #[test]
     fn behaves_like_a_map_across_merges() {
         let mut store = ItemStore::default();
-        let mut model: HashMap<(HashMethod, U512), Bytes> = HashMap::new();
+        let mut model: std::collections::HashMap<(HashMethod, U512), Bytes> = Default::default();
         for i in 0..5000u32 {
             let key = format!("k{}", i % 3000);
             let value = Bytes::from(format!("v{i}"));
@@ -627,7 +753,7 @@ mod tests {
             store.insert(m, &m.hash(b"x"), v.clone());
             assert_eq!(store.added_bytes(&v), 0, "the value just stored is shared");
         }
-        assert_eq!(store.values.slots.iter().flatten().count(), 1);
+        assert_eq!(store.values.live(), 1);
         assert_eq!(store.value_bytes(), 6, "a shared value counts once");
         // Equal bytes elsewhere in memory are a value of their own.
         let other = Bytes::from(b"shared".to_vec());
@@ -641,8 +767,114 @@ mod tests {
             assert!(store.remove(m, &m.hash(b"x")));
         }
         assert!(store.remove(HashMethod::Sha1, &U512::from(7u64)));
-        assert_eq!(store.values.slots.iter().flatten().count(), 0);
+        assert_eq!(store.values.live(), 0);
         assert_eq!(store.total(), 0);
         assert_eq!(store.value_bytes(), 0);
+    }
+
+    /// Stores `key` in all five tables with its key, as a local `set` does.
+    fn set_keyed(store: &mut ItemStore, key: &[u8], value: &Bytes, version: Version) {
+        for m in HashMethod::ALL {
+            let h = m.hash(key);
+            store.stage_key(m, &h, key);
+            store.insert_versioned(m, &h, value.clone(), version);
+        }
+    }
+
+    #[test]
+    fn keyed_items_share_one_entry_and_are_checked_against_their_key() {
+        let (mut keyed, mut bare) = (ItemStore::default(), ItemStore::default());
+        let v = |hlc| Version { hlc, writer: 1 };
+        for i in 0..3000u32 {
+            let key = format!("k{i}");
+            let value = Bytes::from(format!("v{i}"));
+            set_keyed(&mut keyed, key.as_bytes(), &value, v(u64::from(i) + 1));
+            for m in HashMethod::ALL {
+                bare.insert_versioned(m, &m.hash(key.as_bytes()), value.clone(), v(u64::from(i) + 1));
+            }
+        }
+        // One slab entry a key, one allocation of the key.
+        assert_eq!(keyed.values.live(), 3000);
+        assert_eq!(keyed.held_key_count(), 3000);
+        let k0 = keyed.shared_key(b"k0");
+        assert_eq!(Arc::strong_count(&k0), 3, "the held map, the entry and this one");
+        for m in HashMethod::ALL {
+            let h = m.hash(b"k7");
+            assert_eq!(keyed.get(m, &h), Some(&Bytes::from_static(b"v7")));
+            assert_eq!(keyed.item_key(m, &h), Some(Bytes::from_static(b"k7")));
+            assert_eq!(keyed.keys(m), bare.keys(m), "the same hashes, in the same order");
+            let all = keyed.keys(m);
+            let (first, last) = (all[100], all[900]);
+            assert_eq!(keyed.range_summary(m, &first, &last, 1000), bare.range_summary(m, &first, &last, 1000));
+            assert_eq!(keyed.range_summary(m, &first, &last, 500), None);
+        }
+        // A hash that shares a keyed item's prefix (any peer may send one)
+        // is another item: each reads, and goes, alone.
+        for m in HashMethod::ALL {
+            let h = m.hash(b"k7");
+            let twin = h ^ (U512::from(1u64) << m.shift());
+            assert!(!keyed.contains(m, &twin));
+            keyed.insert(m, &twin, Bytes::from_static(b"twin"));
+            assert_eq!(keyed.get(m, &twin), Some(&Bytes::from_static(b"twin")));
+            assert_eq!(keyed.get(m, &h), Some(&Bytes::from_static(b"v7")));
+            assert!(keyed.remove(m, &twin));
+            assert_eq!(keyed.get(m, &h), Some(&Bytes::from_static(b"v7")));
+            // ... and the other way round: the twin first, keyless.
+            let h8 = m.hash(b"k8");
+            let twin8 = h8 ^ (U512::from(1u64) << m.shift());
+            assert!(keyed.remove(m, &h8));
+            keyed.insert(m, &twin8, Bytes::from_static(b"twin"));
+            keyed.stage_key(m, &h8, b"k8");
+            keyed.insert_versioned(m, &h8, Bytes::from_static(b"v8"), v(9));
+            assert_eq!(keyed.get(m, &h8), Some(&Bytes::from_static(b"v8")));
+            assert_eq!(keyed.get(m, &twin8), Some(&Bytes::from_static(b"twin")));
+            assert!(keyed.remove(m, &twin8));
+            assert_eq!(keyed.item_key(m, &h8), Some(Bytes::from_static(b"k8")));
+        }
+        // A keyless overwrite keeps the item's key, and reads back (the
+        // table's remembered check follows the new slot).
+        let h = HashMethod::Sha256.hash(b"k9");
+        keyed.insert(HashMethod::Sha256, &h, Bytes::from_static(b"new"));
+        assert_eq!(keyed.item_key(HashMethod::Sha256, &h), Some(Bytes::from_static(b"k9")));
+        assert_eq!(keyed.get(HashMethod::Sha256, &h), Some(&Bytes::from_static(b"new")));
+        let twin = h ^ U512::from(1u64) << 128;
+        assert_eq!(keyed.get(HashMethod::Sha256, &twin), None, "the remembered check is of one hash only");
+        // Held keys follow the items, in order.
+        let after: Vec<&[u8]> = keyed.held_keys_after(b"k2998").take(3).map(|k| &k[..]).collect();
+        assert_eq!(after, vec![&b"k2999"[..], &b"k3"[..], &b"k30"[..]]);
+        for m in HashMethod::ALL {
+            assert!(keyed.remove(m, &m.hash(b"k3")));
+        }
+        assert!(!keyed.held_keys_after(b"").any(|k| &k[..] == b"k3"));
+        assert_eq!(keyed.held_key_count(), 2999);
+        assert_eq!(Arc::strong_count(&k0), 3);
+    }
+
+    #[test]
+    fn a_key_learned_after_the_value_is_kept() {
+        let mut store = ItemStore::default();
+        let h = HashMethod::Sha1.hash(b"late");
+        store.insert(HashMethod::Sha1, &h, Bytes::from_static(b"v"));
+        assert_eq!(store.item_key(HashMethod::Sha1, &h), None);
+        store.stage_key(HashMethod::Sha1, &h, b"late");
+        assert_eq!(store.item_key(HashMethod::Sha1, &h), Some(Bytes::from_static(b"late")));
+        assert_eq!(store.held_key_count(), 1);
+        store.unstage_key(HashMethod::Sha1, &h);
+        assert!(store.remove(HashMethod::Sha1, &h));
+        assert_eq!(store.held_key_count(), 0);
+    }
+
+    #[test]
+    fn one_value_stored_as_many_items_is_counted_right() {
+        let mut store = ItemStore::default();
+        let v = Bytes::from_static(b"same");
+        let keys: Vec<U512> = (0..600u64).map(|i| HashMethod::Sha1.hash(&i.to_be_bytes())).collect();
+        for k in &keys {
+            store.insert(HashMethod::Sha1, k, v.clone());
+        }
+        for k in &keys[..599] {
+            assert!(store.remove(HashMethod::Sha1, k));
+        }
+        assert_eq!(store.get(HashMethod::Sha1, &keys[599]), Some(&v));
     }
 }

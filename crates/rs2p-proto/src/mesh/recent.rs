@@ -13,7 +13,7 @@ use crate::core::hasher::SeededState;
 #[derive(Debug)]
 pub struct RecentIds {
     /// Fingerprint of an id → its time.
-    seen: HashMap<u128, u64>,
+    seen: HashMap<u128, u64, SeededState>,
     order: VecDeque<(u128, u64)>,
     max: usize,
     /// Two secret keys (from the node's seed) for the 128-bit fingerprint.
@@ -24,6 +24,7 @@ pub struct RecentIds {
 /// node's other seeded maps.
 const PURPOSE_A: u64 = 0x7265_6365_6e74_0001;
 const PURPOSE_B: u64 = 0x7265_6365_6e74_0002;
+const PURPOSE_C: u64 = 0x7265_6365_6e74_0003;
 
 /// Seconds a broadcast stays acceptable.
 pub const MAX_AGE_SECS: u64 = 60;
@@ -40,7 +41,9 @@ impl RecentIds {
     /// derived from `seed` (secret: see [`crate::core::Config::seed`]).
     pub fn new(max: usize, seed: u64) -> Self {
         RecentIds {
-            seen: HashMap::new(),
+            // Seeded too: nothing in the core draws on the OS (a
+            // simulation does the same work twice, its instruction count too).
+            seen: SeededState::new(seed, PURPOSE_C).map(),
             order: VecDeque::new(),
             max: max.max(1),
             keys: (SeededState::new(seed, PURPOSE_A), SeededState::new(seed, PURPOSE_B)),

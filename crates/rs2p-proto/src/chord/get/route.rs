@@ -156,8 +156,8 @@ impl Node {
 
     /// A local table's value and its version.
     pub(crate) fn local_entry(&self, item: ItemKey) -> Option<(Bytes, Version)> {
-        let value = self.chord.data.get(item.0, &item.1)?.clone();
-        Some((value, self.chord.data.version(item.0, &item.1).unwrap_or_default()))
+        let (value, version) = self.chord.data.entry(item.0, &item.1)?;
+        Some((value.clone(), version))
     }
 
     /// What the local table says of an item: its value, or "missing"
