@@ -13,6 +13,7 @@ mod journal;
 mod keylist;
 mod keystream;
 mod keywalk;
+mod link_kinds;
 pub mod node;
 mod peek;
 mod peer;
@@ -91,6 +92,11 @@ pub struct ChordState {
     pub(crate) last_stabilize: Time,
     /// The pause before the next round ([`STABILIZE_MS`] up to [`STABILIZE_MAX_MS`]).
     pub(crate) stabilize_every: u64,
+    /// Added to the pause before the next round, drawn per round (up to an
+    /// eighth of it): the rounds of nodes started together drift apart.
+    pub(crate) stabilize_jitter: u64,
+    /// When work in progress last made a paced step (see [`node::PACE_MS`]).
+    pub(crate) last_step: Time,
     /// The ring neighbours at the last round (a change resets the pause).
     pub(crate) stabilize_seen: (Owner, Owner),
     /// Connections with a key-list stream in progress.
@@ -151,6 +157,8 @@ impl ChordState {
             handoff_stats: HandoffStats::default(),
             last_stabilize: 0,
             stabilize_every: STABILIZE_MS,
+            last_step: 0,
+            stabilize_jitter: 0,
             stabilize_seen: (Owner::Nobody, Owner::Nobody),
             streaming: BTreeSet::new(),
             want_keys: false,

@@ -147,8 +147,25 @@ impl Node {
         }
     }
 
-    /// Starts due scans and advances the running one; called every tick.
-    pub(crate) fn repair_tick(&mut self) {
+    /// When repair next has timer work: a due scan, the next anti-entropy
+    /// pass, or (`paced`) the next step of a running scan, and each tick of
+    /// the window after a seeding peer vanished.
+    pub(crate) fn repair_due(&self, paced: Time) -> Option<Time> {
+        if self.chord.leeching || self.mesh.config().kind != crate::core::Kind::Chord {
+            return None;
+        }
+        let now = self.mesh.now();
+        let r = &self.chord.repair;
+        if r.next_pass == 0 {
+            return Some(now);
+        }
+        let busy = r.scan.is_some() || (self.chord.lost_seeder && now < self.chord.fallback_until);
+        [r.due, Some(r.next_pass), busy.then_some(paced)].into_iter().flatten().min()
+    }
+
+    /// Starts due scans and advances the running one (a step when `step`:
+    /// one per pace of [`super::node::PACE_MS`]); called every tick.
+    pub(crate) fn repair_tick(&mut self, step: bool) {
         if self.chord.leeching || self.mesh.config().kind != crate::core::Kind::Chord {
             return;
         }
@@ -201,7 +218,9 @@ impl Node {
             }
             tracing::debug!(node = %self.mesh.id().short(), urgent, "repair scan started");
         }
-        self.repair_step();
+        if step {
+            self.repair_step();
+        }
     }
 
     /// Examines the next keys of the running scan.

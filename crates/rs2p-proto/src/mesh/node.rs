@@ -28,6 +28,10 @@ const D8_REDIAL_WINDOW_MS: u64 = 10_000;
 /// Re-dials in a row after D8 before giving up on the peer.
 const D8_MAX_REDIALS: u8 = 3;
 
+/// Route requests for `reply()` are answered for at least this long (or the
+/// get timeout, if longer): a route response may take a few hops.
+pub(crate) const ROUTE_REQUEST_KEEP_MS: u64 = 60_000;
+
 /// Bound on errors kept for [`Mesh::status`].
 const MAX_ERRORS: usize = 64;
 
@@ -68,6 +72,9 @@ pub struct Mesh<X: PeerExt = ()> {
     pub(super) dial_backoff: Map<PeerId, Time>,
     /// When the node was last ticked (a long gap means we, not our peers, were silent).
     pub(super) last_tick: Time,
+    /// The earliest liveness deadline as of the last scan: woken much
+    /// later than it, the node was starved, not its peers silent.
+    pub(super) liveness_at: Option<Time>,
     /// The wall clock minus `now`: `now` is monotonic and drives every
     /// protocol timer; only message timestamps and the times kept on disk
     /// (tombstones) are wall-clock times, so a stepped system clock moves
@@ -131,6 +138,7 @@ impl<X: PeerExt> Mesh<X> {
             closed: false,
             dial_backoff: state(6).map(),
             last_tick: now,
+            liveness_at: None,
             wall_offset: 0,
             addr_rest: state(7).map(),
             list_dial_budget: (now, super::LIST_DIAL_BURST * 1000),
@@ -455,7 +463,7 @@ impl<X: PeerExt> Mesh<X> {
             self.close_conn(conn);
         }
         self.recent.prune(self.now_secs());
-        let horizon = now.saturating_sub(self.cfg.get_timeout_ms.max(60_000));
+        let horizon = now.saturating_sub(self.cfg.get_timeout_ms.max(ROUTE_REQUEST_KEEP_MS));
         self.route_requests.retain(|_, (t, _)| *t >= horizon);
         let backoff_horizon = now.saturating_sub(REDIAL_BACKOFF_MS);
         self.dial_backoff.retain(|_, t| *t > backoff_horizon);
