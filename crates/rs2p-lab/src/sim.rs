@@ -16,10 +16,9 @@ use rs2p::sim::{item_names, ItemName, Sim, SimRng};
 use super::progress::Progress;
 use super::{Failure, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE};
 
-/// Every node's tick period (ms of virtual time): the tokio driver ticks every 100 ms.
-const TICK_MS: u64 = 100;
-/// Virtual time per step of the lookup phase: one tick.
-const STEP_MS: u64 = TICK_MS;
+/// Virtual time per step of the lookup phase (gets are started, churn
+/// applied and answers collected once per step): 100 ms, the former tick.
+const STEP_MS: u64 = 100;
 /// Virtual time given to each batch of joining nodes before the next one.
 const BATCH_SETTLE_MS: u64 = 2_000;
 /// Bound on the virtual seconds spent waiting for the ring to become
@@ -106,6 +105,11 @@ pub struct SimArgs {
     /// every item, and the bytes spent (see `sim_split.rs`).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub split: u64,
+    /// Also tick every node every MS of virtual time, as every node did
+    /// before nodes said when they need the clock (0, the default: each
+    /// node wakes only for its own timers). For before/after comparisons.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub tick_ms: u64,
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -229,7 +233,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let mut sim = Sim::with_seed(args.seed);
     sim.set_latency(args.latency.0, args.latency.1);
-    sim.set_tick_ms(Some(TICK_MS));
+    sim.set_tick_ms((args.tick_ms > 0).then_some(args.tick_ms));
     let progress = Progress::stdout("sim", None, "sim: ").every(Duration::from_secs_f64(PROGRESS_S));
     let mut w = World { sim, seed: args.seed, key_list: args.key_list, fingers: !args.no_fingers, start, progress };
 
@@ -252,6 +256,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
         });
     }
     let built_at = w.virtual_s();
+    let built_wall_s = start.elapsed().as_secs_f64();
     let mut consistent = false;
     for _ in 0..MAX_SETTLE_S {
         if w.sim.ring_mismatches() == 0 {
@@ -499,6 +504,11 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
         println!("sim: churn: {} crashed, {} left, {} joined", tally.crashed, tally.left, tally.joined);
     }
     println!(
+        "sim: {} node ticks ({:.2} per node per virtual second)",
+        w.sim.ticks,
+        w.sim.ticks as f64 / w.virtual_s().max(1e-3) / args.nodes.max(1) as f64
+    );
+    println!(
         "sim: {:.0} s virtual, {wall_s:.1} s wall, peak memory {peak_rss_mib:.0} MiB, trace {:016x}",
         w.virtual_s(),
         w.sim.trace_hash()
@@ -517,6 +527,10 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "fingers": !args.no_fingers,
             "ring_consistent": consistent,
             "build_sim_s": built_at,
+            "build_wall_s": built_wall_s,
+            "tick_ms": args.tick_ms,
+            "node_ticks": w.sim.ticks,
+            "ticks_per_node_s": w.sim.ticks as f64 / w.virtual_s().max(1e-3) / args.nodes.max(1) as f64,
             "settle_sim_s": settle_s,
             "hops_mean": hops_mean,
             "hops_p50": percentile(&hops, 0.5),

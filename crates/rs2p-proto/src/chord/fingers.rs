@@ -265,9 +265,11 @@ impl Node {
             .map(|(_, c)| c)
     }
 
-    /// When the next finger lookup is due.
+    /// When the next finger lookup is due (never while no peer is linked:
+    /// there is nobody to ask).
     pub(crate) fn finger_due(&self) -> Option<Time> {
-        (self.uses_fingers() && !self.chord.leeching).then_some(self.chord.fingers.next_at)
+        let linked = !self.mesh.routing().is_empty();
+        (self.uses_fingers() && !self.chord.leeching && linked).then_some(self.chord.fingers.next_at)
     }
 
     /// Finger maintenance, on each tick: one lookup per

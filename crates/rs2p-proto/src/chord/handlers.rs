@@ -42,6 +42,7 @@ impl Node {
         if let Some(c) = self.mesh.ext_mut(&conn) {
             c.leeching = leeching;
         }
+        self.chord.ring_changes += 1;
         if !leeching {
             self.seeding_peer_work(conn);
         }
@@ -417,7 +418,10 @@ impl Node {
     pub(crate) fn chord_periodic_due(&self) -> Option<Time> {
         let c = &self.chord;
         let now = self.mesh.now();
-        let stabilize = (self.mesh.config().kind == crate::core::Kind::Chord)
+        // A round asks linked ring neighbours: a leeching or lone node has
+        // none (a round when it ticks anyway still notices a change).
+        let linked = !c.leeching && !self.mesh.routing().is_empty();
+        let stabilize = (self.mesh.config().kind == crate::core::Kind::Chord && linked)
             .then(|| c.last_stabilize.saturating_add(c.stabilize_every + c.stabilize_jitter));
         let rescan = c.rescan_due.then(|| c.last_rescan.saturating_add(RESCAN_MS));
         let tombs = (c.data.tomb_count() > 0).then(|| c.last_tomb_prune.saturating_add(TOMB_PRUNE_MS));

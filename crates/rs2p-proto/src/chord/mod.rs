@@ -13,7 +13,6 @@ mod journal;
 mod keylist;
 mod keystream;
 mod keywalk;
-mod link_kinds;
 pub mod node;
 mod peek;
 mod peer;
@@ -95,6 +94,9 @@ pub struct ChordState {
     /// Added to the pause before the next round, drawn per round (up to an
     /// eighth of it): the rounds of nodes started together drift apart.
     pub(crate) stabilize_jitter: u64,
+    /// Changes of our own or a peer's seeding flag so far (with the mesh's
+    /// routing changes: [`Node::ring_version`]).
+    pub(crate) ring_changes: u64,
     /// When work in progress last made a paced step (see [`node::PACE_MS`]).
     pub(crate) last_step: Time,
     /// The ring neighbours at the last round (a change resets the pause).
@@ -158,6 +160,7 @@ impl ChordState {
             last_stabilize: 0,
             stabilize_every: STABILIZE_MS,
             last_step: 0,
+            ring_changes: 0,
             stabilize_jitter: 0,
             stabilize_seen: (Owner::Nobody, Owner::Nobody),
             streaming: BTreeSet::new(),

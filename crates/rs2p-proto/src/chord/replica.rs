@@ -55,6 +55,9 @@ pub(crate) struct ReplicaState {
     /// Writes are not copied one by one (a burst of promotions): a paced
     /// refresh follows instead.
     hold: bool,
+    /// The ring version (`Node::ring_version`) our predecessor was last
+    /// looked up at: it can only have changed if that moved.
+    checked: Option<u64>,
 }
 
 impl Node {
@@ -221,7 +224,7 @@ impl Node {
             return None;
         }
         let r = &self.chord.replica;
-        if r.next_refresh == 0 || self.replica_target().map(|(p, _)| p) != r.pred {
+        if r.next_refresh == 0 || r.checked != Some(self.ring_version()) {
             return Some(self.mesh.now());
         }
         Some(if r.refresh.is_some() { paced.min(r.next_refresh) } else { r.next_refresh })
@@ -236,7 +239,9 @@ impl Node {
         }
         let now = self.mesh.now();
         let pred = self.replica_target();
+        let version = self.ring_version();
         let r = &mut self.chord.replica;
+        r.checked = Some(version);
         if r.next_refresh == 0 {
             r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
         }

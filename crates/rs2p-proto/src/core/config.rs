@@ -95,26 +95,17 @@ pub struct Config {
     pub get_first_wave: usize,
     /// Advertise the rs2p capability flag, so rs2p peers can use extensions.
     pub advertise_capability: bool,
-    /// A handshaken peer we have heard nothing from for this long is sent a
-    /// keepalive (py2p's own peer request `*`, which every peer answers).
+    /// The period of the node's keepalive rounds: at each, a handshaken peer
+    /// we have heard nothing from for this long is sent a keepalive (py2p's
+    /// own peer request `*`, which every peer answers; `ping` to an rs2p
+    /// peer). See `mesh/liveness.rs`.
     pub keepalive_ms: u64,
     /// A handshaken peer silent for this long (keepalives unanswered) is
     /// declared gone and its link closed: catches a host that vanished
-    /// without its socket closing. Must exceed `keepalive_ms` by a round trip.
+    /// without its socket closing. A quiet link is pinged one to two
+    /// rounds in, so this should be at least twice `keepalive_ms` and a
+    /// round trip (a shorter limit makes rounds ping sooner).
     pub peer_timeout_ms: u64,
-    /// Keepalive period of a link that is only a finger (an rs2p seeding
-    /// peer that is neither our predecessor nor in our successor list):
-    /// most of a node's links are fingers, and their keepalives were most
-    /// of the maintenance traffic. A silent finger gets one keepalive, not
-    /// two, before `finger_peer_timeout_ms`: detection is as fast (writes
-    /// routed into a partition through a finger are lost until it is
-    /// found silent, so it must not be slower). Ring neighbours, py2p peers
-    /// and the links of a leeching node keep [`Config::keepalive_ms`].
-    pub finger_keepalive_ms: u64,
-    /// Silence after which a finger-only link is closed (as
-    /// `peer_timeout_ms`; must exceed `finger_keepalive_ms` by a round
-    /// trip; the default leaves the pong 2 s).
-    pub finger_peer_timeout_ms: u64,
     /// Repair starts this long after a seeding peer vanished, so that the
     /// ring has re-linked around the gap (stabilisation runs every second)
     /// and ownership is judged on the healed ring.
@@ -235,8 +226,6 @@ impl Config {
             advertise_capability: true,
             keepalive_ms: 2_000,
             peer_timeout_ms: 6_000,
-            finger_keepalive_ms: 4_000,
-            finger_peer_timeout_ms: 6_000,
             repair_delay_ms: 2_000,
             anti_entropy_ms: 5 * 60 * 1000,
             repair_keys_per_tick: 5_000,

@@ -76,9 +76,6 @@ pub struct Conn<X = ()> {
     /// A dial whose failure is expected (the upper layer's probe of a peer
     /// that may be away): logged at debug level only.
     pub quiet: bool,
-    /// Only a finger to the protocol above (set by it on each tick): kept
-    /// alive on the longer [`crate::core::Config::finger_keepalive_ms`].
-    pub finger_only: bool,
     /// The upper layer's state of this connection.
     pub ext: X,
 }
@@ -119,7 +116,6 @@ impl<X: PeerExt> Conn<X> {
             bytes_in: 0,
             bytes_out: 0,
             quiet: false,
-            finger_only: false,
             ext: X::default(),
         }
     }

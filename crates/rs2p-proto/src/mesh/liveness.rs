@@ -1,15 +1,26 @@
-//! Failure detection: a keepalive to quiet peers, and a deadline after which
+//! Failure detection: keepalives to quiet peers, and a deadline after which
 //! a silent peer is declared gone.
 //!
 //! A crashed process's sockets are reset by its kernel, and the driver sees
 //! the link close at once. A host that is unplugged, frozen or cut off by a
-//! firewall closes nothing: its links only fall silent. So every handshaken
-//! peer that has sent nothing for [`Config::keepalive_ms`] is asked for its
-//! peer list (py2p's request `*`, which py2p and rs2p both answer), and one
-//! silent for [`Config::peer_timeout_ms`] is closed as dead (an rs2p peer
-//! gets the rs2p `ping` instead of `*`: a peer list costs kilobytes in a
-//! ring with fingers), which starts
-//! the same recovery as a reset link (for a seeding peer: repair).
+//! firewall closes nothing: its links only fall silent. So a node runs a
+//! keepalive round every [`Config::keepalive_ms`] (shortened by up to an
+//! eighth, drawn per round, so that nodes started together drift apart):
+//! each handshaken peer that has sent nothing (any frame counts) for that
+//! period is asked for its peer list (py2p's request `*`, which py2p and
+//! rs2p both answer; an rs2p peer gets the rs2p `ping` instead: a peer list
+//! costs kilobytes in a ring with fingers). A peer silent for its link's
+//! limit ([`Config::peer_timeout_ms`], timed exactly, not by rounds) is
+//! closed as dead, which starts the same recovery as a reset link (for a
+//! seeding peer: repair). One round wakes the node for all its links, and
+//! a link with traffic costs no keepalive at all.
+//!
+//! With the defaults (2 s, 6 s) a silent link is pinged when it has been
+//! quiet 2 to 4 s, at least 2 s before its limit, and a link whose peer
+//! stays silent is closed 6 s after the last frame it sent, whatever its
+//! kind: ring neighbours and fingers alike. A link quiet but alive costs
+//! one keepalive and its answer about every two rounds (4 s) from each
+//! end at most, and none while frames flow.
 //!
 //! [`Config::keepalive_ms`]: crate::core::Config::keepalive_ms
 //! [`Config::peer_timeout_ms`]: crate::core::Config::peer_timeout_ms
@@ -17,51 +28,36 @@
 use bytes::Bytes;
 
 use super::{Mesh, PeerExt};
-use crate::core::{ConnId, Time};
+use crate::core::{mix64, ConnId, Time};
 use crate::wire::flags;
 
 const PING: &[u8] = b"ping";
 const PONG: &[u8] = b"pong";
 
-/// When a scan pings a link that is due, it also pings the links due
-/// within this fraction of their period: a node's keepalives go out
-/// together, so it wakes about once per period for them, not once per link.
-const BATCH_DIV: u64 = 8;
+/// A round's period is the keepalive period less up to this fraction of it
+/// (drawn per round from the node's seed).
+const JITTER_DIV: u64 = 8;
 
-/// The liveness timers of one link: (keepalive period, silence deadline).
-pub(crate) fn periods<X: PeerExt>(cfg: &crate::core::Config, c: &super::Conn<X>) -> (u64, u64) {
-    if c.finger_only {
-        let ka = cfg.finger_keepalive_ms;
-        (ka, cfg.finger_peer_timeout_ms.max(ka))
-    } else {
-        (cfg.keepalive_ms, cfg.peer_timeout_ms.max(cfg.keepalive_ms))
-    }
-}
-
-/// When a handshaken link next needs its keepalive, and when it is silent
-/// past its deadline.
-fn deadlines<X: PeerExt>(cfg: &crate::core::Config, c: &super::Conn<X>) -> (Time, Time) {
-    let (ka, timeout) = periods(cfg, c);
-    let ping = c.alive_at.max(c.last_ping).saturating_add(ka);
-    (ping, c.alive_at.saturating_add(timeout))
+/// The liveness timers of a link: (keepalive period, silence limit).
+fn periods(cfg: &crate::core::Config) -> (u64, u64) {
+    (cfg.keepalive_ms, cfg.peer_timeout_ms.max(cfg.keepalive_ms))
 }
 
 impl<X: PeerExt> Mesh<X> {
-    /// The earliest liveness deadline of the handshaken links (a keepalive
-    /// due, or a silence past its limit); `None` without links.
+    /// The earliest liveness deadline: the next keepalive round while any
+    /// link is handshaken, or a link's silence limit; `None` without links.
     pub(crate) fn liveness_due(&self) -> Option<Time> {
-        self.conns
+        let silent = self
+            .conns
             .values()
             .filter(|c| c.handshaken)
-            .map(|c| {
-                let (ping, silent) = deadlines(&self.cfg, c);
-                ping.min(silent)
-            })
-            .min()
+            .map(|c| c.alive_at.saturating_add(periods(&self.cfg).1))
+            .min()?;
+        Some(silent.min(self.next_round))
     }
 
-    /// Sends keepalives to quiet peers; returns the connections silent past
-    /// the deadline, with how long (ms), for [`Mesh::close_silent`] (the
+    /// Runs a keepalive round if one is due; returns the connections silent
+    /// past their limit, with how long (ms), for [`Mesh::close_silent`] (the
     /// protocol above looks at them first: a lost ring neighbour is probed
     /// again).
     pub(crate) fn liveness_scan(&mut self) -> Vec<(ConnId, u64)> {
@@ -73,31 +69,33 @@ impl<X: PeerExt> Mesh<X> {
         // give every link a fresh keepalive period.
         let starved = now.saturating_sub(self.liveness_at.unwrap_or(self.last_tick)) > keepalive;
         self.last_tick = now;
+        let round = now >= self.next_round;
+        if round {
+            self.rounds += 1;
+            let jitter = mix64(self.cfg.seed ^ mix64(self.rounds)) % (keepalive / JITTER_DIV + 1);
+            self.next_round = now.saturating_add(keepalive - jitter);
+        }
         let mut silent: Vec<(ConnId, u64)> = Vec::new();
         let mut ping: Vec<ConnId> = Vec::new();
-        let mut any_due = false;
+        let (ka, limit) = periods(&self.cfg);
+        // A link first quiet just after a round is pinged a round later:
+        // with a limit under two periods, ping sooner, so that the answer
+        // has time to come before the limit.
+        let threshold = ka.min(limit.saturating_sub(ka + ka / 4)).max(1);
         for c in self.conns.values_mut().filter(|c| c.handshaken) {
             if starved {
-                let (ka, _) = periods(&self.cfg, c);
                 c.alive_at = c.alive_at.max(now.saturating_sub(ka));
                 continue;
             }
-            let (ka, _) = periods(&self.cfg, c);
-            let (due, dead) = deadlines(&self.cfg, c);
-            if now >= dead {
-                silent.push((c.id, now.saturating_sub(c.alive_at)));
-            } else if due <= now.saturating_add(ka / BATCH_DIV) {
-                any_due |= due <= now;
+            let quiet = now.saturating_sub(c.alive_at);
+            if quiet >= limit {
+                silent.push((c.id, quiet));
+            } else if round && quiet >= threshold && now.saturating_sub(c.last_ping) >= threshold {
+                c.last_ping = now;
                 ping.push(c.id);
             }
         }
-        if !any_due {
-            ping.clear();
-        }
         for conn in ping {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.last_ping = now;
-            }
             let probe = if self.is_rs2p(conn) {
                 vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PING)]
             } else {
@@ -106,21 +104,6 @@ impl<X: PeerExt> Mesh<X> {
             self.send_on(conn, flags::WHISPER, probe);
         }
         silent
-    }
-
-    /// Sets whether a link is only a finger to the protocol above (kept
-    /// alive on [`crate::core::Config::finger_keepalive_ms`]).
-    pub(crate) fn set_finger_only(&mut self, conn: ConnId, finger: bool) {
-        let (now, keepalive) = (self.now, self.cfg.keepalive_ms);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            if c.finger_only && !finger {
-                // Now a ring neighbour: its silence so far is judged by the
-                // shorter period from here on (a keepalive at once), not
-                // retroactively.
-                c.alive_at = c.alive_at.max(now.saturating_sub(keepalive));
-            }
-            c.finger_only = finger;
-        }
     }
 
     /// Remembers the earliest liveness deadline after a scan and the

@@ -432,7 +432,6 @@ impl Node {
     pub fn on_tick(&mut self, now: Time) {
         self.mesh.on_tick(now);
         self.pump();
-        self.mark_finger_links();
         let silent = self.mesh.liveness_scan();
         // Only ring neighbours are probed again once lost (chord/rejoin.rs);
         // which they are is known only while their links are still there.
