@@ -250,6 +250,9 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             w.sim.connect(idx, boot);
         }
         w.sim.advance(BATCH_SETTLE_MS);
+        // Nothing reads the events of the build: drop them as they come
+        // (kept, the links' comings and goings were most of the memory).
+        w.sim.take_events();
         let n = w.sim.len();
         w.progress(|s| {
             format!("building: {n}/{} nodes, {} not yet linked to both neighbours", args.nodes, s.ring_mismatches())
@@ -264,6 +267,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             break;
         }
         w.sim.advance(1000);
+        w.sim.take_events();
         w.progress(|s| format!("settling: {} nodes not yet linked to both neighbours", s.ring_mismatches()));
     }
     let settle_s = w.virtual_s() - built_at;
