@@ -300,6 +300,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
 
     // 3. A quiet window: the maintenance traffic alone.
     let (f0, b0, t0) = (w.sim.frames, w.sim.bytes, w.sim.now());
+    let by_flag0 = w.sim.by_sub_flag.clone();
     w.sim.advance(QUIET_S * 1000);
     w.sim.take_events();
     let quiet_s = (w.sim.now() - t0) as f64 / 1000.0;
@@ -309,6 +310,19 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let maint_bytes_per_node_s = maint_bytes_per_s / nodes_now;
     println!(
         "sim: maintenance {maint_frames_per_s:.0} frames/s, {maint_bytes_per_node_s:.1} bytes per node per second"
+    );
+    // Bytes per node per second of each sub-flag in the window (0xFF: no sub-flag).
+    let maint_by_sub_flag: serde_json::Map<String, serde_json::Value> = w
+        .sim
+        .by_sub_flag
+        .iter()
+        .map(|(flag, &(_, bytes))| (flag, bytes - by_flag0.get(flag).map_or(0, |&(_, b)| b)))
+        .filter(|&(_, bytes)| bytes > 0)
+        .map(|(flag, bytes)| (format!("0x{flag:02x}"), serde_json::json!(bytes as f64 / quiet_s / nodes_now)))
+        .collect();
+    println!(
+        "sim: maintenance bytes per node per second by sub-flag: {}",
+        serde_json::Value::Object(maint_by_sub_flag.clone())
     );
 
     // 3b. A partition and its heal, if asked.
@@ -547,6 +561,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "net_bytes_per_lookup": net_bytes_per_lookup,
             "maint_frames_per_s": maint_frames_per_s,
             "maint_bytes_per_node_s": maint_bytes_per_node_s,
+            "maint_by_sub_flag": maint_by_sub_flag,
             "dials_per_node_s": dials_per_node_s,
             "rejoin_probes_per_node_s": probes_per_node_s,
             "crashed": tally.crashed,
