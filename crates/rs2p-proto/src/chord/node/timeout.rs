@@ -5,13 +5,16 @@
 //! is cheap). There is no fixed tick in the protocol.
 //!
 //! Deadlines are exact to the millisecond. Work is batched in three ways
-//! rather than by rounding: a keepalive scan also pings the links due
-//! within an eighth of their period (`mesh/liveness.rs`); work in progress
-//! that advances by batches or waits on peers (handoffs, range summaries,
-//! a repair scan, a replica refresh, key-list streams) is stepped once per
-//! [`PACE_MS`], the former tick; and a deadline still due after a tick (work
-//! that could not be done yet) is retried at that same pace, never in a
-//! busy loop.
+//! rather than by rounding: keepalives go out in one round per node every
+//! `keepalive_ms`, to all the links quiet that long (`mesh/liveness.rs`),
+//! not on a timer per link; work in progress that advances by batches or
+//! waits on peers (handoffs, range summaries, a repair scan, a replica
+//! refresh, key-list streams) is stepped once per [`PACE_MS`], the former
+//! tick; and a deadline still due after a tick (work that could not be done
+//! yet) is retried at that same pace, never in a busy loop. Work that
+//! depends only on which peers are linked (the predecessor replicas go to,
+//! the check of a py2p predecessor after a failure) is due only when
+//! `Node::ring_version` moved.
 
 use super::Node;
 use crate::core::Time;
