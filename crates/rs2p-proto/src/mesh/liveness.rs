@@ -47,13 +47,14 @@ impl<X: PeerExt> Mesh<X> {
     /// The earliest liveness deadline: the next keepalive round while any
     /// link is handshaken, or a link's silence limit; `None` without links.
     pub(crate) fn liveness_due(&self) -> Option<Time> {
-        let silent = self
-            .conns
-            .values()
-            .filter(|c| c.handshaken)
-            .map(|c| c.alive_at.saturating_add(periods(&self.cfg).1))
-            .min()?;
-        Some(silent.min(self.next_round))
+        let oldest = self.conns.values().filter(|c| c.handshaken).map(|c| c.alive_at).min()?;
+        Some(self.liveness_deadline(oldest))
+    }
+
+    /// The liveness deadline when the quietest handshaken link last heard
+    /// from its peer at `oldest_alive`.
+    pub(crate) fn liveness_deadline(&self, oldest_alive: Time) -> Time {
+        oldest_alive.saturating_add(periods(&self.cfg).1).min(self.next_round)
     }
 
     /// Runs a keepalive round if one is due; returns the connections silent

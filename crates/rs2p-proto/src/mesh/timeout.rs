@@ -16,8 +16,12 @@ impl<X: PeerExt> Mesh<X> {
         let cfg = &self.cfg;
         let mut due: Option<Time> = None;
         let mut at = |t: Time| due = Some(due.map_or(t, |d| d.min(t)));
+        // One pass over the links (this runs after every frame).
+        let mut oldest_alive: Option<Time> = None;
         for c in self.conns.values() {
-            if !c.handshaken && !c.dialing {
+            if c.handshaken {
+                oldest_alive = Some(oldest_alive.map_or(c.alive_at, |t| t.min(c.alive_at)));
+            } else if !c.dialing {
                 // `check_handshakes` closes past `handshake_timeout_ms`.
                 at(c.opened_at.saturating_add(cfg.handshake_timeout_ms).saturating_add(1));
             }
@@ -25,8 +29,8 @@ impl<X: PeerExt> Mesh<X> {
                 at(c.last_rx.saturating_add(cfg.half_frame_timeout_ms).saturating_add(1));
             }
         }
-        if let Some(t) = self.liveness_due() {
-            at(t);
+        if let Some(t) = oldest_alive {
+            at(self.liveness_deadline(t));
         }
         if let Some(secs) = self.recent.next_expiry() {
             // Seen ids are dated by the wall clock; timers run on `now`.
