@@ -8,12 +8,12 @@ use rs2p_test_support::sim_ring;
 /// Virtual seconds a test ring may take to become consistent.
 const SETTLE_S: u32 = 300;
 
-/// A ring of `n` nodes with fixed ids, latency `lat` and 100 ms ticks; each
-/// newcomer is bootstrapped by an earlier node.
+/// A ring of `n` nodes with fixed ids and latency `lat`, each node ticked
+/// only when its timer is due; each newcomer is bootstrapped by an earlier
+/// node.
 fn ring(seed: u64, n: usize, lat: (u64, u64)) -> Sim {
     let mut sim = Sim::with_seed(seed);
     sim.set_latency(lat.0, lat.1);
-    sim.set_tick_ms(Some(100));
     // Eight nodes at a time, a second apart.
     let mut nodes = Vec::with_capacity(n);
     while nodes.len() < n {
@@ -87,4 +87,49 @@ fn latency_ring_of_64_answers_every_get() {
     // Every item is either local (0 hops) or at least one whisper away; the
     // asker owns few of the 500 items.
     assert!(hops >= 300, "only {hops} retrieve hops counted for {keys} gets");
+}
+
+/// Nodes are ticked only when they have timer work: an idle ring of 200
+/// (keepalive rounds every 2 s, a finger lookup a second, stabilisation
+/// backing off to 8 s) is visited a few times per node per second, not the
+/// ten times of the former fixed 100 ms tick, and it stays consistent and
+/// answers every get.
+#[test]
+fn an_idle_ring_is_visited_only_for_its_timers() {
+    let mut sim = ring(5, 200, (5, 50));
+    assert!(sim.settle_ring(SETTLE_S), "ring of 200 did not settle");
+    sim.advance(20_000);
+    let (ticks, frames) = (sim.ticks, sim.frames);
+    sim.advance(20_000);
+    let per_node_s = (sim.ticks - ticks) as f64 / 200.0 / 20.0;
+    let frames_per_node_s = (sim.frames - frames) as f64 / 200.0 / 20.0;
+    println!("idle ring of 200: {per_node_s:.2} ticks and {frames_per_node_s:.1} frames per node per second");
+    assert!(per_node_s < 3.0, "an idle node was ticked {per_node_s:.2} times a second");
+    assert!(sim.ring_is_consistent());
+    for i in 0..10 {
+        sim.set(i * 7, format!("k{i}").as_bytes(), format!("v{i}").as_bytes());
+    }
+    sim.advance(2000);
+    for i in 0..10 {
+        assert_eq!(sim.get(i * 13 + 1, format!("k{i}").as_bytes()).unwrap(), format!("v{i}"));
+    }
+}
+
+/// A node alone, idle, asks for the clock only once a minute; one with
+/// a get in flight asks within the get's first deadline (the hedge).
+#[test]
+fn a_lone_idle_node_sleeps_long() {
+    let mut sim = Sim::with_seed(9);
+    let a = sim.add_node(Config::chord("10.9.0.1", 4000));
+    sim.node(a).join().unwrap();
+    sim.advance(5_000);
+    let now = sim.now();
+    let next = sim.peek(a).unwrap().poll_timeout().expect("an open node has a timer");
+    assert!(next >= now + 50_000, "a lone idle node wakes in {} ms", next - now);
+    let ticks = sim.ticks;
+    sim.advance(300_000);
+    assert!(sim.ticks - ticks <= 6, "a lone idle node was ticked {} times in 5 minutes", sim.ticks - ticks);
+    assert!(sim.node(a).poll_timeout().is_some());
+    sim.node(a).close().unwrap();
+    assert_eq!(sim.peek(a).unwrap().poll_timeout(), None, "a closed node has no timer");
 }

@@ -16,10 +16,9 @@ use rs2p::sim::{item_names, ItemName, Sim, SimRng};
 use super::progress::Progress;
 use super::{Failure, EXIT_NOT_FOUND, EXIT_RUNTIME, EXIT_USAGE};
 
-/// Every node's tick period (ms of virtual time): the tokio driver ticks every 100 ms.
-const TICK_MS: u64 = 100;
-/// Virtual time per step of the lookup phase: one tick.
-const STEP_MS: u64 = TICK_MS;
+/// Virtual time per step of the lookup phase (gets are started, churn
+/// applied and answers collected once per step): 100 ms, the former tick.
+const STEP_MS: u64 = 100;
 /// Virtual time given to each batch of joining nodes before the next one.
 const BATCH_SETTLE_MS: u64 = 2_000;
 /// Bound on the virtual seconds spent waiting for the ring to become
@@ -106,6 +105,11 @@ pub struct SimArgs {
     /// every item, and the bytes spent (see `sim_split.rs`).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub split: u64,
+    /// Also tick every node every MS of virtual time, as every node did
+    /// before nodes said when they need the clock (0, the default: each
+    /// node wakes only for its own timers). For before/after comparisons.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub tick_ms: u64,
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -229,7 +233,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let mut sim = Sim::with_seed(args.seed);
     sim.set_latency(args.latency.0, args.latency.1);
-    sim.set_tick_ms(Some(TICK_MS));
+    sim.set_tick_ms((args.tick_ms > 0).then_some(args.tick_ms));
     let progress = Progress::stdout("sim", None, "sim: ").every(Duration::from_secs_f64(PROGRESS_S));
     let mut w = World { sim, seed: args.seed, key_list: args.key_list, fingers: !args.no_fingers, start, progress };
 
@@ -246,12 +250,16 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             w.sim.connect(idx, boot);
         }
         w.sim.advance(BATCH_SETTLE_MS);
+        // Nothing reads the events of the build: drop them as they come
+        // (kept, the links' comings and goings were most of the memory).
+        w.sim.take_events();
         let n = w.sim.len();
         w.progress(|s| {
             format!("building: {n}/{} nodes, {} not yet linked to both neighbours", args.nodes, s.ring_mismatches())
         });
     }
     let built_at = w.virtual_s();
+    let built_wall_s = start.elapsed().as_secs_f64();
     let mut consistent = false;
     for _ in 0..MAX_SETTLE_S {
         if w.sim.ring_mismatches() == 0 {
@@ -259,6 +267,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             break;
         }
         w.sim.advance(1000);
+        w.sim.take_events();
         w.progress(|s| format!("settling: {} nodes not yet linked to both neighbours", s.ring_mismatches()));
     }
     let settle_s = w.virtual_s() - built_at;
@@ -291,6 +300,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
 
     // 3. A quiet window: the maintenance traffic alone.
     let (f0, b0, t0) = (w.sim.frames, w.sim.bytes, w.sim.now());
+    let by_flag0 = w.sim.by_sub_flag.clone();
     w.sim.advance(QUIET_S * 1000);
     w.sim.take_events();
     let quiet_s = (w.sim.now() - t0) as f64 / 1000.0;
@@ -300,6 +310,19 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let maint_bytes_per_node_s = maint_bytes_per_s / nodes_now;
     println!(
         "sim: maintenance {maint_frames_per_s:.0} frames/s, {maint_bytes_per_node_s:.1} bytes per node per second"
+    );
+    // Bytes per node per second of each sub-flag in the window (0xFF: no sub-flag).
+    let maint_by_sub_flag: serde_json::Map<String, serde_json::Value> = w
+        .sim
+        .by_sub_flag
+        .iter()
+        .map(|(flag, &(_, bytes))| (flag, bytes - by_flag0.get(flag).map_or(0, |&(_, b)| b)))
+        .filter(|&(_, bytes)| bytes > 0)
+        .map(|(flag, bytes)| (format!("0x{flag:02x}"), serde_json::json!(bytes as f64 / quiet_s / nodes_now)))
+        .collect();
+    println!(
+        "sim: maintenance bytes per node per second by sub-flag: {}",
+        serde_json::Value::Object(maint_by_sub_flag.clone())
     );
 
     // 3b. A partition and its heal, if asked.
@@ -499,6 +522,11 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
         println!("sim: churn: {} crashed, {} left, {} joined", tally.crashed, tally.left, tally.joined);
     }
     println!(
+        "sim: {} node ticks ({:.2} per node per virtual second)",
+        w.sim.ticks,
+        w.sim.ticks as f64 / w.virtual_s().max(1e-3) / args.nodes.max(1) as f64
+    );
+    println!(
         "sim: {:.0} s virtual, {wall_s:.1} s wall, peak memory {peak_rss_mib:.0} MiB, trace {:016x}",
         w.virtual_s(),
         w.sim.trace_hash()
@@ -517,6 +545,10 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "fingers": !args.no_fingers,
             "ring_consistent": consistent,
             "build_sim_s": built_at,
+            "build_wall_s": built_wall_s,
+            "tick_ms": args.tick_ms,
+            "node_ticks": w.sim.ticks,
+            "ticks_per_node_s": w.sim.ticks as f64 / w.virtual_s().max(1e-3) / args.nodes.max(1) as f64,
             "settle_sim_s": settle_s,
             "hops_mean": hops_mean,
             "hops_p50": percentile(&hops, 0.5),
@@ -529,6 +561,7 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "net_bytes_per_lookup": net_bytes_per_lookup,
             "maint_frames_per_s": maint_frames_per_s,
             "maint_bytes_per_node_s": maint_bytes_per_node_s,
+            "maint_by_sub_flag": maint_by_sub_flag,
             "dials_per_node_s": dials_per_node_s,
             "rejoin_probes_per_node_s": probes_per_node_s,
             "crashed": tally.crashed,

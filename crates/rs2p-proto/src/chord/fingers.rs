@@ -128,7 +128,7 @@ impl FingerState {
         FingerState { rng: seed ^ 0x5EED_F1A6, ..Default::default() }
     }
 
-    fn next_rand(&mut self) -> u64 {
+    pub(crate) fn next_rand(&mut self) -> u64 {
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.rng;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -263,6 +263,13 @@ impl Node {
             .filter(|(d, _)| *d < ours)
             .min()
             .map(|(_, c)| c)
+    }
+
+    /// When the next finger lookup is due (never while no peer is linked:
+    /// there is nobody to ask).
+    pub(crate) fn finger_due(&self) -> Option<Time> {
+        let linked = !self.mesh.routing().is_empty();
+        (self.uses_fingers() && !self.chord.leeching && linked).then_some(self.chord.fingers.next_at)
     }
 
     /// Finger maintenance, on each tick: one lookup per

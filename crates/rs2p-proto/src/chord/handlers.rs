@@ -42,6 +42,7 @@ impl Node {
         if let Some(c) = self.mesh.ext_mut(&conn) {
             c.leeching = leeching;
         }
+        self.chord.ring_changes += 1;
         if !leeching {
             self.seeding_peer_work(conn);
         }
@@ -413,10 +414,39 @@ impl Node {
         }
     }
 
-    /// Chord maintenance on each tick.
+    /// When chord's own periodic work is next due: stabilisation, a store
+    /// rescan, the seeding-peer work a meta deferred, the tombstone pruning.
+    pub(crate) fn chord_periodic_due(&self) -> Option<Time> {
+        let c = &self.chord;
+        let now = self.mesh.now();
+        // A round asks linked ring neighbours: a leeching or lone node has
+        // none (a round when it ticks anyway still notices a change).
+        let linked = !c.leeching && !self.mesh.routing().is_empty();
+        let stabilize = (self.mesh.config().kind == crate::core::Kind::Chord && linked)
+            .then(|| c.last_stabilize.saturating_add(c.stabilize_every + c.stabilize_jitter));
+        let rescan = c.rescan_due.then(|| c.last_rescan.saturating_add(RESCAN_MS));
+        let tombs = (c.data.tomb_count() > 0).then(|| c.last_tomb_prune.saturating_add(TOMB_PRUNE_MS));
+        let meta = self
+            .mesh
+            .conns()
+            .values()
+            .filter(|c| c.ext.meta_work_due)
+            .map(|c| c.ext.meta_work_at.map_or(now, |at| at.saturating_add(META_WORK_MS)))
+            .min();
+        [stabilize, rescan, tombs, meta].into_iter().flatten().min()
+    }
+
+    /// Chord maintenance on each tick. Work in progress that advances by
+    /// batches (a replica refresh, a repair scan) takes one step per
+    /// [`super::node::PACE_MS`], however often the node is ticked.
     pub(crate) fn chord_tick(&mut self) {
+        let step = self.mesh.now() >= self.chord.last_step.saturating_add(super::node::PACE_MS);
+        if step {
+            self.chord.last_step = self.mesh.now();
+        }
         if self.mesh.config().kind == crate::core::Kind::Chord
-            && self.mesh.now().saturating_sub(self.chord.last_stabilize) >= self.chord.stabilize_every
+            && self.mesh.now().saturating_sub(self.chord.last_stabilize)
+                >= self.chord.stabilize_every + self.chord.stabilize_jitter
         {
             self.chord.last_stabilize = self.mesh.now();
             self.stabilize();
@@ -429,6 +459,7 @@ impl Node {
             } else {
                 super::STABILIZE_MS
             };
+            self.chord.stabilize_jitter = self.chord.fingers.next_rand() % (self.chord.stabilize_every / 8 + 1);
             if neighbours != self.chord.stabilize_seen && neighbours != self.chord.scanned_with && !self.chord.leeching
             {
                 // Our arc changed (a neighbour came or went: a merge, a
@@ -445,8 +476,8 @@ impl Node {
         self.get_tick();
         self.handoff_tick();
         self.sync_tick();
-        self.repair_tick();
-        self.replica_tick();
+        self.repair_tick(step);
+        self.replica_tick(step);
         self.finger_tick();
         self.walk_tick();
         self.rejoin_tick();

@@ -256,6 +256,11 @@ impl Node {
         }
     }
 
+    /// When the step of the walk in progress is overdue.
+    pub(crate) fn walk_due(&self) -> Option<Time> {
+        self.chord.walk.walk.as_ref().map(|w| w.sent_at.saturating_add(WALK_STEP_TIMEOUT_MS))
+    }
+
     /// Walk maintenance, on each tick: a step unanswered is sent again, and
     /// after [`WALK_STEP_TRIES`] the walk ends as failed.
     pub(crate) fn walk_tick(&mut self) {

@@ -99,6 +99,14 @@ pub struct ChordState {
     pub(crate) last_stabilize: Time,
     /// The pause before the next round ([`STABILIZE_MS`] up to [`STABILIZE_MAX_MS`]).
     pub(crate) stabilize_every: u64,
+    /// Added to the pause before the next round, drawn per round (up to an
+    /// eighth of it): the rounds of nodes started together drift apart.
+    pub(crate) stabilize_jitter: u64,
+    /// Changes of our own or a peer's seeding flag so far (with the mesh's
+    /// routing changes: [`Node::ring_version`]).
+    pub(crate) ring_changes: u64,
+    /// When work in progress last made a paced step (see [`node::PACE_MS`]).
+    pub(crate) last_step: Time,
     /// The ring neighbours at the last round (a change resets the pause).
     pub(crate) stabilize_seen: (Owner, Owner),
     /// Connections with a key-list stream in progress.
@@ -159,6 +167,9 @@ impl ChordState {
             handoff_stats: HandoffStats::default(),
             last_stabilize: 0,
             stabilize_every: STABILIZE_MS,
+            last_step: 0,
+            ring_changes: 0,
+            stabilize_jitter: 0,
             stabilize_seen: (Owner::Nobody, Owner::Nobody),
             streaming: BTreeSet::new(),
             want_keys: false,

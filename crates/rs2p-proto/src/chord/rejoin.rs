@@ -285,6 +285,48 @@ impl Node {
         }
     }
 
+    /// When rejoining next has timer work: at once when we lost or regained
+    /// our place since the last tick, else the next probe due.
+    pub(crate) fn rejoin_due(&self) -> Option<Time> {
+        if self.mesh.is_closed() || self.chord.leeching || self.mesh.config().kind != crate::core::Kind::Chord {
+            return None;
+        }
+        let now = self.mesh.now();
+        let heal = &self.chord.rejoin;
+        let linked = self.seeding_peers().next().is_some();
+        let changed = if linked {
+            !heal.placed_once || heal.alone_since.is_some()
+        } else {
+            heal.placed_once && heal.alone_since.is_none()
+        };
+        if changed {
+            return Some(now);
+        }
+        let alone = heal.alone_since.is_some();
+        let (forget, stable) = (self.mesh.config().heal_forget_ms, self.mesh.config().heal_backoff_max_ms);
+        let mut due: Option<Time> = None;
+        let mut at = |t: Time| due = Some(due.map_or(t, |d| d.min(t)));
+        for (pid, p) in &heal.lost {
+            at(p.lost_at.saturating_add(forget));
+            if let Some(t) = p.linked_at {
+                at(t.saturating_add(stable));
+            } else if p.conn.is_none() && !self.mesh.is_known(pid) {
+                let probe = if alone {
+                    p.next_at
+                } else {
+                    p.next_at.max(heal.last_probe.saturating_add(self.mesh.config().heal_probe_every_ms))
+                };
+                at(probe);
+            }
+        }
+        if alone {
+            for p in heal.bootstrap.iter().filter(|p| p.conn.is_none()) {
+                at(p.next_at);
+            }
+        }
+        due
+    }
+
     /// Each tick: notice losing or regaining a place, and send the probes due.
     pub(crate) fn rejoin_tick(&mut self) {
         if self.mesh.is_closed() || self.chord.leeching || self.mesh.config().kind != crate::core::Kind::Chord {

@@ -122,6 +122,9 @@ pub(crate) struct RepairState {
     retries: u32,
     /// The py2p predecessor whose arc a scan last covered after a failure.
     pushed_to: Option<crate::core::PeerId>,
+    /// The ring version (`Node::ring_version`) our predecessor was last
+    /// checked at, in the window after a seeding peer vanished.
+    pred_checked: Option<u64>,
     stats: RepairStats,
 }
 
@@ -147,8 +150,31 @@ impl Node {
         }
     }
 
-    /// Starts due scans and advances the running one; called every tick.
-    pub(crate) fn repair_tick(&mut self) {
+    /// When repair next has timer work: a due scan, the next anti-entropy
+    /// pass, or (`paced`) the next step of a running scan, and each tick of
+    /// the window after a seeding peer vanished.
+    pub(crate) fn repair_due(&self, paced: Time) -> Option<Time> {
+        if self.chord.leeching || self.mesh.config().kind != crate::core::Kind::Chord {
+            return None;
+        }
+        let now = self.mesh.now();
+        let r = &self.chord.repair;
+        if r.next_pass == 0 {
+            return Some(now);
+        }
+        // The predecessor can only have changed if the ring version moved.
+        let recheck =
+            self.chord.lost_seeder && now < self.chord.fallback_until && r.pred_checked != Some(self.ring_version());
+        // With nobody to read from, a due scan waits for a seeding peer to
+        // link (an event, after which this is asked again).
+        let can_start = self.seeding_peers().next().is_some();
+        let start = [r.due, Some(r.next_pass)].into_iter().flatten().min().filter(|_| can_start);
+        [start, r.scan.is_some().then_some(paced), recheck.then_some(now)].into_iter().flatten().min()
+    }
+
+    /// Starts due scans and advances the running one (a step when `step`:
+    /// one per pace of [`super::node::PACE_MS`]); called every tick.
+    pub(crate) fn repair_tick(&mut self, step: bool) {
         if self.chord.leeching || self.mesh.config().kind != crate::core::Kind::Chord {
             return;
         }
@@ -161,6 +187,7 @@ impl Node {
         // once the ring has re-linked (the scan that followed the failure saw
         // another): its arc, which may now hold the lost one, is checked then.
         if self.chord.lost_seeder && now < self.chord.fallback_until {
+            self.chord.repair.pred_checked = Some(self.ring_version());
             if let Owner::Remote(c) = self.predecessor() {
                 let pid = self.peer_of(c).cloned();
                 if !self.is_rs2p(c) && pid.is_some() && pid != self.chord.repair.pushed_to {
@@ -201,7 +228,9 @@ impl Node {
             }
             tracing::debug!(node = %self.mesh.id().short(), urgent, "repair scan started");
         }
-        self.repair_step();
+        if step {
+            self.repair_step();
+        }
     }
 
     /// Examines the next keys of the running scan.

@@ -22,7 +22,7 @@ use bytes::Bytes;
 
 use super::{ItemKey, Owner};
 use crate::chord::Node;
-use crate::core::{ConnId, PeerId, Version};
+use crate::core::{ConnId, PeerId, Time, Version};
 use crate::ring::HashMethod;
 use crate::wire::{base58, flags};
 
@@ -55,6 +55,9 @@ pub(crate) struct ReplicaState {
     /// Writes are not copied one by one (a burst of promotions): a paced
     /// refresh follows instead.
     hold: bool,
+    /// The ring version (`Node::ring_version`) our predecessor was last
+    /// looked up at: it can only have changed if that moved.
+    checked: Option<u64>,
 }
 
 impl Node {
@@ -202,18 +205,40 @@ impl Node {
         promoted
     }
 
+    /// Our rs2p predecessor, to which our replicas go.
+    fn replica_target(&self) -> Option<(PeerId, ConnId)> {
+        match self.predecessor() {
+            Owner::Remote(c) if self.is_rs2p(c) => self.peer_of(c).cloned().map(|p| (p, c)),
+            _ => None,
+        }
+    }
+
+    /// When replication next has timer work: at once when our predecessor
+    /// changed, the periodic refresh, or (`paced`) the next step of one in
+    /// progress.
+    pub(crate) fn replica_due(&self, paced: Time) -> Option<Time> {
+        if self.chord.leeching || self.mesh.config().replica_depth == 0 {
+            return None;
+        }
+        let r = &self.chord.replica;
+        if r.next_refresh == 0 || r.checked != Some(self.ring_version()) {
+            return Some(self.mesh.now());
+        }
+        Some(if r.refresh.is_some() { paced.min(r.next_refresh) } else { r.next_refresh })
+    }
+
     /// Starts a refresh when our predecessor changed or the period came,
-    /// and sends the next items of one in progress.
-    pub(crate) fn replica_tick(&mut self) {
+    /// and sends the next items of one in progress (when `step`: one batch
+    /// per pace of [`super::node::PACE_MS`]).
+    pub(crate) fn replica_tick(&mut self, step: bool) {
         if self.chord.leeching || self.mesh.config().replica_depth == 0 {
             return;
         }
         let now = self.mesh.now();
-        let pred = match self.predecessor() {
-            Owner::Remote(c) if self.is_rs2p(c) => self.peer_of(c).cloned().map(|p| (p, c)),
-            _ => None,
-        };
+        let pred = self.replica_target();
+        let version = self.ring_version();
         let r = &mut self.chord.replica;
+        r.checked = Some(version);
         if r.next_refresh == 0 {
             r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
         }
@@ -230,6 +255,9 @@ impl Node {
                 items.retain(|(_, k)| self.find(k) == Owner::Local);
                 self.chord.replica.refresh = Some(Refresh { items, to: conn });
             }
+        }
+        if !step {
+            return;
         }
         let Some(mut refresh) = self.chord.replica.refresh.take() else {
             return;

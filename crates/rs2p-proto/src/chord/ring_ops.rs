@@ -108,6 +108,14 @@ impl Node {
         self.find_prev(&crate::ring::reduce(&key))
     }
 
+    /// Moves whenever what ring neighbours, ownership and routing are
+    /// computed from may have changed (a link handshaken or gone, a peer's
+    /// or our own seeding flag): what depends only on those is recomputed
+    /// only when it moved.
+    pub(crate) fn ring_version(&self) -> u64 {
+        self.mesh.routing_changes().wrapping_add(self.chord.ring_changes)
+    }
+
     /// The id behind an [`Owner`] (our own id for `Local`).
     pub fn owner_id(&self, owner: Owner) -> Option<PeerId> {
         match owner {

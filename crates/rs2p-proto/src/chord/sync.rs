@@ -74,6 +74,11 @@ pub(crate) struct SyncState {
 }
 
 impl SyncState {
+    /// Summaries queued or awaiting an answer: the node steps them at its pace.
+    pub(crate) fn busy(&self) -> bool {
+        !self.backlog.is_empty() || !self.inflight.is_empty()
+    }
+
     pub(crate) fn with_seed(seed: u64) -> Self {
         SyncState {
             next_id: 1,

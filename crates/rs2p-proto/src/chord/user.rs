@@ -49,6 +49,7 @@ impl Node {
             self.chord.fallback_until = self.mesh.now().saturating_add(super::FALLBACK_MS);
         }
         self.chord.leeching = false;
+        self.chord.ring_changes += 1;
         self.chord.want_keys = true;
         self.announce_all();
         self.ask_for_keys();
@@ -68,6 +69,7 @@ impl Node {
             return Err(ChordError::NoSeedingPeer { items });
         }
         self.chord.leeching = true;
+        self.chord.ring_changes += 1;
         self.announce_all();
         self.handoff_everything();
         Ok(())

@@ -95,12 +95,16 @@ pub struct Config {
     pub get_first_wave: usize,
     /// Advertise the rs2p capability flag, so rs2p peers can use extensions.
     pub advertise_capability: bool,
-    /// A handshaken peer we have heard nothing from for this long is sent a
-    /// keepalive (py2p's own peer request `*`, which every peer answers).
+    /// The period of the node's keepalive rounds: at each, a handshaken peer
+    /// we have heard nothing from for this long is sent a keepalive (py2p's
+    /// own peer request `*`, which every peer answers; `ping` to an rs2p
+    /// peer). See `mesh/liveness.rs`.
     pub keepalive_ms: u64,
     /// A handshaken peer silent for this long (keepalives unanswered) is
     /// declared gone and its link closed: catches a host that vanished
-    /// without its socket closing. Must exceed `keepalive_ms` by a round trip.
+    /// without its socket closing. A quiet link is pinged one to two
+    /// rounds in, so this should be at least twice `keepalive_ms` and a
+    /// round trip (a shorter limit makes rounds ping sooner).
     pub peer_timeout_ms: u64,
     /// Repair starts this long after a seeding peer vanished, so that the
     /// ring has re-linked around the gap (stabilisation runs every second)

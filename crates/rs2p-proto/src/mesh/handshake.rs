@@ -87,6 +87,7 @@ impl<X: PeerExt> Mesh<X> {
             self.dialing.remove(&pid);
         }
         self.routing.insert(pid.clone(), conn);
+        self.routing_changes += 1;
         if outgoing {
             self.address_succeeded(conn);
         }

@@ -1,15 +1,26 @@
-//! Failure detection: a keepalive to quiet peers, and a deadline after which
+//! Failure detection: keepalives to quiet peers, and a deadline after which
 //! a silent peer is declared gone.
 //!
 //! A crashed process's sockets are reset by its kernel, and the driver sees
 //! the link close at once. A host that is unplugged, frozen or cut off by a
-//! firewall closes nothing: its links only fall silent. So every handshaken
-//! peer that has sent nothing for [`Config::keepalive_ms`] is asked for its
-//! peer list (py2p's request `*`, which py2p and rs2p both answer), and one
-//! silent for [`Config::peer_timeout_ms`] is closed as dead (an rs2p peer
-//! gets the rs2p `ping` instead of `*`: a peer list costs kilobytes in a
-//! ring with fingers), which starts
-//! the same recovery as a reset link (for a seeding peer: repair).
+//! firewall closes nothing: its links only fall silent. So a node runs a
+//! keepalive round every [`Config::keepalive_ms`] (shortened by up to an
+//! eighth, drawn per round, so that nodes started together drift apart):
+//! each handshaken peer that has sent nothing (any frame counts) for that
+//! period is asked for its peer list (py2p's request `*`, which py2p and
+//! rs2p both answer; an rs2p peer gets the rs2p `ping` instead: a peer list
+//! costs kilobytes in a ring with fingers). A peer silent for its link's
+//! limit ([`Config::peer_timeout_ms`], timed exactly, not by rounds) is
+//! closed as dead, which starts the same recovery as a reset link (for a
+//! seeding peer: repair). One round wakes the node for all its links, and
+//! a link with traffic costs no keepalive at all.
+//!
+//! With the defaults (2 s, 6 s) a silent link is pinged when it has been
+//! quiet 2 to 4 s, at least 2 s before its limit, and a link whose peer
+//! stays silent is closed 6 s after the last frame it sent, whatever its
+//! kind: ring neighbours and fingers alike. A link quiet but alive costs
+//! one keepalive and its answer about every two rounds (4 s) from each
+//! end at most, and none while frames flow.
 //!
 //! [`Config::keepalive_ms`]: crate::core::Config::keepalive_ms
 //! [`Config::peer_timeout_ms`]: crate::core::Config::peer_timeout_ms
@@ -17,37 +28,70 @@
 use bytes::Bytes;
 
 use super::{Mesh, PeerExt};
-use crate::core::ConnId;
+use crate::core::{mix64, ConnId, Time};
 use crate::wire::flags;
 
 const PING: &[u8] = b"ping";
 const PONG: &[u8] = b"pong";
 
+/// A round's period is the keepalive period less up to this fraction of it
+/// (drawn per round from the node's seed).
+const JITTER_DIV: u64 = 8;
+
+/// The liveness timers of a link: (keepalive period, silence limit).
+fn periods(cfg: &crate::core::Config) -> (u64, u64) {
+    (cfg.keepalive_ms, cfg.peer_timeout_ms.max(cfg.keepalive_ms))
+}
+
 impl<X: PeerExt> Mesh<X> {
-    /// Sends keepalives to quiet peers; returns the connections silent past
-    /// the deadline, with how long (ms), for [`Mesh::close_silent`] (the
+    /// The earliest liveness deadline: the next keepalive round while any
+    /// link is handshaken, or a link's silence limit; `None` without links.
+    pub(crate) fn liveness_due(&self) -> Option<Time> {
+        let oldest = self.conns.values().filter(|c| c.handshaken).map(|c| c.alive_at).min()?;
+        Some(self.liveness_deadline(oldest))
+    }
+
+    /// The liveness deadline when the quietest handshaken link last heard
+    /// from its peer at `oldest_alive`.
+    pub(crate) fn liveness_deadline(&self, oldest_alive: Time) -> Time {
+        oldest_alive.saturating_add(periods(&self.cfg).1).min(self.next_round)
+    }
+
+    /// Runs a keepalive round if one is due; returns the connections silent
+    /// past their limit, with how long (ms), for [`Mesh::close_silent`] (the
     /// protocol above looks at them first: a lost ring neighbour is probed
     /// again).
     pub(crate) fn liveness_scan(&mut self) -> Vec<(ConnId, u64)> {
         let now = self.now;
         let keepalive = self.cfg.keepalive_ms;
-        let timeout = self.cfg.peer_timeout_ms.max(keepalive);
-        // If we were not ticked for a while (the process was stopped, the
-        // machine overloaded, or a simulation jumped its clock), silence is
-        // ours, not the peers': give every link a fresh keepalive period.
-        let starved = now.saturating_sub(self.last_tick) > keepalive;
+        // If we were woken much later than our earliest liveness deadline
+        // (the process was stopped, the machine overloaded, or a
+        // simulation jumped its clock), silence is ours, not the peers':
+        // give every link a fresh keepalive period.
+        let starved = now.saturating_sub(self.liveness_at.unwrap_or(self.last_tick)) > keepalive;
         self.last_tick = now;
+        let round = now >= self.next_round;
+        if round {
+            self.rounds += 1;
+            let jitter = mix64(self.cfg.seed ^ mix64(self.rounds)) % (keepalive / JITTER_DIV + 1);
+            self.next_round = now.saturating_add(keepalive - jitter);
+        }
         let mut silent: Vec<(ConnId, u64)> = Vec::new();
         let mut ping: Vec<ConnId> = Vec::new();
+        let (ka, limit) = periods(&self.cfg);
+        // A link first quiet just after a round is pinged a round later:
+        // with a limit under two periods, ping sooner, so that the answer
+        // has time to come before the limit.
+        let threshold = ka.min(limit.saturating_sub(ka + ka / 4)).max(1);
         for c in self.conns.values_mut().filter(|c| c.handshaken) {
             if starved {
-                c.alive_at = c.alive_at.max(now.saturating_sub(keepalive));
+                c.alive_at = c.alive_at.max(now.saturating_sub(ka));
                 continue;
             }
             let quiet = now.saturating_sub(c.alive_at);
-            if quiet >= timeout {
+            if quiet >= limit {
                 silent.push((c.id, quiet));
-            } else if quiet >= keepalive && now.saturating_sub(c.last_ping) >= keepalive {
+            } else if round && quiet >= threshold && now.saturating_sub(c.last_ping) >= threshold {
                 c.last_ping = now;
                 ping.push(c.id);
             }
@@ -61,6 +105,12 @@ impl<X: PeerExt> Mesh<X> {
             self.send_on(conn, flags::WHISPER, probe);
         }
         silent
+    }
+
+    /// Remembers the earliest liveness deadline after a scan and the
+    /// closes it led to (see the starvation check of [`Mesh::liveness_scan`]).
+    pub(crate) fn liveness_scanned(&mut self) {
+        self.liveness_at = self.liveness_due();
     }
 
     /// Closes a connection found silent for `quiet` ms. Its

@@ -28,6 +28,10 @@ const D8_REDIAL_WINDOW_MS: u64 = 10_000;
 /// Re-dials in a row after D8 before giving up on the peer.
 const D8_MAX_REDIALS: u8 = 3;
 
+/// Route requests for `reply()` are answered for at least this long (or the
+/// get timeout, if longer): a route response may take a few hops.
+pub(crate) const ROUTE_REQUEST_KEEP_MS: u64 = 60_000;
+
 /// Bound on errors kept for [`Mesh::status`].
 const MAX_ERRORS: usize = 64;
 
@@ -66,8 +70,18 @@ pub struct Mesh<X: PeerExt = ()> {
     pub(super) closed: bool,
     /// When the link to a peer last closed: peer lists do not re-dial it for a while.
     pub(super) dial_backoff: Map<PeerId, Time>,
+    /// Changes of `routing` so far (a link handshaken or gone): the layer
+    /// above recomputes what depends on its peers only when it moved.
+    pub(super) routing_changes: u64,
     /// When the node was last ticked (a long gap means we, not our peers, were silent).
     pub(super) last_tick: Time,
+    /// The earliest liveness deadline as of the last scan: woken much
+    /// later than it, the node was starved, not its peers silent.
+    pub(super) liveness_at: Option<Time>,
+    /// When the next keepalive round is due (`mesh/liveness.rs`).
+    pub(super) next_round: Time,
+    /// Keepalive rounds so far (draws each round's jitter).
+    pub(super) rounds: u64,
     /// The wall clock minus `now`: `now` is monotonic and drives every
     /// protocol timer; only message timestamps and the times kept on disk
     /// (tombstones) are wall-clock times, so a stepped system clock moves
@@ -131,6 +145,10 @@ impl<X: PeerExt> Mesh<X> {
             closed: false,
             dial_backoff: state(6).map(),
             last_tick: now,
+            routing_changes: 0,
+            liveness_at: None,
+            next_round: now,
+            rounds: 0,
             wall_offset: 0,
             addr_rest: state(7).map(),
             list_dial_budget: (now, super::LIST_DIAL_BURST * 1000),
@@ -455,7 +473,7 @@ impl<X: PeerExt> Mesh<X> {
             self.close_conn(conn);
         }
         self.recent.prune(self.now_secs());
-        let horizon = now.saturating_sub(self.cfg.get_timeout_ms.max(60_000));
+        let horizon = now.saturating_sub(self.cfg.get_timeout_ms.max(ROUTE_REQUEST_KEEP_MS));
         self.route_requests.retain(|_, (t, _)| *t >= horizon);
         let backoff_horizon = now.saturating_sub(REDIAL_BACKOFF_MS);
         self.dial_backoff.retain(|_, t| *t > backoff_horizon);
@@ -515,6 +533,7 @@ impl<X: PeerExt> Mesh<X> {
             self.dial_backoff.insert(pid.clone(), self.now);
             if self.routing.get(pid) == Some(&conn) {
                 self.routing.remove(pid);
+                self.routing_changes += 1;
                 tracing::debug!(node = %self.id.short(), peer = %pid.short(), reason, "peer disconnected");
             }
             if self.dialing.get(pid) == Some(&conn) {
@@ -566,6 +585,11 @@ impl<X: PeerExt> Mesh<X> {
             .collect();
         v.sort();
         v
+    }
+
+    /// How many times the handshaken peers changed (see [`Mesh::routing`]).
+    pub(crate) fn routing_changes(&self) -> u64 {
+        self.routing_changes
     }
 
     /// Connections not yet handshaken (accepted or dialed).

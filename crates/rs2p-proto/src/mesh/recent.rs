@@ -15,6 +15,9 @@ pub struct RecentIds {
     /// Fingerprint of an id → its time.
     seen: HashMap<u128, u64, SeededState>,
     order: VecDeque<(u128, u64)>,
+    /// No id held is older than this (seconds; it may be older than the
+    /// oldest held after evictions): when the next prune is due.
+    oldest: Option<u64>,
     max: usize,
     /// Two secret keys (from the node's seed) for the 128-bit fingerprint.
     keys: (SeededState, SeededState),
@@ -45,6 +48,7 @@ impl RecentIds {
             // simulation does the same work twice, its instruction count too).
             seen: SeededState::new(seed, PURPOSE_C).map(),
             order: VecDeque::new(),
+            oldest: None,
             max: max.max(1),
             keys: (SeededState::new(seed, PURPOSE_A), SeededState::new(seed, PURPOSE_B)),
         }
@@ -75,6 +79,7 @@ impl RecentIds {
         }
         self.seen.insert(fp, time);
         self.order.push_back((fp, time));
+        self.oldest = Some(self.oldest.map_or(time, |t| t.min(time)));
         true
     }
 
@@ -97,6 +102,13 @@ impl RecentIds {
                 keep
             });
         }
+        self.oldest = self.order.iter().map(|(_, t)| *t).min();
+    }
+
+    /// When (seconds, the senders' clocks) the oldest id held expires:
+    /// [`RecentIds::prune`] is due then.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.oldest.map(|t| t.saturating_add(MAX_AGE_SECS))
     }
 
     /// How many ids are held.

@@ -65,6 +65,7 @@ impl Sim {
                 Action::Event(e) => self.events.push((idx, e)),
             }
         }
+        self.arm(idx);
         any
     }
 
@@ -87,6 +88,7 @@ impl Sim {
         let now = self.now;
         let to = match &what {
             Delivery::Data { node, .. } | Delivery::Closed { node, .. } => *node,
+            &Delivery::Timer { node, at } => return self.fire(node, at),
         };
         if let Some(held) = self.paused.get_mut(&to) {
             held.push(what);
@@ -123,6 +125,7 @@ impl Sim {
                     self.dirty.insert(node);
                 }
             }
+            Delivery::Timer { .. } => {}
             Delivery::Closed { node, conn } => {
                 self.trace.word(now);
                 self.trace.word(node as u64);

@@ -86,6 +86,13 @@ pub struct Sim {
     /// Seeds every node's [`Config::seed`] and the link latencies.
     seed: u64,
     latency: (u64, u64),
+    /// Each node's armed timer (`queue::UNARMED`: none).
+    timers: Vec<Time>,
+    /// Node ticks so far (timers fired, and ticks of every node with a
+    /// tick period): how often nodes were visited for their timers.
+    pub ticks: u64,
+    /// Timer entries in `queue` (live or stale).
+    timer_entries: usize,
     tick_ms: Option<u64>,
     next_tick: Time,
     trace: TraceHasher,
@@ -128,6 +135,9 @@ impl Sim {
             dials: 0,
             by_sub_flag: BTreeMap::new(),
             latency: (0, 0),
+            timers: Vec::new(),
+            ticks: 0,
+            timer_entries: 0,
             tick_ms: None,
             next_tick: SIM_EPOCH,
             trace: TraceHasher::default(),
@@ -154,9 +164,11 @@ impl Sim {
         self.latency = (min_ms, max_ms);
     }
 
-    /// Ticks every node each `period_ms` of virtual time during
-    /// [`Sim::advance`] (and at its end, if the period divides it). `None`,
-    /// the default, ticks once per `advance` call, after the clock moved.
+    /// Also ticks every node each `period_ms` of virtual time during
+    /// [`Sim::advance`] (and at its end, if the period divides it): the
+    /// fixed tick nodes had before they said when they need the clock, for
+    /// comparison. `None`, the default: each node is ticked only when its
+    /// own timer ([`Node::poll_timeout`]) is due.
     pub fn set_tick_ms(&mut self, period_ms: Option<u64>) {
         assert!(period_ms != Some(0), "a tick period must be positive");
         self.tick_ms = period_ms;
@@ -183,7 +195,7 @@ impl Sim {
 
     /// Deliveries waiting in the queue (due now or later).
     pub fn in_flight(&self) -> usize {
-        self.queue.len()
+        self.queue.len() - self.timer_entries
     }
 
     /// Adds a node listening at its configured out address; returns its index.
@@ -203,6 +215,7 @@ impl Sim {
         }
         self.listeners.insert(cfg.out_addr.clone(), idx);
         self.nodes.push(Some(Node::new(cfg, self.now)));
+        self.timers.push(queue::UNARMED);
         self.dirty.insert(idx);
         idx
     }
@@ -325,6 +338,7 @@ impl Sim {
     /// Drops a node and its links; with `reset`, the other ends see them close.
     fn remove_node(&mut self, idx: usize, reset: bool) {
         if let Some(node) = self.nodes[idx].take() {
+            self.timers[idx] = queue::UNARMED;
             if self.listeners.get(&node.config().out_addr) == Some(&idx) {
                 self.listeners.remove(&node.config().out_addr);
             }

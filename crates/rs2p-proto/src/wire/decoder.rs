@@ -71,6 +71,13 @@ impl FrameDecoder {
             return Ok(None);
         }
         self.buf.advance(4);
+        if self.buf.len() == len {
+            // The usual case: the buffer holds this frame only. The frame
+            // takes the whole allocation, and an idle connection keeps no
+            // buffer (a split would leave the spare capacity of the largest
+            // frame it ever got pinned to the connection).
+            return Ok(Some(std::mem::take(&mut self.buf).freeze()));
+        }
         Ok(Some(self.buf.split_to(len).freeze()))
     }
 }

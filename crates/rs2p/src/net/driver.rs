@@ -1,9 +1,10 @@
 //! The tokio shell around a [`Node`]: listener, one reader and one writer task
-//! per connection, a ticker, and the dispatch of the core's actions.
+//! per connection, a ticker that sleeps until the node's next timer, and the
+//! dispatch of the core's actions.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -62,6 +63,11 @@ pub(crate) struct Inner {
     pub(super) data: Option<Arc<DataDir>>,
     /// TLS, when the protocol's encryption is `SSL`.
     tls: Option<Arc<Tls>>,
+    /// Wakes the ticker: a call or a frame moved the node's next timer
+    /// ([`Node::poll_timeout`]) before the one it sleeps until.
+    pub(super) tick_notify: Arc<Notify>,
+    /// The instant the ticker sleeps until (monotonic ms; `Time::MAX`: none).
+    pub(super) tick_at: AtomicU64,
     /// Wakes the persister: the node has journaled changes. Shared, so the
     /// persister waits on it without keeping the socket alive.
     persist_notify: Arc<Notify>,
@@ -108,6 +114,8 @@ impl Inner {
             rt: tokio::runtime::Handle::current(),
             data,
             tls: tls.map(Arc::new),
+            tick_notify: Arc::new(Notify::new()),
+            tick_at: AtomicU64::new(Time::MAX),
             persist_notify: Arc::new(Notify::new()),
             commit_lock: Arc::new(tokio::sync::Mutex::new(())),
             written_peers: Mutex::new(saved_peers.clone()),
@@ -115,7 +123,7 @@ impl Inner {
             saved_peers,
         });
         let accept = inner.rt.spawn(accept_loop(Arc::downgrade(&inner), listener));
-        let tick = inner.rt.spawn(tick_loop(Arc::downgrade(&inner)));
+        let tick = inner.rt.spawn(tick_loop(Arc::downgrade(&inner), Arc::clone(&inner.tick_notify)));
         let mut tasks = vec![accept.abort_handle(), tick.abort_handle()];
         if inner.data.is_some() {
             let wake = Arc::clone(&inner.persist_notify);
@@ -138,7 +146,12 @@ impl Inner {
         let r = f(&mut st);
         let messages = self.pump(&mut st);
         let journaled = st.node.pending_changes() > 0;
+        let next = st.node.poll_timeout().unwrap_or(Time::MAX);
         drop(st);
+        if next < self.tick_at.load(Ordering::Relaxed) {
+            self.tick_at.store(next, Ordering::Relaxed);
+            self.tick_notify.notify_one();
+        }
         if journaled {
             self.persist_notify.notify_one();
         }

@@ -1,5 +1,7 @@
-//! The shell's tasks: the listener, the ticker (which also tops up
-//! key-list streams as their connections' queues drain), and dials.
+//! The shell's tasks: the listener, the ticker (which sleeps until the
+//! node's next timer, [`crate::node::Node::poll_timeout`], or until a call
+//! or a frame moves it earlier, and also tops up key-list streams as their
+//! connections' queues drain), and dials.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,10 +11,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::driver::{now, wall_now, Inner, Side, State};
 use crate::chord::Room;
-use crate::core::ConnId;
+use crate::core::{ConnId, Time};
 
-/// Timer period of the core.
-const TICK: Duration = Duration::from_millis(100);
 /// A key-list stream is topped up each tick until this many frames wait in
 /// its connection's queue: more than a py2p peer drains in a tick (one frame
 /// per 1.5 ms), few enough that other frames wait behind them only briefly.
@@ -43,17 +43,33 @@ pub(super) async fn accept_loop(inner: std::sync::Weak<Inner>, listener: TcpList
     }
 }
 
-pub(super) async fn tick_loop(inner: std::sync::Weak<Inner>) {
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Ticks the node when its timer is due, then sleeps until the next one
+/// (or until [`Inner::with`] finds it moved earlier). No fixed period: an
+/// idle node wakes only for its keepalives and periodic maintenance.
+pub(super) async fn tick_loop(inner: std::sync::Weak<Inner>, wake: Arc<tokio::sync::Notify>) {
     loop {
-        interval.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        inner.with(|st| {
-            st.node.set_wall_clock(wall_now());
-            st.node.on_tick(now());
+        let Some(strong) = inner.upgrade() else { return };
+        let next = strong.with(|st| {
+            let t = now();
+            if st.node.poll_timeout().is_some_and(|due| due <= t) {
+                st.node.set_wall_clock(wall_now());
+                st.node.on_tick(t);
+            }
             feed_key_streams(st);
+            let next = st.node.poll_timeout().unwrap_or(Time::MAX);
+            strong.tick_at.store(next, Ordering::Relaxed);
+            next
         });
+        drop(strong);
+        if next == Time::MAX {
+            wake.notified().await;
+            continue;
+        }
+        let sleep = Duration::from_millis(next.saturating_sub(now()));
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = wake.notified() => {}
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::{Waiter, HEDGE_MS, RESEND_AFTER_MS};
 use crate::chord::{ItemKey, Node};
-use crate::core::{ConnId, Event, GetError, ReqId};
+use crate::core::{ConnId, Event, GetError, ReqId, Time};
 
 impl Node {
     /// Retries and expiry of lookups; called from the node's tick.
@@ -75,6 +75,20 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// When the gets next have timer work: a hedge, a recheck, a deadline,
+    /// a resend, or a lookup to forget (see [`Node::get_tick`]).
+    pub(crate) fn get_due(&self) -> Option<Time> {
+        let limit = self.mesh.config().get_timeout_ms.max(1_000);
+        let gets = self.gets.gets.values().flat_map(|g| {
+            let hedge = g.held_back.contains(&true).then(|| g.started.saturating_add(HEDGE_MS));
+            [Some(g.deadline), g.recheck_at, hedge]
+        });
+        let pending = self.gets.pending.values().flat_map(|p| {
+            [Some(p.sent_at.saturating_add(RESEND_AFTER_MS)), Some(p.created.saturating_add(limit).saturating_add(1))]
+        });
+        gets.chain(pending).flatten().min()
     }
 
     /// A connection went away: lookups waiting on it are routed again.

@@ -16,6 +16,7 @@
 
 mod metrics;
 mod stats;
+mod timeout;
 
 use std::net::IpAddr;
 
@@ -30,6 +31,7 @@ use crate::wire::{Compression, FrameDecoder};
 
 pub use metrics::{LinksByKind, NodeMetrics};
 pub use stats::NodeStats;
+pub use timeout::{IDLE_WAKE_MS, PACE_MS};
 
 /// The protocol state of one node: the mesh, and chord over it.
 pub struct Node {
@@ -430,6 +432,9 @@ impl Node {
 
     /// Timer: expire half-received frames, pending requests, close silent
     /// peers, and run chord's maintenance.
+    ///
+    /// Call it at or after [`Node::poll_timeout`] (earlier is harmless: it
+    /// does only what is due).
     pub fn on_tick(&mut self, now: Time) {
         self.mesh.on_tick(now);
         self.pump();
@@ -441,6 +446,7 @@ impl Node {
             self.mesh.close_silent(conn, quiet);
             self.pump();
         }
+        self.mesh.liveness_scanned();
         for (peer, addr) in lost {
             self.rejoin_lost(peer, addr);
         }
