@@ -150,3 +150,25 @@ async fn items_values_copy_and_pops_over_a_pair() {
     a.close().unwrap();
     b.close().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_ends_the_wait_for_a_message() {
+    let a = rs2p::MeshSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = rs2p::MeshSocket::bind("127.0.0.1:0").await.unwrap();
+    b.connect(&a.local_addr().to_string()).await.unwrap();
+    wait::until("a knows b", LIMIT, || a.peers().len() == 1).await;
+    b.broadcast(&[bytes::Bytes::from_static(b"one")]);
+    let first = tokio::time::timeout(LIMIT, a.next_message_or_closed()).await.expect("a message in time");
+    assert_eq!(first.expect("a message, not a close").args(), [bytes::Bytes::from_static(b"one")]);
+    // Nothing queued: a waiter is woken by the close, and told so.
+    let waiter = {
+        let a = a.clone();
+        tokio::spawn(async move { a.next_message_or_closed().await })
+    };
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished());
+    a.close().unwrap();
+    assert!(tokio::time::timeout(LIMIT, waiter).await.expect("woken by the close").unwrap().is_none());
+    assert!(a.next_message_or_closed().await.is_none(), "after the close, at once");
+    b.close().unwrap();
+}

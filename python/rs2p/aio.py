@@ -52,11 +52,16 @@ class mesh_socket(object):
         """Waits until a message is queued (a native awaitable: no polling,
         no thread); then as ``recv``: the message (quantity 1), or a list of
         up to ``quantity``, oldest first. Messages that registered handlers
-        take never reach it."""
+        take never reach it. A close of the socket ends the wait: with
+        nothing queued, ``recv`` then gives what ``recv`` gives on an empty
+        queue (None for quantity 1, else an empty list)."""
         got = self.sync.recv(quantity)
         if got:
             return got
-        first = _mesh.message(await self.sync._sock.recv_async(), self.sync)
+        raw = await self.sync._sock.recv_async()
+        if raw is None:
+            return got
+        first = _mesh.message(raw, self.sync)
         if quantity == 1:
             return first
         more = self.sync.recv(quantity - 1)

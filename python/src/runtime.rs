@@ -76,6 +76,15 @@ impl<'a> ToPy<'a> for Incoming {
     }
 }
 
+impl<'a> ToPy<'a> for Option<Incoming> {
+    fn to_py(self, py: Python<'a>) -> PyObject {
+        match self {
+            Some(m) => m.to_py(py),
+            None => py.None(),
+        }
+    }
+}
+
 impl<'a> ToPy<'a> for () {
     fn to_py(self, py: Python<'a>) -> PyObject {
         py.None()

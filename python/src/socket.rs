@@ -288,12 +288,12 @@ impl Socket {
     }
 
     /// The next queued user message, as an awaitable (rs2p.aio's `recv`):
-    /// no thread waits for it.
+    /// no thread waits for it. None once the socket is closed with nothing queued.
     fn recv_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let mesh = self.mesh.clone();
         awaitable(py, async move {
-            let rx = mesh.next_message().await;
-            Ok(Incoming(rx, mesh))
+            let rx = mesh.next_message_or_closed().await;
+            Ok(rx.map(|rx| Incoming(rx, mesh)))
         })
     }
 

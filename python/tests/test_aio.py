@@ -105,3 +105,21 @@ def test_aio_recv_awaits_a_message_without_blocking_the_loop():
             await b.close()
 
     asyncio.run(main())
+
+
+def test_aio_recv_ends_when_the_socket_closes():
+    async def main():
+        a = await aio.mesh_socket.create("127.0.0.1", 0)
+        waiter = asyncio.ensure_future(a.recv())
+        waiters = asyncio.ensure_future(a.recv(3))
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+        assert not waiter.done() and not waiters.done()
+        await a.close()
+        # Closed with nothing queued: the waits end as recv on an empty queue.
+        assert await asyncio.wait_for(waiter, 15) is None
+        assert await asyncio.wait_for(waiters, 15) == []
+        # And a recv awaited after the close returns at once.
+        assert await asyncio.wait_for(a.recv(), 15) is None
+
+    asyncio.run(main())

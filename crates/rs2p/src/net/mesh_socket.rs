@@ -249,12 +249,32 @@ impl MeshSocket {
         self.inner.with(|st| st.queue.pop_front())
     }
 
-    /// Waits for the next user message.
+    /// Waits for the next user message. Once the socket is closed with
+    /// nothing queued it never returns: use [`MeshSocket::next_message_or_closed`]
+    /// to learn of the close.
     pub async fn next_message(&self) -> Received {
+        match self.next_message_or_closed().await {
+            Some(m) => m,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits for the next user message; `None` once the socket is closed and
+    /// nothing is left queued (a close wakes every waiter).
+    ///
+    /// ```no_run
+    /// # async fn demo(s: rs2p::net::MeshSocket) {
+    /// while let Some(m) = s.next_message_or_closed().await {
+    ///     println!("{:?}", m.msg.payload);
+    /// }
+    /// # }
+    /// ```
+    pub async fn next_message_or_closed(&self) -> Option<Received> {
         loop {
             let notified = self.inner.msg_notify.notified();
-            if let Some(m) = self.recv_one() {
-                return m;
+            let (msg, closed) = self.inner.with(|st| (st.queue.pop_front(), st.node.is_closed()));
+            if msg.is_some() || closed {
+                return msg;
             }
             notified.await;
         }
@@ -350,6 +370,8 @@ impl MeshSocket {
             r
         });
         self.inner.stop_tasks();
+        // Waiters of next_message_or_closed learn of the close.
+        self.inner.msg_notify.notify_waiters();
         res.map_err(|_| Error::Closed)
     }
 }
