@@ -276,6 +276,20 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let build_bytes = w.sim.bytes;
     let build_dials = w.sim.dials;
     let per_node = args.nodes.max(1) as f64;
+    let (mut finger_dials, mut links, mut probes) = (0u64, 0usize, 0u64);
+    for i in w.sim.alive_nodes() {
+        if let Some(n) = w.sim.peek(i) {
+            finger_dials += n.finger_stats().finger_dials;
+            links += n.stats().peers;
+            probes += n.rejoin_probes();
+        }
+    }
+    println!(
+        "sim: build: {:.1} finger dials, {:.1} rejoin probes per node; {:.1} links per node at the end",
+        finger_dials as f64 / per_node,
+        probes as f64 / per_node,
+        links as f64 / per_node
+    );
     let build_by_sub_flag: serde_json::Map<String, serde_json::Value> = w
         .sim
         .by_sub_flag
