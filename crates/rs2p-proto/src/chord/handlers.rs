@@ -68,7 +68,7 @@ impl Node {
         c.meta_work_at = Some(now);
         c.meta_work_due = false;
         if !self.chord.leeching {
-            self.mesh.send_peers(conn);
+            self.offer_peers(conn);
             // A scan that ran this instant with these neighbours saw this
             // peer already (a rescan and a deferred flip due together).
             let scanned_now = self.chord.last_rescan == now

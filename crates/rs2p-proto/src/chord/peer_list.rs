@@ -33,6 +33,25 @@ impl Node {
             .collect()
     }
 
+    /// True if `pid` is, or would be, among the peers [`Node::send_ring_peers`]
+    /// lists: no more than a successor list's worth of our other seeding
+    /// peers lie between us and it, on one side or the other (always true
+    /// while we know fewer than that).
+    pub(crate) fn is_ring_near(&self, pid: &PeerId) -> bool {
+        let me = self.mesh.id().value();
+        let (after, before) = (crate::ring::distance(me, pid.value()), crate::ring::distance(pid.value(), me));
+        let r = self.successor_target();
+        let (mut nearer_after, mut nearer_before) = (0usize, 0usize);
+        for (p, _) in self.seeding_peers().filter(|(p, _)| *p != pid) {
+            nearer_after += usize::from(crate::ring::distance(me, p.value()) < after);
+            nearer_before += usize::from(crate::ring::distance(p.value(), me) < before);
+            if nearer_after >= r && nearer_before >= r {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The answer to an rs2p peer's `*` when we keep fingers (§16.12): our
     /// seeding peers nearest on each side (a successor list's worth each),
     /// all that its stabilisation looks for, instead of every link we hold.

@@ -91,7 +91,11 @@ impl<X: PeerExt> Mesh<X> {
         if outgoing {
             self.address_succeeded(conn);
         }
-        self.send_peers(conn);
+        if rs2p && self.own_rs2p_lists {
+            self.upcalls.push_back(Upcall::PeersOffered { conn });
+        } else {
+            self.send_peers(conn);
+        }
         if first_time {
             let first = !self.had_peer;
             self.had_peer = true;

@@ -104,6 +104,10 @@ pub struct Mesh<X: PeerExt = ()> {
     /// Broadcasts only rs2p peers may be relayed (the protocol above says
     /// which: py2p drops the link on some, §13 D1).
     pub(super) rs2p_only: fn(&Message) -> bool,
+    /// The protocol above answers rs2p peers with a list of its own (chord
+    /// with fingers: its ring neighbours): a handshake from one asks it
+    /// ([`Upcall::PeersOffered`]) instead of sending every routed peer.
+    pub(super) own_rs2p_lists: bool,
 }
 
 impl<X: PeerExt> Mesh<X> {
@@ -156,6 +160,7 @@ impl<X: PeerExt> Mesh<X> {
             counters: Counters::default(),
             hlc: Hlc::default(),
             rs2p_only: |_| false,
+            own_rs2p_lists: false,
         }
     }
 
@@ -237,6 +242,13 @@ impl<X: PeerExt> Mesh<X> {
     /// Sets which broadcasts go to rs2p peers only (see [`Mesh::rs2p_only`]).
     pub(crate) fn set_rs2p_only(&mut self, rule: fn(&Message) -> bool) {
         self.rs2p_only = rule;
+    }
+
+    /// Lets the protocol above answer the handshakes of rs2p peers with
+    /// its own peer list (see [`Mesh::own_rs2p_lists`]); py2p peers still
+    /// get every routed peer.
+    pub(crate) fn set_own_rs2p_lists(&mut self, on: bool) {
+        self.own_rs2p_lists = on;
     }
 
     /// The next action for the driver, if any.
