@@ -67,6 +67,12 @@ pub struct Conn<X = ()> {
     pub handshaken_at: Time,
     /// When we last sent this peer a keepalive (liveness checks).
     pub last_ping: Time,
+    /// When we last queued a frame for this peer (the keeping end of an
+    /// rs2p link pings when either direction is quiet, `mesh/liveness.rs`).
+    pub last_tx: Time,
+    /// The peer keeps this link alive for both ends (its pings say so,
+    /// `mesh/liveness.rs`): we only ping it as a backstop.
+    pub peer_keeps_alive: bool,
     /// When the peer last counted as alive: its last bytes, or later when
     /// our own ticks stalled (then the silence was ours, not its).
     pub alive_at: Time,
@@ -120,6 +126,8 @@ impl<X: PeerExt> Conn<X> {
             d8_redials: 0,
             handshaken_at: now,
             last_ping: 0,
+            last_tx: now,
+            peer_keeps_alive: false,
             alive_at: now,
             opened_at: now,
             clock_offset_ms: 0,
