@@ -55,14 +55,26 @@ impl Node {
     /// The answer to an rs2p peer's `*` when we keep fingers (§16.12): our
     /// seeding peers nearest on each side (a successor list's worth each),
     /// all that its stabilisation looks for, instead of every link we hold.
+    /// A seeding asker gets only what it can use ([`keeps_for`]): a
+    /// predecessor of ours our successors (its successor list) and the
+    /// peers between it and us; a successor of ours the peers between us.
     pub(crate) fn send_ring_peers(&mut self, conn: ConnId) {
         let me = *self.mesh.id().value();
         let r = self.successor_target();
-        let mut seeding: Vec<(crate::ring::U512, ConnId)> =
-            self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c)).collect();
+        let asker = self
+            .mesh
+            .conns()
+            .get(&conn)
+            .filter(|c| c.handshaken && !c.ext.leeching)
+            .and_then(|c| c.peer.as_ref())
+            .map(|p| *p.value());
+        let mut seeding: Vec<(crate::ring::U512, ConnId, crate::ring::U512)> =
+            self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c, *p.value())).collect();
         seeding.sort_unstable();
-        let mut near: Vec<ConnId> = seeding.iter().take(r).map(|(_, c)| *c).collect();
-        near.extend(seeding.iter().rev().take(r).map(|(_, c)| *c));
+        let keep = |after: bool, id: &crate::ring::U512| asker.is_none_or(|a| keeps_for(&me, &a, id, after));
+        let mut near: Vec<ConnId> =
+            seeding.iter().take(r).filter(|(_, _, id)| keep(true, id)).map(|(_, c, _)| *c).collect();
+        near.extend(seeding.iter().rev().take(r).filter(|(_, _, id)| keep(false, id)).map(|(_, c, _)| *c));
         near.sort();
         near.dedup();
         let mut list: Vec<PeerEntry> = near
@@ -76,5 +88,26 @@ impl Node {
         list.sort_by(|a, b| a.id.cmp(&b.id));
         let text = pyjson::peers_json(&list);
         self.mesh.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
+    }
+}
+
+/// True if a seeding asker `asker` can use `entry`, one of our nearest
+/// peers after us (`after`) or before us: an entry between the asker and
+/// us may be its nearer neighbour; our successors are its successor list
+/// when it is before us. Our predecessors are of no use to a successor
+/// (it ranks them as mere links), nor our successors to a predecessor
+/// beyond its list.
+fn keeps_for(me: &crate::ring::U512, asker: &crate::ring::U512, entry: &crate::ring::U512, after: bool) -> bool {
+    use crate::ring::distance;
+    if entry == asker {
+        return false;
+    }
+    let asker_before = distance(asker, me) <= distance(me, asker);
+    if asker_before {
+        // Between it and us, or after us.
+        after || distance(asker, entry) < distance(asker, me)
+    } else {
+        // Between us and it.
+        distance(me, entry) < distance(me, asker)
     }
 }
