@@ -88,6 +88,7 @@ impl<X: PeerExt> Mesh<X> {
         }
         self.routing.insert(pid.clone(), conn);
         self.routing_changes += 1;
+        self.lower_live_timer();
         if outgoing {
             self.address_succeeded(conn);
         }

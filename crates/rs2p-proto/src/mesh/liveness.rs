@@ -65,13 +65,6 @@ fn periods(cfg: &crate::core::Config) -> (u64, u64) {
 }
 
 impl<X: PeerExt> Mesh<X> {
-    /// The earliest liveness deadline: the next keepalive round while any
-    /// link is handshaken, or a link's silence limit; `None` without links.
-    pub(crate) fn liveness_due(&self) -> Option<Time> {
-        let oldest = self.conns.values().filter(|c| c.handshaken).map(|c| c.alive_at).min()?;
-        Some(self.liveness_deadline(oldest))
-    }
-
     /// The liveness deadline when the quietest handshaken link last heard
     /// from its peer at `oldest_alive`.
     pub(crate) fn liveness_deadline(&self, oldest_alive: Time) -> Time {
@@ -100,6 +93,7 @@ impl<X: PeerExt> Mesh<X> {
         let mut silent: Vec<(ConnId, u64)> = Vec::new();
         let mut ping: Vec<(ConnId, bool)> = Vec::new();
         let (ka, limit) = periods(&self.cfg);
+        let mut oldest: Option<Time> = None;
         // A link first quiet just after a round is pinged a round later:
         // with a limit under two periods, ping sooner, so that the answer
         // has time to come before the limit (but not every millisecond: a
@@ -109,6 +103,7 @@ impl<X: PeerExt> Mesh<X> {
         for c in self.conns.values_mut().filter(|c| c.handshaken) {
             if starved {
                 c.alive_at = c.alive_at.max(now.saturating_sub(ka));
+                oldest = Some(oldest.map_or(c.alive_at, |t| t.min(c.alive_at)));
                 continue;
             }
             let quiet = now.saturating_sub(c.alive_at);
@@ -116,6 +111,7 @@ impl<X: PeerExt> Mesh<X> {
                 silent.push((c.id, quiet));
                 continue;
             }
+            oldest = Some(oldest.map_or(c.alive_at, |t| t.min(c.alive_at)));
             if !round || now.saturating_sub(c.last_ping) < threshold {
                 continue;
             }
@@ -133,6 +129,7 @@ impl<X: PeerExt> Mesh<X> {
                 ping.push((c.id, keeper));
             }
         }
+        self.scan_oldest = oldest;
         for (conn, keeper) in ping {
             let probe = if keeper {
                 vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PING), Bytes::from_static(KEEPER)]
@@ -148,8 +145,11 @@ impl<X: PeerExt> Mesh<X> {
 
     /// Remembers the earliest liveness deadline after a scan and the
     /// closes it led to (see the starvation check of [`Mesh::liveness_scan`]).
+    /// The links closed since were the silent ones the scan left out, so
+    /// no second pass over the links is needed.
     pub(crate) fn liveness_scanned(&mut self) {
-        self.liveness_at = self.liveness_due();
+        self.liveness_at = self.scan_oldest.map(|t| self.liveness_deadline(t));
+        self.live_timer = self.liveness_at;
     }
 
     /// Closes a connection found silent for `quiet` ms. Its

@@ -78,6 +78,17 @@ pub struct Mesh<X: PeerExt = ()> {
     /// The earliest liveness deadline as of the last scan: woken much
     /// later than it, the node was starved, not its peers silent.
     pub(super) liveness_at: Option<Time>,
+    /// The quietest link's `alive_at` among those the last scan kept.
+    pub(super) scan_oldest: Option<Time>,
+    /// A lower bound on the earliest liveness deadline (exact after a
+    /// tick; a link handshaken since lowers it): `next_timeout` reads it
+    /// instead of passing over the links after every frame. Frames only
+    /// move a link's deadline later, so waking at it is at worst early.
+    pub(super) live_timer: Option<Time>,
+    /// A lower bound on the earliest handshake or half-frame deadline of a
+    /// connection (exact after a tick; lowered as connections open and
+    /// partial frames arrive), for the same reason.
+    pub(super) conn_timer: Option<Time>,
     /// When the next keepalive round is due (`mesh/liveness.rs`).
     pub(super) next_round: Time,
     /// Keepalive rounds so far (draws each round's jitter).
@@ -151,6 +162,9 @@ impl<X: PeerExt> Mesh<X> {
             last_tick: now,
             routing_changes: 0,
             liveness_at: None,
+            scan_oldest: None,
+            live_timer: None,
+            conn_timer: None,
             next_round: now,
             rounds: 0,
             wall_offset: 0,
@@ -366,6 +380,7 @@ impl<X: PeerExt> Mesh<X> {
         self.set_now(now);
         let conn = self.alloc_conn();
         self.conns.insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
+        self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
         self.greet(conn);
         conn
     }
@@ -385,6 +400,7 @@ impl<X: PeerExt> Mesh<X> {
                 c.last_rx = now;
                 c.alive_at = now;
                 c.opened_at = now;
+                self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
                 self.greet(conn);
             }
             _ => {
@@ -491,6 +507,7 @@ impl<X: PeerExt> Mesh<X> {
         self.dial_backoff.retain(|_, t| *t > backoff_horizon);
         self.prune_address_rests();
         self.check_handshakes();
+        self.conn_timer = self.conn_deadline();
     }
 
     /// Closes every connection. False if it was closed already.
