@@ -268,10 +268,9 @@ impl Node {
     pub(crate) fn find_next_hop(&self, target: &U512) -> Option<ConnId> {
         let ours = if self.chord.leeching { U512::MAX } else { distance(self.mesh.id().value(), target) };
         self.mesh
-            .routing()
-            .iter()
-            .filter(|(_, c)| self.mesh.conns().get(c).is_some_and(|c| c.handshaken && !c.ext.leeching && c.rs2p))
-            .map(|(p, c)| (distance(p.value(), target), *c))
+            .routed()
+            .filter(|(_, c)| c.handshaken && !c.ext.leeching && c.rs2p)
+            .map(|(p, c)| (distance(p.value(), target), c.id))
             .filter(|(d, _)| *d < ours)
             .min()
             .map(|(_, c)| c)

@@ -48,6 +48,9 @@ pub struct Conn<X = ()> {
     pub peer: Option<PeerId>,
     /// The peer's handshake was processed.
     pub handshaken: bool,
+    /// This is the connection `Mesh::routing` holds for its peer (so that
+    /// the hot paths pass over the connections without a look-up each).
+    pub routed: bool,
     /// The address the peer advertised.
     pub addr: Option<(String, u16)>,
     /// The compression list the peer advertised (or renegotiated).
@@ -117,6 +120,7 @@ impl<X: PeerExt> Conn<X> {
             last_rx: now,
             peer: None,
             handshaken: false,
+            routed: false,
             addr: None,
             compression: Vec::new(),
             rs2p: false,

@@ -217,6 +217,12 @@ impl<X: PeerExt> Mesh<X> {
         &self.routing
     }
 
+    /// The peers of [`Mesh::routing`] with their connections, in no
+    /// particular order, without a look-up per peer.
+    pub(crate) fn routed(&self) -> impl Iterator<Item = (&PeerId, &Conn<X>)> + '_ {
+        self.conns.values().filter(|c| c.routed).filter_map(|c| Some((c.peer.as_ref()?, c)))
+    }
+
     /// The connection of a dial in progress toward `peer`, if any.
     pub(crate) fn dialing_conn(&self, peer: &PeerId) -> Option<ConnId> {
         self.dialing.get(peer).copied()
