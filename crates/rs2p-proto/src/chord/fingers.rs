@@ -132,6 +132,8 @@ pub(crate) struct FingerState {
     pub(crate) stats: FingerStats,
     /// log2 of the ring size, as last estimated (see [`Node::ring_size_log2`]).
     size_log2: u32,
+    /// The ring version of that estimate: it depends on the seeding peers only.
+    size_version: Option<u64>,
 }
 
 impl FingerState {
@@ -182,6 +184,11 @@ impl Node {
     /// Estimates the ring size again (on each tick: it changes slowly, and
     /// is read on every peer list).
     fn estimate_ring_size(&mut self) {
+        let version = Some(self.ring_version());
+        if self.chord.fingers.size_version == version {
+            return;
+        }
+        self.chord.fingers.size_version = version;
         let me = self.mesh.id().value();
         let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(me, p.value())).collect();
         if after.is_empty() {

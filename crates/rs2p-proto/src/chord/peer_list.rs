@@ -61,20 +61,20 @@ impl Node {
     pub(crate) fn send_ring_peers(&mut self, conn: ConnId) {
         let me = *self.mesh.id().value();
         let r = self.successor_target();
-        let asker = self
-            .mesh
-            .conns()
-            .get(&conn)
-            .filter(|c| c.handshaken && !c.ext.leeching)
-            .and_then(|c| c.peer.as_ref())
-            .map(|p| *p.value());
-        let mut seeding: Vec<(crate::ring::U512, ConnId, crate::ring::U512)> =
-            self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c, *p.value())).collect();
+        // The asker's clockwise distance from us, and whether it is before us.
+        let asker =
+            self.mesh.conns().get(&conn).filter(|c| c.handshaken && !c.ext.leeching).and_then(|c| c.peer.as_ref()).map(
+                |p| {
+                    let d = crate::ring::distance(&me, p.value());
+                    (d, crate::ring::distance(p.value(), &me) <= d)
+                },
+            );
+        let mut seeding: Vec<(crate::ring::U512, ConnId)> =
+            self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c)).collect();
         seeding.sort_unstable();
-        let keep = |after: bool, id: &crate::ring::U512| asker.is_none_or(|a| keeps_for(&me, &a, id, after));
-        let mut near: Vec<ConnId> =
-            seeding.iter().take(r).filter(|(_, _, id)| keep(true, id)).map(|(_, c, _)| *c).collect();
-        near.extend(seeding.iter().rev().take(r).filter(|(_, _, id)| keep(false, id)).map(|(_, c, _)| *c));
+        let keep = |after: bool, d: &crate::ring::U512| asker.is_none_or(|a| keeps_for(a, d, after));
+        let mut near: Vec<ConnId> = seeding.iter().take(r).filter(|(d, _)| keep(true, d)).map(|(_, c)| *c).collect();
+        near.extend(seeding.iter().rev().take(r).filter(|(d, _)| keep(false, d)).map(|(_, c)| *c));
         near.sort();
         near.dedup();
         let mut list: Vec<PeerEntry> = near
@@ -91,23 +91,23 @@ impl Node {
     }
 }
 
-/// True if a seeding asker `asker` can use `entry`, one of our nearest
-/// peers after us (`after`) or before us: an entry between the asker and
-/// us may be its nearer neighbour; our successors are its successor list
-/// when it is before us. Our predecessors are of no use to a successor
-/// (it ranks them as mere links), nor our successors to a predecessor
-/// beyond its list.
-fn keeps_for(me: &crate::ring::U512, asker: &crate::ring::U512, entry: &crate::ring::U512, after: bool) -> bool {
-    use crate::ring::distance;
-    if entry == asker {
+/// True if a seeding asker can use an entry at clockwise distance `d`
+/// from us, one of our nearest peers after us (`after`) or before us; the
+/// asker is at clockwise distance `asker.0`, before us if `asker.1`. An
+/// entry between the asker and us may be its nearer neighbour; our
+/// successors are its successor list when it is before us. Our
+/// predecessors are of no use to a successor (it ranks them as mere
+/// links), nor our successors to a predecessor beyond its list.
+fn keeps_for(asker: (crate::ring::U512, bool), d: &crate::ring::U512, after: bool) -> bool {
+    let (da, before) = asker;
+    if *d == da {
         return false;
     }
-    let asker_before = distance(asker, me) <= distance(me, asker);
-    if asker_before {
-        // Between it and us, or after us.
-        after || distance(asker, entry) < distance(asker, me)
+    if before {
+        // After us, or between it and us (clockwise from us, past it).
+        after || *d > da
     } else {
         // Between us and it.
-        distance(me, entry) < distance(me, asker)
+        *d < da
     }
 }
