@@ -271,6 +271,37 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
         w.progress(|s| format!("settling: {} nodes not yet linked to both neighbours", s.ring_mismatches()));
     }
     let settle_s = w.virtual_s() - built_at;
+    // What building (and settling) the ring cost, per joining node and by sub-flag.
+    let build_frames = w.sim.frames;
+    let build_bytes = w.sim.bytes;
+    let build_dials = w.sim.dials;
+    let per_node = args.nodes.max(1) as f64;
+    let (mut finger_dials, mut links, mut probes) = (0u64, 0usize, 0u64);
+    for i in w.sim.alive_nodes() {
+        if let Some(n) = w.sim.peek(i) {
+            finger_dials += n.finger_stats().finger_dials;
+            links += n.stats().peers;
+            probes += n.rejoin_probes();
+        }
+    }
+    println!(
+        "sim: build: {:.1} finger dials, {:.1} rejoin probes per node; {:.1} links per node at the end",
+        finger_dials as f64 / per_node,
+        probes as f64 / per_node,
+        links as f64 / per_node
+    );
+    let build_by_sub_flag: serde_json::Map<String, serde_json::Value> = w
+        .sim
+        .by_sub_flag
+        .iter()
+        .filter(|(_, &(frames, _))| frames > 0)
+        .map(|(flag, &(frames, bytes))| {
+            (
+                format!("0x{flag:02x}"),
+                serde_json::json!({"frames_per_node": frames as f64 / per_node, "bytes_per_node": bytes as f64 / per_node}),
+            )
+        })
+        .collect();
     println!(
         "sim: ring of {} nodes {} after {:.0} s virtual ({:.0} s after the last batch), {:.1} s wall",
         args.nodes,
@@ -278,6 +309,18 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
         w.virtual_s(),
         settle_s,
         start.elapsed().as_secs_f64()
+    );
+    println!(
+        "sim: build: {build_frames} frames, {:.1} MB, {build_dials} dials ({:.0} frames, {:.0} bytes, {:.1} dials per node); by sub-flag (frames, bytes per node): {}",
+        build_bytes as f64 / 1e6,
+        build_frames as f64 / per_node,
+        build_bytes as f64 / per_node,
+        build_dials as f64 / per_node,
+        build_by_sub_flag
+            .iter()
+            .map(|(k, v)| format!("{k} {:.0}, {:.0}", v["frames_per_node"].as_f64().unwrap_or(0.0), v["bytes_per_node"].as_f64().unwrap_or(0.0)))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
 
     // 2. Keys, through random nodes.
@@ -575,6 +618,10 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
             "peak_rss_mib": peak_rss_mib,
         });
         let mut summary = summary;
+        summary["build_frames"] = serde_json::json!(build_frames);
+        summary["build_bytes"] = serde_json::json!(build_bytes);
+        summary["build_dials"] = serde_json::json!(build_dials);
+        summary["build_by_sub_flag"] = serde_json::Value::Object(build_by_sub_flag);
         if let Some((r, probes)) = &split {
             summary["split_s"] = serde_json::json!(args.split);
             summary["heal_agree_s"] = serde_json::json!(r.agree_s);

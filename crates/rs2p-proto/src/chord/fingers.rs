@@ -52,6 +52,12 @@ pub const MAX_SUCCESSORS: usize = 16;
 /// nodes started together do not look up in step).
 pub const FINGER_LOOKUP_MS: u64 = 1_000;
 
+/// Longest mean pause between finger lookups: while the answers change no
+/// finger and no link comes or goes, the pause doubles up to this (a ring
+/// that is not changing needs no fresh fingers; any change brings the
+/// pause back to [`FINGER_LOOKUP_MS`]).
+pub const FINGER_LOOKUP_MAX_MS: u64 = 8_000;
+
 /// A finger lookup unanswered this long is forgotten.
 const FIND_TIMEOUT_MS: u64 = 5_000;
 
@@ -114,12 +120,20 @@ pub(crate) struct FingerState {
     next_index: usize,
     /// When the next finger lookup is due.
     next_at: Time,
+    /// The mean pause before the next lookup ([`FINGER_LOOKUP_MS`] up to
+    /// [`FINGER_LOOKUP_MAX_MS`]; 0 before the first).
+    every: u64,
+    /// The mesh's routing changes as of the last lookup: a link came or
+    /// went since, and the pause starts again from the shortest.
+    routing_seen: u64,
     /// splitmix64 state for the jitter, from `Config::seed`.
     rng: u64,
     /// Counters.
     pub(crate) stats: FingerStats,
     /// log2 of the ring size, as last estimated (see [`Node::ring_size_log2`]).
     size_log2: u32,
+    /// The ring version of that estimate: it depends on the seeding peers only.
+    size_version: Option<u64>,
 }
 
 impl FingerState {
@@ -170,6 +184,11 @@ impl Node {
     /// Estimates the ring size again (on each tick: it changes slowly, and
     /// is read on every peer list).
     fn estimate_ring_size(&mut self) {
+        let version = Some(self.ring_version());
+        if self.chord.fingers.size_version == version {
+            return;
+        }
+        self.chord.fingers.size_version = version;
         let me = self.mesh.id().value();
         let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(me, p.value())).collect();
         if after.is_empty() {
@@ -256,10 +275,9 @@ impl Node {
     pub(crate) fn find_next_hop(&self, target: &U512) -> Option<ConnId> {
         let ours = if self.chord.leeching { U512::MAX } else { distance(self.mesh.id().value(), target) };
         self.mesh
-            .routing()
-            .iter()
-            .filter(|(_, c)| self.mesh.conns().get(c).is_some_and(|c| c.handshaken && !c.ext.leeching && c.rs2p))
-            .map(|(p, c)| (distance(p.value(), target), *c))
+            .routed()
+            .filter(|(_, c)| c.handshaken && !c.ext.leeching && c.rs2p)
+            .map(|(p, c)| (distance(p.value(), target), c.id))
             .filter(|(d, _)| *d < ours)
             .min()
             .map(|(_, c)| c)
@@ -285,8 +303,14 @@ impl Node {
         if now < self.chord.fingers.next_at {
             return;
         }
-        let jitter = self.chord.fingers.next_rand() % FINGER_LOOKUP_MS;
-        self.chord.fingers.next_at = now + FINGER_LOOKUP_MS / 2 + jitter;
+        let changes = self.mesh.routing_changes();
+        let fs = &mut self.chord.fingers;
+        if fs.every == 0 || changes != fs.routing_seen {
+            fs.every = FINGER_LOOKUP_MS;
+            fs.routing_seen = changes;
+        }
+        let jitter = fs.next_rand() % fs.every;
+        fs.next_at = now + fs.every / 2 + jitter;
         let count = self.finger_count();
         self.chord.fingers.fingers.resize(count, None);
         let index = self.chord.fingers.next_index % (count + 1);
@@ -302,9 +326,7 @@ impl Node {
             // one we are linked to, or us.
             let owner = self.find(&target);
             let pid = self.owner_id(owner).filter(|p| p != self.mesh.id());
-            if let Some(slot) = self.chord.fingers.fingers.get_mut(index) {
-                *slot = pid;
-            }
+            self.set_finger(index, pid);
             return;
         };
         let fs = &mut self.chord.fingers;
@@ -435,24 +457,37 @@ impl Node {
             return;
         };
         if pid == *self.mesh.id() {
-            if let Some(slot) = self.chord.fingers.fingers.get_mut(p.index) {
-                *slot = None;
-            }
+            self.set_finger(p.index, None);
             return;
         }
         // An answer farther from the target than we are is no finger.
         if distance(pid.value(), target) >= distance(self.mesh.id().value(), target) {
             return;
         }
-        if let Some(slot) = self.chord.fingers.fingers.get_mut(p.index) {
-            *slot = Some(pid.clone());
-        }
+        self.set_finger(p.index, Some(pid.clone()));
         if self.mesh.is_known(&pid) || self.mesh.address_rests(host, port) || self.finger_dials_full() {
             return;
         }
         self.chord.fingers.stats.finger_dials += 1;
         // Failures are recorded by connect itself.
         let _ = self.connect(host, port, Some(pid));
+    }
+
+    /// Sets finger `index` (if within the table) to what a lookup found: the
+    /// pause before the next lookup doubles (up to [`FINGER_LOOKUP_MAX_MS`])
+    /// when it was already so, and goes back to [`FINGER_LOOKUP_MS`] when
+    /// the finger changed.
+    fn set_finger(&mut self, index: usize, pid: Option<PeerId>) {
+        let fs = &mut self.chord.fingers;
+        let Some(slot) = fs.fingers.get_mut(index) else {
+            return;
+        };
+        if *slot == pid {
+            fs.every = (fs.every * 2).clamp(FINGER_LOOKUP_MS, FINGER_LOOKUP_MAX_MS);
+        } else {
+            *slot = pid;
+            fs.every = FINGER_LOOKUP_MS;
+        }
     }
 
     /// True if no more finger dials may start: [`MAX_FINGER_DIALS`]

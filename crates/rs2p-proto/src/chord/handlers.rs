@@ -63,12 +63,13 @@ impl Node {
         };
         if c.meta_work_at.is_some_and(|at| now.saturating_sub(at) < META_WORK_MS) {
             c.meta_work_due = true;
+            self.chord.meta_work_maybe = true;
             return;
         }
         c.meta_work_at = Some(now);
         c.meta_work_due = false;
         if !self.chord.leeching {
-            self.mesh.send_peers(conn);
+            self.offer_peers(conn);
             // A scan that ran this instant with these neighbours saw this
             // peer already (a rescan and a deferred flip due together).
             let scanned_now = self.chord.last_rescan == now
@@ -87,6 +88,9 @@ impl Node {
 
     /// Runs the seeding-peer work deferred by [`Node::seeding_peer_work`].
     fn deferred_seeding_peer_work(&mut self) {
+        if !self.chord.meta_work_maybe {
+            return;
+        }
         let now = self.mesh.now();
         let due: Vec<ConnId> = self
             .mesh
@@ -106,6 +110,7 @@ impl Node {
                 self.seeding_peer_work(conn);
             }
         }
+        self.chord.meta_work_maybe = self.mesh.conns().values().any(|c| c.ext.meta_work_due);
     }
 
     /// Sends our meta. py2p's `_send_meta` follows it with one notify per
@@ -430,6 +435,7 @@ impl Node {
             .mesh
             .conns()
             .values()
+            .filter(|_| c.meta_work_maybe)
             .filter(|c| c.ext.meta_work_due)
             .map(|c| c.ext.meta_work_at.map_or(now, |at| at.saturating_add(META_WORK_MS)))
             .min();

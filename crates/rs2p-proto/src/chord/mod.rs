@@ -97,6 +97,9 @@ pub struct ChordState {
     pub(crate) handoff_stats: HandoffStats,
     /// When the last stabilisation round ran.
     pub(crate) last_stabilize: Time,
+    /// A connection may hold deferred seeding-peer work (`meta_work_due`):
+    /// false spares the timers a pass over the connections.
+    pub(crate) meta_work_maybe: bool,
     /// The pause before the next round ([`STABILIZE_MS`] up to [`STABILIZE_MAX_MS`]).
     pub(crate) stabilize_every: u64,
     /// Added to the pause before the next round, drawn per round (up to an
@@ -167,6 +170,7 @@ impl ChordState {
             handoff_stats: HandoffStats::default(),
             last_stabilize: 0,
             stabilize_every: STABILIZE_MS,
+            meta_work_maybe: false,
             last_step: 0,
             ring_changes: 0,
             stabilize_jitter: 0,

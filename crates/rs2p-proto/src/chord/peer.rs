@@ -21,6 +21,8 @@ pub struct ChordPeer {
     pub keys_in: KeysIn,
     /// Our key list's summary was sent on this link (docs/PROTOCOL.md §16.19).
     pub keys_sum_sent: bool,
+    /// Our ring neighbours were offered on this link (`Node::offer_peers`).
+    pub ring_list_sent: bool,
     /// A rejoin probe (`rejoin.rs`).
     pub probe: bool,
     /// When a meta turning this peer to seeding last set off a store scan;
@@ -40,6 +42,7 @@ impl Default for ChordPeer {
             keys_out_since: 0,
             keys_in: KeysIn::NotAsked,
             keys_sum_sent: false,
+            ring_list_sent: false,
             probe: false,
             meta_work_at: None,
             meta_work_due: false,

@@ -33,17 +33,48 @@ impl Node {
             .collect()
     }
 
+    /// True if `pid` is, or would be, among the peers [`Node::send_ring_peers`]
+    /// lists: no more than a successor list's worth of our other seeding
+    /// peers lie between us and it, on one side or the other (always true
+    /// while we know fewer than that).
+    pub(crate) fn is_ring_near(&self, pid: &PeerId) -> bool {
+        let me = self.mesh.id().value();
+        let (after, before) = (crate::ring::distance(me, pid.value()), crate::ring::distance(pid.value(), me));
+        let r = self.successor_target();
+        let (mut nearer_after, mut nearer_before) = (0usize, 0usize);
+        for (p, _) in self.seeding_peers().filter(|(p, _)| *p != pid) {
+            nearer_after += usize::from(crate::ring::distance(me, p.value()) < after);
+            nearer_before += usize::from(crate::ring::distance(p.value(), me) < before);
+            if nearer_after >= r && nearer_before >= r {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The answer to an rs2p peer's `*` when we keep fingers (§16.12): our
     /// seeding peers nearest on each side (a successor list's worth each),
     /// all that its stabilisation looks for, instead of every link we hold.
+    /// A seeding asker gets only what it can use ([`keeps_for`]): a
+    /// predecessor of ours our successors (its successor list) and the
+    /// peers between it and us; a successor of ours the peers between us.
     pub(crate) fn send_ring_peers(&mut self, conn: ConnId) {
         let me = *self.mesh.id().value();
         let r = self.successor_target();
+        // The asker's clockwise distance from us, and whether it is before us.
+        let asker =
+            self.mesh.conns().get(&conn).filter(|c| c.handshaken && !c.ext.leeching).and_then(|c| c.peer.as_ref()).map(
+                |p| {
+                    let d = crate::ring::distance(&me, p.value());
+                    (d, crate::ring::distance(p.value(), &me) <= d)
+                },
+            );
         let mut seeding: Vec<(crate::ring::U512, ConnId)> =
             self.seeding_peers().map(|(p, c)| (crate::ring::distance(&me, p.value()), c)).collect();
         seeding.sort_unstable();
-        let mut near: Vec<ConnId> = seeding.iter().take(r).map(|(_, c)| *c).collect();
-        near.extend(seeding.iter().rev().take(r).map(|(_, c)| *c));
+        let keep = |after: bool, d: &crate::ring::U512| asker.is_none_or(|a| keeps_for(a, d, after));
+        let mut near: Vec<ConnId> = seeding.iter().take(r).filter(|(d, _)| keep(true, d)).map(|(_, c)| *c).collect();
+        near.extend(seeding.iter().rev().take(r).filter(|(d, _)| keep(false, d)).map(|(_, c)| *c));
         near.sort();
         near.dedup();
         let mut list: Vec<PeerEntry> = near
@@ -57,5 +88,26 @@ impl Node {
         list.sort_by(|a, b| a.id.cmp(&b.id));
         let text = pyjson::peers_json(&list);
         self.mesh.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
+    }
+}
+
+/// True if a seeding asker can use an entry at clockwise distance `d`
+/// from us, one of our nearest peers after us (`after`) or before us; the
+/// asker is at clockwise distance `asker.0`, before us if `asker.1`. An
+/// entry between the asker and us may be its nearer neighbour; our
+/// successors are its successor list when it is before us. Our
+/// predecessors are of no use to a successor (it ranks them as mere
+/// links), nor our successors to a predecessor beyond its list.
+fn keeps_for(asker: (crate::ring::U512, bool), d: &crate::ring::U512, after: bool) -> bool {
+    let (da, before) = asker;
+    if *d == da {
+        return false;
+    }
+    if before {
+        // After us, or between it and us (clockwise from us, past it).
+        after || *d > da
+    } else {
+        // Between us and it.
+        *d < da
     }
 }

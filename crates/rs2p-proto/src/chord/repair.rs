@@ -185,8 +185,12 @@ impl Node {
         }
         // After a failure our predecessor may turn out to be a py2p node only
         // once the ring has re-linked (the scan that followed the failure saw
-        // another): its arc, which may now hold the lost one, is checked then.
-        if self.chord.lost_seeder && now < self.chord.fallback_until {
+        // another): its arc, which may now hold the lost one, is checked then
+        // (the predecessor can only have changed if the ring version moved).
+        if self.chord.lost_seeder
+            && now < self.chord.fallback_until
+            && self.chord.repair.pred_checked != Some(self.ring_version())
+        {
             self.chord.repair.pred_checked = Some(self.ring_version());
             if let Owner::Remote(c) = self.predecessor() {
                 let pid = self.peer_of(c).cloned();
@@ -204,7 +208,7 @@ impl Node {
             // (for the list, a bounded time: a stream cut by more failures
             // must not hold the repair back; anti-entropy covers the rest).
             let waited = r.due.map_or(0, |t| now.saturating_sub(t));
-            if self.data_storing().is_empty()
+            if self.seeding_peers().next().is_none()
                 || (self.key_list_status() == KeyListStatus::Arriving && waited < KEY_LIST_WAIT_MS)
             {
                 return;

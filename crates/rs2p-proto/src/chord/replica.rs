@@ -235,14 +235,19 @@ impl Node {
             return;
         }
         let now = self.mesh.now();
-        let pred = self.replica_target();
         let version = self.ring_version();
         let r = &mut self.chord.replica;
+        // Our predecessor can only have changed if the ring version moved:
+        // it is looked up (a pass over the links) only then, or when the
+        // refresh is due.
+        let moved = r.checked != Some(version);
         r.checked = Some(version);
         if r.next_refresh == 0 {
             r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
         }
-        let changed = pred.as_ref().map(|(p, _)| p) != r.pred.as_ref();
+        let pred = if moved || now >= r.next_refresh { self.replica_target() } else { None };
+        let r = &mut self.chord.replica;
+        let changed = (moved || now >= r.next_refresh) && pred.as_ref().map(|(p, _)| p) != r.pred.as_ref();
         if changed || now >= r.next_refresh {
             r.pred = pred.as_ref().map(|(p, _)| p.clone());
             r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);

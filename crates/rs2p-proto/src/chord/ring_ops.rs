@@ -35,13 +35,7 @@ impl Node {
 
     /// Seeding, handshaken peers: (id, connection).
     pub fn data_storing(&self) -> Vec<(PeerId, ConnId)> {
-        let mut v: Vec<(PeerId, ConnId)> = self
-            .mesh
-            .routing()
-            .iter()
-            .filter(|(_, c)| self.mesh.conns().get(c).is_some_and(|c| c.handshaken && !c.ext.leeching))
-            .map(|(p, c)| (p.clone(), *c))
-            .collect();
+        let mut v: Vec<(PeerId, ConnId)> = self.seeding_peers().map(|(p, c)| (p.clone(), c)).collect();
         v.sort();
         v
     }
@@ -49,25 +43,15 @@ impl Node {
     /// Seeding, handshaken peers, unsorted and without copies (for the hot
     /// paths: peer lists, ring-size estimates).
     pub(crate) fn seeding_peers(&self) -> impl Iterator<Item = (&PeerId, ConnId)> + '_ {
-        self.mesh
-            .routing()
-            .iter()
-            .filter(|(_, c)| self.mesh.conns().get(c).is_some_and(|c| c.handshaken && !c.ext.leeching))
-            .map(|(p, c)| (p, *c))
+        self.mesh.routed().filter(|(_, c)| c.handshaken && !c.ext.leeching).map(|(p, c)| (p, c.id))
     }
 
     fn nearest(&self, dist: impl Fn(&U512) -> U512) -> Owner {
         let mut best = if self.chord.leeching { None } else { Some((dist(self.mesh.id().value()), Owner::Local)) };
-        for (pid, conn) in self.mesh.routing() {
-            let Some(c) = self.mesh.conns().get(conn) else {
-                continue;
-            };
-            if !c.handshaken || c.ext.leeching {
-                continue;
-            }
+        for (pid, conn) in self.seeding_peers() {
             let d = dist(pid.value());
             if best.as_ref().is_none_or(|(bd, _)| d < *bd) {
-                best = Some((d, Owner::Remote(*conn)));
+                best = Some((d, Owner::Remote(conn)));
             }
         }
         best.map_or(Owner::Nobody, |(_, o)| o)
@@ -76,13 +60,10 @@ impl Node {
     /// The seeding peer nearest at or before `key`, leaving us and `except`
     /// aside: the owner if we were not there.
     pub(crate) fn nearest_peer(&self, key: &U512, except: Option<ConnId>) -> Option<ConnId> {
-        self.mesh
-            .routing()
-            .iter()
-            .filter(|(_, conn)| Some(**conn) != except)
-            .filter(|(_, conn)| self.mesh.conns().get(conn).is_some_and(|c| c.handshaken && !c.ext.leeching))
-            .min_by_key(|(pid, conn)| (distance(pid.value(), key), **conn))
-            .map(|(_, conn)| *conn)
+        self.seeding_peers()
+            .filter(|(_, conn)| Some(*conn) != except)
+            .min_by_key(|(pid, conn)| (distance(pid.value(), key), *conn))
+            .map(|(_, conn)| conn)
     }
 
     /// The candidate nearest at or before `key` (py2p's `find`): the owner.

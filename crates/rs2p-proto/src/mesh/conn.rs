@@ -48,6 +48,9 @@ pub struct Conn<X = ()> {
     pub peer: Option<PeerId>,
     /// The peer's handshake was processed.
     pub handshaken: bool,
+    /// This is the connection `Mesh::routing` holds for its peer (so that
+    /// the hot paths pass over the connections without a look-up each).
+    pub routed: bool,
     /// The address the peer advertised.
     pub addr: Option<(String, u16)>,
     /// The compression list the peer advertised (or renegotiated).
@@ -67,6 +70,12 @@ pub struct Conn<X = ()> {
     pub handshaken_at: Time,
     /// When we last sent this peer a keepalive (liveness checks).
     pub last_ping: Time,
+    /// When we last queued a frame for this peer (the keeping end of an
+    /// rs2p link pings when either direction is quiet, `mesh/liveness.rs`).
+    pub last_tx: Time,
+    /// The peer keeps this link alive for both ends (its pings say so,
+    /// `mesh/liveness.rs`): we only ping it as a backstop.
+    pub peer_keeps_alive: bool,
     /// When the peer last counted as alive: its last bytes, or later when
     /// our own ticks stalled (then the silence was ours, not its).
     pub alive_at: Time,
@@ -111,6 +120,7 @@ impl<X: PeerExt> Conn<X> {
             last_rx: now,
             peer: None,
             handshaken: false,
+            routed: false,
             addr: None,
             compression: Vec::new(),
             rs2p: false,
@@ -120,6 +130,8 @@ impl<X: PeerExt> Conn<X> {
             d8_redials: 0,
             handshaken_at: now,
             last_ping: 0,
+            last_tx: now,
+            peer_keeps_alive: false,
             alive_at: now,
             opened_at: now,
             clock_offset_ms: 0,

@@ -27,6 +27,9 @@ impl<X: PeerExt> Mesh<X> {
         c.bytes_in += data.len() as u64;
         self.counters.bytes_in += data.len() as u64;
         c.decoder.extend(data);
+        if c.decoder.pending() > 0 {
+            self.lower_conn_timer(now.saturating_add(self.cfg.half_frame_timeout_ms).saturating_add(1));
+        }
     }
 
     /// Handles the next whole frame buffered for `conn`, if any.
@@ -134,6 +137,9 @@ impl<X: PeerExt> Mesh<X> {
             c.last_rx = now;
             c.alive_at = now;
             c.reader_pending = pending;
+        }
+        if pending > 0 {
+            self.lower_conn_timer(now.saturating_add(self.cfg.half_frame_timeout_ms).saturating_add(1));
         }
         Some(before)
     }

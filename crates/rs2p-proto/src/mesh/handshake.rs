@@ -72,9 +72,13 @@ impl<X: PeerExt> Mesh<X> {
             return;
         };
         let first_time = !c.handshaken;
+        let mut renamed = None;
         if let Some(old) = c.peer.replace(pid.clone()) {
             if old != pid && self.dialing.get(&old) == Some(&conn) {
                 self.dialing.remove(&old);
+            }
+            if old != pid {
+                renamed = Some(old);
             }
         }
         c.handshaken = true;
@@ -86,12 +90,28 @@ impl<X: PeerExt> Mesh<X> {
         if self.dialing.get(&pid) == Some(&conn) {
             self.dialing.remove(&pid);
         }
-        self.routing.insert(pid.clone(), conn);
+        // A repeated handshake under another id: the old id no longer routes here.
+        if let Some(old) = renamed.filter(|old| self.routing.get(old) == Some(&conn)) {
+            self.routing.remove(&old);
+        }
+        if let Some(prev) = self.routing.insert(pid.clone(), conn).filter(|prev| *prev != conn) {
+            if let Some(p) = self.conns.get_mut(&prev) {
+                p.routed = false;
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.routed = true;
+        }
         self.routing_changes += 1;
+        self.lower_live_timer();
         if outgoing {
             self.address_succeeded(conn);
         }
-        self.send_peers(conn);
+        if rs2p && self.own_rs2p_lists {
+            self.upcalls.push_back(Upcall::PeersOffered { conn });
+        } else {
+            self.send_peers(conn);
+        }
         if first_time {
             let first = !self.had_peer;
             self.had_peer = true;

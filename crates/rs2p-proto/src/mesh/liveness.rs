@@ -18,9 +18,21 @@
 //! With the defaults (2 s, 6 s) a silent link is pinged when it has been
 //! quiet 2 to 4 s, at least 2 s before its limit, and a link whose peer
 //! stays silent is closed 6 s after the last frame it sent, whatever its
-//! kind: ring neighbours and fingers alike. A link quiet but alive costs
-//! one keepalive and its answer about every two rounds (4 s) from each
-//! end at most, and none while frames flow.
+//! kind: ring neighbours and fingers alike.
+//!
+//! Between rs2p peers one end keeps the link alive for both: the end that
+//! dialed pings when the link has been quiet 2 s *in either direction*
+//! (nothing received, or nothing sent), and marks its pings ([`KEEPER`]).
+//! So the other end hears a frame at least every 4 s (a round's period
+//! past the 2 s), well within its 6 s limit, and once it has seen a marked
+//! ping it stops pinging (but for a backstop at [`BACKSTOP_NUM`] of the
+//! way to the limit, never reached while the keeper keeps its pace). Its
+//! pings were half of the maintenance traffic. Detection is unchanged:
+//! each end still closes the link 6 s after the last frame it got, and the
+//! keeping end's pings come 2 to 4 s into a silence, as before. A link
+//! quiet but alive costs one keepalive and its answer about every two
+//! rounds (4 s), none while frames flow both ways; a py2p link (probed
+//! with `*`) or an rs2p peer without the mark is pinged by both ends.
 //!
 //! [`Config::keepalive_ms`]: crate::core::Config::keepalive_ms
 //! [`Config::peer_timeout_ms`]: crate::core::Config::peer_timeout_ms
@@ -34,6 +46,15 @@ use crate::wire::flags;
 const PING: &[u8] = b"ping";
 const PONG: &[u8] = b"pong";
 
+/// The packet after `ping` from the end that keeps an rs2p link alive for
+/// both ends (older rs2p nodes ignore it and answer `pong` as before).
+pub(crate) const KEEPER: &[u8] = b"k";
+
+/// A peer that keeps the link alive is pinged only once the link has been
+/// quiet this many quarters of a keepalive period short of the limit (4.5
+/// s of 6): a backstop, should its pings be late.
+const BACKSTOP_NUM: u64 = 3;
+
 /// A round's period is the keepalive period less up to this fraction of it
 /// (drawn per round from the node's seed).
 const JITTER_DIV: u64 = 8;
@@ -44,13 +65,6 @@ fn periods(cfg: &crate::core::Config) -> (u64, u64) {
 }
 
 impl<X: PeerExt> Mesh<X> {
-    /// The earliest liveness deadline: the next keepalive round while any
-    /// link is handshaken, or a link's silence limit; `None` without links.
-    pub(crate) fn liveness_due(&self) -> Option<Time> {
-        let oldest = self.conns.values().filter(|c| c.handshaken).map(|c| c.alive_at).min()?;
-        Some(self.liveness_deadline(oldest))
-    }
-
     /// The liveness deadline when the quietest handshaken link last heard
     /// from its peer at `oldest_alive`.
     pub(crate) fn liveness_deadline(&self, oldest_alive: Time) -> Time {
@@ -77,27 +91,49 @@ impl<X: PeerExt> Mesh<X> {
             self.next_round = now.saturating_add(keepalive - jitter);
         }
         let mut silent: Vec<(ConnId, u64)> = Vec::new();
-        let mut ping: Vec<ConnId> = Vec::new();
+        let mut ping: Vec<(ConnId, bool)> = Vec::new();
         let (ka, limit) = periods(&self.cfg);
+        let mut oldest: Option<Time> = None;
         // A link first quiet just after a round is pinged a round later:
         // with a limit under two periods, ping sooner, so that the answer
-        // has time to come before the limit.
-        let threshold = ka.min(limit.saturating_sub(ka + ka / 4)).max(1);
+        // has time to come before the limit (but not every millisecond: a
+        // limit under 1.25 periods pings after a quarter period).
+        let threshold = ka.min(limit.saturating_sub(ka + ka / 4)).max(ka / 4).max(1);
+        let backstop = limit.saturating_sub(ka * BACKSTOP_NUM / 4).max(threshold);
         for c in self.conns.values_mut().filter(|c| c.handshaken) {
             if starved {
                 c.alive_at = c.alive_at.max(now.saturating_sub(ka));
+                oldest = Some(oldest.map_or(c.alive_at, |t| t.min(c.alive_at)));
                 continue;
             }
             let quiet = now.saturating_sub(c.alive_at);
             if quiet >= limit {
                 silent.push((c.id, quiet));
-            } else if round && quiet >= threshold && now.saturating_sub(c.last_ping) >= threshold {
+                continue;
+            }
+            oldest = Some(oldest.map_or(c.alive_at, |t| t.min(c.alive_at)));
+            if !round || now.saturating_sub(c.last_ping) < threshold {
+                continue;
+            }
+            // The dialing end of an rs2p link keeps it alive for both.
+            let keeper = c.rs2p && c.outgoing;
+            let due = if c.peer_keeps_alive && !c.outgoing {
+                quiet >= backstop
+            } else if keeper {
+                quiet >= threshold || now.saturating_sub(c.last_tx) >= threshold
+            } else {
+                quiet >= threshold
+            };
+            if due {
                 c.last_ping = now;
-                ping.push(c.id);
+                ping.push((c.id, keeper));
             }
         }
-        for conn in ping {
-            let probe = if self.is_rs2p(conn) {
+        self.scan_oldest = oldest;
+        for (conn, keeper) in ping {
+            let probe = if keeper {
+                vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PING), Bytes::from_static(KEEPER)]
+            } else if self.is_rs2p(conn) {
                 vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PING)]
             } else {
                 vec![Bytes::from_static(&[flags::REQUEST]), Bytes::from_static(b"*")]
@@ -109,8 +145,11 @@ impl<X: PeerExt> Mesh<X> {
 
     /// Remembers the earliest liveness deadline after a scan and the
     /// closes it led to (see the starvation check of [`Mesh::liveness_scan`]).
+    /// The links closed since were the silent ones the scan left out, so
+    /// no second pass over the links is needed.
     pub(crate) fn liveness_scanned(&mut self) {
-        self.liveness_at = self.liveness_due();
+        self.liveness_at = self.scan_oldest.map(|t| self.liveness_deadline(t));
+        self.live_timer = self.liveness_at;
     }
 
     /// Closes a connection found silent for `quiet` ms. Its
@@ -127,8 +166,15 @@ impl<X: PeerExt> Mesh<X> {
     }
 
     /// The rs2p keepalive (§16.14): a `ping` is answered `pong`; either
-    /// counts as traffic, which is all the liveness check needs.
+    /// counts as traffic, which is all the liveness check needs. A ping
+    /// marked [`KEEPER`] on a link the peer dialed: it keeps the link alive
+    /// for both ends, and we stop pinging it.
     pub(crate) fn handle_ping(&mut self, conn: ConnId, payload: &[Bytes]) {
+        if payload.get(2).is_some_and(|p| p.as_ref() == KEEPER) {
+            if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.outgoing) {
+                c.peer_keeps_alive = true;
+            }
+        }
         if payload[1].as_ref() == PING {
             self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PONG)]);
         }

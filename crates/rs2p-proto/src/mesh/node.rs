@@ -78,6 +78,17 @@ pub struct Mesh<X: PeerExt = ()> {
     /// The earliest liveness deadline as of the last scan: woken much
     /// later than it, the node was starved, not its peers silent.
     pub(super) liveness_at: Option<Time>,
+    /// The quietest link's `alive_at` among those the last scan kept.
+    pub(super) scan_oldest: Option<Time>,
+    /// A lower bound on the earliest liveness deadline (exact after a
+    /// tick; a link handshaken since lowers it): `next_timeout` reads it
+    /// instead of passing over the links after every frame. Frames only
+    /// move a link's deadline later, so waking at it is at worst early.
+    pub(super) live_timer: Option<Time>,
+    /// A lower bound on the earliest handshake or half-frame deadline of a
+    /// connection (exact after a tick; lowered as connections open and
+    /// partial frames arrive), for the same reason.
+    pub(super) conn_timer: Option<Time>,
     /// When the next keepalive round is due (`mesh/liveness.rs`).
     pub(super) next_round: Time,
     /// Keepalive rounds so far (draws each round's jitter).
@@ -104,6 +115,10 @@ pub struct Mesh<X: PeerExt = ()> {
     /// Broadcasts only rs2p peers may be relayed (the protocol above says
     /// which: py2p drops the link on some, §13 D1).
     pub(super) rs2p_only: fn(&Message) -> bool,
+    /// The protocol above answers rs2p peers with a list of its own (chord
+    /// with fingers: its ring neighbours): a handshake from one asks it
+    /// ([`Upcall::PeersOffered`]) instead of sending every routed peer.
+    pub(super) own_rs2p_lists: bool,
 }
 
 impl<X: PeerExt> Mesh<X> {
@@ -147,6 +162,9 @@ impl<X: PeerExt> Mesh<X> {
             last_tick: now,
             routing_changes: 0,
             liveness_at: None,
+            scan_oldest: None,
+            live_timer: None,
+            conn_timer: None,
             next_round: now,
             rounds: 0,
             wall_offset: 0,
@@ -156,6 +174,7 @@ impl<X: PeerExt> Mesh<X> {
             counters: Counters::default(),
             hlc: Hlc::default(),
             rs2p_only: |_| false,
+            own_rs2p_lists: false,
         }
     }
 
@@ -198,6 +217,12 @@ impl<X: PeerExt> Mesh<X> {
         &self.routing
     }
 
+    /// The peers of [`Mesh::routing`] with their connections, in no
+    /// particular order, without a look-up per peer.
+    pub(crate) fn routed(&self) -> impl Iterator<Item = (&PeerId, &Conn<X>)> + '_ {
+        self.conns.values().filter(|c| c.routed).filter_map(|c| Some((c.peer.as_ref()?, c)))
+    }
+
     /// The connection of a dial in progress toward `peer`, if any.
     pub(crate) fn dialing_conn(&self, peer: &PeerId) -> Option<ConnId> {
         self.dialing.get(peer).copied()
@@ -237,6 +262,13 @@ impl<X: PeerExt> Mesh<X> {
     /// Sets which broadcasts go to rs2p peers only (see [`Mesh::rs2p_only`]).
     pub(crate) fn set_rs2p_only(&mut self, rule: fn(&Message) -> bool) {
         self.rs2p_only = rule;
+    }
+
+    /// Lets the protocol above answer the handshakes of rs2p peers with
+    /// its own peer list (see [`Mesh::own_rs2p_lists`]); py2p peers still
+    /// get every routed peer.
+    pub(crate) fn set_own_rs2p_lists(&mut self, on: bool) {
+        self.own_rs2p_lists = on;
     }
 
     /// The next action for the driver, if any.
@@ -354,6 +386,7 @@ impl<X: PeerExt> Mesh<X> {
         self.set_now(now);
         let conn = self.alloc_conn();
         self.conns.insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
+        self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
         self.greet(conn);
         conn
     }
@@ -373,6 +406,7 @@ impl<X: PeerExt> Mesh<X> {
                 c.last_rx = now;
                 c.alive_at = now;
                 c.opened_at = now;
+                self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
                 self.greet(conn);
             }
             _ => {
@@ -479,6 +513,7 @@ impl<X: PeerExt> Mesh<X> {
         self.dial_backoff.retain(|_, t| *t > backoff_horizon);
         self.prune_address_rests();
         self.check_handshakes();
+        self.conn_timer = self.conn_deadline();
     }
 
     /// Closes every connection. False if it was closed already.

@@ -70,8 +70,10 @@ impl<X: PeerExt> Mesh<X> {
 
     /// Counts a frame of `len` bytes sent on `conn` (metrics).
     pub(super) fn count_out(&mut self, conn: ConnId, len: usize) {
+        let now = self.now;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.bytes_out += len as u64;
+            c.last_tx = now;
         }
         self.counters.frames_out += 1;
         self.counters.bytes_out += len as u64;

@@ -16,21 +16,14 @@ impl<X: PeerExt> Mesh<X> {
         let cfg = &self.cfg;
         let mut due: Option<Time> = None;
         let mut at = |t: Time| due = Some(due.map_or(t, |d| d.min(t)));
-        // One pass over the links (this runs after every frame).
-        let mut oldest_alive: Option<Time> = None;
-        for c in self.conns.values() {
-            if c.handshaken {
-                oldest_alive = Some(oldest_alive.map_or(c.alive_at, |t| t.min(c.alive_at)));
-            } else if !c.dialing {
-                // `check_handshakes` closes past `handshake_timeout_ms`.
-                at(c.opened_at.saturating_add(cfg.handshake_timeout_ms).saturating_add(1));
-            }
-            if c.buffered() > 0 {
-                at(c.last_rx.saturating_add(cfg.half_frame_timeout_ms).saturating_add(1));
-            }
+        // No pass over the links (this runs after every frame): lower
+        // bounds kept as links open, handshake and get partial frames,
+        // made exact at each tick.
+        if let Some(t) = self.conn_timer {
+            at(t);
         }
-        if let Some(t) = oldest_alive {
-            at(self.liveness_deadline(t));
+        if let Some(t) = self.live_timer {
+            at(t);
         }
         if let Some(secs) = self.recent.next_expiry() {
             // Seen ids are dated by the wall clock; timers run on `now`.
@@ -42,6 +35,37 @@ impl<X: PeerExt> Mesh<X> {
             at(t.saturating_add(horizon).saturating_add(1));
         }
         due
+    }
+
+    /// The earliest handshake or half-frame deadline of a connection (one
+    /// pass over them): `check_handshakes` closes a connection past
+    /// `handshake_timeout_ms`, `on_tick` one with a partial frame idle past
+    /// `half_frame_timeout_ms`.
+    pub(super) fn conn_deadline(&self) -> Option<Time> {
+        let cfg = &self.cfg;
+        let mut due: Option<Time> = None;
+        for c in self.conns.values() {
+            if !c.handshaken && !c.dialing {
+                let t = c.opened_at.saturating_add(cfg.handshake_timeout_ms).saturating_add(1);
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
+            if c.buffered() > 0 {
+                let t = c.last_rx.saturating_add(cfg.half_frame_timeout_ms).saturating_add(1);
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
+        }
+        due
+    }
+
+    /// Lowers [`Mesh::conn_timer`] to `t`.
+    pub(super) fn lower_conn_timer(&mut self, t: Time) {
+        self.conn_timer = Some(self.conn_timer.map_or(t, |d| d.min(t)));
+    }
+
+    /// Lowers [`Mesh::live_timer`] for a link handshaken at `now`.
+    pub(super) fn lower_live_timer(&mut self) {
+        let t = self.liveness_deadline(self.now);
+        self.live_timer = Some(self.live_timer.map_or(t, |d| d.min(t)));
     }
 
     /// When the node was last ticked.

@@ -54,6 +54,13 @@ pub enum Upcall<X> {
         /// The connection that asked.
         conn: ConnId,
     },
+    /// An rs2p peer's handshake came in and the protocol above keeps its
+    /// own peer lists for rs2p peers (`Mesh::set_own_rs2p_lists`): it may
+    /// offer one (py2p peers are sent every routed peer by the mesh).
+    PeersOffered {
+        /// The connection.
+        conn: ConnId,
+    },
     /// A connection is gone; its state is handed back.
     Lost {
         /// The connection as it was.

@@ -61,6 +61,11 @@ impl Node {
         }
         // py2p drops the link on a relayed delete-notify (§13 D1).
         mesh.set_rs2p_only(crate::chord::is_delete_notify);
+        let cfg = mesh.config();
+        // With fingers, an rs2p peer gets our ring neighbours, not every
+        // link (dozens, each ~100 bytes): see `Node::answer_peers`.
+        let own_lists = cfg.kind == Kind::Chord && cfg.fingers && cfg.advertise_capability;
+        mesh.set_own_rs2p_lists(own_lists);
         Node { mesh, chord: ChordState::with_seed(seed), gets: GetState::with_seed(seed) }
     }
 
@@ -103,16 +108,52 @@ impl Node {
                     };
                     self.mesh.dial_listed(conn, ranked);
                 }
-                Upcall::PeersWanted { conn } => {
-                    if self.is_chord() && self.uses_fingers() && self.mesh.is_rs2p(conn) {
-                        self.send_ring_peers(conn);
-                    } else {
-                        self.mesh.send_peers(conn);
-                    }
-                }
+                Upcall::PeersWanted { conn } => self.answer_peers(conn),
+                Upcall::PeersOffered { conn } => self.offer_peers(conn),
                 Upcall::Lost { conn, cause } => self.on_lost(*conn, cause),
             }
         }
+    }
+
+    /// Sends our peer list to `conn`: with fingers, an rs2p peer gets our
+    /// ring neighbours only ([`Node::send_ring_peers`]: all its
+    /// stabilisation and successor list look for); a py2p peer, or any
+    /// peer of a node without fingers, every routed peer, as py2p sends.
+    pub(crate) fn answer_peers(&mut self, conn: ConnId) {
+        if self.is_chord() && self.uses_fingers() && self.mesh.is_rs2p(conn) {
+            self.send_ring_peers(conn);
+        } else {
+            self.mesh.send_peers(conn);
+        }
+    }
+
+    /// Offers our peer list on a new link, or to a peer turning to seeding.
+    /// A py2p peer (or any peer of a node without fingers) gets every
+    /// routed peer, as py2p sends. With fingers, an rs2p peer gets our ring
+    /// neighbours once per link, and only if it is near us (among our
+    /// nearest seeding peers on either side, see [`Node::is_ring_near`]):
+    /// our neighbours are then its neighbours too. A far peer (a finger,
+    /// the bootstrap of a joining node) has no use for them: a joining node
+    /// finds its place with a find of its predecessor, whose list it gets.
+    pub(crate) fn offer_peers(&mut self, conn: ConnId) {
+        if !(self.is_chord() && self.uses_fingers() && self.mesh.is_rs2p(conn)) {
+            self.mesh.send_peers(conn);
+            return;
+        }
+        let Some(c) = self.mesh.conns().get(&conn) else {
+            return;
+        };
+        if c.ext.ring_list_sent {
+            return;
+        }
+        let near = c.peer.as_ref().is_some_and(|p| self.is_ring_near(p));
+        if !near {
+            return;
+        }
+        if let Some(c) = self.mesh.ext_mut(&conn) {
+            c.ring_list_sent = true;
+        }
+        self.send_ring_peers(conn);
     }
 
     /// A peer's handshake was processed on `conn`.
