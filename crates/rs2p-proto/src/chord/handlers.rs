@@ -123,6 +123,7 @@ impl Node {
     /// §6.10: the network-wide key list.
     pub(crate) fn handle_notify(&mut self, conn: ConnId, msg: &Message) {
         let key = msg.payload[1].clone();
+        self.mesh.counters_mut().notifies_in += 1;
         let now = self.mesh.now();
         if let Some(c) = self.mesh.ext_mut(&conn) {
             c.last_notify = now;
@@ -473,6 +474,7 @@ impl Node {
             self.handoff_to_closer_peers();
         }
         self.deferred_seeding_peer_work();
+        self.news_tick();
         self.get_tick();
         self.handoff_tick();
         self.sync_tick();

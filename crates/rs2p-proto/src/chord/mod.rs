@@ -13,6 +13,7 @@ mod journal;
 mod keylist;
 mod keystream;
 mod keywalk;
+mod news;
 pub mod node;
 mod peek;
 mod peer;
@@ -36,6 +37,7 @@ pub use keylist::KeyList;
 pub(crate) use keylist::{Full, Limits};
 pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room};
 pub use keywalk::{NO_KEY_LIST_MARKER, WALK_PAGE_KEYS};
+pub use news::{MAX_NEWS_SEEN, MAX_NEWS_VISITED, NEWS_FLUSH_MS, NEWS_MAX_BYTES, NEWS_MAX_KEYS};
 pub use node::{LinksByKind, Node, NodeMetrics, NodeStats};
 pub use peer::ChordPeer;
 pub use rejoin::{Placement, MAX_BOOTSTRAP};
@@ -91,6 +93,8 @@ pub struct ChordState {
     pub data: ItemStore,
     /// The network-wide key list, kept by notifies, and recently deleted keys.
     pub keys: KeyList,
+    /// Sets and deletes gathered for rs2p peers, and batches seen (see `news.rs`).
+    pub(crate) news: news::NewsState,
     /// Items in flight to their new owners (see `handoffs.rs`).
     pub(crate) handoff: handoffs::Handoffs,
     /// Handoff counters.
@@ -163,6 +167,7 @@ impl ChordState {
             leeching: true,
             data: ItemStore::with_seed(seed),
             keys: KeyList::with_seed(seed),
+            news: news::NewsState::with_seed(seed),
             handoff: handoffs::Handoffs::with_seed(seed),
             handoff_stats: HandoffStats::default(),
             last_stabilize: 0,

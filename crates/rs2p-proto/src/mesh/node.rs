@@ -223,12 +223,6 @@ impl<X: PeerExt> Mesh<X> {
         &mut self.hlc
     }
 
-    /// Remembers the id of a broadcast we send, so that its echo is dropped.
-    pub(crate) fn remember_broadcast(&mut self, id: &str) {
-        let now = self.now_secs();
-        self.recent.insert(id, now);
-    }
-
     /// Adds a marker (a character) to our handshake's capability list.
     pub(crate) fn add_marker(&mut self, marker: u8) {
         self.markers.push(marker);
