@@ -434,3 +434,29 @@ fn key_list_news_reach_a_py2p_like_node_as_notifies() {
         assert_eq!(listed(&mut sim, n), want[1..].to_vec(), "node {n}'s key list");
     }
 }
+
+/// Issue 26: a py2p node's notify broadcast reaches every rs2p node of the
+/// ring, but only the rs2p node linked to it gets it as a notify: that one
+/// hands it on as a batch, and relays the broadcast to py2p peers only.
+#[test]
+fn a_py2p_notify_reaches_the_rs2p_ring_as_one_batch() {
+    let (mut sim, nodes) = ring(6);
+    let py = FakePy2p::attach(&mut sim, nodes[2]);
+    sim.advance(100);
+    let (notifies0, batches0) =
+        (total(&mut sim, &nodes, |c| c.notifies_in), total(&mut sim, &nodes, |c| c.key_batches_out));
+    let now = sim.now();
+    let payload = vec![Bytes::from_static(&[flags::NOTIFY]), Bytes::from_static(b"from-py2p")];
+    let frame = Message::new(flags::BROADCAST, Bytes::from(py.id.clone()), now / 1000, payload)
+        .encode(None)
+        .expect("small frame");
+    sim.node(py.node).on_data(py.conn, &frame, now);
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS + 10);
+    for &n in &nodes {
+        assert!(listed(&mut sim, n).contains(&"from-py2p".to_owned()), "node {n} lacks the py2p node's key");
+    }
+    let notifies = total(&mut sim, &nodes, |c| c.notifies_in) - notifies0;
+    let batches = total(&mut sim, &nodes, |c| c.key_batches_out) - batches0;
+    assert_eq!(notifies, 1, "the broadcast went on between rs2p nodes");
+    assert!(batches <= 2 * nodes.len() as u64, "{batches} batch frames for one key");
+}

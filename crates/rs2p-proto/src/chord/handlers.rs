@@ -142,10 +142,14 @@ impl Node {
                 tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "ignoring stale notify for a deleted key");
                 return;
             }
-        } else {
-            self.note_set(&key);
+            self.add_key(key);
+            return;
         }
-        self.add_key(key);
+        self.note_set(&key);
+        if self.add_key(key) {
+            // Our rs2p peers get it in a batch, not as this broadcast.
+            self.notify_to_news(conn, msg);
+        }
     }
 
     pub(crate) fn key_limits(&self) -> Limits {

@@ -84,6 +84,11 @@ pub(crate) fn is_delete_notify(msg: &crate::wire::Message) -> bool {
     msg.sub_flag() == Some(crate::wire::flags::NOTIFY) && msg.payload.len() >= 3 && msg.payload[2].as_ref() == b"del"
 }
 
+/// A notify without the `del` marker: a new key (§6.10).
+pub(crate) fn is_add_notify(msg: &crate::wire::Message) -> bool {
+    msg.sub_flag() == Some(crate::wire::flags::NOTIFY) && msg.payload.len() == 2
+}
+
 /// Chord state of a node.
 #[derive(Debug)]
 pub struct ChordState {

@@ -161,6 +161,36 @@ impl Node {
         }
     }
 
+    /// A notify broadcast (from py2p: rs2p nodes relay add-notifies to py2p
+    /// peers only) brought a key new here: our rs2p peers get it as a
+    /// one-key batch from the broadcast's sender and date, so that they can
+    /// rebuild the broadcast for their own py2p peers. Its id is derived
+    /// from the broadcast (its date and key), so that rs2p nodes turning
+    /// the same broadcast into a batch make the same one, and it spreads once.
+    pub(crate) fn notify_to_news(&mut self, conn: ConnId, msg: &Message) {
+        if !self.has_rs2p_peer() {
+            return;
+        }
+        let key = &msg.payload[1];
+        let origin = node_digest(&msg.sender);
+        let id = crate::core::mix64(node_digest(key) ^ crate::core::mix64(msg.time ^ 0x6e6f_7469_6679));
+        if !self.chord.news.first_sight((origin, id)) {
+            return;
+        }
+        let payload = vec![
+            Bytes::from_static(&[flags::RS2P_KEYLIST]),
+            Bytes::from_static(NEWS),
+            msg.sender.clone(),
+            Bytes::from(msg.time.to_string()),
+            Bytes::copy_from_slice(&id.to_be_bytes()),
+            Bytes::new(),
+            Bytes::from_static(b"1"),
+            key.clone(),
+        ];
+        let me = node_digest(self.mesh.id().as_str().as_bytes());
+        self.relay_news(Some(conn), vec![me], payload);
+    }
+
     /// When the batch being gathered is due to go out.
     pub(crate) fn news_due(&self) -> Option<Time> {
         self.chord.news.pending_since.map(|t| t.saturating_add(NEWS_FLUSH_MS))
@@ -171,6 +201,14 @@ impl Node {
         if self.news_due().is_some_and(|due| due <= self.mesh.now()) {
             self.flush_news();
         }
+    }
+
+    /// Sends the sets and deletes gathered for rs2p peers now, without
+    /// waiting for their deadline (a driver need not call it: the deadline
+    /// is in [`Node::poll_timeout`]). The callgrind workload calls it after
+    /// each set, so that a set is counted with the frames that announce it.
+    pub fn flush_announcements(&mut self) {
+        self.flush_news();
     }
 
     /// Sends the batch gathered to every rs2p peer.

@@ -278,6 +278,7 @@ pub fn item_digest(hash: &U512, version: Version, value: Option<&[u8]>) -> u128 
 }
 
 trait TableOps: Send {
+    #[cfg(test)]
     fn rehashed(&self) -> u64;
     fn get(&self, key: &U512, values: &Values) -> Option<Slot>;
     fn insert(&mut self, key: &U512, slot: Slot, values: &Values) -> Option<Slot>;
@@ -288,6 +289,7 @@ trait TableOps: Send {
 }
 
 impl<const N: usize> TableOps for Table<N> {
+    #[cfg(test)]
     fn rehashed(&self) -> u64 {
         self.rehashed.get()
     }

@@ -104,6 +104,9 @@ pub struct Mesh<X: PeerExt = ()> {
     /// Broadcasts only rs2p peers may be relayed (the protocol above says
     /// which: py2p drops the link on some, §13 D1).
     pub(super) rs2p_only: fn(&Message) -> bool,
+    /// Broadcasts relayed to py2p peers only: the protocol above carries
+    /// them to rs2p peers its own way (chord's key-list batches).
+    pub(super) py2p_only: fn(&Message) -> bool,
 }
 
 impl<X: PeerExt> Mesh<X> {
@@ -156,6 +159,7 @@ impl<X: PeerExt> Mesh<X> {
             counters: Counters::default(),
             hlc: Hlc::default(),
             rs2p_only: |_| false,
+            py2p_only: |_| false,
         }
     }
 
@@ -231,6 +235,11 @@ impl<X: PeerExt> Mesh<X> {
     /// Sets which broadcasts go to rs2p peers only (see [`Mesh::rs2p_only`]).
     pub(crate) fn set_rs2p_only(&mut self, rule: fn(&Message) -> bool) {
         self.rs2p_only = rule;
+    }
+
+    /// Sets which broadcasts go to py2p peers only (see [`Mesh::py2p_only`]).
+    pub(crate) fn set_py2p_only(&mut self, rule: fn(&Message) -> bool) {
+        self.py2p_only = rule;
     }
 
     /// The next action for the driver, if any.

@@ -33,13 +33,14 @@ impl<X: PeerExt> Mesh<X> {
             return false;
         }
         let rs2p_only = (self.rs2p_only)(msg);
+        let py2p_only = (self.py2p_only)(msg);
         for target in self.routed_conns() {
             let Some(c) = self.conns.get(&target) else {
                 continue;
             };
             let to_sender = c.peer.as_ref().is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
             // Some broadcasts make py2p drop the link (D1): only to rs2p peers.
-            if to_sender || (rs2p_only && !c.rs2p) {
+            if to_sender || (rs2p_only && !c.rs2p) || (py2p_only && c.rs2p) {
                 continue;
             }
             self.relay_on(target, msg, id);
