@@ -253,13 +253,15 @@ fn leeching_client_lists_no_key_its_rs2p_peer_deleted_whatever_py2p_re_announces
     let a_id = sim.node(a).id().clone();
     assert!(sim.node(c).conn_of(&a_id).is_some(), "c lost its link to a");
     sim.node(b).delete(b"k5");
-    sim.run();
+    // Announced to rs2p peers in a batch, within NEWS_FLUSH_MS.
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS);
     assert!(!listed(&mut sim, c).contains(&"k5".to_owned()), "the relayed delete did not reach the client");
     py.announce(&mut sim, &all);
     sim.advance(500);
     assert_eq!(listed(&mut sim, c), all[6..], "a re-announce brought a relayed delete back");
     // A genuine new set (a broadcast) lists a deleted key again.
     sim.set(b, b"k0", b"again");
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS);
     assert_eq!(listed(&mut sim, c), [&all[..1], &all[6..]].concat(), "a new set of a deleted key is listed");
 }
 
@@ -352,4 +354,139 @@ fn same_seed_same_trace() {
         sim.advance(5_000);
         sim
     });
+}
+
+/// Sums a counter over the nodes of a ring.
+fn total(sim: &mut Sim, nodes: &[usize], f: impl Fn(&rs2p::core::Counters) -> u64) -> u64 {
+    nodes.iter().map(|&n| f(&sim.node(n).metrics().counters)).sum()
+}
+
+/// Issue 26: between rs2p nodes, sets and deletes reach every node's key
+/// list in batches (`0x2E news`), relayed only to nodes a batch has not
+/// reached: far fewer frames than py2p's flood (a notify per key that every
+/// node relays to all its peers), and no notify at all.
+#[test]
+fn key_list_news_reach_every_rs2p_node_in_few_frames() {
+    let (mut sim, nodes) = ring(8);
+    let links: u64 = nodes.iter().map(|&n| sim.node(n).stats().peers as u64).sum();
+    let (batches0, notifies0) =
+        (total(&mut sim, &nodes, |c| c.key_batches_out), total(&mut sim, &nodes, |c| c.notifies_in));
+    let keys = names(0..200);
+    for (i, k) in keys.iter().enumerate() {
+        // Two sets a millisecond, from every node in turn.
+        sim.set(nodes[i % nodes.len()], k.as_bytes(), b"v");
+        if i % 2 == 1 {
+            sim.advance(1);
+        }
+    }
+    for k in &keys[..50] {
+        sim.node(nodes[3]).delete(k.as_bytes());
+    }
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS + 50);
+    let want: Vec<String> = {
+        let mut w = keys[50..].to_vec();
+        w.sort();
+        w
+    };
+    for &n in &nodes {
+        assert_eq!(listed(&mut sim, n), want, "node {n}'s key list");
+    }
+    let batches = total(&mut sim, &nodes, |c| c.key_batches_out) - batches0;
+    let notifies = total(&mut sim, &nodes, |c| c.notifies_in) - notifies0;
+    assert_eq!(notifies, 0, "no notify between rs2p nodes");
+    // py2p's flood: about one frame per set per link end (each node relays
+    // each notify to all its peers), 250 × {links} here.
+    let flood = 250 * links;
+    println!("{links} link ends; 250 sets and deletes: {batches} batch frames (the flood: about {flood} notifies)");
+    // Sets two a millisecond over 8 nodes: a batch holds one or two keys
+    // here, and goes to 7 peers, relayed by none (all are linked).
+    assert!(batches * 10 < flood, "{batches} batch frames for 250 sets and deletes ({links} link ends)");
+}
+
+/// Issue 26: in a mixed ring, a node without the rs2p capability (as py2p)
+/// still gets py2p's notify per key for sets made anywhere, rebuilt by its
+/// rs2p peers from the batches; it never gets a batch, nor a delete-notify.
+#[test]
+fn key_list_news_reach_a_py2p_like_node_as_notifies() {
+    let (mut sim, mut nodes) = ring(6);
+    let mut cfg = Config::chord("10.1.0.7", 20100);
+    cfg.advertise_capability = false;
+    let py = sim.add_node(cfg);
+    sim.node(py).join().unwrap();
+    sim.connect(py, nodes[5]);
+    nodes.push(py);
+    assert!(sim.settle_ring(60), "ring did not stabilise");
+    let rs2p_nodes = &nodes[..6];
+    let keys = names(0..40);
+    for (i, k) in keys.iter().enumerate() {
+        sim.set(rs2p_nodes[i % 6], k.as_bytes(), b"v");
+        sim.advance(1);
+    }
+    sim.node(nodes[0]).delete(keys[0].as_bytes());
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS + 50);
+    let mut want = keys.clone();
+    want.sort();
+    assert_eq!(listed(&mut sim, py), want, "the py2p-like node's list (a delete never reaches it)");
+    let c = sim.node(py).metrics().counters;
+    assert_eq!(c.key_batches_in, 0, "a batch went to a node without the rs2p capability");
+    assert!(c.notifies_in >= 40, "{} notifies for 40 sets", c.notifies_in);
+    for &n in rs2p_nodes {
+        assert_eq!(listed(&mut sim, n), want[1..].to_vec(), "node {n}'s key list");
+    }
+}
+
+/// Issue 26: a py2p node's notify broadcast reaches every rs2p node of the
+/// ring, but only the rs2p node linked to it gets it as a notify: that one
+/// hands it on as a batch, and relays the broadcast to py2p peers only.
+#[test]
+fn a_py2p_notify_reaches_the_rs2p_ring_as_one_batch() {
+    let (mut sim, nodes) = ring(6);
+    let py = FakePy2p::attach(&mut sim, nodes[2]);
+    sim.advance(100);
+    let (notifies0, batches0) =
+        (total(&mut sim, &nodes, |c| c.notifies_in), total(&mut sim, &nodes, |c| c.key_batches_out));
+    let now = sim.now();
+    let payload = vec![Bytes::from_static(&[flags::NOTIFY]), Bytes::from_static(b"from-py2p")];
+    let frame = Message::new(flags::BROADCAST, Bytes::from(py.id.clone()), now / 1000, payload)
+        .encode(None)
+        .expect("small frame");
+    sim.node(py.node).on_data(py.conn, &frame, now);
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS + 10);
+    for &n in &nodes {
+        assert!(listed(&mut sim, n).contains(&"from-py2p".to_owned()), "node {n} lacks the py2p node's key");
+    }
+    let notifies = total(&mut sim, &nodes, |c| c.notifies_in) - notifies0;
+    let batches = total(&mut sim, &nodes, |c| c.key_batches_out) - batches0;
+    assert_eq!(notifies, 1, "the broadcast went on between rs2p nodes");
+    assert!(batches <= 2 * nodes.len() as u64, "{batches} batch frames for one key");
+}
+
+/// Issue 26: in a ring too large to be fully linked, batches are relayed
+/// (each to the rs2p peers it has not reached) and still reach every
+/// node's key list, sets and deletes alike.
+#[test]
+fn key_list_news_cross_a_sparsely_linked_ring() {
+    let (mut sim, nodes) = ring(32);
+    let links: u64 = nodes.iter().map(|&n| sim.node(n).stats().peers as u64).sum();
+    let batches0 = total(&mut sim, &nodes, |c| c.key_batches_out);
+    let keys = names(0..96);
+    for (i, k) in keys.iter().enumerate() {
+        sim.set(nodes[(i * 7) % nodes.len()], k.as_bytes(), b"v");
+        sim.advance(2);
+    }
+    for k in &keys[..16] {
+        sim.node(nodes[5]).delete(k.as_bytes());
+    }
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS + 100);
+    let mut want = keys[16..].to_vec();
+    want.sort();
+    for &n in &nodes {
+        assert_eq!(listed(&mut sim, n), want, "node {n}'s key list");
+    }
+    let batches = total(&mut sim, &nodes, |c| c.key_batches_out) - batches0;
+    println!("{links} link ends over 32 nodes; 112 sets and deletes: {batches} batch frames");
+    // Sparsely linked, relays race: nodes reached by two paths get a batch
+    // twice or more (dropped as seen). Still well under py2p's flood, which
+    // sends each set over every link end (112 × {links} frames).
+    assert!(batches * 2 < 112 * links, "{batches} batch frames ({links} link ends)");
 }

@@ -140,8 +140,11 @@ pub async fn run(keys: usize, nodes: usize, value_size: usize, json: Option<&std
     }
     say(&format!("importing {keys} keys through rs2p import"));
     let t = Instant::now();
+    // `--timeout` bounds the whole import: 120 s, and 1 s more per 2,000
+    // keys (a million keys at 6,000 a second took 166 s: 120 s failed it).
+    let timeout = (120 + keys / 2_000).to_string();
     let status = Command::new(exe()?)
-        .args(["import", "--peer", &first, "--timeout", "120"])
+        .args(["import", "--peer", &first, "--timeout", &timeout])
         .arg(&file)
         .status()
         .map_err(|e| fail(format!("cannot run rs2p import: {e}")))?;

@@ -128,6 +128,7 @@ impl Node {
     /// §6.10: the network-wide key list.
     pub(crate) fn handle_notify(&mut self, conn: ConnId, msg: &Message) {
         let key = msg.payload[1].clone();
+        self.mesh.counters_mut().notifies_in += 1;
         let now = self.mesh.now();
         if let Some(c) = self.mesh.ext_mut(&conn) {
             c.last_notify = now;
@@ -146,10 +147,14 @@ impl Node {
                 tracing::debug!(node = %self.mesh.id().short(), conn = conn.0, "ignoring stale notify for a deleted key");
                 return;
             }
-        } else {
-            self.note_set(&key);
+            self.add_key(key);
+            return;
         }
-        self.add_key(key);
+        self.note_set(&key);
+        if self.add_key(key) {
+            // Our rs2p peers get it in a batch, not as this broadcast.
+            self.notify_to_news(conn, msg);
+        }
     }
 
     pub(crate) fn key_limits(&self) -> Limits {
@@ -479,6 +484,7 @@ impl Node {
             self.handoff_to_closer_peers();
         }
         self.deferred_seeding_peer_work();
+        self.news_tick();
         self.get_tick();
         self.handoff_tick();
         self.sync_tick();

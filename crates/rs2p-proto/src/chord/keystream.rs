@@ -21,8 +21,9 @@
 //!   (`want deleted`), so that no key deleted on an rs2p node it talks to is
 //!   listed, whatever py2p peers announce (docs/PROTOCOL.md §16.11).
 //!
-//! Keys set while a stream runs reach the peer by the ordinary notify
-//! broadcast; keys deleted meanwhile are no longer in the list to stream.
+//! Keys set while a stream runs reach the peer as they do every node: by
+//! py2p's notify broadcast, or in batches between rs2p peers (`news`,
+//! `chord/news.rs`); keys deleted meanwhile are no longer in the list to stream.
 
 use bytes::Bytes;
 
@@ -409,6 +410,7 @@ impl Node {
         match payload[1].as_ref() {
             WANT => self.start_stream(conn, !marked(DELETED)),
             SUM => self.handle_key_sum(conn, payload),
+            super::news::NEWS => self.handle_news(conn, payload),
             BATCH => {
                 for key in &payload[2..] {
                     if !self.chord.keys.is_deleted(key) {

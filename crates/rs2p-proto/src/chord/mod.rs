@@ -13,6 +13,7 @@ mod journal;
 mod keylist;
 mod keystream;
 mod keywalk;
+mod news;
 pub mod node;
 mod peek;
 mod peer;
@@ -36,6 +37,7 @@ pub use keylist::KeyList;
 pub(crate) use keylist::{Full, Limits};
 pub use keystream::{Incoming as KeysIn, KeyListStatus, Outgoing as KeysOut, Room};
 pub use keywalk::{NO_KEY_LIST_MARKER, WALK_PAGE_KEYS};
+pub use news::{MAX_NEWS_SEEN, MAX_NEWS_VISITED, NEWS_FLUSH_MS, NEWS_MAX_BYTES, NEWS_MAX_KEYS};
 pub use node::{LinksByKind, Node, NodeMetrics, NodeStats};
 pub use peer::ChordPeer;
 pub use rejoin::{Placement, MAX_BOOTSTRAP};
@@ -82,6 +84,11 @@ pub(crate) fn is_delete_notify(msg: &crate::wire::Message) -> bool {
     msg.sub_flag() == Some(crate::wire::flags::NOTIFY) && msg.payload.len() >= 3 && msg.payload[2].as_ref() == b"del"
 }
 
+/// A notify without the `del` marker: a new key (§6.10).
+pub(crate) fn is_add_notify(msg: &crate::wire::Message) -> bool {
+    msg.sub_flag() == Some(crate::wire::flags::NOTIFY) && msg.payload.len() == 2
+}
+
 /// Chord state of a node.
 #[derive(Debug)]
 pub struct ChordState {
@@ -91,6 +98,8 @@ pub struct ChordState {
     pub data: ItemStore,
     /// The network-wide key list, kept by notifies, and recently deleted keys.
     pub keys: KeyList,
+    /// Sets and deletes gathered for rs2p peers, and batches seen (see `news.rs`).
+    pub(crate) news: news::NewsState,
     /// Items in flight to their new owners (see `handoffs.rs`).
     pub(crate) handoff: handoffs::Handoffs,
     /// Handoff counters.
@@ -166,6 +175,7 @@ impl ChordState {
             leeching: true,
             data: ItemStore::with_seed(seed),
             keys: KeyList::with_seed(seed),
+            news: news::NewsState::with_seed(seed),
             handoff: handoffs::Handoffs::with_seed(seed),
             handoff_stats: HandoffStats::default(),
             last_stabilize: 0,

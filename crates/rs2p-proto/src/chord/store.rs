@@ -7,10 +7,14 @@
 //! local `set` stores one entry for its five items). The tables index the
 //! slab:
 //!
-//! * an item whose entry knows its key is indexed by the top 64 bits of its
-//!   hash only (12 bytes an item): the rest of the hash is the key's, and a
-//!   lookup hashes the key again to check it, so two hashes sharing a
-//!   prefix (a peer may send any hash) are never taken for each other;
+//! * an item whose entry knows its key is indexed by the top 32 bits of its
+//!   hash and a 32-bit check, a digest of the whole hash under a key drawn
+//!   from the node's secret seed (12 bytes an item with its slot): the rest
+//!   of the hash is the key's. A lookup whose prefix and check both match
+//!   hashes the stored key again to be sure, so two hashes are never taken
+//!   for each other; a peer sending hashes that share a stored item's
+//!   prefix (it may send any) cannot match the check but by chance (2^-32),
+//!   so it cannot make us hash a stored key per frame;
 //! * an item without a known key (a py2p store, an item loaded from disk),
 //!   or whose prefix another keyed item has, is indexed by the significant
 //!   bytes of its hash (a sha1 key is the digest shifted left by 224 bits:
@@ -51,9 +55,12 @@ type Slot = u32;
 struct Table<const N: usize> {
     method: HashMethod,
     shift: usize,
-    /// Items whose entry knows their key, by [`Table::prefix`] (as two
-    /// halves, high first: 12 bytes an entry with the slot, not 16).
+    /// Items whose entry knows their key, by [`Table::index_key`]: the top
+    /// 32 bits of the hash, then the check (12 bytes an entry with the slot).
     keyed: Sorted<(u32, u32)>,
+    /// Keys the check ([`Table::check`]): secret, so that no peer can
+    /// craft a hash that passes it.
+    check: SeededState,
     /// Items without a known key, by their compact hash.
     bare: Sorted<[u8; N]>,
     odd: Map<U512, Slot>,
@@ -62,6 +69,9 @@ struct Table<const N: usize> {
     /// and each would hash the key again. Cleared by every insert and
     /// remove (a slot this table holds cannot be freed or reused before).
     checked: Cell<Option<(U512, Slot)>>,
+    /// Stored keys hashed again by lookups (tests: a peer's crafted hashes
+    /// must not make us hash).
+    rehashed: Cell<u64>,
 }
 
 impl<const N: usize> Table<N> {
@@ -74,7 +84,9 @@ impl<const N: usize> Table<N> {
             keyed: Sorted::new(state(0)),
             bare: Sorted::new(state(1)),
             odd: state(2).map(),
+            check: state(3),
             checked: Cell::new(None),
+            rehashed: Cell::new(0),
         }
     }
 
@@ -97,25 +109,40 @@ impl<const N: usize> Table<N> {
         crate::ring::u512_from_be(k) << self.shift
     }
 
-    /// The top 64 bits of a hash of this table's shape, high half first;
-    /// for any value, a bound that keeps the order (larger values give the
-    /// largest prefix).
-    fn prefix(&self, key: &U512) -> (u32, u32) {
-        let top = *key >> (self.shift + 8 * N - 64);
+    /// The top 32 bits of a hash of this table's shape; for any value, a
+    /// bound that keeps the order (larger values give the largest prefix).
+    fn prefix(&self, key: &U512) -> u32 {
+        let top = *key >> (self.shift + 8 * N - 32);
         let limbs = top.as_limbs();
-        let p = if limbs[1..].iter().any(|l| *l != 0) { u64::MAX } else { limbs[0] };
-        ((p >> 32) as u32, p as u32)
+        if limbs[1..].iter().any(|l| *l != 0) || limbs[0] > u64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            limbs[0] as u32
+        }
     }
 
-    /// The keyed item at `key`'s prefix, and whether it is `key`'s.
+    /// 32 bits of a keyed digest of the whole hash.
+    fn check(&self, key: &U512) -> u32 {
+        use std::hash::BuildHasher;
+        (self.check.hash_one(key) >> 32) as u32
+    }
+
+    /// Where a keyed item is indexed: its prefix, then its check.
+    fn index_key(&self, key: &U512) -> (u32, u32) {
+        (self.prefix(key), self.check(key))
+    }
+
+    /// The keyed item at `key`'s prefix and check, and whether it is
+    /// `key`'s (its key hashed again, unless it was just checked).
     fn keyed_at(&self, key: &U512, values: &Values) -> Option<(Slot, bool)> {
         if self.keyed.len() == 0 {
             return None;
         }
-        let s = self.keyed.get(&self.prefix(key))?;
+        let s = self.keyed.get(&self.index_key(key))?;
         if self.checked.get() == Some((*key, s)) {
             return Some((s, true));
         }
+        self.rehashed.set(self.rehashed.get() + 1);
         let mine = values.key(s).is_some_and(|k| self.method.hash(k) == *key);
         if mine {
             self.checked.set(Some((*key, s)));
@@ -143,21 +170,21 @@ impl<const N: usize> Table<N> {
                 // The slot's key is the item's (the caller checked): the
                 // lookups that follow a write need not hash it again.
                 self.checked.set(Some((*key, slot)));
-                self.keyed.insert(self.prefix(key), slot)
+                self.keyed.insert(self.index_key(key), slot)
             }
             Some((_, true)) => {
                 // Not reached while the store passes keys on; kept correct.
-                let old = self.keyed.remove(&self.prefix(key));
+                let old = self.keyed.remove(&self.index_key(key));
                 self.bare.insert(k, slot);
                 old
             }
             None if keyed => {
                 let old = self.bare.remove(&k);
-                self.keyed.insert(self.prefix(key), slot);
+                self.keyed.insert(self.index_key(key), slot);
                 self.checked.set(Some((*key, slot)));
                 old
             }
-            // No key, or another item has the prefix.
+            // No key, or another item has the prefix and check.
             _ => self.bare.insert(k, slot),
         }
     }
@@ -167,7 +194,7 @@ impl<const N: usize> Table<N> {
         let found = self.keyed_at(key, values);
         self.checked.set(None);
         if let Some((_, true)) = found {
-            return self.keyed.remove(&self.prefix(key));
+            return self.keyed.remove(&self.index_key(key));
         }
         self.bare.remove(&k)
     }
@@ -187,7 +214,7 @@ impl<const N: usize> Table<N> {
         let mut out = Vec::new();
         let (lo, hi) = (self.prefix(first), self.prefix(last));
         let (method, shift) = (self.method, self.shift);
-        for (p, s) in self.keyed.from(|p| *p < lo) {
+        for ((p, _), s) in self.keyed.from(|p| p.0 < lo) {
             if p > hi || out.len() > limit {
                 break;
             }
@@ -251,6 +278,8 @@ pub fn item_digest(hash: &U512, version: Version, value: Option<&[u8]>) -> u128 
 }
 
 trait TableOps: Send {
+    #[cfg(test)]
+    fn rehashed(&self) -> u64;
     fn get(&self, key: &U512, values: &Values) -> Option<Slot>;
     fn insert(&mut self, key: &U512, slot: Slot, values: &Values) -> Option<Slot>;
     fn remove(&mut self, key: &U512, values: &Values) -> Option<Slot>;
@@ -260,6 +289,10 @@ trait TableOps: Send {
 }
 
 impl<const N: usize> TableOps for Table<N> {
+    #[cfg(test)]
+    fn rehashed(&self) -> u64 {
+        self.rehashed.get()
+    }
     fn get(&self, key: &U512, values: &Values) -> Option<Slot> {
         Table::get(self, key, values)
     }
@@ -361,7 +394,8 @@ impl ItemStore {
     /// The key of an item held, when known.
     pub fn item_key(&self, method: HashMethod, key: &U512) -> Option<Bytes> {
         let k = self.values.key(self.slot(method, key)?)?;
-        Some(Bytes::copy_from_slice(k))
+        // The store's allocation, not a copy.
+        Some(Bytes::from_owner(k.clone()))
     }
 
     /// The one allocation of `key` that the store holds, or a new one: the
@@ -830,6 +864,19 @@ mod tests {
             assert_eq!(keyed.get(m, &twin8), Some(&Bytes::from_static(b"twin")));
             assert!(keyed.remove(m, &twin8));
             assert_eq!(keyed.item_key(m, &h8), Some(Bytes::from_static(b"k8")));
+        }
+        // Hashes crafted to share a keyed item's prefix (a peer knows the
+        // hashes of the items we hold) cost no hash of the stored key: the
+        // secret check tells them apart first.
+        for m in HashMethod::ALL {
+            let h = m.hash(b"k7");
+            let before = keyed.tables[m.index()].rehashed();
+            for bit in 0..200usize {
+                let twin = h ^ (U512::from(1u64) << (m.shift() + bit % 200));
+                assert_eq!(keyed.get(m, &twin), None);
+            }
+            let rehashed = keyed.tables[m.index()].rehashed() - before;
+            assert!(rehashed <= 1, "{m:?}: 200 crafted lookups hashed a stored key {rehashed} times");
         }
         // A keyless overwrite keeps the item's key, and reads back (the
         // table's remembered check follows the new slot).

@@ -5,7 +5,6 @@ use bytes::Bytes;
 use crate::chord::Node;
 use crate::core::{ConnId, Event};
 use crate::ring::{distance, HashMethod, U512};
-use crate::wire::flags;
 
 /// Why a chord operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,7 +88,7 @@ impl Node {
         } else {
             self.note_set(&key);
             if self.add_key(key.clone()) && self.floods_keys() {
-                self.send(flags::BROADCAST, flags::NOTIFY, &[key]);
+                self.announce_key(key, true);
             }
         }
     }
@@ -115,20 +114,8 @@ impl Node {
         if !self.floods_keys() {
             return;
         }
-        // A delete-notify makes py2p drop the link (D1): only rs2p peers get one.
-        let payload = vec![Bytes::from_static(&[flags::NOTIFY]), key, Bytes::from_static(b"del")];
-        let id = crate::wire::message_id(&payload, self.mesh.now_secs());
-        self.mesh.remember_broadcast(&id);
-        let targets: Vec<ConnId> = self
-            .mesh
-            .routing()
-            .values()
-            .copied()
-            .filter(|c| self.mesh.conns().get(c).is_some_and(|c| c.rs2p))
-            .collect();
-        for conn in targets {
-            self.mesh.send_on(conn, flags::BROADCAST, payload.clone());
-        }
+        // Only to rs2p peers: a delete-notify makes py2p drop the link (D1).
+        self.announce_key(key, false);
     }
 
     /// The network-wide key list as known here, sorted. A leeching node

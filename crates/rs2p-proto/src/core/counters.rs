@@ -83,6 +83,12 @@ pub struct Counters {
     /// Value bytes sent to new owners of items after a merge or a rejoin
     /// (handoffs of items we no longer own, tombstones included).
     pub merge_bytes: u64,
+    /// Notifies received (py2p's key-list announcements, one key each).
+    pub notifies_in: u64,
+    /// Key-list batches sent to rs2p peers (ours and relays, `0x2E news`).
+    pub key_batches_out: u64,
+    /// Key-list batches received from rs2p peers (duplicates included).
+    pub key_batches_in: u64,
 }
 
 /// How two copies of an item that disagreed were settled.

@@ -119,6 +119,9 @@ pub struct Mesh<X: PeerExt = ()> {
     /// with fingers: its ring neighbours): a handshake from one asks it
     /// ([`Upcall::PeersOffered`]) instead of sending every routed peer.
     pub(super) own_rs2p_lists: bool,
+    /// Broadcasts relayed to py2p peers only: the protocol above carries
+    /// them to rs2p peers its own way (chord's key-list batches).
+    pub(super) py2p_only: fn(&Message) -> bool,
 }
 
 impl<X: PeerExt> Mesh<X> {
@@ -175,6 +178,7 @@ impl<X: PeerExt> Mesh<X> {
             hlc: Hlc::default(),
             rs2p_only: |_| false,
             own_rs2p_lists: false,
+            py2p_only: |_| false,
         }
     }
 
@@ -248,12 +252,6 @@ impl<X: PeerExt> Mesh<X> {
         &mut self.hlc
     }
 
-    /// Remembers the id of a broadcast we send, so that its echo is dropped.
-    pub(crate) fn remember_broadcast(&mut self, id: &str) {
-        let now = self.now_secs();
-        self.recent.insert(id, now);
-    }
-
     /// Adds a marker (a character) to our handshake's capability list.
     pub(crate) fn add_marker(&mut self, marker: u8) {
         self.markers.push(marker);
@@ -269,6 +267,11 @@ impl<X: PeerExt> Mesh<X> {
     /// get every routed peer.
     pub(crate) fn set_own_rs2p_lists(&mut self, on: bool) {
         self.own_rs2p_lists = on;
+    }
+
+    /// Sets which broadcasts go to py2p peers only (see [`Mesh::py2p_only`]).
+    pub(crate) fn set_py2p_only(&mut self, rule: fn(&Message) -> bool) {
+        self.py2p_only = rule;
     }
 
     /// The next action for the driver, if any.

@@ -33,17 +33,60 @@ impl<X: PeerExt> Mesh<X> {
             return false;
         }
         let rs2p_only = (self.rs2p_only)(msg);
+        let py2p_only = (self.py2p_only)(msg);
         for target in self.routed_conns() {
             let Some(c) = self.conns.get(&target) else {
                 continue;
             };
             let to_sender = c.peer.as_ref().is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
             // Some broadcasts make py2p drop the link (D1): only to rs2p peers.
-            if to_sender || (rs2p_only && !c.rs2p) {
+            if to_sender || (rs2p_only && !c.rs2p) || (py2p_only && c.rs2p) {
                 continue;
             }
             self.relay_on(target, msg, id);
         }
         true
+    }
+}
+
+impl<X: PeerExt> Mesh<X> {
+    /// True if a broadcast dated `time` (seconds, the sender's clock) is
+    /// within the window [`Mesh::waterfall`] accepts from an rs2p peer.
+    pub(crate) fn broadcast_date_ok(&self, time: u64) -> bool {
+        let now = self.now_secs();
+        let slack = self.cfg.max_clock_skew_ms / 1000;
+        time.saturating_add(super::recent::MAX_AGE_SECS + slack) >= now
+            && time <= now.saturating_add(super::recent::MAX_FUTURE_SECS + slack)
+    }
+
+    /// True if a handshaken py2p peer (no rs2p capability) is linked.
+    pub(crate) fn has_py2p_peer(&self) -> bool {
+        self.routing.values().any(|c| self.conns.get(c).is_some_and(|c| !c.rs2p))
+    }
+
+    /// Sends a broadcast, ours or one rebuilt from an rs2p key-list batch,
+    /// to our py2p peers only (not to its sender), keeping its id: to them
+    /// it is the broadcast they would have had from the flood. Its id is
+    /// remembered, so that it goes out once and its echo is dropped;
+    /// nothing is sent (nor hashed) when no py2p peer is linked.
+    pub(crate) fn broadcast_to_py2p(&mut self, msg: &Message) {
+        if !self.has_py2p_peer() {
+            return;
+        }
+        let id = crate::wire::message_id(&msg.payload, msg.time);
+        let remembered = msg.time.saturating_add(self.cfg.max_clock_skew_ms / 1000 + 1);
+        if !self.recent.insert(&id, remembered) {
+            return;
+        }
+        for target in self.routed_conns() {
+            let Some(c) = self.conns.get(&target) else {
+                continue;
+            };
+            let to_sender = c.peer.as_ref().is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
+            if c.rs2p || to_sender {
+                continue;
+            }
+            self.relay_on(target, msg, &id);
+        }
     }
 }

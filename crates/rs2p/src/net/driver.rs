@@ -217,10 +217,24 @@ impl Inner {
         // Counted before the send, so the writer's decrement never runs first.
         let len = out.len();
         let before = io.queued.fetch_add(len, Ordering::Relaxed);
-        let sent = before.saturating_add(len) <= WRITE_QUEUE_BYTES && io.tx.try_send(out).is_ok();
-        if !sent {
+        let sent = if before.saturating_add(len) > WRITE_QUEUE_BYTES {
+            Err(false)
+        } else {
+            match io.tx.try_send(out) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => Err(false),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(true),
+            }
+        };
+        if let Err(writer_gone) = sent {
             io.queued.fetch_sub(len, Ordering::Relaxed);
-            tracing::warn!(conn = conn.0, "peer is not reading: closing the connection");
+            if writer_gone {
+                // Its writer ended (the link failed or is closing; the node
+                // hears of it next): nothing to blame the peer for.
+                tracing::debug!(conn = conn.0, "connection's writer is gone: closing the connection");
+            } else {
+                tracing::warn!(conn = conn.0, "peer is not reading: closing the connection");
+            }
             st.node.disconnect_conn(conn);
         }
     }

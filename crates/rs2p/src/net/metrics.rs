@@ -282,6 +282,16 @@ impl Collector for Snapshot {
         )?;
         counters(
             &mut enc,
+            "key_announcements",
+            "Key-list announcements: py2p notifies received (one key each), rs2p batches sent and received",
+            &[
+                (label("kind", "notify_in"), c.notifies_in),
+                (label("kind", "batch_out"), c.key_batches_out),
+                (label("kind", "batch_in"), c.key_batches_in),
+            ],
+        )?;
+        counters(
+            &mut enc,
             "sync_items",
             "Items changing owner offered as range summaries: matched (not sent) or sent one by one",
             &[(label("result", "matched"), n.sync.0), (label("result", "sent"), n.sync.1)],

@@ -66,6 +66,11 @@ impl Node {
         // link (dozens, each ~100 bytes): see `Node::answer_peers`.
         let own_lists = cfg.kind == Kind::Chord && cfg.fingers && cfg.advertise_capability;
         mesh.set_own_rs2p_lists(own_lists);
+        if mesh.config().kind == Kind::Chord {
+            // rs2p peers get new keys in batches (chord/news.rs), py2p's
+            // add-notifies included: relayed as broadcasts to py2p peers only.
+            mesh.set_py2p_only(crate::chord::is_add_notify);
+        }
         Node { mesh, chord: ChordState::with_seed(seed), gets: GetState::with_seed(seed) }
     }
 
@@ -497,6 +502,10 @@ impl Node {
 
     /// Closes every connection (after a graceful chord leave, if the caller did one).
     pub fn close(&mut self) -> Result<(), &'static str> {
+        if !self.mesh.is_closed() {
+            // Sets and deletes not yet announced go out before the links close.
+            self.flush_news();
+        }
         if !self.mesh.close() {
             return Err("already closed");
         }

@@ -36,7 +36,8 @@ impl Node {
     /// deadline, a handshake's, a get's hedge, resend or deadline, the next
     /// stabilisation round, finger lookup, rejoin probe, repair pass or
     /// replica refresh, the next step of a handoff, a range summary, a
-    /// repair scan or a key-list stream. `None` once the node is closed.
+    /// repair scan or a key-list stream, a batch of sets for rs2p peers.
+    /// `None` once the node is closed.
     /// It may be in the past: then tick at once.
     ///
     /// ```
@@ -75,6 +76,9 @@ impl Node {
         .min()?;
         // Due already at the last tick, and still due: it waits on
         // something else (a peer, room); try again at the pace.
-        Some(if due <= last { paced.max(last + 1) } else { due })
+        let due = if due <= last { paced.max(last + 1) } else { due };
+        // A batch of sets for rs2p peers waits on nothing: its deadline
+        // stands whatever else waits (chord/news.rs).
+        Some(self.news_due().map_or(due, |news| due.min(news.max(last + 1))))
     }
 }
