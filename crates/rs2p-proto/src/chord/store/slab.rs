@@ -19,13 +19,17 @@ pub(super) struct Entry {
 
 /// Entries in one chunk of the slab: the slab grows a chunk at a time, so
 /// at most one chunk is allocated and unused (a vector doubling would
-/// leave up to half of it so).
+/// leave up to half of it so). The first chunk grows as a vector does, up
+/// to this: a node holding a handful of items (a simulated ring of 10,000
+/// nodes, two stores each) does not pay 64 KB a store for them.
 const CHUNK: usize = 1024;
 
 /// The slab of values, reference-counted by the tables that hold them.
 #[derive(Default)]
 pub(super) struct Values {
-    chunks: Vec<Box<[Option<Entry>]>>,
+    /// Every chunk but the last holds [`CHUNK`] entries: slot `s` is entry
+    /// `s % CHUNK` of chunk `s / CHUNK`.
+    chunks: Vec<Vec<Option<Entry>>>,
     /// Items holding each slot's entry (five for a `set`), apart from the
     /// entries so that an entry is 64 bytes, not 72.
     refs: Vec<u8>,
@@ -72,8 +76,12 @@ impl Values {
                 let s = self.refs.len();
                 self.refs.push(0);
                 if s / CHUNK == self.chunks.len() {
-                    self.chunks.push((0..CHUNK).map(|_| None).collect());
+                    // The first chunk grows by doubling (exactly to CHUNK);
+                    // later ones are needed whole.
+                    let cap = if self.chunks.is_empty() { 0 } else { CHUNK };
+                    self.chunks.push(Vec::with_capacity(cap));
                 }
+                self.chunks[s / CHUNK].push(None);
                 s as Slot
             }
         };
@@ -84,11 +92,11 @@ impl Values {
     }
 
     pub(super) fn entry(&self, slot: Slot) -> Option<&Entry> {
-        self.chunks.get(slot as usize / CHUNK)?[slot as usize % CHUNK].as_ref()
+        self.chunks.get(slot as usize / CHUNK)?.get(slot as usize % CHUNK)?.as_ref()
     }
 
     pub(super) fn entry_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
-        self.chunks.get_mut(slot as usize / CHUNK)?[slot as usize % CHUNK].as_mut()
+        self.chunks.get_mut(slot as usize / CHUNK)?.get_mut(slot as usize % CHUNK)?.as_mut()
     }
 
     /// Tables holding the entry.
@@ -114,7 +122,8 @@ impl Values {
         if *r > 0 {
             return;
         }
-        if let Some(e) = self.chunks[slot as usize / CHUNK][slot as usize % CHUNK].take() {
+        let entry = self.chunks.get_mut(slot as usize / CHUNK).and_then(|c| c.get_mut(slot as usize % CHUNK));
+        if let Some(e) = entry.and_then(Option::take) {
             self.bytes -= e.value.len();
         }
         self.free.push(slot);
@@ -127,5 +136,31 @@ impl Values {
     #[cfg(test)]
     pub(super) fn live(&self) -> usize {
         self.refs.iter().filter(|r| **r > 0).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_slab_takes_little_and_slots_stay_put_across_chunks() {
+        let mut v = Values::default();
+        let a = v.add(Bytes::from_static(b"a"), Version::ZERO, None);
+        assert!(v.chunks[0].capacity() < 16, "one entry does not take a whole chunk");
+        let mut slots = vec![a];
+        for i in 0..(2 * CHUNK + 3) {
+            slots.push(v.add(Bytes::from(i.to_string()), Version::ZERO, None));
+        }
+        assert_eq!(v.chunks.len(), 3);
+        assert!(v.chunks[..2].iter().all(|c| c.len() == CHUNK && c.capacity() == CHUNK));
+        assert_eq!(v.get(a).map(|b| &b[..]), Some(&b"a"[..]));
+        let last = *slots.last().unwrap();
+        assert_eq!(v.get(last).map(|b| &b[..]), Some((2 * CHUNK + 2).to_string().as_bytes()));
+        v.release(last);
+        assert!(v.get(last).is_none());
+        // A freed slot is reused in place.
+        assert_eq!(v.add(Bytes::from_static(b"z"), Version::ZERO, None), last);
+        assert!(v.get(Slot::MAX).is_none(), "a slot past the end is none, not a panic");
     }
 }
