@@ -461,6 +461,66 @@ fn a_py2p_notify_reaches_the_rs2p_ring_as_one_batch() {
     assert!(batches <= 2 * nodes.len() as u64, "{batches} batch frames for one key");
 }
 
+/// Issue 26, mixed rings: a key set and deleted within one batch window
+/// stays deleted. The set went at once to the origin's py2p peers as py2p's
+/// notify; a py2p peer relaying that broadcast into the rs2p ring after the
+/// delete must find it seen (the rs2p nodes got the set in a batch first),
+/// not take it for a new set that brings the key back.
+#[test]
+fn a_key_set_and_deleted_at_once_is_not_brought_back_by_a_py2p_relay() {
+    let (mut sim, nodes) = ring(6);
+    let (origin, bridge) = (nodes[0], nodes[3]);
+    let _near_origin = FakePy2p::attach(&mut sim, origin);
+    let relay = FakePy2p::attach(&mut sim, bridge);
+    sim.advance(100);
+    let now = sim.now();
+    sim.set(origin, b"flash", b"v");
+    sim.node(origin).delete(b"flash");
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS + 50);
+    for &n in &nodes {
+        assert!(!listed(&mut sim, n).contains(&"flash".to_owned()), "node {n} lists the deleted key");
+    }
+    // The py2p peer of the origin relays the origin's set broadcast on, to
+    // its own rs2p peer, the bridge.
+    let sender = Bytes::from(sim.node(origin).id().as_str().to_owned());
+    let payload = vec![Bytes::from_static(&[flags::NOTIFY]), Bytes::from_static(b"flash")];
+    let frame = Message::new(flags::BROADCAST, sender, now / 1000, payload).encode(None).expect("small frame");
+    let at = sim.now();
+    sim.node(bridge).on_data(relay.conn, &frame, at);
+    sim.advance(rs2p::chord::NEWS_FLUSH_MS + 50);
+    for &n in &nodes {
+        assert!(!listed(&mut sim, n).contains(&"flash".to_owned()), "node {n} brought the deleted key back");
+    }
+}
+
+/// Issue 26: a batch may carry no more keys than one of ours holds (each
+/// set key may become a frame to every py2p peer): a larger one is refused
+/// as malformed and applies nothing.
+#[test]
+fn a_key_list_batch_over_its_bound_is_refused() {
+    let (mut sim, nodes) = ring(3);
+    let peer = FakePy2p::attach(&mut sim, nodes[1]);
+    let n = rs2p::chord::NEWS_MAX_KEYS + 1;
+    let mut payload = vec![
+        Bytes::from_static(&[flags::RS2P_KEYLIST]),
+        Bytes::from_static(b"news"),
+        Bytes::from(peer.id.clone()),
+        Bytes::from((sim.now() / 1000).to_string()),
+        Bytes::copy_from_slice(&7u64.to_be_bytes()),
+        Bytes::new(),
+        Bytes::from(n.to_string()),
+    ];
+    payload.extend((0..n).map(|i| Bytes::from(format!("huge-{i}"))));
+    let errors = sim.node(nodes[1]).status().err().map_or(0, |e| e.len());
+    peer.feed(&mut sim, payload);
+    assert!(
+        listed(&mut sim, nodes[1]).iter().all(|k| !k.starts_with("huge-")),
+        "a key of the oversized batch was applied"
+    );
+    let after = sim.node(nodes[1]).status().err().map_or(0, |e| e.len());
+    assert!(after > errors, "the oversized batch was not recorded as bad input");
+}
+
 /// Issue 26: in a ring too large to be fully linked, batches are relayed
 /// (each to the rs2p peers it has not reached) and still reach every
 /// node's key list, sets and deletes alike.

@@ -436,14 +436,16 @@ impl Node {
             .then(|| c.last_stabilize.saturating_add(c.stabilize_every + c.stabilize_jitter));
         let rescan = c.rescan_due.then(|| c.last_rescan.saturating_add(RESCAN_MS));
         let tombs = (c.data.tomb_count() > 0).then(|| c.last_tomb_prune.saturating_add(TOMB_PRUNE_MS));
-        let meta = self
-            .mesh
-            .conns()
-            .values()
-            .filter(|_| c.meta_work_maybe)
-            .filter(|c| c.ext.meta_work_due)
-            .map(|c| c.ext.meta_work_at.map_or(now, |at| at.saturating_add(META_WORK_MS)))
-            .min();
+        // No pass over the connections unless some meta work was deferred.
+        let meta = c.meta_work_maybe.then(|| {
+            self.mesh
+                .conns()
+                .values()
+                .filter(|c| c.ext.meta_work_due)
+                .map(|c| c.ext.meta_work_at.map_or(now, |at| at.saturating_add(META_WORK_MS)))
+                .min()
+        });
+        let meta = meta.flatten();
         [stabilize, rescan, tombs, meta].into_iter().flatten().min()
     }
 

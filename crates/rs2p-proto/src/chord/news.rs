@@ -78,8 +78,12 @@ pub(crate) struct NewsState {
     pending_secs: u64,
     /// When (monotonic ms) its first key came: it goes out by then + [`NEWS_FLUSH_MS`].
     pending_since: Option<Time>,
-    /// The next batch's id.
+    /// The next batch's number.
     seq: u64,
+    /// Keys the batch ids drawn from `seq` (secret, from the node's seed):
+    /// a peer that saw one of our batches cannot name our next ones and
+    /// have them dropped as seen.
+    ids: SeededState,
     /// (origin digest, batch id) of batches seen, bounded by [`MAX_NEWS_SEEN`].
     seen: Map<(u64, u64), ()>,
     seen_order: VecDeque<(u64, u64)>,
@@ -93,6 +97,7 @@ impl NewsState {
             pending_secs: 0,
             pending_since: None,
             seq: crate::core::mix64(seed ^ 0x6e65_7773),
+            ids: SeededState::new(seed, 0x6e65_7773_0000_0002),
             seen: SeededState::new(seed, 0x6e65_7773_0000_0001).map(),
             seen_order: VecDeque::new(),
         }
@@ -147,9 +152,19 @@ impl Node {
         }
         let n = &mut self.chord.news;
         if let Some(i) = n.pending.iter().position(|(k, _)| *k == key) {
-            let (k, _) = n.pending.remove(i);
-            n.pending_bytes -= k.len();
+            if n.pending[i].1 && !set {
+                // A delete of a key whose set is pending: the set went to
+                // our py2p peers already, so our rs2p peers must get it
+                // first too (then a py2p relay of that set reaching them
+                // is a broadcast they have seen, not a set after the
+                // delete that would bring the key back).
+                self.flush_news();
+            } else {
+                let (k, _) = n.pending.remove(i);
+                n.pending_bytes -= k.len();
+            }
         }
+        let n = &mut self.chord.news;
         if n.pending_since.is_none() {
             n.pending_since = Some(self.mesh.now());
             n.pending_secs = secs;
@@ -219,7 +234,10 @@ impl Node {
         }
         let pending = std::mem::take(&mut n.pending);
         n.pending_bytes = 0;
-        let id = n.seq;
+        let id = {
+            use std::hash::BuildHasher;
+            n.ids.hash_one(n.seq)
+        };
         n.seq = n.seq.wrapping_add(1);
         let secs = n.pending_secs;
         let me = self.mesh.id().bytes();
@@ -282,7 +300,10 @@ impl Node {
                     return None;
                 }
                 let sets: usize = std::str::from_utf8(&payload[6]).ok()?.parse().ok()?;
-                (sets <= payload.len() - HEAD).then_some((secs, id, sets))
+                // No more keys than a batch of ours holds: each set key
+                // may become a frame to every py2p peer.
+                let keys = payload.len() - HEAD;
+                (sets <= keys && keys <= NEWS_MAX_KEYS).then_some((secs, id, sets))
             })
             .flatten();
         let Some((secs, id, sets)) = parsed else {
