@@ -12,6 +12,11 @@ const SETTLE_S: u32 = 300;
 /// only when its timer is due; each newcomer is bootstrapped by an earlier
 /// node.
 fn ring(seed: u64, n: usize, lat: (u64, u64)) -> Sim {
+    ring_with(seed, n, lat, |_, _| {})
+}
+
+/// [`ring`], with node `i`'s config changed by `tweak(i, cfg)`.
+fn ring_with(seed: u64, n: usize, lat: (u64, u64), tweak: impl Fn(usize, &mut Config)) -> Sim {
     let mut sim = Sim::with_seed(seed);
     sim.set_latency(lat.0, lat.1);
     // Eight nodes at a time, a second apart.
@@ -21,6 +26,7 @@ fn ring(seed: u64, n: usize, lat: (u64, u64)) -> Sim {
         let cfg = |i: usize| {
             let mut cfg = Config::chord(&format!("10.9.{}.{}", i / 256, i % 256), 4000);
             cfg.salt = format!("salt-{seed}-{i}");
+            tweak(i, &mut cfg);
             cfg
         };
         sim_ring::grow(&mut sim, &mut nodes, upto, true, cfg, |i, nodes| nodes[(i * 7919 + seed as usize) % i]);
@@ -177,4 +183,33 @@ fn one_end_keeps_an_idle_link_alive_and_silence_is_still_found_in_6_s() {
         .filter(|(n, e)| *n != 3 && matches!(e, Event::Disconnected { reason, .. } if reason.contains("silent")))
         .count();
     assert_eq!(gone, peers, "{gone} of node 3's {peers} peers closed their link within 6.1 s of {t0}");
+}
+
+/// A node whose keepalive period is too long for its peers' silence limit
+/// (5 s, with a limit of 20 s, against 6 s: its pings may come 10 s apart)
+/// is not relied on to
+/// keep the links it dialed alive: the other end pings them itself, and no
+/// link of an idle ring is closed as silent.
+#[test]
+fn a_keeper_with_a_longer_keepalive_period_is_not_relied_on() {
+    use rs2p::core::Event;
+    let mut sim = ring_with(12, 48, (5, 50), |i, cfg| {
+        if i % 2 == 0 {
+            cfg.keepalive_ms = 5_000;
+            cfg.peer_timeout_ms = 20_000;
+        }
+    });
+    assert!(sim.settle_ring(SETTLE_S), "ring of 48 did not settle");
+    sim.advance(10_000);
+    sim.take_events();
+    sim.advance(120_000);
+    let closed: Vec<String> = sim
+        .take_events()
+        .into_iter()
+        .filter_map(|(n, e)| match e {
+            Event::Disconnected { reason, .. } if reason.contains("silent") => Some(format!("node {n}: {reason}")),
+            _ => None,
+        })
+        .collect();
+    assert!(closed.is_empty(), "links closed as silent in an idle ring with mixed keepalive periods: {closed:?}");
 }

@@ -151,8 +151,11 @@ impl Node {
             return;
         }
         self.note_set(&key);
-        if self.add_key(key) {
-            // Our rs2p peers get it in a batch, not as this broadcast.
+        // New here (even if our key list is full and cannot record it): our
+        // rs2p peers get it in a batch, not as this broadcast.
+        let known = self.chord.keys.contains(&key);
+        self.add_key(key);
+        if !known {
             self.notify_to_news(conn, msg);
         }
     }

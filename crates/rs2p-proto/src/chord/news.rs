@@ -84,9 +84,13 @@ pub(crate) struct NewsState {
     /// a peer that saw one of our batches cannot name our next ones and
     /// have them dropped as seen.
     ids: SeededState,
-    /// (origin digest, batch id) of batches seen, bounded by [`MAX_NEWS_SEEN`].
-    seen: Map<(u64, u64), ()>,
-    seen_order: VecDeque<(u64, u64)>,
+    /// (origin digest, batch id) of batches seen → the batch's date
+    /// (seconds), bounded by [`MAX_NEWS_SEEN`].
+    seen: Map<(u64, u64), u64>,
+    seen_order: VecDeque<((u64, u64), u64)>,
+    /// No id held is dated before this (seconds): when the next prune by
+    /// date is worth a pass.
+    seen_oldest: Option<u64>,
 }
 
 impl NewsState {
@@ -100,25 +104,50 @@ impl NewsState {
             ids: SeededState::new(seed, 0x6e65_7773_0000_0002),
             seen: SeededState::new(seed, 0x6e65_7773_0000_0001).map(),
             seen_order: VecDeque::new(),
+            seen_oldest: None,
         }
     }
 
-    /// Records a batch id; false if it was seen already.
-    fn first_sight(&mut self, id: (u64, u64)) -> bool {
+    /// Records a batch id dated `secs`; false if it was seen already.
+    /// Ids dated before `horizon` (seconds) are forgotten first: a batch
+    /// that old is refused by its date, so its id is not needed any more
+    /// (an idle node's memory empties). Under a flood of batches within the
+    /// window, the oldest seen are forgotten first, as for broadcasts
+    /// ([`crate::mesh::RecentIds`]).
+    fn first_sight(&mut self, id: (u64, u64), secs: u64, horizon: u64) -> bool {
         if self.seen.contains_key(&id) {
             return false;
         }
+        if self.seen_oldest.is_some_and(|t| t < horizon) {
+            let seen = &mut self.seen;
+            // Dates are the origins', so not in order: a pass over all.
+            self.seen_order.retain(|(id, t)| {
+                let keep = *t >= horizon;
+                if !keep {
+                    seen.remove(id);
+                }
+                keep
+            });
+            self.seen_oldest = self.seen_order.iter().map(|(_, t)| *t).min();
+        }
         while self.seen.len() >= MAX_NEWS_SEEN {
             match self.seen_order.pop_front() {
-                Some(old) => {
+                Some((old, _)) => {
                     self.seen.remove(&old);
                 }
                 None => break,
             }
         }
-        self.seen.insert(id, ());
-        self.seen_order.push_back(id);
+        self.seen.insert(id, secs);
+        self.seen_order.push_back((id, secs));
+        self.seen_oldest = Some(self.seen_oldest.map_or(secs, |t| t.min(secs)));
         true
+    }
+
+    /// Batch ids held.
+    #[cfg(test)]
+    pub(crate) fn seen_len(&self) -> usize {
+        self.seen.len()
     }
 }
 
@@ -189,7 +218,8 @@ impl Node {
         let key = &msg.payload[1];
         let origin = node_digest(&msg.sender);
         let id = crate::core::mix64(node_digest(key) ^ crate::core::mix64(msg.time ^ 0x6e6f_7469_6679));
-        if !self.chord.news.first_sight((origin, id)) {
+        let horizon = self.mesh.broadcast_horizon();
+        if !self.chord.news.first_sight((origin, id), msg.time, horizon) {
             return;
         }
         let payload = vec![
@@ -253,7 +283,8 @@ impl Node {
         payload.push(Bytes::from(sets.len().to_string()));
         payload.extend(sets);
         payload.extend(dels);
-        self.chord.news.first_sight((node_digest(&me), id));
+        let horizon = self.mesh.broadcast_horizon();
+        self.chord.news.first_sight((node_digest(&me), id), secs, horizon);
         self.relay_news(None, vec![node_digest(&me)], payload);
     }
 
@@ -316,7 +347,8 @@ impl Node {
             return;
         }
         let origin = &payload[2];
-        if !self.chord.news.first_sight((node_digest(origin), id)) {
+        let horizon = self.mesh.broadcast_horizon();
+        if !self.chord.news.first_sight((node_digest(origin), id), secs, horizon) {
             return;
         }
         // Our py2p peers get each set as the origin's own broadcast.
@@ -344,5 +376,27 @@ impl Node {
         let visited: Vec<u64> =
             payload[5].chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap_or_default())).collect();
         self.relay_news(Some(conn), visited, payload.to_vec());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_are_forgotten_once_their_date_is_out_of_the_window() {
+        let mut n = NewsState::with_seed(3);
+        assert!(n.first_sight((1, 1), 1_000, 900));
+        assert!(n.first_sight((1, 2), 1_010, 900));
+        assert!(!n.first_sight((1, 1), 1_000, 900), "a duplicate within the window is dropped");
+        assert_eq!(n.seen_len(), 2);
+        // The window has moved past the first batch's date: its id goes.
+        assert!(n.first_sight((2, 1), 1_100, 1_005));
+        assert_eq!(n.seen_len(), 2);
+        // Past the bound, the oldest seen go first.
+        for i in 0..MAX_NEWS_SEEN as u64 + 10 {
+            n.first_sight((3, i), 1_100, 1_005);
+        }
+        assert_eq!(n.seen_len(), MAX_NEWS_SEEN);
     }
 }

@@ -32,7 +32,9 @@
 //! keeping end's pings come 2 to 4 s into a silence, as before. A link
 //! quiet but alive costs one keepalive and its answer about every two
 //! rounds (4 s), none while frames flow both ways; a py2p link (probed
-//! with `*`) or an rs2p peer without the mark is pinged by both ends.
+//! with `*`) or an rs2p peer without the mark is pinged by both ends, and
+//! so is a keeper whose pings carry a period too long for our own limit
+//! (its `keepalive_ms` is its own config: see `keeper_suffices`).
 //!
 //! [`Config::keepalive_ms`]: crate::core::Config::keepalive_ms
 //! [`Config::peer_timeout_ms`]: crate::core::Config::peer_timeout_ms
@@ -47,7 +49,9 @@ const PING: &[u8] = b"ping";
 const PONG: &[u8] = b"pong";
 
 /// The packet after `ping` from the end that keeps an rs2p link alive for
-/// both ends (older rs2p nodes ignore it and answer `pong` as before).
+/// both ends (older rs2p nodes ignore it and answer `pong` as before). The
+/// keeper's keepalive period (ms) follows it: the other end relies on the
+/// keeper only if that period fits within its own silence limit.
 pub(crate) const KEEPER: &[u8] = b"k";
 
 /// A peer that keeps the link alive is pinged only once the link has been
@@ -62,6 +66,18 @@ const JITTER_DIV: u64 = 8;
 /// The liveness timers of a link: (keepalive period, silence limit).
 fn periods(cfg: &crate::core::Config) -> (u64, u64) {
     (cfg.keepalive_ms, cfg.peer_timeout_ms.max(cfg.keepalive_ms))
+}
+
+/// True if a keeper pinging with keepalive period `period` (ms) is heard
+/// often enough for our own silence limit: it pings a link quiet for one
+/// period, at rounds a period apart, so we hear from it at least every two
+/// periods, and that must leave our backstop's margin (a quarter of our
+/// period) before our limit. With the defaults, 4 s against 6 s less 0.5.
+/// A keeper configured with a longer period is not relied on: we go on
+/// pinging the link ourselves, as with a py2p peer.
+fn keeper_suffices(cfg: &crate::core::Config, period: u64) -> bool {
+    let (ka, limit) = periods(cfg);
+    period.saturating_mul(2).saturating_add(ka / 4) <= limit
 }
 
 impl<X: PeerExt> Mesh<X> {
@@ -132,7 +148,12 @@ impl<X: PeerExt> Mesh<X> {
         self.scan_oldest = oldest;
         for (conn, keeper) in ping {
             let probe = if keeper {
-                vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PING), Bytes::from_static(KEEPER)]
+                vec![
+                    Bytes::from_static(&[flags::RS2P_PING]),
+                    Bytes::from_static(PING),
+                    Bytes::from_static(KEEPER),
+                    Bytes::from(self.cfg.keepalive_ms.to_string()),
+                ]
             } else if self.is_rs2p(conn) {
                 vec![Bytes::from_static(&[flags::RS2P_PING]), Bytes::from_static(PING)]
             } else {
@@ -168,11 +189,19 @@ impl<X: PeerExt> Mesh<X> {
     /// The rs2p keepalive (§16.14): a `ping` is answered `pong`; either
     /// counts as traffic, which is all the liveness check needs. A ping
     /// marked [`KEEPER`] on a link the peer dialed: it keeps the link alive
-    /// for both ends, and we stop pinging it.
+    /// for both ends, and we stop pinging it, if its pings come often
+    /// enough for our limit ([`keeper_suffices`]).
     pub(crate) fn handle_ping(&mut self, conn: ConnId, payload: &[Bytes]) {
         if payload.get(2).is_some_and(|p| p.as_ref() == KEEPER) {
+            // A keeper that does not say its period (an earlier rs2p
+            // build) is taken to use ours.
+            let period = payload
+                .get(3)
+                .and_then(|p| std::str::from_utf8(p).ok()?.parse::<u64>().ok())
+                .unwrap_or(self.cfg.keepalive_ms);
+            let suffices = keeper_suffices(&self.cfg, period);
             if let Some(c) = self.conns.get_mut(&conn).filter(|c| !c.outgoing) {
-                c.peer_keeps_alive = true;
+                c.peer_keeps_alive = suffices;
             }
         }
         if payload[1].as_ref() == PING {

@@ -55,8 +55,13 @@ impl<X: PeerExt> Mesh<X> {
     pub(crate) fn broadcast_date_ok(&self, time: u64) -> bool {
         let now = self.now_secs();
         let slack = self.cfg.max_clock_skew_ms / 1000;
-        time.saturating_add(super::recent::MAX_AGE_SECS + slack) >= now
-            && time <= now.saturating_add(super::recent::MAX_FUTURE_SECS + slack)
+        time >= self.broadcast_horizon() && time <= now.saturating_add(super::recent::MAX_FUTURE_SECS + slack)
+    }
+
+    /// The earliest date (seconds) [`Mesh::broadcast_date_ok`] accepts now.
+    pub(crate) fn broadcast_horizon(&self) -> u64 {
+        let slack = self.cfg.max_clock_skew_ms / 1000;
+        self.now_secs().saturating_sub(super::recent::MAX_AGE_SECS + slack)
     }
 
     /// True if a handshaken py2p peer (no rs2p capability) is linked.
