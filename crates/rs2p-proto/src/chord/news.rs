@@ -152,11 +152,6 @@ impl NewsState {
 }
 
 impl Node {
-    /// True if some handshaken peer has the rs2p capability.
-    fn has_rs2p_peer(&self) -> bool {
-        self.mesh.routing().values().any(|c| self.mesh.conns().get(c).is_some_and(|c| c.rs2p))
-    }
-
     /// Announces a set (`set`) or delete of `key` made here: py2p peers get
     /// py2p's notify broadcast of a set now; rs2p peers get it in the next batch.
     pub(crate) fn announce_key(&mut self, key: Bytes, set: bool) {
@@ -170,7 +165,7 @@ impl Node {
             };
             self.mesh.broadcast_to_py2p(&msg);
         }
-        if !self.has_rs2p_peer() {
+        if !self.mesh.has_rs2p_peer() {
             return;
         }
         let n = &mut self.chord.news;
@@ -212,7 +207,7 @@ impl Node {
     /// from the broadcast (its date and key), so that rs2p nodes turning
     /// the same broadcast into a batch make the same one, and it spreads once.
     pub(crate) fn notify_to_news(&mut self, conn: ConnId, msg: &Message) {
-        if !self.has_rs2p_peer() {
+        if !self.mesh.has_rs2p_peer() {
             return;
         }
         let key = &msg.payload[1];

@@ -32,20 +32,26 @@ impl<X: PeerExt> Mesh<X> {
         if !self.recent.insert(id, remembered) {
             return false;
         }
+        // Some broadcasts make py2p drop the link (D1): only to rs2p peers.
         let rs2p_only = (self.rs2p_only)(msg);
         let py2p_only = (self.py2p_only)(msg);
+        self.relay_to_routed(msg, id, |rs2p| if rs2p { !py2p_only } else { !rs2p_only });
+        true
+    }
+
+    /// Relays a broadcast to every routed peer but its sender whose kind
+    /// (rs2p or not) `wanted` accepts.
+    fn relay_to_routed(&mut self, msg: &Message, id: &str, wanted: impl Fn(bool) -> bool) {
         for target in self.routed_conns() {
             let Some(c) = self.conns.get(&target) else {
                 continue;
             };
             let to_sender = c.peer.as_ref().is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
-            // Some broadcasts make py2p drop the link (D1): only to rs2p peers.
-            if to_sender || (rs2p_only && !c.rs2p) || (py2p_only && c.rs2p) {
+            if to_sender || !wanted(c.rs2p) {
                 continue;
             }
             self.relay_on(target, msg, id);
         }
-        true
     }
 }
 
@@ -66,7 +72,16 @@ impl<X: PeerExt> Mesh<X> {
 
     /// True if a handshaken py2p peer (no rs2p capability) is linked.
     pub(crate) fn has_py2p_peer(&self) -> bool {
-        self.routing.values().any(|c| self.conns.get(c).is_some_and(|c| !c.rs2p))
+        self.has_peer_of_kind(false)
+    }
+
+    /// True if a handshaken peer with the rs2p capability is linked.
+    pub(crate) fn has_rs2p_peer(&self) -> bool {
+        self.has_peer_of_kind(true)
+    }
+
+    fn has_peer_of_kind(&self, rs2p: bool) -> bool {
+        self.routing.values().any(|c| self.conns.get(c).is_some_and(|c| c.rs2p == rs2p))
     }
 
     /// Sends a broadcast, ours or one rebuilt from an rs2p key-list batch,
@@ -83,15 +98,6 @@ impl<X: PeerExt> Mesh<X> {
         if !self.recent.insert(&id, remembered) {
             return;
         }
-        for target in self.routed_conns() {
-            let Some(c) = self.conns.get(&target) else {
-                continue;
-            };
-            let to_sender = c.peer.as_ref().is_some_and(|p| p.as_str().as_bytes() == msg.sender.as_ref());
-            if c.rs2p || to_sender {
-                continue;
-            }
-            self.relay_on(target, msg, &id);
-        }
+        self.relay_to_routed(msg, &id, |rs2p| !rs2p);
     }
 }
