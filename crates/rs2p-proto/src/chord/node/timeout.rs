@@ -56,7 +56,11 @@ impl Node {
             return None;
         }
         let last = self.mesh.last_tick();
-        let paced = self.chord.last_step.max(last).saturating_add(PACE_MS);
+        // The next step is a pace after the last one, not after the last
+        // tick: ticks for other reasons in between must not delay it (every
+        // tick runs `chord_tick`, which steps once a pace has passed, so
+        // this is after the last tick; the `max` only guards that).
+        let paced = self.chord.last_step.saturating_add(PACE_MS).max(last + 1);
         let c = &self.chord;
         let in_progress = c.handoff.len() > 0 || c.sync.busy() || !c.streaming.is_empty();
         let due = [
