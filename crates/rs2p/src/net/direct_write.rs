@@ -30,6 +30,13 @@ const DIRECT_BATCH_BYTES: usize = 256 * 1024;
 /// Connections one pump gathers frames for before writing the first ones
 /// (a pump seldom sends to more than the five owners of a key).
 const DIRECT_BATCH_CONNS: usize = 16;
+/// A pump whose frames go to more connections than this leaves them all to
+/// the writer tasks: a fan-out (a broadcast, a flush of news) is better
+/// written by the writers, beside the caller on the other cores and batched
+/// with the next calls' frames, than by the caller one socket after
+/// another. A get's first wave asks at most three tables; an answer goes
+/// to one connection.
+const DIRECT_MAX_CONNS: usize = 3;
 
 /// The write half of a plain-TCP connection, shared by its writer task and
 /// the direct writes.
@@ -124,8 +131,9 @@ impl AsyncWrite for SharedHalf {
 /// Frames gathered during one pump of the node's actions, per connection
 /// whose writer was idle, written when the pump ends (or sooner, when a
 /// batch is full or the connection is about to close).
-#[derive(Default)]
 pub(crate) struct DirectBatch {
+    /// Direct writes allowed in this pump.
+    enabled: bool,
     conns: Vec<Pending>,
 }
 
@@ -136,14 +144,23 @@ struct Pending {
     bytes: usize,
 }
 
-/// Frames of a direct batch the socket did not take, to queue for the
-/// connection's writer task, in order.
+/// Frames of a direct batch for the connection's writer task, in order:
+/// what the socket did not take, or a fan-out's.
 pub(crate) struct Leftover {
     pub conn: ConnId,
     pub frames: Vec<Bytes>,
 }
 
 impl DirectBatch {
+    pub fn new(enabled: bool) -> DirectBatch {
+        DirectBatch { enabled, conns: Vec::new() }
+    }
+
+    /// Whether frames may be gathered for direct writes in this pump.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Whether frames for `conn` are gathered (later frames join them).
     pub fn holds(&self, conn: ConnId) -> bool {
         self.conns.iter().any(|p| p.conn == conn)
@@ -173,8 +190,12 @@ impl DirectBatch {
         None
     }
 
-    /// Writes everything gathered; returns what the sockets did not take.
+    /// Writes everything gathered; returns what the sockets did not take,
+    /// or everything when the pump fanned out ([`DIRECT_MAX_CONNS`]).
     pub fn write_all(&mut self) -> Vec<Leftover> {
+        if self.conns.len() > DIRECT_MAX_CONNS {
+            return self.conns.drain(..).map(|p| Leftover { conn: p.conn, frames: p.frames }).collect();
+        }
         self.conns.drain(..).filter_map(|p| write(p.conn, p.to, p.frames)).collect()
     }
 }
@@ -290,7 +311,7 @@ mod tests {
         let queued = Arc::new(AtomicUsize::new(0));
         let writer = tokio::spawn(write_loop(SharedHalf(Arc::clone(&to)), rx, pace, queued, Some(Arc::clone(&to))));
         // One producer at a time, as every producer holds the node's lock.
-        let mut p = Producer { to, tx, batch: DirectBatch::default(), next: 0 };
+        let mut p = Producer { to, tx, batch: DirectBatch::new(true), next: 0 };
         // Until the socket is full and the writer busy.
         while p.send() || !p.batch.conns.is_empty() {
             assert!(p.next < MAX_FRAMES, "the socket never filled");

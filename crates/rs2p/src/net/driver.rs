@@ -36,6 +36,15 @@ const WRITE_QUEUE_BYTES: usize = 64 << 20;
 /// How long the writer of a closed connection may go on flushing its queue.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
+/// Who writes the frames a call of the node produces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// The calling task, where it can ([`DirectBatch`]); else the writers.
+    Direct,
+    /// The connections' writer tasks.
+    Queued,
+}
+
 /// A user message handler: returns true when it took the message.
 pub(crate) type Handler = Arc<dyn Fn(&Received) -> bool + Send + Sync>;
 
@@ -141,11 +150,22 @@ impl Inner {
 
     /// Runs `f` on the state, then carries out the actions it produced.
     pub fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut State) -> R) -> R {
+        self.with_writes(Writes::Direct, f)
+    }
+
+    /// Runs `f` on the node, leaving the frames it sends to the writer
+    /// tasks: for calls that return once their frames are queued (a set),
+    /// which writing them would make wait for the sockets.
+    pub fn node_queued<R>(self: &Arc<Self>, f: impl FnOnce(&mut Node) -> R) -> R {
+        self.with_writes(Writes::Queued, |st| f(&mut st.node))
+    }
+
+    fn with_writes<R>(self: &Arc<Self>, writes: Writes, f: impl FnOnce(&mut State) -> R) -> R {
         let mut st = self.lock();
         // A user call happens now (a write's version is dated by it).
         st.node.advance_clock(now());
         let r = f(&mut st);
-        let messages = self.pump(&mut st);
+        let messages = self.pump(&mut st, writes);
         let journaled = st.node.pending_changes() > 0;
         let next = st.node.poll_timeout().unwrap_or(Time::MAX);
         drop(st);
@@ -169,11 +189,12 @@ impl Inner {
 
     /// Carries out the node's actions. User messages are returned, to be
     /// handed to handlers outside the lock.
-    /// Frames for connections whose writer is idle are written directly
-    /// when the pump ends ([`DirectBatch`]), or before a connection closes.
-    fn pump(self: &Arc<Self>, st: &mut State) -> Vec<Received> {
+    /// With [`Writes::Direct`], frames for connections whose writer is
+    /// idle are written directly when the pump ends ([`DirectBatch`]), or
+    /// before a connection closes.
+    fn pump(self: &Arc<Self>, st: &mut State, writes: Writes) -> Vec<Received> {
         let mut messages = Vec::new();
-        let mut direct = DirectBatch::default();
+        let mut direct = DirectBatch::new(writes == Writes::Direct);
         while let Some(action) = st.node.poll_action() {
             match action {
                 Action::Send { conn, frame } => self.queue_send(st, &mut direct, conn, Outbound::Frame(frame)),
@@ -225,7 +246,7 @@ impl Inner {
     fn queue_send(&self, st: &mut State, direct: &mut DirectBatch, conn: ConnId, out: Outbound) {
         let Some(io) = st.conns.get(&conn) else { return };
         if let Some(to) = io.direct.as_ref().filter(|_| !io.pace.load(Ordering::Relaxed)) {
-            if direct.holds(conn) || to.writer_idle() {
+            if direct.holds(conn) || (direct.enabled() && to.writer_idle()) {
                 // Encoded here, under the lock: a direct write needs the bytes.
                 let Some(frame) = out.into_frame() else { return };
                 let to = Arc::clone(to);
