@@ -27,6 +27,11 @@ const DIRECT_BATCH_FRAMES: usize = 64;
 /// Bytes one pump gathers for a connection before writing them (as the
 /// writer task's batch: a larger burst goes to the writer anyway).
 const DIRECT_BATCH_BYTES: usize = 256 * 1024;
+/// Largest frame (as queued: its size hint before encoding) written
+/// directly: a direct write encodes under the node's lock, fine for a
+/// request or an answer; larger frames (key-list batches, big values) are
+/// encoded and written by the writer task, outside the lock.
+pub(crate) const DIRECT_FRAME_BYTES: usize = 16 * 1024;
 /// Connections one pump gathers frames for before writing the first ones
 /// (a pump seldom sends to more than the five owners of a key).
 const DIRECT_BATCH_CONNS: usize = 16;
@@ -188,6 +193,14 @@ impl DirectBatch {
             return write(p.conn, p.to, p.frames);
         }
         None
+    }
+
+    /// Writes what is gathered for `conn` now (a frame that must go through
+    /// the writer follows); returns what the socket did not take.
+    pub fn write_conn(&mut self, conn: ConnId) -> Option<Leftover> {
+        let i = self.conns.iter().position(|p| p.conn == conn)?;
+        let p = self.conns.swap_remove(i);
+        write(p.conn, p.to, p.frames)
     }
 
     /// Writes everything gathered; returns what the sockets did not take,

@@ -15,7 +15,7 @@ use tokio::task::AbortHandle;
 
 pub(crate) use super::clock::{now, wall_now};
 use super::conn_io::{read_loop, write_loop, ConnIo, Outbound};
-use super::direct_write::{DirectBatch, DirectWrite, Leftover, SharedHalf};
+use super::direct_write::{DirectBatch, DirectWrite, Leftover, SharedHalf, DIRECT_FRAME_BYTES};
 use super::loops::{accept_loop, dial, tick_loop};
 use super::persist::DataDir;
 use super::persister::persist_loop;
@@ -240,11 +240,19 @@ impl Inner {
         messages
     }
 
-    /// Sends a frame: written directly when the connection allows it and
-    /// its writer is idle (or frames for it are already gathered), else
-    /// queued for its writer.
+    /// Sends a frame: written directly when the connection allows it, the
+    /// frame is small and the writer is idle (or frames for it are already
+    /// gathered), else queued for its writer.
     fn queue_send(&self, st: &mut State, direct: &mut DirectBatch, conn: ConnId, out: Outbound) {
         let Some(io) = st.conns.get(&conn) else { return };
+        if out.len() > DIRECT_FRAME_BYTES {
+            // Behind what this pump gathered for the connection.
+            if let Some(left) = direct.write_conn(conn) {
+                self.queue_leftover(st, left);
+            }
+            self.enqueue(st, conn, out);
+            return;
+        }
         if let Some(to) = io.direct.as_ref().filter(|_| !io.pace.load(Ordering::Relaxed)) {
             if direct.holds(conn) || (direct.enabled() && to.writer_idle()) {
                 // Encoded here, under the lock: a direct write needs the bytes.
