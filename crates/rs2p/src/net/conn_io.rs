@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use super::direct_write::DirectWrite;
 use super::driver::{now, Inner};
 use crate::core::{ConnId, ConnReader, Inbound, Outgoing};
 
@@ -46,7 +47,7 @@ impl Outbound {
     }
 
     /// The frame's bytes, encoding it if the node did not.
-    fn into_frame(self) -> Option<Bytes> {
+    pub fn into_frame(self) -> Option<Bytes> {
         match self {
             Outbound::Frame(f) => Some(f),
             Outbound::Message(m) => match m.encode() {
@@ -71,6 +72,8 @@ pub(crate) struct ConnIo {
     pub pace: Arc<AtomicBool>,
     /// Bytes in the write queue.
     pub queued: Arc<AtomicUsize>,
+    /// Plain TCP: the socket, for direct writes while the writer is idle.
+    pub direct: Option<Arc<DirectWrite>>,
 }
 
 /// Reads a connection: splits, decompresses, parses and checks the ids of
@@ -111,7 +114,14 @@ pub(crate) async fn write_loop(
     mut rx: mpsc::Receiver<Outbound>,
     pace: Arc<AtomicBool>,
     queued: Arc<AtomicUsize>,
+    direct: Option<Arc<DirectWrite>>,
 ) {
+    // Idle again (direct writes may resume) once a write leaves the queue empty.
+    let wrote = |rx: &mpsc::Receiver<Outbound>| {
+        if let Some(d) = &direct {
+            d.writer_wrote(rx);
+        }
+    };
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut last_write = tokio::time::Instant::now();
     while let Some(out) = rx.recv().await {
@@ -128,6 +138,7 @@ pub(crate) async fn write_loop(
             if w.write_all(&frame).await.is_err() || w.flush().await.is_err() {
                 break;
             }
+            wrote(&rx);
             if !rx.is_empty() {
                 tokio::time::sleep(PY2P_PACING).await;
             }
@@ -149,6 +160,7 @@ pub(crate) async fn write_loop(
         if w.write_all(&batch).await.is_err() || w.flush().await.is_err() {
             break;
         }
+        wrote(&rx);
     }
     let _ = w.shutdown().await;
 }

@@ -15,6 +15,7 @@ use tokio::task::AbortHandle;
 
 pub(crate) use super::clock::{now, wall_now};
 use super::conn_io::{read_loop, write_loop, ConnIo, Outbound};
+use super::direct_write::{DirectBatch, DirectWrite, Leftover, SharedHalf, DIRECT_FRAME_BYTES};
 use super::loops::{accept_loop, dial, tick_loop};
 use super::persist::DataDir;
 use super::persister::persist_loop;
@@ -34,6 +35,15 @@ const WRITE_QUEUE: usize = 65_536;
 const WRITE_QUEUE_BYTES: usize = 64 << 20;
 /// How long the writer of a closed connection may go on flushing its queue.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
+
+/// Who writes the frames a call of the node produces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// The calling task, where it can ([`DirectBatch`]); else the writers.
+    Direct,
+    /// The connections' writer tasks.
+    Queued,
+}
 
 /// A user message handler: returns true when it took the message.
 pub(crate) type Handler = Arc<dyn Fn(&Received) -> bool + Send + Sync>;
@@ -140,11 +150,22 @@ impl Inner {
 
     /// Runs `f` on the state, then carries out the actions it produced.
     pub fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut State) -> R) -> R {
+        self.with_writes(Writes::Direct, f)
+    }
+
+    /// Runs `f` on the node, leaving the frames it sends to the writer
+    /// tasks: for calls that return once their frames are queued (a set),
+    /// which writing them would make wait for the sockets.
+    pub fn node_queued<R>(self: &Arc<Self>, f: impl FnOnce(&mut Node) -> R) -> R {
+        self.with_writes(Writes::Queued, |st| f(&mut st.node))
+    }
+
+    fn with_writes<R>(self: &Arc<Self>, writes: Writes, f: impl FnOnce(&mut State) -> R) -> R {
         let mut st = self.lock();
         // A user call happens now (a write's version is dated by it).
         st.node.advance_clock(now());
         let r = f(&mut st);
-        let messages = self.pump(&mut st);
+        let messages = self.pump(&mut st, writes);
         let journaled = st.node.pending_changes() > 0;
         let next = st.node.poll_timeout().unwrap_or(Time::MAX);
         drop(st);
@@ -168,16 +189,23 @@ impl Inner {
 
     /// Carries out the node's actions. User messages are returned, to be
     /// handed to handlers outside the lock.
-    fn pump(self: &Arc<Self>, st: &mut State) -> Vec<Received> {
+    /// With [`Writes::Direct`], frames for connections whose writer is
+    /// idle are written directly when the pump ends ([`DirectBatch`]), or
+    /// before a connection closes.
+    fn pump(self: &Arc<Self>, st: &mut State, writes: Writes) -> Vec<Received> {
         let mut messages = Vec::new();
+        let mut direct = DirectBatch::new(writes == Writes::Direct);
         while let Some(action) = st.node.poll_action() {
             match action {
-                Action::Send { conn, frame } => self.queue_send(st, conn, Outbound::Frame(frame)),
-                Action::SendMessage { conn, out } => self.queue_send(st, conn, Outbound::Message(out)),
+                Action::Send { conn, frame } => self.queue_send(st, &mut direct, conn, Outbound::Frame(frame)),
+                Action::SendMessage { conn, out } => self.queue_send(st, &mut direct, conn, Outbound::Message(out)),
                 Action::Dial { conn, host, port } => {
                     self.rt.spawn(dial(Arc::clone(self), conn, host, port));
                 }
-                Action::Close { conn } => drop_io(&self.rt, st, conn),
+                Action::Close { conn } => {
+                    self.write_direct(st, &mut direct);
+                    drop_io(&self.rt, st, conn)
+                }
                 Action::Event(event) => match event {
                     Event::GetDone { req, result } => {
                         if let Some(w) = st.get_waiters.remove(&req) {
@@ -195,6 +223,7 @@ impl Inner {
                         let _ = self.events.send(Event::Connected { conn, peer, first });
                     }
                     Event::Disconnected { conn, peer, reason } => {
+                        self.write_direct(st, &mut direct);
                         drop_io(&self.rt, st, conn);
                         if let Some(w) = st.connect_waiters.remove(&conn) {
                             let _ = w.send(Err(reason.clone()));
@@ -207,12 +236,54 @@ impl Inner {
                 },
             }
         }
+        self.write_direct(st, &mut direct);
         messages
+    }
+
+    /// Sends a frame: written directly when the connection allows it, the
+    /// frame is small and the writer is idle (or frames for it are already
+    /// gathered), else queued for its writer.
+    fn queue_send(&self, st: &mut State, direct: &mut DirectBatch, conn: ConnId, out: Outbound) {
+        let Some(io) = st.conns.get(&conn) else { return };
+        if out.len() > DIRECT_FRAME_BYTES {
+            // Behind what this pump gathered for the connection.
+            if let Some(left) = direct.write_conn(conn) {
+                self.queue_leftover(st, left);
+            }
+            self.enqueue(st, conn, out);
+            return;
+        }
+        if let Some(to) = io.direct.as_ref().filter(|_| !io.pace.load(Ordering::Relaxed)) {
+            if direct.holds(conn) || (direct.enabled() && to.writer_idle()) {
+                // Encoded here, under the lock: a direct write needs the bytes.
+                let Some(frame) = out.into_frame() else { return };
+                let to = Arc::clone(to);
+                if let Some(left) = direct.push(conn, &to, frame) {
+                    self.queue_leftover(st, left);
+                }
+                return;
+            }
+        }
+        self.enqueue(st, conn, out);
+    }
+
+    /// Writes the gathered direct frames; queues what the sockets did not take.
+    fn write_direct(&self, st: &mut State, direct: &mut DirectBatch) {
+        for left in direct.write_all() {
+            self.queue_leftover(st, left);
+        }
+    }
+
+    /// Queues, in order, the frames a direct write left.
+    fn queue_leftover(&self, st: &mut State, left: Leftover) {
+        for frame in left.frames {
+            self.enqueue(st, left.conn, Outbound::Frame(frame));
+        }
     }
 
     /// Queues a frame for a connection's writer; a connection whose queue is
     /// full is not reading, and is closed.
-    fn queue_send(&self, st: &mut State, conn: ConnId, out: Outbound) {
+    fn enqueue(&self, st: &mut State, conn: ConnId, out: Outbound) {
         let Some(io) = st.conns.get(&conn) else { return };
         // Counted before the send, so the writer's decrement never runs first.
         let len = out.len();
@@ -220,7 +291,12 @@ impl Inner {
         let sent = if before.saturating_add(len) > WRITE_QUEUE_BYTES {
             Err(false)
         } else {
-            match io.tx.try_send(out) {
+            let res = match &io.direct {
+                // Marks the writer busy: later frames queue behind this one.
+                Some(to) => to.queue(&io.tx, out),
+                None => io.tx.try_send(out),
+            };
+            match res {
                 Ok(()) => Ok(()),
                 Err(mpsc::error::TrySendError::Full(_)) => Err(false),
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(true),
@@ -283,12 +359,15 @@ impl Inner {
         let pace = Arc::new(AtomicBool::new(true));
         let queued = Arc::new(AtomicUsize::new(0));
         let reader = st.node.reader(conn);
-        let (writer, stop_reading) = match &self.tls {
+        let (writer, stop_reading, direct) = match &self.tls {
             None => {
                 let (r, w) = stream.into_split();
-                let writer = self.rt.spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued)));
+                let to = DirectWrite::new(w);
+                let w = SharedHalf(Arc::clone(&to));
+                let writer =
+                    self.rt.spawn(write_loop(w, rx, Arc::clone(&pace), Arc::clone(&queued), Some(Arc::clone(&to))));
                 let reader = self.rt.spawn(read_loop(Arc::downgrade(self), conn, r, reader));
-                (writer, Some(reader.abort_handle()))
+                (writer, Some(reader.abort_handle()), Some(to))
             }
             Some(tls) => {
                 // An accepted handshake is aborted when the node drops the
@@ -302,10 +381,10 @@ impl Inner {
                     TlsIo { tls: Arc::clone(tls), rx, pace: Arc::clone(&pace), queued: Arc::clone(&queued), reader };
                 let task = self.rt.spawn(tls_io(Arc::downgrade(self), conn, stream, side, io));
                 let stop = accepted.then(|| task.abort_handle());
-                (task, stop)
+                (task, stop, None)
             }
         };
-        st.conns.insert(conn, ConnIo { tx, writer, reader: stop_reading, pace, queued });
+        st.conns.insert(conn, ConnIo { tx, writer, reader: stop_reading, pace, queued, direct });
     }
 
     /// Waits (up to `limit`) for the writers of closed connections to flush.

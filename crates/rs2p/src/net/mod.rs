@@ -4,6 +4,7 @@
 mod chord_socket;
 mod clock;
 mod conn_io;
+mod direct_write;
 mod driver;
 mod error;
 mod latency;

@@ -72,6 +72,6 @@ pub(super) async fn tls_io(inner: std::sync::Weak<Inner>, conn: ConnId, tcp: Tcp
     });
     drop(strong);
     if started {
-        write_loop(w, io.rx, io.pace, io.queued).await;
+        write_loop(w, io.rx, io.pace, io.queued, None).await;
     }
 }
