@@ -18,16 +18,14 @@ impl Sim {
         for action in actions {
             match action {
                 Action::Send { conn, frame } => {
-                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)).filter(|l| self.reachable(idx, l.0))
-                    {
+                    if let Some((peer, peer_conn)) = self.links.get(idx, conn).filter(|l| self.reachable(idx, l.0)) {
                         let at = self.now + self.link_latency(idx, peer);
                         self.schedule(at, Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
                     }
                 }
                 Action::SendMessage { conn, out } => {
                     let Ok(frame) = out.encode() else { continue };
-                    if let Some(&(peer, peer_conn)) = self.links.get(&(idx, conn)).filter(|l| self.reachable(idx, l.0))
-                    {
+                    if let Some((peer, peer_conn)) = self.links.get(idx, conn).filter(|l| self.reachable(idx, l.0)) {
                         let at = self.now + self.link_latency(idx, peer);
                         self.schedule(at, Delivery::Data { node: peer, conn: peer_conn, bytes: frame });
                     }
@@ -44,16 +42,16 @@ impl Sim {
                     match target.filter(|t| self.alive(*t)) {
                         Some(target) => {
                             let accepted = self.node(target).on_accepted(now);
-                            self.links.insert((idx, conn), (target, accepted));
-                            self.links.insert((target, accepted), (idx, conn));
+                            self.links.insert(idx, conn, (target, accepted));
+                            self.links.insert(target, accepted, (idx, conn));
                             self.node(idx).on_dialed(conn, now);
                         }
                         None => self.node(idx).on_dial_failed(conn, "connection refused", now),
                     }
                 }
                 Action::Close { conn } => {
-                    if let Some(other) = self.links.remove(&(idx, conn)) {
-                        self.links.remove(&other);
+                    if let Some(other) = self.links.remove(idx, conn) {
+                        self.links.remove(other.0, other.1);
                         // Across a partition the FIN is lost: the other end
                         // finds the link silent, and its writes go nowhere.
                         if self.reachable(idx, other.0) {

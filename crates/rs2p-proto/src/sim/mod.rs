@@ -32,6 +32,7 @@
 
 mod checks;
 mod interpret;
+mod links;
 mod lookups;
 mod queue;
 mod rng;
@@ -71,7 +72,7 @@ pub struct Sim {
     seq: u64,
     /// Nodes the simulator called into since it last drained their actions.
     dirty: BTreeSet<usize>,
-    links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    links: links::Links,
     listeners: BTreeMap<(String, u16), usize>,
     events: Vec<(usize, Event)>,
     /// Frames delivered so far.
@@ -127,7 +128,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             seq: 0,
             dirty: BTreeSet::new(),
-            links: BTreeMap::new(),
+            links: links::Links::default(),
             listeners: BTreeMap::new(),
             events: Vec::new(),
             frames: 0,
@@ -343,15 +344,20 @@ impl Sim {
                 self.listeners.remove(&node.config().out_addr);
             }
             self.dirty.remove(&idx);
-            let ends: Vec<(usize, ConnId)> =
-                self.links.range((idx, ConnId(0))..=(idx, ConnId(u64::MAX))).map(|(k, _)| *k).collect();
-            for end in ends {
-                if let Some(other) = self.links.remove(&end) {
-                    self.links.remove(&other);
-                    if reset {
-                        let at = self.now + self.link_latency(idx, other.0);
-                        self.schedule(at, Delivery::Closed { node: other.0, conn: other.1 });
-                    }
+            let ends = self.links.take_node(idx);
+            // Ends of a link from the node to itself, closed with their twin.
+            let mut gone: Vec<ConnId> = Vec::new();
+            for (conn, other) in ends {
+                if gone.contains(&conn) {
+                    continue;
+                }
+                if other.0 == idx {
+                    gone.push(other.1);
+                }
+                self.links.remove(other.0, other.1);
+                if reset {
+                    let at = self.now + self.link_latency(idx, other.0);
+                    self.schedule(at, Delivery::Closed { node: other.0, conn: other.1 });
                 }
             }
         }
