@@ -36,13 +36,14 @@ mod links;
 mod lookups;
 mod queue;
 mod rng;
+mod wheel;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::chord::Node;
 use crate::core::{Config, ConnId, Event, Time};
 pub use lookups::{item_names, ItemName};
-use queue::{Delivery, Scheduled};
+use queue::Delivery;
 pub use rng::{mix64, SimRng, TraceHasher};
 
 /// Start of virtual time (ms since the epoch): 2023-11-14.
@@ -68,7 +69,8 @@ const TRACE_CLOSED: u64 = u64::MAX;
 pub struct Sim {
     nodes: Vec<Option<Node>>,
     now: Time,
-    queue: BinaryHeap<Scheduled>,
+    /// Deliveries and node timers, by (due time, sequence number).
+    queue: wheel::Wheel,
     seq: u64,
     /// Nodes the simulator called into since it last drained their actions.
     dirty: BTreeSet<usize>,
@@ -125,7 +127,7 @@ impl Sim {
             seed,
             nodes: Vec::new(),
             now: SIM_EPOCH,
-            queue: BinaryHeap::new(),
+            queue: wheel::Wheel::new(SIM_EPOCH),
             seq: 0,
             dirty: BTreeSet::new(),
             links: links::Links::default(),
