@@ -77,6 +77,9 @@ pub struct Sim {
     links: links::Links,
     listeners: BTreeMap<(String, u16), usize>,
     events: Vec<(usize, Event)>,
+    /// A node's actions while they are carried out (kept empty between
+    /// visits, to reuse its allocation).
+    actions: Vec<crate::core::Action>,
     /// Frames delivered so far.
     pub frames: u64,
     /// Bytes delivered so far (length headers included).
@@ -133,6 +136,7 @@ impl Sim {
             links: links::Links::default(),
             listeners: BTreeMap::new(),
             events: Vec::new(),
+            actions: Vec::new(),
             frames: 0,
             bytes: 0,
             dials: 0,
