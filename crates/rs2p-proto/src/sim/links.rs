@@ -84,3 +84,38 @@ impl Links {
         (w.base..).zip(w.slots).filter_map(|(c, e)| Some((ConnId(c), e?))).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::sim::SimRng;
+
+    /// Random joins and closes, connection ids out of order included: the
+    /// same answers as one map over all ends.
+    #[test]
+    fn answers_as_one_map_does() {
+        let mut rng = SimRng::new(25);
+        let mut links = Links::default();
+        let mut map: BTreeMap<(usize, ConnId), End> = BTreeMap::new();
+        for _ in 0..20_000 {
+            let (node, conn) = (rng.below(8) as usize, ConnId(rng.below(64)));
+            let other = (rng.below(8) as usize, ConnId(rng.below(64)));
+            match rng.below(3) {
+                0 => {
+                    links.insert(node, conn, other);
+                    map.insert((node, conn), other);
+                }
+                1 => assert_eq!(links.remove(node, conn), map.remove(&(node, conn))),
+                _ => assert_eq!(links.get(node, conn), map.get(&(node, conn)).copied()),
+            }
+            if rng.below(500) == 0 {
+                let mine: Vec<(ConnId, End)> =
+                    map.range((node, ConnId(0))..=(node, ConnId(u64::MAX))).map(|(k, v)| (k.1, *v)).collect();
+                map.retain(|k, _| k.0 != node);
+                assert_eq!(links.take_node(node), mine);
+            }
+        }
+    }
+}

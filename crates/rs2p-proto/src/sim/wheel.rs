@@ -143,3 +143,58 @@ impl Wheel {
         unreachable!("no occupied slot while events are in the slots")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ConnId;
+    use crate::sim::queue::Delivery;
+    use crate::sim::SimRng;
+
+    fn event(at: Time, seq: u64) -> Scheduled {
+        Scheduled { at, seq, what: Delivery::Closed { node: 0, conn: ConnId(seq) } }
+    }
+
+    /// Pushes and pops interleaved, times near and far (past the slots,
+    /// equal times, jumps of the clock): the wheel pops exactly as a heap.
+    #[test]
+    fn pops_in_the_order_of_a_heap() {
+        let mut rng = SimRng::new(25);
+        let mut wheel = Wheel::new(1_000);
+        let mut heap = BinaryHeap::new();
+        let (mut now, mut seq) = (1_000, 0);
+        for round in 0..20_000u64 {
+            for _ in 0..rng.below(4) {
+                seq += 1;
+                let ahead = match rng.below(10) {
+                    0 => 0,
+                    1..=6 => rng.below(60),
+                    7 | 8 => rng.below(3 * SLOTS as u64),
+                    _ => 60_000 + rng.below(1_000),
+                };
+                wheel.push(event(now + ahead, seq));
+                heap.push(event(now + ahead, seq));
+            }
+            // Sometimes the clock moves on with nothing popped (`advance`).
+            if round % 97 == 0 {
+                now += rng.below(50);
+                if let Some(next) = heap.peek() {
+                    now = now.min(next.at);
+                }
+            }
+            for _ in 0..rng.below(4) {
+                let (w, h) = (wheel.pop(), heap.pop());
+                assert_eq!(w.as_ref().map(|s| (s.at, s.seq)), h.as_ref().map(|s| (s.at, s.seq)));
+                if let Some(s) = h {
+                    now = now.max(s.at);
+                }
+            }
+            assert_eq!(wheel.len(), heap.len());
+            assert_eq!(wheel.peek().map(|s| (s.at, s.seq)), heap.peek().map(|s| (s.at, s.seq)));
+        }
+        while let Some(h) = heap.pop() {
+            assert_eq!(wheel.pop().map(|s| (s.at, s.seq)), Some((h.at, h.seq)));
+        }
+        assert!(wheel.pop().is_none());
+    }
+}
