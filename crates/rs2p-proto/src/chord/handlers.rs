@@ -78,7 +78,7 @@ impl Node {
             if !scanned_now {
                 self.handoff_to_closer_peers();
             }
-            if self.data_storing().len() == 1 {
+            if self.seeding_peers().take(2).count() == 1 {
                 // Our first seeding peer: find our place on the ring.
                 self.find_predecessor_soon();
             }

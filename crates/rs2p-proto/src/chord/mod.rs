@@ -161,6 +161,10 @@ pub struct ChordState {
     /// Our ring neighbours at that scan: a later scan is due only when they
     /// differ (the scan a new seeding peer sets off already covers it).
     pub(crate) scanned_with: (Owner, Owner),
+    /// Whether a seeding peer is linked, as of a ring version
+    /// ([`Node::has_seeding_peer`]): the timers ask after every frame, and
+    /// the answer can only change when the version moves.
+    pub(crate) seeded: std::cell::Cell<Option<(u64, bool)>>,
 }
 
 impl ChordState {
@@ -203,6 +207,7 @@ impl ChordState {
             rescan_due: false,
             last_rescan: 0,
             scanned_with: (Owner::Nobody, Owner::Nobody),
+            seeded: std::cell::Cell::new(None),
         }
     }
 

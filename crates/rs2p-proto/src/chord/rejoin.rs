@@ -293,7 +293,7 @@ impl Node {
         }
         let now = self.mesh.now();
         let heal = &self.chord.rejoin;
-        let linked = self.seeding_peers().next().is_some();
+        let linked = self.has_seeding_peer();
         let changed = if linked {
             !heal.placed_once || heal.alone_since.is_some()
         } else {
@@ -338,7 +338,7 @@ impl Node {
         if paused > self.mesh.config().tombstone_horizon_ms {
             self.away_past_horizon(paused);
         }
-        let linked = self.seeding_peers().next().is_some();
+        let linked = self.has_seeding_peer();
         if linked {
             self.chord.rejoin.placed_once = true;
         }

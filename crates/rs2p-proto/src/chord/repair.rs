@@ -167,7 +167,7 @@ impl Node {
             self.chord.lost_seeder && now < self.chord.fallback_until && r.pred_checked != Some(self.ring_version());
         // With nobody to read from, a due scan waits for a seeding peer to
         // link (an event, after which this is asked again).
-        let can_start = self.seeding_peers().next().is_some();
+        let can_start = self.has_seeding_peer();
         let start = [r.due, Some(r.next_pass)].into_iter().flatten().min().filter(|_| can_start);
         [start, r.scan.is_some().then_some(paced), recheck.then_some(now)].into_iter().flatten().min()
     }
@@ -208,7 +208,7 @@ impl Node {
             // (for the list, a bounded time: a stream cut by more failures
             // must not hold the repair back; anti-entropy covers the rest).
             let waited = r.due.map_or(0, |t| now.saturating_sub(t));
-            if self.seeding_peers().next().is_none()
+            if !self.has_seeding_peer()
                 || (self.key_list_status() == KeyListStatus::Arriving && waited < KEY_LIST_WAIT_MS)
             {
                 return;

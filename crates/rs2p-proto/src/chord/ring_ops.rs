@@ -46,6 +46,21 @@ impl Node {
         self.mesh.routed().filter(|(_, c)| c.handshaken && !c.ext.leeching).map(|(p, c)| (p, c.id))
     }
 
+    /// True if a seeding peer is linked (`seeding_peers().next().is_some()`
+    /// without the pass over the connections): remembered per
+    /// [`Node::ring_version`], which moves whenever a link is handshaken or
+    /// gone or a peer's seeding flag changes.
+    pub(crate) fn has_seeding_peer(&self) -> bool {
+        let version = self.ring_version();
+        if let Some((v, has)) = self.chord.seeded.get().filter(|(v, _)| *v == version) {
+            debug_assert_eq!(has, self.seeding_peers().next().is_some(), "ring version {v} did not move");
+            return has;
+        }
+        let has = self.seeding_peers().next().is_some();
+        self.chord.seeded.set(Some((version, has)));
+        has
+    }
+
     fn nearest(&self, dist: impl Fn(&U512) -> U512) -> Owner {
         let mut best = if self.chord.leeching { None } else { Some((dist(self.mesh.id().value()), Owner::Local)) };
         for (pid, conn) in self.seeding_peers() {

@@ -32,16 +32,18 @@
 
 mod checks;
 mod interpret;
+mod links;
 mod lookups;
 mod queue;
 mod rng;
+mod wheel;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::chord::Node;
 use crate::core::{Config, ConnId, Event, Time};
 pub use lookups::{item_names, ItemName};
-use queue::{Delivery, Scheduled};
+use queue::Delivery;
 pub use rng::{mix64, SimRng, TraceHasher};
 
 /// Start of virtual time (ms since the epoch): 2023-11-14.
@@ -67,13 +69,17 @@ const TRACE_CLOSED: u64 = u64::MAX;
 pub struct Sim {
     nodes: Vec<Option<Node>>,
     now: Time,
-    queue: BinaryHeap<Scheduled>,
+    /// Deliveries and node timers, by (due time, sequence number).
+    queue: wheel::Wheel,
     seq: u64,
     /// Nodes the simulator called into since it last drained their actions.
     dirty: BTreeSet<usize>,
-    links: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    links: links::Links,
     listeners: BTreeMap<(String, u16), usize>,
     events: Vec<(usize, Event)>,
+    /// A node's actions while they are carried out (kept empty between
+    /// visits, to reuse its allocation).
+    actions: Vec<crate::core::Action>,
     /// Frames delivered so far.
     pub frames: u64,
     /// Bytes delivered so far (length headers included).
@@ -124,12 +130,13 @@ impl Sim {
             seed,
             nodes: Vec::new(),
             now: SIM_EPOCH,
-            queue: BinaryHeap::new(),
+            queue: wheel::Wheel::new(SIM_EPOCH),
             seq: 0,
             dirty: BTreeSet::new(),
-            links: BTreeMap::new(),
+            links: links::Links::default(),
             listeners: BTreeMap::new(),
             events: Vec::new(),
+            actions: Vec::new(),
             frames: 0,
             bytes: 0,
             dials: 0,
@@ -343,15 +350,20 @@ impl Sim {
                 self.listeners.remove(&node.config().out_addr);
             }
             self.dirty.remove(&idx);
-            let ends: Vec<(usize, ConnId)> =
-                self.links.range((idx, ConnId(0))..=(idx, ConnId(u64::MAX))).map(|(k, _)| *k).collect();
-            for end in ends {
-                if let Some(other) = self.links.remove(&end) {
-                    self.links.remove(&other);
-                    if reset {
-                        let at = self.now + self.link_latency(idx, other.0);
-                        self.schedule(at, Delivery::Closed { node: other.0, conn: other.1 });
-                    }
+            let ends = self.links.take_node(idx);
+            // Ends of a link from the node to itself, closed with their twin.
+            let mut gone: Vec<ConnId> = Vec::new();
+            for (conn, other) in ends {
+                if gone.contains(&conn) {
+                    continue;
+                }
+                if other.0 == idx {
+                    gone.push(other.1);
+                }
+                self.links.remove(other.0, other.1);
+                if reset {
+                    let at = self.now + self.link_latency(idx, other.0);
+                    self.schedule(at, Delivery::Closed { node: other.0, conn: other.1 });
                 }
             }
         }
