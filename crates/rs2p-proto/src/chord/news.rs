@@ -111,7 +111,7 @@ impl NewsState {
     /// Records a batch id dated `secs`; false if it was seen already.
     /// Ids dated before `horizon` (seconds) are forgotten first: a batch
     /// that old is refused by its date, so its id is not needed any more
-    /// (an idle node's memory empties). Under a flood of batches within the
+    /// (the memory shrinks at the next batch). Under a flood of batches within the
     /// window, the oldest seen are forgotten first, as for broadcasts
     /// ([`crate::mesh::RecentIds`]).
     fn first_sight(&mut self, id: (u64, u64), secs: u64, horizon: u64) -> bool {

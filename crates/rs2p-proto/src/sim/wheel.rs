@@ -70,8 +70,10 @@ impl Wheel {
     /// Adds an event; its sequence number must exceed every one pushed
     /// before, and its time be at least that of the last one popped.
     pub(super) fn push(&mut self, s: Scheduled) {
-        debug_assert!(s.at >= self.base, "an event due before the queue's time");
-        let at = s.at.max(self.base);
+        // Filed under another time than its own, it would be popped out
+        // of order or not at all: a bug in the caller, so stop here.
+        assert!(s.at >= self.base, "an event due before the queue's time");
+        let at = s.at;
         if at - self.base < SLOTS as u64 {
             self.put(at, s);
         } else {

@@ -126,7 +126,10 @@ pub(crate) async fn write_loop(
     let mut last_write = tokio::time::Instant::now();
     while let Some(out) = rx.recv().await {
         queued.fetch_sub(out.len(), Ordering::Relaxed);
-        let Some(frame) = out.into_frame() else { continue };
+        let Some(frame) = out.into_frame() else {
+            wrote(&rx);
+            continue;
+        };
         if pace.load(Ordering::Relaxed) {
             // A burst to py2p starts PY2P_ANSWER_DELAY late (py2p's lookup race).
             if last_write.elapsed() >= PY2P_ANSWER_DELAY {

@@ -178,8 +178,9 @@ impl DirectBatch {
             Some(i) => i,
             None => {
                 if self.conns.len() >= DIRECT_BATCH_CONNS {
-                    // Written at once: its frames are the only ones.
-                    return write(conn, Arc::clone(to), vec![frame]);
+                    // A fan-out: to the writer (the connection is then
+                    // busy, so its later frames follow this one there).
+                    return Some(Leftover { conn, frames: vec![frame] });
                 }
                 self.conns.push(Pending { conn, to: Arc::clone(to), frames: Vec::new(), bytes: 0 });
                 self.conns.len() - 1
