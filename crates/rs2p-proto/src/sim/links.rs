@@ -10,20 +10,62 @@
 //! answers, and the order in which a node's ends are listed, are those of
 //! the former map.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::core::ConnId;
 
 /// The other end of a link: (node index, its connection id).
 pub(super) type End = (usize, ConnId);
 
-/// One node's open ends: slot `i` is connection `base + i`.
+/// A window wider than this many slots, and more than [`SPARSE_DIV`] times
+/// its open ends, moves its oldest open ends to the side map: one link
+/// that stays open must not keep a slot for every connection opened and
+/// closed since (a churning ring's windows grew threefold in 25 minutes).
+const SPARSE_MIN_SLOTS: usize = 64;
+/// See [`SPARSE_MIN_SLOTS`].
+const SPARSE_DIV: usize = 4;
+
+/// One node's open ends: slot `i` is connection `base + i`; ends older
+/// than `base` (a few long-lived links) are in `old`.
 #[derive(Default)]
 struct Window {
-    /// The connection id of the first slot (its oldest open end).
+    /// The connection id of the first slot.
     base: u64,
     /// Ends by connection id from `base`; the first and last are open.
     slots: VecDeque<Option<End>>,
+    /// Open ends in `slots`.
+    open: usize,
+    /// Open ends with connection ids below `base`.
+    old: BTreeMap<u64, End>,
+}
+
+impl Window {
+    /// Drops the empty slots at both ends of the window.
+    fn trim(&mut self) {
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        while self.slots.back().is_some_and(Option::is_none) {
+            self.slots.pop_back();
+        }
+    }
+
+    /// Moves the oldest open ends to `old` while the window is sparse.
+    fn compact(&mut self) {
+        if self.slots.len() <= SPARSE_MIN_SLOTS || self.slots.len() <= SPARSE_DIV * self.open {
+            return;
+        }
+        while self.slots.len() > 2 * self.open.max(1) {
+            let Some(slot) = self.slots.pop_front() else { break };
+            if let Some(end) = slot {
+                self.old.insert(self.base, end);
+                self.open -= 1;
+            }
+            self.base += 1;
+        }
+        self.trim();
+    }
 }
 
 /// Each node's open connection ends.
@@ -37,7 +79,9 @@ impl Links {
     /// The end joined to `(node, conn)`, if that link is open.
     pub(super) fn get(&self, node: usize, conn: ConnId) -> Option<End> {
         let w = self.by_node.get(node)?;
-        let i = conn.0.checked_sub(w.base)?;
+        let Some(i) = conn.0.checked_sub(w.base) else {
+            return w.old.get(&conn.0).copied();
+        };
         *w.slots.get(usize::try_from(i).ok()?)?
     }
 
@@ -48,7 +92,12 @@ impl Links {
         }
         let w = &mut self.by_node[node];
         if w.slots.is_empty() {
-            w.base = conn.0;
+            // Every id in `old` stays below `base`.
+            w.base = conn.0.max(w.old.last_key_value().map_or(0, |(c, _)| c + 1));
+        }
+        if conn.0 < w.base && (!w.old.is_empty() || w.slots.is_empty()) {
+            w.old.insert(conn.0, other);
+            return;
         }
         while conn.0 < w.base {
             w.slots.push_front(None);
@@ -58,22 +107,21 @@ impl Links {
         if w.slots.len() <= i {
             w.slots.resize(i + 1, None);
         }
-        w.slots[i] = Some(other);
+        if w.slots[i].replace(other).is_none() {
+            w.open += 1;
+        }
     }
 
     /// Forgets the end `(node, conn)`; returns the end it was joined to.
     pub(super) fn remove(&mut self, node: usize, conn: ConnId) -> Option<End> {
         let w = self.by_node.get_mut(node)?;
-        let i = usize::try_from(conn.0.checked_sub(w.base)?).ok()?;
-        let end = w.slots.get_mut(i)?.take()?;
-        // Keep the window from the oldest open end to the newest.
-        while w.slots.front().is_some_and(Option::is_none) {
-            w.slots.pop_front();
-            w.base += 1;
-        }
-        while w.slots.back().is_some_and(Option::is_none) {
-            w.slots.pop_back();
-        }
+        let Some(i) = conn.0.checked_sub(w.base) else {
+            return w.old.remove(&conn.0);
+        };
+        let end = w.slots.get_mut(usize::try_from(i).ok()?)?.take()?;
+        w.open -= 1;
+        w.trim();
+        w.compact();
         Some(end)
     }
 
@@ -81,7 +129,14 @@ impl Links {
     pub(super) fn take_node(&mut self, node: usize) -> Vec<(ConnId, End)> {
         let Some(w) = self.by_node.get_mut(node) else { return Vec::new() };
         let w = std::mem::take(w);
-        (w.base..).zip(w.slots).filter_map(|(c, e)| Some((ConnId(c), e?))).collect()
+        let old = w.old.into_iter().map(|(c, e)| (ConnId(c), e));
+        old.chain((w.base..).zip(w.slots).filter_map(|(c, e)| Some((ConnId(c), e?)))).collect()
+    }
+
+    /// Slots held for `node` (open or not, the side map's included).
+    #[cfg(test)]
+    fn slots(&self, node: usize) -> usize {
+        self.by_node.get(node).map_or(0, |w| w.slots.len() + w.old.len())
     }
 }
 
@@ -94,14 +149,17 @@ mod tests {
 
     /// Random joins and closes, connection ids out of order included: the
     /// same answers as one map over all ends.
+    /// Connection ids drawn: wide enough for sparse windows to compact.
+    const IDS: u64 = 400;
+
     #[test]
     fn answers_as_one_map_does() {
         let mut rng = SimRng::new(25);
         let mut links = Links::default();
         let mut map: BTreeMap<(usize, ConnId), End> = BTreeMap::new();
         for _ in 0..20_000 {
-            let (node, conn) = (rng.below(8) as usize, ConnId(rng.below(64)));
-            let other = (rng.below(8) as usize, ConnId(rng.below(64)));
+            let (node, conn) = (rng.below(8) as usize, ConnId(rng.below(IDS)));
+            let other = (rng.below(8) as usize, ConnId(rng.below(IDS)));
             match rng.below(3) {
                 0 => {
                     links.insert(node, conn, other);
@@ -117,5 +175,24 @@ mod tests {
                 assert_eq!(links.take_node(node), mine);
             }
         }
+    }
+
+    /// One link that stays open while thousands come and go: the node
+    /// keeps slots for about its open links, not for every id since.
+    #[test]
+    fn a_long_lived_link_does_not_keep_a_slot_per_later_connection() {
+        let mut links = Links::default();
+        links.insert(0, ConnId(0), (1, ConnId(0)));
+        for c in 1..10_000u64 {
+            links.insert(0, ConnId(c), (2, ConnId(c)));
+            if c > 3 {
+                assert_eq!(links.remove(0, ConnId(c - 3)), Some((2, ConnId(c - 3))));
+            }
+        }
+        assert!(links.slots(0) <= SPARSE_MIN_SLOTS + 2, "{} slots for 4 open links", links.slots(0));
+        assert_eq!(links.get(0, ConnId(0)), Some((1, ConnId(0))));
+        let all = links.take_node(0);
+        assert_eq!(all.first(), Some(&(ConnId(0), (1, ConnId(0)))));
+        assert_eq!(all.len(), 4);
     }
 }
