@@ -98,7 +98,7 @@ impl DirectWrite {
             [one] => self.half.try_write(one),
             many => {
                 let slices: Vec<IoSlice<'_>> = many.iter().map(|f| IoSlice::new(f)).collect();
-                self.half.try_write_vectored(&slices)
+                writev_nosignal(self, &slices)
             }
         };
         res.unwrap_or(0)
@@ -107,6 +107,23 @@ impl DirectWrite {
     fn stream(&self) -> &TcpStream {
         self.half.as_ref()
     }
+}
+
+/// A vectored write that raises no SIGPIPE on a reset link: tokio's
+/// `try_write_vectored` is a plain `writev` (its single-buffer `try_write`
+/// sends with `MSG_NOSIGNAL`), and a host process that keeps SIGPIPE's
+/// default action (not a Rust binary nor Python, which ignore it) would die.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn writev_nosignal(to: &DirectWrite, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    // Past tokio's readiness: a WouldBlock here only sends the frames to the
+    // writer, whose own write then finds the socket full and waits.
+    socket2::SockRef::from(to.stream()).send_vectored_with_flags(slices, libc::MSG_NOSIGNAL)
+}
+
+/// Elsewhere tokio's write (no `MSG_NOSIGNAL` flag there).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn writev_nosignal(to: &DirectWrite, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    to.half.try_write_vectored(slices)
 }
 
 /// The writer task's side of a [`DirectWrite`].
