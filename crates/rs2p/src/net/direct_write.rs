@@ -266,6 +266,8 @@ mod tests {
     const RESUMED: u32 = 2_000;
     /// Bound on the frames of the test stream.
     const MAX_FRAMES: u32 = 100_000;
+    /// The producer's pause after a frame that went to the writer's queue.
+    const QUEUED_PAUSE: std::time::Duration = std::time::Duration::from_micros(20);
     /// Frames the test's producer sends per "pump" (a batched write).
     const FRAMES_PER_PUMP: u32 = 3;
     /// Rounds of the ordering test.
@@ -358,7 +360,14 @@ mod tests {
         let producer = std::thread::spawn(move || {
             let mut resumed = 0;
             while resumed < RESUMED && p.next < MAX_FRAMES {
-                resumed += u32::from(p.send());
+                if p.send() {
+                    resumed += 1;
+                } else {
+                    // Give the writer room to drain its queue: a producer
+                    // that outpaces it on a loaded machine would keep it
+                    // busy to the end (the test would then show nothing).
+                    std::thread::sleep(QUEUED_PAUSE);
+                }
             }
             p.flush();
             (resumed, p.next)
