@@ -332,13 +332,21 @@ mod tests {
         }
     }
 
-    async fn one_round() {
+    /// A loopback connection: the server's end, and the client's write
+    /// half as a [`DirectWrite`], known writable.
+    async fn connection() -> (TcpStream, Arc<DirectWrite>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (mut server, _) = listener.accept().await.unwrap();
-        let (_read_half, w) = client.into_split();
+        let (server, _) = listener.accept().await.unwrap();
+        // The read half is dropped: only the server reads.
+        let (_, w) = client.into_split();
         let to = DirectWrite::new(w);
         to.stream().writable().await.unwrap();
+        (server, to)
+    }
+
+    async fn one_round() {
+        let (mut server, to) = connection().await;
         let (tx, rx) = mpsc::channel(MAX_FRAMES as usize);
         let pace = Arc::new(AtomicBool::new(false));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -385,13 +393,7 @@ mod tests {
     /// frames after it, in order.
     #[tokio::test]
     async fn a_partial_write_leaves_the_rest_in_order() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (mut server, _) = listener.accept().await.unwrap();
-        let (_read_half, w) = client.into_split();
-        let to = DirectWrite::new(w);
-        // Wait until the socket is known writable.
-        to.stream().writable().await.unwrap();
+        let (mut server, to) = connection().await;
         let big: Vec<Bytes> = (0..64).map(|i| Bytes::from(vec![i as u8; 256 * 1024])).collect();
         let want: Vec<u8> = big.iter().flat_map(|f| f.to_vec()).collect();
         let left = write(ConnId(1), Arc::clone(&to), big).expect("16 MiB do not fit a socket buffer");
