@@ -22,12 +22,11 @@
 //!   payload, so the same message id) and hand it to its py2p peers once.
 //!   Deletes never go to py2p (it drops the link on a delete-notify, D1).
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 
 use crate::chord::Node;
-use crate::core::{ConnId, Event, Map, PeerId, SeededState, Time};
+use crate::core::{ConnId, Event, PeerId, SeededState, Time};
+use crate::mesh::RecentIds;
 use crate::wire::{flags, Message};
 
 /// Verb of a batch of sets and deletes (rs2p → rs2p).
@@ -84,13 +83,9 @@ pub(crate) struct NewsState {
     /// a peer that saw one of our batches cannot name our next ones and
     /// have them dropped as seen.
     ids: SeededState,
-    /// (origin digest, batch id) of batches seen → the batch's date
-    /// (seconds), bounded by [`MAX_NEWS_SEEN`].
-    seen: Map<(u64, u64), u64>,
-    seen_order: VecDeque<((u64, u64), u64)>,
-    /// No id held is dated before this (seconds): when the next prune by
-    /// date is worth a pass.
-    seen_oldest: Option<u64>,
+    /// (origin digest, batch id) of batches seen, kept as broadcast ids
+    /// are, bounded by [`MAX_NEWS_SEEN`].
+    seen: RecentIds,
 }
 
 impl NewsState {
@@ -102,46 +97,18 @@ impl NewsState {
             pending_since: None,
             seq: crate::core::mix64(seed ^ 0x6e65_7773),
             ids: SeededState::new(seed, 0x6e65_7773_0000_0002),
-            seen: SeededState::new(seed, 0x6e65_7773_0000_0001).map(),
-            seen_order: VecDeque::new(),
-            seen_oldest: None,
+            seen: RecentIds::new(MAX_NEWS_SEEN, seed ^ 0x6e65_7773_0000_0001),
         }
     }
 
-    /// Records a batch id dated `secs`; false if it was seen already.
-    /// Ids dated before `horizon` (seconds) are forgotten first: a batch
-    /// that old is refused by its date, so its id is not needed any more
-    /// (the memory shrinks at the next batch). Under a flood of batches within the
-    /// window, the oldest seen are forgotten first, as for broadcasts
-    /// ([`crate::mesh::RecentIds`]).
-    fn first_sight(&mut self, id: (u64, u64), secs: u64, horizon: u64) -> bool {
-        if self.seen.contains_key(&id) {
-            return false;
+    /// Records a batch id, remembered until `until` (seconds: see
+    /// [`crate::mesh::Mesh::remembered_until`]); false if it was seen
+    /// already. Ids past their time are forgotten first (`now_secs`).
+    fn first_sight(&mut self, id: (u64, u64), until: u64, now_secs: u64) -> bool {
+        if self.seen.next_expiry().is_some_and(|t| t <= now_secs) {
+            self.seen.prune(now_secs);
         }
-        if self.seen_oldest.is_some_and(|t| t < horizon) {
-            let seen = &mut self.seen;
-            // Dates are the origins', so not in order: a pass over all.
-            self.seen_order.retain(|(id, t)| {
-                let keep = *t >= horizon;
-                if !keep {
-                    seen.remove(id);
-                }
-                keep
-            });
-            self.seen_oldest = self.seen_order.iter().map(|(_, t)| *t).min();
-        }
-        while self.seen.len() >= MAX_NEWS_SEEN {
-            match self.seen_order.pop_front() {
-                Some((old, _)) => {
-                    self.seen.remove(&old);
-                }
-                None => break,
-            }
-        }
-        self.seen.insert(id, secs);
-        self.seen_order.push_back((id, secs));
-        self.seen_oldest = Some(self.seen_oldest.map_or(secs, |t| t.min(secs)));
-        true
+        self.seen.insert_fingerprint((u128::from(id.0) << 64) | u128::from(id.1), until)
     }
 
     /// Batch ids held.
@@ -213,8 +180,8 @@ impl Node {
         let key = &msg.payload[1];
         let origin = node_digest(&msg.sender);
         let id = crate::core::mix64(node_digest(key) ^ crate::core::mix64(msg.time ^ 0x6e6f_7469_6679));
-        let horizon = self.mesh.broadcast_horizon();
-        if !self.chord.news.first_sight((origin, id), msg.time, horizon) {
+        let (until, now) = (self.mesh.remembered_until(msg.time), self.mesh.now_secs());
+        if !self.chord.news.first_sight((origin, id), until, now) {
             return;
         }
         let payload = vec![
@@ -278,8 +245,8 @@ impl Node {
         payload.push(Bytes::from(sets.len().to_string()));
         payload.extend(sets);
         payload.extend(dels);
-        let horizon = self.mesh.broadcast_horizon();
-        self.chord.news.first_sight((node_digest(&me), id), secs, horizon);
+        let (until, now) = (self.mesh.remembered_until(secs), self.mesh.now_secs());
+        self.chord.news.first_sight((node_digest(&me), id), until, now);
         self.relay_news(None, vec![node_digest(&me)], payload);
     }
 
@@ -342,8 +309,8 @@ impl Node {
             return;
         }
         let origin = &payload[2];
-        let horizon = self.mesh.broadcast_horizon();
-        if !self.chord.news.first_sight((node_digest(origin), id), secs, horizon) {
+        let (until, now) = (self.mesh.remembered_until(secs), self.mesh.now_secs());
+        if !self.chord.news.first_sight((node_digest(origin), id), until, now) {
             return;
         }
         // Our py2p peers get each set as the origin's own broadcast.
@@ -381,16 +348,17 @@ mod tests {
     #[test]
     fn batch_ids_are_forgotten_once_their_date_is_out_of_the_window() {
         let mut n = NewsState::with_seed(3);
-        assert!(n.first_sight((1, 1), 1_000, 900));
-        assert!(n.first_sight((1, 2), 1_010, 900));
-        assert!(!n.first_sight((1, 1), 1_000, 900), "a duplicate within the window is dropped");
+        // Remembered until 1,000 and 1,010 (the window: 60 s past that).
+        assert!(n.first_sight((1, 1), 1_000, 1_000));
+        assert!(n.first_sight((1, 2), 1_010, 1_000));
+        assert!(!n.first_sight((1, 1), 1_000, 1_050), "a duplicate within the window is dropped");
         assert_eq!(n.seen_len(), 2);
         // The window has moved past the first batch's date: its id goes.
-        assert!(n.first_sight((2, 1), 1_100, 1_005));
+        assert!(n.first_sight((2, 1), 1_100, 1_065));
         assert_eq!(n.seen_len(), 2);
         // Past the bound, the oldest seen go first.
         for i in 0..MAX_NEWS_SEEN as u64 + 10 {
-            n.first_sight((3, i), 1_100, 1_005);
+            n.first_sight((3, i), 1_100, 1_065);
         }
         assert_eq!(n.seen_len(), MAX_NEWS_SEEN);
     }

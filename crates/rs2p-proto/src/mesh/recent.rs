@@ -65,7 +65,12 @@ impl RecentIds {
 
     /// Records `id`; false if it was already there.
     pub fn insert(&mut self, id: &str, time: u64) -> bool {
-        let fp = self.fingerprint(id);
+        self.insert_fingerprint(self.fingerprint(id), time)
+    }
+
+    /// Records an id already reduced to 128 bits by the caller (one that no
+    /// peer can choose freely); false if it was already there.
+    pub fn insert_fingerprint(&mut self, fp: u128, time: u64) -> bool {
         if self.seen.contains_key(&fp) {
             return false;
         }

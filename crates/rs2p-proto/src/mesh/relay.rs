@@ -26,9 +26,7 @@ impl<X: PeerExt> Mesh<X> {
             self.record_error(Some(conn), format!("dropping a broadcast dated {ahead} s ahead of our clock"));
             return false;
         }
-        // Remembered until it can no longer be accepted (its date, plus the
-        // slack any link may grant), so that a replay is always caught.
-        let remembered = msg.time.saturating_add(self.cfg.max_clock_skew_ms / 1000 + 1);
+        let remembered = self.remembered_until(msg.time);
         if !self.recent.insert(id, remembered) {
             return false;
         }
@@ -65,9 +63,17 @@ impl<X: PeerExt> Mesh<X> {
     }
 
     /// The earliest date (seconds) [`Mesh::broadcast_date_ok`] accepts now.
-    pub(crate) fn broadcast_horizon(&self) -> u64 {
+    fn broadcast_horizon(&self) -> u64 {
         let slack = self.cfg.max_clock_skew_ms / 1000;
         self.now_secs().saturating_sub(super::recent::MAX_AGE_SECS + slack)
+    }
+
+    /// The time under which the id of a broadcast dated `time` is kept in
+    /// a [`super::RecentIds`]: kept until it can no longer be accepted (its
+    /// date, plus the slack any link may grant), so that a replay is always
+    /// caught.
+    pub(crate) fn remembered_until(&self, time: u64) -> u64 {
+        time.saturating_add(self.cfg.max_clock_skew_ms / 1000 + 1)
     }
 
     /// True if a handshaken py2p peer (no rs2p capability) is linked.
@@ -94,7 +100,7 @@ impl<X: PeerExt> Mesh<X> {
             return;
         }
         let id = crate::wire::message_id(&msg.payload, msg.time);
-        let remembered = msg.time.saturating_add(self.cfg.max_clock_skew_ms / 1000 + 1);
+        let remembered = self.remembered_until(msg.time);
         if !self.recent.insert(&id, remembered) {
             return;
         }
