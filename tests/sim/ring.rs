@@ -550,3 +550,23 @@ fn key_list_news_cross_a_sparsely_linked_ring() {
     // sends each set over every link end (112 × {links} frames).
     assert!(batches * 2 < 112 * links, "{batches} batch frames ({links} link ends)");
 }
+
+#[test]
+fn a_stalled_ring_is_explained_node_by_node() {
+    let (mut sim, nodes) = ring(6);
+    assert!(sim.ring_mismatch_report(10).is_empty(), "a consistent ring has nothing to explain");
+    // Unplugged: its two ring neighbours still count it as theirs until
+    // their links to it fall silent past the limit.
+    sim.isolate(nodes[3]);
+    let report = sim.ring_mismatch_report(10);
+    assert_eq!(report.len(), sim.ring_mismatches(), "{report:?}");
+    assert_eq!(report.len(), 2, "{report:?}");
+    for line in &report {
+        // Six nodes link all to all: the true neighbour is linked, the
+        // routing table still holds the unplugged node.
+        assert!(line.contains("absent (true"), "{line}");
+        assert!(!line.contains("link none"), "{line}");
+    }
+    assert!(sim.settle_ring(30), "the survivors close the ring");
+    assert!(sim.ring_mismatch_report(10).is_empty());
+}

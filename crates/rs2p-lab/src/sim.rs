@@ -24,6 +24,11 @@ const BATCH_SETTLE_MS: u64 = 2_000;
 /// Bound on the virtual seconds spent waiting for the ring to become
 /// consistent after the last batch (without fingers a large ring converges slowly).
 const MAX_SETTLE_S: u64 = 1_800;
+/// Settling that has not lowered the count of unlinked nodes for this many
+/// virtual seconds prints why (again each time as long).
+const STALL_REPORT_S: u64 = 10;
+/// Unlinked nodes a stall report describes.
+const STALL_REPORT_NODES: usize = 12;
 /// Sets issued per second of virtual time while loading keys.
 const SETS_PER_STEP: usize = 256;
 /// Virtual seconds the stores get to land after the last set.
@@ -110,6 +115,11 @@ pub struct SimArgs {
     /// node wakes only for its own timers). For before/after comparisons.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub tick_ms: u64,
+    /// Virtual seconds to wait after the last batch for every node to be
+    /// linked to both ring neighbours; the keys and lookups run after it
+    /// either way (the summary's `ring_consistent` says which).
+    #[arg(long, value_name = "SECS", default_value_t = MAX_SETTLE_S)]
+    pub max_settle_s: u64,
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -261,10 +271,19 @@ pub fn run(args: SimArgs) -> Result<(), Failure> {
     let built_at = w.virtual_s();
     let built_wall_s = start.elapsed().as_secs_f64();
     let mut consistent = false;
-    for _ in 0..MAX_SETTLE_S {
-        if w.sim.ring_mismatches() == 0 {
+    // (mismatches, virtual seconds it has not fallen): a stall is reported.
+    let mut stall = (usize::MAX, 0u64);
+    for _ in 0..args.max_settle_s {
+        let mismatches = w.sim.ring_mismatches();
+        if mismatches == 0 {
             consistent = true;
             break;
+        }
+        stall = if mismatches < stall.0 { (mismatches, 0) } else { (stall.0, stall.1 + 1) };
+        if stall.1 > 0 && stall.1 % STALL_REPORT_S == 0 {
+            for line in w.sim.ring_mismatch_report(STALL_REPORT_NODES) {
+                println!("sim: settling stalled {} s: {line}", stall.1);
+            }
         }
         w.sim.advance(1000);
         w.sim.take_events();
