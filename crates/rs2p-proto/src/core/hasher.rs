@@ -13,7 +13,8 @@ use std::hash::BuildHasher;
 /// A map with a seeded SipHash.
 pub(crate) type Map<K, V> = HashMap<K, V, SeededState>;
 
-/// Builds SipHash-2-4 hashers keyed from a seed.
+/// Builds SipHash-1-3 hashers keyed from a seed (what std's `HashMap`
+/// uses, with keys we choose; see [`super::siphash`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SeededState {
     k0: u64,
@@ -41,12 +42,10 @@ impl SeededState {
 }
 
 impl BuildHasher for SeededState {
-    #[allow(deprecated)] // SipHasher is deprecated for `DefaultHasher`, whose keys cannot be set.
-    type Hasher = std::hash::SipHasher;
+    type Hasher = super::Sip13;
 
-    #[allow(deprecated)]
     fn build_hasher(&self) -> Self::Hasher {
-        std::hash::SipHasher::new_with_keys(self.k0, self.k1)
+        super::Sip13::new_with_keys(self.k0, self.k1)
     }
 }
 
