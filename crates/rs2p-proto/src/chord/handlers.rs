@@ -212,6 +212,7 @@ impl Node {
             self.mesh.record_error(Some(conn), "ignoring store with an unknown table or a bad key".to_owned());
             return;
         };
+        self.chord.texts.note(item, &p[2]);
         // An rs2p peer sends the key beside the hash (§16.13); one that does
         // not hash to the item is ignored, the store is not.
         let rs2p = self.is_rs2p(conn);
@@ -292,7 +293,7 @@ impl Node {
         let mut payload = vec![
             Bytes::from_static(&[flags::STORE]),
             Bytes::from_static(item.0.name().as_bytes()),
-            Bytes::from(crate::wire::base58::encode(&item.1)),
+            self.chord.texts.text(item),
             value,
         ];
         // py2p expects exactly four packets; an rs2p peer gets the key
@@ -406,6 +407,7 @@ impl Node {
             self.mesh.record_error(Some(conn), "ignoring retrieve with an unknown table or a bad key".to_owned());
             return;
         };
+        self.chord.texts.note(item, &p[2]);
         self.route_retrieve(item, Waiter::Remote(conn), Some(conn));
     }
 

@@ -9,6 +9,7 @@ mod get;
 mod handlers;
 mod handoff;
 mod handoffs;
+mod item_text;
 mod journal;
 mod keylist;
 mod keystream;
@@ -102,6 +103,8 @@ pub struct ChordState {
     pub(crate) news: news::NewsState,
     /// Items in flight to their new owners (see `handoffs.rs`).
     pub(crate) handoff: handoffs::Handoffs,
+    /// The base58 texts of the items just handled (encoded once, or as received).
+    pub(crate) texts: item_text::ItemTexts,
     /// Handoff counters.
     pub(crate) handoff_stats: HandoffStats,
     /// When the last stabilisation round ran.
@@ -181,6 +184,7 @@ impl ChordState {
             keys: KeyList::with_seed(seed),
             news: news::NewsState::with_seed(seed),
             handoff: handoffs::Handoffs::with_seed(seed),
+            texts: item_text::ItemTexts::default(),
             handoff_stats: HandoffStats::default(),
             last_stabilize: 0,
             stabilize_every: STABILIZE_MS,

@@ -24,7 +24,7 @@ use super::{ItemKey, Owner};
 use crate::chord::Node;
 use crate::core::{ConnId, PeerId, Time, Version};
 use crate::ring::HashMethod;
-use crate::wire::{base58, flags};
+use crate::wire::flags;
 
 /// The deepest replica chain a peer may ask us to extend (its own
 /// `replica_depth`, bounded: each level is a copy of its data on us).
@@ -87,7 +87,7 @@ impl Node {
         let mut payload = vec![
             Bytes::from_static(&[flags::RS2P_REPLICA]),
             Bytes::from_static(item.0.name().as_bytes()),
-            Bytes::from(base58::encode(&item.1)),
+            self.chord.texts.text(item),
             value,
             Bytes::from(depth.to_string()),
         ];
@@ -110,6 +110,7 @@ impl Node {
             self.mesh.record_error(Some(conn), "ignoring a replica with a bad table, key or depth".to_owned());
             return;
         };
+        self.chord.texts.note(item, &payload[2]);
         if !self.is_rs2p(conn) || self.chord.leeching {
             return;
         }

@@ -127,7 +127,7 @@ impl Node {
         let payload = vec![
             Bytes::from(vec![sub_flag]),
             Bytes::from_static(item.0.name().as_bytes()),
-            Bytes::from(base58::encode(&item.1)),
+            self.chord.texts.text(item),
         ];
         self.mesh.send_on(conn, flags::WHISPER, payload);
     }
@@ -201,7 +201,7 @@ impl Node {
                 let mut payload = vec![
                     Bytes::from_static(&[flags::RETRIEVED]),
                     Bytes::from_static(item.0.name().as_bytes()),
-                    Bytes::from(base58::encode(&item.1)),
+                    self.chord.texts.text(item),
                     value,
                 ];
                 // An rs2p asker also gets the version (§16.17); py2p expects four packets.
