@@ -82,7 +82,7 @@ pub struct Conn<X = ()> {
     /// against its own limit for each link, so we may keep this link
     /// alive at the distant period.
     pub per_link_keepalive: bool,
-    /// The protocol above marked this link distant ([`super::Mesh::set_distant`]):
+    /// The protocol above marked this link distant (`Mesh::mark_distant`):
     /// with [`Conn::per_link_keepalive`], it gets the longer keepalive
     /// period and silence limit (`Config::finger_*`), unless suspect.
     pub distant: bool,

@@ -17,7 +17,7 @@
 //!
 //! **Two kinds of link.** Most links have the short timers,
 //! [`Config::keepalive_ms`] and [`Config::peer_timeout_ms`] (2 s, 6 s). A
-//! link the protocol above marks *distant* ([`Mesh::set_distant`]; chord
+//! link the protocol above marks *distant* ([`Mesh::mark_distant`]; chord
 //! marks its rs2p fingers that are no ring neighbour of its own) has the
 //! long ones, [`Config::finger_keepalive_ms`] and
 //! [`Config::finger_timeout_ms`] (8 s, 24 s), if its peer's handshake
