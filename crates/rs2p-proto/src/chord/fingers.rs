@@ -61,6 +61,11 @@ pub const FINGER_LOOKUP_MAX_MS: u64 = 8_000;
 /// A finger lookup unanswered this long is forgotten.
 const FIND_TIMEOUT_MS: u64 = 5_000;
 
+/// A finger lookup unanswered this long makes the link it went out on
+/// suspect (`mesh/liveness.rs`: a distant link then has the short silence
+/// limit), as a retrieve does at its resend.
+const FIND_SUSPECT_MS: u64 = crate::chord::get::RESEND_AFTER_MS;
+
 /// Longest path a find may carry: a greedy walk halves the distance at each
 /// hop, so an honest path is about log2 N long; a longer one is cut short
 /// (answered where it is) and a longer answer is dropped.
@@ -88,6 +93,8 @@ struct PendingFind {
     target: U512,
     /// When it was sent (forgotten after [`FIND_TIMEOUT_MS`]).
     sent_at: Time,
+    /// The link it went out on, until made suspect after [`FIND_SUSPECT_MS`].
+    via: Option<ConnId>,
 }
 
 /// Counters of the finger machinery (see [`Node::finger_stats`]).
@@ -300,6 +307,15 @@ impl Node {
         self.estimate_ring_size();
         let now = self.mesh.now();
         self.chord.fingers.pending.retain(|_, p| now.saturating_sub(p.sent_at) < FIND_TIMEOUT_MS);
+        let mut late = Vec::new();
+        for p in self.chord.fingers.pending.values_mut() {
+            if now.saturating_sub(p.sent_at) >= FIND_SUSPECT_MS {
+                late.extend(p.via.take());
+            }
+        }
+        for conn in late {
+            self.mesh.suspect(conn);
+        }
         if now < self.chord.fingers.next_at {
             return;
         }
@@ -335,7 +351,7 @@ impl Node {
         }
         let nonce = fs.next_nonce;
         fs.next_nonce += 1;
-        fs.pending.insert(nonce, PendingFind { index, target, sent_at: self.mesh.now() });
+        fs.pending.insert(nonce, PendingFind { index, target, sent_at: self.mesh.now(), via: Some(conn) });
         fs.stats.finds_sent += 1;
         let payload = vec![
             Bytes::from_static(&[flags::RS2P_FIND]),
@@ -503,6 +519,54 @@ impl Node {
 }
 
 impl Node {
+    /// How far our ring neighbours reach, in the widest sense: the distance
+    /// to the `r`-th nearest seeding peer after us (the successor list) and
+    /// from the `r`-th nearest before us (our predecessor, the replica
+    /// holders among them, and the nodes whose successor lists we are
+    /// likely in), `r` being [`Node::successor_target`]; `U512::MAX` on a
+    /// side with `r` peers or fewer (all of them are neighbours).
+    fn ring_neighbour_reach(&self) -> (U512, U512) {
+        let me = *self.mesh.id().value();
+        let r = self.successor_target();
+        let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(&me, p.value())).collect();
+        let mut before: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(p.value(), &me)).collect();
+        let reach = |side: &mut Vec<U512>| {
+            if side.len() <= r {
+                return U512::MAX;
+            }
+            *side.select_nth_unstable(r - 1).1
+        };
+        (reach(&mut after), reach(&mut before))
+    }
+
+    /// Marks which links the mesh may keep alive at the distant period
+    /// (`mesh/liveness.rs`): with fingers on and while we seed, the links to
+    /// seeding rs2p peers that are no ring neighbour of ours (beyond
+    /// [`Node::ring_neighbour_reach`] on both sides): fingers, and the
+    /// peers whose fingers we are. Every other link keeps the short timers:
+    /// ring neighbours, whose loss repair, replicas and rejoin must learn
+    /// of fast; py2p and leeching peers; all links of a node without
+    /// fingers. Done again only when the ring version or the size estimate
+    /// moved (a link that becomes a ring neighbour gets the short limit at
+    /// once); called after every batch of upcalls.
+    pub(crate) fn mark_distant_links(&mut self) {
+        let key = (self.ring_version(), self.ring_size_log2());
+        if self.chord.distant_marked == Some(key) {
+            return;
+        }
+        self.chord.distant_marked = Some(key);
+        let fingers = self.uses_fingers() && !self.chord.leeching;
+        let (after, before) = if fingers { self.ring_neighbour_reach() } else { (U512::MAX, U512::MAX) };
+        let me = *self.mesh.id().value();
+        self.mesh.mark_distant(|p, c| {
+            fingers
+                && c.rs2p
+                && !c.ext.leeching
+                && distance(&me, p.value()) > after
+                && distance(p.value(), &me) > before
+        });
+    }
+
     /// Outgoing links to fingers and successors: py2p's bound on outgoing
     /// links (`max_outgoing`) counts the others only.
     pub(crate) fn structural_outgoing(&self) -> usize {

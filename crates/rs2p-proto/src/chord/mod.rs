@@ -168,6 +168,9 @@ pub struct ChordState {
     /// ([`Node::has_seeding_peer`]): the timers ask after every frame, and
     /// the answer can only change when the version moves.
     pub(crate) seeded: std::cell::Cell<Option<(u64, bool)>>,
+    /// The ring version and size estimate the links were last marked
+    /// distant or not at ([`Node::mark_distant_links`]).
+    pub(crate) distant_marked: Option<(u64, u32)>,
 }
 
 impl ChordState {
@@ -212,6 +215,7 @@ impl ChordState {
             last_rescan: 0,
             scanned_with: (Owner::Nobody, Owner::Nobody),
             seeded: std::cell::Cell::new(None),
+            distant_marked: None,
         }
     }
 

@@ -106,6 +106,17 @@ pub struct Config {
     /// rounds in, so this should be at least twice `keepalive_ms` and a
     /// round trip (a shorter limit makes rounds ping sooner).
     pub peer_timeout_ms: u64,
+    /// The keepalive period of a link the protocol above marked distant
+    /// (chord: an rs2p finger that is no ring neighbour of ours, whose
+    /// peer understands per-link periods): fingers only route, and a
+    /// request that goes unanswered over one makes it suspect at once
+    /// (`mesh/liveness.rs`), so their keepalives can be 4× rarer.
+    pub finger_keepalive_ms: u64,
+    /// The silence limit of such a link: three of its periods, as
+    /// `peer_timeout_ms` is three of `keepalive_ms`, so that the keeper's
+    /// pings (at most two periods apart) fit with a margin. A suspect
+    /// distant link gets `peer_timeout_ms` instead.
+    pub finger_timeout_ms: u64,
     /// Repair starts this long after a seeding peer vanished, so that the
     /// ring has re-linked around the gap (stabilisation runs every second)
     /// and ownership is judged on the healed ring.
@@ -226,6 +237,8 @@ impl Config {
             advertise_capability: true,
             keepalive_ms: 2_000,
             peer_timeout_ms: 6_000,
+            finger_keepalive_ms: 8_000,
+            finger_timeout_ms: 24_000,
             repair_delay_ms: 2_000,
             anti_entropy_ms: 5 * 60 * 1000,
             repair_keys_per_tick: 5_000,

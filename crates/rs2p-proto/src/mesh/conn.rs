@@ -74,8 +74,21 @@ pub struct Conn<X = ()> {
     /// rs2p link pings when either direction is quiet, `mesh/liveness.rs`).
     pub last_tx: Time,
     /// The peer keeps this link alive for both ends (its pings say so,
-    /// `mesh/liveness.rs`): we only ping it as a backstop.
-    pub peer_keeps_alive: bool,
+    /// `mesh/liveness.rs`), with this keepalive period (ms): if that suits
+    /// our own limit for the link, we only ping it as a backstop.
+    pub keeper_period: Option<u64>,
+    /// The peer's handshake carried the per-link keepalive marker
+    /// ([`super::PER_LINK_KEEPALIVE_MARKER`]): it judges a keeper's period
+    /// against its own limit for each link, so we may keep this link
+    /// alive at the distant period.
+    pub per_link_keepalive: bool,
+    /// The protocol above marked this link distant (`Mesh::mark_distant`):
+    /// with [`Conn::per_link_keepalive`], it gets the longer keepalive
+    /// period and silence limit (`Config::finger_*`), unless suspect.
+    pub distant: bool,
+    /// When the link was last made suspect ([`super::Mesh::suspect`]): it
+    /// has the short limit until the peer sends anything after that.
+    pub suspect_at: Option<Time>,
     /// When the peer last counted as alive: its last bytes, or later when
     /// our own ticks stalled (then the silence was ours, not its).
     pub alive_at: Time,
@@ -131,7 +144,10 @@ impl<X: PeerExt> Conn<X> {
             handshaken_at: now,
             last_ping: 0,
             last_tx: now,
-            peer_keeps_alive: false,
+            keeper_period: None,
+            per_link_keepalive: false,
+            distant: false,
+            suspect_at: None,
             alive_at: now,
             opened_at: now,
             clock_offset_ms: 0,

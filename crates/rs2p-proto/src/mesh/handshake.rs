@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::{Mesh, PeerExt, Upcall, CAPABILITY_FLAG};
+use super::{Mesh, PeerExt, Upcall, CAPABILITY_FLAG, PER_LINK_KEEPALIVE_MARKER};
 use crate::core::{ConnId, PeerId};
 use crate::wire::{compression, flags, pyjson, Message};
 
@@ -68,6 +68,7 @@ impl<X: PeerExt> Mesh<X> {
             Vec::new()
         });
         let rs2p = has_capability(&p[4]);
+        let per_link = rs2p && has_marker(&p[4], PER_LINK_KEEPALIVE_MARKER);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -87,6 +88,7 @@ impl<X: PeerExt> Mesh<X> {
         c.addr = addr;
         c.compression = list;
         c.rs2p = rs2p;
+        c.per_link_keepalive = per_link;
         if self.dialing.get(&pid) == Some(&conn) {
             self.dialing.remove(&pid);
         }

@@ -38,3 +38,11 @@ pub use user::ConnectError;
 /// The flag rs2p adds to its advertised compression list so that rs2p peers
 /// recognise each other. py2p ignores flags it does not implement.
 pub const CAPABILITY_FLAG: u8 = 0x2F;
+
+/// The marker (the character `+`) an rs2p node adds beside
+/// [`CAPABILITY_FLAG`]: it judges the period a keeper's pings carry against
+/// its own silence limit for each link (`mesh/liveness.rs`), so a peer may
+/// keep a link to it alive at a longer, distant period. Peers without it
+/// (py2p, earlier rs2p builds, some of which rely on any keeper) only ever
+/// get the short period.
+pub const PER_LINK_KEEPALIVE_MARKER: u8 = 0x2B;

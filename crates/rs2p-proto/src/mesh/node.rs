@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::{AwaitingLink, Conn, LostCause, PeerExt, RecentIds, Upcall};
+use super::{AwaitingLink, Conn, LostCause, PeerExt, RecentIds, Upcall, PER_LINK_KEEPALIVE_MARKER};
 use crate::core::{Action, BadInput, Config, ConnId, Counters, Event, Hlc, Map, PeerId, ReqId, SeededState, Time};
 use crate::wire::{Compression, Message};
 
@@ -59,8 +59,9 @@ pub struct Mesh<X: PeerExt = ()> {
     pub(super) actions: VecDeque<Action>,
     /// What the protocol above has to handle, in order (see [`Upcall`]).
     pub(super) upcalls: VecDeque<Upcall<X>>,
-    /// Markers the protocol above adds to our handshake's capability list
-    /// (chord's "no key list"), as characters.
+    /// Markers of our handshake's capability list, as characters: the
+    /// mesh's own (per-link keepalive periods), and those the protocol
+    /// above adds (chord's "no key list").
     pub(super) markers: Vec<u8>,
     pub(super) errors: VecDeque<String>,
     pub(super) next_conn: u64,
@@ -78,8 +79,9 @@ pub struct Mesh<X: PeerExt = ()> {
     /// The earliest liveness deadline as of the last scan: woken much
     /// later than it, the node was starved, not its peers silent.
     pub(super) liveness_at: Option<Time>,
-    /// The quietest link's `alive_at` among those the last scan kept.
-    pub(super) scan_oldest: Option<Time>,
+    /// The earliest silence deadline (`alive_at` plus the link's limit)
+    /// among the links the last scan kept.
+    pub(super) scan_deadline: Option<Time>,
     /// A lower bound on the earliest liveness deadline (exact after a
     /// tick; a link handshaken since lowers it): `next_timeout` reads it
     /// instead of passing over the links after every frame. Frames only
@@ -154,7 +156,7 @@ impl<X: PeerExt> Mesh<X> {
             deferred: state(5).map(),
             actions: VecDeque::new(),
             upcalls: VecDeque::new(),
-            markers: Vec::new(),
+            markers: vec![PER_LINK_KEEPALIVE_MARKER],
             errors: VecDeque::new(),
             next_conn: 1,
             next_req: 1,
@@ -165,7 +167,7 @@ impl<X: PeerExt> Mesh<X> {
             last_tick: now,
             routing_changes: 0,
             liveness_at: None,
-            scan_oldest: None,
+            scan_deadline: None,
             live_timer: None,
             conn_timer: None,
             next_round: now,

@@ -64,7 +64,7 @@ impl<X: PeerExt> Mesh<X> {
 
     /// Lowers [`Mesh::live_timer`] for a link handshaken at `now`.
     pub(super) fn lower_live_timer(&mut self) {
-        let t = self.liveness_deadline(self.now);
+        let t = self.fresh_link_deadline();
         self.live_timer = Some(self.live_timer.map_or(t, |d| d.min(t)));
     }
 

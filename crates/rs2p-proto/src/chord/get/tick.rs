@@ -66,6 +66,11 @@ impl Node {
             // The answer may have been lost (py2p drops links under load): ask again,
             // through whoever owns the item now.
             if let Some(p) = self.gets.pending.remove(&item) {
+                // A distant link (a finger) that left a retrieve unanswered
+                // this long is suspect: pinged now, and closed within 2 s
+                // unless it answers (`mesh/liveness.rs`), which routes the
+                // lookup around it.
+                self.mesh.suspect(p.to);
                 let created = p.created;
                 for w in p.waiters {
                     self.route_retrieve(item, w, None);

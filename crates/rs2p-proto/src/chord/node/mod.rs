@@ -118,6 +118,7 @@ impl Node {
                 Upcall::Lost { conn, cause } => self.on_lost(*conn, cause),
             }
         }
+        self.mark_distant_links();
     }
 
     /// Sends our peer list to `conn`: with fingers, an rs2p peer gets our
@@ -333,6 +334,12 @@ impl Node {
     /// Ids of handshaken peers on connections they opened.
     pub fn incoming(&self) -> Vec<PeerId> {
         self.mesh.incoming()
+    }
+
+    /// Ids of the peers whose links have the distant keepalive timers now
+    /// (`mesh/liveness.rs`: fingers that are no ring neighbour of ours).
+    pub fn distant_peers(&self) -> Vec<PeerId> {
+        self.mesh.conns().values().filter(|c| c.handshaken && c.is_distant()).filter_map(|c| c.peer.clone()).collect()
     }
 
     /// Connections not yet handshaken (accepted or dialed).
