@@ -402,3 +402,54 @@ fn a_keeper_with_a_longer_keepalive_period_is_not_relied_on() {
         .collect();
     assert!(closed.is_empty(), "links closed as silent in an idle ring with mixed keepalive periods: {closed:?}");
 }
+
+/// A store expects no answer, so nothing but the link's own limit would
+/// find a frozen finger it was sent to: a store over a distant link that
+/// has been quiet a short keepalive period makes it suspect at once, and
+/// the finger is dropped (and the writes after it rerouted) about as soon
+/// as a ring neighbour would be, not after the 24 s distant limit.
+#[test]
+fn a_store_to_a_quiet_frozen_finger_gets_it_dropped_in_seconds() {
+    use rs2p::chord::Owner;
+    use rs2p::ring::HashMethod;
+    let n = 48;
+    let mut sim = ring(15, n, (5, 50));
+    assert!(sim.settle_ring(SETTLE_S), "ring of {n} did not settle");
+    sim.advance(30_000);
+    // A writer, a peer it holds as a distant finger, and a key three or
+    // more of whose five tables it reaches through that finger.
+    let (writer, finger, key) = (0..n)
+        .find_map(|w| {
+            let node = sim.peek(w).unwrap();
+            let distant: Vec<_> = node.distant_peers().iter().filter_map(|p| node.conn_of(p)).collect();
+            distant.into_iter().find_map(|f| {
+                (0..4_000).map(|i| format!("stored-{i}")).find_map(|k| {
+                    let through =
+                        HashMethod::ALL.iter().filter(|m| node.find(&m.hash(k.as_bytes())) == Owner::Remote(f));
+                    (through.count() >= 3).then(|| (w, f, k))
+                })
+            })
+        })
+        .expect("no key stored mostly through a distant finger");
+    let fid = sim.peek(writer).unwrap().peer_of(finger).unwrap().clone();
+    let victim = (0..n).find(|&i| sim.peek(i).unwrap().id() == &fid).unwrap();
+    sim.pause(victim);
+    // Quiet for more than a short keepalive period, well within the
+    // distant limit.
+    sim.advance(3_000);
+    assert!(sim.peek(writer).unwrap().conn_of(&fid).is_some(), "finger dropped before the store");
+    let t0 = sim.now();
+    sim.node(writer).set(key.as_bytes(), bytes::Bytes::from_static(b"v"));
+    let mut dropped_after = None;
+    for step in 1..=120 {
+        sim.advance(100);
+        if sim.peek(writer).unwrap().conn_of(&fid).is_none() {
+            dropped_after = Some(step * 100);
+            break;
+        }
+    }
+    let after = dropped_after
+        .unwrap_or_else(|| panic!("node {writer} kept its frozen finger {victim} 12 s after a store to it"));
+    println!("node {writer} dropped its frozen finger {victim} {after} ms after a store to it (quiet 3 s before)");
+    assert!(sim.now() - t0 <= 6_500, "dropped {after} ms after the store");
+}

@@ -305,6 +305,8 @@ impl Node {
             }
         }
         self.mesh.send_on(conn, flags::WHISPER, payload);
+        // Stores are not answered: a quiet finger is checked now.
+        self.mesh.doubt_if_quiet(conn);
     }
 
     /// Writes the local table (an empty value deletes; deleting a missing item is a no-op).

@@ -32,7 +32,8 @@
 //! * a distant link: 24 s, pinged 8 to 10 s into a silence; but a
 //!   distant link the protocol above has reason to doubt
 //!   ([`Mesh::suspect`]: chord's retrieve or finger lookup over it went
-//!   unanswered for 2 s) is pinged at once and gets the short limit until
+//!   unanswered for 2 s, or a store, which is never answered, went out on
+//!   it after 2 s of quiet: [`Mesh::doubt_if_quiet`]) is pinged at once and gets the short limit until
 //!   its peer sends anything, with at least a keepalive period (2 s) left to
 //!   answer: closed at the later of 6 s after its last frame and 2 s after
 //!   the suspicion. The same holds for a link that stops being distant (a
@@ -295,6 +296,20 @@ impl<X: PeerExt> Mesh<X> {
         }
         c.suspect_at = Some(now);
         self.tighten(conn, self.cfg.keepalive_ms / 4);
+    }
+
+    /// A request that expects no answer (a store) goes out on `conn`: a
+    /// distant link quiet for a short keepalive period is suspect at once
+    /// ([`Mesh::suspect`]), so that a frozen finger a store was lost to is
+    /// closed, and the stores after it rerouted, as soon as on a short link
+    /// (6 s after its last frame), not after the distant limit. A link
+    /// heard from lately, or with the short limit, is left as it is.
+    pub(crate) fn doubt_if_quiet(&mut self, conn: ConnId) {
+        let (now, ka) = (self.now, self.cfg.keepalive_ms);
+        if self.conns.get(&conn).is_some_and(|c| c.handshaken && c.is_distant() && now.saturating_sub(c.alive_at) >= ka)
+        {
+            self.suspect(conn);
+        }
     }
 
     /// Every distant link is suspect ([`Mesh::suspect`]): a short link was
