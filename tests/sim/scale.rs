@@ -15,6 +15,13 @@ fn ring(seed: u64, n: usize, lat: (u64, u64)) -> Sim {
     ring_with(seed, n, lat, |_, _| {})
 }
 
+/// [`ring`] of `n` with links of 5 to 50 ms, settled (panics if not).
+fn settled_ring(seed: u64, n: usize) -> Sim {
+    let mut sim = ring(seed, n, (5, 50));
+    assert!(sim.settle_ring(SETTLE_S), "ring of {n} did not settle");
+    sim
+}
+
 /// [`ring`], with node `i`'s config changed by `tweak(i, cfg)`.
 fn ring_with(seed: u64, n: usize, lat: (u64, u64), tweak: impl Fn(usize, &mut Config)) -> Sim {
     let mut sim = Sim::with_seed(seed);
@@ -239,8 +246,7 @@ fn silent_closes(sim: &mut Sim, vid: &rs2p::core::PeerId, ms: u64) -> std::colle
 #[test]
 fn a_frozen_ring_neighbour_is_dropped_in_6_s_and_a_frozen_finger_in_24_s() {
     let n = 48;
-    let mut sim = ring(13, n, (5, 50));
-    assert!(sim.settle_ring(SETTLE_S), "ring of {n} did not settle");
+    let mut sim = settled_ring(13, n);
     sim.advance(30_000);
     let victim = 7;
     let (distant, short) = holders(&mut sim, n, victim);
@@ -274,8 +280,7 @@ fn a_get_through_a_frozen_finger_is_routed_around_in_seconds() {
     use rs2p::chord::Owner;
     use rs2p::ring::HashMethod;
     let n = 48;
-    let mut sim = ring(14, n, (5, 50));
-    assert!(sim.settle_ring(SETTLE_S), "ring of {n} did not settle");
+    let mut sim = settled_ring(14, n);
     sim.advance(30_000);
     // A reader, a peer it holds as a distant finger, and keys three or
     // more of whose five tables it reaches through that finger.
@@ -335,8 +340,7 @@ fn a_get_through_a_frozen_finger_is_routed_around_in_seconds() {
 fn a_ring_neighbour_end_keeps_the_short_limit_when_the_other_end_holds_a_finger() {
     use rs2p::core::Event;
     let n = 48;
-    let mut sim = ring(13, n, (5, 50));
-    assert!(sim.settle_ring(SETTLE_S), "ring of {n} did not settle");
+    let mut sim = settled_ring(13, n);
     sim.advance(10_000);
     sim.take_events();
     sim.advance(60_000);
@@ -413,8 +417,7 @@ fn a_store_to_a_quiet_frozen_finger_gets_it_dropped_in_seconds() {
     use rs2p::chord::Owner;
     use rs2p::ring::HashMethod;
     let n = 48;
-    let mut sim = ring(15, n, (5, 50));
-    assert!(sim.settle_ring(SETTLE_S), "ring of {n} did not settle");
+    let mut sim = settled_ring(15, n);
     sim.advance(30_000);
     // A writer, a peer it holds as a distant finger, and a key three or
     // more of whose five tables it reaches through that finger.
@@ -426,7 +429,7 @@ fn a_store_to_a_quiet_frozen_finger_gets_it_dropped_in_seconds() {
                 (0..4_000).map(|i| format!("stored-{i}")).find_map(|k| {
                     let through =
                         HashMethod::ALL.iter().filter(|m| node.find(&m.hash(k.as_bytes())) == Owner::Remote(f));
-                    (through.count() >= 3).then(|| (w, f, k))
+                    (through.count() >= 3).then_some((w, f, k))
                 })
             })
         })

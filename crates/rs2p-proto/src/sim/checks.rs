@@ -14,10 +14,8 @@ impl Sim {
         self.ring_mismatches() == 0
     }
 
-    /// How many seeding nodes are not linked to their true successor or
-    /// predecessor among the seeding nodes present (0: the ring is
-    /// consistent). Progress for a large ring.
-    pub fn ring_mismatches(&self) -> usize {
+    /// The seeding nodes present, as (id, index), in ring order.
+    fn seeding_ids(&self) -> Vec<(crate::ring::U512, usize)> {
         let mut ids: Vec<(crate::ring::U512, usize)> = self
             .nodes
             .iter()
@@ -27,6 +25,14 @@ impl Sim {
             .map(|(i, n)| (*n.id().value(), i))
             .collect();
         ids.sort();
+        ids
+    }
+
+    /// How many seeding nodes are not linked to their true successor or
+    /// predecessor among the seeding nodes present (0: the ring is
+    /// consistent). Progress for a large ring.
+    pub fn ring_mismatches(&self) -> usize {
+        let ids = self.seeding_ids();
         let n = ids.len();
         if n < 2 {
             return 0;
@@ -48,15 +54,7 @@ impl Sim {
     /// true neighbour's address rests (a failed dial). A diagnostic for runs
     /// whose settling stalls.
     pub fn ring_mismatch_report(&self, max: usize) -> Vec<String> {
-        let mut ids: Vec<(crate::ring::U512, usize)> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.as_ref().map(|n| (i, n)))
-            .filter(|(_, n)| !n.is_leeching())
-            .map(|(i, n)| (*n.id().value(), i))
-            .collect();
-        ids.sort();
+        let ids = self.seeding_ids();
         let n = ids.len();
         // A node by index; "absent" for an id no node present has (gone,
         // or leeching), "none" for no node at all.
