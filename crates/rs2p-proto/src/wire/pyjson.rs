@@ -148,6 +148,13 @@ pub enum PeerListError {
 /// Reads a peer list, keeping at most `limit` entries' worth of work: a longer
 /// list is an error; malformed entries are skipped.
 pub fn parse_peers(text: &[u8], limit: usize) -> Result<Vec<PeerEntry>, PeerListError> {
+    // Lists in the usual shape are read without a JSON tree; the rest by
+    // the general reader, which decides every other case.
+    super::peer_list_json::parse(text, limit).unwrap_or_else(|| parse_peers_tree(text, limit))
+}
+
+/// [`parse_peers`] through a `serde_json::Value` tree: any JSON text.
+pub(crate) fn parse_peers_tree(text: &[u8], limit: usize) -> Result<Vec<PeerEntry>, PeerListError> {
     let value: Value = serde_json::from_slice(text).map_err(|_| PeerListError::NotAList)?;
     let arr = value.as_array().ok_or(PeerListError::NotAList)?;
     if arr.len() > limit {
