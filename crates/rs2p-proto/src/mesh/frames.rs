@@ -26,8 +26,11 @@ impl<X: PeerExt> Mesh<X> {
         c.alive_at = now;
         c.bytes_in += data.len() as u64;
         self.counters.bytes_in += data.len() as u64;
+        let was = c.buffered() > 0;
         c.decoder.extend(data);
-        if c.decoder.pending() > 0 {
+        let is = c.buffered() > 0;
+        self.partial_changed(was, is);
+        if is {
             self.lower_conn_timer(now.saturating_add(self.cfg.half_frame_timeout_ms).saturating_add(1));
         }
     }
@@ -37,7 +40,11 @@ impl<X: PeerExt> Mesh<X> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Step::Done;
         };
-        match c.decoder.next_body() {
+        let was = c.buffered() > 0;
+        let next = c.decoder.next_body();
+        let is = c.buffered() > 0;
+        self.partial_changed(was, is);
+        match next {
             Ok(Some(body)) => {
                 self.on_body(conn, &body);
                 Step::Frame
@@ -46,7 +53,7 @@ impl<X: PeerExt> Mesh<X> {
                 // While every connection holds at most its share of the bound,
                 // the total is within it: sum only when one holds more.
                 let share = self.cfg.max_buffered_bytes / self.cfg.max_connections.max(1);
-                if c.decoder.pending() > share {
+                if self.conns.get(&conn).is_some_and(|c| c.decoder.pending() > share) {
                     self.bound_buffered();
                 }
                 Step::Done
@@ -112,6 +119,16 @@ impl<X: PeerExt> Mesh<X> {
         self.close_conn_because(hog, &text);
     }
 
+    /// Counts a connection's move into or out of holding a partial frame
+    /// ([`Mesh::partial_conns`]).
+    pub(super) fn partial_changed(&mut self, was: bool, is: bool) {
+        match (was, is) {
+            (false, true) => self.partial_conns += 1,
+            (true, false) => self.partial_conns -= 1,
+            _ => {}
+        }
+    }
+
     /// How frames of `conn` are decoded now.
     pub(crate) fn decode_context(&self, conn: ConnId) -> DecodeContext {
         let (methods, rs2p) = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p)).unwrap_or_default();
@@ -136,7 +153,10 @@ impl<X: PeerExt> Mesh<X> {
             c.bytes_in += bytes as u64;
             c.last_rx = now;
             c.alive_at = now;
+            let was = c.buffered() > 0;
             c.reader_pending = pending;
+            let is = c.buffered() > 0;
+            self.partial_changed(was, is);
         }
         if pending > 0 {
             self.lower_conn_timer(now.saturating_add(self.cfg.half_frame_timeout_ms).saturating_add(1));

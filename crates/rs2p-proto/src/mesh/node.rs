@@ -89,6 +89,10 @@ pub struct Mesh<X: PeerExt = ()> {
     /// connection (exact after a tick; lowered as connections open and
     /// partial frames arrive), for the same reason.
     pub(super) conn_timer: Option<Time>,
+    /// Connections holding bytes of a partial frame (`Conn::buffered() >
+    /// 0`): a tick passes over the connections for idle half-sent frames
+    /// only when there is one (the pass touched every cold connection).
+    pub(super) partial_conns: usize,
     /// When the next keepalive round is due (`mesh/liveness.rs`).
     pub(super) next_round: Time,
     /// Keepalive rounds so far (draws each round's jitter).
@@ -168,6 +172,7 @@ impl<X: PeerExt> Mesh<X> {
             scan_oldest: None,
             live_timer: None,
             conn_timer: None,
+            partial_conns: 0,
             next_round: now,
             rounds: 0,
             wall_offset: 0,
@@ -498,12 +503,16 @@ impl<X: PeerExt> Mesh<X> {
     /// ([`Mesh::liveness_scan`], [`Mesh::close_silent`]).
     pub(crate) fn on_tick(&mut self, now: Time) {
         self.set_now(now);
-        let stale: Vec<ConnId> = self
-            .conns
-            .values()
-            .filter(|c| c.buffered() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
-            .map(|c| c.id)
-            .collect();
+        debug_assert_eq!(self.partial_conns, self.conns.values().filter(|c| c.buffered() > 0).count());
+        let stale: Vec<ConnId> = if self.partial_conns == 0 {
+            Vec::new()
+        } else {
+            self.conns
+                .values()
+                .filter(|c| c.buffered() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
+                .map(|c| c.id)
+                .collect()
+        };
         for conn in stale {
             self.record_error(Some(conn), "closing connection: half-sent frame idle too long".to_owned());
             self.counters.bad_input(BadInput::HalfFrameIdle);
@@ -563,6 +572,7 @@ impl<X: PeerExt> Mesh<X> {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
+        self.partial_changed(c.buffered() > 0, false);
         self.deferred.remove(&conn);
         if let Some(pid) = &c.peer {
             if self.dial_backoff.len() >= self.cfg.max_pending {
