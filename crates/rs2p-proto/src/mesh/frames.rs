@@ -119,16 +119,6 @@ impl<X: PeerExt> Mesh<X> {
         self.close_conn_because(hog, &text);
     }
 
-    /// Counts a connection's move into or out of holding a partial frame
-    /// ([`Mesh::partial_conns`]).
-    pub(super) fn partial_changed(&mut self, was: bool, is: bool) {
-        match (was, is) {
-            (false, true) => self.partial_conns += 1,
-            (true, false) => self.partial_conns -= 1,
-            _ => {}
-        }
-    }
-
     /// How frames of `conn` are decoded now.
     pub(crate) fn decode_context(&self, conn: ConnId) -> DecodeContext {
         let (methods, rs2p) = self.conns.get(&conn).map(|c| (c.compression.clone(), c.rs2p)).unwrap_or_default();

@@ -81,12 +81,14 @@ impl<X: PeerExt> Mesh<X> {
                 renamed = Some(old);
             }
         }
+        let was_awaiting = !c.handshaken && !c.dialing;
         c.handshaken = true;
         c.handshaken_at = self.now;
         let outgoing = c.outgoing;
         c.addr = addr;
         c.compression = list;
         c.rs2p = rs2p;
+        self.awaiting_changed(was_awaiting, false);
         if self.dialing.get(&pid) == Some(&conn) {
             self.dialing.remove(&pid);
         }

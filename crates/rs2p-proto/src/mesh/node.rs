@@ -93,6 +93,9 @@ pub struct Mesh<X: PeerExt = ()> {
     /// 0`): a tick passes over the connections for idle half-sent frames
     /// only when there is one (the pass touched every cold connection).
     pub(super) partial_conns: usize,
+    /// Connections whose dial is complete (or that we accepted) still
+    /// awaiting the peer's handshake, for the same pass (`mesh/sweep.rs`).
+    pub(super) awaiting_conns: usize,
     /// When the next keepalive round is due (`mesh/liveness.rs`).
     pub(super) next_round: Time,
     /// Keepalive rounds so far (draws each round's jitter).
@@ -173,6 +176,7 @@ impl<X: PeerExt> Mesh<X> {
             live_timer: None,
             conn_timer: None,
             partial_conns: 0,
+            awaiting_conns: 0,
             next_round: now,
             rounds: 0,
             wall_offset: 0,
@@ -394,6 +398,7 @@ impl<X: PeerExt> Mesh<X> {
         self.set_now(now);
         let conn = self.alloc_conn();
         self.conns.insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
+        self.awaiting_changed(false, true);
         self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
         self.greet(conn);
         conn
@@ -411,9 +416,11 @@ impl<X: PeerExt> Mesh<X> {
         match self.conns.get_mut(&conn) {
             Some(c) if c.dialing => {
                 c.dialing = false;
+                let awaiting = !c.handshaken;
                 c.last_rx = now;
                 c.alive_at = now;
                 c.opened_at = now;
+                self.awaiting_changed(false, awaiting);
                 self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
                 self.greet(conn);
             }
@@ -503,17 +510,8 @@ impl<X: PeerExt> Mesh<X> {
     /// ([`Mesh::liveness_scan`], [`Mesh::close_silent`]).
     pub(crate) fn on_tick(&mut self, now: Time) {
         self.set_now(now);
-        debug_assert_eq!(self.partial_conns, self.conns.values().filter(|c| c.buffered() > 0).count());
-        let stale: Vec<ConnId> = if self.partial_conns == 0 {
-            Vec::new()
-        } else {
-            self.conns
-                .values()
-                .filter(|c| c.buffered() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
-                .map(|c| c.id)
-                .collect()
-        };
-        for conn in stale {
+        let sweep = self.sweep_conns(now);
+        for conn in sweep.stale {
             self.record_error(Some(conn), "closing connection: half-sent frame idle too long".to_owned());
             self.counters.bad_input(BadInput::HalfFrameIdle);
             self.close_conn(conn);
@@ -524,8 +522,8 @@ impl<X: PeerExt> Mesh<X> {
         let backoff_horizon = now.saturating_sub(REDIAL_BACKOFF_MS);
         self.dial_backoff.retain(|_, t| *t > backoff_horizon);
         self.prune_address_rests();
-        self.check_handshakes();
-        self.conn_timer = self.conn_deadline();
+        self.close_late_handshakes(sweep.late);
+        self.conn_timer = sweep.deadline;
     }
 
     /// Closes every connection. False if it was closed already.
@@ -573,6 +571,7 @@ impl<X: PeerExt> Mesh<X> {
             return;
         };
         self.partial_changed(c.buffered() > 0, false);
+        self.awaiting_changed(!c.handshaken && !c.dialing, false);
         self.deferred.remove(&conn);
         if let Some(pid) = &c.peer {
             if self.dial_backoff.len() >= self.cfg.max_pending {
