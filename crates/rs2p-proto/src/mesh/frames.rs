@@ -67,10 +67,12 @@ impl<X: PeerExt> Mesh<X> {
 
     /// Decodes one frame body with the connection's compression list and handles it.
     pub(super) fn on_body(&mut self, conn: ConnId, body: &[u8]) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let (methods, rs2p) = (c.compression.clone(), c.rs2p);
+        // Lent out while the frame is decoded, and put back before it is
+        // handled (which may change it): no copy of the list per frame.
+        let (methods, rs2p) = (std::mem::take(&mut c.compression), c.rs2p);
         let mut decoded = Message::decode_body_ext(body, &methods, self.cfg.max_frame, rs2p);
         if decoded.is_err() {
             // A renegotiation may have just changed the list while the peer
@@ -85,6 +87,9 @@ impl<X: PeerExt> Mesh<X> {
                     decoded = Ok(msg);
                 }
             }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.compression = methods;
         }
         match decoded {
             Ok(msg) => self.on_message(conn, msg),
