@@ -77,16 +77,21 @@ impl Node {
         near.extend(seeding.iter().rev().take(r).filter(|(d, _)| keep(false, d)).map(|(_, c)| *c));
         near.sort();
         near.dedup();
-        let mut list: Vec<PeerEntry> = near
+        // Borrowed from the connections: no entry is copied to be written.
+        let mut list: Vec<(&str, &str, u16)> = near
             .into_iter()
             .filter_map(|c| {
                 let conn = self.mesh.conns().get(&c)?;
-                let (host, port) = conn.addr.clone()?;
-                Some(PeerEntry { host, port, id: conn.peer.as_ref()?.to_string() })
+                let (host, port) = conn.addr.as_ref()?;
+                Some((conn.peer.as_ref()?.as_str(), host.as_str(), *port))
             })
             .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        let text = pyjson::peers_json(&list);
+        list.sort_by(|a, b| a.0.cmp(b.0));
+        let mut json = pyjson::PeersJson::with_entries(list.len());
+        for (id, host, port) in list {
+            json.push(host, port, id);
+        }
+        let text = json.finish();
         self.mesh.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
     }
 }

@@ -139,16 +139,10 @@ impl<X: PeerExt> Mesh<X> {
         }
     }
 
-    /// Closes connections whose handshake did not arrive in time.
-    pub(crate) fn check_handshakes(&mut self) {
-        let now = self.now;
+    /// Closes connections whose handshake did not arrive in time (found
+    /// by the tick's pass, `mesh/sweep.rs`): (connection, outgoing).
+    pub(super) fn close_late_handshakes(&mut self, late: Vec<(ConnId, bool)>) {
         let limit = self.cfg.handshake_timeout_ms;
-        let late: Vec<(ConnId, bool)> = self
-            .conns
-            .values()
-            .filter(|c| !c.handshaken && !c.dialing && now.saturating_sub(c.opened_at) > limit)
-            .map(|c| (c.id, c.outgoing))
-            .collect();
         for (conn, outgoing) in late {
             if outgoing {
                 self.address_failed(conn);

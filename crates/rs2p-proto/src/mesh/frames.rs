@@ -26,8 +26,11 @@ impl<X: PeerExt> Mesh<X> {
         c.alive_at = now;
         c.bytes_in += data.len() as u64;
         self.counters.bytes_in += data.len() as u64;
+        let was = c.buffered() > 0;
         c.decoder.extend(data);
-        if c.decoder.pending() > 0 {
+        let is = c.buffered() > 0;
+        self.partial_changed(was, is);
+        if is {
             self.lower_conn_timer(now.saturating_add(self.cfg.half_frame_timeout_ms).saturating_add(1));
         }
     }
@@ -37,7 +40,11 @@ impl<X: PeerExt> Mesh<X> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Step::Done;
         };
-        match c.decoder.next_body() {
+        let was = c.buffered() > 0;
+        let next = c.decoder.next_body();
+        let is = c.buffered() > 0;
+        self.partial_changed(was, is);
+        match next {
             Ok(Some(body)) => {
                 self.on_body(conn, &body);
                 Step::Frame
@@ -46,7 +53,7 @@ impl<X: PeerExt> Mesh<X> {
                 // While every connection holds at most its share of the bound,
                 // the total is within it: sum only when one holds more.
                 let share = self.cfg.max_buffered_bytes / self.cfg.max_connections.max(1);
-                if c.decoder.pending() > share {
+                if self.conns.get(&conn).is_some_and(|c| c.decoder.pending() > share) {
                     self.bound_buffered();
                 }
                 Step::Done
@@ -60,10 +67,12 @@ impl<X: PeerExt> Mesh<X> {
 
     /// Decodes one frame body with the connection's compression list and handles it.
     pub(super) fn on_body(&mut self, conn: ConnId, body: &[u8]) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let (methods, rs2p) = (c.compression.clone(), c.rs2p);
+        // Lent out while the frame is decoded, and put back before it is
+        // handled (which may change it): no copy of the list per frame.
+        let (methods, rs2p) = (std::mem::take(&mut c.compression), c.rs2p);
         let mut decoded = Message::decode_body_ext(body, &methods, self.cfg.max_frame, rs2p);
         if decoded.is_err() {
             // A renegotiation may have just changed the list while the peer
@@ -78,6 +87,9 @@ impl<X: PeerExt> Mesh<X> {
                     decoded = Ok(msg);
                 }
             }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.compression = methods;
         }
         match decoded {
             Ok(msg) => self.on_message(conn, msg),
@@ -136,7 +148,10 @@ impl<X: PeerExt> Mesh<X> {
             c.bytes_in += bytes as u64;
             c.last_rx = now;
             c.alive_at = now;
+            let was = c.buffered() > 0;
             c.reader_pending = pending;
+            let is = c.buffered() > 0;
+            self.partial_changed(was, is);
         }
         if pending > 0 {
             self.lower_conn_timer(now.saturating_add(self.cfg.half_frame_timeout_ms).saturating_add(1));

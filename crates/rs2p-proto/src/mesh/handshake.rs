@@ -82,6 +82,7 @@ impl<X: PeerExt> Mesh<X> {
                 renamed = Some(old);
             }
         }
+        let was_awaiting = !c.handshaken && !c.dialing;
         c.handshaken = true;
         c.handshaken_at = self.now;
         let outgoing = c.outgoing;
@@ -89,6 +90,7 @@ impl<X: PeerExt> Mesh<X> {
         c.compression = list;
         c.rs2p = rs2p;
         c.per_link_keepalive = per_link;
+        self.awaiting_changed(was_awaiting, false);
         if self.dialing.get(&pid) == Some(&conn) {
             self.dialing.remove(&pid);
         }

@@ -17,6 +17,7 @@ mod recent;
 mod relay;
 mod routing;
 mod send;
+mod sweep;
 mod timeout;
 mod upcall;
 mod user;

@@ -91,6 +91,13 @@ pub struct Mesh<X: PeerExt = ()> {
     /// connection (exact after a tick; lowered as connections open and
     /// partial frames arrive), for the same reason.
     pub(super) conn_timer: Option<Time>,
+    /// Connections holding bytes of a partial frame (`Conn::buffered() >
+    /// 0`): a tick passes over the connections for idle half-sent frames
+    /// only when there is one (the pass touched every cold connection).
+    pub(super) partial_conns: usize,
+    /// Connections whose dial is complete (or that we accepted) still
+    /// awaiting the peer's handshake, for the same pass (`mesh/sweep.rs`).
+    pub(super) awaiting_conns: usize,
     /// When the next keepalive round is due (`mesh/liveness.rs`).
     pub(super) next_round: Time,
     /// Keepalive rounds so far (draws each round's jitter).
@@ -170,6 +177,8 @@ impl<X: PeerExt> Mesh<X> {
             scan_deadline: None,
             live_timer: None,
             conn_timer: None,
+            partial_conns: 0,
+            awaiting_conns: 0,
             next_round: now,
             rounds: 0,
             wall_offset: 0,
@@ -391,6 +400,7 @@ impl<X: PeerExt> Mesh<X> {
         self.set_now(now);
         let conn = self.alloc_conn();
         self.conns.insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
+        self.awaiting_changed(false, true);
         self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
         self.greet(conn);
         conn
@@ -408,9 +418,11 @@ impl<X: PeerExt> Mesh<X> {
         match self.conns.get_mut(&conn) {
             Some(c) if c.dialing => {
                 c.dialing = false;
+                let awaiting = !c.handshaken;
                 c.last_rx = now;
                 c.alive_at = now;
                 c.opened_at = now;
+                self.awaiting_changed(false, awaiting);
                 self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
                 self.greet(conn);
             }
@@ -500,13 +512,8 @@ impl<X: PeerExt> Mesh<X> {
     /// ([`Mesh::liveness_scan`], [`Mesh::close_silent`]).
     pub(crate) fn on_tick(&mut self, now: Time) {
         self.set_now(now);
-        let stale: Vec<ConnId> = self
-            .conns
-            .values()
-            .filter(|c| c.buffered() > 0 && now.saturating_sub(c.last_rx) > self.cfg.half_frame_timeout_ms)
-            .map(|c| c.id)
-            .collect();
-        for conn in stale {
+        let sweep = self.sweep_conns(now);
+        for conn in sweep.stale {
             self.record_error(Some(conn), "closing connection: half-sent frame idle too long".to_owned());
             self.counters.bad_input(BadInput::HalfFrameIdle);
             self.close_conn(conn);
@@ -517,8 +524,8 @@ impl<X: PeerExt> Mesh<X> {
         let backoff_horizon = now.saturating_sub(REDIAL_BACKOFF_MS);
         self.dial_backoff.retain(|_, t| *t > backoff_horizon);
         self.prune_address_rests();
-        self.check_handshakes();
-        self.conn_timer = self.conn_deadline();
+        self.close_late_handshakes(sweep.late);
+        self.conn_timer = sweep.deadline;
     }
 
     /// Closes every connection. False if it was closed already.
@@ -565,6 +572,8 @@ impl<X: PeerExt> Mesh<X> {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
+        self.partial_changed(c.buffered() > 0, false);
+        self.awaiting_changed(!c.handshaken && !c.dialing, false);
         self.deferred.remove(&conn);
         if let Some(pid) = &c.peer {
             if self.dial_backoff.len() >= self.cfg.max_pending {

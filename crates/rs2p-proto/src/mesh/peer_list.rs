@@ -97,22 +97,24 @@ impl<X: PeerExt> Mesh<X> {
         *pid == self.id || self.routing.contains_key(pid) || self.dialing.contains_key(pid)
     }
 
-    /// The peer list as py2p builds it: every routed peer with a known address.
-    pub(crate) fn peer_list(&self) -> Vec<PeerEntry> {
-        let mut list: Vec<PeerEntry> = self
+    /// Sends the peer list as py2p builds it: every routed peer with a
+    /// known address, sorted by id.
+    pub(crate) fn send_peers(&mut self, conn: ConnId) {
+        // Borrowed from the connections rather than copied to be written.
+        let mut list: Vec<(&str, &str, u16)> = self
             .routing
             .iter()
             .filter_map(|(pid, c)| {
-                let (host, port) = self.conns.get(c)?.addr.clone()?;
-                Some(PeerEntry { host, port, id: pid.to_string() })
+                let (host, port) = self.conns.get(c)?.addr.as_ref()?;
+                Some((pid.as_str(), host.as_str(), *port))
             })
             .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        list
-    }
-
-    pub(crate) fn send_peers(&mut self, conn: ConnId) {
-        let text = pyjson::peers_json(&self.peer_list());
+        list.sort_by(|a, b| a.0.cmp(b.0));
+        let mut json = pyjson::PeersJson::with_entries(list.len());
+        for (id, host, port) in list {
+            json.push(host, port, id);
+        }
+        let text = json.finish();
         self.send_on(conn, flags::WHISPER, vec![Bytes::from_static(&[flags::PEERS]), text.into()]);
     }
 }

@@ -19,15 +19,28 @@ impl<X: PeerExt> Mesh<X> {
             return;
         }
         let method = send_method(&self.cfg.compression, c);
-        if msg_type == flags::WHISPER || msg_type == flags::BROADCAST {
-            c.last_sent = Some((msg_type, payload.clone()));
-        }
+        // Kept for a resend request (py2p's `resend`).
+        let keep = msg_type == flags::WHISPER || msg_type == flags::BROADCAST;
         // Whispers to rs2p peers carry an empty id: nothing reads a
         // whisper's id, and hashing it at both ends was a tenth of a get's
         // CPU (docs/PROTOCOL.md §16.16).
         let id = (c.rs2p && self.cfg.advertise_capability && msg_type == flags::WHISPER).then_some("");
+        if keep && self.defer_encoding {
+            // The driver encodes the message it is handed: the kept copy
+            // must be a clone.
+            c.last_sent = Some((msg_type, payload.clone()));
+        }
         let msg = Message { msg_type, sender: self.id.bytes(), time, payload };
-        self.push_send(conn, msg, id, method);
+        if let Some(payload) = self.push_send_returning(conn, msg, id, method) {
+            if keep {
+                // Encoded here: the payload moves into `last_sent` instead
+                // of a clone (a vector and a shared handle per packet, per
+                // whisper, were a few percent of the simulator's CPU).
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.last_sent = Some((msg_type, payload));
+                }
+            }
+        }
     }
 
     /// Sends an already-built message (a relay) on one connection, keeping its id.
@@ -47,13 +60,25 @@ impl<X: PeerExt> Mesh<X> {
 
     /// Queues `msg` for `conn`: encoded here, or by the driver.
     pub(crate) fn push_send(&mut self, conn: ConnId, msg: Message, id: Option<&str>, method: Option<Compression>) {
+        self.push_send_returning(conn, msg, id, method);
+    }
+
+    /// [`Mesh::push_send`], handing back the message's payload when it was
+    /// encoded here (not when the driver encodes it).
+    fn push_send_returning(
+        &mut self,
+        conn: ConnId,
+        msg: Message,
+        id: Option<&str>,
+        method: Option<Compression>,
+    ) -> Option<Vec<Bytes>> {
         if self.defer_encoding {
             let out = crate::core::Outgoing { msg, id: id.map(str::to_owned), method };
             // Counted at the size the driver's queue counts it (compressed
             // frames to py2p peers come out smaller).
             self.count_out(conn, out.len_hint());
             self.actions.push_back(Action::SendMessage { conn, out: Box::new(out) });
-            return;
+            return None;
         }
         let frame = match id {
             Some(id) => msg.encode_with_id(id, method),
@@ -66,6 +91,7 @@ impl<X: PeerExt> Mesh<X> {
             }
             Err(e) => self.record_error(Some(conn), format!("not sent: {e}")),
         }
+        Some(msg.payload)
     }
 
     /// Counts a frame of `len` bytes sent on `conn` (metrics).

@@ -37,26 +37,6 @@ impl<X: PeerExt> Mesh<X> {
         due
     }
 
-    /// The earliest handshake or half-frame deadline of a connection (one
-    /// pass over them): `check_handshakes` closes a connection past
-    /// `handshake_timeout_ms`, `on_tick` one with a partial frame idle past
-    /// `half_frame_timeout_ms`.
-    pub(super) fn conn_deadline(&self) -> Option<Time> {
-        let cfg = &self.cfg;
-        let mut due: Option<Time> = None;
-        for c in self.conns.values() {
-            if !c.handshaken && !c.dialing {
-                let t = c.opened_at.saturating_add(cfg.handshake_timeout_ms).saturating_add(1);
-                due = Some(due.map_or(t, |d| d.min(t)));
-            }
-            if c.buffered() > 0 {
-                let t = c.last_rx.saturating_add(cfg.half_frame_timeout_ms).saturating_add(1);
-                due = Some(due.map_or(t, |d| d.min(t)));
-            }
-        }
-        due
-    }
-
     /// Lowers [`Mesh::conn_timer`] to `t`.
     pub(super) fn lower_conn_timer(&mut self, t: Time) {
         self.conn_timer = Some(self.conn_timer.map_or(t, |d| d.min(t)));

@@ -283,40 +283,60 @@ impl Message {
     /// [`Message::from_packets`]; with `empty_whisper_id`, a whisper with an
     /// empty id packet is taken unchecked (see [`Message::decode_body_ext`]).
     pub fn from_packets_ext(body: &[u8], empty_whisper_id: bool) -> Result<Message, DecodeError> {
-        let mut packets: Vec<&[u8]> = Vec::with_capacity(8);
+        // First the packet lengths are checked and counted, then the packets
+        // read: no list of them is allocated per frame.
+        let mut count = 0usize;
         let mut rest = body;
         while !rest.is_empty() {
             if rest.len() < 4 {
-                return Err(DecodeError::BadPacketLength { index: packets.len(), len: 4, remaining: rest.len() });
+                return Err(DecodeError::BadPacketLength { index: count, len: 4, remaining: rest.len() });
             }
             let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
             rest = &rest[4..];
             if len > rest.len() {
-                return Err(DecodeError::BadPacketLength {
-                    index: packets.len(),
-                    len: len as u64,
-                    remaining: rest.len(),
-                });
+                return Err(DecodeError::BadPacketLength { index: count, len: len as u64, remaining: rest.len() });
             }
-            packets.push(&rest[..len]);
             rest = &rest[len..];
+            count += 1;
         }
-        if packets.len() < 4 {
-            return Err(DecodeError::MissingHeader { packets: packets.len() });
+        if count < HEADER_PACKETS {
+            return Err(DecodeError::MissingHeader { packets: count });
         }
-        if packets[0].len() != 1 {
-            return Err(DecodeError::BadMsgType { len: packets[0].len() });
+        let mut packets = Packets(body);
+        let mut header: [&[u8]; HEADER_PACKETS] = [&[]; HEADER_PACKETS];
+        for h in &mut header {
+            *h = packets.next().unwrap_or_default();
         }
-        let time = base58::decode_u64(packets[3]).map_err(DecodeError::BadTime)?;
-        let payload: Vec<Bytes> = packets[4..].iter().map(|p| Bytes::copy_from_slice(p)).collect();
-        let unchecked = empty_whisper_id && packets[2].is_empty() && packets[0][0] == flags::WHISPER;
-        if !unchecked && !id_matches(packets[2], &payload, time) {
+        let [msg_type, sender, id, time] = header;
+        if msg_type.len() != 1 {
+            return Err(DecodeError::BadMsgType { len: msg_type.len() });
+        }
+        let time = base58::decode_u64(time).map_err(DecodeError::BadTime)?;
+        let mut payload: Vec<Bytes> = Vec::with_capacity(count - HEADER_PACKETS);
+        payload.extend(packets.map(Bytes::copy_from_slice));
+        let unchecked = empty_whisper_id && id.is_empty() && msg_type[0] == flags::WHISPER;
+        if !unchecked && !id_matches(id, &payload, time) {
             return Err(DecodeError::IdMismatch {
-                claimed: String::from_utf8_lossy(packets[2]).into_owned(),
+                claimed: String::from_utf8_lossy(id).into_owned(),
                 computed: message_id(&payload, time),
             });
         }
-        Ok(Message { msg_type: packets[0][0], sender: Bytes::copy_from_slice(packets[1]), time, payload })
+        Ok(Message { msg_type: msg_type[0], sender: Bytes::copy_from_slice(sender), time, payload })
+    }
+}
+
+/// The packets of a body whose packet lengths were checked
+/// ([`Message::from_packets_ext`]); ends early, never panics, if they were not.
+struct Packets<'a>(&'a [u8]);
+
+impl<'a> Iterator for Packets<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(self.0.get(..4)?.try_into().ok()?) as usize;
+        let packet = self.0.get(4..4usize.checked_add(len)?)?;
+        self.0 = &self.0[4 + len..];
+        Some(packet)
     }
 }
 

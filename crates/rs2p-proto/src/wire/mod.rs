@@ -6,6 +6,7 @@ pub mod compression;
 pub mod decoder;
 pub mod flags;
 pub mod message;
+mod peer_list_json;
 pub mod protocol;
 pub mod pyjson;
 

@@ -10,6 +10,12 @@ use serde_json::Value;
 /// ```
 pub fn string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_string(&mut out, s);
+    out
+}
+
+/// Appends [`string`]'s text to `out` (no string of its own).
+pub fn push_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -24,13 +30,14 @@ pub fn string(s: &str) -> String {
             c => {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
+                    use std::fmt::Write as _;
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\u{unit:04x}");
                 }
             }
         }
     }
     out.push('"');
-    out
 }
 
 /// A peer entry: the address it advertised and its id.
@@ -74,9 +81,52 @@ fn addr_from_value(value: &Value) -> Option<(String, u16)> {
 /// assert_eq!(peers_json(&[e]), r#"[[["127.0.0.1", 48001], "PeerOne"]]"#);
 /// ```
 pub fn peers_json(entries: &[PeerEntry]) -> String {
-    let items: Vec<String> =
-        entries.iter().map(|e| format!("[[{}, {}], {}]", string(&e.host), e.port, string(&e.id))).collect();
-    format!("[{}]", items.join(", "))
+    let mut list = PeersJson::with_entries(entries.len());
+    for e in entries {
+        list.push(&e.host, e.port, &e.id);
+    }
+    list.finish()
+}
+
+/// Writes [`peers_json`]'s text entry by entry into one string, from
+/// borrowed fields (no entry, string or vector per entry).
+pub struct PeersJson {
+    out: String,
+    empty: bool,
+}
+
+impl PeersJson {
+    /// An empty list, with room for about `n` entries.
+    pub fn with_entries(n: usize) -> PeersJson {
+        // An entry of an IPv4 host and a 66-character id (a SHA-384 in
+        // base58) takes 98 bytes: room for that, so that a list is
+        // written without growing its string.
+        const ENTRY_BYTES: usize = 104;
+        let mut out = String::with_capacity(2 + n * ENTRY_BYTES);
+        out.push('[');
+        PeersJson { out, empty: true }
+    }
+
+    /// Appends `[["HOST", PORT], "ID"]`.
+    pub fn push(&mut self, host: &str, port: u16, id: &str) {
+        use std::fmt::Write as _;
+        if !self.empty {
+            self.out.push_str(", ");
+        }
+        self.empty = false;
+        self.out.push_str("[[");
+        push_string(&mut self.out, host);
+        // Writing to a String cannot fail.
+        let _ = write!(self.out, ", {port}], ");
+        push_string(&mut self.out, id);
+        self.out.push(']');
+    }
+
+    /// The list's text.
+    pub fn finish(mut self) -> String {
+        self.out.push(']');
+        self.out
+    }
 }
 
 /// Why a peer list was refused.
@@ -98,6 +148,13 @@ pub enum PeerListError {
 /// Reads a peer list, keeping at most `limit` entries' worth of work: a longer
 /// list is an error; malformed entries are skipped.
 pub fn parse_peers(text: &[u8], limit: usize) -> Result<Vec<PeerEntry>, PeerListError> {
+    // Lists in the usual shape are read without a JSON tree; the rest by
+    // the general reader, which decides every other case.
+    super::peer_list_json::parse(text, limit).unwrap_or_else(|| parse_peers_tree(text, limit))
+}
+
+/// [`parse_peers`] through a `serde_json::Value` tree: any JSON text.
+pub(crate) fn parse_peers_tree(text: &[u8], limit: usize) -> Result<Vec<PeerEntry>, PeerListError> {
     let value: Value = serde_json::from_slice(text).map_err(|_| PeerListError::NotAList)?;
     let arr = value.as_array().ok_or(PeerListError::NotAList)?;
     if arr.len() > limit {
