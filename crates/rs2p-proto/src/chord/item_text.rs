@@ -27,11 +27,15 @@ pub(crate) struct ItemTexts {
 }
 
 impl ItemTexts {
-    /// Remembers `text` (a valid base58 text of `item`'s hash, as parsed).
+    /// Remembers `text` (a valid base58 text of `item`'s hash, as parsed)
+    /// if it is the canonical one, the text [`base58::encode`] makes: a
+    /// peer may send leading `1`s, and a py2p peer asking for the same
+    /// item must get its answer under the text it sent, the canonical one.
     /// A copy: a slice of a received frame would keep the whole frame (a
     /// store's value) alive.
     pub(crate) fn note(&mut self, item: ItemKey, text: &[u8]) {
-        if self.find(&item).is_none() {
+        let canonical = text.first().is_some_and(|&d| d != b'1') || text == b"1";
+        if canonical && self.find(&item).is_none() {
             self.keep(item, Bytes::copy_from_slice(text));
         }
     }
@@ -62,18 +66,27 @@ mod tests {
     use crate::ring::{HashMethod, U512};
 
     #[test]
-    fn a_kept_text_serves_its_item_only_and_the_oldest_goes_first() {
+    fn texts_are_canonical_kept_per_item_and_the_oldest_goes_first() {
         let mut t = ItemTexts::default();
         let item = |n: u64| (HashMethod::Sha256, U512::from(n));
-        // A non-canonical text as a peer sent it is echoed as it came.
+        let kept = |t: &ItemTexts, i: ItemKey| t.find(&i).cloned();
+        // A canonical text as a peer sent it is kept; a non-canonical one
+        // (a py2p asker of the same item would not know it) is not.
+        t.note(item(59), b"22");
+        assert_eq!(kept(&t, item(59)), Some(Bytes::from_static(b"22")));
         t.note(item(57), b"1z");
-        assert_eq!(t.text(item(57)), Bytes::from_static(b"1z"));
-        // The same hash in another table is another item.
-        assert_eq!(t.text((HashMethod::Sha1, U512::from(57u64))), Bytes::from_static(b"z"));
-        for n in 58..58 + KEPT as u64 {
-            assert_eq!(base58::decode(&t.text(item(n))).unwrap(), U512::from(n));
-        }
-        // Four newer items pushed the first out: made again, canonical.
+        t.note(item(0), b"");
+        assert_eq!(kept(&t, item(57)), None);
+        assert_eq!(kept(&t, item(0)), None);
         assert_eq!(t.text(item(57)), Bytes::from_static(b"z"));
+        assert_eq!(t.text(item(0)), Bytes::from_static(b"1"));
+        // The same hash in another table is another item.
+        assert_eq!(kept(&t, (HashMethod::Sha1, U512::from(57u64))), None);
+        assert_eq!(t.text((HashMethod::Sha1, U512::from(57u64))), Bytes::from_static(b"z"));
+        // Four items are kept: the next pushes out the oldest (59).
+        assert_eq!(t.slots.iter().flatten().count(), KEPT);
+        assert_eq!(base58::decode(&t.text(item(1000))).unwrap(), U512::from(1000u64));
+        assert_eq!(kept(&t, item(59)), None);
+        assert!(kept(&t, item(57)).is_some() && kept(&t, item(1000)).is_some());
     }
 }

@@ -179,7 +179,13 @@ impl<X: PeerExt> Mesh<X> {
             let limit = timers[kind].1;
             let (threshold, backstop) = marks[kind];
             if starved {
+                // A suspect link stays suspect: the fresh period is ours,
+                // not a frame from its peer (which alone ends a suspicion).
+                let suspect = c.suspect_at.is_some_and(|t| c.alive_at < t);
                 c.alive_at = c.alive_at.max(now.saturating_sub(keepalive));
+                if suspect {
+                    c.suspect_at = c.suspect_at.map(|t| t.max(c.alive_at.saturating_add(1)));
+                }
                 let t = c.alive_at.saturating_add(limit);
                 deadline = Some(deadline.map_or(t, |d| d.min(t)));
                 continue;
