@@ -69,22 +69,24 @@ impl<'a> Reader<'a> {
         hit
     }
 
+    /// `byte`, then any whitespace.
+    fn punct(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte)?;
+        self.skip_ws();
+        Some(())
+    }
+
     /// `[["HOST", PORT], "ID"]`, whitespace allowed between tokens.
     fn entry(&mut self) -> Option<PeerEntry> {
-        self.eat(b'[')?;
-        self.skip_ws();
-        self.eat(b'[')?;
-        self.skip_ws();
+        self.punct(b'[')?;
+        self.punct(b'[')?;
         let host = self.string()?;
         self.skip_ws();
-        self.eat(b',')?;
-        self.skip_ws();
+        self.punct(b',')?;
         let port = self.port()?;
         self.skip_ws();
-        self.eat(b']')?;
-        self.skip_ws();
-        self.eat(b',')?;
-        self.skip_ws();
+        self.punct(b']')?;
+        self.punct(b',')?;
         let id = self.string()?;
         self.skip_ws();
         self.eat(b']')?;
