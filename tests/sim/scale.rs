@@ -329,18 +329,25 @@ fn a_get_through_a_frozen_finger_is_routed_around_in_seconds() {
 }
 
 /// A link can be a finger at one end and a ring neighbour at the other
-/// (their ring views differ: a size estimate, a link one of them lacks;
-/// a few percent of the link ends in a ring of 48). The end that holds it
-/// short keeps the 6 s limit even when the dialing end, which keeps the
-/// link alive, holds it distant and pings only 8 to 10 s into a silence:
-/// that keeper's period does not suit the short limit, so the short end
-/// pings the link itself. An idle ring closes nothing as silent, and when
-/// such a keeper freezes, its peers at the short ends drop it within 6 s.
+/// (their ring views differ: a size estimate, a link one of them lacks; or
+/// their `short_timer_neighbours` differ, as here: half the nodes keep only
+/// their two nearest peers on each side on the short timers). The end that
+/// holds it short keeps the 6 s limit even when the dialing end, which
+/// keeps the link alive, holds it distant and pings only 8 to 10 s into a
+/// silence: that keeper's period does not suit the short limit, so the
+/// short end pings the link itself. An idle ring closes nothing as silent,
+/// and when such a keeper freezes, its peers at the short ends drop it
+/// within 6 s.
 #[test]
 fn a_ring_neighbour_end_keeps_the_short_limit_when_the_other_end_holds_a_finger() {
     use rs2p::core::Event;
     let n = 48;
-    let mut sim = settled_ring(13, n);
+    let mut sim = ring_with(13, n, (5, 50), |i, cfg| {
+        if i % 2 == 1 {
+            cfg.short_timer_neighbours = 2;
+        }
+    });
+    assert!(sim.settle_ring(SETTLE_S), "ring of {n} did not settle");
     sim.advance(10_000);
     sim.take_events();
     sim.advance(60_000);

@@ -125,6 +125,9 @@ pub(crate) struct FingerState {
     next_nonce: u64,
     /// The next finger index to refresh (wraps over `0..=finger_count`).
     next_index: usize,
+    /// Predecessor lookups sent through a finger so far: picks the finger
+    /// the next one goes through (see [`Node::via_far_finger`]).
+    pred_rounds: usize,
     /// When the next finger lookup is due.
     next_at: Time,
     /// The mean pause before the next lookup ([`FINGER_LOOKUP_MS`] up to
@@ -334,10 +337,14 @@ impl Node {
         self.start_find(index, count);
     }
 
-    /// Looks up finger `index` (of `count`; `count` itself: our predecessor).
+    /// Looks up finger `index` (of `count`; `count` itself: our
+    /// predecessor, looked up through one of our far fingers when we have
+    /// one, so that the answer does not come from our own corner of the
+    /// ring: see [`Node::via_far_finger`]).
     fn start_find(&mut self, index: usize, count: usize) {
         let target = self.finger_target(index, count);
-        let Some(conn) = self.find_next_hop(&target) else {
+        let via = if index >= count { self.via_far_finger(count) } else { None };
+        let Some(conn) = via.or_else(|| self.find_next_hop(&target)) else {
             // No rs2p peer is nearer: as far as we can tell, the owner is
             // one we are linked to, or us.
             let owner = self.find(&target);
@@ -361,6 +368,34 @@ impl Node {
             self.mesh.id().bytes(),
         ];
         self.mesh.send_on(conn, flags::WHISPER, payload);
+    }
+
+    /// The link to one of our far fingers (the first half of the table,
+    /// half the ring away down to `2^(384 - count/2)`), a different one at
+    /// each call; `None` if none is linked. A node that joined late may
+    /// know only peers far from its place, take one of them for its ring
+    /// neighbour and, estimating the ring as small from that gap, keep only
+    /// coarse fingers: a greedy lookup of its predecessor then ends at that
+    /// false neighbour, which knows no better, and the node never finds its
+    /// place (seen at 100,000 nodes). Entering the ring through a far finger,
+    /// the lookup walks well-linked nodes down to the true predecessor.
+    fn via_far_finger(&mut self, count: usize) -> Option<ConnId> {
+        let far = count.div_ceil(2);
+        let mut links: Vec<ConnId> = Vec::new();
+        for pid in self.chord.fingers.fingers.iter().take(far).flatten() {
+            let conn = self.mesh.routing().get(pid).copied();
+            let usable =
+                conn.and_then(|c| self.mesh.conns().get(&c)).is_some_and(|c| c.handshaken && c.rs2p && !c.ext.leeching);
+            if let Some(c) = conn.filter(|c| usable && !links.contains(c)) {
+                links.push(c);
+            }
+        }
+        if links.is_empty() {
+            return None;
+        }
+        let fs = &mut self.chord.fingers;
+        fs.pred_rounds = fs.pred_rounds.wrapping_add(1);
+        Some(links[fs.pred_rounds % links.len()])
     }
 
     /// A joining node looks its predecessor up at once (rather than at its
@@ -519,15 +554,18 @@ impl Node {
 }
 
 impl Node {
-    /// How far our ring neighbours reach, in the widest sense: the distance
-    /// to the `r`-th nearest seeding peer after us (the successor list) and
-    /// from the `r`-th nearest before us (our predecessor, the replica
-    /// holders among them, and the nodes whose successor lists we are
-    /// likely in), `r` being [`Node::successor_target`]; `U512::MAX` on a
-    /// side with `r` peers or fewer (all of them are neighbours).
+    /// How far the ring neighbours on the short timers reach: the distance
+    /// to the `r`-th nearest seeding peer after us (our successor and the
+    /// replica holders of our items) and from the `r`-th nearest before us
+    /// (our predecessor and the owners whose replicas we hold), `r` being
+    /// [`Config::short_timer_neighbours`](crate::core::Config) (or the
+    /// successor list, if shorter; the rest of it rides the distant timers,
+    /// which at 100,000 nodes halves a node's keepalives);
+    /// `U512::MAX` on a side with `r` peers or fewer (all of them are
+    /// neighbours).
     fn ring_neighbour_reach(&self) -> (U512, U512) {
         let me = *self.mesh.id().value();
-        let r = self.successor_target();
+        let r = self.successor_target().min(self.mesh.config().short_timer_neighbours).max(1);
         let mut after: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(&me, p.value())).collect();
         let mut before: Vec<U512> = self.seeding_peers().map(|(p, _)| distance(p.value(), &me)).collect();
         let reach = |side: &mut Vec<U512>| {
@@ -543,7 +581,8 @@ impl Node {
     /// (`mesh/liveness.rs`): with fingers on and while we seed, the links to
     /// seeding rs2p peers that are no ring neighbour of ours (beyond
     /// [`Node::ring_neighbour_reach`] on both sides): fingers, and the
-    /// peers whose fingers we are. Every other link keeps the short timers:
+    /// peers whose fingers we are, and the far end of our successor list.
+    /// Every other link keeps the short timers:
     /// ring neighbours, whose loss repair, replicas and rejoin must learn
     /// of fast; py2p and leeching peers; all links of a node without
     /// fingers. Done again only when the ring version or the size estimate

@@ -117,6 +117,13 @@ pub struct Config {
     /// pings (at most two periods apart) fit with a margin. A suspect
     /// distant link gets `peer_timeout_ms` instead.
     pub finger_timeout_ms: u64,
+    /// Seeding rs2p peers on each side of a chord node whose links keep
+    /// the short timers (`keepalive_ms`, `peer_timeout_ms`); links to the
+    /// rest of its successor list and to its fingers ride the distant ones.
+    /// 4 covers the predecessor, the successor and the replica holders (at
+    /// most 4 after an owner), whose loss repair and rejoin must learn of
+    /// within seconds; at least 1.
+    pub short_timer_neighbours: usize,
     /// Repair starts this long after a seeding peer vanished, so that the
     /// ring has re-linked around the gap (stabilisation runs every second)
     /// and ownership is judged on the healed ring.
@@ -239,6 +246,7 @@ impl Config {
             peer_timeout_ms: 6_000,
             finger_keepalive_ms: 8_000,
             finger_timeout_ms: 24_000,
+            short_timer_neighbours: 4,
             repair_delay_ms: 2_000,
             anti_entropy_ms: 5 * 60 * 1000,
             repair_keys_per_tick: 5_000,
