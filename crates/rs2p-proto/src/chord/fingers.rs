@@ -412,7 +412,7 @@ impl Node {
         fs.pred_rounds = fs.pred_rounds.wrapping_add(1);
         // Every other one goes the cheap way, to our nearest peer before
         // the target (one hop in a settled ring).
-        if links.is_empty() || fs.pred_rounds % 2 == 0 {
+        if links.is_empty() || fs.pred_rounds.is_multiple_of(2) {
             return None;
         }
         Some(links[(fs.pred_rounds / 2) % links.len()])
