@@ -166,8 +166,9 @@ impl Node {
 
     /// Records a key in the network-wide list; true if it is new.
     pub(crate) fn add_key(&mut self, key: Bytes) -> bool {
-        let (limits, data) = (self.key_limits(), &self.chord.data);
-        match self.chord.keys.add_with(&key, limits, |k| data.shared_key(k)) {
+        let (limits, data, replicas) = (self.key_limits(), &self.chord.data, &self.chord.replicas);
+        let share = |k: &[u8]| data.held_key(k).or_else(|| replicas.held_key(k)).cloned().unwrap_or_else(|| k.into());
+        match self.chord.keys.add_with(&key, limits, share) {
             Ok(true) => {
                 self.mesh.emit(Event::KeyAdded(key));
                 true

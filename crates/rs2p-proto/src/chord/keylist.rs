@@ -223,6 +223,11 @@ impl KeyList {
         Ok(true)
     }
 
+    /// The list's allocation of `key`, if listed.
+    pub(crate) fn listed(&self, key: &[u8]) -> Option<&Arc<[u8]>> {
+        self.keys.get(key)
+    }
+
     /// Forgets `key`; true if it was known.
     pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
         let known = self.keys.remove(key);

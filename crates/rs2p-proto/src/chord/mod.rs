@@ -23,6 +23,7 @@ mod rejoin;
 mod repair;
 mod replica;
 mod ring_ops;
+mod shared_key;
 mod status;
 mod store;
 mod sync;

@@ -401,13 +401,18 @@ impl ItemStore {
         Some(Bytes::from_owner(k.clone()))
     }
 
-    /// The one allocation of `key` that the store holds, or a new one: the
-    /// key list keeps the same bytes.
+    /// The one allocation of `key` that the store holds, or a new one.
+    #[cfg(test)]
     pub(crate) fn shared_key(&self, key: &[u8]) -> Arc<[u8]> {
         match self.held.get_key_value(key) {
             Some((k, _)) => k.clone(),
             None => Arc::from(key),
         }
+    }
+
+    /// This store's allocation of `key`, if it holds an item of it.
+    pub(crate) fn held_key(&self, key: &[u8]) -> Option<&Arc<[u8]>> {
+        self.held.get_key_value(key).map(|(k, _)| k)
     }
 
     /// Keys of the items held after `cursor` (all for an empty one), in order.
@@ -424,9 +429,9 @@ impl ItemStore {
 
     /// `key` (which hashes to the item: the caller checked) goes with the
     /// next write of the item ([`ItemStore::insert_versioned`]); an item
-    /// already held without a key of its own learns it now.
-    pub(crate) fn stage_key(&mut self, method: HashMethod, hash: &U512, key: &[u8]) {
-        let key = self.shared_key(key);
+    /// already held without a key of its own learns it now. The allocation
+    /// given is kept: the node's one of that key (`Node::shared_key`).
+    pub(crate) fn stage_key(&mut self, method: HashMethod, hash: &U512, key: Arc<[u8]>) {
         if let Some(slot) = self.slot(method, hash) {
             // Only an entry of this item alone (one shared with another
             // table's item may be another key's).
@@ -813,7 +818,7 @@ mod tests {
     fn set_keyed(store: &mut ItemStore, key: &[u8], value: &Bytes, version: Version) {
         for m in HashMethod::ALL {
             let h = m.hash(key);
-            store.stage_key(m, &h, key);
+            store.stage_key(m, &h, store.shared_key(key));
             store.insert_versioned(m, &h, value.clone(), version);
         }
     }
@@ -861,7 +866,7 @@ mod tests {
             let twin8 = h8 ^ (U512::from(1u64) << m.shift());
             assert!(keyed.remove(m, &h8));
             keyed.insert(m, &twin8, Bytes::from_static(b"twin"));
-            keyed.stage_key(m, &h8, b"k8");
+            keyed.stage_key(m, &h8, keyed.shared_key(b"k8"));
             keyed.insert_versioned(m, &h8, Bytes::from_static(b"v8"), v(9));
             assert_eq!(keyed.get(m, &h8), Some(&Bytes::from_static(b"v8")));
             assert_eq!(keyed.get(m, &twin8), Some(&Bytes::from_static(b"twin")));
@@ -906,7 +911,7 @@ mod tests {
         let h = HashMethod::Sha1.hash(b"late");
         store.insert(HashMethod::Sha1, &h, Bytes::from_static(b"v"));
         assert_eq!(store.item_key(HashMethod::Sha1, &h), None);
-        store.stage_key(HashMethod::Sha1, &h, b"late");
+        store.stage_key(HashMethod::Sha1, &h, store.shared_key(b"late"));
         assert_eq!(store.item_key(HashMethod::Sha1, &h), Some(Bytes::from_static(b"late")));
         assert_eq!(store.held_key_count(), 1);
         store.unstage_key(HashMethod::Sha1, &h);
