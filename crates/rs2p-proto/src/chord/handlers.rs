@@ -333,6 +333,9 @@ impl Node {
         if !current.is_zero() && version > current {
             self.mesh.counters_mut().conflict(if value.is_empty() { Conflict::Delete } else { Conflict::NewerWrite });
         }
+        // The bytes of a replica of the same write, if we hold one, are
+        // kept once (`chord/shared_value.rs`).
+        let value = self.shared_value(self.chord.data.staged_key(item.0, &item.1), version, value, true);
         let data = &mut self.chord.data;
         let exists = data.contains(item.0, &item.1);
         // New items stop short of the bound; overwrites may use the rest.

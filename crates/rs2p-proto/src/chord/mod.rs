@@ -24,6 +24,7 @@ mod repair;
 mod replica;
 mod ring_ops;
 mod shared_key;
+mod shared_value;
 mod status;
 mod store;
 mod sync;

@@ -431,6 +431,19 @@ impl ItemStore {
         self.held.get_key_value(key).map(|(k, _)| k)
     }
 
+    /// The value this store holds for another item of `key`'s write at
+    /// `version`, if its bytes are `value`'s: the one allocation for the
+    /// node's tables and replicas to share (see [`Held`]).
+    pub(crate) fn same_value(&self, key: &[u8], version: Version, value: &Bytes) -> Option<Bytes> {
+        let e = self.values.entry(self.held.get(key)?.last)?;
+        (e.version == version && e.value == *value).then(|| e.value.clone())
+    }
+
+    /// The key staged for the next write of this item, if any.
+    pub(crate) fn staged_key(&self, method: HashMethod, hash: &U512) -> Option<&Arc<[u8]>> {
+        self.staged.as_ref().filter(|(m, h, _)| *m == method && h == hash).map(|(_, _, k)| k)
+    }
+
     /// Keys of the items held after `cursor` (all for an empty one), in order.
     pub(crate) fn held_keys_after<'a>(&'a self, cursor: &'a [u8]) -> impl Iterator<Item = &'a Arc<[u8]>> + 'a {
         use std::ops::Bound;
