@@ -85,7 +85,7 @@ impl Mark {
 #[derive(Debug)]
 pub struct KeyList {
     /// Sorted, so a stream can resume after the last key it sent. A key
-    /// whose items we hold shares their allocation (`ItemStore::shared_key`).
+    /// whose items we hold shares their allocation (`Node::shared_key`).
     keys: BTreeSet<Arc<[u8]>>,
     key_bytes: usize,
     /// Sorted as `keys`, for the same reason.
@@ -221,11 +221,6 @@ impl KeyList {
         self.keys.insert(share(key));
         self.journal.record(|| Change::Key { key: Bytes::copy_from_slice(key), listed: true });
         Ok(true)
-    }
-
-    /// The list's allocation of `key`, if listed.
-    pub(crate) fn listed(&self, key: &[u8]) -> Option<&Arc<[u8]>> {
-        self.keys.get(key)
     }
 
     /// Forgets `key`; true if it was known.

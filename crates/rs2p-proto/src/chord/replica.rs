@@ -133,7 +133,8 @@ impl Node {
         // The key, checked, is kept with the copy (a promoted replica
         // keeps it) in the node's one allocation of it; without one, the
         // copy keeps the key it had.
-        let key = payload.get(5).filter(|k| !k.is_empty() && item.0.hash(k) == item.1).map(|k| self.shared_key(k));
+        let key =
+            payload.get(5).filter(|k| !k.is_empty() && item.0.hash(k) == item.1).map(|k| self.shared_key(k, false));
         let version = payload.get(6).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
         let value = self.shared_value(key.as_ref(), version, payload[3].clone(), false);
         if !self.observe_version(version) {

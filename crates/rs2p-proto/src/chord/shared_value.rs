@@ -14,6 +14,8 @@ use crate::core::Version;
 impl Node {
     /// `value`, or the equal bytes already kept for `key` at `version` by
     /// the other store (the replicas when `into_tables`, else the tables).
+    /// `key` is the node's allocation ([`Node::shared_key`]): held by
+    /// nothing else, no store holds the key, and none is searched.
     pub(crate) fn shared_value(
         &self,
         key: Option<&Arc<[u8]>>,
@@ -22,7 +24,7 @@ impl Node {
         into_tables: bool,
     ) -> Bytes {
         let other = if into_tables { &self.chord.replicas } else { &self.chord.data };
-        key.filter(|_| !value.is_empty() && other.total() > 0)
+        key.filter(|k| !value.is_empty() && Arc::strong_count(k) > 1 && other.total() > 0)
             .and_then(|k| other.same_value(k, version, &value))
             .unwrap_or(value)
     }
