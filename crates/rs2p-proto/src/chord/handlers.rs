@@ -166,8 +166,9 @@ impl Node {
 
     /// Records a key in the network-wide list; true if it is new.
     pub(crate) fn add_key(&mut self, key: Bytes) -> bool {
-        let (limits, data) = (self.key_limits(), &self.chord.data);
-        match self.chord.keys.add_with(&key, limits, |k| data.shared_key(k)) {
+        let (limits, data, replicas) = (self.key_limits(), &self.chord.data, &self.chord.replicas);
+        let share = |k: &[u8]| data.held_key(k).or_else(|| replicas.held_key(k)).cloned().unwrap_or_else(|| k.into());
+        match self.chord.keys.add_with(&key, limits, share) {
             Ok(true) => {
                 self.mesh.emit(Event::KeyAdded(key));
                 true
@@ -332,6 +333,9 @@ impl Node {
         if !current.is_zero() && version > current {
             self.mesh.counters_mut().conflict(if value.is_empty() { Conflict::Delete } else { Conflict::NewerWrite });
         }
+        // The bytes of a replica of the same write, if we hold one, are
+        // kept once (`chord/shared_value.rs`).
+        let value = self.shared_value(self.chord.data.staged_key(item.0, &item.1), version, value, true);
         let data = &mut self.chord.data;
         let exists = data.contains(item.0, &item.1);
         // New items stop short of the bound; overwrites may use the rest.

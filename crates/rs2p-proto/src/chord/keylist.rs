@@ -85,7 +85,7 @@ impl Mark {
 #[derive(Debug)]
 pub struct KeyList {
     /// Sorted, so a stream can resume after the last key it sent. A key
-    /// whose items we hold shares their allocation (`ItemStore::shared_key`).
+    /// whose items we hold shares their allocation (`Node::shared_key`).
     keys: BTreeSet<Arc<[u8]>>,
     key_bytes: usize,
     /// Sorted as `keys`, for the same reason.

@@ -318,8 +318,10 @@ impl Node {
     /// Sends our key list's summary once on each seeding rs2p link: a peer
     /// whose list differs asks for ours (two rings that merged, a node
     /// back from a pause: keys set on one side only reach the other).
+    /// Not before our own list is complete: the summary of a list still
+    /// arriving differs from every peer's, and each would download it.
     fn send_key_sums(&mut self) {
-        if self.walks_keys() {
+        if self.walks_keys() || !self.chord.keys_complete {
             return;
         }
         let (count, sum) = self.chord.keys.summary();
@@ -353,12 +355,42 @@ impl Node {
             self.mesh.record_error(Some(conn), "ignoring a malformed key-list summary".to_owned());
             return;
         };
+        self.handle_key_sum_values(conn, (count, sum));
+    }
+
+    /// [`Node::handle_key_sum`], parsed.
+    fn handle_key_sum_values(&mut self, conn: ConnId, (count, sum): (usize, u128)) {
         if !self.chord.want_keys || self.walks_keys() || (count, sum) == self.chord.keys.summary() {
+            return;
+        }
+        // Our list is still arriving (a newcomer's, from one peer, when
+        // every peer's summary comes in): the peer's waits for it, instead
+        // of a second whole list from each peer (issue 26: a newcomer
+        // fetched a million keys from each of seven peers at once).
+        if !self.chord.keys_complete || self.mesh.conns().values().any(|c| c.ext.keys_in == Incoming::Asked) {
+            if let Some(c) = self.mesh.ext_mut(&conn) {
+                c.keys_sum_held = Some((count, sum));
+            }
             return;
         }
         let asking = self.mesh.conns().get(&conn).is_some_and(|c| c.ext.keys_in == Incoming::Asked);
         if !asking && self.mesh.conns().get(&conn).is_some_and(|c| c.handshaken && !c.ext.leeching) {
             self.ask(conn, Incoming::Asked);
+        }
+    }
+
+    /// Our list is complete: our summary goes to the links that have not
+    /// had it, and the peers' summaries held meanwhile are compared now
+    /// (a peer whose list still differs is asked for it).
+    fn keys_completed(&mut self) {
+        self.send_key_sums();
+        let held: Vec<(ConnId, (usize, u128))> =
+            self.mesh.conns().values().filter_map(|c| c.ext.keys_sum_held.map(|s| (c.id, s))).collect();
+        for (conn, sum) in held {
+            if let Some(c) = self.mesh.ext_mut(&conn) {
+                c.keys_sum_held = None;
+            }
+            self.handle_key_sum_values(conn, sum);
         }
     }
 
@@ -451,6 +483,7 @@ impl Node {
                 c.keys_in = Incoming::Complete;
                 if !partial {
                     self.chord.keys_complete = true;
+                    self.keys_completed();
                     return;
                 }
                 // Ask the next peer; when every seeding rs2p peer has answered
@@ -458,6 +491,7 @@ impl Node {
                 self.ask_for_keys();
                 if !self.mesh.conns().values().any(|c| c.ext.keys_in == Incoming::Asked) {
                     self.chord.keys_complete = true;
+                    self.keys_completed();
                 }
             }
             other => {

@@ -119,6 +119,7 @@ impl Node {
     /// `key`'s: the store keeps the key with the item's value
     /// (`chord/store.rs`), and forgets it with the item.
     pub(crate) fn note_item_key(&mut self, item: ItemKey, key: &Bytes) {
+        let key = self.shared_key(key, true);
         self.chord.data.stage_key(item.0, &item.1, key);
     }
 

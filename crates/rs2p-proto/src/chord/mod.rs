@@ -23,6 +23,8 @@ mod rejoin;
 mod repair;
 mod replica;
 mod ring_ops;
+mod shared_key;
+mod shared_value;
 mod status;
 mod store;
 mod sync;

@@ -21,6 +21,10 @@ pub struct ChordPeer {
     pub keys_in: KeysIn,
     /// Our key list's summary was sent on this link (docs/PROTOCOL.md §16.19).
     pub keys_sum_sent: bool,
+    /// The peer's summary (count, digest), received while our own list was
+    /// still arriving: compared once it is complete, not answered by a
+    /// second download of a list already on its way.
+    pub keys_sum_held: Option<(usize, u128)>,
     /// Our ring neighbours were offered on this link (`Node::offer_peers`).
     pub ring_list_sent: bool,
     /// A rejoin probe (`rejoin.rs`).
@@ -42,6 +46,7 @@ impl Default for ChordPeer {
             keys_out_since: 0,
             keys_in: KeysIn::NotAsked,
             keys_sum_sent: false,
+            keys_sum_held: None,
             ring_list_sent: false,
             probe: false,
             meta_work_at: None,

@@ -130,9 +130,13 @@ impl Node {
             );
             return;
         }
-        let value = payload[3].clone();
-        let key = payload.get(5).filter(|k| !k.is_empty() && item.0.hash(k) == item.1).cloned();
+        // The key, checked, is kept with the copy (a promoted replica
+        // keeps it) in the node's one allocation of it; without one, the
+        // copy keeps the key it had.
+        let key =
+            payload.get(5).filter(|k| !k.is_empty() && item.0.hash(k) == item.1).map(|k| self.shared_key(k, false));
         let version = payload.get(6).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
+        let value = self.shared_value(key.as_ref(), version, payload[3].clone(), false);
         if !self.observe_version(version) {
             return;
         }
@@ -148,9 +152,6 @@ impl Node {
             && replicas.stored_bytes().saturating_add(replicas.added_cost(item.0, &item.1, &value))
                 <= self.mesh.config().max_store_bytes
         {
-            // The key, checked above, is kept with the copy (a promoted
-            // replica keeps it); without one, the copy keeps the key it had.
-            let key = key.map(|k| std::sync::Arc::from(&k[..]));
             replicas.insert_keyed(item.0, &item.1, value.clone(), version, key);
         } else {
             self.mesh.record_error(None, "replica store full: a replica not kept".to_owned());

@@ -51,6 +51,21 @@ const PURPOSE: u64 = 0x5354_4f52_4500_0000;
 /// Index of a value in the slab.
 type Slot = u32;
 
+/// No entry: a [`Held::last`] whose entry was released.
+const NO_SLOT: Slot = Slot::MAX;
+
+/// A held key: how many items have it, and the slab entry last written for
+/// one of them ([`NO_SLOT`] once released). A write of another of its
+/// items with the same version and bytes shares that entry: the items of
+/// one `set` reach an owner, and its replicas, one frame each, and each
+/// frame's value is an allocation of its own (issue 26: a node holding
+/// owned and replicated items of a million keys kept most values twice).
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    items: u8,
+    last: Slot,
+}
+
 /// The index of one table (see the module's doc).
 struct Table<const N: usize> {
     method: HashMethod,
@@ -327,9 +342,10 @@ pub struct ItemStore {
     /// coming back (a paused node, the other side of a partition) loses.
     tombs: Map<(HashMethod, U512), Version>,
     /// The keys of the items held, with how many items have each (up to
-    /// five): in order for the ring walk's pages (`keywalk.rs`), and the one
-    /// allocation of each key that the slab and the key list share.
-    held: BTreeMap<Arc<[u8]>, u8>,
+    /// five) and the entry last written for one of them: in order for the
+    /// ring walk's pages (`keywalk.rs`), and the one allocation of each key
+    /// that the slab and the key list share.
+    held: BTreeMap<Arc<[u8]>, Held>,
     /// The key of the next write of this item ([`ItemStore::stage_key`]).
     staged: Option<(HashMethod, U512, Arc<[u8]>)>,
     /// Writes to persist, when the node keeps a data directory.
@@ -401,13 +417,31 @@ impl ItemStore {
         Some(Bytes::from_owner(k.clone()))
     }
 
-    /// The one allocation of `key` that the store holds, or a new one: the
-    /// key list keeps the same bytes.
+    /// The one allocation of `key` that the store holds, or a new one.
+    #[cfg(test)]
     pub(crate) fn shared_key(&self, key: &[u8]) -> Arc<[u8]> {
         match self.held.get_key_value(key) {
             Some((k, _)) => k.clone(),
             None => Arc::from(key),
         }
+    }
+
+    /// This store's allocation of `key`, if it holds an item of it.
+    pub(crate) fn held_key(&self, key: &[u8]) -> Option<&Arc<[u8]>> {
+        self.held.get_key_value(key).map(|(k, _)| k)
+    }
+
+    /// The value this store holds for another item of `key`'s write at
+    /// `version`, if its bytes are `value`'s: the one allocation for the
+    /// node's tables and replicas to share (see [`Held`]).
+    pub(crate) fn same_value(&self, key: &[u8], version: Version, value: &Bytes) -> Option<Bytes> {
+        let e = self.values.entry(self.held.get(key)?.last)?;
+        (e.version == version && e.value == *value).then(|| e.value.clone())
+    }
+
+    /// The key staged for the next write of this item, if any.
+    pub(crate) fn staged_key(&self, method: HashMethod, hash: &U512) -> Option<&Arc<[u8]>> {
+        self.staged.as_ref().filter(|(m, h, _)| *m == method && h == hash).map(|(_, _, k)| k)
     }
 
     /// Keys of the items held after `cursor` (all for an empty one), in order.
@@ -424,16 +458,16 @@ impl ItemStore {
 
     /// `key` (which hashes to the item: the caller checked) goes with the
     /// next write of the item ([`ItemStore::insert_versioned`]); an item
-    /// already held without a key of its own learns it now.
-    pub(crate) fn stage_key(&mut self, method: HashMethod, hash: &U512, key: &[u8]) {
-        let key = self.shared_key(key);
+    /// already held without a key of its own learns it now. The allocation
+    /// given is kept: the node's one of that key (`Node::shared_key`).
+    pub(crate) fn stage_key(&mut self, method: HashMethod, hash: &U512, key: Arc<[u8]>) {
         if let Some(slot) = self.slot(method, hash) {
             // Only an entry of this item alone (one shared with another
             // table's item may be another key's).
             let alone = self.values.refs(slot) == 1;
             if let Some(e) = self.values.entry_mut(slot).filter(|e| e.key.is_none() && alone) {
                 e.key = Some(key.clone());
-                *self.held.entry(key.clone()).or_insert(0) += 1;
+                self.hold_key(&Some(key.clone()), slot);
             }
         }
         self.staged = Some((method, *hash, key));
@@ -446,18 +480,24 @@ impl ItemStore {
         }
     }
 
-    fn hold_key(&mut self, key: &Option<Arc<[u8]>>) {
+    /// One more item of `key`, whose entry is `slot`.
+    fn hold_key(&mut self, key: &Option<Arc<[u8]>>, slot: Slot) {
         if let Some(k) = key {
-            *self.held.entry(k.clone()).or_insert(0) += 1;
+            let h = self.held.entry(k.clone()).or_insert(Held { items: 0, last: slot });
+            h.items += 1;
+            h.last = slot;
         }
     }
 
-    fn drop_key(&mut self, key: Option<Arc<[u8]>>) {
+    /// One item of `key` fewer; `gone` is an entry that was released.
+    fn drop_key(&mut self, key: Option<Arc<[u8]>>, gone: Option<Slot>) {
         if let Some(k) = key {
-            if let Some(n) = self.held.get_mut(&k) {
-                *n -= 1;
-                if *n == 0 {
+            if let Some(h) = self.held.get_mut(&k) {
+                h.items -= 1;
+                if h.items == 0 {
                     self.held.remove(&k);
+                } else if gone == Some(h.last) {
+                    h.last = NO_SLOT;
                 }
             }
         }
@@ -467,7 +507,8 @@ impl ItemStore {
     fn release(&mut self, slot: Slot) {
         let key = self.values.key(slot).cloned();
         self.values.release(slot);
-        self.drop_key(key);
+        let gone = (self.values.refs(slot) == 0).then_some(slot);
+        self.drop_key(key, gone);
     }
 
     /// The version of what this table knows of the item: its value's, or
@@ -566,16 +607,16 @@ impl ItemStore {
         // or the hash was made from it): hashing it again here cost 2.5% of
         // a set's instructions. A test build checks all the same.
         debug_assert!(key.as_ref().is_none_or(|k| method.hash(k) == *hash), "a key that is not the item's");
-        let key = match key {
+        let (key, last) = match key {
             Some(k) => match self.held.get_key_value(&k[..]) {
-                Some((held, _)) => Some(held.clone()),
-                None => Some(k),
+                Some((held, h)) => (Some(held.clone()), Some(h.last)),
+                None => (Some(k), None),
             },
-            None => old.and_then(|s| self.values.key(s).cloned()),
+            None => (old.and_then(|s| self.values.key(s).cloned()), None),
         };
         self.table_bytes[t] += value.len();
-        let slot = self.values.add(value, version, key.clone());
-        self.hold_key(&key);
+        let slot = self.values.add(value, version, key.clone(), last.filter(|s| *s != NO_SLOT));
+        self.hold_key(&key, slot);
         if let Some(old) = self.tables[t].insert(hash, slot, &self.values) {
             self.table_bytes[t] = self.table_bytes[t].saturating_sub(self.values.get(old).map_or(0, Bytes::len));
             self.release(old);
@@ -813,7 +854,7 @@ mod tests {
     fn set_keyed(store: &mut ItemStore, key: &[u8], value: &Bytes, version: Version) {
         for m in HashMethod::ALL {
             let h = m.hash(key);
-            store.stage_key(m, &h, key);
+            store.stage_key(m, &h, store.shared_key(key));
             store.insert_versioned(m, &h, value.clone(), version);
         }
     }
@@ -861,7 +902,7 @@ mod tests {
             let twin8 = h8 ^ (U512::from(1u64) << m.shift());
             assert!(keyed.remove(m, &h8));
             keyed.insert(m, &twin8, Bytes::from_static(b"twin"));
-            keyed.stage_key(m, &h8, b"k8");
+            keyed.stage_key(m, &h8, keyed.shared_key(b"k8"));
             keyed.insert_versioned(m, &h8, Bytes::from_static(b"v8"), v(9));
             assert_eq!(keyed.get(m, &h8), Some(&Bytes::from_static(b"v8")));
             assert_eq!(keyed.get(m, &twin8), Some(&Bytes::from_static(b"twin")));
@@ -901,12 +942,46 @@ mod tests {
     }
 
     #[test]
+    fn items_of_one_write_arriving_apart_share_one_entry() {
+        let mut store = ItemStore::default();
+        let v = |hlc| Version { hlc, writer: 1 };
+        // Each item's value a buffer of its own, as frames bring them.
+        let own = || Bytes::from(b"value".to_vec());
+        let [a, b, c, d, e] = HashMethod::ALL.map(|m| (m, m.hash(b"k")));
+        for (m, h) in [a, b] {
+            store.stage_key(m, &h, store.shared_key(b"k"));
+            store.insert_versioned(m, &h, own(), v(1));
+        }
+        assert_eq!(store.values.live(), 1, "the same key, version and bytes: one entry");
+        // Another version, or other bytes, take an entry of their own.
+        store.stage_key(c.0, &c.1, store.shared_key(b"k"));
+        store.insert_versioned(c.0, &c.1, own(), v(2));
+        store.stage_key(d.0, &d.1, store.shared_key(b"k"));
+        store.insert_versioned(d.0, &d.1, Bytes::from_static(b"other"), v(2));
+        assert_eq!(store.values.live(), 3);
+        // The entry last written for the key released: the next item takes
+        // a new one, and every item reads its own value.
+        assert!(store.remove(d.0, &d.1));
+        store.stage_key(e.0, &e.1, store.shared_key(b"k"));
+        store.insert_versioned(e.0, &e.1, own(), v(1));
+        assert_eq!(store.values.live(), 3);
+        for (m, h) in [a, b, e] {
+            assert_eq!(store.entry(m, &h), Some((&own(), v(1))));
+        }
+        assert_eq!(store.entry(c.0, &c.1), Some((&own(), v(2))));
+        for (m, h) in [a, b, c, e] {
+            assert!(store.remove(m, &h));
+        }
+        assert_eq!((store.values.live(), store.held_key_count(), store.value_bytes()), (0, 0, 0));
+    }
+
+    #[test]
     fn a_key_learned_after_the_value_is_kept() {
         let mut store = ItemStore::default();
         let h = HashMethod::Sha1.hash(b"late");
         store.insert(HashMethod::Sha1, &h, Bytes::from_static(b"v"));
         assert_eq!(store.item_key(HashMethod::Sha1, &h), None);
-        store.stage_key(HashMethod::Sha1, &h, b"late");
+        store.stage_key(HashMethod::Sha1, &h, store.shared_key(b"late"));
         assert_eq!(store.item_key(HashMethod::Sha1, &h), Some(Bytes::from_static(b"late")));
         assert_eq!(store.held_key_count(), 1);
         store.unstage_key(HashMethod::Sha1, &h);

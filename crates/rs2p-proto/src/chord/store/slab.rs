@@ -61,8 +61,21 @@ impl Values {
         (room && same(value) && same(&e.value) && e.version == version && same_key(&e.key, key)).then_some(slot)
     }
 
-    pub(super) fn add(&mut self, value: Bytes, version: Version, key: Option<Arc<[u8]>>) -> Slot {
-        if let Some(slot) = self.shared(&value, version, &key) {
+    /// `slot` (the entry last written for an item of `key`), if it holds
+    /// the same bytes with the same key and version: another item of the
+    /// same write, arrived in a frame of its own.
+    fn alike(&self, slot: Slot, value: &Bytes, version: Version, key: &Option<Arc<[u8]>>) -> Option<Slot> {
+        let e = self.entry(slot)?;
+        let room = self.refs(slot) < u8::MAX;
+        (room && key.is_some() && e.version == version && same_key(&e.key, key) && e.value == *value).then_some(slot)
+    }
+
+    /// Stores a value, or counts one more item on the entry that holds it:
+    /// the last one stored, or `like` (see [`Values::alike`]).
+    pub(super) fn add(&mut self, value: Bytes, version: Version, key: Option<Arc<[u8]>>, like: Option<Slot>) -> Slot {
+        let shared =
+            self.shared(&value, version, &key).or_else(|| like.and_then(|s| self.alike(s, &value, version, &key)));
+        if let Some(slot) = shared {
             if let Some(r) = self.refs.get_mut(slot as usize) {
                 *r += 1;
             }
@@ -146,11 +159,11 @@ mod tests {
     #[test]
     fn a_small_slab_takes_little_and_slots_stay_put_across_chunks() {
         let mut v = Values::default();
-        let a = v.add(Bytes::from_static(b"a"), Version::ZERO, None);
+        let a = v.add(Bytes::from_static(b"a"), Version::ZERO, None, None);
         assert!(v.chunks[0].capacity() < 16, "one entry does not take a whole chunk");
         let mut slots = vec![a];
         for i in 0..(2 * CHUNK + 3) {
-            slots.push(v.add(Bytes::from(i.to_string()), Version::ZERO, None));
+            slots.push(v.add(Bytes::from(i.to_string()), Version::ZERO, None, None));
         }
         assert_eq!(v.chunks.len(), 3);
         assert!(v.chunks[..2].iter().all(|c| c.len() == CHUNK && c.capacity() == CHUNK));
@@ -160,7 +173,7 @@ mod tests {
         v.release(last);
         assert!(v.get(last).is_none());
         // A freed slot is reused in place.
-        assert_eq!(v.add(Bytes::from_static(b"z"), Version::ZERO, None), last);
+        assert_eq!(v.add(Bytes::from_static(b"z"), Version::ZERO, None, None), last);
         assert!(v.get(Slot::MAX).is_none(), "a slot past the end is none, not a panic");
     }
 }
