@@ -386,8 +386,8 @@ impl Node {
         self.mesh.send_on(conn, flags::WHISPER, payload);
     }
 
-    /// The link to one of our far fingers (the first half of the table,
-    /// half the ring away down to `2^(384 - count/2)`), a different one at
+    /// The link to one of our far fingers (the first half of the table:
+    /// half the ring away, a quarter, and so on), a different one at
     /// each other call; `None` at the others (a path through a far finger
     /// is ½·log2 N hops of growing frames, the greedy one a single hop)
     /// and if none is linked. A node that joined late may

@@ -121,8 +121,8 @@ pub struct Config {
     /// the short timers (`keepalive_ms`, `peer_timeout_ms`); links to the
     /// rest of its successor list and to its fingers ride the distant ones.
     /// 4 covers the predecessor, the successor and the replica holders (at
-    /// most 4 after an owner), whose loss repair and rejoin must learn of
-    /// within seconds; at least 1.
+    /// most `MAX_REPLICA_DEPTH` = 4 on a side), whose loss repair and
+    /// rejoin must learn of within seconds; at least 1.
     pub short_timer_neighbours: usize,
     /// Repair starts this long after a seeding peer vanished, so that the
     /// ring has re-linked around the gap (stabilisation runs every second)
