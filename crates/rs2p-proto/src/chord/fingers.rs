@@ -354,9 +354,9 @@ impl Node {
     }
 
     /// Looks up finger `index` (of `count`; `count` itself: our
-    /// predecessor, looked up through one of our far fingers when we have
-    /// one, so that the answer does not come from our own corner of the
-    /// ring: see [`Node::via_far_finger`]).
+    /// predecessor, every other time looked up through one of our far
+    /// fingers, so that the answer does not come from our own corner of
+    /// the ring: see [`Node::via_far_finger`]).
     fn start_find(&mut self, index: usize, count: usize) {
         let target = self.finger_target(index, count);
         let via = if index >= count { self.via_far_finger(count) } else { None };
