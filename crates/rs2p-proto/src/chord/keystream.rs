@@ -369,7 +369,7 @@ impl Node {
         // fetched a million keys from each of seven peers at once).
         if !self.chord.keys_complete || self.mesh.conns().values().any(|c| c.ext.keys_in == Incoming::Asked) {
             if let Some(c) = self.mesh.ext_mut(&conn) {
-                c.keys_sum_held = Some((count, sum));
+                c.keys_sum_held = Some(Box::new((count, sum)));
             }
             return;
         }
@@ -385,7 +385,7 @@ impl Node {
     fn keys_completed(&mut self) {
         self.send_key_sums();
         let held: Vec<(ConnId, (usize, u128))> =
-            self.mesh.conns().values().filter_map(|c| c.ext.keys_sum_held.map(|s| (c.id, s))).collect();
+            self.mesh.conns().values().filter_map(|c| c.ext.keys_sum_held.as_deref().map(|s| (c.id, *s))).collect();
         for (conn, sum) in held {
             if let Some(c) = self.mesh.ext_mut(&conn) {
                 c.keys_sum_held = None;

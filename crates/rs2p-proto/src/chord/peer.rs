@@ -23,8 +23,9 @@ pub struct ChordPeer {
     pub keys_sum_sent: bool,
     /// The peer's summary (count, digest), received while our own list was
     /// still arriving: compared once it is complete, not answered by a
-    /// second download of a list already on its way.
-    pub keys_sum_held: Option<(usize, u128)>,
+    /// second download of a list already on its way. Boxed: rare, and a
+    /// `u128` in place would align every link's state to 16 bytes.
+    pub keys_sum_held: Option<Box<(usize, u128)>>,
     /// Our ring neighbours were offered on this link (`Node::offer_peers`).
     pub ring_list_sent: bool,
     /// A rejoin probe (`rejoin.rs`).

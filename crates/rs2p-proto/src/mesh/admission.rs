@@ -89,7 +89,7 @@ impl<X: PeerExt> Mesh<X> {
         if self.closed {
             return None;
         }
-        let inbound = |c: &&Conn<X>| !c.outgoing;
+        let inbound = |c: &&Box<Conn<X>>| !c.outgoing;
         let from_source = self.conns.values().filter(inbound).filter(|c| c.source == Some(source));
         let (mut linked, mut pending) = (0usize, 0usize);
         for c in from_source {
