@@ -154,9 +154,17 @@ impl<X: PeerExt> Mesh<X> {
     /// past their limit, with how long (ms), for [`Mesh::close_silent`] (the
     /// protocol above looks at them first: a lost ring neighbour is probed
     /// again).
+    /// Nothing is due before [`Mesh::live_timer`] (it is lowered whenever a
+    /// link's limit shortens or a link opens, and holds the next round):
+    /// a tick for other work leaves the links alone, not a pass over them.
     pub(crate) fn liveness_scan(&mut self) -> Vec<(ConnId, u64)> {
         let now = self.now;
         let keepalive = self.cfg.keepalive_ms;
+        self.liveness_skipped = self.live_timer.is_some_and(|t| now < t) && now < self.next_round;
+        if self.liveness_skipped {
+            self.last_tick = now;
+            return Vec::new();
+        }
         // If we were woken much later than our earliest liveness deadline
         // (the process was stopped, the machine overloaded, or a
         // simulation jumped its clock), silence is ours, not the peers':
@@ -249,6 +257,9 @@ impl<X: PeerExt> Mesh<X> {
     /// The links closed since were the silent ones the scan left out, so
     /// no second pass over the links is needed.
     pub(crate) fn liveness_scanned(&mut self) {
+        if self.liveness_skipped {
+            return;
+        }
         self.liveness_at = self.scan_deadline.map(|t| self.liveness_deadline(t));
         self.live_timer = self.liveness_at;
     }

@@ -87,6 +87,9 @@ pub struct Mesh<X: PeerExt = ()> {
     /// instead of passing over the links after every frame. Frames only
     /// move a link's deadline later, so waking at it is at worst early.
     pub(super) live_timer: Option<Time>,
+    /// The last tick's liveness scan found nothing due and passed over no
+    /// link (its deadlines stand).
+    pub(super) liveness_skipped: bool,
     /// A lower bound on the earliest handshake or half-frame deadline of a
     /// connection (exact after a tick; lowered as connections open and
     /// partial frames arrive), for the same reason.
@@ -176,6 +179,7 @@ impl<X: PeerExt> Mesh<X> {
             liveness_at: None,
             scan_deadline: None,
             live_timer: None,
+            liveness_skipped: false,
             conn_timer: None,
             partial_conns: 0,
             awaiting_conns: 0,
