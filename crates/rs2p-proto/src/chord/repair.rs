@@ -45,6 +45,8 @@ const MAX_LOOKUPS: usize = 256;
 const RETRY_MS: u64 = 3_000;
 /// A due scan waits at most this long for the key list to be complete.
 const KEY_LIST_WAIT_MS: u64 = 30_000;
+/// Tells the anti-entropy pass's jitter from the replica refresh's.
+const PASS_SALT: u64 = 0x7061_7373;
 /// Retries of a scan in a row before the anti-entropy pass is left to it.
 const MAX_RETRIES: u32 = 5;
 
@@ -179,9 +181,8 @@ impl Node {
             return;
         }
         let now = self.mesh.now();
-        let r = &mut self.chord.repair;
-        if r.next_pass == 0 {
-            r.next_pass = now.saturating_add(self.mesh.config().anti_entropy_ms);
+        if self.chord.repair.next_pass == 0 {
+            self.chord.repair.next_pass = now.saturating_add(self.pass_period(PASS_SALT));
         }
         // After a failure our predecessor may turn out to be a py2p node only
         // once the ring has re-linked (the scan that followed the failure saw
@@ -213,11 +214,12 @@ impl Node {
             {
                 return;
             }
+            let next_pass = now.saturating_add(self.pass_period(PASS_SALT));
             let r = &mut self.chord.repair;
             if urgent {
                 r.due = None;
             }
-            r.next_pass = now.saturating_add(self.mesh.config().anti_entropy_ms);
+            r.next_pass = next_pass;
             // A new urgent scan restarts from the first key: the ring changed.
             let urgent = urgent || r.scan.as_ref().is_some_and(|s| s.urgent);
             r.scan = Some(Scan { cursor: None, urgent });

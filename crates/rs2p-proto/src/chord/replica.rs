@@ -23,23 +23,32 @@ use bytes::Bytes;
 use super::{ItemKey, Owner};
 use crate::chord::Node;
 use crate::core::{ConnId, PeerId, Time, Version};
-use crate::ring::HashMethod;
+use crate::ring::{HashMethod, U512};
 use crate::wire::flags;
 
 /// The deepest replica chain a peer may ask us to extend (its own
 /// `replica_depth`, bounded: each level is a copy of its data on us).
 pub(crate) const MAX_REPLICA_DEPTH: u8 = 4;
 
-/// Items a refresh sends per tick (each a frame): 5,000 a second, so that a
+/// Items a refresh examines per tick (and so sends at most, each a frame;
+/// the same bound keeps the tick short): 5,000 a second, so that a
 /// refresh of a large arc never fills a write queue (65,536 frames) even
 /// when the peer drains slowly; an arc of 100,000 items takes 20 s.
 const REFRESH_PER_TICK: usize = 512;
 
-/// A refresh of the predecessor's replicas in progress.
+/// Tells the refresh's jitter from the repair pass's.
+const REFRESH_SALT: u64 = 0x7265_6672;
+
+/// A refresh of the predecessor's replicas in progress: a walk over our
+/// tables in key order, [`REFRESH_PER_TICK`] items examined per step (a
+/// list of the whole arc made at once took seconds for a node holding a
+/// million items, with the node's lock held: keepalives went unanswered).
 #[derive(Debug)]
 pub(crate) struct Refresh {
-    /// Our items still to send.
-    items: Vec<ItemKey>,
+    /// The table being walked (an index into [`HashMethod::ALL`]) ...
+    table: usize,
+    /// ... and the first hash of it not examined yet.
+    from: Option<U512>,
     /// The predecessor they go to.
     to: ConnId,
 }
@@ -58,6 +67,11 @@ pub(crate) struct ReplicaState {
     /// The ring version (`Node::ring_version`) our predecessor was last
     /// looked up at: it can only have changed if that moved.
     checked: Option<u64>,
+    /// The most items one step examined (a refresh step, a promotion), for
+    /// tests: it must stay bounded however many items the node holds.
+    most_examined: usize,
+    /// Items sent by refreshes.
+    refreshed: u64,
 }
 
 impl Node {
@@ -185,26 +199,61 @@ impl Node {
     }
 
     /// Moves every replica we now own into our tables (our arc grew);
-    /// returns how many.
+    /// returns how many. Only the replicas in our arc are visited (a range
+    /// of each replica table), not all of them: most are our successors'.
     pub(crate) fn promote_replicas(&mut self) -> u64 {
         let mut promoted = 0;
+        let mut examined = 0;
         // One frame per promoted item at once could overflow the link to
         // our predecessor (a crashed neighbour's arc is a whole node's
         // share): they go out with a paced refresh of the whole arc instead.
         self.chord.replica.hold = true;
-        for m in HashMethod::ALL {
-            for key in self.chord.replicas.keys(m) {
-                if self.find(&key) == Owner::Local && !self.chord.data.contains(m, &key) {
-                    self.promote_replica((m, key));
-                    promoted += 1;
+        for (first, last) in self.own_arc() {
+            for m in HashMethod::ALL {
+                let keys = self.chord.replicas.keys_between(m, &first, &last, usize::MAX - 1);
+                examined += keys.len();
+                for key in keys {
+                    if self.find(&key) == Owner::Local && !self.chord.data.contains(m, &key) {
+                        self.promote_replica((m, key));
+                        promoted += 1;
+                    }
                 }
             }
         }
         self.chord.replica.hold = false;
+        let r = &mut self.chord.replica;
+        r.most_examined = r.most_examined.max(examined);
         if promoted > 0 {
-            self.chord.replica.pred = None;
+            r.pred = None;
         }
         promoted
+    }
+
+    /// Our arc, from us to just before our successor, as one or two
+    /// ranges of hashes (two when it wraps past zero).
+    fn own_arc(&self) -> Vec<(U512, U512)> {
+        let me = *self.mesh.id().value();
+        let succ = match self.successor() {
+            Owner::Remote(c) => self.peer_of(c).map(|p| *p.value()),
+            _ => None,
+        };
+        match succ {
+            Some(s) if s > me => vec![(me, s - U512::from(1u64))],
+            Some(s) if s == U512::ZERO => vec![(me, U512::MAX)],
+            Some(s) if s < me => vec![(me, U512::MAX), (U512::ZERO, s - U512::from(1u64))],
+            _ => vec![(U512::ZERO, U512::MAX)],
+        }
+    }
+
+    /// The most items one step of replica work examined so far (a refresh
+    /// step, a promotion of the replicas in our arc).
+    pub fn replica_step_most(&self) -> usize {
+        self.chord.replica.most_examined
+    }
+
+    /// Items sent to our predecessor by replica refreshes so far.
+    pub fn replica_refreshed(&self) -> u64 {
+        self.chord.replica.refreshed
     }
 
     /// Our rs2p predecessor, to which our replicas go.
@@ -245,23 +294,19 @@ impl Node {
         let moved = r.checked != Some(version);
         r.checked = Some(version);
         if r.next_refresh == 0 {
-            r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
+            let first = now.saturating_add(self.pass_period(REFRESH_SALT));
+            self.chord.replica.next_refresh = first;
         }
+        let r = &self.chord.replica;
         let pred = if moved || now >= r.next_refresh { self.replica_target() } else { None };
         let r = &mut self.chord.replica;
         let changed = (moved || now >= r.next_refresh) && pred.as_ref().map(|(p, _)| p) != r.pred.as_ref();
         if changed || now >= r.next_refresh {
+            let period = self.pass_period(REFRESH_SALT);
+            let r = &mut self.chord.replica;
             r.pred = pred.as_ref().map(|(p, _)| p.clone());
-            r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
-            r.refresh = None;
-            if let Some((_, conn)) = pred {
-                let mut items = Vec::new();
-                for m in HashMethod::ALL {
-                    items.extend(self.chord.data.keys(m).into_iter().map(|k| (m, k)));
-                }
-                items.retain(|(_, k)| self.find(k) == Owner::Local);
-                self.chord.replica.refresh = Some(Refresh { items, to: conn });
-            }
+            r.next_refresh = now.saturating_add(period);
+            r.refresh = pred.map(|(_, to)| Refresh { table: 0, from: Some(U512::ZERO), to });
         }
         if !step {
             return;
@@ -269,21 +314,53 @@ impl Node {
         let Some(mut refresh) = self.chord.replica.refresh.take() else {
             return;
         };
-        let start = refresh.items.len().saturating_sub(REFRESH_PER_TICK);
-        for item in refresh.items.split_off(start) {
-            if let Some((value, version)) = self.local_entry(item) {
-                self.send_replica(
-                    refresh.to,
-                    item,
-                    value,
-                    self.mesh.config().replica_depth.min(MAX_REPLICA_DEPTH),
-                    version,
-                );
+        let depth = self.mesh.config().replica_depth.min(MAX_REPLICA_DEPTH);
+        let mut examined = 0;
+        while examined < REFRESH_PER_TICK && refresh.table < HashMethod::ALL.len() {
+            let m = HashMethod::ALL[refresh.table];
+            let want = REFRESH_PER_TICK - examined;
+            let keys = match refresh.from {
+                Some(from) => self.chord.data.keys_between(m, &from, &U512::MAX, want),
+                None => Vec::new(),
+            };
+            examined += keys.len();
+            refresh.from = keys.last().and_then(|k| k.checked_add(U512::from(1u64)));
+            if keys.len() < want || refresh.from.is_none() {
+                // The table's end: the next one from its start.
+                refresh.table += 1;
+                refresh.from = Some(U512::ZERO);
+            }
+            for key in keys {
+                if self.find(&key) != Owner::Local {
+                    continue;
+                }
+                if let Some((value, version)) = self.local_entry((m, key)) {
+                    self.send_replica(refresh.to, (m, key), value, depth, version);
+                    self.chord.replica.refreshed += 1;
+                }
             }
         }
-        if !refresh.items.is_empty() && self.mesh.conns().contains_key(&refresh.to) {
+        let r = &mut self.chord.replica;
+        r.most_examined = r.most_examined.max(examined);
+        if refresh.table < HashMethod::ALL.len() && self.mesh.conns().contains_key(&refresh.to) {
             self.chord.replica.refresh = Some(refresh);
         }
+    }
+
+    /// [`Config::anti_entropy_ms`](crate::core::Config::anti_entropy_ms)
+    /// give or take a quarter, drawn from the node's seed, its id and the
+    /// time: nodes started together would otherwise run their periodic
+    /// passes together ever after.
+    pub(crate) fn pass_period(&self, salt: u64) -> u64 {
+        use crate::core::mix64;
+        let base = self.mesh.config().anti_entropy_ms;
+        let span = base / 2;
+        if span == 0 {
+            return base;
+        }
+        let id = self.mesh.id().value().as_limbs()[0];
+        let draw = mix64(self.mesh.config().seed ^ salt ^ mix64(id ^ mix64(self.mesh.now())));
+        base - base / 4 + draw % span
     }
 
     /// Replicas held for successors.

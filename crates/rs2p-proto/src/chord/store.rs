@@ -730,6 +730,18 @@ impl ItemStore {
         self.tables.iter().map(|t| t.len()).sum()
     }
 
+    /// At most `limit` keys of one table with `first <= key <= last`, in
+    /// key order: a bounded step of a walk over a table (the work is the
+    /// keys returned, a binary search, and a merge of recent inserts).
+    pub(crate) fn keys_between(&mut self, method: HashMethod, first: &U512, last: &U512, limit: usize) -> Vec<U512> {
+        if limit == 0 || first > last {
+            return Vec::new();
+        }
+        let mut keys = self.tables[method.index()].range(first, last, limit, &self.values);
+        keys.truncate(limit);
+        keys.into_iter().map(|(k, _)| k).collect()
+    }
+
     /// The keys of one table.
     pub fn keys(&self, method: HashMethod) -> Vec<U512> {
         self.tables[method.index()].entries(&self.values).into_iter().map(|(k, _)| k).collect()
