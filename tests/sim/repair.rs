@@ -167,6 +167,11 @@ fn every_copy_returns_after_single_silent_and_adjacent_crashes() {
     assert!(doomed(&mut sim, &[first]).is_empty(), "this seed puts no key wholly on one node");
     sim.crash(first);
     let (t1, b1) = until_repaired(&mut sim, &lost, "one crash");
+    // Every replica of an item its holder now owns was promoted, in all
+    // five tables (sha512's hashes lie beyond the ring's range: a walk over
+    // ranges of raw hashes once skipped them).
+    let owned: Vec<usize> = sim.alive_nodes().into_iter().map(|n| sim.node(n).owned_replica_count()).collect();
+    assert!(owned.iter().all(|&c| c == 0), "replicas of owned items left unpromoted: {owned:?}");
     check_reads(&mut sim, &[ids[2].1, ids[9].1], &lost, "after one crash");
 
     // 2. A non-adjacent node vanishes silently (no socket closes).
@@ -319,13 +324,16 @@ fn periodic_passes_examine_a_bounded_number_of_items_per_step() {
     sim.advance(2 * PERIOD_MS + PERIOD_MS / 4);
     let most_held = nodes.iter().map(|&n| sim.node(n).stats().items).max().unwrap_or(0);
     assert!(most_held > 10_000, "the largest node holds {most_held} items: the test needs many");
+    let most_replicas = nodes.iter().map(|&n| sim.node(n).replica_count()).max().unwrap_or(0);
+    assert!(most_replicas > 8_192, "the largest node holds {most_replicas} replicas: a promotion walk needs two steps");
     for (j, &n) in nodes.iter().enumerate() {
         let node = sim.node(n);
         let held = node.stats().items;
-        let most = node.replica_step_most();
+        let (most, most_promoted) = node.replica_step_most();
         assert!(
-            most <= 512,
-            "node {n}, holding {held} items and {} replicas, examined {most} in one step",
+            most <= 512 && most_promoted <= 8_192,
+            "node {n}, holding {held} items and {} replicas, examined {most} in one refresh step, {most_promoted} in \
+             one promotion step",
             node.replica_count()
         );
         let refreshed = node.replica_refreshed() - before[j];

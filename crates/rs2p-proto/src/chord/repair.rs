@@ -171,7 +171,7 @@ impl Node {
         // link (an event, after which this is asked again).
         let can_start = self.has_seeding_peer();
         let start = [r.due, Some(r.next_pass)].into_iter().flatten().min().filter(|_| can_start);
-        [start, r.scan.is_some().then_some(paced), recheck.then_some(now)].into_iter().flatten().min()
+        [start, (r.scan.is_some() || self.promoting()).then_some(paced), recheck.then_some(now)].into_iter().flatten().min()
     }
 
     /// Starts due scans and advances the running one (a step when `step`:
@@ -224,18 +224,28 @@ impl Node {
             let urgent = urgent || r.scan.as_ref().is_some_and(|s| s.urgent);
             r.scan = Some(Scan { cursor: None, urgent });
             r.unsettled_in_scan = false;
-            // Replicas of what we now own are copies at hand: first.
-            let promoted = self.promote_replicas();
+            // Replicas of what we now own are copies at hand: first (the
+            // scan waits for the walk, which takes its first step now).
+            self.start_promotion();
+            self.promote_some();
+            tracing::debug!(node = %self.mesh.id().short(), urgent, "repair scan started");
+        } else if step && self.promoting() {
+            self.promote_some();
+        }
+        if step && !self.promoting() {
+            self.repair_step();
+        }
+    }
+
+    /// A step of the promotion walk; counts what it promoted once it ends.
+    fn promote_some(&mut self) {
+        if let Some(promoted) = self.promotion_step() {
             let wall = self.wall_now();
             let r = &mut self.chord.repair;
             r.stats.promoted += promoted;
             if promoted > 0 {
                 r.stats.last_restored_at = wall;
             }
-            tracing::debug!(node = %self.mesh.id().short(), urgent, "repair scan started");
-        }
-        if step {
-            self.repair_step();
         }
     }
 

@@ -39,6 +39,23 @@ const REFRESH_PER_TICK: usize = 512;
 /// Tells the refresh's jitter from the repair pass's.
 const REFRESH_SALT: u64 = 0x7265_6672;
 
+/// Replicas a promotion walk examines per step: each costs a lookup in a
+/// table and `find` (no frame: promoted items reach the predecessor with
+/// the paced refresh that follows), so a step stays within a few ms; a
+/// node holding two million replicas walks them in about 250 steps.
+const PROMOTE_PER_STEP: usize = 8_192;
+
+/// A walk over the replicas that promotes those we now own, in progress.
+#[derive(Debug)]
+pub(crate) struct Promotion {
+    /// The replica table being walked (an index into [`HashMethod::ALL`]) ...
+    table: usize,
+    /// ... and the first hash of it not examined yet.
+    from: Option<U512>,
+    /// Replicas promoted so far by this walk.
+    promoted: u64,
+}
+
 /// A refresh of the predecessor's replicas in progress: a walk over our
 /// tables in key order, [`REFRESH_PER_TICK`] items examined per step (a
 /// list of the whole arc made at once took seconds for a node holding a
@@ -59,6 +76,7 @@ pub(crate) struct ReplicaState {
     /// The predecessor our last refresh went to.
     pred: Option<PeerId>,
     refresh: Option<Refresh>,
+    promotion: Option<Promotion>,
     /// When the next periodic refresh starts (0: not scheduled).
     next_refresh: crate::core::Time,
     /// Writes are not copied one by one (a burst of promotions): a paced
@@ -67,9 +85,11 @@ pub(crate) struct ReplicaState {
     /// The ring version (`Node::ring_version`) our predecessor was last
     /// looked up at: it can only have changed if that moved.
     checked: Option<u64>,
-    /// The most items one step examined (a refresh step, a promotion), for
-    /// tests: it must stay bounded however many items the node holds.
+    /// The most items one refresh step examined, for tests: it must stay
+    /// bounded however many items the node holds ...
     most_examined: usize,
+    /// ... and the most replicas one promotion step examined.
+    most_promoted_step: usize,
     /// Items sent by refreshes.
     refreshed: u64,
 }
@@ -198,57 +218,81 @@ impl Node {
         }
     }
 
-    /// Moves every replica we now own into our tables (our arc grew);
-    /// returns how many. Only the replicas in our arc are visited (a range
-    /// of each replica table), not all of them: most are our successors'.
-    pub(crate) fn promote_replicas(&mut self) -> u64 {
-        let mut promoted = 0;
+    /// Starts a walk over every replica we hold that moves those we now
+    /// own into our tables (our arc grew, or the periodic pass): it runs
+    /// [`PROMOTE_PER_STEP`] replicas a step ([`Node::promotion_step`]).
+    pub(crate) fn start_promotion(&mut self) {
+        self.chord.replica.promotion = Some(Promotion { table: 0, from: Some(U512::ZERO), promoted: 0 });
+    }
+
+    /// Whether a walk started by [`Node::start_promotion`] is still going.
+    pub(crate) fn promoting(&self) -> bool {
+        self.chord.replica.promotion.is_some()
+    }
+
+    /// The next step of the promotion walk: examines at most
+    /// [`PROMOTE_PER_STEP`] replicas; returns how many the whole walk
+    /// promoted once it ends, `None` while it goes on. Ownership is
+    /// `find`'s (a sha512 hash is reduced to the ring first: its raw
+    /// value lies outside the ring's range, so no range of raw hashes is
+    /// an arc).
+    pub(crate) fn promotion_step(&mut self) -> Option<u64> {
+        let mut walk = self.chord.replica.promotion.take()?;
         let mut examined = 0;
         // One frame per promoted item at once could overflow the link to
         // our predecessor (a crashed neighbour's arc is a whole node's
         // share): they go out with a paced refresh of the whole arc instead.
         self.chord.replica.hold = true;
-        for (first, last) in self.own_arc() {
-            for m in HashMethod::ALL {
-                let keys = self.chord.replicas.keys_between(m, &first, &last, usize::MAX - 1);
-                examined += keys.len();
-                for key in keys {
-                    if self.find(&key) == Owner::Local && !self.chord.data.contains(m, &key) {
-                        self.promote_replica((m, key));
-                        promoted += 1;
-                    }
+        while examined < PROMOTE_PER_STEP && walk.table < HashMethod::ALL.len() {
+            let m = HashMethod::ALL[walk.table];
+            let want = PROMOTE_PER_STEP - examined;
+            let keys = match walk.from {
+                Some(from) => self.chord.replicas.keys_between(m, &from, &U512::MAX, want),
+                None => Vec::new(),
+            };
+            examined += keys.len();
+            walk.from = keys.last().and_then(|k| k.checked_add(U512::from(1u64)));
+            if keys.len() < want || walk.from.is_none() {
+                walk.table += 1;
+                walk.from = Some(U512::ZERO);
+            }
+            for key in keys {
+                if self.find(&key) == Owner::Local
+                    && !self.chord.data.contains(m, &key)
+                    && self.promote_replica((m, key)).is_some()
+                {
+                    walk.promoted += 1;
                 }
             }
         }
         self.chord.replica.hold = false;
         let r = &mut self.chord.replica;
-        r.most_examined = r.most_examined.max(examined);
-        if promoted > 0 {
+        r.most_promoted_step = r.most_promoted_step.max(examined);
+        if walk.table < HashMethod::ALL.len() {
+            r.promotion = Some(walk);
+            return None;
+        }
+        if walk.promoted > 0 {
+            // Our predecessor gets them with a refresh of the whole arc.
             r.pred = None;
         }
-        promoted
+        Some(walk.promoted)
     }
 
-    /// Our arc, from us to just before our successor, as one or two
-    /// ranges of hashes (two when it wraps past zero).
-    fn own_arc(&self) -> Vec<(U512, U512)> {
-        let me = *self.mesh.id().value();
-        let succ = match self.successor() {
-            Owner::Remote(c) => self.peer_of(c).map(|p| *p.value()),
-            _ => None,
-        };
-        match succ {
-            Some(s) if s > me => vec![(me, s - U512::from(1u64))],
-            Some(s) if s == U512::ZERO => vec![(me, U512::MAX)],
-            Some(s) if s < me => vec![(me, U512::MAX), (U512::ZERO, s - U512::from(1u64))],
-            _ => vec![(U512::ZERO, U512::MAX)],
-        }
+    /// Replicas we hold of items we now own (a promotion walk moves them
+    /// into our tables: none are left once it has run). Examines every
+    /// replica: for tests and diagnostics.
+    pub fn owned_replica_count(&self) -> usize {
+        HashMethod::ALL
+            .into_iter()
+            .map(|m| self.chord.replicas.keys(m).into_iter().filter(|k| self.find(k) == Owner::Local).count())
+            .sum()
     }
 
-    /// The most items one step of replica work examined so far (a refresh
-    /// step, a promotion of the replicas in our arc).
-    pub fn replica_step_most(&self) -> usize {
-        self.chord.replica.most_examined
+    /// The most items one step of replica work examined so far: a refresh
+    /// step, then a promotion step.
+    pub fn replica_step_most(&self) -> (usize, usize) {
+        (self.chord.replica.most_examined, self.chord.replica.most_promoted_step)
     }
 
     /// Items sent to our predecessor by replica refreshes so far.

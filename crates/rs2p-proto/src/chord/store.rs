@@ -232,10 +232,14 @@ impl<const N: usize> Table<N> {
         let mut out = Vec::new();
         let (lo, hi) = (self.prefix(first), self.prefix(last));
         let (method, shift) = (self.method, self.shift);
+        // Within a prefix the entries go by check, not by key: a stop only
+        // between prefixes keeps every key below the last one returned.
+        let mut group = None;
         for ((p, _), s) in self.keyed.from(|p| p.0 < lo) {
-            if p > hi || out.len() > limit {
+            if p > hi || (out.len() > limit && group != Some(p)) {
                 break;
             }
+            group = Some(p);
             let key = values.key(s).map(|k| method.hash(k)).unwrap_or_default();
             if key >= *first && key <= *last {
                 out.push((key, s));
