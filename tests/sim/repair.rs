@@ -167,6 +167,11 @@ fn every_copy_returns_after_single_silent_and_adjacent_crashes() {
     assert!(doomed(&mut sim, &[first]).is_empty(), "this seed puts no key wholly on one node");
     sim.crash(first);
     let (t1, b1) = until_repaired(&mut sim, &lost, "one crash");
+    // Every replica of an item its holder now owns was promoted, in all
+    // five tables (sha512's hashes lie beyond the ring's range: a walk over
+    // ranges of raw hashes once skipped them).
+    let owned: Vec<usize> = sim.alive_nodes().into_iter().map(|n| sim.node(n).owned_replica_count()).collect();
+    assert!(owned.iter().all(|&c| c == 0), "replicas of owned items left unpromoted: {owned:?}");
     check_reads(&mut sim, &[ids[2].1, ids[9].1], &lost, "after one crash");
 
     // 2. A non-adjacent node vanishes silently (no socket closes).
@@ -285,4 +290,54 @@ fn same_seed_same_trace() {
         sim.advance(15_000);
         sim
     });
+}
+
+/// The periodic passes (the replica refresh, the anti-entropy scan and its
+/// promotion of the replicas a node now owns) examine a bounded number of
+/// items per step, however many the node holds, and the refresh still
+/// covers every item the node owns. A node of a million items once listed
+/// its whole arc (and every replica it held) in the one step that started
+/// the pass, its lock held for seconds: its peers' keepalives went
+/// unanswered, links closed, and a `rs2p import` of a million keys stalled
+/// when every node's pass came due together (BENCHMARKS.md).
+#[test]
+fn periodic_passes_examine_a_bounded_number_of_items_per_step() {
+    const PERIOD_MS: u64 = 10_000;
+    const ITEMS_KEYS: usize = 6_000;
+    let cfg = |i: usize| {
+        let mut cfg = Config::chord("10.2.0.1", 22000 + i as u16);
+        cfg.salt = format!("pass-test-node-{i}");
+        cfg.anti_entropy_ms = PERIOD_MS;
+        cfg
+    };
+    let (mut sim, nodes) = sim_ring::build(Sim::new(), 4, 60, cfg, sim_ring::via_half);
+    for i in 0..ITEMS_KEYS {
+        sim.node(nodes[i % nodes.len()]).set(key(i).as_bytes(), Bytes::from(value(i)));
+        if i % 100 == 99 {
+            sim.run();
+        }
+    }
+    sim.run();
+    let before: Vec<u64> = nodes.iter().map(|&n| sim.node(n).replica_refreshed()).collect();
+    // Two periods and a quarter: every node's passes came due at least once
+    // (each is jittered by a quarter of the period) and had time to finish.
+    sim.advance(2 * PERIOD_MS + PERIOD_MS / 4);
+    let most_held = nodes.iter().map(|&n| sim.node(n).stats().items).max().unwrap_or(0);
+    assert!(most_held > 10_000, "the largest node holds {most_held} items: the test needs many");
+    let most_replicas = nodes.iter().map(|&n| sim.node(n).replica_count()).max().unwrap_or(0);
+    assert!(most_replicas > 8_192, "the largest node holds {most_replicas} replicas: a promotion walk needs two steps");
+    for (j, &n) in nodes.iter().enumerate() {
+        let node = sim.node(n);
+        let held = node.stats().items;
+        let (most, most_promoted) = node.replica_step_most();
+        assert!(
+            most <= 512 && most_promoted <= 8_192,
+            "node {n}, holding {held} items and {} replicas, examined {most} in one refresh step, {most_promoted} in \
+             one promotion step",
+            node.replica_count()
+        );
+        let refreshed = node.replica_refreshed() - before[j];
+        assert!(refreshed >= held as u64, "node {n} refreshed {refreshed} of the {held} items it owns");
+        assert!(node.repair_stats().scans >= 1, "node {n} ran no anti-entropy pass");
+    }
 }

@@ -45,6 +45,8 @@ const MAX_LOOKUPS: usize = 256;
 const RETRY_MS: u64 = 3_000;
 /// A due scan waits at most this long for the key list to be complete.
 const KEY_LIST_WAIT_MS: u64 = 30_000;
+/// Tells the anti-entropy pass's jitter from the replica refresh's.
+const PASS_SALT: u64 = 0x7061_7373;
 /// Retries of a scan in a row before the anti-entropy pass is left to it.
 const MAX_RETRIES: u32 = 5;
 
@@ -169,7 +171,7 @@ impl Node {
         // link (an event, after which this is asked again).
         let can_start = self.has_seeding_peer();
         let start = [r.due, Some(r.next_pass)].into_iter().flatten().min().filter(|_| can_start);
-        [start, r.scan.is_some().then_some(paced), recheck.then_some(now)].into_iter().flatten().min()
+        [start, (r.scan.is_some() || self.promoting()).then_some(paced), recheck.then_some(now)].into_iter().flatten().min()
     }
 
     /// Starts due scans and advances the running one (a step when `step`:
@@ -179,9 +181,8 @@ impl Node {
             return;
         }
         let now = self.mesh.now();
-        let r = &mut self.chord.repair;
-        if r.next_pass == 0 {
-            r.next_pass = now.saturating_add(self.mesh.config().anti_entropy_ms);
+        if self.chord.repair.next_pass == 0 {
+            self.chord.repair.next_pass = now.saturating_add(self.pass_period(PASS_SALT));
         }
         // After a failure our predecessor may turn out to be a py2p node only
         // once the ring has re-linked (the scan that followed the failure saw
@@ -213,27 +214,38 @@ impl Node {
             {
                 return;
             }
+            let next_pass = now.saturating_add(self.pass_period(PASS_SALT));
             let r = &mut self.chord.repair;
             if urgent {
                 r.due = None;
             }
-            r.next_pass = now.saturating_add(self.mesh.config().anti_entropy_ms);
+            r.next_pass = next_pass;
             // A new urgent scan restarts from the first key: the ring changed.
             let urgent = urgent || r.scan.as_ref().is_some_and(|s| s.urgent);
             r.scan = Some(Scan { cursor: None, urgent });
             r.unsettled_in_scan = false;
-            // Replicas of what we now own are copies at hand: first.
-            let promoted = self.promote_replicas();
+            // Replicas of what we now own are copies at hand: first (the
+            // scan waits for the walk, which takes its first step now).
+            self.start_promotion();
+            self.promote_some();
+            tracing::debug!(node = %self.mesh.id().short(), urgent, "repair scan started");
+        } else if step && self.promoting() {
+            self.promote_some();
+        }
+        if step && !self.promoting() {
+            self.repair_step();
+        }
+    }
+
+    /// A step of the promotion walk; counts what it promoted once it ends.
+    fn promote_some(&mut self) {
+        if let Some(promoted) = self.promotion_step() {
             let wall = self.wall_now();
             let r = &mut self.chord.repair;
             r.stats.promoted += promoted;
             if promoted > 0 {
                 r.stats.last_restored_at = wall;
             }
-            tracing::debug!(node = %self.mesh.id().short(), urgent, "repair scan started");
-        }
-        if step {
-            self.repair_step();
         }
     }
 

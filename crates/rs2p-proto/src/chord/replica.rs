@@ -23,23 +23,49 @@ use bytes::Bytes;
 use super::{ItemKey, Owner};
 use crate::chord::Node;
 use crate::core::{ConnId, PeerId, Time, Version};
-use crate::ring::HashMethod;
+use crate::ring::{HashMethod, U512};
 use crate::wire::flags;
 
 /// The deepest replica chain a peer may ask us to extend (its own
 /// `replica_depth`, bounded: each level is a copy of its data on us).
 pub(crate) const MAX_REPLICA_DEPTH: u8 = 4;
 
-/// Items a refresh sends per tick (each a frame): 5,000 a second, so that a
+/// Items a refresh examines per tick (and so sends at most, each a frame;
+/// the same bound keeps the tick short): 5,000 a second, so that a
 /// refresh of a large arc never fills a write queue (65,536 frames) even
 /// when the peer drains slowly; an arc of 100,000 items takes 20 s.
 const REFRESH_PER_TICK: usize = 512;
 
-/// A refresh of the predecessor's replicas in progress.
+/// Tells the refresh's jitter from the repair pass's.
+const REFRESH_SALT: u64 = 0x7265_6672;
+
+/// Replicas a promotion walk examines per step: each costs a lookup in a
+/// table and `find` (no frame: promoted items reach the predecessor with
+/// the paced refresh that follows), so a step stays within a few ms; a
+/// node holding two million replicas walks them in about 250 steps.
+const PROMOTE_PER_STEP: usize = 8_192;
+
+/// A walk over the replicas that promotes those we now own, in progress.
+#[derive(Debug)]
+pub(crate) struct Promotion {
+    /// The replica table being walked (an index into [`HashMethod::ALL`]) ...
+    table: usize,
+    /// ... and the first hash of it not examined yet.
+    from: Option<U512>,
+    /// Replicas promoted so far by this walk.
+    promoted: u64,
+}
+
+/// A refresh of the predecessor's replicas in progress: a walk over our
+/// tables in key order, [`REFRESH_PER_TICK`] items examined per step (a
+/// list of the whole arc made at once took seconds for a node holding a
+/// million items, with the node's lock held: keepalives went unanswered).
 #[derive(Debug)]
 pub(crate) struct Refresh {
-    /// Our items still to send.
-    items: Vec<ItemKey>,
+    /// The table being walked (an index into [`HashMethod::ALL`]) ...
+    table: usize,
+    /// ... and the first hash of it not examined yet.
+    from: Option<U512>,
     /// The predecessor they go to.
     to: ConnId,
 }
@@ -50,6 +76,7 @@ pub(crate) struct ReplicaState {
     /// The predecessor our last refresh went to.
     pred: Option<PeerId>,
     refresh: Option<Refresh>,
+    promotion: Option<Promotion>,
     /// When the next periodic refresh starts (0: not scheduled).
     next_refresh: crate::core::Time,
     /// Writes are not copied one by one (a burst of promotions): a paced
@@ -58,6 +85,13 @@ pub(crate) struct ReplicaState {
     /// The ring version (`Node::ring_version`) our predecessor was last
     /// looked up at: it can only have changed if that moved.
     checked: Option<u64>,
+    /// The most items one refresh step examined, for tests: it must stay
+    /// bounded however many items the node holds ...
+    most_examined: usize,
+    /// ... and the most replicas one promotion step examined.
+    most_promoted_step: usize,
+    /// Items sent by refreshes.
+    refreshed: u64,
 }
 
 impl Node {
@@ -184,27 +218,86 @@ impl Node {
         }
     }
 
-    /// Moves every replica we now own into our tables (our arc grew);
-    /// returns how many.
-    pub(crate) fn promote_replicas(&mut self) -> u64 {
-        let mut promoted = 0;
+    /// Starts a walk over every replica we hold that moves those we now
+    /// own into our tables (our arc grew, or the periodic pass): it runs
+    /// [`PROMOTE_PER_STEP`] replicas a step ([`Node::promotion_step`]).
+    pub(crate) fn start_promotion(&mut self) {
+        self.chord.replica.promotion = Some(Promotion { table: 0, from: Some(U512::ZERO), promoted: 0 });
+    }
+
+    /// Whether a walk started by [`Node::start_promotion`] is still going.
+    pub(crate) fn promoting(&self) -> bool {
+        self.chord.replica.promotion.is_some()
+    }
+
+    /// The next step of the promotion walk: examines at most
+    /// [`PROMOTE_PER_STEP`] replicas; returns how many the whole walk
+    /// promoted once it ends, `None` while it goes on. Ownership is
+    /// `find`'s (a sha512 hash is reduced to the ring first: its raw
+    /// value lies outside the ring's range, so no range of raw hashes is
+    /// an arc).
+    pub(crate) fn promotion_step(&mut self) -> Option<u64> {
+        let mut walk = self.chord.replica.promotion.take()?;
+        let mut examined = 0;
         // One frame per promoted item at once could overflow the link to
         // our predecessor (a crashed neighbour's arc is a whole node's
         // share): they go out with a paced refresh of the whole arc instead.
         self.chord.replica.hold = true;
-        for m in HashMethod::ALL {
-            for key in self.chord.replicas.keys(m) {
-                if self.find(&key) == Owner::Local && !self.chord.data.contains(m, &key) {
-                    self.promote_replica((m, key));
-                    promoted += 1;
+        while examined < PROMOTE_PER_STEP && walk.table < HashMethod::ALL.len() {
+            let m = HashMethod::ALL[walk.table];
+            let want = PROMOTE_PER_STEP - examined;
+            let keys = match walk.from {
+                Some(from) => self.chord.replicas.keys_between(m, &from, &U512::MAX, want),
+                None => Vec::new(),
+            };
+            examined += keys.len();
+            walk.from = keys.last().and_then(|k| k.checked_add(U512::from(1u64)));
+            if keys.len() < want || walk.from.is_none() {
+                walk.table += 1;
+                walk.from = Some(U512::ZERO);
+            }
+            for key in keys {
+                if self.find(&key) == Owner::Local
+                    && !self.chord.data.contains(m, &key)
+                    && self.promote_replica((m, key)).is_some()
+                {
+                    walk.promoted += 1;
                 }
             }
         }
         self.chord.replica.hold = false;
-        if promoted > 0 {
-            self.chord.replica.pred = None;
+        let r = &mut self.chord.replica;
+        r.most_promoted_step = r.most_promoted_step.max(examined);
+        if walk.table < HashMethod::ALL.len() {
+            r.promotion = Some(walk);
+            return None;
         }
-        promoted
+        if walk.promoted > 0 {
+            // Our predecessor gets them with a refresh of the whole arc.
+            r.pred = None;
+        }
+        Some(walk.promoted)
+    }
+
+    /// Replicas we hold of items we now own (a promotion walk moves them
+    /// into our tables: none are left once it has run). Examines every
+    /// replica: for tests and diagnostics.
+    pub fn owned_replica_count(&self) -> usize {
+        HashMethod::ALL
+            .into_iter()
+            .map(|m| self.chord.replicas.keys(m).into_iter().filter(|k| self.find(k) == Owner::Local).count())
+            .sum()
+    }
+
+    /// The most items one step of replica work examined so far: a refresh
+    /// step, then a promotion step.
+    pub fn replica_step_most(&self) -> (usize, usize) {
+        (self.chord.replica.most_examined, self.chord.replica.most_promoted_step)
+    }
+
+    /// Items sent to our predecessor by replica refreshes so far.
+    pub fn replica_refreshed(&self) -> u64 {
+        self.chord.replica.refreshed
     }
 
     /// Our rs2p predecessor, to which our replicas go.
@@ -245,23 +338,19 @@ impl Node {
         let moved = r.checked != Some(version);
         r.checked = Some(version);
         if r.next_refresh == 0 {
-            r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
+            let first = now.saturating_add(self.pass_period(REFRESH_SALT));
+            self.chord.replica.next_refresh = first;
         }
+        let r = &self.chord.replica;
         let pred = if moved || now >= r.next_refresh { self.replica_target() } else { None };
         let r = &mut self.chord.replica;
         let changed = (moved || now >= r.next_refresh) && pred.as_ref().map(|(p, _)| p) != r.pred.as_ref();
         if changed || now >= r.next_refresh {
+            let period = self.pass_period(REFRESH_SALT);
+            let r = &mut self.chord.replica;
             r.pred = pred.as_ref().map(|(p, _)| p.clone());
-            r.next_refresh = now.saturating_add(self.mesh.config().anti_entropy_ms);
-            r.refresh = None;
-            if let Some((_, conn)) = pred {
-                let mut items = Vec::new();
-                for m in HashMethod::ALL {
-                    items.extend(self.chord.data.keys(m).into_iter().map(|k| (m, k)));
-                }
-                items.retain(|(_, k)| self.find(k) == Owner::Local);
-                self.chord.replica.refresh = Some(Refresh { items, to: conn });
-            }
+            r.next_refresh = now.saturating_add(period);
+            r.refresh = pred.map(|(_, to)| Refresh { table: 0, from: Some(U512::ZERO), to });
         }
         if !step {
             return;
@@ -269,21 +358,53 @@ impl Node {
         let Some(mut refresh) = self.chord.replica.refresh.take() else {
             return;
         };
-        let start = refresh.items.len().saturating_sub(REFRESH_PER_TICK);
-        for item in refresh.items.split_off(start) {
-            if let Some((value, version)) = self.local_entry(item) {
-                self.send_replica(
-                    refresh.to,
-                    item,
-                    value,
-                    self.mesh.config().replica_depth.min(MAX_REPLICA_DEPTH),
-                    version,
-                );
+        let depth = self.mesh.config().replica_depth.min(MAX_REPLICA_DEPTH);
+        let mut examined = 0;
+        while examined < REFRESH_PER_TICK && refresh.table < HashMethod::ALL.len() {
+            let m = HashMethod::ALL[refresh.table];
+            let want = REFRESH_PER_TICK - examined;
+            let keys = match refresh.from {
+                Some(from) => self.chord.data.keys_between(m, &from, &U512::MAX, want),
+                None => Vec::new(),
+            };
+            examined += keys.len();
+            refresh.from = keys.last().and_then(|k| k.checked_add(U512::from(1u64)));
+            if keys.len() < want || refresh.from.is_none() {
+                // The table's end: the next one from its start.
+                refresh.table += 1;
+                refresh.from = Some(U512::ZERO);
+            }
+            for key in keys {
+                if self.find(&key) != Owner::Local {
+                    continue;
+                }
+                if let Some((value, version)) = self.local_entry((m, key)) {
+                    self.send_replica(refresh.to, (m, key), value, depth, version);
+                    self.chord.replica.refreshed += 1;
+                }
             }
         }
-        if !refresh.items.is_empty() && self.mesh.conns().contains_key(&refresh.to) {
+        let r = &mut self.chord.replica;
+        r.most_examined = r.most_examined.max(examined);
+        if refresh.table < HashMethod::ALL.len() && self.mesh.conns().contains_key(&refresh.to) {
             self.chord.replica.refresh = Some(refresh);
         }
+    }
+
+    /// [`Config::anti_entropy_ms`](crate::core::Config::anti_entropy_ms)
+    /// give or take a quarter, drawn from the node's seed, its id and the
+    /// time: nodes started together would otherwise run their periodic
+    /// passes together ever after.
+    pub(crate) fn pass_period(&self, salt: u64) -> u64 {
+        use crate::core::mix64;
+        let base = self.mesh.config().anti_entropy_ms;
+        let span = base / 2;
+        if span == 0 {
+            return base;
+        }
+        let id = self.mesh.id().value().as_limbs()[0];
+        let draw = mix64(self.mesh.config().seed ^ salt ^ mix64(id ^ mix64(self.mesh.now())));
+        base - base / 4 + draw % span
     }
 
     /// Replicas held for successors.

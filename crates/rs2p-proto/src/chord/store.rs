@@ -232,10 +232,14 @@ impl<const N: usize> Table<N> {
         let mut out = Vec::new();
         let (lo, hi) = (self.prefix(first), self.prefix(last));
         let (method, shift) = (self.method, self.shift);
+        // Within a prefix the entries go by check, not by key: a stop only
+        // between prefixes keeps every key below the last one returned.
+        let mut group = None;
         for ((p, _), s) in self.keyed.from(|p| p.0 < lo) {
-            if p > hi || out.len() > limit {
+            if p > hi || (out.len() > limit && group != Some(p)) {
                 break;
             }
+            group = Some(p);
             let key = values.key(s).map(|k| method.hash(k)).unwrap_or_default();
             if key >= *first && key <= *last {
                 out.push((key, s));
@@ -728,6 +732,18 @@ impl ItemStore {
     /// Items over the five tables.
     pub fn total(&self) -> usize {
         self.tables.iter().map(|t| t.len()).sum()
+    }
+
+    /// At most `limit` keys of one table with `first <= key <= last`, in
+    /// key order: a bounded step of a walk over a table (the work is the
+    /// keys returned, a binary search, and a merge of recent inserts).
+    pub(crate) fn keys_between(&mut self, method: HashMethod, first: &U512, last: &U512, limit: usize) -> Vec<U512> {
+        if limit == 0 || first > last {
+            return Vec::new();
+        }
+        let mut keys = self.tables[method.index()].range(first, last, limit, &self.values);
+        keys.truncate(limit);
+        keys.into_iter().map(|(k, _)| k).collect()
     }
 
     /// The keys of one table.
