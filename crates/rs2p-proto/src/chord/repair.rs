@@ -171,7 +171,10 @@ impl Node {
         // link (an event, after which this is asked again).
         let can_start = self.has_seeding_peer();
         let start = [r.due, Some(r.next_pass)].into_iter().flatten().min().filter(|_| can_start);
-        [start, (r.scan.is_some() || self.promoting()).then_some(paced), recheck.then_some(now)].into_iter().flatten().min()
+        [start, (r.scan.is_some() || self.promoting()).then_some(paced), recheck.then_some(now)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Starts due scans and advances the running one (a step when `step`:
