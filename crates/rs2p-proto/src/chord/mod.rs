@@ -28,6 +28,7 @@ mod shared_value;
 mod status;
 mod store;
 mod sync;
+mod table_walk;
 mod user;
 
 use std::collections::BTreeSet;

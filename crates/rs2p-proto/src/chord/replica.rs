@@ -20,10 +20,11 @@
 
 use bytes::Bytes;
 
+use super::table_walk::TableWalk;
 use super::{ItemKey, Owner};
 use crate::chord::Node;
 use crate::core::{ConnId, PeerId, Time, Version};
-use crate::ring::{HashMethod, U512};
+use crate::ring::HashMethod;
 use crate::wire::flags;
 
 /// The deepest replica chain a peer may ask us to extend (its own
@@ -48,10 +49,8 @@ const PROMOTE_PER_STEP: usize = 8_192;
 /// A walk over the replicas that promotes those we now own, in progress.
 #[derive(Debug)]
 pub(crate) struct Promotion {
-    /// The replica table being walked (an index into [`HashMethod::ALL`]) ...
-    table: usize,
-    /// ... and the first hash of it not examined yet.
-    from: Option<U512>,
+    /// Over the replica tables.
+    walk: TableWalk,
     /// Replicas promoted so far by this walk.
     promoted: u64,
 }
@@ -62,10 +61,8 @@ pub(crate) struct Promotion {
 /// million items, with the node's lock held: keepalives went unanswered).
 #[derive(Debug)]
 pub(crate) struct Refresh {
-    /// The table being walked (an index into [`HashMethod::ALL`]) ...
-    table: usize,
-    /// ... and the first hash of it not examined yet.
-    from: Option<U512>,
+    /// Over our tables.
+    walk: TableWalk,
     /// The predecessor they go to.
     to: ConnId,
 }
@@ -222,7 +219,7 @@ impl Node {
     /// own into our tables (our arc grew, or the periodic pass): it runs
     /// [`PROMOTE_PER_STEP`] replicas a step ([`Node::promotion_step`]).
     pub(crate) fn start_promotion(&mut self) {
-        self.chord.replica.promotion = Some(Promotion { table: 0, from: Some(U512::ZERO), promoted: 0 });
+        self.chord.replica.promotion = Some(Promotion { walk: TableWalk::new(), promoted: 0 });
     }
 
     /// Whether a walk started by [`Node::start_promotion`] is still going.
@@ -237,46 +234,33 @@ impl Node {
     /// value lies outside the ring's range, so no range of raw hashes is
     /// an arc).
     pub(crate) fn promotion_step(&mut self) -> Option<u64> {
-        let mut walk = self.chord.replica.promotion.take()?;
-        let mut examined = 0;
+        let mut p = self.chord.replica.promotion.take()?;
         // One frame per promoted item at once could overflow the link to
         // our predecessor (a crashed neighbour's arc is a whole node's
         // share): they go out with a paced refresh of the whole arc instead.
         self.chord.replica.hold = true;
-        while examined < PROMOTE_PER_STEP && walk.table < HashMethod::ALL.len() {
-            let m = HashMethod::ALL[walk.table];
-            let want = PROMOTE_PER_STEP - examined;
-            let keys = match walk.from {
-                Some(from) => self.chord.replicas.keys_between(m, &from, &U512::MAX, want),
-                None => Vec::new(),
-            };
-            examined += keys.len();
-            walk.from = keys.last().and_then(|k| k.checked_add(U512::from(1u64)));
-            if keys.len() < want || walk.from.is_none() {
-                walk.table += 1;
-                walk.from = Some(U512::ZERO);
-            }
-            for key in keys {
-                if self.find(&key) == Owner::Local
-                    && !self.chord.data.contains(m, &key)
-                    && self.promote_replica((m, key)).is_some()
-                {
-                    walk.promoted += 1;
-                }
+        let items = p.walk.step(&mut self.chord.replicas, PROMOTE_PER_STEP);
+        let examined = items.len();
+        for (m, key) in items {
+            if self.find(&key) == Owner::Local
+                && !self.chord.data.contains(m, &key)
+                && self.promote_replica((m, key)).is_some()
+            {
+                p.promoted += 1;
             }
         }
         self.chord.replica.hold = false;
         let r = &mut self.chord.replica;
         r.most_promoted_step = r.most_promoted_step.max(examined);
-        if walk.table < HashMethod::ALL.len() {
-            r.promotion = Some(walk);
+        if !p.walk.done() {
+            r.promotion = Some(p);
             return None;
         }
-        if walk.promoted > 0 {
+        if p.promoted > 0 {
             // Our predecessor gets them with a refresh of the whole arc.
             r.pred = None;
         }
-        Some(walk.promoted)
+        Some(p.promoted)
     }
 
     /// Replicas we hold of items we now own (a promotion walk moves them
@@ -350,7 +334,7 @@ impl Node {
             let r = &mut self.chord.replica;
             r.pred = pred.as_ref().map(|(p, _)| p.clone());
             r.next_refresh = now.saturating_add(period);
-            r.refresh = pred.map(|(_, to)| Refresh { table: 0, from: Some(U512::ZERO), to });
+            r.refresh = pred.map(|(_, to)| Refresh { walk: TableWalk::new(), to });
         }
         if !step {
             return;
@@ -359,34 +343,20 @@ impl Node {
             return;
         };
         let depth = self.mesh.config().replica_depth.min(MAX_REPLICA_DEPTH);
-        let mut examined = 0;
-        while examined < REFRESH_PER_TICK && refresh.table < HashMethod::ALL.len() {
-            let m = HashMethod::ALL[refresh.table];
-            let want = REFRESH_PER_TICK - examined;
-            let keys = match refresh.from {
-                Some(from) => self.chord.data.keys_between(m, &from, &U512::MAX, want),
-                None => Vec::new(),
-            };
-            examined += keys.len();
-            refresh.from = keys.last().and_then(|k| k.checked_add(U512::from(1u64)));
-            if keys.len() < want || refresh.from.is_none() {
-                // The table's end: the next one from its start.
-                refresh.table += 1;
-                refresh.from = Some(U512::ZERO);
+        let items = refresh.walk.step(&mut self.chord.data, REFRESH_PER_TICK);
+        let examined = items.len();
+        for item in items {
+            if self.find(&item.1) != Owner::Local {
+                continue;
             }
-            for key in keys {
-                if self.find(&key) != Owner::Local {
-                    continue;
-                }
-                if let Some((value, version)) = self.local_entry((m, key)) {
-                    self.send_replica(refresh.to, (m, key), value, depth, version);
-                    self.chord.replica.refreshed += 1;
-                }
+            if let Some((value, version)) = self.local_entry(item) {
+                self.send_replica(refresh.to, item, value, depth, version);
+                self.chord.replica.refreshed += 1;
             }
         }
         let r = &mut self.chord.replica;
         r.most_examined = r.most_examined.max(examined);
-        if refresh.table < HashMethod::ALL.len() && self.mesh.conns().contains_key(&refresh.to) {
+        if !refresh.walk.done() && self.mesh.conns().contains_key(&refresh.to) {
             self.chord.replica.refresh = Some(refresh);
         }
     }
