@@ -90,7 +90,7 @@ impl<X: PeerExt> Mesh<X> {
             return None;
         }
         let inbound = |c: &&Conn<X>| !c.outgoing;
-        let from_source = self.conns.values().map(|c| &**c).filter(inbound).filter(|c| c.source == Some(source));
+        let from_source = self.conns.values().filter(inbound).filter(|c| c.source == Some(source));
         let (mut linked, mut pending) = (0usize, 0usize);
         for c in from_source {
             if c.handshaken {
@@ -106,7 +106,7 @@ impl<X: PeerExt> Mesh<X> {
         if pending >= self.cfg.max_pending_per_source || linked + pending >= self.cfg.max_inbound_per_source {
             self.evict_pending(Some(source), "closing connection: its source opened newer ones before it handshook");
         }
-        if self.conns.values().map(|c| &**c).filter(inbound).count() >= self.cfg.max_connections
+        if self.conns.values().filter(inbound).count() >= self.cfg.max_connections
             && !self.evict_pending(None, "closing connection: the connection table is full and it had not handshaken")
         {
             tracing::debug!(node = %self.id.short(), %source, "refusing a connection: every slot holds a peer");

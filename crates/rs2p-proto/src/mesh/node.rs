@@ -44,7 +44,7 @@ pub struct Mesh<X: PeerExt = ()> {
     pub(super) cfg: Config,
     pub(super) id: PeerId,
     pub(super) protocol_id: String,
-    pub(super) conns: Map<ConnId, Box<Conn<X>>>,
+    pub(super) conns: Map<ConnId, Conn<X>>,
     /// Handshaken peers: id text → connection.
     pub(super) routing: Map<PeerId, ConnId>,
     /// Outgoing dials made for a known id, not yet handshaken: id → connection.
@@ -215,7 +215,7 @@ impl<X: PeerExt> Mesh<X> {
     }
 
     /// Every connection, with the upper layer's state of each.
-    pub(crate) fn conns(&self) -> &Map<ConnId, Box<Conn<X>>> {
+    pub(crate) fn conns(&self) -> &Map<ConnId, Conn<X>> {
         &self.conns
     }
 
@@ -239,7 +239,7 @@ impl<X: PeerExt> Mesh<X> {
     /// The peers of [`Mesh::routing`] with their connections, in no
     /// particular order, without a look-up per peer.
     pub(crate) fn routed(&self) -> impl Iterator<Item = (&PeerId, &Conn<X>)> + '_ {
-        self.conns.values().filter(|c| c.routed).filter_map(|c| Some((c.peer.as_ref()?, &**c)))
+        self.conns.values().filter(|c| c.routed).filter_map(|c| Some((c.peer.as_ref()?, c)))
     }
 
     /// The connection of a dial in progress toward `peer`, if any.
@@ -403,7 +403,7 @@ impl<X: PeerExt> Mesh<X> {
     pub fn on_accepted(&mut self, now: Time) -> ConnId {
         self.set_now(now);
         let conn = self.alloc_conn();
-        self.conns.insert(conn, Box::new(Conn::new(conn, false, self.cfg.max_frame, now)));
+        self.conns.insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
         self.awaiting_changed(false, true);
         self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
         self.greet(conn);
@@ -595,7 +595,7 @@ impl<X: PeerExt> Mesh<X> {
         }
         let peer = if c.handshaken { c.peer.clone() } else { None };
         self.emit(Event::Disconnected { conn, peer, reason: reason.to_owned() });
-        self.upcalls.push_back(Upcall::Lost { conn: c, cause });
+        self.upcalls.push_back(Upcall::Lost { conn: Box::new(c), cause });
     }
 
     /// Sends the opening messages on a fresh connection.

@@ -51,7 +51,7 @@ impl<X: PeerExt> Mesh<X> {
             return Err(ConnectError::TooManyDials);
         }
         let conn = self.alloc_conn();
-        let mut c = Box::new(Conn::new(conn, true, self.cfg.max_frame, self.now));
+        let mut c = Conn::new(conn, true, self.cfg.max_frame, self.now);
         c.dialing = true;
         c.dial_addr = (host.to_owned(), port);
         if let Some(pid) = expected {
