@@ -1,6 +1,7 @@
 """Shared helpers: bounded polling (never fixed sleeps for correctness),
 free ports for py2p (which cannot bind port 0 usefully), rings."""
 
+import signal
 import socket
 import time
 
@@ -29,6 +30,20 @@ def free_port():
 
 def seeding(node):
     return len(list(node.data_storing))
+
+
+@pytest.fixture
+def sigint_handled():
+    """Python's own Ctrl-C handler for the test. A process started as a
+    background job without job control (`cmd &` in a script, as CI runners
+    may) inherits SIGINT ignored; Python then installs no handler, and
+    `_thread.interrupt_main()` does nothing at all, so a test of Ctrl-C
+    would wait out the whole call instead."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_ssl_pair_links():
         assert m.packets[1] == b"hi"
 
 
-def test_ctrl_c_interrupts_a_blocking_call():
+def test_ctrl_c_interrupts_a_blocking_call(sigint_handled):
     # A listener that never handshakes: connect waits up to 5 s for it.
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
