@@ -47,9 +47,10 @@ impl Answer {
 /// The value held by at least 3 of the 5 tables, or why there is none, or
 /// `None` while the outcome is still open (before the deadline, `last` =
 /// false, every table is waited for unless 3 already agree on a value).
-/// "Not found" needs 3 tables that positively hold nothing and none that
-/// holds a value; unreachable owners that could have made a majority make
-/// it "unavailable"; anything else is "no agreement".
+/// "Not found" needs every table to have answered, 3 of them positively
+/// holding nothing and none holding a value; a table still silent at the
+/// deadline makes it "timeout", an unreachable one "unavailable"; anything
+/// else is "no agreement".
 ///
 /// Versions (rs2p copies) come first: three tables agreeing on a value
 /// decide unless an answer in already carries a higher version; once every
@@ -93,7 +94,12 @@ pub(crate) fn decide(answers: &[Answer; 5], last: bool) -> Option<Result<Bytes, 
             _ => Some(Err(GetError::NotFound)),
         };
     }
-    if counts.is_empty() && missing >= 3 {
+    // "Not found" only once every table is in and reachable: a table still
+    // silent at the deadline, or out of reach, may hold the value at a
+    // version that outranks every "missing" (a crashed owner's successor
+    // answers "missing" until the repair reaches it), so it is "timeout" or
+    // "unavailable", never a wrong "not found".
+    if counts.is_empty() && missing >= 3 && open == 0 && unavailable == 0 {
         return Some(Err(GetError::NotFound));
     }
     if open > 0 {
@@ -176,8 +182,12 @@ mod tests {
         // Every table is waited for before "not found"...
         assert_eq!(decide(&[M, M, M, O, O], false), None);
         assert_eq!(decide(&[M, M, M, M, M], false), Some(Err(GetError::NotFound)));
-        // ... unless the deadline came: 3 positive "missing" are enough.
-        assert_eq!(decide(&[M, M, M, O, O], true), Some(Err(GetError::NotFound)));
+        // ... and at the deadline 3 positive "missing" are not enough: a
+        // silent table may hold the value at a newer version.
+        assert_eq!(decide(&[M, M, M, O, O], true), Some(Err(GetError::Timeout)));
+        assert_eq!(decide(&[M, M, M, M, O], true), Some(Err(GetError::Timeout)));
+        let newer = || bv("v", 7);
+        assert_eq!(decide(&[M, M, M, newer(), newer()], true), Some(Ok(Bytes::from_static(b"v"))));
         assert_eq!(decide(&[M, M, O, O, O], true), Some(Err(GetError::Timeout)));
         assert_eq!(decide(&[v(), v(), M, M, M], false), Some(Err(GetError::NoAgreement)));
         assert_eq!(decide(&[b("a"), b("a"), b("b"), b("b"), M], false), Some(Err(GetError::NoAgreement)));
@@ -185,7 +195,7 @@ mod tests {
         assert_eq!(decide(&[U, U, U, U, U], false), Some(Err(GetError::Unavailable)));
         assert_eq!(decide(&[M, M, U, U, U], false), Some(Err(GetError::Unavailable)));
         assert_eq!(decide(&[v(), v(), U, U, U], false), Some(Err(GetError::Unavailable)));
-        assert_eq!(decide(&[M, M, M, U, U], false), Some(Err(GetError::NotFound)));
+        assert_eq!(decide(&[M, M, M, U, U], false), Some(Err(GetError::Unavailable)));
         assert_eq!(decide(&[b("a"), b("b"), b("c"), U, M], false), Some(Err(GetError::NoAgreement)));
     }
 }
