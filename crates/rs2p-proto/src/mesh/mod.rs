@@ -10,6 +10,7 @@ mod conn;
 mod frames;
 mod handlers;
 mod handshake;
+mod links;
 mod liveness;
 mod node;
 mod peer_list;
@@ -29,6 +30,7 @@ pub use admission::{
 pub use conn::{AwaitingLink, Conn, PeerExt};
 pub(crate) use frames::Step;
 pub use handshake::has_marker;
+pub use links::Links;
 pub use node::Mesh;
 pub(crate) use node::{NEIGHBOUR_REDIAL_MS, REDIAL_BACKOFF_MS};
 pub(crate) use peer_list::Listed;

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::{AwaitingLink, Conn, LostCause, PeerExt, RecentIds, Upcall, PER_LINK_KEEPALIVE_MARKER};
+use super::{AwaitingLink, Conn, Links, LostCause, PeerExt, RecentIds, Upcall, PER_LINK_KEEPALIVE_MARKER};
 use crate::core::{Action, BadInput, Config, ConnId, Counters, Event, Hlc, Map, PeerId, ReqId, SeededState, Time};
 use crate::wire::{Compression, Message};
 
@@ -44,7 +44,7 @@ pub struct Mesh<X: PeerExt = ()> {
     pub(super) cfg: Config,
     pub(super) id: PeerId,
     pub(super) protocol_id: String,
-    pub(super) conns: Map<ConnId, Conn<X>>,
+    pub(super) conns: Links<X>,
     /// Handshaken peers: id text → connection.
     pub(super) routing: Map<PeerId, ConnId>,
     /// Outgoing dials made for a known id, not yet handshaken: id → connection.
@@ -159,7 +159,7 @@ impl<X: PeerExt> Mesh<X> {
             cfg,
             id,
             protocol_id,
-            conns: state(1).map(),
+            conns: Links::new(state(1)),
             routing: state(2).map(),
             dialing: state(3).map(),
             route_requests: state(4).map(),
@@ -215,7 +215,7 @@ impl<X: PeerExt> Mesh<X> {
     }
 
     /// Every connection, with the upper layer's state of each.
-    pub(crate) fn conns(&self) -> &Map<ConnId, Conn<X>> {
+    pub(crate) fn conns(&self) -> &Links<X> {
         &self.conns
     }
 
