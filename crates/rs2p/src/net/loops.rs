@@ -52,6 +52,11 @@ pub(super) async fn tick_loop(inner: std::sync::Weak<Inner>, wake: Arc<tokio::sy
         let next = strong.with(|st| {
             let t = now();
             if st.node.poll_timeout().is_some_and(|due| due <= t) {
+                // The wall clock is read beside `t`: paired with the node's
+                // clock of its last event instead, it ran ahead by the time
+                // since then (up to a keepalive period), so a set could be
+                // dated after a delete that followed it.
+                st.node.advance_clock(t);
                 st.node.set_wall_clock(wall_now());
                 st.node.on_tick(t);
             }

@@ -304,7 +304,9 @@ impl Node {
     /// every timer; the wall clock only dates messages and tombstones, so a
     /// system clock stepped by an hour leaves stabilisation, keepalives,
     /// resends and timeouts running as before. The driver calls this on each
-    /// tick; without a call both clocks are the same.
+    /// tick; without a call both clocks are the same. `wall` is read at the
+    /// node's current monotonic time: move that first ([`Node::advance_clock`])
+    /// to the instant `wall` was read.
     pub fn set_wall_clock(&mut self, wall: Time) {
         self.mesh.set_wall_clock(wall);
     }
