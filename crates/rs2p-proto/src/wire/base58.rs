@@ -234,6 +234,11 @@ mod tests {
         let mut longer = text.clone();
         longer.push('2');
         assert!(matches!(decode(longer.as_bytes()), Err(Base58Error::Overflow { .. })));
+        // 2^512, as many digits as the maximum: one over.
+        let over = b"67rpwLCuS5DGA8KGZXKsVQ7dnPb9goRLoKfgGbLfQg9WoLUgNY77E2jT11fem3coV9nAkguBACzrU1iyZM4B8roR";
+        assert!(matches!(decode(over), Err(Base58Error::Overflow { digits: 88 })));
+        // Leading zeros ('1') in front of the maximum still fit.
+        assert_eq!(decode(format!("111111111111{text}").as_bytes()).unwrap(), max);
         assert!(decode_u64(b"zzzzzzzzzzzzzzzzzzzzzzz").is_err());
     }
 }
