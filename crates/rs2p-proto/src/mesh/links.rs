@@ -30,7 +30,7 @@ pub struct Links<X> {
     /// The links, densely; a removal moves the last one into the hole.
     slots: Vec<Conn<X>>,
     /// Where each link is in `slots`.
-    index: Map<ConnId, u32>,
+    index: Map<ConnId, usize>,
 }
 
 impl<X: PeerExt> Links<X> {
@@ -41,12 +41,12 @@ impl<X: PeerExt> Links<X> {
 
     /// The link `id`.
     pub fn get(&self, id: &ConnId) -> Option<&Conn<X>> {
-        self.index.get(id).map(|&i| &self.slots[i as usize])
+        self.index.get(id).map(|&i| &self.slots[i])
     }
 
     /// The link `id`, to change.
     pub fn get_mut(&mut self, id: &ConnId) -> Option<&mut Conn<X>> {
-        self.index.get(id).map(|&i| &mut self.slots[i as usize])
+        self.index.get(id).map(|&i| &mut self.slots[i])
     }
 
     /// There is a link `id`.
@@ -84,29 +84,27 @@ impl<X: PeerExt> Links<X> {
         self.slots.iter().map(|c| &c.id)
     }
 
-    /// Adds `conn` (whose id is `id`), replacing and returning a link of the
-    /// same id.
-    pub(crate) fn insert(&mut self, id: ConnId, conn: Conn<X>) -> Option<Conn<X>> {
-        debug_assert_eq!(id, conn.id);
+    /// Adds `conn` under its id, replacing and returning a link of the same
+    /// id.
+    pub(crate) fn insert(&mut self, conn: Conn<X>) -> Option<Conn<X>> {
+        let id = conn.id;
         if let Some(&i) = self.index.get(&id) {
-            return Some(std::mem::replace(&mut self.slots[i as usize], conn));
+            return Some(std::mem::replace(&mut self.slots[i], conn));
         }
         if self.slots.len() == self.slots.capacity() {
             self.slots.reserve_exact((self.slots.len() / GROWTH_DIVISOR).max(MIN_GROWTH));
         }
-        // A node's links are bounded by its configuration, far below u32.
-        let at = u32::try_from(self.slots.len()).expect("fewer than 2^32 links");
+        self.index.insert(id, self.slots.len());
         self.slots.push(conn);
-        self.index.insert(id, at);
         None
     }
 
     /// Removes the link `id`; the last link takes its place.
     pub(crate) fn remove(&mut self, id: &ConnId) -> Option<Conn<X>> {
-        let i = self.index.remove(id)? as usize;
+        let i = self.index.remove(id)?;
         let gone = self.slots.swap_remove(i);
         if let Some(moved) = self.slots.get(i) {
-            self.index.insert(moved.id, i as u32);
+            self.index.insert(moved.id, i);
         }
         // After a burst of departures (a partition, a restart of many
         // peers), fewer than half the slots used: give the rest back.
@@ -129,7 +127,7 @@ mod tests {
     fn insert_get_remove_keep_the_index_true() {
         let mut l = links();
         for id in 0..100u64 {
-            assert!(l.insert(ConnId(id), Conn::new(ConnId(id), id % 2 == 0, 1 << 20, id)).is_none());
+            assert!(l.insert(Conn::new(ConnId(id), id % 2 == 0, 1 << 20, id)).is_none());
         }
         assert_eq!(l.len(), 100);
         // At most an eighth (or MIN_GROWTH) of the slots are empty.
@@ -147,7 +145,7 @@ mod tests {
         assert_eq!(l.len(), 95);
         assert_eq!(l.keys().count(), 95);
         // Replacing keeps one entry.
-        let old = l.insert(ConnId(2), Conn::new(ConnId(2), false, 1 << 20, 1_000)).expect("replaced");
+        let old = l.insert(Conn::new(ConnId(2), false, 1 << 20, 1_000)).expect("replaced");
         assert_eq!(old.opened_at, 2);
         assert_eq!(l.get(&ConnId(2)).map(|c| c.opened_at), Some(1_000));
         assert_eq!(l.len(), 95);

@@ -403,7 +403,7 @@ impl<X: PeerExt> Mesh<X> {
     pub fn on_accepted(&mut self, now: Time) -> ConnId {
         self.set_now(now);
         let conn = self.alloc_conn();
-        self.conns.insert(conn, Conn::new(conn, false, self.cfg.max_frame, now));
+        self.conns.insert(Conn::new(conn, false, self.cfg.max_frame, now));
         self.awaiting_changed(false, true);
         self.lower_conn_timer(now.saturating_add(self.cfg.handshake_timeout_ms).saturating_add(1));
         self.greet(conn);

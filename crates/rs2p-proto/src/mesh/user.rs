@@ -58,7 +58,7 @@ impl<X: PeerExt> Mesh<X> {
             self.dialing.insert(pid.clone(), conn);
             c.peer = Some(pid);
         }
-        self.conns.insert(conn, c);
+        self.conns.insert(c);
         self.dials_started += 1;
         self.actions.push_back(Action::Dial { conn, host: host.to_owned(), port });
         Ok(conn)
