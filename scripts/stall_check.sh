@@ -26,7 +26,15 @@ for i in $(seq 1 "$n"); do
   pids+=($!)
   sleep 0.2
 done
-sleep 3
+# Every node listening (bounded: 30 s), then its status answering.
+for i in $(seq 1 "$n"); do
+  port=$((base + i)); tries=0
+  until "$bin" status --peer 127.0.0.1:$port --timeout 2 >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 30 ]; then echo "node $i on port $port never answered"; exit 1; fi
+    sleep 1
+  done
+done
 value=$(printf 'v%.0s' $(seq 100))
 python3 -c "
 import sys
