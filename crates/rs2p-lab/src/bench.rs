@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Tables an rs2p get asks at first (3 to 5; see `Config::get_first_wave`).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
     pub get_first_wave: u8,
+    /// Worker threads of the runtime the in-process rs2p rings run on
+    /// (default: one per core, tokio's default, as `rs2p node`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
     /// Also run the rs2p half with py2p's SSL (TLS on every link), and
     /// report it beside plaintext.
     #[arg(long)]
@@ -218,11 +222,15 @@ fn report(
     row("get p50 (TCP round trips)", rtts(rs.get_p50_us), lp.map(|l| rtts(l.get_p50_us)), None, false);
     row("get p99 (µs)", rs.get_p99_us, lp.map(|l| l.get_p99_us), py.map(|p| p.get_p99_us), false);
     row("get/s (sequential)", rs.get_per_s, lp.map(|l| l.get_per_s), py.map(|p| p.get_per_s), true);
+    row("get p50, caller a task (µs)", extra.task.get_p50_us, None, None, false);
+    row("get p50, caller a task (RTTs)", rtts(extra.task.get_p50_us), None, None, false);
+    row("get/s (sequential, a task)", extra.task.get_per_s, None, None, true);
     let name = format!("get/s ({} in flight)", args.concurrency);
     row(&name, extra.concurrent_get_per_s, lp.map(|l| l.concurrent_get_per_s), None, true);
     row("confirmed set/s", extra.confirmed_set_per_s, lp.map(|l| l.set_per_s), None, true);
     row("set/s (fire-and-forget)", rs.set_per_s, None, py.map(|p| p.set_per_s), true);
     row("CPU µs per get", extra.cpu_us_per_get, None, None, false);
+    row("CPU µs per get (a task)", extra.cpu_us_per_task_get, None, None, false);
     let name = format!("CPU µs per get ({} in flight)", args.concurrency);
     row(&name, extra.cpu_us_per_concurrent_get, None, None, false);
     row("CPU µs per set", extra.cpu_us_per_set, None, None, false);
@@ -271,6 +279,10 @@ fn report(
             "cpu_us_per_get": extra.cpu_us_per_get, "cpu_us_per_set": extra.cpu_us_per_set,
             "confirmed_set_per_s": extra.confirmed_set_per_s,
             "cpu_us_per_concurrent_get": extra.cpu_us_per_concurrent_get,
+            "task_get_p50_us": extra.task.get_p50_us, "task_get_p99_us": extra.task.get_p99_us,
+            "task_get_p50_rtts": rtts(extra.task.get_p50_us), "task_get_per_s": extra.task.get_per_s,
+            "cpu_us_per_task_get": extra.cpu_us_per_task_get,
+            "workers": args.workers.map_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()), usize::from),
             "key_list": !args.no_key_list, "get_first_wave": args.get_first_wave,
             "rss_mb_100k_keys": rss.unwrap_or(0.0),
             "nodes": args.nodes, "sets": args.sets, "gets": args.gets, "concurrency": args.concurrency,

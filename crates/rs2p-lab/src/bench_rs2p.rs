@@ -16,6 +16,10 @@ pub(super) struct Rs2pExtra {
     pub(super) cpu_us_per_set: f64,
     /// CPU per get with `concurrency` in flight (batching should lower it).
     pub(super) cpu_us_per_concurrent_get: f64,
+    /// Sequential gets called from a task on the runtime rather than from
+    /// its `block_on` thread (no set figure).
+    pub(super) task: Figures,
+    pub(super) cpu_us_per_task_get: f64,
 }
 
 /// The rs2p half; with `tls`, every node speaks py2p's SSL (TLS, a fresh
@@ -55,30 +59,41 @@ pub(super) async fn bench_rs2p(args: &BenchArgs, start: Instant, tls: bool) -> R
         }
     }
     let cpu_us_per_set = cpu_us_per(cpu0, process_cpu(), keys.len());
-    let mut lat = Vec::with_capacity(args.gets);
-    let mut wrong = 0usize;
+    // The caller is the runtime's `block_on` thread (as in `#[tokio::main]`):
+    // each get wakes it from a futex when the answer comes.
     let cpu0 = process_cpu();
     let t0 = Instant::now();
-    for i in 0..args.gets {
-        let k = &keys[(i * 7) % keys.len().max(1)];
-        let t = Instant::now();
-        let got = nodes[(i * 3) % n].get(k).await;
-        lat.push(t.elapsed());
-        if !got.is_ok_and(|v| v == value) {
-            wrong += 1;
-        }
-    }
+    let (lat, wrong) = sequential_gets(&nodes, &keys, &value, args.gets).await;
     let get_elapsed = t0.elapsed();
     let cpu_us_per_get = cpu_us_per(cpu0, process_cpu(), args.gets);
     if wrong > 0 {
         eprintln!("warning: {wrong} of {} rs2p gets did not return the value", args.gets);
     }
-    lat.sort();
     let figures = Figures {
         set_per_s: args.sets as f64 / set_elapsed.as_secs_f64().max(1e-9),
         get_per_s: args.gets as f64 / get_elapsed.as_secs_f64().max(1e-9),
         get_p50_us: pct(&lat, 0.50),
         get_p99_us: pct(&lat, 0.99),
+    };
+    progress(start, &format!("rs2p: {} sequential gets from a task on the runtime", args.gets));
+    // The same gets from a task on a worker, as a server's handler calls
+    // them: no thread sleeps between the request and the answer.
+    let cpu0 = process_cpu();
+    let t0 = Instant::now();
+    let (tnodes, tkeys, tvalue, gets) = (nodes.clone(), keys.clone(), value.clone(), args.gets);
+    let (task_lat, task_wrong) = tokio::spawn(async move { sequential_gets(&tnodes, &tkeys, &tvalue, gets).await })
+        .await
+        .map_err(|e| Failure::new(super::EXIT_RUNTIME, format!("the sequential get task failed: {e}")))?;
+    let task_elapsed = t0.elapsed();
+    let cpu_us_per_task_get = cpu_us_per(cpu0, process_cpu(), args.gets);
+    if task_wrong > 0 {
+        eprintln!("warning: {task_wrong} of {} rs2p gets from a task did not return the value", args.gets);
+    }
+    let task = Figures {
+        set_per_s: 0.0,
+        get_per_s: args.gets as f64 / task_elapsed.as_secs_f64().max(1e-9),
+        get_p50_us: pct(&task_lat, 0.50),
+        get_p99_us: pct(&task_lat, 0.99),
     };
     progress(start, &format!("rs2p: {} gets with {} in flight", args.gets, args.concurrency));
     let cpu0 = process_cpu();
@@ -126,6 +141,31 @@ pub(super) async fn bench_rs2p(args: &BenchArgs, start: Instant, tls: bool) -> R
         cpu_us_per_get,
         cpu_us_per_set,
         cpu_us_per_concurrent_get,
+        task,
+        cpu_us_per_task_get,
     };
     Ok((figures, extra))
+}
+
+/// `gets` gets one after the other, spread over the nodes and the keys;
+/// their latencies (sorted) and how many did not return `value`.
+async fn sequential_gets(
+    nodes: &[rs2p::ChordSocket],
+    keys: &[String],
+    value: &bytes::Bytes,
+    gets: usize,
+) -> (Vec<Duration>, usize) {
+    let mut lat = Vec::with_capacity(gets);
+    let mut wrong = 0usize;
+    for i in 0..gets {
+        let k = &keys[(i * 7) % keys.len().max(1)];
+        let t = Instant::now();
+        let got = nodes[(i * 3) % nodes.len()].get(k).await;
+        lat.push(t.elapsed());
+        if !got.is_ok_and(|v| v == value) {
+            wrong += 1;
+        }
+    }
+    lat.sort();
+    (lat, wrong)
 }

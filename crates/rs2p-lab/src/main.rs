@@ -67,7 +67,11 @@ fn main() -> ExitCode {
         Command::BenchInstr(args) => return finish(bench_instr::run(args)),
         command => Cli { command, ..cli },
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Bench(bench::BenchArgs { workers: Some(w), .. }) = &cli.command {
+        builder.worker_threads(usize::from(*w));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
