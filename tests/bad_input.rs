@@ -1335,6 +1335,27 @@ async fn replicas_are_kept_only_from_a_seeding_successor() {
     raw.send_msg(flags::WHISPER, replica(raw_at.wrapping_add(U512::from(1u64)))).await;
     raw.assert_alive().await;
     assert_eq!(net.a.replica_count(), 1, "a replica of the successor's item was refused");
+    // Batches (§16.22): six packets an item; any other shape is refused whole.
+    let item = |at: U512| vec![b("sha384"), b(base58::encode(&at)), b("batched"), b("1"), b(""), b("")];
+    let batch = |items: Vec<Vec<Bytes>>| {
+        let mut p = vec![b(vec![flags::RS2P_REPLICA]), b("batch")];
+        p.extend(items.into_iter().flatten());
+        p
+    };
+    let at = |i: u64| raw_at.wrapping_add(U512::from(i));
+    let mut short = batch(vec![item(at(2))]);
+    short.pop();
+    for bad in [batch(vec![]), short] {
+        raw.send_msg(flags::WHISPER, bad).await;
+        raw.assert_alive().await;
+        net.assert_error("ignoring a replica batch of a bad shape");
+    }
+    assert_eq!(net.a.replica_count(), 1, "a malformed batch was kept in part");
+    // Each item of a batch is checked as if alone: one in a's own arc is not taken.
+    let mine = net.a.id_10().wrapping_add(U512::from(1u64));
+    raw.send_msg(flags::WHISPER, batch(vec![item(at(2)), item(mine), item(at(3))])).await;
+    raw.assert_alive().await;
+    assert_eq!(net.a.replica_count(), 3, "a batch's two items of the successor were not both kept");
     drop(raw);
     wait::until("the peer to be forgotten", PATIENT, || net.a.stats().connections == 1).await;
     net.finish("replica-sender").await;

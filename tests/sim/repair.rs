@@ -341,3 +341,37 @@ fn periodic_passes_examine_a_bounded_number_of_items_per_step() {
         assert!(node.repair_stats().scans >= 1, "node {n} ran no anti-entropy pass");
     }
 }
+
+/// Replica writes go to the predecessor in batches (`chord/replica_batch.rs`):
+/// 400 sets made at once give 4,000 replica writes (five owners, two
+/// predecessors each) in a few frames per node, every one of them kept,
+/// and a lone set later still goes as one frame per write (or per owner).
+#[test]
+fn replica_writes_go_in_batches_and_all_arrive() {
+    let (mut sim, nodes) = ring_with(2);
+    // Let the periodic refreshes of the build pass, so that only the
+    // writes below send replica frames.
+    sim.advance(200_000);
+    let frames = |sim: &Sim| sim.by_sub_flag.get(&rs2p::wire::flags::RS2P_REPLICA).map_or(0, |e| e.0);
+    let held = |sim: &mut Sim| nodes.iter().map(|&n| sim.node(n).replica_count()).sum::<usize>();
+    let (frames0, held0) = (frames(&sim), held(&mut sim));
+    const SETS: usize = 400;
+    for i in 0..SETS {
+        sim.node(nodes[i % NODES]).set(format!("batched-{i}").as_bytes(), Bytes::from(value(i)));
+    }
+    sim.advance(100);
+    let (sent, kept) = (frames(&sim) - frames0, held(&mut sim) - held0);
+    assert_eq!(kept, SETS * 5 * 2, "every write kept by two predecessors");
+    // One frame per write before; now at most a few per node for the burst
+    // (each node's batch goes when full, 256 items, or 5 ms after its first).
+    assert!(sent <= 4 * NODES as u64, "{sent} replica frames for {} writes", SETS * 10);
+    eprintln!("{} replica writes in {sent} frames", SETS * 10);
+    // One set alone: ten writes in at most ten frames (an owner of two of
+    // its tables sends both in one), all kept.
+    let frames1 = frames(&sim);
+    sim.node(nodes[0]).set(b"alone", Bytes::from_static(b"v"));
+    sim.advance(100);
+    assert_eq!(held(&mut sim) - held0, SETS * 10 + 10, "the lone set's ten replicas kept");
+    let lone = frames(&sim) - frames1;
+    assert!((2..=10).contains(&lone), "{lone} frames for a lone set's ten replica writes");
+}

@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Tables an rs2p get asks at first (3 to 5; see `Config::get_first_wave`).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=5))]
     pub get_first_wave: u8,
+    /// Predecessors that keep a replica of each item (`rs2p node
+    /// --replica-depth`; default: `Config`'s, 2); 0 shows what replicas cost.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub replica_depth: Option<u8>,
     /// Worker threads of the runtime the in-process rs2p rings run on
     /// (default: one per core, tokio's default, as `rs2p node`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -282,6 +286,7 @@ fn report(
             "task_get_p50_us": extra.task.get_p50_us, "task_get_p99_us": extra.task.get_p99_us,
             "task_get_p50_rtts": rtts(extra.task.get_p50_us), "task_get_per_s": extra.task.get_per_s,
             "cpu_us_per_task_get": extra.cpu_us_per_task_get,
+            "replica_depth": args.replica_depth.map_or(i64::from(rs2p::core::Config::chord("127.0.0.1", 0).replica_depth), i64::from),
             "workers": args.workers.map_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()), usize::from),
             "key_list": !args.no_key_list, "get_first_wave": args.get_first_wave,
             "rss_mb_100k_keys": rss.unwrap_or(0.0),

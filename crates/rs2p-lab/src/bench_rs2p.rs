@@ -33,6 +33,9 @@ pub(super) async fn bench_rs2p(args: &BenchArgs, start: Instant, tls: bool) -> R
     let nodes = super::demo::start_ring_with(n, |cfg| {
         cfg.key_list = key_list;
         cfg.get_first_wave = first_wave;
+        if let Some(depth) = args.replica_depth {
+            cfg.replica_depth = depth;
+        }
         if tls {
             cfg.protocol = rs2p::wire::Protocol::new("chord", rs2p::wire::protocol::SSL);
         }

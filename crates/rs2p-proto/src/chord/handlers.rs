@@ -498,6 +498,7 @@ impl Node {
         }
         self.deferred_seeding_peer_work();
         self.news_tick();
+        self.replica_batch_tick();
         self.get_tick();
         self.handoff_tick();
         self.sync_tick();

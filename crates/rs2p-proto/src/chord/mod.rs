@@ -22,6 +22,7 @@ mod peer_list;
 mod rejoin;
 mod repair;
 mod replica;
+mod replica_batch;
 mod ring_ops;
 mod shared_key;
 mod shared_value;
@@ -148,6 +149,8 @@ pub struct ChordState {
     pub(crate) unsure: crate::core::Map<ItemKey, Time>,
     /// Refreshes of our predecessor's replicas of our items.
     pub(crate) replica: replica::ReplicaState,
+    /// Replica writes waiting to go out in one frame.
+    pub(crate) replica_out: replica_batch::Outbox,
     /// Fingers and their lookups (see `fingers.rs`).
     pub(crate) fingers: fingers::FingerState,
     /// Keys beside items, and the ring walk of `keys()` (see `keywalk.rs`).
@@ -208,6 +211,7 @@ impl ChordState {
             replicas: replica_store(seed),
             unsure: crate::core::SeededState::new(seed, 102).map(),
             replica: replica::ReplicaState::default(),
+            replica_out: replica_batch::Outbox::default(),
             fingers: fingers::FingerState::with_seed(seed),
             walk: keywalk::WalkState::default(),
             status: status::StatusState::default(),

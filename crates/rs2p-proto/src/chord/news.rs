@@ -210,12 +210,14 @@ impl Node {
         }
     }
 
-    /// Sends the sets and deletes gathered for rs2p peers now, without
-    /// waiting for their deadline (a driver need not call it: the deadline
-    /// is in [`Node::poll_timeout`]). The callgrind workload calls it after
-    /// each set, so that a set is counted with the frames that announce it.
+    /// Sends the sets and deletes gathered for rs2p peers, and the replica
+    /// writes, now, without waiting for their deadline (a driver need not
+    /// call it: the deadline is in [`Node::poll_timeout`]). The callgrind
+    /// workload calls it after each set, so that a set is counted with the
+    /// frames that announce and replicate it.
     pub fn flush_announcements(&mut self) {
         self.flush_news();
+        self.flush_replicas();
     }
 
     /// Sends the batch gathered to every rs2p peer.

@@ -16,7 +16,8 @@
 //! arc again, a bounded number of items per tick. Replicas live beside the
 //! tables, apart, and are not written to the data directory (the owners'
 //! copies are; replicas come back with the next refresh). py2p nodes hold
-//! and send none (sub-flag [`flags::RS2P_REPLICA`], rs2p peers only).
+//! and send none (sub-flag [`RS2P_REPLICA`](crate::wire::flags::RS2P_REPLICA), rs2p peers only;
+//! sent in batches, `replica_batch.rs`).
 
 use bytes::Bytes;
 
@@ -25,7 +26,6 @@ use super::{ItemKey, Owner};
 use crate::chord::Node;
 use crate::core::{ConnId, PeerId, Time, Version};
 use crate::ring::HashMethod;
-use crate::wire::flags;
 
 /// The deepest replica chain a peer may ask us to extend (its own
 /// `replica_depth`, bounded: each level is a copy of its data on us).
@@ -110,38 +110,49 @@ impl Node {
         }
     }
 
-    fn send_replica(&mut self, conn: ConnId, item: ItemKey, value: Bytes, depth: u8, version: Version) {
+    /// Queues a replica write for `conn` (`replica_batch.rs` sends it).
+    pub(crate) fn send_replica(&mut self, conn: ConnId, item: ItemKey, value: Bytes, depth: u8, version: Version) {
+        // The key, when known, rides along (§16.13): a promoted replica
+        // keeps it; then the version (§16.17). Either may be empty.
         let key = self
             .item_key(&item)
             .or_else(|| self.chord.replicas.item_key(item.0, &item.1))
             .filter(|_| !value.is_empty());
-        let mut payload = vec![
-            Bytes::from_static(&[flags::RS2P_REPLICA]),
-            Bytes::from_static(item.0.name().as_bytes()),
-            self.chord.texts.text(item),
-            value,
-            Bytes::from(depth.to_string()),
-        ];
-        // The key, when known, rides along (§16.13): a promoted replica
-        // keeps it; then the version (§16.17).
-        if key.is_some() || !version.is_zero() {
-            payload.push(key.unwrap_or_default());
-        }
-        if !version.is_zero() {
-            payload.push(Bytes::copy_from_slice(&version.to_bytes()));
-        }
-        self.mesh.send_on(conn, flags::WHISPER, payload);
+        let version = if version.is_zero() { Bytes::new() } else { Bytes::copy_from_slice(&version.to_bytes()) };
+        let text = self.chord.texts.text(item);
+        self.queue_replica(
+            conn,
+            [
+                Bytes::from_static(item.0.name().as_bytes()),
+                text,
+                value,
+                Bytes::from(depth.to_string()),
+                key.unwrap_or_default(),
+                version,
+            ],
+        );
     }
 
-    /// A successor's item (or its delete), to keep and pass on.
+    /// A successor's item (or its delete), to keep and pass on; or a batch
+    /// of them (`replica_batch.rs`).
     pub(crate) fn handle_replica(&mut self, conn: ConnId, payload: &[Bytes]) {
-        let item = super::get::parse_item(&payload[1], &payload[2]);
-        let depth = std::str::from_utf8(&payload[4]).ok().and_then(|d| d.parse::<u8>().ok());
+        if payload[1] == super::replica_batch::BATCH {
+            self.handle_replica_batch(conn, payload);
+        } else {
+            self.handle_replica_item(conn, &payload[1..]);
+        }
+    }
+
+    /// One replica write: table, key text, value, depth, then the key and
+    /// the version if any (empty packets for none).
+    pub(crate) fn handle_replica_item(&mut self, conn: ConnId, payload: &[Bytes]) {
+        let item = super::get::parse_item(&payload[0], &payload[1]);
+        let depth = std::str::from_utf8(&payload[3]).ok().and_then(|d| d.parse::<u8>().ok());
         let (Some(item), Some(depth @ 1..=MAX_REPLICA_DEPTH)) = (item, depth) else {
             self.mesh.record_error(Some(conn), "ignoring a replica with a bad table, key or depth".to_owned());
             return;
         };
-        self.chord.texts.note(item, &payload[2]);
+        self.chord.texts.note(item, &payload[1]);
         if !self.is_rs2p(conn) || self.chord.leeching {
             return;
         }
@@ -165,9 +176,9 @@ impl Node {
         // keeps it) in the node's one allocation of it; without one, the
         // copy keeps the key it had.
         let key =
-            payload.get(5).filter(|k| !k.is_empty() && item.0.hash(k) == item.1).map(|k| self.shared_key(k, false));
-        let version = payload.get(6).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
-        let value = self.shared_value(key.as_ref(), version, payload[3].clone(), false);
+            payload.get(4).filter(|k| !k.is_empty() && item.0.hash(k) == item.1).map(|k| self.shared_key(k, false));
+        let version = payload.get(5).and_then(|v| Version::from_bytes(v)).unwrap_or_default();
+        let value = self.shared_value(key.as_ref(), version, payload[2].clone(), false);
         if !self.observe_version(version) {
             return;
         }

@@ -512,8 +512,10 @@ impl Node {
     /// Closes every connection (after a graceful chord leave, if the caller did one).
     pub fn close(&mut self) -> Result<(), &'static str> {
         if !self.mesh.is_closed() {
-            // Sets and deletes not yet announced go out before the links close.
+            // Sets and deletes not yet announced, and replica writes, go
+            // out before the links close.
             self.flush_news();
+            self.flush_replicas();
         }
         if !self.mesh.close() {
             return Err("already closed");

@@ -36,7 +36,8 @@ impl Node {
     /// deadline, a handshake's, a get's hedge, resend or deadline, the next
     /// stabilisation round, finger lookup, rejoin probe, repair pass or
     /// replica refresh, the next step of a handoff, a range summary, a
-    /// repair scan or a key-list stream, a batch of sets for rs2p peers.
+    /// repair scan or a key-list stream, a batch of sets or of replica writes
+    /// for rs2p peers.
     /// `None` once the node is closed.
     /// It may be in the past: then tick at once.
     ///
@@ -81,8 +82,10 @@ impl Node {
         // Due already at the last tick, and still due: it waits on
         // something else (a peer, room); try again at the pace.
         let due = if due <= last { paced.max(last + 1) } else { due };
-        // A batch of sets for rs2p peers waits on nothing: its deadline
-        // stands whatever else waits (chord/news.rs).
-        Some(self.news_due().map_or(due, |news| due.min(news.max(last + 1))))
+        // A batch of sets for rs2p peers, or of replica writes, waits on
+        // nothing: its deadline stands whatever else waits (chord/news.rs,
+        // chord/replica_batch.rs).
+        let batches = [self.news_due(), self.replica_batch_due()].into_iter().flatten().min();
+        Some(batches.map_or(due, |batch| due.min(batch.max(last + 1))))
     }
 }
