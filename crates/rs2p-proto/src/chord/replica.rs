@@ -112,10 +112,24 @@ impl Node {
 
     /// Queues a replica write for `conn` (`replica_batch.rs` sends it).
     pub(crate) fn send_replica(&mut self, conn: ConnId, item: ItemKey, value: Bytes, depth: u8, version: Version) {
+        self.send_replica_keyed(conn, item, value, depth, version, None);
+    }
+
+    /// [`Node::send_replica`] with the item's key when the caller has it
+    /// (a replica passed on: two lookups fewer per item).
+    fn send_replica_keyed(
+        &mut self,
+        conn: ConnId,
+        item: ItemKey,
+        value: Bytes,
+        depth: u8,
+        version: Version,
+        key: Option<Bytes>,
+    ) {
         // The key, when known, rides along (§16.13): a promoted replica
         // keeps it; then the version (§16.17). Either may be empty.
-        let key = self
-            .item_key(&item)
+        let key = key
+            .or_else(|| self.item_key(&item))
             .or_else(|| self.chord.replicas.item_key(item.0, &item.1))
             .filter(|_| !value.is_empty());
         let version = if version.is_zero() { Bytes::new() } else { Bytes::copy_from_slice(&version.to_bytes()) };
@@ -194,14 +208,15 @@ impl Node {
             && replicas.stored_bytes().saturating_add(replicas.added_cost(item.0, &item.1, &value))
                 <= self.mesh.config().max_store_bytes
         {
-            replicas.insert_keyed(item.0, &item.1, value.clone(), version, key);
+            replicas.insert_keyed(item.0, &item.1, value.clone(), version, key.clone());
         } else {
             self.mesh.record_error(None, "replica store full: a replica not kept".to_owned());
         }
         if depth > 1 {
             if let Owner::Remote(p) = self.predecessor() {
                 if p != conn && self.is_rs2p(p) {
-                    self.send_replica(p, item, value, depth - 1, version);
+                    let key = key.map(Bytes::from_owner);
+                    self.send_replica_keyed(p, item, value, depth - 1, version, key);
                 }
             }
         }
