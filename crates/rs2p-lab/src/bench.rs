@@ -287,7 +287,7 @@ fn report(
             "task_get_p50_rtts": rtts(extra.task.get_p50_us), "task_get_per_s": extra.task.get_per_s,
             "cpu_us_per_task_get": extra.cpu_us_per_task_get,
             "replica_depth": args.replica_depth.map_or(i64::from(rs2p::core::Config::chord("127.0.0.1", 0).replica_depth), i64::from),
-            "workers": args.workers.map_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()), usize::from),
+            "workers": args.workers.map_or_else(default_workers, usize::from),
             "key_list": !args.no_key_list, "get_first_wave": args.get_first_wave,
             "rss_mb_100k_keys": rss.unwrap_or(0.0),
             "nodes": args.nodes, "sets": args.sets, "gets": args.gets, "concurrency": args.concurrency,
@@ -328,6 +328,15 @@ fn report(
     let text = serde_json::to_string_pretty(&doc).expect("JSON of numbers");
     std::fs::write(path, text + "\n")
         .map_err(|e| Failure::new(EXIT_RUNTIME, format!("cannot write {}: {e}", path.display())))
+}
+
+/// The worker threads tokio starts without `--workers`: `TOKIO_WORKER_THREADS`
+/// if set, else one per core.
+fn default_workers() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(0, |n| n.get()))
 }
 
 /// The machine, for the report: CPUs and the kernel.
