@@ -1343,12 +1343,16 @@ async fn replicas_are_kept_only_from_a_seeding_successor() {
         p
     };
     let at = |i: u64| raw_at.wrapping_add(U512::from(i));
-    let mut short = batch(vec![item(at(2))]);
+    // Two good items less one packet (the first item would be kept if the
+    // shape were not checked), and one item over the bound of 256.
+    let mut short = batch(vec![item(at(2)), item(at(3))]);
     short.pop();
-    for bad in [batch(vec![]), short] {
+    let over = batch((0..257).map(|i| item(at(10 + i))).collect());
+    let refusals = || net.errors().iter().filter(|e| e.contains("ignoring a replica batch of a bad shape")).count();
+    for (i, bad) in [batch(vec![]), short, over].into_iter().enumerate() {
         raw.send_msg(flags::WHISPER, bad).await;
         raw.assert_alive().await;
-        net.assert_error("ignoring a replica batch of a bad shape");
+        assert_eq!(refusals(), i + 1, "malformed batch {i} was not refused");
     }
     assert_eq!(net.a.replica_count(), 1, "a malformed batch was kept in part");
     // Each item of a batch is checked as if alone: one in a's own arc is not taken.

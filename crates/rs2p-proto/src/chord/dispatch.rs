@@ -20,9 +20,10 @@ impl Node {
             flags::RETRIEVE if n >= 3 => self.handle_retrieve(conn, msg),
             flags::STORE if n >= 4 => self.handle_store(conn, msg),
             flags::RS2P_PEEK if n >= 3 => self.handle_peek(conn, msg),
-            flags::RS2P_REPLICA if n >= 5 || (n >= 2 && msg.payload[1] == super::replica_batch::BATCH) => {
-                self.handle_replica(conn, &msg.payload)
+            flags::RS2P_REPLICA if n >= 2 && msg.payload[1] == super::replica_batch::BATCH => {
+                self.handle_replica_batch(conn, &msg.payload)
             }
+            flags::RS2P_REPLICA if n >= 5 => self.handle_replica_item(conn, &msg.payload[1..]),
             flags::RS2P_WALK if n >= 6 => self.handle_walk(conn, &msg.payload),
             flags::RS2P_FIND if n >= 5 => self.handle_find(conn, &msg.payload),
             flags::RS2P_KEYLIST if n >= 2 => self.handle_keylist(conn, &msg.payload),

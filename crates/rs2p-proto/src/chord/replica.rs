@@ -147,18 +147,9 @@ impl Node {
         );
     }
 
-    /// A successor's item (or its delete), to keep and pass on; or a batch
-    /// of them (`replica_batch.rs`).
-    pub(crate) fn handle_replica(&mut self, conn: ConnId, payload: &[Bytes]) {
-        if payload[1] == super::replica_batch::BATCH {
-            self.handle_replica_batch(conn, payload);
-        } else {
-            self.handle_replica_item(conn, &payload[1..]);
-        }
-    }
-
-    /// One replica write: table, key text, value, depth, then the key and
-    /// the version if any (empty packets for none).
+    /// A successor's item (or its delete), to keep and pass on: table, key
+    /// text, value, depth, then the key and the version if any (empty
+    /// packets for none). A batch of them: `replica_batch.rs`.
     pub(crate) fn handle_replica_item(&mut self, conn: ConnId, payload: &[Bytes]) {
         let item = super::get::parse_item(&payload[0], &payload[1]);
         let depth = std::str::from_utf8(&payload[3]).ok().and_then(|d| d.parse::<u8>().ok());

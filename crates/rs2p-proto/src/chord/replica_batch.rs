@@ -51,13 +51,12 @@ pub(crate) const ITEM_PACKETS: usize = 6;
 /// Replica writes waiting to go to one peer.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    /// The peer they go to (our predecessor when they were queued).
-    to: Option<ConnId>,
+    /// The peer they go to (our predecessor when they were queued), and
+    /// when the first came: the batch goes out by then + [`REPLICA_FLUSH_MS`].
+    head: Option<(ConnId, Time)>,
     /// [`ITEM_PACKETS`] packets per item, in the order written.
     packets: Vec<Bytes>,
     bytes: usize,
-    /// When the first came: the batch goes out by then + [`REPLICA_FLUSH_MS`].
-    since: Option<Time>,
 }
 
 impl Outbox {
@@ -71,15 +70,12 @@ impl Node {
     pub(crate) fn queue_replica(&mut self, conn: ConnId, item: [Bytes; ITEM_PACKETS]) {
         let size: usize = item.iter().map(Bytes::len).sum();
         let o = &self.chord.replica_out;
-        if o.to.is_some_and(|to| to != conn) || (o.items() > 0 && o.bytes + size > REPLICA_BATCH_BYTES) {
+        if o.head.is_some_and(|(to, _)| to != conn) || (o.items() > 0 && o.bytes + size > REPLICA_BATCH_BYTES) {
             self.flush_replicas();
         }
         let now = self.mesh.now();
         let o = &mut self.chord.replica_out;
-        if o.since.is_none() {
-            o.since = Some(now);
-            o.to = Some(conn);
-        }
+        o.head.get_or_insert((conn, now));
         o.bytes += size;
         o.packets.extend(item);
         if o.items() >= REPLICA_BATCH_ITEMS || o.bytes >= REPLICA_BATCH_BYTES {
@@ -89,7 +85,7 @@ impl Node {
 
     /// When the batch being gathered is due to go out.
     pub(crate) fn replica_batch_due(&self) -> Option<Time> {
-        self.chord.replica_out.since.map(|t| t.saturating_add(REPLICA_FLUSH_MS))
+        self.chord.replica_out.head.map(|(_, t)| t.saturating_add(REPLICA_FLUSH_MS))
     }
 
     /// On a tick: sends the batch if it is due.
@@ -106,7 +102,7 @@ impl Node {
         // Taken whole: an idle node keeps no buffer (a simulated ring of
         // 100,000 nodes would hold 100,000 of them).
         let o = std::mem::take(&mut self.chord.replica_out);
-        let Some(to) = o.to.filter(|_| o.items() > 0) else {
+        let Some((to, _)) = o.head.filter(|_| o.items() > 0) else {
             return;
         };
         let mut payload = Vec::with_capacity(2 + o.packets.len());
@@ -118,8 +114,8 @@ impl Node {
         self.mesh.send_on(to, flags::WHISPER, payload);
     }
 
-    /// A batch of replica writes from a successor: each item as if it came
-    /// alone, in order.
+    /// A batch of replica writes from a successor (`[0x2C, batch, items…]`):
+    /// each item as if it came alone, in order.
     pub(crate) fn handle_replica_batch(&mut self, conn: ConnId, payload: &[Bytes]) {
         let items = &payload[2..];
         if items.is_empty()
